@@ -1,0 +1,1 @@
+"""The small shared framework every service stands on."""

@@ -1,0 +1,137 @@
+"""Who is calling: the authentication context every service API works with.
+
+Identity validates tokens; every other service asks it through a
+``TokenValidator`` (in-process in all-in-one mode) wrapped in a short-lived
+cache, so a busy API does not re-validate the same token on every request.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from starlette.requests import Request
+
+from onestack.common.errors import Unauthorized
+
+
+@dataclass(frozen=True)
+class AuthContext:
+    """A validated token's facts (the fields oslo.policy credentials carry)."""
+
+    token: str
+    user_id: str
+    user_name: str = ""
+    user_domain_id: str = ""
+    user_domain_name: str = ""
+    project_id: str | None = None
+    project_name: str | None = None
+    project_domain_id: str | None = None
+    project_domain_name: str | None = None
+    domain_id: str | None = None  # domain-scoped token
+    domain_name: str | None = None
+    system_scope: bool = False  # system-scoped token ("system": {"all": true})
+    roles: tuple[str, ...] = ()  # role names, implied roles expanded
+    role_ids: tuple[str, ...] = ()
+    is_admin_project: bool = False
+    expires_at: datetime | None = None
+    issued_at: datetime | None = None
+    audit_ids: tuple[str, ...] = ()
+    methods: tuple[str, ...] = ()
+    trust_id: str | None = None
+    app_cred_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_admin(self) -> bool:
+        """System admin, or admin on the admin project (cloud-wide admin)."""
+        return "admin" in self.roles and (self.system_scope or self.is_admin_project)
+
+    def has_role(self, name: str) -> bool:
+        return name in self.roles
+
+    def policy_credentials(self) -> dict[str, Any]:
+        """The credentials dict policy rules are checked against."""
+        return {
+            "user_id": self.user_id,
+            "user_domain_id": self.user_domain_id,
+            "project_id": self.project_id,
+            "project_domain_id": self.project_domain_id,
+            "domain_id": self.domain_id,
+            "system_scope": "all" if self.system_scope else None,
+            "roles": list(self.roles),
+            "is_admin_project": self.is_admin_project,
+            "trust_id": self.trust_id,
+            "application_credential_id": self.app_cred_id,
+        }
+
+
+class TokenValidator(Protocol):
+    def validate(self, token: str) -> AuthContext:
+        """Return the token's context; raise ``Unauthorized``/``NotFound`` if invalid."""
+        ...
+
+
+class CachingValidator:
+    """Wraps a validator with a bounded time-to-live cache.
+
+    Identity's own API never uses this (revocation there must be immediate);
+    other services accept that a revoked token keeps working for at most
+    ``ttl`` seconds, as with keystonemiddleware's token cache.
+    """
+
+    def __init__(self, inner: TokenValidator, ttl: float = 5.0, size: int = 4096) -> None:
+        self.inner = inner
+        self.ttl = ttl
+        self.size = size
+        self._entries: OrderedDict[str, tuple[float, AuthContext]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def validate(self, token: str) -> AuthContext:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._entries.get(token)
+            if hit is not None and hit[0] > now:
+                self._entries.move_to_end(token)
+                return hit[1]
+        ctx = self.inner.validate(token)
+        if self.ttl > 0:
+            expires = now + self.ttl
+            if ctx.expires_at is not None:
+                remaining = ctx.expires_at.timestamp() - time.time()
+                expires = min(expires, now + max(remaining, 0))
+            with self._lock:
+                self._entries[token] = (expires, ctx)
+                while len(self._entries) > self.size:
+                    self._entries.popitem(last=False)
+        return ctx
+
+    def forget(self, token: str | None = None) -> None:
+        with self._lock:
+            if token is None:
+                self._entries.clear()
+            else:
+                self._entries.pop(token, None)
+
+
+def token_from(request: Request) -> str:
+    token = request.headers.get("x-auth-token")
+    if not token:
+        raise Unauthorized("The request you have made requires authentication.")
+    return token
+
+
+async def authenticate(request: Request) -> AuthContext:
+    """The caller's context, using the validator on the app's state.
+
+    Each service sub-app puts its validator at ``app.state.validator``.
+    """
+    from onestack.common.web import run
+
+    token = token_from(request)
+    validator: TokenValidator = request.app.state.validator
+    return await run(validator.validate, token)

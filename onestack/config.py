@@ -1,0 +1,131 @@
+"""One settings object for the whole process.
+
+Values come, in increasing priority, from the defaults below, the file
+``<state_dir>/onestack.toml`` (sections named like the dataclasses, e.g.
+``[identity]``), environment variables ``ONESTACK_<SECTION>_<FIELD>`` (or
+``ONESTACK_<FIELD>`` for top-level fields) and command-line flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class IdentitySettings:
+    token_expiration: int = 3600  # seconds
+    # bcrypt cost (log2 rounds); Keystone's default is 12.
+    password_hash_rounds: int = 12
+    # Keystone [security_compliance]; all off (0 / empty) by default.
+    lockout_failure_attempts: int = 0
+    lockout_duration: int = 1800
+    password_expires_days: int = 0
+    unique_last_password_count: int = 0
+    minimum_password_age: int = 0
+    password_regex: str = ""
+    password_regex_description: str = ""
+    change_password_upon_first_use: bool = False
+    disable_user_account_days_inactive: int = 0
+    # How long other services may trust a validated token before asking again.
+    token_cache_seconds: float = 5.0
+    max_fernet_keys: int = 5
+
+
+@dataclass
+class ImageSettings:
+    # per-project quotas; -1 = unlimited
+    image_count_total: int = -1
+    image_size_total: int = -1  # bytes
+    image_size_cap: int = 1099511627776  # 1 TiB, Glance's default
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8800
+    state_dir: Path = field(default_factory=lambda: Path.home() / ".onestack")
+    # URL clients use to reach us; defaults to http://host:port
+    public_url: str = ""
+    database_url: str = ""  # defaults to sqlite:///<state_dir>/onestack.db
+    region: str = "RegionOne"
+    log_level: str = "info"
+    policy_file: str = ""  # operator overrides (yaml or json); default <state_dir>/policy.yaml
+    identity: IdentitySettings = field(default_factory=IdentitySettings)
+    image: ImageSettings = field(default_factory=ImageSettings)
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = self.host if self.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.state_dir / 'onestack.db'}"
+
+    @property
+    def policy_path(self) -> Path:
+        return Path(self.policy_file) if self.policy_file else self.state_dir / "policy.yaml"
+
+
+def _coerce(value: Any, target_type: Any) -> Any:
+    if target_type in (bool, "bool"):
+        if isinstance(value, str):
+            return value.strip().lower() in ("1", "true", "yes", "on")
+        return bool(value)
+    if target_type in (int, "int"):
+        return int(value)
+    if target_type in (float, "float"):
+        return float(value)
+    if target_type in (Path, "Path"):
+        return Path(value).expanduser()
+    return str(value) if not isinstance(value, str) else value
+
+
+def _apply(obj: Any, values: dict[str, Any], prefix: str, env: dict[str, str]) -> None:
+    for f in dataclasses.fields(obj):
+        current = getattr(obj, f.name)
+        if dataclasses.is_dataclass(current):
+            _apply(current, values.get(f.name, {}) or {}, f"{prefix}{f.name.upper()}_", env)
+            continue
+        if f.name in values:
+            setattr(obj, f.name, _coerce(values[f.name], f.type))
+        env_name = f"{prefix}{f.name.upper()}"
+        if env_name in env:
+            setattr(obj, f.name, _coerce(env[env_name], f.type))
+
+
+def load_settings(
+    state_dir: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+) -> Settings:
+    """Build the settings: defaults < state-dir file < environment < overrides."""
+    env = dict(os.environ) if env is None else env
+    settings = Settings()
+    if state_dir is None and "ONESTACK_STATE_DIR" in env:
+        state_dir = env["ONESTACK_STATE_DIR"]
+    if state_dir is not None:
+        settings.state_dir = Path(state_dir).expanduser()
+    settings.state_dir = settings.state_dir.absolute()
+    conf = settings.state_dir / "onestack.toml"
+    file_values: dict[str, Any] = {}
+    if conf.exists():
+        file_values = tomllib.loads(conf.read_text())
+    file_values.pop("state_dir", None)
+    _apply(settings, file_values, "ONESTACK_", {k: v for k, v in env.items() if k != "ONESTACK_STATE_DIR"})
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        target: Any = settings
+        parts = key.split(".")
+        for part in parts[:-1]:
+            target = getattr(target, part)
+        setattr(target, parts[-1], value)
+    return settings

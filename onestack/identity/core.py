@@ -1,0 +1,85 @@
+"""The Identity service object: what the rest of the cloud holds on to.
+
+It owns the identity sub-app, the token provider and the policy enforcer,
+and it is the cloud's token validator. Service logic lives in
+``identity/service/*.py`` as functions taking this object first.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from starlette.types import ASGIApp
+
+from onestack.app import CatalogEntry
+from onestack.common.auth import AuthContext
+from onestack.common.web import keystone_error, service_app
+
+if TYPE_CHECKING:
+    from onestack.app import Cloud
+
+
+class Identity:
+    name = "identity"
+    prefix = "/identity"
+
+    def __init__(self, cloud: Cloud) -> None:
+        self.cloud = cloud
+        self.settings = cloud.settings
+        self.db = cloud.db
+        self.catalog = [CatalogEntry("identity", "keystone", "/identity", "Identity (Keystone v3)")]
+        self._enforcer: Any = None
+        self._tokens: Any = None
+        cloud.set_validator(self)
+
+    @property
+    def public_url(self) -> str:
+        return self.settings.base_url + self.prefix
+
+    # --- pieces built on first use (keeps start-up cheap) -------------------
+
+    @property
+    def enforcer(self) -> Any:
+        if self._enforcer is None:
+            from onestack.common.policy import Enforcer
+            from onestack.identity.service import default_policies
+
+            self._enforcer = Enforcer(default_policies(), self.settings.policy_path)
+        return self._enforcer
+
+    @property
+    def tokens(self) -> Any:
+        if self._tokens is None:
+            from onestack.identity.tokens import TokenProvider
+
+            self._tokens = TokenProvider(self)
+        return self._tokens
+
+    # --- TokenValidator -------------------------------------------------------
+
+    def validate(self, token: str) -> AuthContext:
+        """Full validation of a token for any service (no cache)."""
+        return self.tokens.validate_context(token)
+
+    # --- Service protocol -----------------------------------------------------
+
+    def asgi(self) -> ASGIApp:
+        from onestack.identity.api import all_routes
+
+        return service_app(
+            all_routes(),
+            keystone_error,
+            state={"identity": self, "validator": self},
+        )
+
+    def prepare(self) -> None:
+        """Runs before serving (schema already upgraded): keys and bootstrap."""
+        from onestack.identity.bootstrap import bootstrap
+
+        bootstrap(self)
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None

@@ -1,0 +1,2 @@
+"""Alembic migrations. One branch per service (branch label = service name);
+``onestack db upgrade`` (and ``onestack up``) upgrades to all heads."""
