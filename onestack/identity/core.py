@@ -30,7 +30,17 @@ class Identity:
         self.catalog = [CatalogEntry("identity", "keystone", "/identity", "Identity (Keystone v3)")]
         self._enforcer: Any = None
         self._tokens: Any = None
+        # Bumped after every committed identity change that can alter what a
+        # token carries (users, projects, roles, assignments, catalog ...).
+        # Caches of derived data remember the generation they were built at.
+        self.generation = 0
         cloud.set_validator(self)
+
+    def touch(self) -> None:
+        """Call after committing a change that affects tokens or the catalog."""
+        self.generation += 1
+        if self.cloud.cached_validator is not None:
+            self.cloud.cached_validator.forget()
 
     @property
     def public_url(self) -> str:
