@@ -1,0 +1,176 @@
+"""Password hashing and Keystone's security-compliance rules for setting one.
+
+* ``hash_password`` / ``check_password``: bcrypt, cost from
+  ``settings.identity.password_hash_rounds``. bcrypt reads at most 72 bytes;
+  longer passwords are cut there consistently on both sides (as classic bcrypt).
+* ``set_password``: the one way to give a user a (new) password. It applies
+  the ``[security_compliance]`` options (regex, history, minimum age, expiry,
+  change upon first use) and keeps the history table short. Call it inside the
+  ``db.write()`` transaction that creates or updates the user.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import bcrypt
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from onestack.common.errors import BadRequest
+from onestack.common.ids import utcnow
+from onestack.identity.models import Password, User
+
+if TYPE_CHECKING:
+    from onestack.config import Settings
+
+MAX_PASSWORD_LENGTH = 4096
+_BCRYPT_MAX = 72
+
+
+def _encode(plain: str) -> bytes:
+    return plain.encode("utf-8")[:_BCRYPT_MAX]
+
+
+def hash_password(settings: Settings, plain: str) -> str:
+    """A salted bcrypt hash of ``plain`` at the configured cost."""
+    rounds = max(4, min(31, int(settings.identity.password_hash_rounds)))
+    return bcrypt.hashpw(_encode(plain), bcrypt.gensalt(rounds)).decode("ascii")
+
+
+def check_password(password_hash: str | None, plain: str | None) -> bool:
+    """True if ``plain`` matches ``password_hash`` (False for any missing piece)."""
+    if not password_hash or plain is None or not isinstance(plain, str):
+        return False
+    try:
+        return bcrypt.checkpw(_encode(plain), password_hash.encode("ascii"))
+    except ValueError:
+        return False
+
+
+def check_secret(secret_hash: str, plain: str) -> bool:
+    """Constant-time check for secrets that may be bcrypt hashes."""
+    if secret_hash.startswith("$2"):
+        return check_password(secret_hash, plain)
+    return hmac.compare_digest(secret_hash, plain)
+
+
+def validate_password_value(plain: Any) -> str:
+    """Type and length rules every password (or secret) passes: else 400."""
+    if not isinstance(plain, str):
+        raise BadRequest("Invalid input for field 'password': the value must be a string.")
+    if len(plain) > MAX_PASSWORD_LENGTH:
+        raise BadRequest(
+            f"Invalid input for field 'password': the value is longer than {MAX_PASSWORD_LENGTH} characters."
+        )
+    return plain
+
+
+def password_history(session: Session, user_id: str) -> list[Password]:
+    """The user's password rows, oldest first (the last one is current)."""
+    stmt = select(Password).where(Password.user_id == user_id).order_by(Password.id)
+    return list(session.scalars(stmt))
+
+
+def current_password(session: Session, user_id: str) -> Password | None:
+    stmt = select(Password).where(Password.user_id == user_id).order_by(Password.id.desc()).limit(1)
+    return session.scalars(stmt).first()
+
+
+def change_password_required(settings: Settings, user: User) -> bool:
+    """``change_password_upon_first_use`` applies to this user."""
+    if not settings.identity.change_password_upon_first_use:
+        return False
+    return not bool((user.options or {}).get("ignore_change_password_upon_first_use"))
+
+
+def _expires_at(settings: Settings, user: User, now: datetime) -> datetime | None:
+    days = settings.identity.password_expires_days
+    if days <= 0 or (user.options or {}).get("ignore_password_expiry"):
+        return None
+    return now + timedelta(days=days)
+
+
+def check_regex(settings: Settings, plain: str) -> None:
+    pattern = settings.identity.password_regex
+    if pattern and not re.match(pattern, plain):
+        detail = settings.identity.password_regex_description or "the password does not match the regex"
+        raise BadRequest(f"The password does not meet the requirements: {detail}.")
+
+
+def set_password(
+    identity: Any,
+    session: Session,
+    user: User,
+    plain: Any,
+    *,
+    self_service: bool = False,
+) -> Password:
+    """Give ``user`` the password ``plain`` (a flushed ``Password`` row results).
+
+    Rules (Keystone's ``[security_compliance]``, each off unless configured):
+    400 for a non-string or a password over 4096 characters, a password not
+    matching ``password_regex``, a password equal to one of the last
+    ``unique_last_password_count`` ones, or (``self_service`` only) a change
+    sooner than ``minimum_password_age`` days after the last one. The new
+    password expires after ``password_expires_days`` (unless the user has the
+    ``ignore_password_expiry`` option); an administrator-set password expires at
+    once when ``change_password_upon_first_use`` is on. Replacing an existing
+    password revokes the user's tokens.
+    """
+    settings = identity.settings
+    plain = validate_password_value(plain)
+    check_regex(settings, plain)
+    now = utcnow()
+    history = password_history(session, user.id) if user.id else []
+    unique = settings.identity.unique_last_password_count
+    if unique > 0 and history:
+        for old in history[-unique:]:
+            if check_password(old.password_hash, plain):
+                raise BadRequest(
+                    "The new password cannot be identical to a previous password. The total "
+                    f"number which includes the new password must be unique is {unique}."
+                )
+    min_age = settings.identity.minimum_password_age
+    if self_service and min_age > 0 and history:
+        last = history[-1]
+        ready = last.created_at + timedelta(days=min_age)
+        if ready > now:
+            days_left = max(1, (ready - now).days + (1 if (ready - now).seconds else 0))
+            raise BadRequest(
+                "You cannot change your password at this time due to the minimum password "
+                "age. Once you change your password, it must be used for "
+                f"{min_age} day(s) before it can be changed. Please try again in "
+                f"{days_left} day(s) or contact your administrator to reset your password."
+            )
+    expires_at = _expires_at(settings, user, now)
+    if not self_service and change_password_required(settings, user):
+        expires_at = now
+    row = Password(
+        user_id=user.id,
+        password_hash=hash_password(settings, plain),
+        created_at=now,
+        expires_at=expires_at,
+        self_service=self_service,
+    )
+    session.add(row)
+    # Keep only the history the rules need (at least the current password).
+    keep = max(unique, 1)
+    for old in history[: max(0, len(history) + 1 - keep)]:
+        session.delete(old)
+    user.failed_auth_count = 0
+    user.failed_auth_at = None
+    session.flush()
+    if history:
+        from onestack.identity.service import revoke
+
+        revoke.revoke_user(session, user.id)
+    return row
+
+
+def password_expires_at(session: Session, user_id: str) -> datetime | None:
+    row = current_password(session, user_id)
+    return row.expires_at if row is not None else None
