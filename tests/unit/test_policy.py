@@ -40,8 +40,12 @@ ADMIN = ctx(roles=("admin", "member", "reader"), is_admin_project=True)
 SYSTEM_READER = ctx(project_id=None, system_scope=True, roles=("reader",))
 
 
-def allowed(rule: str, who: AuthContext = MEMBER, target: dict[str, Any] | None = None,
-            defaults: dict[str, str] | None = None) -> bool:
+def allowed(
+    rule: str,
+    who: AuthContext = MEMBER,
+    target: dict[str, Any] | None = None,
+    defaults: dict[str, str] | None = None,
+) -> bool:
     enforcer = Enforcer({"the_rule": rule, **(defaults or {})}, None)
     return enforcer.check("the_rule", who, target)
 
@@ -144,9 +148,7 @@ def test_missing_substitution_is_false(target: dict[str, Any]) -> None:
 
 def test_none_credential_never_matches() -> None:
     # a system-scoped token has no project_id; a None target must not match it
-    assert not allowed(
-        "project_id:%(project_id)s", SYSTEM_READER, target={"project_id": None}
-    )
+    assert not allowed("project_id:%(project_id)s", SYSTEM_READER, target={"project_id": None})
     assert not allowed("project_id:None", SYSTEM_READER)
 
 
