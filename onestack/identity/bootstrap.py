@@ -1,0 +1,245 @@
+"""First-start set-up of Identity, and the cheap reconciliation of later starts.
+
+First start (no ``default`` domain yet): fernet keys; domain ``default``
+("Default"); roles admin, member, reader (admin implies member implies reader)
+and service; project ``admin`` (the admin project) with user ``admin`` holding
+admin on it and on the system; project ``demo`` with user ``demo`` holding
+member; the region; the catalog. Every start: the catalog is reconciled with
+the running services (new services added, endpoint URLs moved when the host or
+port changed) and ``<state_dir>/clouds.yaml`` is (re)written with mode 0600.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+import yaml
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from onestack.common.ids import new_id, utcnow
+from onestack.identity.models import (
+    NULL_DOMAIN,
+    ROOT_DOMAIN,
+    SYSTEM_TARGET,
+    USER_PROJECT,
+    USER_SYSTEM,
+    Assignment,
+    Endpoint,
+    ImpliedRole,
+    Project,
+    Region,
+    Role,
+    Service,
+    User,
+)
+from onestack.identity.passwords import check_password, current_password, set_password
+
+if TYPE_CHECKING:
+    from onestack.identity.core import Identity
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DOMAIN_ID = "default"
+DEFAULT_DOMAIN_NAME = "Default"
+INTERFACES = ("public", "internal", "admin")
+ADMIN_CLOUD = "onestack-admin"
+DEMO_CLOUD = "onestack"
+
+
+def _role(s: Session, name: str) -> Role:
+    role = s.scalars(select(Role).where(Role.name == name, Role.domain_id == NULL_DOMAIN)).first()
+    if role is None:
+        role = Role(id=new_id(), name=name, domain_id=NULL_DOMAIN, options={}, extra={})
+        s.add(role)
+        s.flush()
+    return role
+
+
+def _imply(s: Session, prior: Role, implied: Role) -> None:
+    if s.get(ImpliedRole, (prior.id, implied.id)) is None:
+        s.add(ImpliedRole(prior_role_id=prior.id, implied_role_id=implied.id))
+
+
+def _project(s: Session, name: str, description: str) -> Project:
+    proj = s.scalars(
+        select(Project).where(Project.domain_id == DEFAULT_DOMAIN_ID, Project.name == name)
+    ).first()
+    if proj is None:
+        proj = Project(
+            id=new_id(), name=name, description=description, enabled=True,
+            domain_id=DEFAULT_DOMAIN_ID, parent_id=DEFAULT_DOMAIN_ID, is_domain=False,
+            options={}, extra={},
+        )
+        s.add(proj)
+        s.flush()
+    return proj
+
+
+def _user(identity: Identity, s: Session, name: str, password: str, options: dict[str, Any]) -> User:
+    user = s.scalars(
+        select(User).where(User.domain_id == DEFAULT_DOMAIN_ID, User.name == name)
+    ).first()
+    if user is None:
+        user = User(
+            id=new_id(), name=name, domain_id=DEFAULT_DOMAIN_ID, enabled=True,
+            created_at=utcnow(), options=options, extra={}, failed_auth_count=0,
+        )
+        s.add(user)
+        s.flush()
+    pw = current_password(s, user.id)
+    if pw is None or not check_password(pw.password_hash, password):
+        set_password(identity, s, user, password)
+    return user
+
+
+def _grant(s: Session, kind: str, actor: str, target: str, role: Role) -> None:
+    key = (kind, actor, target, role.id, False)
+    if s.get(Assignment, key) is None:
+        s.add(Assignment(type=kind, actor_id=actor, target_id=target, role_id=role.id, inherited=False))
+
+
+def _read_clouds(path: Any) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+        return dict(data.get("clouds") or {})
+    except (OSError, yaml.YAMLError):
+        return {}
+
+
+def _password_from(clouds: dict[str, Any], cloud: str) -> str | None:
+    try:
+        value = clouds[cloud]["auth"]["password"]
+    except (KeyError, TypeError):
+        return None
+    return value if isinstance(value, str) and value else None
+
+
+def first_start(identity: Identity, s: Session, passwords: dict[str, str]) -> None:
+    s.add(Project(
+        id=DEFAULT_DOMAIN_ID, name=DEFAULT_DOMAIN_NAME, description="The default domain",
+        enabled=True, domain_id=ROOT_DOMAIN, parent_id=None, is_domain=True, options={}, extra={},
+    ))
+    s.flush()
+    admin, member, reader = _role(s, "admin"), _role(s, "member"), _role(s, "reader")
+    _role(s, "service")
+    _imply(s, admin, member)
+    _imply(s, member, reader)
+    admin_project = _project(s, "admin", "Bootstrap project for initializing the cloud.")
+    demo_project = _project(s, "demo", "Demo project")
+    admin_user = _user(identity, s, "admin", passwords["admin"], {
+        "ignore_change_password_upon_first_use": True,
+        "ignore_password_expiry": True,
+        "ignore_lockout_failure_attempts": True,
+    })
+    demo_user = _user(identity, s, "demo", passwords["demo"], {
+        "ignore_change_password_upon_first_use": True,
+        "ignore_password_expiry": True,
+    })
+    _grant(s, USER_PROJECT, admin_user.id, admin_project.id, admin)
+    _grant(s, USER_SYSTEM, admin_user.id, SYSTEM_TARGET, admin)
+    _grant(s, USER_PROJECT, demo_user.id, demo_project.id, member)
+
+
+def reconcile_catalog(identity: Identity, s: Session) -> bool:
+    """Services and endpoints for every running service; True if anything changed."""
+    settings = identity.settings
+    base = settings.base_url
+    changed = False
+    if s.get(Region, settings.region) is None:
+        s.add(Region(id=settings.region, description="", parent_region_id=None, extra={}))
+        changed = True
+    services = list(s.scalars(select(Service)))
+    for entry in identity.cloud.catalog():
+        svc = next(
+            (x for x in services if x.type == entry.service_type and (x.extra or {}).get("name") == entry.name),
+            None,
+        )
+        if svc is None:
+            svc = Service(
+                id=new_id(), type=entry.service_type, enabled=True,
+                extra={"name": entry.name, "description": entry.description},
+            )
+            s.add(svc)
+            s.flush()
+            services.append(svc)
+            changed = True
+        url = base + entry.path
+        endpoints = list(s.scalars(select(Endpoint).where(Endpoint.service_id == svc.id)))
+        for interface in INTERFACES:
+            ep = next(
+                (e for e in endpoints if e.interface == interface and e.region_id == settings.region), None
+            )
+            if ep is None:
+                s.add(Endpoint(
+                    id=new_id(), service_id=svc.id, interface=interface, url=url,
+                    region_id=settings.region, enabled=True, extra={},
+                ))
+                changed = True
+            elif ep.url != url and urlparse(ep.url).path.rstrip("/") == entry.path.rstrip("/"):
+                # Same service path, the host or port moved: follow it.
+                ep.url = url
+                changed = True
+    return changed
+
+
+def write_clouds_yaml(identity: Identity, passwords: dict[str, str]) -> None:
+    settings = identity.settings
+    auth_url = settings.base_url + "/identity/v3"
+
+    def cloud(user: str, project: str) -> dict[str, Any]:
+        return {
+            "auth": {
+                "auth_url": auth_url,
+                "username": user,
+                "password": passwords[user],
+                "project_name": project,
+                "user_domain_name": DEFAULT_DOMAIN_NAME,
+                "project_domain_name": DEFAULT_DOMAIN_NAME,
+            },
+            "region_name": settings.region,
+            "identity_api_version": 3,
+            "interface": "public",
+        }
+
+    data = {"clouds": {ADMIN_CLOUD: cloud("admin", "admin"), DEMO_CLOUD: cloud("demo", "demo")}}
+    path = settings.state_dir / "clouds.yaml"
+    text = yaml.safe_dump(data, default_flow_style=False, sort_keys=False)
+    tmp = path.with_suffix(".yaml.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def bootstrap(identity: Identity) -> None:
+    """Idempotent: first start creates everything, later starts reconcile."""
+    path = identity.settings.state_dir / "clouds.yaml"
+    clouds = _read_clouds(path)
+    passwords = {
+        "admin": _password_from(clouds, ADMIN_CLOUD) or secrets.token_urlsafe(18),
+        "demo": _password_from(clouds, DEMO_CLOUD) or secrets.token_urlsafe(18),
+    }
+    keys = identity.tokens.keys
+    with identity.db.write() as s:
+        keys.ensure(s)
+        fresh = s.get(Project, DEFAULT_DOMAIN_ID) is None
+        if fresh:
+            first_start(identity, s, passwords)
+            log.info("identity bootstrapped: domain Default, admin and demo projects and users")
+        elif not (_password_from(clouds, ADMIN_CLOUD) and _password_from(clouds, DEMO_CLOUD)):
+            # clouds.yaml was lost: give the bootstrap users new passwords.
+            for name in ("admin", "demo"):
+                user = s.scalars(
+                    select(User).where(User.domain_id == DEFAULT_DOMAIN_ID, User.name == name)
+                ).first()
+                if user is not None:
+                    set_password(identity, s, user, passwords[name])
+        reconcile_catalog(identity, s)
+    identity.touch()
+    write_clouds_yaml(identity, passwords)
