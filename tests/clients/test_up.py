@@ -1,0 +1,209 @@
+"""`onestack up`: first start bootstraps and writes clouds.yaml, a second start on
+the same state directory is fast and keeps everything, SIGTERM / SIGINT shut down
+cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.conftest import TEST_ENV, free_port
+
+pytestmark = pytest.mark.clients
+
+
+@dataclass
+class Up:
+    proc: subprocess.Popen[bytes]
+    url: str
+    state_dir: Path
+    log: Path
+    started_in: float  # seconds from process start to the first answered request
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> tuple[int, float]:
+        t0 = time.monotonic()
+        self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"onestack up did not stop within {timeout} s") from None
+        return code, time.monotonic() - t0
+
+
+def up(state_dir: Path, port: int | None = None) -> Up:
+    port = port or free_port()
+    log = state_dir.parent / f"up-{port}-{time.monotonic_ns()}.log"
+    env = dict(os.environ, **TEST_ENV)
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "onestack.cli", "up", "--port", str(port),
+         "--state-dir", str(state_dir)],
+        env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )
+    request = b"GET /identity/v3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    while time.monotonic() - t0 < 60:
+        if proc.poll() is not None:
+            raise AssertionError(f"onestack up exited: {log.read_text()[-3000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                s.sendall(request)
+                if s.recv(32).startswith(b"HTTP/1.1 200"):
+                    return Up(proc, f"http://127.0.0.1:{port}", state_dir, log,
+                              time.monotonic() - t0)
+        except OSError:
+            time.sleep(0.005)
+    proc.kill()
+    proc.wait()
+    raise AssertionError("onestack up did not answer within 60 s")
+
+
+def password_token(url: str, auth: dict[str, Any]) -> httpx.Response:
+    body = {"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": auth["username"], "password": auth["password"],
+            "domain": {"name": auth.get("user_domain_name", "Default")}}}},
+        "scope": {"project": {"name": auth["project_name"],
+                              "domain": {"name": auth.get("project_domain_name", "Default")}}},
+    }}
+    return httpx.post(url + "/identity/v3/auth/tokens", json=body)
+
+
+def clouds(state_dir: Path) -> dict[str, Any]:
+    return dict(yaml.safe_load((state_dir / "clouds.yaml").read_text())["clouds"])
+
+
+def test_first_start_bootstraps_and_writes_clouds_yaml(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    cloud = up(state)
+    try:
+        conf = clouds(state)
+        assert set(conf) >= {"onestack-admin", "onestack"}
+        admin, demo = conf["onestack-admin"], conf["onestack"]
+        for c in (admin, demo):
+            assert str(c["auth"]["auth_url"]).startswith(cloud.url + "/identity")
+            assert c.get("region_name") == "RegionOne"
+            assert str(c.get("identity_api_version", "3")) == "3"
+        assert demo["auth"]["username"] == "demo"
+        assert demo["auth"]["project_name"] == "demo"
+        assert admin["auth"]["username"] == "admin"
+        assert admin["auth"]["project_name"] == "admin"
+        assert admin["auth"]["password"] != demo["auth"]["password"]
+
+        r = password_token(cloud.url, admin["auth"])
+        assert r.status_code == 201, r.text
+        token = r.headers["X-Subject-Token"]
+        body = r.json()["token"]
+        assert {role["name"] for role in body["roles"]} >= {"admin", "member", "reader"}
+        assert "identity" in {e["type"] for e in body["catalog"]}
+        r = password_token(cloud.url, demo["auth"])
+        assert r.status_code == 201, r.text
+        assert {role["name"] for role in r.json()["token"]["roles"]} >= {"member", "reader"}
+        assert "admin" not in {role["name"] for role in r.json()["token"]["roles"]}
+
+        headers = {"X-Auth-Token": token}
+        regions = httpx.get(cloud.url + "/identity/v3/regions", headers=headers).json()
+        assert "RegionOne" in {reg["id"] for reg in regions["regions"]}
+        roles = httpx.get(cloud.url + "/identity/v3/roles", headers=headers).json()["roles"]
+        by_name = {role["name"]: role["id"] for role in roles}
+        implies = httpx.get(cloud.url + f"/identity/v3/roles/{by_name['admin']}/implies",
+                            headers=headers).json()["role_inference"]
+        assert [r["name"] for r in implies["implies"]] == ["member"]
+        implies = httpx.get(cloud.url + f"/identity/v3/roles/{by_name['member']}/implies",
+                            headers=headers).json()["role_inference"]
+        assert [r["name"] for r in implies["implies"]] == ["reader"]
+
+        # it tells the user how to use it
+        deadline = time.monotonic() + 5
+        while "clouds.yaml" not in cloud.output() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert str(state / "clouds.yaml") in cloud.output()
+    finally:
+        code, took = cloud.stop()
+    assert code == 0
+    assert "Traceback" not in cloud.output()
+
+
+def test_second_start_is_fast_and_keeps_everything(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    port = free_port()
+    first = up(state, port)
+    try:
+        admin = clouds(state)["onestack-admin"]["auth"]
+        token = password_token(first.url, admin).headers["X-Subject-Token"]
+        headers = {"X-Auth-Token": token}
+        r = httpx.post(first.url + "/identity/v3/projects", headers=headers,
+                       json={"project": {"name": "kept-project", "description": "still here"}})
+        assert r.status_code == 201, r.text
+        project_id = r.json()["project"]["id"]
+        r = httpx.post(first.url + "/identity/v3/users", headers=headers,
+                       json={"user": {"name": "kept-user", "password": "kept-password",
+                                      "default_project_id": project_id}})
+        assert r.status_code == 201, r.text
+        user_id = r.json()["user"]["id"]
+        roles_before = httpx.get(first.url + "/identity/v3/roles", headers=headers).json()
+        yaml_before = (state / "clouds.yaml").read_text()
+    finally:
+        code, _ = first.stop()
+    assert code == 0
+
+    second = up(state, port)
+    try:
+        assert second.started_in < 2.0, f"second start took {second.started_in:.2f} s"
+        assert (state / "clouds.yaml").read_text() == yaml_before
+        # a token issued before the restart is still valid: the keys were kept
+        r = httpx.get(second.url + "/identity/v3/auth/tokens",
+                      headers={"X-Auth-Token": token, "X-Subject-Token": token})
+        assert r.status_code == 200, r.text
+        r = httpx.get(second.url + f"/identity/v3/projects/{project_id}", headers=headers)
+        assert r.status_code == 200, r.text
+        assert r.json()["project"]["description"] == "still here"
+        r = httpx.get(second.url + f"/identity/v3/users/{user_id}", headers=headers)
+        assert r.status_code == 200, r.text
+        # the bootstrap did not run twice, and the passwords still work
+        roles_after = httpx.get(second.url + "/identity/v3/roles", headers=headers).json()
+        assert sorted(r["id"] for r in roles_after["roles"]) == sorted(
+            r["id"] for r in roles_before["roles"])
+        assert password_token(second.url, admin).status_code == 201
+        user = {"username": "kept-user", "password": "kept-password",
+                "project_name": "kept-project"}
+        assert password_token(second.url, user).status_code == 201
+    finally:
+        code, _ = second.stop()
+    assert code == 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_shuts_down_cleanly(tmp_path: Path, sig: int) -> None:
+    state = tmp_path / "state"
+    cloud = up(state)
+    admin = clouds(state)["onestack-admin"]["auth"]
+    assert password_token(cloud.url, admin).status_code == 201
+    # a client with an open keep-alive connection does not hold the shutdown up
+    client = httpx.Client()
+    assert client.get(cloud.url + "/identity/v3").status_code == 200
+    try:
+        code, took = cloud.stop(sig)
+    finally:
+        client.close()
+    assert code == 0, cloud.output()[-2000:]
+    assert took < 10
+    assert "Traceback" not in cloud.output()
+    port = int(cloud.url.rsplit(":", 1)[1])
+    with socket.socket() as s:  # the port is free again
+        s.bind(("127.0.0.1", port))
