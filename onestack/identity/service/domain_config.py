@@ -20,8 +20,8 @@ from onestack.identity.models import DomainConfig, Project
 if TYPE_CHECKING:
     from onestack.identity.core import Identity
 
-ADMIN = "role:admin"
-ADMIN_OR_SYSTEM_READER = "role:admin or (role:reader and system_scope:all)"
+ADMIN = "rule:admin_required"
+ADMIN_OR_SYSTEM_READER = "rule:admin_required or (role:reader and system_scope:all)"
 
 POLICIES: dict[str, str] = {
     "identity:create_domain_config": ADMIN,
@@ -166,7 +166,7 @@ def _to_config(rows: list[DomainConfig]) -> Config:
 
 
 def _authorize(identity: Identity, ctx: AuthContext, action: str, domain_id: str | None = None) -> None:
-    target = {"domain": {"id": domain_id}} if domain_id else {}
+    target = {"target": {"domain": {"id": domain_id}}} if domain_id else {}
     identity.enforcer.authorize(f"identity:{action}", ctx, target)
 
 

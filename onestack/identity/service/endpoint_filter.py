@@ -29,8 +29,8 @@ from onestack.identity.models import (
 if TYPE_CHECKING:
     from onestack.identity.core import Identity
 
-ADMIN = "role:admin"
-ADMIN_OR_SYSTEM_READER = "role:admin or (role:reader and system_scope:all)"
+ADMIN = "rule:admin_required"
+ADMIN_OR_SYSTEM_READER = "rule:admin_required or (role:reader and system_scope:all)"
 
 POLICIES: dict[str, str] = {
     "identity:add_endpoint_to_project": ADMIN,
@@ -90,6 +90,21 @@ def _allowed_endpoint_ids(
     if not (allowed & existing):
         return None
     return allowed
+
+
+def catalog_filter(_identity: Any, session: Session, project_id: str, endpoint_ids: set[str]) -> set[str] | None:
+    """``catalog.CATALOG_FILTERS`` adapter: the ids to keep, None when unfiltered."""
+    endpoints = list(session.scalars(select(Endpoint).where(Endpoint.id.in_(endpoint_ids))))
+    allowed = _allowed_endpoint_ids(session, project_id, endpoints)
+    return None if allowed is None else allowed & endpoint_ids
+
+
+def register() -> None:
+    """Narrow every project's catalog through OS-EP-FILTER associations."""
+    from onestack.identity.service import catalog
+
+    if catalog_filter not in catalog.CATALOG_FILTERS:
+        catalog.CATALOG_FILTERS.append(catalog_filter)
 
 
 def matches(filters: dict[str, Any], endpoint: Endpoint) -> bool:
@@ -394,3 +409,5 @@ def remove_group_from_project(identity: Identity, ctx: AuthContext, group_id: st
         s.delete(row)
     identity.touch()
 
+
+register()

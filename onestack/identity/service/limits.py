@@ -19,8 +19,8 @@ from onestack.identity.models import Limit, Project, Region, RegisteredLimit, Se
 if TYPE_CHECKING:
     from onestack.identity.core import Identity
 
-ADMIN = "role:admin"
-ADMIN_OR_SYSTEM_READER = "role:admin or (role:reader and system_scope:all)"
+ADMIN = "rule:admin_required"
+ADMIN_OR_SYSTEM_READER = "rule:admin_required or (role:reader and system_scope:all)"
 LIMIT_READER = (
     f"({ADMIN_OR_SYSTEM_READER}) or "
     "(domain_id:%(target.limit.domain.id)s or domain_id:%(target.limit.project.domain_id)s) or "
@@ -291,12 +291,11 @@ def _limit(session: Session, limit_id: str) -> Limit:
 
 
 def _limit_target(session: Session, lim: Limit) -> dict[str, Any]:
-    target: dict[str, Any] = {"limit": {"project_id": lim.project_id, "domain": {"id": lim.domain_id}}}
+    limit: dict[str, Any] = {"project_id": lim.project_id, "domain": {"id": lim.domain_id}}
     if lim.project_id is not None:
         project = session.get(Project, lim.project_id)
-        target["limit"]["project"] = {"id": lim.project_id,
-                                      "domain_id": project.domain_id if project is not None else None}
-    return target
+        limit["project"] = {"id": lim.project_id, "domain_id": project.domain_id if project is not None else None}
+    return {"target": {"limit": limit}}
 
 
 def create_limits(identity: Identity, ctx: AuthContext, body: Any) -> list[dict[str, Any]]:
@@ -361,7 +360,7 @@ def list_limits(identity: Identity, ctx: AuthContext, filters: dict[str, str]) -
             if key in filters:
                 query = query.where(getattr(Limit, key) == filters[key])
         rows = list(s.scalars(query))
-        if not identity.enforcer.check("identity:get_limit", ctx, {"limit": {}}):
+        if not identity.enforcer.check("identity:get_limit", ctx, {"target": {"limit": {}}}):
             rows = [r for r in rows if identity.enforcer.check("identity:get_limit", ctx, _limit_target(s, r))]
         return [limit_dict(r) for r in rows]
 

@@ -21,8 +21,8 @@ from onestack.identity.models import Endpoint, Policy, PolicyAssociation, Region
 if TYPE_CHECKING:
     from onestack.identity.core import Identity
 
-ADMIN = "role:admin"
-ADMIN_OR_SYSTEM_READER = "role:admin or (role:reader and system_scope:all)"
+ADMIN = "rule:admin_required"
+ADMIN_OR_SYSTEM_READER = "rule:admin_required or (role:reader and system_scope:all)"
 
 POLICIES: dict[str, str] = {
     "identity:get_policy": ADMIN_OR_SYSTEM_READER,
