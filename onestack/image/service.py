@@ -690,6 +690,7 @@ def list_images(svc: ImageService, ctx: AuthContext, params: list[tuple[str, str
                 ordered = _order([*ordered, marker], query.sort)
             ordered = ordered[ordered.index(marker) + 1 :]
         page = ordered[: query.limit]
+        next_marker = page[-1].id if page and len(page) == query.limit else None
         body: dict[str, Any] = {
             "images": [image_view(i) for i in page],
             "first": "/v2/images",
@@ -698,8 +699,8 @@ def list_images(svc: ImageService, ctx: AuthContext, params: list[tuple[str, str
     rest = [(k, v) for k, v in params if k != "marker"]
     if rest:
         body["first"] = "/v2/images?" + urlencode(rest)
-    if page and len(page) == query.limit:
-        body["next"] = "/v2/images?" + urlencode([*rest, ("marker", page[-1].id)])
+    if next_marker is not None:
+        body["next"] = "/v2/images?" + urlencode([*rest, ("marker", next_marker)])
     return body
 
 
