@@ -1,0 +1,289 @@
+"""Credentials (Keystone v3 ``/v3/credentials``), including ``ec2`` ones.
+
+Blobs are stored encrypted with Fernet under a key of kind "credential" in
+the ``identity_key`` table (made on first use; the highest index encrypts,
+every key decrypts, so keys can be rotated). An ``ec2`` credential's blob is
+JSON with an ``access`` key and its id is sha256(access) in hex, as in
+Keystone. Users see and manage their own credentials; system readers read
+everyone's, admins manage everyone's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from onestack.common.auth import AuthContext
+from onestack.common.errors import ApiError
+from onestack.common.ids import new_id, utcnow
+from onestack.identity.models import Credential, IdentityKey, Project, User
+from onestack.identity.service._resources import (
+    ADMIN,
+    SYSTEM_READER,
+    allowed,
+    authorize,
+    check_id,
+    check_min_properties,
+    check_string,
+    conflict,
+    expecting,
+    extra_attributes,
+    invalid,
+    not_found,
+    target,
+)
+
+KEY_KIND = "credential"
+CRED_OWNER = "user_id:%(target.credential.user_id)s"
+
+POLICIES: dict[str, str] = {
+    "identity:get_credential": f"{ADMIN} or {SYSTEM_READER} or {CRED_OWNER}",
+    "identity:list_credentials": f"{ADMIN} or {SYSTEM_READER} or {CRED_OWNER}",
+    "identity:create_credential": f"{ADMIN} or {CRED_OWNER}",
+    "identity:update_credential": f"{ADMIN} or {CRED_OWNER}",
+    "identity:delete_credential": f"{ADMIN} or {CRED_OWNER}",
+}
+
+COLUMNS = ("id", "user_id", "project_id", "type", "blob", "links")
+# Scope markers inside an ec2 blob that an update may not change.
+_FIXED_BLOB_KEYS = ("trust_id", "app_cred_id", "access_token_id", "access_id")
+
+
+# --- encryption --------------------------------------------------------------------
+
+
+def _keys(session: Session) -> list[str]:
+    rows = session.scalars(
+        select(IdentityKey.key).where(IdentityKey.kind == KEY_KIND).order_by(IdentityKey.idx.desc())
+    )
+    return list(rows)
+
+
+def _primary_key(session: Session) -> str:
+    """The encrypting key, created on first use (call inside a write transaction)."""
+    keys = _keys(session)
+    if keys:
+        return keys[0]
+    key = Fernet.generate_key().decode("ascii")
+    session.add(IdentityKey(kind=KEY_KIND, idx=1, key=key, created_at=utcnow()))
+    session.flush()
+    return key
+
+
+def _key_hash(key: str) -> str:
+    return hashlib.sha1(key.encode("ascii")).hexdigest()  # noqa: S324 - an identifier, as Keystone
+
+
+def encrypt(session: Session, blob: str) -> tuple[bytes, str]:
+    key = _primary_key(session)
+    return Fernet(key.encode("ascii")).encrypt(blob.encode("utf-8")), _key_hash(key)
+
+
+def decrypt(session: Session, token: bytes) -> str:
+    keys = _keys(session)
+    if not keys:
+        raise ApiError("Credential keys are missing; credentials cannot be decrypted.")
+    try:
+        return MultiFernet([Fernet(k.encode("ascii")) for k in keys]).decrypt(token).decode("utf-8")
+    except InvalidToken:
+        raise ApiError("A credential could not be decrypted with any credential key.") from None
+
+
+# --- wire shape ----------------------------------------------------------------------
+
+
+def credential_dict(session: Session, row: Credential) -> dict[str, Any]:
+    body: dict[str, Any] = dict(row.extra or {})
+    body.update(
+        {
+            "id": row.id,
+            "user_id": row.user_id,
+            "project_id": row.project_id,
+            "type": row.type,
+            "blob": decrypt(session, row.encrypted_blob),
+        }
+    )
+    return body
+
+
+def _target(row: Credential | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(row, Credential):
+        ref = {"id": row.id, "user_id": row.user_id, "project_id": row.project_id, "type": row.type}
+    else:
+        ref = {k: row.get(k) for k in ("id", "user_id", "project_id", "type")}
+    return target(credential=ref)
+
+
+# --- validation ---------------------------------------------------------------------
+
+
+def _check(ref: Mapping[str, Any], *, create: bool) -> None:
+    if create:
+        for key in ("blob", "type", "user_id"):
+            if key not in ref:
+                raise invalid(f"'{key}' is a required property")
+    if "blob" in ref:
+        check_string(ref["blob"], "blob", nullable=False)
+    if "type" in ref:
+        check_string(ref["type"], "type", nullable=False, max_len=255)
+    if "user_id" in ref:
+        check_id(ref["user_id"], "user_id")
+    if "project_id" in ref:
+        check_id(ref["project_id"], "project_id", nullable=True)
+    if create and str(ref.get("type", "")).lower() == "ec2" and not ref.get("project_id"):
+        raise invalid("'project_id' is a required property")
+
+
+def ec2_blob(blob: Any) -> dict[str, Any]:
+    try:
+        parsed = json.loads(blob) if isinstance(blob, str) else None
+    except ValueError:
+        raise invalid("Invalid blob in credential") from None
+    if not parsed or not isinstance(parsed, dict):
+        raise expecting("blob", "credential")
+    if parsed.get("access") is None:
+        raise expecting("access", "credential")
+    if not isinstance(parsed["access"], str):
+        raise invalid("Invalid input for field 'blob': 'access' must be a string")
+    return parsed
+
+
+def _assert_refs(session: Session, user_id: str | None, project_id: str | None) -> None:
+    if user_id is not None and session.get(User, user_id) is None:
+        raise not_found("user", user_id)
+    if project_id is not None:
+        project = session.get(Project, project_id)
+        if project is None or project.is_domain:
+            raise not_found("project", project_id)
+
+
+# --- operations -------------------------------------------------------------------
+
+
+def create_credential(identity: Any, ctx: AuthContext, ref: dict[str, Any]) -> dict[str, Any]:
+    """POST /v3/credentials."""
+    authorize(identity, ctx, "identity:create_credential", _target(ref))
+    _check(ref, create=True)
+    blob = ref["blob"]
+    if ref["type"].lower() == "ec2":
+        parsed = ec2_blob(blob)
+        cred_id = hashlib.sha256(parsed["access"].encode("utf-8")).hexdigest()
+        scope = {"trust_id": ctx.trust_id, "app_cred_id": ctx.app_cred_id}
+        if any(scope.values()):
+            parsed.update({k: v for k, v in scope.items() if v})
+            blob = json.dumps(parsed)
+    else:
+        cred_id = new_id()
+    with identity.db.write() as session:
+        _assert_refs(session, ref["user_id"], ref.get("project_id"))
+        if session.get(Credential, cred_id) is not None:
+            raise conflict("credential", f"Duplicate entry found with ID {cred_id}")
+        encrypted, key_hash = encrypt(session, blob)
+        row = Credential(
+            id=cred_id,
+            user_id=ref["user_id"],
+            project_id=ref.get("project_id"),
+            type=ref["type"],
+            encrypted_blob=encrypted,
+            key_hash=key_hash,
+            extra=extra_attributes(ref, COLUMNS),
+        )
+        session.add(row)
+        try:
+            session.flush()
+        except IntegrityError:
+            raise conflict("credential", f"Duplicate entry found with ID {cred_id}") from None
+        result = credential_dict(session, row)
+    return result
+
+
+def get_credential(identity: Any, ctx: AuthContext, credential_id: str) -> dict[str, Any]:
+    with identity.db.read() as session:
+        row = session.get(Credential, credential_id)
+        if row is None:
+            authorize(identity, ctx, "identity:get_credential", target())
+            raise not_found("credential", credential_id)
+        authorize(identity, ctx, "identity:get_credential", _target(row))
+        return credential_dict(session, row)
+
+
+def list_credentials(identity: Any, ctx: AuthContext, query: Mapping[str, str]) -> list[dict[str, Any]]:
+    """GET /v3/credentials: only those the caller may read (filters user_id, type)."""
+    tgt = target() if ctx.system_scope else target(credential={"user_id": ctx.user_id})
+    authorize(identity, ctx, "identity:list_credentials", tgt)
+    with identity.db.read() as session:
+        stmt = select(Credential)
+        if "user_id" in query:
+            stmt = stmt.where(Credential.user_id == query["user_id"])
+        if "type" in query:
+            stmt = stmt.where(Credential.type == query["type"])
+        out = []
+        for row in session.scalars(stmt.order_by(Credential.id)):
+            if allowed(identity, ctx, "identity:get_credential", _target(row)):
+                out.append(credential_dict(session, row))
+        return out
+
+
+def update_credential(
+    identity: Any, ctx: AuthContext, credential_id: str, ref: dict[str, Any]
+) -> dict[str, Any]:
+    """PATCH /v3/credentials/{id}."""
+    with identity.db.write() as session:
+        row = session.get(Credential, credential_id)
+        if row is None:
+            authorize(identity, ctx, "identity:update_credential", target())
+            raise not_found("credential", credential_id)
+        authorize(identity, ctx, "identity:update_credential", _target(row))
+        check_min_properties(ref)
+        _check(ref, create=False)
+        if "id" in ref and ref["id"] != row.id:
+            raise invalid("Cannot change credential ID")
+        current = credential_dict(session, row)
+        new_type = ref.get("type", row.type)
+        if row.type.lower() == "ec2" and "blob" in ref:
+            new_blob = ec2_blob(ref["blob"])
+            old_blob = json.loads(current["blob"])
+            for key in _FIXED_BLOB_KEYS:
+                if old_blob.get(key) != new_blob.get(key):
+                    raise invalid(f"{key} can not be updated for credential")
+        if new_type.lower() == "ec2":
+            ec2_blob(ref.get("blob", current["blob"]))
+            if not ref.get("project_id", row.project_id):
+                raise invalid("'project_id' is a required property")
+        merged = {**current, **ref}
+        authorize(identity, ctx, "identity:update_credential", _target(merged))
+        _assert_refs(
+            session,
+            ref.get("user_id") if "user_id" in ref else None,
+            ref.get("project_id") if ref.get("project_id") else None,
+        )
+        if "user_id" in ref:
+            row.user_id = ref["user_id"]
+        if "project_id" in ref:
+            row.project_id = ref["project_id"]
+        if "type" in ref:
+            row.type = ref["type"]
+        if "blob" in ref:
+            row.encrypted_blob, row.key_hash = encrypt(session, ref["blob"])
+        extra = extra_attributes(ref, COLUMNS)
+        if extra:
+            row.extra = {**(row.extra or {}), **extra}
+        session.flush()
+        return credential_dict(session, row)
+
+
+def delete_credential(identity: Any, ctx: AuthContext, credential_id: str) -> None:
+    with identity.db.write() as session:
+        row = session.get(Credential, credential_id)
+        if row is None:
+            authorize(identity, ctx, "identity:delete_credential", target())
+            raise not_found("credential", credential_id)
+        authorize(identity, ctx, "identity:delete_credential", _target(row))
+        session.delete(row)

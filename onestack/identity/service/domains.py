@@ -1,0 +1,293 @@
+"""Domains (Keystone v3 ``/v3/domains``).
+
+A domain is a row of the ``project`` table with ``is_domain`` true and
+``domain_id`` = ``ROOT_DOMAIN``, so domain names are unique among domains. A
+domain must be disabled before it can be deleted; deleting it deletes its
+projects, users, groups, domain-specific roles, configuration and
+assignments. Disabling one revokes the tokens tied to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from onestack.common.auth import AuthContext
+from onestack.common.ids import new_id
+from onestack.identity.models import (
+    ROOT_DOMAIN,
+    Assignment,
+    DomainConfig,
+    Group,
+    Project,
+    ProjectTag,
+    Role,
+    User,
+)
+from onestack.identity.service import revoke
+from onestack.identity.service._resources import (
+    ADMIN,
+    SYSTEM_READER,
+    authorize,
+    bool_filter,
+    check_bool,
+    check_id,
+    check_min_properties,
+    check_name,
+    check_options,
+    check_string,
+    check_tags,
+    conflict,
+    delete_assignments,
+    extra_attributes,
+    forbidden,
+    invalid,
+    merge_options,
+    not_found,
+    target,
+)
+
+POLICIES: dict[str, str] = {
+    "identity:get_domain": (
+        f"{ADMIN} or {SYSTEM_READER} or domain_id:%(target.domain.id)s "
+        "or project_domain_id:%(target.domain.id)s"
+    ),
+    "identity:list_domains": f"{ADMIN} or {SYSTEM_READER}",
+    "identity:create_domain": "rule:admin_required",
+    "identity:update_domain": "rule:admin_required",
+    "identity:delete_domain": "rule:admin_required",
+}
+
+DOMAIN_OPTIONS = {"immutable": "boolean"}
+COLUMNS = ("id", "name", "description", "enabled", "tags", "options", "explicit_domain_id")
+
+
+def _tags(session: Session, domain_id: str) -> list[str]:
+    from onestack.identity.service.projects import tags_of
+
+    return tags_of(session, [domain_id])[domain_id]
+
+
+def domain_dict(row: Project, tags: list[str]) -> dict[str, Any]:
+    body: dict[str, Any] = dict(row.extra or {})
+    body.update(
+        {
+            "id": row.id,
+            "name": row.name,
+            "description": row.description if row.description is not None else "",
+            "enabled": bool(row.enabled),
+            "tags": list(tags),
+            "options": dict(row.options or {}),
+        }
+    )
+    return body
+
+
+def domain_as_project(session: Session, row: Project) -> dict[str, Any]:
+    """A domain seen through ``/v3/projects`` (``is_domain`` true)."""
+    body = domain_dict(row, _tags(session, row.id))
+    body.update({"domain_id": None, "parent_id": None, "is_domain": True})
+    return body
+
+
+def _dicts(session: Session, rows: list[Project]) -> list[dict[str, Any]]:
+    from onestack.identity.service.projects import tags_of
+
+    tags = tags_of(session, [r.id for r in rows])
+    return [domain_dict(r, tags[r.id]) for r in rows]
+
+
+def _row(session: Session, domain_id: str) -> Project | None:
+    row = session.get(Project, domain_id)
+    return row if row is not None and row.is_domain else None
+
+
+def _target(domain_id: str, name: str | None = None, rule: str = "") -> dict[str, Any]:
+    if rule.endswith("_project"):  # a domain reached through /v3/projects
+        return target(project={"id": domain_id, "domain_id": domain_id, "name": name})
+    return target(domain={"id": domain_id, "name": name})
+
+
+def _check(ref: Mapping[str, Any]) -> None:
+    if "name" in ref:
+        check_name(ref["name"])
+    if "description" in ref:
+        check_string(ref["description"], "description")
+    if "enabled" in ref:
+        check_bool(ref["enabled"], "enabled")
+    if "tags" in ref:
+        check_tags(ref["tags"])
+    if "options" in ref:
+        check_options(ref["options"], DOMAIN_OPTIONS)
+    if "explicit_domain_id" in ref:
+        check_id(ref["explicit_domain_id"], "explicit_domain_id", nullable=True)
+
+
+def _name_conflict(name: str) -> Exception:
+    return conflict(
+        "domain", f"it is not permitted to have two projects acting as domains with the same name: {name}"
+    )
+
+
+def _assert_name_free(session: Session, name: str, exclude: str | None = None) -> None:
+    found = session.execute(
+        select(Project.id).where(Project.domain_id == ROOT_DOMAIN, Project.name == name)
+    ).scalar_one_or_none()
+    if found is not None and found != exclude:
+        raise _name_conflict(name)
+
+
+def create_domain(
+    identity: Any, ctx: AuthContext, ref: dict[str, Any], *, as_project: bool = False
+) -> dict[str, Any]:
+    """POST /v3/domains (and POST /v3/projects with ``is_domain`` true)."""
+    if "name" not in ref:
+        raise invalid("'name' is a required property")
+    _check(ref)
+    rule = "identity:create_project" if as_project else "identity:create_domain"
+    authorize(identity, ctx, rule, _target("", ref["name"], rule))
+    domain_id = ref.get("explicit_domain_id") or new_id()
+    name = ref["name"].strip()
+    with identity.db.write() as session:
+        if session.get(Project, domain_id) is not None:
+            raise conflict("domain", f"Duplicate entry found with ID {domain_id}")
+        _assert_name_free(session, name)
+        row = Project(
+            id=domain_id,
+            name=name,
+            description=ref.get("description") or "",
+            enabled=ref.get("enabled", True),
+            domain_id=ROOT_DOMAIN,
+            parent_id=None,
+            is_domain=True,
+            options=merge_options({}, ref.get("options") or {}),
+            extra=extra_attributes(ref, COLUMNS),
+        )
+        session.add(row)
+        try:
+            session.flush()
+        except IntegrityError:
+            raise _name_conflict(name) from None
+        for tag in dict.fromkeys(ref.get("tags") or []):
+            session.add(ProjectTag(project_id=row.id, name=tag))
+        session.flush()
+        result = domain_as_project(session, row) if as_project else _dicts(session, [row])[0]
+    identity.touch()
+    return result
+
+
+def get_domain(identity: Any, ctx: AuthContext, domain_id: str) -> dict[str, Any]:
+    with identity.db.read() as session:
+        row = _row(session, domain_id)
+        authorize(identity, ctx, "identity:get_domain", _target(domain_id, row.name if row else None))
+        if row is None:
+            raise not_found("domain", domain_id)
+        return _dicts(session, [row])[0]
+
+
+def list_domains(identity: Any, ctx: AuthContext, query: Mapping[str, str]) -> list[dict[str, Any]]:
+    authorize(identity, ctx, "identity:list_domains", target())
+    with identity.db.read() as session:
+        stmt = select(Project).where(Project.is_domain.is_(True))
+        if "name" in query:
+            stmt = stmt.where(Project.name == query["name"])
+        enabled = bool_filter(query.get("enabled"), "enabled")
+        if enabled is not None:
+            stmt = stmt.where(Project.enabled.is_(enabled))
+        rows = list(session.scalars(stmt.order_by(Project.name, Project.id)))
+        return _dicts(session, rows)
+
+
+def update_domain(
+    identity: Any, ctx: AuthContext, domain_id: str, ref: dict[str, Any], *, as_project: bool = False
+) -> dict[str, Any]:
+    """PATCH /v3/domains/{id} (and PATCH /v3/projects/{id} of a domain)."""
+    check_min_properties(ref)
+    _check(ref)
+    rule = "identity:update_project" if as_project else "identity:update_domain"
+    with identity.db.write() as session:
+        row = _row(session, domain_id)
+        authorize(identity, ctx, rule, _target(domain_id, row.name if row else None, rule))
+        if row is None:
+            raise not_found("domain", domain_id)
+        if "id" in ref and ref["id"] != row.id:
+            raise invalid("Cannot change domain ID")
+        if (row.options or {}).get("immutable"):
+            opts = ref.get("options") or {}
+            if not ("immutable" in opts and not opts["immutable"]):
+                raise forbidden(
+                    f"Unable to update immutable domain resource: `{row.id}. Set resource option "
+                    '"immutable" to false first.'
+                )
+        was_enabled = bool(row.enabled)
+        if "name" in ref:
+            name = ref["name"].strip()
+            if name != row.name:
+                _assert_name_free(session, name, exclude=row.id)
+                row.name = name
+        if "description" in ref:
+            row.description = ref["description"] or ""
+        if "enabled" in ref:
+            row.enabled = ref["enabled"]
+        if "options" in ref:
+            row.options = merge_options(row.options, ref["options"])
+        if "tags" in ref:
+            session.execute(delete(ProjectTag).where(ProjectTag.project_id == row.id))
+            for tag in dict.fromkeys(ref["tags"]):
+                session.add(ProjectTag(project_id=row.id, name=tag))
+        extra = extra_attributes({k: v for k, v in ref.items() if k != "explicit_domain_id"}, COLUMNS)
+        if extra:
+            row.extra = {**(row.extra or {}), **extra}
+        try:
+            session.flush()
+        except IntegrityError:
+            raise _name_conflict(str(ref.get("name"))) from None
+        if was_enabled and not row.enabled:
+            revoke.revoke_domain(session, row.id)
+        result = domain_as_project(session, row) if as_project else _dicts(session, [row])[0]
+    identity.touch()
+    return result
+
+
+def delete_domain(identity: Any, ctx: AuthContext, domain_id: str, *, as_project: bool = False) -> None:
+    """DELETE /v3/domains/{id}: only a disabled domain; takes everything in it along."""
+    from onestack.identity.service.groups import purge_group
+    from onestack.identity.service.projects import purge_project
+    from onestack.identity.service.users import purge_user
+
+    rule = "identity:delete_project" if as_project else "identity:delete_domain"
+    with identity.db.write() as session:
+        row = _row(session, domain_id)
+        authorize(identity, ctx, rule, _target(domain_id, row.name if row else None, rule))
+        if row is None:
+            raise not_found("domain", domain_id)
+        if row.enabled:
+            raise forbidden("Cannot delete a domain that is enabled, please disable it first.")
+        if (row.options or {}).get("immutable"):
+            raise forbidden(
+                f"Unable to delete immutable domain resource: `{row.id}. Set resource option "
+                '"immutable" to false first.'
+            )
+        project_ids = list(
+            session.scalars(select(Project.id).where(Project.domain_id == row.id, Project.is_domain.is_(False)))
+        )
+        for pid in project_ids:
+            purge_project(session, pid)
+        for uid in list(session.scalars(select(User.id).where(User.domain_id == row.id))):
+            purge_user(session, uid)
+        for gid in list(session.scalars(select(Group.id).where(Group.domain_id == row.id))):
+            purge_group(session, gid)
+        role_ids = list(session.scalars(select(Role.id).where(Role.domain_id == row.id)))
+        if role_ids:
+            session.execute(delete(Assignment).where(Assignment.role_id.in_(role_ids)))
+            session.execute(delete(Role).where(Role.id.in_(role_ids)))
+        session.execute(delete(DomainConfig).where(DomainConfig.domain_id == row.id))
+        delete_assignments(session, target_id=row.id)
+        session.execute(delete(ProjectTag).where(ProjectTag.project_id == row.id))
+        session.execute(delete(Project).where(Project.id == row.id))
+        revoke.revoke_domain(session, row.id)
+    identity.touch()

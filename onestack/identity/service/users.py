@@ -1,0 +1,401 @@
+"""Users (Keystone v3 ``/v3/users``).
+
+Names are unique within a domain. Passwords go through
+``identity.passwords.set_password`` (hashing, security-compliance rules) and
+never come back out. Disabling or deleting a user, or an administrator
+changing their password, revokes their tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from onestack.common.auth import AuthContext
+from onestack.common.ids import isotime, new_id, utcnow
+from onestack.identity.models import (
+    AccessRule,
+    ApplicationCredential,
+    Credential,
+    Group,
+    Password,
+    Project,
+    Trust,
+    User,
+    UserGroupMembership,
+)
+from onestack.identity.service import revoke
+from onestack.identity.service._resources import (
+    ADMIN,
+    SYSTEM_READER,
+    authorize,
+    bool_filter,
+    check_bool,
+    check_id,
+    check_min_properties,
+    check_name,
+    check_options,
+    check_string,
+    compare,
+    conflict,
+    delete_assignments,
+    domain_row,
+    extra_attributes,
+    invalid,
+    merge_options,
+    not_found,
+    target,
+    time_filter,
+    token_domain,
+    user_row,
+)
+
+USER_READER = (
+    f"{ADMIN} or {SYSTEM_READER} or (role:reader and domain_id:%(target.user.domain_id)s) "
+    "or user_id:%(target.user.id)s"
+)
+USER_MANAGER = f"{ADMIN} or (role:manager and domain_id:%(target.user.domain_id)s)"
+
+POLICIES: dict[str, str] = {
+    "identity:get_user": USER_READER,
+    "identity:list_users": f"{ADMIN} or {SYSTEM_READER} or (role:reader and domain_id:%(target.domain_id)s)",
+    "identity:create_user": USER_MANAGER,
+    "identity:update_user": USER_MANAGER,
+    "identity:delete_user": USER_MANAGER,
+}
+
+USER_OPTIONS = {
+    "ignore_change_password_upon_first_use": "boolean",
+    "ignore_password_expiry": "boolean",
+    "ignore_lockout_failure_attempts": "boolean",
+    "lock_password": "boolean",
+    "ignore_user_inactivity": "boolean",
+    "multi_factor_auth_enabled": "boolean",
+    "multi_factor_auth_rules": "rules",
+}
+COLUMNS = (
+    "id", "name", "domain_id", "enabled", "default_project_id", "description", "email",
+    "password", "options", "password_expires_at", "links", "federated",
+)
+
+
+# --- wire shape -------------------------------------------------------------------
+
+
+def expiries(session: Session, user_ids: list[str]) -> dict[str, datetime | None]:
+    """Each user's current password expiry (None: no password or no expiry)."""
+    if not user_ids:
+        return {}
+    latest = (
+        select(func.max(Password.id))
+        .where(Password.user_id.in_(user_ids))
+        .group_by(Password.user_id)
+        .scalar_subquery()
+    )
+    rows = session.execute(select(Password.user_id, Password.expires_at).where(Password.id.in_(latest)))
+    found: dict[str, datetime | None] = {uid: None for uid in user_ids}
+    for uid, expires in rows:
+        found[uid] = expires
+    return found
+
+
+def user_dict(row: User, expires_at: datetime | None) -> dict[str, Any]:
+    body: dict[str, Any] = dict(row.extra or {})
+    body.update(
+        {
+            "id": row.id,
+            "name": row.name,
+            "domain_id": row.domain_id,
+            "enabled": bool(row.enabled),
+            "password_expires_at": isotime(expires_at, subsecond=True),
+            "options": dict(row.options or {}),
+        }
+    )
+    if row.default_project_id is not None:
+        body["default_project_id"] = row.default_project_id
+    if row.description is not None:
+        body["description"] = row.description
+    if row.email is not None:
+        body["email"] = row.email
+    return body
+
+
+def user_dicts(session: Session, rows: list[User]) -> list[dict[str, Any]]:
+    exp = expiries(session, [r.id for r in rows])
+    return [user_dict(r, exp.get(r.id)) for r in rows]
+
+
+def _target(row: User) -> dict[str, Any]:
+    return target(user={"id": row.id, "domain_id": row.domain_id, "name": row.name})
+
+
+# --- validation ---------------------------------------------------------------------
+
+
+def _check(ref: Mapping[str, Any]) -> None:
+    if "name" in ref:
+        check_name(ref["name"], max_len=255)
+    if "domain_id" in ref:
+        check_id(ref["domain_id"], "domain_id", nullable=True)
+    if "default_project_id" in ref:
+        check_id(ref["default_project_id"], "default_project_id", nullable=True)
+    if "description" in ref:
+        check_string(ref["description"], "description")
+    if "email" in ref:
+        check_string(ref["email"], "email", max_len=255)
+    if "enabled" in ref:
+        check_bool(ref["enabled"], "enabled")
+    if "password" in ref:
+        check_string(ref["password"], "password")
+    if "options" in ref:
+        check_options(ref["options"], USER_OPTIONS)
+
+
+def _name_conflict(name: str, domain_id: str) -> Exception:
+    return conflict("user", f"Duplicate entry found with name {name} at domain ID {domain_id}")
+
+
+def _assert_name_free(session: Session, domain_id: str, name: str, exclude: str | None = None) -> None:
+    found = session.execute(
+        select(User.id).where(User.domain_id == domain_id, User.name == name)
+    ).scalar_one_or_none()
+    if found is not None and found != exclude:
+        raise _name_conflict(name, domain_id)
+
+
+def _check_default_project(session: Session, project_id: str | None) -> None:
+    if project_id is None:
+        return
+    row = session.get(Project, project_id)
+    if row is not None and row.is_domain:
+        raise invalid("Cannot assign a project acting as a domain as a default project")
+
+
+# --- operations -------------------------------------------------------------------
+
+
+def create_user(identity: Any, ctx: AuthContext, ref: dict[str, Any]) -> dict[str, Any]:
+    """POST /v3/users."""
+    from onestack.identity.passwords import set_password
+
+    if "name" not in ref:
+        raise invalid("'name' is a required property")
+    _check(ref)
+    domain_id = ref.get("domain_id") or token_domain(ctx)
+    name = ref["name"].strip()
+    authorize(identity, ctx, "identity:create_user", target(user={"domain_id": domain_id, "name": name}))
+    with identity.db.write() as session:
+        domain_row(session, domain_id)
+        _check_default_project(session, ref.get("default_project_id"))
+        _assert_name_free(session, domain_id, name)
+        row = User(
+            id=new_id(),
+            name=name,
+            domain_id=domain_id,
+            enabled=ref.get("enabled", True),
+            default_project_id=ref.get("default_project_id"),
+            description=ref.get("description"),
+            email=ref.get("email"),
+            created_at=utcnow(),
+            options=merge_options({}, ref.get("options") or {}),
+            extra=extra_attributes(ref, COLUMNS),
+        )
+        session.add(row)
+        try:
+            session.flush()
+        except IntegrityError:
+            raise _name_conflict(name, domain_id) from None
+        if ref.get("password") is not None:
+            set_password(identity, session, row, ref["password"])
+        result = user_dicts(session, [row])[0]
+    identity.touch()
+    return result
+
+
+def get_user(identity: Any, ctx: AuthContext, user_id: str) -> dict[str, Any]:
+    with identity.db.read() as session:
+        row = session.get(User, user_id)
+        if row is None:
+            authorize(identity, ctx, "identity:get_user", target(user={"id": user_id}))
+            raise not_found("user", user_id)
+        authorize(identity, ctx, "identity:get_user", _target(row))
+        return user_dicts(session, [row])[0]
+
+
+def filter_users(session: Session, stmt: Any, query: Mapping[str, str]) -> list[User]:
+    """Apply the user list filters Keystone accepts to a ``select(User)``."""
+    if "name" in query:
+        stmt = stmt.where(User.name == query["name"])
+    if "domain_id" in query:
+        stmt = stmt.where(User.domain_id == query["domain_id"])
+    enabled = bool_filter(query.get("enabled"), "enabled")
+    if enabled is not None:
+        stmt = stmt.where(User.enabled.is_(enabled))
+    rows = list(session.scalars(stmt.order_by(User.name, User.id)))
+    if "password_expires_at" in query:
+        conditions = time_filter(query["password_expires_at"], "password_expires_at")
+        exp = expiries(session, [r.id for r in rows])
+        rows = [
+            r for r in rows
+            if all(compare(op, _seconds(exp.get(r.id)), _seconds(when)) for op, when in conditions)
+        ]
+    return rows
+
+
+def _seconds(value: datetime | None) -> datetime | None:
+    return value.replace(microsecond=0) if value is not None else None
+
+
+def list_users(identity: Any, ctx: AuthContext, query: Mapping[str, str]) -> list[dict[str, Any]]:
+    """GET /v3/users (filters name, domain_id, enabled, password_expires_at)."""
+    tgt = target(domain_id=ctx.domain_id) if ctx.domain_id else target(domain_id=query.get("domain_id"))
+    authorize(identity, ctx, "identity:list_users", tgt)
+    with identity.db.read() as session:
+        stmt = select(User)
+        if ctx.domain_id:
+            stmt = stmt.where(User.domain_id == ctx.domain_id)
+        return user_dicts(session, filter_users(session, stmt, query))
+
+
+def update_user(identity: Any, ctx: AuthContext, user_id: str, ref: dict[str, Any]) -> dict[str, Any]:
+    """PATCH /v3/users/{id} (an administrative password reset included)."""
+    from onestack.identity.passwords import set_password
+
+    check_min_properties(ref)
+    _check(ref)
+    with identity.db.write() as session:
+        row = session.get(User, user_id)
+        if row is None:
+            authorize(identity, ctx, "identity:update_user", target(user={"id": user_id}))
+            raise not_found("user", user_id)
+        authorize(identity, ctx, "identity:update_user", _target(row))
+        if "id" in ref and ref["id"] != row.id:
+            raise invalid("Cannot change user ID")
+        if "domain_id" in ref and ref["domain_id"] not in (None, row.domain_id):
+            raise invalid("Cannot change Domain ID")
+        was_enabled = bool(row.enabled)
+        if "name" in ref:
+            name = ref["name"].strip()
+            if name != row.name:
+                _assert_name_free(session, row.domain_id, name, exclude=row.id)
+                row.name = name
+        if "enabled" in ref:
+            row.enabled = ref["enabled"]
+        if "default_project_id" in ref:
+            _check_default_project(session, ref["default_project_id"])
+            row.default_project_id = ref["default_project_id"]
+        if "description" in ref:
+            row.description = ref["description"]
+        if "email" in ref:
+            row.email = ref["email"]
+        if "options" in ref:
+            row.options = merge_options(row.options, ref["options"])
+        extra = extra_attributes(ref, COLUMNS)
+        if extra:
+            row.extra = {**(row.extra or {}), **extra}
+        try:
+            session.flush()
+        except IntegrityError:
+            raise _name_conflict(str(ref.get("name")), row.domain_id) from None
+        revoked = False
+        if ref.get("password") is not None:
+            set_password(identity, session, row, ref["password"])
+            revoke.revoke_user(session, row.id)
+            revoked = True
+        if was_enabled and not row.enabled and not revoked:
+            revoke.revoke_user(session, row.id)
+        result = user_dicts(session, [row])[0]
+    identity.touch()
+    return result
+
+
+def purge_user(session: Session, user_id: str) -> None:
+    """Delete a user and everything that is theirs (no checks)."""
+    delete_assignments(session, actor_id=user_id)
+    session.execute(delete(UserGroupMembership).where(UserGroupMembership.user_id == user_id))
+    session.execute(delete(Password).where(Password.user_id == user_id))
+    session.execute(delete(Credential).where(Credential.user_id == user_id))
+    session.execute(delete(ApplicationCredential).where(ApplicationCredential.user_id == user_id))
+    session.execute(delete(AccessRule).where(AccessRule.user_id == user_id))
+    session.execute(
+        delete(Trust).where(or_(Trust.trustor_user_id == user_id, Trust.trustee_user_id == user_id))
+    )
+    session.execute(delete(User).where(User.id == user_id))
+    revoke.revoke_user(session, user_id)
+
+
+def delete_user(identity: Any, ctx: AuthContext, user_id: str) -> None:
+    with identity.db.write() as session:
+        row = session.get(User, user_id)
+        if row is None:
+            authorize(identity, ctx, "identity:delete_user", target(user={"id": user_id}))
+            raise not_found("user", user_id)
+        authorize(identity, ctx, "identity:delete_user", _target(row))
+        purge_user(session, row.id)
+    identity.touch()
+
+
+# --- /v3/users/{id}/projects and /groups --------------------------------------------
+
+
+def list_user_projects(
+    identity: Any, ctx: AuthContext, user_id: str, query: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """GET /v3/users/{id}/projects: projects where the user holds an effective role."""
+    from onestack.identity.service.assignments import user_project_ids
+    from onestack.identity.service.projects import project_dict, tags_of
+
+    with identity.db.read() as session:
+        row = session.get(User, user_id)
+        if row is None:
+            authorize(identity, ctx, "identity:list_user_projects", target(user={"id": user_id}))
+            raise not_found("user", user_id)
+        authorize(identity, ctx, "identity:list_user_projects", _target(row))
+        ids = user_project_ids(session, row.id)
+        if not ids:
+            return []
+        stmt = select(Project).where(Project.id.in_(ids), Project.is_domain.is_(False))
+        if "domain_id" in query:
+            stmt = stmt.where(Project.domain_id == query["domain_id"])
+        if "name" in query:
+            stmt = stmt.where(Project.name == query["name"])
+        enabled = bool_filter(query.get("enabled"), "enabled")
+        if enabled is not None:
+            stmt = stmt.where(Project.enabled.is_(enabled))
+        rows = list(session.scalars(stmt.order_by(Project.name, Project.id)))
+        tags = tags_of(session, [p.id for p in rows])
+        return [project_dict(p, tags[p.id]) for p in rows]
+
+
+def list_user_groups(
+    identity: Any, ctx: AuthContext, user_id: str, query: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """GET /v3/users/{id}/groups."""
+    from onestack.identity.service.groups import group_dict
+
+    with identity.db.read() as session:
+        row = session.get(User, user_id)
+        tgt = _target(row) if row is not None else target(user={"id": user_id})
+        tgt["user_id"] = user_id
+        authorize(identity, ctx, "identity:list_groups_for_user", tgt)
+        if row is None:
+            raise not_found("user", user_id)
+        stmt = (
+            select(Group)
+            .join(UserGroupMembership, UserGroupMembership.group_id == Group.id)
+            .where(UserGroupMembership.user_id == row.id)
+        )
+        if "name" in query:
+            stmt = stmt.where(Group.name == query["name"])
+        if "domain_id" in query:
+            stmt = stmt.where(Group.domain_id == query["domain_id"])
+        return [group_dict(g) for g in session.scalars(stmt.order_by(Group.name, Group.id))]
+
+
+def user_exists(session: Session, user_id: str) -> User:
+    return user_row(session, user_id)
