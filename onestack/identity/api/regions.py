@@ -1,0 +1,65 @@
+"""/v3/regions: regions with a parent hierarchy."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from onestack.common.web import empty, json_response, read_json, run
+from onestack.identity import wire
+from onestack.identity.api.roles import caller, filters, with_link
+from onestack.identity.service import regions as svc
+
+_FILTERS = ("parent_region_id",)
+
+
+async def create_region(request: Request) -> Response:
+    identity, ctx = await caller(request)
+    body = await read_json(request)
+    ref = await run(svc.create_region, identity, ctx, body)
+    return json_response({"region": with_link(request, ref, f"regions/{ref['id']}")}, 201)
+
+
+async def put_region(request: Request) -> Response:
+    """PUT /v3/regions/{region_id}: create a region with the id the client chose."""
+    identity, ctx = await caller(request)
+    body = await read_json(request)
+    ref = await run(svc.create_region, identity, ctx, body, request.path_params["region_id"])
+    return json_response({"region": with_link(request, ref, f"regions/{ref['id']}")}, 201)
+
+
+async def list_regions(request: Request) -> Response:
+    identity, ctx = await caller(request)
+    refs = await run(svc.list_regions, identity, ctx, filters(request, _FILTERS))
+    items = [with_link(request, r, f"regions/{r['id']}") for r in refs]
+    return json_response(wire.collection(request, "regions", items))
+
+
+async def get_region(request: Request) -> Response:
+    identity, ctx = await caller(request)
+    ref = await run(svc.get_region, identity, ctx, request.path_params["region_id"])
+    return json_response({"region": with_link(request, ref, f"regions/{ref['id']}")})
+
+
+async def update_region(request: Request) -> Response:
+    identity, ctx = await caller(request)
+    body = await read_json(request)
+    ref = await run(svc.update_region, identity, ctx, request.path_params["region_id"], body)
+    return json_response({"region": with_link(request, ref, f"regions/{ref['id']}")})
+
+
+async def delete_region(request: Request) -> Response:
+    identity, ctx = await caller(request)
+    await run(svc.delete_region, identity, ctx, request.path_params["region_id"])
+    return empty()
+
+
+routes = [
+    Route("/v3/regions", list_regions, methods=["GET", "HEAD"]),
+    Route("/v3/regions", create_region, methods=["POST"]),
+    Route("/v3/regions/{region_id}", get_region, methods=["GET", "HEAD"]),
+    Route("/v3/regions/{region_id}", update_region, methods=["PATCH"]),
+    Route("/v3/regions/{region_id}", delete_region, methods=["DELETE"]),
+    Route("/v3/regions/{region_id}", put_region, methods=["PUT"]),
+]

@@ -1,0 +1,163 @@
+"""Catalog endpoints (``/v3/endpoints``).
+
+``interface`` is public, internal or admin; ``service_id`` and ``region_id``
+(or the legacy ``region``) must name existing rows (400 otherwise, nothing
+written). Listing by ``region_id`` includes the region's child regions.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from onestack.common.auth import AuthContext
+from onestack.common.errors import BadRequest, NotFound
+from onestack.common.ids import new_id
+from onestack.identity.models import Endpoint, PolicyAssociation, ProjectEndpoint, Region, Service
+from onestack.identity.service.regions import region_and_children
+from onestack.identity.service.roles import check_bool, check_string, require_object
+
+if TYPE_CHECKING:
+    from onestack.identity.core import Identity
+
+ADMIN = "rule:admin_required"
+ADMIN_OR_SYSTEM_READER = f"{ADMIN} or (role:reader and system_scope:all)"
+
+POLICIES: dict[str, str] = {
+    "identity:get_endpoint": ADMIN_OR_SYSTEM_READER,
+    "identity:list_endpoints": ADMIN_OR_SYSTEM_READER,
+    "identity:create_endpoint": ADMIN,
+    "identity:update_endpoint": ADMIN,
+    "identity:delete_endpoint": ADMIN,
+}
+
+INTERFACES = ("public", "internal", "admin")
+_URL = re.compile(r"^[a-zA-Z0-9+.-]+:.+")
+_KNOWN = ("id", "service_id", "interface", "url", "region_id", "region", "enabled", "links",
+          "legacy_endpoint_id")
+
+
+def endpoint_ref(ep: Endpoint) -> dict[str, Any]:
+    ref: dict[str, Any] = dict(ep.extra or {})
+    ref.update({
+        "id": ep.id,
+        "interface": ep.interface,
+        "region_id": ep.region_id,
+        "region": ep.region_id,
+        "service_id": ep.service_id,
+        "url": ep.url,
+        "enabled": bool(ep.enabled),
+    })
+    return ref
+
+
+def load_endpoint(s: Session, endpoint_id: str) -> Endpoint:
+    ep = s.get(Endpoint, endpoint_id)
+    if ep is None:
+        raise NotFound(f"Could not find endpoint: {endpoint_id}.")
+    return ep
+
+
+def _validate(ref: dict[str, Any], *, create: bool) -> str | None:
+    """Check the fields; returns the region id the body names (None if none)."""
+    check_string(ref, "service_id", required=create, max_length=64, min_length=1)
+    interface = check_string(ref, "interface", required=create, max_length=8)
+    if interface is not None and interface not in INTERFACES:
+        raise BadRequest(f"Invalid input for field 'interface': {interface!r} is not one of "
+                         f"{list(INTERFACES)!r}")
+    url = check_string(ref, "url", required=create, max_length=2048)
+    if url is not None and not _URL.match(url):
+        raise BadRequest(f"Invalid input for field 'url': {url!r} does not match '^[a-zA-Z0-9+.-]+:.+'")
+    check_bool(ref, "enabled")
+    region_id = check_string(ref, "region_id", nullable=True, max_length=255)
+    region = check_string(ref, "region", nullable=True, max_length=255)
+    if region_id and region and region_id != region:
+        raise BadRequest("region_id and region must match when both are given.")
+    return region_id or region
+
+
+def _check_refs(s: Session, service_id: str | None, region_id: str | None) -> None:
+    if service_id is not None and s.get(Service, service_id) is None:
+        raise BadRequest(f"Expecting to find service_id {service_id} in service table. The server "
+                         "could not comply with the request since it is either malformed or "
+                         "otherwise incorrect. The client is assumed to be in error.")
+    if region_id is not None and s.get(Region, region_id) is None:
+        raise BadRequest(f"Expecting to find region_id {region_id} in region table. The server "
+                         "could not comply with the request since it is either malformed or "
+                         "otherwise incorrect. The client is assumed to be in error.")
+
+
+def create_endpoint(identity: Identity, ctx: AuthContext, body: Any) -> dict[str, Any]:
+    identity.enforcer.authorize("identity:create_endpoint", ctx, {})
+    ref = require_object(body, "endpoint")
+    region_id = _validate(ref, create=True)
+    extra = {k: v for k, v in ref.items() if k not in _KNOWN}
+    with identity.db.write() as s:
+        _check_refs(s, ref["service_id"], region_id)
+        ep = Endpoint(id=new_id(), service_id=ref["service_id"], interface=ref["interface"],
+                      url=ref["url"], region_id=region_id, enabled=ref.get("enabled", True), extra=extra)
+        s.add(ep)
+        s.flush()
+        out = endpoint_ref(ep)
+    identity.touch()
+    return out
+
+
+def get_endpoint(identity: Identity, ctx: AuthContext, endpoint_id: str) -> dict[str, Any]:
+    identity.enforcer.authorize("identity:get_endpoint", ctx, {})
+    with identity.db.read() as s:
+        return endpoint_ref(load_endpoint(s, endpoint_id))
+
+
+def list_endpoints(identity: Identity, ctx: AuthContext, filters: dict[str, str]) -> list[dict[str, Any]]:
+    identity.enforcer.authorize("identity:list_endpoints", ctx, {})
+    query = select(Endpoint).order_by(Endpoint.id)
+    if "interface" in filters:
+        query = query.where(Endpoint.interface == filters["interface"])
+    if "service_id" in filters:
+        query = query.where(Endpoint.service_id == filters["service_id"])
+    with identity.db.read() as s:
+        if "region_id" in filters:
+            query = query.where(Endpoint.region_id.in_(region_and_children(s, filters["region_id"])))
+        return [endpoint_ref(e) for e in s.scalars(query)]
+
+
+def update_endpoint(identity: Identity, ctx: AuthContext, endpoint_id: str, body: Any) -> dict[str, Any]:
+    identity.enforcer.authorize("identity:update_endpoint", ctx, {})
+    ref = require_object(body, "endpoint")
+    if "id" in ref and ref["id"] != endpoint_id:
+        raise BadRequest("Invalid input for field 'id': the id of an endpoint cannot be changed")
+    region_id = _validate(ref, create=False)
+    with identity.db.write() as s:
+        ep = load_endpoint(s, endpoint_id)
+        _check_refs(s, ref.get("service_id"), region_id)
+        for field in ("service_id", "interface", "url", "enabled"):
+            if field in ref:
+                setattr(ep, field, ref[field])
+        if "region_id" in ref or "region" in ref:
+            ep.region_id = region_id
+        extra = dict(ep.extra or {})
+        extra.update({k: v for k, v in ref.items() if k not in _KNOWN})
+        ep.extra = extra
+        s.flush()
+        out = endpoint_ref(ep)
+    identity.touch()
+    return out
+
+
+def delete_endpoint_rows(s: Session, endpoint_id: str) -> None:
+    """Drop an endpoint and what refers to it (project filters, policy associations)."""
+    s.execute(delete(ProjectEndpoint).where(ProjectEndpoint.endpoint_id == endpoint_id))
+    s.execute(delete(PolicyAssociation).where(PolicyAssociation.endpoint_id == endpoint_id))
+    s.execute(delete(Endpoint).where(Endpoint.id == endpoint_id))
+
+
+def delete_endpoint(identity: Identity, ctx: AuthContext, endpoint_id: str) -> None:
+    identity.enforcer.authorize("identity:delete_endpoint", ctx, {})
+    with identity.db.write() as s:
+        load_endpoint(s, endpoint_id)
+        delete_endpoint_rows(s, endpoint_id)
+    identity.touch()

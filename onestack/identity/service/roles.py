@@ -1,0 +1,387 @@
+"""Roles (global and domain-specific) and implied-role rules.
+
+Keystone's rules kept here: role names are unique per domain (global roles
+share one namespace); a role with the ``immutable`` option cannot be changed
+or deleted (nor gain or lose implied roles) until the option is cleared;
+a domain-specific role may not be implied, nor may a prohibited role
+(``admin`` by default); deleting a role removes its assignments and
+implication rules and revokes the tokens that carried it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from onestack.common.auth import AuthContext
+from onestack.common.errors import BadRequest, Conflict, Forbidden, NotFound
+from onestack.common.ids import new_id
+from onestack.identity.models import NULL_DOMAIN, Assignment, ImpliedRole, Project, Role
+from onestack.identity.service import revoke
+
+if TYPE_CHECKING:
+    from onestack.identity.core import Identity
+
+ADMIN = "rule:admin_required"
+SYSTEM_READER = "role:reader and system_scope:all"
+ADMIN_OR_SYSTEM_READER = f"{ADMIN} or ({SYSTEM_READER})"
+
+POLICIES: dict[str, str] = {
+    "admin_required": "role:admin or is_admin:1",
+    "identity:get_role": ADMIN_OR_SYSTEM_READER,
+    "identity:list_roles": ADMIN_OR_SYSTEM_READER,
+    "identity:create_role": ADMIN,
+    "identity:update_role": ADMIN,
+    "identity:delete_role": ADMIN,
+    "identity:get_domain_role": ADMIN_OR_SYSTEM_READER,
+    "identity:list_domain_roles": ADMIN_OR_SYSTEM_READER,
+    "identity:create_domain_role": ADMIN,
+    "identity:update_domain_role": ADMIN,
+    "identity:delete_domain_role": ADMIN,
+    "identity:get_implied_role": ADMIN_OR_SYSTEM_READER,
+    "identity:list_implied_roles": ADMIN_OR_SYSTEM_READER,
+    "identity:list_role_inference_rules": ADMIN_OR_SYSTEM_READER,
+    "identity:check_implied_role": ADMIN_OR_SYSTEM_READER,
+    "identity:create_implied_role": ADMIN,
+    "identity:delete_implied_role": ADMIN,
+}
+
+# Roles no other role may imply (Keystone's [assignment] prohibited_implied_role).
+PROHIBITED_IMPLIED = ("admin",)
+ROLE_OPTIONS = {"immutable": bool}
+NAME_MAX = 255
+
+
+# --- input checks shared by the identity areas I own -----------------------------
+
+
+def require_object(body: Any, key: str) -> dict[str, Any]:
+    """``body[key]`` as a dict, or a 400 in Keystone's words."""
+    if not isinstance(body, dict) or key not in body:
+        raise BadRequest(f"Invalid input for field '{key}': '{key}' is a required property")
+    value = body[key]
+    if not isinstance(value, dict):
+        raise BadRequest(f"Invalid input for field '{key}': {value!r} is not of type 'object'")
+    return value
+
+
+def check_string(
+    ref: dict[str, Any], field: str, *, required: bool = False, nullable: bool = False,
+    max_length: int = 255, min_length: int = 0, non_blank: bool = False,
+) -> str | None:
+    if field not in ref:
+        if required:
+            raise BadRequest(f"Invalid input for field '{field}': '{field}' is a required property")
+        return None
+    value = ref[field]
+    if value is None and nullable:
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"Invalid input for field '{field}': {value!r} is not of type 'string'")
+    if len(value) > max_length:
+        raise BadRequest(f"Invalid input for field '{field}': {value!r} is too long")
+    if len(value) < min_length or (non_blank and not value.strip()):
+        raise BadRequest(f"Invalid input for field '{field}': {value!r} is too short")
+    return value
+
+
+def check_bool(ref: dict[str, Any], field: str) -> bool | None:
+    if field not in ref:
+        return None
+    value = ref[field]
+    if not isinstance(value, bool):
+        raise BadRequest(f"Invalid input for field '{field}': {value!r} is not of type 'boolean'")
+    return value
+
+
+# --- wire form ------------------------------------------------------------------
+
+
+def role_ref(role: Role) -> dict[str, Any]:
+    ref: dict[str, Any] = dict(role.extra or {})
+    ref.update({
+        "id": role.id,
+        "name": role.name,
+        "domain_id": None if role.domain_id == NULL_DOMAIN else role.domain_id,
+        "description": role.description,
+        "options": dict(role.options or {}),
+    })
+    return ref
+
+
+def _target(role: Role | None) -> dict[str, Any]:
+    if role is None:
+        return {"target": {"role": {}}}
+    return {"target": {"role": role_ref(role)}}
+
+
+# --- lookups --------------------------------------------------------------------
+
+
+def load_role(session: Session, role_id: str) -> Role:
+    role = session.get(Role, role_id)
+    if role is None:
+        raise NotFound(f"Could not find role: {role_id}.")
+    return role
+
+
+def _check_domain(session: Session, domain_id: str) -> None:
+    row = session.get(Project, domain_id)
+    if row is None or not row.is_domain:
+        raise NotFound(f"Could not find domain: {domain_id}.")
+
+
+def _options(ref: dict[str, Any], current: dict[str, Any] | None = None) -> dict[str, Any]:
+    options = dict(current or {})
+    if "options" not in ref:
+        return options
+    raw = ref["options"]
+    if not isinstance(raw, dict):
+        raise BadRequest(f"Invalid input for field 'options': {raw!r} is not of type 'object'")
+    for key, value in raw.items():
+        kind = ROLE_OPTIONS.get(key)
+        if kind is None:
+            raise BadRequest(f"Invalid input for field 'options': unknown option {key!r}")
+        if value is None:
+            options.pop(key, None)
+            continue
+        if not isinstance(value, kind):
+            raise BadRequest(f"Invalid input for field 'options/{key}': {value!r} is not of type 'boolean'")
+        options[key] = value
+    return options
+
+
+def _is_immutable(role: Role) -> bool:
+    return bool((role.options or {}).get("immutable"))
+
+
+def _duplicate(name: str, domain_id: str) -> Conflict:
+    where = "" if domain_id == NULL_DOMAIN else f" at domain ID {domain_id}"
+    return Conflict(f"Duplicate entry found with name {name}{where}.")
+
+
+# --- roles ------------------------------------------------------------------------
+
+
+def create_role(identity: Identity, ctx: AuthContext, body: Any) -> dict[str, Any]:
+    ref = require_object(body, "role")
+    name = check_string(ref, "name", required=True, max_length=NAME_MAX, min_length=1, non_blank=True)
+    domain_id = check_string(ref, "domain_id", nullable=True, max_length=64)
+    description = check_string(ref, "description", nullable=True, max_length=65535)
+    rule = "identity:create_domain_role" if domain_id else "identity:create_role"
+    identity.enforcer.authorize(rule, ctx, {"target": {"role": {"domain_id": domain_id}}})
+    options = _options(ref)
+    extra = {k: v for k, v in ref.items() if k not in ("id", "name", "domain_id", "description", "options", "links")}
+    assert name is not None
+    with identity.db.write() as s:
+        if domain_id:
+            _check_domain(s, domain_id)
+        stored_domain = domain_id or NULL_DOMAIN
+        if s.execute(select(Role.id).where(Role.name == name, Role.domain_id == stored_domain)).first():
+            raise _duplicate(name, stored_domain)
+        role = Role(id=new_id(), name=name, domain_id=stored_domain, description=description,
+                    options=options, extra=extra)
+        s.add(role)
+        try:
+            s.flush()
+        except IntegrityError:
+            raise _duplicate(name, stored_domain) from None
+        out = role_ref(role)
+    identity.touch()
+    return out
+
+
+def get_role(identity: Identity, ctx: AuthContext, role_id: str) -> dict[str, Any]:
+    with identity.db.read() as s:
+        role = s.get(Role, role_id)
+        rule = "identity:get_domain_role" if role is not None and role.domain_id != NULL_DOMAIN \
+            else "identity:get_role"
+        identity.enforcer.authorize(rule, ctx, _target(role))
+        if role is None:
+            raise NotFound(f"Could not find role: {role_id}.")
+        return role_ref(role)
+
+
+def list_roles(identity: Identity, ctx: AuthContext, filters: dict[str, str]) -> list[dict[str, Any]]:
+    domain_id = filters.get("domain_id")
+    rule = "identity:list_domain_roles" if domain_id else "identity:list_roles"
+    identity.enforcer.authorize(rule, ctx, {"target": {"role": {"domain_id": domain_id}}, "domain_id": domain_id})
+    query = select(Role).where(Role.domain_id == (domain_id or NULL_DOMAIN))
+    if "name" in filters:
+        query = query.where(Role.name == filters["name"])
+    with identity.db.read() as s:
+        return [role_ref(r) for r in s.scalars(query.order_by(Role.name, Role.id))]
+
+
+def update_role(identity: Identity, ctx: AuthContext, role_id: str, body: Any) -> dict[str, Any]:
+    ref = require_object(body, "role")
+    name = check_string(ref, "name", max_length=NAME_MAX, min_length=1, non_blank=True)
+    description = check_string(ref, "description", nullable=True, max_length=65535)
+    if "id" in ref and ref["id"] != role_id:
+        raise BadRequest("Invalid input for field 'id': the id of a role cannot be changed")
+    with identity.db.write() as s:
+        role = s.get(Role, role_id)
+        rule = "identity:update_domain_role" if role is not None and role.domain_id != NULL_DOMAIN \
+            else "identity:update_role"
+        identity.enforcer.authorize(rule, ctx, _target(role))
+        if role is None:
+            raise NotFound(f"Could not find role: {role_id}.")
+        if "domain_id" in ref:
+            wanted = ref["domain_id"] or NULL_DOMAIN
+            if wanted != role.domain_id:
+                raise BadRequest("Update of `domain_id` is not allowed.")
+        options = _options(ref, role.options)
+        if _is_immutable(role) and options.get("immutable", False):
+            raise Forbidden(f"Unable to update immutable role {role_id}.")
+        if name is not None and name != role.name:
+            if s.execute(select(Role.id).where(Role.name == name, Role.domain_id == role.domain_id)).first():
+                raise _duplicate(name, role.domain_id)
+            role.name = name
+        if "description" in ref:
+            role.description = description
+        role.options = options
+        extra = dict(role.extra or {})
+        extra.update({k: v for k, v in ref.items()
+                      if k not in ("id", "name", "domain_id", "description", "options", "links")})
+        role.extra = extra
+        s.flush()
+        out = role_ref(role)
+    identity.touch()
+    return out
+
+
+def delete_role(identity: Identity, ctx: AuthContext, role_id: str) -> None:
+    with identity.db.write() as s:
+        role = s.get(Role, role_id)
+        rule = "identity:delete_domain_role" if role is not None and role.domain_id != NULL_DOMAIN \
+            else "identity:delete_role"
+        identity.enforcer.authorize(rule, ctx, _target(role))
+        if role is None:
+            raise NotFound(f"Could not find role: {role_id}.")
+        if _is_immutable(role):
+            raise Forbidden(f"Unable to delete immutable role {role_id}.")
+        delete_role_rows(s, role_id)
+        s.delete(role)
+        revoke.revoke(s, role_id=role_id)
+    identity.touch()
+
+
+def delete_role_rows(session: Session, role_id: str) -> None:
+    """Drop a role's assignments and implication rules (the role row stays)."""
+    session.execute(delete(Assignment).where(Assignment.role_id == role_id))
+    session.execute(delete(ImpliedRole).where(
+        or_(ImpliedRole.prior_role_id == role_id, ImpliedRole.implied_role_id == role_id)
+    ))
+
+
+def delete_domain_roles(session: Session, domain_id: str) -> None:
+    """A domain goes away: its domain-specific roles go with it (for the domains area)."""
+    for role_id in list(session.scalars(select(Role.id).where(Role.domain_id == domain_id))):
+        delete_role_rows(session, role_id)
+        session.execute(delete(Role).where(Role.id == role_id))
+        revoke.revoke(session, role_id=role_id)
+
+
+# --- implied roles ------------------------------------------------------------------
+
+
+def _brief(role: Role, base: str) -> dict[str, Any]:
+    ref: dict[str, Any] = {"id": role.id, "name": role.name, "links": {"self": f"{base}/v3/roles/{role.id}"}}
+    if role.description:
+        ref["description"] = role.description
+    return ref
+
+
+def _pair(s: Session, prior_id: str, implied_id: str) -> tuple[Role, Role]:
+    return load_role(s, prior_id), load_role(s, implied_id)
+
+
+def create_implied_role(
+    identity: Identity, ctx: AuthContext, prior_id: str, implied_id: str, base: str
+) -> dict[str, Any]:
+    identity.enforcer.authorize("identity:create_implied_role", ctx, {})
+    with identity.db.write() as s:
+        prior, implied = _pair(s, prior_id, implied_id)
+        if implied.domain_id != NULL_DOMAIN:
+            raise Forbidden(f"{implied_id} cannot be an implied roles.")
+        if implied.name in PROHIBITED_IMPLIED:
+            raise Forbidden(f"{implied_id} cannot be an implied roles.")
+        if _is_immutable(prior):
+            raise Forbidden(f"Unable to update immutable role {prior_id}.")
+        if s.get(ImpliedRole, (prior_id, implied_id)) is None:
+            s.add(ImpliedRole(prior_role_id=prior_id, implied_role_id=implied_id))
+            s.flush()
+        out = _inference_body(prior, implied, base)
+    identity.touch()
+    return out
+
+
+def _inference_body(prior: Role, implied: Role, base: str) -> dict[str, Any]:
+    return {
+        "role_inference": {"prior_role": _brief(prior, base), "implies": _brief(implied, base)},
+        "links": {"self": f"{base}/v3/roles/{prior.id}/implies/{implied.id}"},
+    }
+
+
+def get_implied_role(
+    identity: Identity, ctx: AuthContext, prior_id: str, implied_id: str, base: str,
+    *, check_only: bool = False,
+) -> dict[str, Any]:
+    rule = "identity:check_implied_role" if check_only else "identity:get_implied_role"
+    identity.enforcer.authorize(rule, ctx, {})
+    with identity.db.read() as s:
+        prior, implied = _pair(s, prior_id, implied_id)
+        if s.get(ImpliedRole, (prior_id, implied_id)) is None:
+            raise NotFound(f"{prior_id} does not imply {implied_id}.")
+        return _inference_body(prior, implied, base)
+
+
+def delete_implied_role(identity: Identity, ctx: AuthContext, prior_id: str, implied_id: str) -> None:
+    identity.enforcer.authorize("identity:delete_implied_role", ctx, {})
+    with identity.db.write() as s:
+        prior, _implied = _pair(s, prior_id, implied_id)
+        rule = s.get(ImpliedRole, (prior_id, implied_id))
+        if rule is None:
+            raise NotFound(f"{prior_id} does not imply {implied_id}.")
+        if _is_immutable(prior):
+            raise Forbidden(f"Unable to update immutable role {prior_id}.")
+        s.delete(rule)
+        # Tokens carrying the prior role also carried what it implied.
+        revoke.revoke(s, role_id=prior_id)
+    identity.touch()
+
+
+def list_implied_roles(identity: Identity, ctx: AuthContext, prior_id: str, base: str) -> dict[str, Any]:
+    identity.enforcer.authorize("identity:list_implied_roles", ctx, {})
+    with identity.db.read() as s:
+        prior = load_role(s, prior_id)
+        implied = s.scalars(
+            select(Role).join(ImpliedRole, ImpliedRole.implied_role_id == Role.id)
+            .where(ImpliedRole.prior_role_id == prior_id).order_by(Role.name)
+        ).all()
+        return {
+            "role_inference": {"prior_role": _brief(prior, base), "implies": [_brief(r, base) for r in implied]},
+            "links": {"self": f"{base}/v3/roles/{prior_id}/implies"},
+        }
+
+
+def list_role_inferences(identity: Identity, ctx: AuthContext, base: str) -> dict[str, Any]:
+    identity.enforcer.authorize("identity:list_role_inference_rules", ctx, {})
+    with identity.db.read() as s:
+        rules = s.execute(select(ImpliedRole.prior_role_id, ImpliedRole.implied_role_id)).all()
+        ids = {r[0] for r in rules} | {r[1] for r in rules}
+        roles = {r.id: r for r in s.scalars(select(Role).where(Role.id.in_(ids)))} if ids else {}
+        grouped: dict[str, list[Role]] = {}
+        for prior_id, implied_id in rules:
+            grouped.setdefault(prior_id, []).append(roles[implied_id])
+        inferences = [
+            {
+                "prior_role": _brief(roles[prior_id], base),
+                "implies": [_brief(r, base) for r in sorted(implied, key=lambda r: r.name)],
+            }
+            for prior_id, implied in sorted(grouped.items(), key=lambda kv: roles[kv[0]].name)
+        ]
+        return {"role_inferences": inferences, "links": {"self": f"{base}/v3/role_inferences"}}
