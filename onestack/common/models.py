@@ -48,4 +48,6 @@ class Task(Base):
         return self.state in (SUCCEEDED, FAILED)
 
     def __repr__(self) -> str:
-        return f"<Task {self.kind} {self.id} {self.state} attempt {self.attempts}/{self.max_attempts}>"
+        return (
+            f"<Task {self.kind} {self.id} {self.state} attempt {self.attempts}/{self.max_attempts}>"
+        )
