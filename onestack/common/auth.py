@@ -11,7 +11,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from starlette.requests import Request
@@ -102,7 +102,10 @@ class CachingValidator:
         if self.ttl > 0:
             expires = now + self.ttl
             if ctx.expires_at is not None:
-                remaining = ctx.expires_at.timestamp() - time.time()
+                exp = ctx.expires_at
+                if exp.tzinfo is None:  # naive times are UTC here, not local time
+                    exp = exp.replace(tzinfo=UTC)
+                remaining = exp.timestamp() - time.time()
                 expires = min(expires, now + max(remaining, 0))
             with self._lock:
                 self._entries[token] = (expires, ctx)
