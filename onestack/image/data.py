@@ -80,6 +80,18 @@ async def pump(
     batch: int = BATCH,
 ) -> None:
     """Feed ``chunks`` to the blocking ``write`` in a thread, one batch ahead."""
+    try:
+        await _pump(chunks, write, batch)
+    except BaseExceptionGroup as group:  # the task group wraps what the writer raised
+        inner = group.exceptions[0] if len(group.exceptions) == 1 else None
+        while isinstance(inner, BaseExceptionGroup) and len(inner.exceptions) == 1:
+            inner = inner.exceptions[0]
+        if inner is None:
+            raise
+        raise inner from None
+
+
+async def _pump(chunks: AsyncIterator[bytes], write: Callable[[bytes], None], batch: int) -> None:
     pending: list[bytes] = []
     pending_size = 0
     previous: list[BaseException | None] | None = None
