@@ -196,6 +196,22 @@ def _same(left: Any, right: str) -> bool:
     return str(left) == right
 
 
+def _match_credential(data: Any, key: str, right: str) -> bool:
+    """Does the credential at ``key`` (dotted path; lists fan out) equal ``right``?"""
+    if isinstance(data, list | tuple):
+        return any(_match_credential(item, key, right) for item in data)
+    if not isinstance(data, Mapping):
+        return False
+    if key in data:
+        return _same(data[key], right)
+    parts = key.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        head = ".".join(parts[:cut])
+        if head in data and _match_credential(data[head], ".".join(parts[cut:]), right):
+            return True
+    return False
+
+
 @dataclass
 class RoleCheck(Check):
     match: str
@@ -229,11 +245,7 @@ class GenericCheck(Check):
             if isinstance(value, str | int | float | bool):
                 return _same(value, right)
             return False
-        try:
-            left = _lookup(creds, self.kind)
-        except KeyError:
-            return False
-        return _same(left, right)
+        return _match_credential(creds, self.kind, right)
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.match}"

@@ -200,6 +200,11 @@ def test_nested_credential_path_and_list_credentials() -> None:
     assert not enforcer.check("r", creds, {"uid": "u8"})
     assert enforcer.check("g", creds, {"gid": "g2"})
     assert not enforcer.check("g", creds, {"gid": "g3"})
+    # a list in the middle of the path: any element may match
+    enforcer = Enforcer({"r": "token.roles.name:%(name)s"}, None)
+    creds = {"token": {"roles": [{"name": "a"}, {"name": "b"}]}, "roles": []}
+    assert enforcer.check("r", creds, {"name": "b"})
+    assert not enforcer.check("r", creds, {"name": "c"})
 
 
 def test_domain_and_user_domain_credentials() -> None:
