@@ -95,7 +95,8 @@ def oauth_params(headers: Mapping[str, str]) -> dict[str, str]:
     if not value.lower().startswith("oauth "):
         return {}
     try:
-        return {k: v for k, v in oauth_utils.parse_authorization_header(value) if k != "realm"}
+        pairs = oauth_utils.parse_authorization_header(value)
+        return {k: oauth_utils.unescape(v) for k, v in pairs if k != "realm"}
     except (ValueError, TypeError):
         raise Unauthorized("Invalid OAuth Authorization header.") from None
 
