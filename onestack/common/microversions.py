@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import total_ordering
 from typing import Any
 
-from onestack.common.errors import BadRequest, NotAcceptable
+from onestack.common.errors import BadRequest, NotAcceptable, NotFound
 
 HEADER = "OpenStack-API-Version"
 LATEST = "latest"
@@ -27,6 +27,13 @@ _VERSION_RE = re.compile(r"^([1-9]\d*)\.([1-9]\d*|0)$")
 
 class InvalidVersion(BadRequest):
     """A version string that is not ``Major.Minor`` (400)."""
+
+
+class VersionNotFoundForMethod(NotFound):
+    """The method does not exist at the requested version (404, as Nova answers)."""
+
+    def __init__(self, version: APIVersion | str) -> None:
+        super().__init__(f"API version {version} is not supported on this method.")
 
 
 @total_ordering
@@ -182,6 +189,16 @@ class Microversions:
     def version_info(self) -> dict[str, str]:
         """``{"version": max, "min_version": min}`` for version documents."""
         return {"version": str(self.max_version), "min_version": str(self.min_version)}
+
+
+def require(
+    version: APIVersion,
+    minimum: str | APIVersion,
+    maximum: str | APIVersion | None = None,
+) -> None:
+    """404 ``VersionNotFoundForMethod`` unless ``minimum <= version <= maximum``."""
+    if not version.matches(minimum, maximum):
+        raise VersionNotFoundForMethod(version)
 
 
 def add_vary(existing: str | None, *names: str) -> str:

@@ -10,7 +10,9 @@ from onestack.common.microversions import (
     APIVersion,
     InvalidVersion,
     Microversions,
+    VersionNotFoundForMethod,
     add_vary,
+    require,
 )
 
 NOVA = Microversions.create("compute", "2.1", "2.96", "X-OpenStack-Nova-API-Version")
@@ -168,3 +170,14 @@ def test_add_vary() -> None:
         add_vary("Accept-Encoding, openstack-api-version", "OpenStack-API-Version", "X-A")
         == "Accept-Encoding, openstack-api-version, X-A"
     )
+
+
+def test_require_for_a_method() -> None:
+    require(APIVersion(2, 60), "2.60")
+    require(APIVersion(2, 60), "2.1", "2.60")
+    with pytest.raises(VersionNotFoundForMethod) as err:
+        require(APIVersion(2, 59), "2.60")
+    assert err.value.status == 404
+    assert err.value.message == "API version 2.59 is not supported on this method."
+    with pytest.raises(VersionNotFoundForMethod):
+        require(APIVersion(2, 61), "2.1", "2.60")
