@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
@@ -31,13 +32,14 @@ from onestack.identity.models import (
     Assignment,
     Endpoint,
     ImpliedRole,
+    Password,
     Project,
     Region,
     Role,
     Service,
     User,
 )
-from onestack.identity.passwords import check_password, current_password, set_password
+from onestack.identity.passwords import current_password, hash_password, set_password
 
 if TYPE_CHECKING:
     from onestack.identity.core import Identity
@@ -80,7 +82,8 @@ def _project(s: Session, name: str, description: str) -> Project:
     return proj
 
 
-def _user(identity: Identity, s: Session, name: str, password: str, options: dict[str, Any]) -> User:
+def _user(s: Session, name: str, password_hash: str, options: dict[str, Any]) -> User:
+    """A bootstrap user with an already hashed password (hashed in parallel)."""
     user = s.scalars(
         select(User).where(User.domain_id == DEFAULT_DOMAIN_ID, User.name == name)
     ).first()
@@ -91,10 +94,17 @@ def _user(identity: Identity, s: Session, name: str, password: str, options: dic
         )
         s.add(user)
         s.flush()
-    pw = current_password(s, user.id)
-    if pw is None or not check_password(pw.password_hash, password):
-        set_password(identity, s, user, password)
+    if current_password(s, user.id) is None:
+        s.add(Password(user_id=user.id, password_hash=password_hash, created_at=utcnow(),
+                       expires_at=None, self_service=False))
     return user
+
+
+def _hash_all(identity: Identity, passwords: dict[str, str]) -> dict[str, str]:
+    """bcrypt releases the GIL: hash the bootstrap passwords side by side."""
+    with ThreadPoolExecutor(max_workers=len(passwords)) as pool:
+        futures = {k: pool.submit(hash_password, identity.settings, v) for k, v in passwords.items()}
+        return {k: f.result() for k, f in futures.items()}
 
 
 def _grant(s: Session, kind: str, actor: str, target: str, role: Role) -> None:
@@ -119,7 +129,7 @@ def _password_from(clouds: dict[str, Any], cloud: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def first_start(identity: Identity, s: Session, passwords: dict[str, str]) -> None:
+def first_start(identity: Identity, s: Session, hashes: dict[str, str]) -> None:
     s.add(Project(
         id=DEFAULT_DOMAIN_ID, name=DEFAULT_DOMAIN_NAME, description="The default domain",
         enabled=True, domain_id=ROOT_DOMAIN, parent_id=None, is_domain=True, options={}, extra={},
@@ -131,12 +141,12 @@ def first_start(identity: Identity, s: Session, passwords: dict[str, str]) -> No
     _imply(s, member, reader)
     admin_project = _project(s, "admin", "Bootstrap project for initializing the cloud.")
     demo_project = _project(s, "demo", "Demo project")
-    admin_user = _user(identity, s, "admin", passwords["admin"], {
+    admin_user = _user(s, "admin", hashes["admin"], {
         "ignore_change_password_upon_first_use": True,
         "ignore_password_expiry": True,
         "ignore_lockout_failure_attempts": True,
     })
-    demo_user = _user(identity, s, "demo", passwords["demo"], {
+    demo_user = _user(s, "demo", hashes["demo"], {
         "ignore_change_password_upon_first_use": True,
         "ignore_password_expiry": True,
     })
@@ -226,11 +236,13 @@ def bootstrap(identity: Identity) -> None:
         "demo": _password_from(clouds, DEMO_CLOUD) or secrets.token_urlsafe(18),
     }
     keys = identity.tokens.keys
+    with identity.db.read() as s:
+        hashes = _hash_all(identity, passwords) if s.get(Project, DEFAULT_DOMAIN_ID) is None else {}
     with identity.db.write() as s:
         keys.ensure(s)
         fresh = s.get(Project, DEFAULT_DOMAIN_ID) is None
         if fresh:
-            first_start(identity, s, passwords)
+            first_start(identity, s, hashes or _hash_all(identity, passwords))
             log.info("identity bootstrapped: domain Default, admin and demo projects and users")
         elif not (_password_from(clouds, ADMIN_CLOUD) and _password_from(clouds, DEMO_CLOUD)):
             # clouds.yaml was lost: give the bootstrap users new passwords.

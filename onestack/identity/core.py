@@ -75,12 +75,14 @@ class Identity:
 
     def asgi(self) -> ASGIApp:
         from onestack.identity.api import all_routes
+        from onestack.identity.api.auth import FastTokenValidation
 
-        return service_app(
+        app = service_app(
             all_routes(),
             keystone_error,
             state={"identity": self, "validator": self},
         )
+        return FastTokenValidation(self, app)
 
     def prepare(self) -> None:
         """Runs before serving (schema already upgraded): keys and bootstrap."""

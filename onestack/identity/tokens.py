@@ -350,12 +350,13 @@ class RevocationList:
             if newest == self._last_id and not force:
                 self._checked_at = time.monotonic()
                 return
-            rows = list(s.scalars(select(RevocationEvent)))
-        index: dict[tuple[str, str], list[_Event]] = {}
-        for row in rows:
-            ev = self._event(row)
-            if ev is not None:
-                index.setdefault(ev.fields[0], []).append(ev)
+            # Build the events while the rows are attached (the read session's
+            # rollback on exit expires them).
+            index: dict[tuple[str, str], list[_Event]] = {}
+            for row in s.scalars(select(RevocationEvent)):
+                ev = self._event(row)
+                if ev is not None:
+                    index.setdefault(ev.fields[0], []).append(ev)
         with self._lock:
             changed = newest != self._last_id
             self._index = index
@@ -398,6 +399,12 @@ class ValidatedToken:
     oauth: dict[str, Any] | None = None  # access_token_id, consumer_id
     context: AuthContext | None = None
     bodies: dict[bool, bytes] = field(default_factory=dict)  # nocatalog -> rendered JSON
+    # Policy decisions of this token as a caller: (rule, subject user id) -> allowed.
+    decisions: dict[tuple[str, str], bool] = field(default_factory=dict)
+    exp_ts: float = 0.0  # expires_at as a POSIX timestamp (cheap expiry checks)
+
+    def __post_init__(self) -> None:
+        self.exp_ts = self.data.expires_at.replace(tzinfo=UTC).timestamp()
 
     def revocation_values(self) -> dict[str, frozenset[str]]:
         return revocation_values(self.data, self.user, self.project, self.domain, self.trust,
@@ -552,7 +559,7 @@ class TokenProvider:
         if not self.revocations.fresh() or self._valid_stamp != self._stamp():
             return None
         hit = self._valid.get(token)
-        if hit is None or hit.data.expires_at <= utcnow():
+        if hit is None or hit.exp_ts <= time.time():
             return None
         return hit
 
@@ -851,7 +858,7 @@ class TokenProvider:
         return cached
 
     def without_cache(self, vt: ValidatedToken) -> ValidatedToken:
-        return replace(vt, bodies={}, context=None)
+        return replace(vt, bodies={}, context=None, decisions={})
 
 
 def _public(info: dict[str, Any]) -> dict[str, Any]:

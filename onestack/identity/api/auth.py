@@ -8,14 +8,16 @@ the answer is built from memory on the event loop without a thread hop.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from onestack.common.auth import AuthContext
-from onestack.common.errors import BadRequest, Unauthorized
+from onestack.common.errors import BadRequest, Forbidden, Unauthorized
 from onestack.common.web import json_response, query_flag, read_json, run
 from onestack.identity import wire
 from onestack.identity.service import auth as svc
@@ -49,6 +51,33 @@ async def caller(request: Request) -> AuthContext:
     if vt is None:
         vt = await run(_caller_slow, identity, request.headers["x-auth-token"])
     return identity.tokens.context(vt)  # type: ignore[no-any-return]
+
+
+def authorize_cached(identity: Any, rule: str, cvt: ValidatedToken, svt: ValidatedToken) -> None:
+    """Policy check for the caller on the subject token, remembered on the caller."""
+    key = (rule, svt.data.user_id)
+    allowed = cvt.decisions.get(key)
+    if allowed is None or _policy_changed(identity):
+        allowed = identity.enforcer.check(rule, identity.tokens.context(cvt), {"token": {"user_id": key[1]}})
+        cvt.decisions[key] = allowed
+    if not allowed:
+        raise Forbidden(f"You are not authorized to perform the requested action: {rule}.")
+
+
+_policy_seen: dict[int, tuple[float, int]] = {}
+
+
+def _policy_changed(identity: Any) -> bool:
+    """True when the policy file changed since last asked (checked at most once a second)."""
+    enforcer = identity.enforcer
+    now = time.monotonic()
+    seen = _policy_seen.get(id(enforcer))
+    if seen is not None and now - seen[0] < 1.0:
+        return False
+    enforcer.rules  # noqa: B018 - re-reads the override file if it changed
+    rules_id = id(getattr(enforcer, "_compiled", enforcer))
+    _policy_seen[id(enforcer)] = (now, rules_id)
+    return seen is not None and seen[1] != rules_id
 
 
 def _subject(request: Request) -> str:
@@ -85,13 +114,14 @@ async def _validate(request: Request, rule: str) -> tuple[ValidatedToken, bytes 
         cvt = _caller_fast(identity, request)
         svt = tokens.lookup_fast(subject) if cvt is not None else None
         if cvt is not None and svt is not None and (not want_body or nocatalog in svt.bodies):
-            svc.authorize_subject(identity, rule, tokens.context(cvt), svt)
+            authorize_cached(identity, rule, cvt, svt)
             return svt, svt.bodies.get(nocatalog) if want_body else None
     caller_token = request.headers["x-auth-token"]
 
     def work() -> tuple[ValidatedToken, bytes | None]:
-        ctx = tokens.context(_caller_slow(identity, caller_token))
-        vt = svc.subject_token(identity, ctx, subject, rule, allow_expired=allow_expired)
+        cvt = _caller_slow(identity, caller_token)
+        vt = tokens.validate(subject, allow_expired=allow_expired)
+        authorize_cached(identity, rule, cvt, vt)
         return vt, tokens.body_bytes(vt, nocatalog=nocatalog) if want_body else None
 
     return await run(work)
@@ -167,3 +197,72 @@ routes = [
     Route("/v3/auth/domains", domains, methods=["GET", "HEAD"]),
     Route("/v3/auth/system", system, methods=["GET", "HEAD"]),
 ]
+
+
+# --- the raw fast path for GET/HEAD /v3/auth/tokens ----------------------------------------
+
+_NOCATALOG = {b"": False, b"nocatalog": True, b"nocatalog=": True, b"nocatalog=true": True,
+              b"nocatalog=True": True, b"nocatalog=1": True, b"nocatalog=false": False}
+
+
+class FastTokenValidation:
+    """ASGI wrapper answering repeated token validations straight from memory.
+
+    Only GET/HEAD ``/v3/auth/tokens`` whose caller and subject tokens are both in
+    the provider's validated-token cache (and still fresh) are answered here,
+    with exactly the bytes and headers the full handler sends; everything else
+    goes to the identity application.
+    """
+
+    def __init__(self, identity: Any, app: ASGIApp) -> None:
+        self.identity = identity
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+            path = scope["path"]
+            root = scope.get("root_path", "")
+            if root and path.startswith(root):
+                path = path[len(root):]
+            if path == "/v3/auth/tokens":
+                answer = self._answer(scope)
+                if answer is not None:
+                    status, headers, body = answer
+                    await send({"type": "http.response.start", "status": status, "headers": headers})
+                    await send({"type": "http.response.body", "body": body})
+                    return
+        await self.app(scope, receive, send)
+
+    def _answer(self, scope: Scope) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+        nocatalog = _NOCATALOG.get(scope.get("query_string", b""))
+        if nocatalog is None:
+            return None
+        caller_token = subject = None
+        for name, value in scope["headers"]:
+            if name == b"x-auth-token":
+                caller_token = value
+            elif name == b"x-subject-token":
+                subject = value
+        if not caller_token or not subject:
+            return None
+        tokens = self.identity.tokens
+        try:
+            cvt = tokens.lookup_fast(caller_token.decode("ascii"))
+            svt = tokens.lookup_fast(subject.decode("ascii")) if cvt is not None else None
+        except UnicodeDecodeError:
+            return None
+        if cvt is None or svt is None:
+            return None
+        get = scope["method"] == "GET"
+        rule = "identity:validate_token" if get else "identity:check_token"
+        if cvt.decisions.get((rule, svt.data.user_id)) is not True or _policy_changed(self.identity):
+            return None
+        body = svt.bodies.get(nocatalog) if get else b""
+        if body is None:
+            return None
+        headers = [(b"x-subject-token", subject)]
+        if get:
+            headers += [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
+        else:
+            headers.append((b"content-length", b"0"))
+        return 200, headers, body

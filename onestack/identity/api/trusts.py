@@ -1,0 +1,86 @@
+"""``/v3/OS-TRUST/trusts``: create, list, show, delete trusts and read their roles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from onestack.common.errors import BadRequest
+from onestack.common.web import empty, json_response, read_json, run
+from onestack.identity import wire
+from onestack.identity.api.auth import caller
+from onestack.identity.service import trusts as svc
+
+
+def _identity(request: Request) -> Any:
+    return request.app.state.identity
+
+
+def _role_linked(request: Request, role: dict[str, Any]) -> dict[str, Any]:
+    role["links"] = wire.self_link(request, f"roles/{role['id']}")
+    return role
+
+
+def _linked(request: Request, trust: dict[str, Any]) -> dict[str, Any]:
+    trust["links"] = wire.self_link(request, f"OS-TRUST/trusts/{trust['id']}")
+    trust["roles"] = [_role_linked(request, r) for r in trust["roles"]]
+    trust["roles_links"] = {"self": None, "previous": None, "next": None}
+    return trust
+
+
+async def create(request: Request) -> Response:
+    ctx = await caller(request)
+    body = await read_json(request)
+    if not isinstance(body, dict) or "trust" not in body:
+        raise BadRequest("Expecting to find trust in request body. The server could not comply with "
+                         "the request since it is either malformed or otherwise incorrect. The client "
+                         "is assumed to be in error.")
+    item = await run(svc.create, _identity(request), ctx, body["trust"])
+    return json_response({"trust": _linked(request, item)}, status=201)
+
+
+async def list_(request: Request) -> Response:
+    ctx = await caller(request)
+    filters = {k: v for k, v in request.query_params.items() if k in ("trustor_user_id", "trustee_user_id")}
+    items = await run(svc.list_trusts, _identity(request), ctx, filters)
+    return json_response(wire.collection(request, "trusts", [_linked(request, t) for t in items]))
+
+
+async def show(request: Request) -> Response:
+    ctx = await caller(request)
+    item = await run(svc.get, _identity(request), ctx, request.path_params["trust_id"])
+    return json_response({"trust": _linked(request, item)})
+
+
+async def delete(request: Request) -> Response:
+    ctx = await caller(request)
+    await run(svc.delete, _identity(request), ctx, request.path_params["trust_id"])
+    return empty(204)
+
+
+async def roles(request: Request) -> Response:
+    ctx = await caller(request)
+    items = await run(svc.list_roles, _identity(request), ctx, request.path_params["trust_id"])
+    return json_response(wire.collection(request, "roles", [_role_linked(request, r) for r in items]))
+
+
+async def role(request: Request) -> Response:
+    ctx = await caller(request)
+    p = request.path_params
+    item = await run(svc.get_role, _identity(request), ctx, p["trust_id"], p["role_id"])
+    if request.method == "HEAD":
+        return empty(200)
+    return json_response({"role": _role_linked(request, item)})
+
+
+routes = [
+    Route("/v3/OS-TRUST/trusts", list_, methods=["GET", "HEAD"]),
+    Route("/v3/OS-TRUST/trusts", create, methods=["POST"]),
+    Route("/v3/OS-TRUST/trusts/{trust_id}", show, methods=["GET", "HEAD"]),
+    Route("/v3/OS-TRUST/trusts/{trust_id}", delete, methods=["DELETE"]),
+    Route("/v3/OS-TRUST/trusts/{trust_id}/roles", roles, methods=["GET", "HEAD"]),
+    Route("/v3/OS-TRUST/trusts/{trust_id}/roles/{role_id}", role, methods=["GET", "HEAD"]),
+]
