@@ -130,6 +130,12 @@ def test_endpoint_crud_and_catalog(api: Api) -> None:
     assert url in catalog_urls(api)
     legacy = make_endpoint(api, svc["id"], interface="internal", region=region["id"])
     assert legacy["region_id"] == region["id"]
+    # the legacy ``region`` alone creates a missing region (Keystone's backward compatibility)
+    new_region = f"legacy-{uid()}"
+    auto = make_endpoint(api, svc["id"], region=new_region)
+    assert auto["region_id"] == auto["region"] == new_region
+    assert api.get(f"{V3}/regions/{new_region}").status_code == 200
+    assert api.delete(f"{V3}/endpoints/{auto['id']}").status_code == 204
     ids = {e["id"] for e in api.get(f"{V3}/endpoints?service_id={svc['id']}").json()["endpoints"]}
     assert ids == {ep["id"], legacy["id"]}
     internal = api.get(f"{V3}/endpoints?service_id={svc['id']}&interface=internal").json()["endpoints"]
@@ -154,17 +160,17 @@ def test_endpoint_bad_input(api: Api) -> None:
         {**good, "interface": "private"},
         {**good, "service_id": "nope"},
         {**good, "region_id": "nope"},
-        {**good, "region": "nope"},
         {**good, "url": "not a url"},
         {**good, "url": 5},
         {**good, "enabled": "true"},
         {k: v for k, v in good.items() if k != "url"},
         {k: v for k, v in good.items() if k != "interface"},
         {k: v for k, v in good.items() if k != "service_id"},
-        {**good, "region_id": "RegionOne", "region": "Other"},
+        {**good, "url": "http://127.0.0.1:9/" + "x" * 220},
     ):
         error(api.post(f"{V3}/endpoints", json={"endpoint": bad}), 400)
     assert len(api.get(f"{V3}/endpoints").json()["endpoints"]) == before
+    error(api.get(f"{V3}/regions/nope"), 404)
     ep = make_endpoint(api, svc["id"])
     error(api.patch(f"{V3}/endpoints/{ep['id']}", json={"endpoint": {"service_id": "nope"}}), 400)
     error(api.patch(f"{V3}/endpoints/{ep['id']}", json={"endpoint": {"interface": "x"}}), 400)

@@ -146,8 +146,12 @@ def test_forbidden_implications(api: Api) -> None:
     error(api.put(f"{V3}/roles/{prior['id']}/implies/{admin['id']}"), 403)
     domain_role = make_role(api, domain_id="default")
     error(api.put(f"{V3}/roles/{prior['id']}/implies/{domain_role['id']}"), 403)
-    # a domain-specific role may imply a global one
+    # a domain-specific role may imply a global one, or another domain's role
     r = api.put(f"{V3}/roles/{domain_role['id']}/implies/{prior['id']}")
+    assert r.status_code == 201, r.text
+    dom = api.post(f"{V3}/domains", json={"domain": {"name": f"d-{uuid.uuid4().hex[:8]}"}}).json()["domain"]
+    elsewhere = make_role(api, domain_id=dom["id"])
+    r = api.put(f"{V3}/roles/{domain_role['id']}/implies/{elsewhere['id']}")
     assert r.status_code == 201, r.text
 
 

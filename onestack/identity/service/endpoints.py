@@ -1,8 +1,8 @@
 """Catalog endpoints (``/v3/endpoints``).
 
 ``interface`` is public, internal or admin; ``service_id`` and ``region_id``
-(or the legacy ``region``) must name existing rows (400 otherwise, nothing
-written). Listing by ``region_id`` includes the region's child regions.
+must name existing rows (400 otherwise, nothing written); the legacy
+``region`` alone names a region that is created when missing (as Keystone). Listing by ``region_id`` includes the region's child regions.
 """
 
 from __future__ import annotations
@@ -68,15 +68,22 @@ def _validate(ref: dict[str, Any], *, create: bool) -> str | None:
     if interface is not None and interface not in INTERFACES:
         raise BadRequest(f"Invalid input for field 'interface': {interface!r} is not one of "
                          f"{list(INTERFACES)!r}")
-    url = check_string(ref, "url", required=create, max_length=2048)
+    url = check_string(ref, "url", required=create, max_length=225)
     if url is not None and not _URL.match(url):
         raise BadRequest(f"Invalid input for field 'url': {url!r} does not match '^[a-zA-Z0-9+.-]+:.+'")
     check_bool(ref, "enabled")
     region_id = check_string(ref, "region_id", nullable=True, max_length=255)
     region = check_string(ref, "region", nullable=True, max_length=255)
-    if region_id and region and region_id != region:
-        raise BadRequest("region_id and region must match when both are given.")
-    return region_id or region
+    return region_id if region_id is not None else region
+
+
+def _legacy_region(s: Session, ref: dict[str, Any]) -> None:
+    """The v2-style ``region`` (without ``region_id``) names a region that is
+    created if missing, as Keystone does for backward compatibility."""
+    if ref.get("region_id") is None and ref.get("region") is not None:
+        if s.get(Region, ref["region"]) is None:
+            s.add(Region(id=ref["region"], description="", parent_region_id=None, extra={}))
+            s.flush()
 
 
 def _check_refs(s: Session, service_id: str | None, region_id: str | None) -> None:
@@ -96,6 +103,7 @@ def create_endpoint(identity: Identity, ctx: AuthContext, body: Any) -> dict[str
     region_id = _validate(ref, create=True)
     extra = {k: v for k, v in ref.items() if k not in _KNOWN}
     with identity.db.write() as s:
+        _legacy_region(s, ref)
         _check_refs(s, ref["service_id"], region_id)
         ep = Endpoint(id=new_id(), service_id=ref["service_id"], interface=ref["interface"],
                       url=ref["url"], region_id=region_id, enabled=ref.get("enabled", True), extra=extra)
@@ -133,6 +141,7 @@ def update_endpoint(identity: Identity, ctx: AuthContext, endpoint_id: str, body
     region_id = _validate(ref, create=False)
     with identity.db.write() as s:
         ep = load_endpoint(s, endpoint_id)
+        _legacy_region(s, ref)
         _check_refs(s, ref.get("service_id"), region_id)
         for field in ("service_id", "interface", "url", "enabled"):
             if field in ref:

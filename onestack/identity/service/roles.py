@@ -3,8 +3,8 @@
 Keystone's rules kept here: role names are unique per domain (global roles
 share one namespace); a role with the ``immutable`` option cannot be changed
 or deleted (nor gain or lose implied roles) until the option is cleared;
-a domain-specific role may not be implied, nor may a prohibited role
-(``admin`` by default); deleting a role removes its assignments and
+a global role may not imply a domain-specific one, and no role may imply a
+prohibited role (``admin`` by default); deleting a role removes its assignments and
 implication rules and revokes the tokens that carried it.
 """
 
@@ -305,7 +305,8 @@ def create_implied_role(
     identity.enforcer.authorize("identity:create_implied_role", ctx, {})
     with identity.db.write() as s:
         prior, implied = _pair(s, prior_id, implied_id)
-        if implied.domain_id != NULL_DOMAIN:
+        if implied.domain_id != NULL_DOMAIN and prior.domain_id == NULL_DOMAIN:
+            # A global role may not imply a domain-specific one (the reverse is fine).
             raise Forbidden(f"{implied_id} cannot be an implied roles.")
         if implied.name in PROHIBITED_IMPLIED:
             raise Forbidden(f"{implied_id} cannot be an implied roles.")
