@@ -58,7 +58,7 @@ def authorize_cached(identity: Any, rule: str, cvt: ValidatedToken, svt: Validat
     key = (rule, svt.data.user_id)
     allowed = cvt.decisions.get(key)
     if allowed is None or _policy_changed(identity):
-        allowed = identity.enforcer.check(rule, identity.tokens.context(cvt), {"token": {"user_id": key[1]}})
+        allowed = identity.enforcer.check(rule, identity.tokens.context(cvt), {"target": {"token": {"user_id": key[1]}}})
         cvt.decisions[key] = allowed
     if not allowed:
         raise Forbidden(f"You are not authorized to perform the requested action: {rule}.")

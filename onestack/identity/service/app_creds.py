@@ -50,7 +50,7 @@ def is_restricted_app_cred(ctx: AuthContext) -> bool:
 
 
 def _authorize(identity: Identity, rule: str, ctx: AuthContext, user_id: str) -> None:
-    identity.enforcer.authorize(rule, ctx, {"user_id": user_id})
+    identity.enforcer.authorize(rule, ctx, {"target": {"user_id": user_id}, "user_id": user_id})
 
 
 def _generate_secret() -> str:

@@ -495,7 +495,7 @@ def issue_token(identity: Identity, body: Any) -> ValidatedToken:
 
 
 def authorize_subject(identity: Identity, rule: str, ctx: AuthContext, vt: ValidatedToken) -> None:
-    identity.enforcer.authorize(rule, ctx, {"token": {"user_id": vt.data.user_id}})
+    identity.enforcer.authorize(rule, ctx, {"target": {"token": {"user_id": vt.data.user_id}}})
 
 
 def subject_token(identity: Identity, ctx: AuthContext, subject: str, rule: str,

@@ -51,7 +51,7 @@ _KNOWN = {
 
 
 def _target(t: Trust) -> dict[str, Any]:
-    return {"trust": {"trustor_user_id": t.trustor_user_id, "trustee_user_id": t.trustee_user_id}}
+    return {"target": {"trust": {"trustor_user_id": t.trustor_user_id, "trustee_user_id": t.trustee_user_id}}}
 
 
 def _roles(s: Session, role_ids: list[str]) -> list[dict[str, Any]]:
@@ -142,7 +142,8 @@ def create(identity: Identity, ctx: AuthContext, ref: Any) -> dict[str, Any]:
     expires_at = _parse_expiry(ref.get("expires_at"))
     identity.enforcer.authorize(
         "identity:create_trust", ctx,
-        {"trust": {"trustor_user_id": ref["trustor_user_id"], "trustee_user_id": ref["trustee_user_id"]}},
+        {"target": {"trust": {"trustor_user_id": ref["trustor_user_id"],
+                             "trustee_user_id": ref["trustee_user_id"]}}},
     )
     if is_restricted_app_cred(ctx):
         raise Forbidden("You are not authorized to perform the requested action: Using method "
@@ -235,10 +236,10 @@ def list_trusts(identity: Identity, ctx: AuthContext, filters: dict[str, str]) -
     trustee = filters.get("trustee_user_id")
     if trustor is not None:
         identity.enforcer.authorize("identity:list_trusts_for_trustor", ctx,
-                                    {"trust": {"trustor_user_id": trustor}})
+                                    {"target": {"trust": {"trustor_user_id": trustor}}})
     if trustee is not None:
         identity.enforcer.authorize("identity:list_trusts_for_trustee", ctx,
-                                    {"trust": {"trustee_user_id": trustee}})
+                                    {"target": {"trust": {"trustee_user_id": trustee}}})
     if trustor is None and trustee is None:
         identity.enforcer.authorize("identity:list_trusts", ctx, {})
     with identity.db.read() as s:
