@@ -2,7 +2,7 @@
 
 Keystone's rules kept here: role names are unique per domain (global roles
 share one namespace); a role with the ``immutable`` option cannot be changed
-or deleted (nor gain or lose implied roles) until the option is cleared;
+or deleted until the option is cleared;
 a global role may not imply a domain-specific one, and no role may imply a
 prohibited role (``admin`` by default); deleting a role removes its assignments and
 implication rules and revokes the tokens that carried it.
@@ -289,10 +289,7 @@ def delete_domain_roles(session: Session, domain_id: str) -> None:
 
 
 def _brief(role: Role, base: str) -> dict[str, Any]:
-    ref: dict[str, Any] = {"id": role.id, "name": role.name, "links": {"self": f"{base}/v3/roles/{role.id}"}}
-    if role.description:
-        ref["description"] = role.description
-    return ref
+    return {"id": role.id, "links": {"self": f"{base}/v3/roles/{role.id}"}, "name": role.name}
 
 
 def _pair(s: Session, prior_id: str, implied_id: str) -> tuple[Role, Role]:
@@ -310,11 +307,11 @@ def create_implied_role(
             raise Forbidden(f"{implied_id} cannot be an implied roles.")
         if implied.name in PROHIBITED_IMPLIED:
             raise Forbidden(f"{implied_id} cannot be an implied roles.")
-        if _is_immutable(prior):
-            raise Forbidden(f"Unable to update immutable role {prior_id}.")
-        if s.get(ImpliedRole, (prior_id, implied_id)) is None:
-            s.add(ImpliedRole(prior_role_id=prior_id, implied_role_id=implied_id))
-            s.flush()
+        if s.get(ImpliedRole, (prior_id, implied_id)) is not None:
+            raise Conflict(f"Conflict occurred attempting to store implied_role - "
+                           f"{prior_id} already implies {implied_id}.")
+        s.add(ImpliedRole(prior_role_id=prior_id, implied_role_id=implied_id))
+        s.flush()
         out = _inference_body(prior, implied, base)
     identity.touch()
     return out
@@ -343,12 +340,10 @@ def get_implied_role(
 def delete_implied_role(identity: Identity, ctx: AuthContext, prior_id: str, implied_id: str) -> None:
     identity.enforcer.authorize("identity:delete_implied_role", ctx, {})
     with identity.db.write() as s:
-        prior, _implied = _pair(s, prior_id, implied_id)
+        _pair(s, prior_id, implied_id)
         rule = s.get(ImpliedRole, (prior_id, implied_id))
         if rule is None:
             raise NotFound(f"{prior_id} does not imply {implied_id}.")
-        if _is_immutable(prior):
-            raise Forbidden(f"Unable to update immutable role {prior_id}.")
         s.delete(rule)
         # Tokens carrying the prior role also carried what it implied.
         revoke.revoke(s, role_id=prior_id)
