@@ -37,17 +37,17 @@ def test_default_config_lists_identity_and_ldap(api: Any) -> None:
     assert config["identity"] == {"driver": "sql", "list_limit": None}
     assert "password" not in config["ldap"]
     assert config["ldap"]["url"] == "ldap://localhost"
-    group = api.get(f"{V3}/domains/config/default/ldap").json()["config"]
+    group = api.get(f"{V3}/domains/config/ldap/default").json()["config"]
     assert set(group) == {"ldap"} and group["ldap"] == config["ldap"]
     for option in config["ldap"]:
-        r = api.get(f"{V3}/domains/config/default/ldap/{option}")
+        r = api.get(f"{V3}/domains/config/ldap/{option}/default")
         assert r.status_code == 200 and option in r.json()["config"]
 
 
 def test_default_config_rejects_unknown_or_sensitive(api: Any) -> None:
-    _error(api.get(f"{V3}/domains/config/default/nova"), 403)
-    _error(api.get(f"{V3}/domains/config/default/ldap/bogus"), 403)
-    err = _error(api.get(f"{V3}/domains/config/default/ldap/password"), 403)
+    _error(api.get(f"{V3}/domains/config/nova/default"), 403)
+    _error(api.get(f"{V3}/domains/config/ldap/bogus/default"), 403)
+    err = _error(api.get(f"{V3}/domains/config/ldap/password/default"), 403)
     assert "password" in err["message"]
 
 

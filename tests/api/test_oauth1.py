@@ -226,3 +226,13 @@ def test_oauth1_token_is_scoped_to_delegated_roles_and_revoked_on_delete(api: An
     assert api.delete(url).status_code == 204
     assert api.get(f"{V3}/auth/tokens", headers={"X-Subject-Token": subject}).status_code == 404
     _error(_oauth_token(api, consumer, access), 401)
+
+
+def test_token_responses_are_plain_form_bodies(api: Any) -> None:
+    """Keystone writes ``k=v&k=v`` without percent-encoding; Tempest splits on '=' and '&'."""
+    consumer = _consumer(api)
+    path = f"{OA}/request_token"
+    project = _token_info(api, "admin")["project"]["id"]
+    r = api.client.post(path, headers=_signed(path, consumer, headers={"Requested-Project-Id": project}))
+    fields = dict(item.split("=") for item in r.text.split("&"))
+    assert fields["oauth_expires_at"].endswith("Z") and ":" in fields["oauth_expires_at"]

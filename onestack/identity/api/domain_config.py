@@ -1,5 +1,6 @@
 """Domain-specific configuration: ``/v3/domains/{domain_id}/config[/{group}[/{option}]]``
-and ``/v3/domains/config/default[/{group}[/{option}]]``."""
+and the defaults at ``/v3/domains/config/default``, ``/v3/domains/config/{group}/default``
+and ``/v3/domains/config/{group}/{option}/default``."""
 
 from __future__ import annotations
 
@@ -62,8 +63,8 @@ _PARTIAL = ["GET", "HEAD", "PATCH", "DELETE"]
 
 routes = [
     Route("/v3/domains/config/default", default_config, methods=["GET", "HEAD"]),
-    Route("/v3/domains/config/default/{group}", default_config, methods=["GET", "HEAD"]),
-    Route("/v3/domains/config/default/{group}/{option}", default_config, methods=["GET", "HEAD"]),
+    Route("/v3/domains/config/{group}/default", default_config, methods=["GET", "HEAD"]),
+    Route("/v3/domains/config/{group}/{option}/default", default_config, methods=["GET", "HEAD"]),
     Route("/v3/domains/{domain_id}/config", domain_config, methods=_ALL),
     Route("/v3/domains/{domain_id}/config/{group}", domain_config, methods=_PARTIAL),
     Route("/v3/domains/{domain_id}/config/{group}/{option}", domain_config, methods=_PARTIAL),

@@ -22,7 +22,7 @@ import time
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from oauthlib.oauth1.rfc5849 import signature as oauth_sig
 from oauthlib.oauth1.rfc5849 import utils as oauth_utils
@@ -397,8 +397,12 @@ def create_access_token(identity: Identity, request: HttpRequest) -> dict[str, s
 
 
 def form(values: dict[str, str]) -> str:
-    """The ``application/x-www-form-urlencoded`` body Keystone answers with."""
-    return urlencode(values)
+    """The ``application/x-www-form-urlencoded`` body, written as Keystone does.
+
+    Keystone does not percent-encode the values (ids and ISO times), and
+    clients such as Tempest split the body on ``&`` and ``=`` without decoding.
+    """
+    return "&".join(f"{k}={v}" for k, v in values.items())
 
 
 def _user_token(session: Session, user_id: str, access_token_id: str) -> OAuthAccessToken:
