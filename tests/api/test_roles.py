@@ -165,3 +165,18 @@ def test_demo_user_cannot_manage_or_list_roles(api: Api) -> None:
     error(api.put(f"{V3}/roles/{role['id']}/implies/{other['id']}", who="demo"), 403)
     error(api.get(f"{V3}/role_inferences", who="demo"), 403)
     error(api.get(f"{V3}/roles", who=None), 401)
+
+
+def test_system_reader_reads_but_cannot_write(api: Api) -> None:
+    name, password = _name("reader"), "Reader-pass-1"
+    r = api.post(f"{V3}/users", json={"user": {"name": name, "password": password, "domain_id": "default"}})
+    assert r.status_code == 201, r.text
+    user_id = r.json()["user"]["id"]
+    reader = api.get(f"{V3}/roles?name=reader").json()["roles"][0]["id"]
+    assert api.put(f"{V3}/system/users/{user_id}/roles/{reader}").status_code == 204
+    tok = api.password_token(name, password, system=True)
+    h = {"X-Auth-Token": tok}
+    assert api.client.get(f"{V3}/roles", headers=h).status_code == 200
+    assert api.client.get(f"{V3}/role_inferences", headers=h).status_code == 200
+    assert api.client.get(f"{V3}/role_assignments", headers=h).status_code == 200
+    error(api.client.post(f"{V3}/roles", headers=h, json={"role": {"name": _name()}}), 403)

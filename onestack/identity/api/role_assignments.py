@@ -26,16 +26,14 @@ def _flag(request: Request, name: str) -> bool:
 async def list_role_assignments(request: Request) -> Response:
     identity, ctx = await caller(request)
     params = request.query_params
-    system = params.get("scope.system")
-    if system is not None and system != "all":
-        raise BadRequest("scope.system must be 'all'")
+    system = params.get("scope.system")  # Keystone treats any non-empty value as "all"
     q = svc.AssignmentQuery(
         user_id=params.get("user.id") or None,
         group_id=params.get("group.id") or None,
         role_id=params.get("role.id") or None,
         project_id=params.get("scope.project.id") or None,
         domain_id=params.get("scope.domain.id") or None,
-        system=system == "all",
+        system=bool(system),
         inherited=(params[_INHERITED_TO] == "projects") if _INHERITED_TO in params else None,
         effective=_flag(request, "effective"),
         include_names=_flag(request, "include_names"),

@@ -681,11 +681,11 @@ def query_assignments(identity: Identity, ctx: AuthContext, q: AssignmentQuery, 
             project = s.get(Project, q.project_id)
             if project is None or project.is_domain:
                 raise NotFound(f"Could not find project: {q.project_id}.")
-            target = {"target": {"project": {"id": project.id, "domain_id": project.domain_id}},
-                      "domain_id": project.domain_id}
+            target = {"target": {"project": {"id": project.id, "domain_id": project.domain_id},
+                                 "domain_id": project.domain_id}}
             identity.enforcer.authorize("identity:list_role_assignments_for_tree", ctx, target)
         else:
-            target = {"domain_id": ctx.domain_id} if ctx.domain_id else {}
+            target = {"target": {"domain_id": ctx.domain_id}} if ctx.domain_id else {}
             identity.enforcer.authorize("identity:list_role_assignments", ctx, target)
         projects: set[str] | None = None
         if q.project_id:
