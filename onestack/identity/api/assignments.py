@@ -11,9 +11,12 @@ their OS-INHERIT (inherited_to_projects) forms.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import Scope
 
 from onestack.common.web import empty, json_response, run
 from onestack.identity import wire
@@ -38,7 +41,10 @@ def _grant(request: Request, *, role: bool, inherited: bool) -> svc.Grant:
     )
 
 
-def _one(inherited: bool):  # type: ignore[no-untyped-def]
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _one(inherited: bool) -> Handler:
     async def handler(request: Request) -> Response:
         identity, ctx = await caller(request)
         grant = _grant(request, role=True, inherited=inherited)
@@ -53,7 +59,7 @@ def _one(inherited: bool):  # type: ignore[no-untyped-def]
     return handler
 
 
-def _many(inherited: bool):  # type: ignore[no-untyped-def]
+def _many(inherited: bool) -> Handler:
     async def handler(request: Request) -> Response:
         identity, ctx = await caller(request)
         grant = _grant(request, role=False, inherited=inherited)
@@ -73,14 +79,14 @@ _ONE = ["GET", "HEAD", "PUT", "DELETE"]
 class _GrantRoute(Route):
     """A Route that only matches the grant URLs' fixed words (projects/domains, users/groups)."""
 
-    def matches(self, scope):  # type: ignore[no-untyped-def]
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
         match, child = super().matches(scope)
-        params = child.get("path_params", {}) if isinstance(child, dict) else {}
+        params = child.get("path_params", {})
         if params:
             if params.get("actors") not in _ACTOR:
-                return type(match).NONE, {}
+                return Match.NONE, {}
             if "targets" in params and params["targets"] not in ("projects", "domains"):
-                return type(match).NONE, {}
+                return Match.NONE, {}
         return match, child
 
 
