@@ -194,3 +194,25 @@ def test_demo_user_is_forbidden(api: Any, world: dict[str, str]) -> None:
     _error(api.post(f"{EP}/endpoint_groups", who="demo",
                     json={"endpoint_group": {"name": "x", "filters": {"interface": "public"}}}), 403)
     _error(api.get(f"{EP}/endpoint_groups", who="demo"), 403)
+
+
+def test_filter_endpoints_contract(api: Any, world: dict[str, str]) -> None:
+    """``filter_endpoints(session, project_id, endpoints)`` as the catalog calls it."""
+    from sqlalchemy import select
+
+    from onestack.identity.models import Endpoint
+    from onestack.identity.service.endpoint_filter import filter_endpoints
+
+    project = _project(api)
+    db = api.cloud.db
+    with db.read() as s:
+        rows = list(s.scalars(select(Endpoint)))
+        assert filter_endpoints(s, project, rows) == rows
+        assert filter_endpoints(s, None, rows) == rows
+    assert api.put(f"{EP}/projects/{project}/endpoints/{world['internal']}").status_code == 204
+    with db.read() as s:
+        rows = list(s.scalars(select(Endpoint)))
+        assert [e.id for e in filter_endpoints(s, project, rows)] == [world["internal"]]
+        # The association holds even when the given list lacks that endpoint (it is disabled).
+        others = [e for e in rows if e.id != world["internal"]]
+        assert filter_endpoints(s, project, others) == []

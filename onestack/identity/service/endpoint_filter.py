@@ -8,7 +8,6 @@ as Keystone does with ``return_all_endpoints_if_no_filter``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -62,16 +61,16 @@ def filter_endpoints(session: Session, project_id: str | None, endpoints: list[E
     """The endpoints of ``endpoints`` the project's catalog may show."""
     if not project_id:
         return endpoints
-    allowed = _allowed_endpoint_ids(session, project_id, endpoints)
+    allowed = _allowed_endpoint_ids(session, project_id)
     if allowed is None:
         return endpoints
     return [e for e in endpoints if e.id in allowed]
 
 
-def _allowed_endpoint_ids(
-    session: Session, project_id: str, endpoints: Iterable[Endpoint]
-) -> set[str] | None:
-    """Ids the project is associated with, or None when it has no association."""
+def _allowed_endpoint_ids(session: Session, project_id: str) -> set[str] | None:
+    """Ids of the existing endpoints the project is associated with (directly or
+    through endpoint groups), or None when that is none at all - then Keystone
+    shows the whole catalog."""
     direct = set(
         session.scalars(select(ProjectEndpoint.endpoint_id).where(ProjectEndpoint.project_id == project_id))
     )
@@ -82,20 +81,19 @@ def _allowed_endpoint_ids(
             .where(ProjectEndpointGroup.project_id == project_id)
         )
     )
-    allowed = set(direct)
-    for group in groups:
-        allowed.update(e.id for e in endpoints if matches(group.filters, e))
-    # Keystone: an association that leaves nothing falls back to the full catalog.
-    existing = {e.id for e in endpoints}
-    if not (allowed & existing):
+    if not direct and not groups:
         return None
-    return allowed
+    allowed = {
+        e.id
+        for e in session.scalars(select(Endpoint))
+        if e.id in direct or any(matches(g.filters, e) for g in groups)
+    }
+    return allowed or None
 
 
 def catalog_filter(_identity: Any, session: Session, project_id: str, endpoint_ids: set[str]) -> set[str] | None:
     """``catalog.CATALOG_FILTERS`` adapter: the ids to keep, None when unfiltered."""
-    endpoints = list(session.scalars(select(Endpoint).where(Endpoint.id.in_(endpoint_ids))))
-    allowed = _allowed_endpoint_ids(session, project_id, endpoints)
+    allowed = _allowed_endpoint_ids(session, project_id)
     return None if allowed is None else allowed & endpoint_ids
 
 
@@ -218,9 +216,9 @@ def list_endpoints_for_project(identity: Identity, ctx: AuthContext, project_id:
     _authorize(identity, ctx, "list_endpoints_for_project")
     with identity.db.read() as s:
         _project(s, project_id)
-        endpoints = list(s.scalars(select(Endpoint).order_by(Endpoint.id)))
-        allowed = _allowed_endpoint_ids(s, project_id, endpoints) or set()
-        return [endpoint_dict(e) for e in endpoints if e.id in allowed]
+        allowed = _allowed_endpoint_ids(s, project_id) or set()
+        endpoints = s.scalars(select(Endpoint).where(Endpoint.id.in_(allowed)).order_by(Endpoint.id))
+        return [endpoint_dict(e) for e in endpoints]
 
 
 def list_projects_for_endpoint(identity: Identity, ctx: AuthContext, endpoint_id: str) -> list[dict[str, Any]]:
