@@ -139,7 +139,7 @@ class _TargetView(Mapping[str, Any]):
 
 def _lookup(data: Any, key: str) -> Any:
     """Resolve ``key`` in ``data``: as a whole, or split at dots (any split)."""
-    if not isinstance(data, Mapping):
+    if not isinstance(data, dict) and not isinstance(data, Mapping):
         raise KeyError(key)
     if key in data:
         return data[key]
@@ -200,7 +200,7 @@ def _match_credential(data: Any, key: str, right: str) -> bool:
     """Does the credential at ``key`` (dotted path; lists fan out) equal ``right``?"""
     if isinstance(data, list | tuple):
         return any(_match_credential(item, key, right) for item in data)
-    if not isinstance(data, Mapping):
+    if not isinstance(data, dict) and not isinstance(data, Mapping):
         return False
     if key in data:
         return _same(data[key], right)
@@ -234,14 +234,20 @@ class GenericCheck(Check):
     kind: str
     match: str
 
+    def __post_init__(self) -> None:
+        # Decided once at parse time: is the left side a literal or a credential?
+        self._is_literal, self._literal_value = _literal(self.kind)
+        self._substitutes = "%" in self.match
+
     def __call__(self, target: Target, creds: Credentials, enforcer: Enforcer, depth: int) -> bool:
-        right = _substitute(self.match, target)
-        if right is None:
-            return False
-        if "%(" not in self.match:
-            right = _unquote(right)
-        is_literal, value = _literal(self.kind)
-        if is_literal:
+        if self._substitutes:
+            right = _substitute(self.match, target)
+            if right is None:
+                return False
+        else:
+            right = _unquote(self.match)
+        if self._is_literal:
+            value = self._literal_value
             if isinstance(value, str | int | float | bool):
                 return _same(value, right)
             return False
