@@ -115,7 +115,7 @@ def set_password(
     400 for a non-string or a password over 4096 characters, a password not
     matching ``password_regex``, a password equal to one of the last
     ``unique_last_password_count`` ones, or (``self_service`` only) a change
-    sooner than ``minimum_password_age`` days after the last one. The new
+    sooner than ``minimum_password_age`` days after the last self-chosen one. The new
     password expires after ``password_expires_days`` (unless the user has the
     ``ignore_password_expiry`` option); an administrator-set password expires at
     once when ``change_password_upon_first_use`` is on. Replacing an existing
@@ -135,7 +135,8 @@ def set_password(
                     f"number which includes the new password must be unique is {unique}."
                 )
     min_age = settings.identity.minimum_password_age
-    if self_service and min_age > 0 and history:
+    # As Keystone: the minimum age binds only a password the user chose themselves.
+    if self_service and min_age > 0 and history and history[-1].self_service:
         last = history[-1]
         ready = last.created_at + timedelta(days=min_age)
         if ready > now:

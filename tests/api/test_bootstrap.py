@@ -1,0 +1,86 @@
+"""Bootstrap: first start, cheap idempotent later starts, catalog reconciliation, clouds.yaml."""
+
+from __future__ import annotations
+
+import stat
+import time
+from pathlib import Path
+
+import yaml
+from sqlalchemy import func, select
+
+from onestack.app import build_cloud, prepare
+from onestack.config import load_settings
+from onestack.identity.models import Endpoint, Project, Role, Service, User
+from tests.api.conftest import Api
+from tests.conftest import TEST_ENV
+
+
+def test_clouds_yaml(api: Api) -> None:
+    path = api.cloud.state_dir / "clouds.yaml"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    clouds = yaml.safe_load(path.read_text())["clouds"]
+    admin, demo = clouds["onestack-admin"], clouds["onestack"]
+    assert admin["auth"]["username"] == "admin" and admin["auth"]["project_name"] == "admin"
+    assert demo["auth"]["username"] == "demo" and demo["auth"]["project_name"] == "demo"
+    for c in (admin, demo):
+        assert c["auth"]["auth_url"].endswith("/identity/v3")
+        assert c["auth"]["user_domain_name"] == "Default" and c["auth"]["project_domain_name"] == "Default"
+        assert c["identity_api_version"] == 3 and c["interface"] == "public"
+        assert c["region_name"] == "RegionOne"
+    assert admin["auth"]["password"] != demo["auth"]["password"]
+
+
+def test_bootstrap_contents(api: Api) -> None:
+    d = api.get("/identity/v3/domains/default").json()["domain"]
+    assert d["name"] == "Default"
+    roles = {r["name"] for r in api.get("/identity/v3/roles").json()["roles"]}
+    assert {"admin", "member", "reader"} <= roles
+    tok = api.client.get("/identity/v3/auth/tokens", headers={
+        "X-Auth-Token": api.token(), "X-Subject-Token": api.token("demo")}).json()["token"]
+    assert {r["name"] for r in tok["roles"]} == {"member", "reader"}
+    assert tok["project"]["name"] == "demo"
+    system = api.get("/identity/v3/auth/system").json()["system"]
+    assert system == [{"all": True}]
+
+
+def _start(state: Path, port: int) -> float:
+    settings = load_settings(state, overrides={"port": port}, env=dict(TEST_ENV))
+    cloud = build_cloud(settings, ("onestack.identity",))
+    started = time.perf_counter()
+    prepare(cloud)
+    elapsed = time.perf_counter() - started
+    cloud.db.dispose()
+    return elapsed
+
+
+def test_second_start_keeps_everything_and_moves_endpoints(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    _start(state, 8800)
+    first = yaml.safe_load((state / "clouds.yaml").read_text())
+    settings = load_settings(state, env=dict(TEST_ENV))
+    cloud = build_cloud(settings, ("onestack.identity",))
+    with cloud.db.read() as s:
+        counts = [s.scalar(select(func.count()).select_from(m)) for m in (Project, User, Role, Service)]
+    cloud.db.dispose()
+    elapsed = _start(state, 8899)
+    assert elapsed < 2.0
+    again = yaml.safe_load((state / "clouds.yaml").read_text())
+    assert again["clouds"]["onestack-admin"]["auth"]["password"] == first["clouds"]["onestack-admin"]["auth"]["password"]
+    assert again["clouds"]["onestack"]["auth"]["auth_url"] == "http://127.0.0.1:8899/identity/v3"
+    cloud = build_cloud(settings, ("onestack.identity",))
+    with cloud.db.read() as s:
+        assert [s.scalar(select(func.count()).select_from(m)) for m in (Project, User, Role, Service)] == counts
+        urls = {e.url for e in s.scalars(select(Endpoint))}
+    cloud.db.dispose()
+    assert urls == {"http://127.0.0.1:8899/identity"}
+
+
+def test_lost_clouds_yaml_gets_new_passwords(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    _start(state, 8800)
+    old = yaml.safe_load((state / "clouds.yaml").read_text())["clouds"]["onestack-admin"]["auth"]["password"]
+    (state / "clouds.yaml").unlink()
+    _start(state, 8800)
+    new = yaml.safe_load((state / "clouds.yaml").read_text())["clouds"]["onestack-admin"]["auth"]["password"]
+    assert new != old
