@@ -96,7 +96,7 @@ async def create_token(request: Request) -> Response:
     nocatalog = bool(query_flag(request, "nocatalog"))
 
     def work() -> tuple[str, bytes]:
-        vt = svc.issue_token(identity, body)
+        vt = svc.issue_token(identity, body, request)
         return vt.token, identity.tokens.body_bytes(vt, nocatalog=nocatalog)
 
     token, payload = await run(work)

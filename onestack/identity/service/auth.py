@@ -67,6 +67,8 @@ class AuthRequest:
     body: dict[str, Any]
     methods: list[str]
     scope: dict[str, Any] | None
+    # The HTTP request (``method``, ``url``, ``headers``) for methods that sign it (oauth1).
+    http: Any = None
 
 
 @dataclass
@@ -415,9 +417,11 @@ def parse_auth(body: Any) -> AuthRequest:
     return AuthRequest(body=auth, methods=list(dict.fromkeys(methods)), scope=auth.get("scope"))
 
 
-def issue_token(identity: Identity, body: Any) -> ValidatedToken:
+def issue_token(identity: Identity, body: Any, http: Any = None) -> ValidatedToken:
     """Authenticate ``{"auth": ...}`` and return the new, validated token."""
     req = parse_auth(body)
+    req.http = http
+    identity.enforcer  # noqa: B018 - imports every service module, so plugins are registered
     results: list[AuthResult] = []
     for name in req.methods:
         method = AUTH_METHODS.get(name)
