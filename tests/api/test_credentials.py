@@ -107,3 +107,32 @@ def test_unknown_user_or_project(api: Any) -> None:
     _error(api.post(C, json={"credential": {"type": "cert", "user_id": new_id(), "blob": "b"}}), 404)
     body = {"type": "cert", "user_id": me["user"]["id"], "project_id": new_id(), "blob": "b"}
     _error(api.post(C, json={"credential": body}), 404)
+
+
+def test_os_ec2_credentials(api: Any) -> None:
+    demo = _me(api, "demo")
+    uid, pid = demo["user"]["id"], demo["project"]["id"]
+    base = f"/identity/v3/users/{uid}/credentials/OS-EC2"
+    r = api.post(base, "demo", json={"tenant_id": pid})
+    assert r.status_code == 201, r.text
+    cred = r.json()["credential"]
+    assert cred["user_id"] == uid and cred["tenant_id"] == pid and cred["access"] and cred["secret"]
+    assert cred["links"]["self"].endswith(f"{base}/{cred['access']}")
+    # the same credential through /v3/credentials, its id the sha256 of the access key
+    cid = hashlib.sha256(cred["access"].encode()).hexdigest()
+    v3 = api.get(f"{C}/{cid}", "demo").json()["credential"]
+    assert v3["type"] == "ec2" and json.loads(v3["blob"])["secret"] == cred["secret"]
+    assert [c["access"] for c in api.get(base, "demo").json()["credentials"]] == [cred["access"]]
+    assert api.get(f"{base}/{cred['access']}", "demo").json()["credential"]["secret"] == cred["secret"]
+    # someone else's: no
+    admin_id = _me(api, "admin")["user"]["id"]
+    _error(api.get(f"/identity/v3/users/{admin_id}/credentials/OS-EC2", "demo"), 403)
+    _error(api.post(f"/identity/v3/users/{admin_id}/credentials/OS-EC2", "demo", json={"tenant_id": pid}), 403)
+    # bad input
+    _error(api.post(base, "demo", json={}), 400)
+    _error(api.post(base, "demo", json={"tenant_id": new_id()}), 404)
+    _error(api.post(f"/identity/v3/users/{new_id()}/credentials/OS-EC2", json={"tenant_id": pid}), 404)
+    _error(api.get(f"{base}/{new_id()}", "demo"), 404)
+    assert api.delete(f"{base}/{cred['access']}", "demo").status_code == 204
+    _error(api.delete(f"{base}/{cred['access']}", "demo"), 404)
+    assert api.get(base, "demo").json()["credentials"] == []

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from onestack.common.web import empty, json_response, run
+from onestack.common.web import empty, json_response, read_json, run
 from onestack.identity.api._resources import body_of, caller, identity_of, linked, query
 from onestack.identity.service import credentials as svc
-from onestack.identity.wire import collection
+from onestack.identity.wire import collection, self_link
 
 
 async def list_credentials(request: Request) -> Response:
@@ -48,7 +50,47 @@ async def delete_credential(request: Request) -> Response:
     return empty(204)
 
 
+# --- OS-EC2 -----------------------------------------------------------------------
+
+
+def _ec2(request: Request, item: dict[str, Any]) -> dict[str, Any]:
+    out = dict(item)
+    out["links"] = self_link(request, f"users/{item['user_id']}/credentials/OS-EC2/{item['access']}")
+    return out
+
+
+async def ec2_list(request: Request) -> Response:
+    ctx = await caller(request)
+    items = await run(svc.ec2_list, identity_of(request), ctx, request.path_params["user_id"])
+    return json_response(collection(request, "credentials", [_ec2(request, c) for c in items]))
+
+
+async def ec2_create(request: Request) -> Response:
+    ctx = await caller(request)
+    body = await read_json(request)
+    item = await run(svc.ec2_create, identity_of(request), ctx, request.path_params["user_id"], body)
+    return json_response({"credential": _ec2(request, item)}, status=201)
+
+
+async def ec2_get(request: Request) -> Response:
+    ctx = await caller(request)
+    p = request.path_params
+    item = await run(svc.ec2_get, identity_of(request), ctx, p["user_id"], p["access"])
+    return json_response({"credential": _ec2(request, item)})
+
+
+async def ec2_delete(request: Request) -> Response:
+    ctx = await caller(request)
+    p = request.path_params
+    await run(svc.ec2_delete, identity_of(request), ctx, p["user_id"], p["access"])
+    return empty(204)
+
+
 routes = [
+    Route("/v3/users/{user_id}/credentials/OS-EC2", ec2_list, methods=["GET"]),
+    Route("/v3/users/{user_id}/credentials/OS-EC2", ec2_create, methods=["POST"]),
+    Route("/v3/users/{user_id}/credentials/OS-EC2/{access}", ec2_get, methods=["GET"]),
+    Route("/v3/users/{user_id}/credentials/OS-EC2/{access}", ec2_delete, methods=["DELETE"]),
     Route("/v3/credentials", list_credentials, methods=["GET"]),
     Route("/v3/credentials", create_credential, methods=["POST"]),
     Route("/v3/credentials/{credential_id}", get_credential, methods=["GET"]),

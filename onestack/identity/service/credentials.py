@@ -287,3 +287,107 @@ def delete_credential(identity: Any, ctx: AuthContext, credential_id: str) -> No
             raise not_found("credential", credential_id)
         authorize(identity, ctx, "identity:delete_credential", _target(row))
         session.delete(row)
+
+
+# --- OS-EC2: /v3/users/{user_id}/credentials/OS-EC2 ------------------------------------
+
+POLICIES.update(
+    {
+        "identity:ec2_get_credential": f"{ADMIN} or {SYSTEM_READER} or {CRED_OWNER}",
+        "identity:ec2_list_credentials": f"{ADMIN} or {SYSTEM_READER} or rule:owner",
+        "identity:ec2_create_credential": "rule:admin_required or rule:owner",
+        "identity:ec2_delete_credential": f"{ADMIN} or {CRED_OWNER}",
+    }
+)
+
+
+def ec2_view(session: Session, row: Credential) -> dict[str, Any]:
+    """Keystone's OS-EC2 shape of an ec2 credential."""
+    try:
+        blob = json.loads(decrypt(session, row.encrypted_blob))
+    except ValueError:
+        blob = {}
+    if not isinstance(blob, dict):
+        blob = {}
+    return {
+        "user_id": row.user_id,
+        "tenant_id": row.project_id,
+        "access": blob.get("access"),
+        "secret": blob.get("secret"),
+        "trust_id": blob.get("trust_id"),
+        "app_cred_id": blob.get("app_cred_id"),
+        "access_token_id": blob.get("access_token_id"),
+    }
+
+
+def _ec2_user(identity: Any, ctx: AuthContext, session: Session, user_id: str, rule: str) -> User:
+    authorize(identity, ctx, rule, target(user_id=user_id))
+    user = session.get(User, user_id)
+    if user is None:
+        raise not_found("user", user_id)
+    return user
+
+
+def ec2_create(identity: Any, ctx: AuthContext, user_id: str, body: Any) -> dict[str, Any]:
+    """POST /v3/users/{id}/credentials/OS-EC2 ``{"tenant_id": ...}``: new access/secret pair."""
+    if not isinstance(body, dict):
+        raise expecting("tenant_id", "request body")
+    tenant_id = body.get("tenant_id")
+    if tenant_id is None:
+        raise invalid("'tenant_id' is a required property")
+    check_id(tenant_id, "tenant_id")
+    blob: dict[str, Any] = {"access": new_id(), "secret": new_id(), "trust_id": ctx.trust_id}
+    if ctx.app_cred_id:
+        blob["app_cred_id"] = ctx.app_cred_id
+    cred_id = hashlib.sha256(blob["access"].encode("utf-8")).hexdigest()
+    with identity.db.write() as session:
+        user = _ec2_user(identity, ctx, session, user_id, "identity:ec2_create_credential")
+        _assert_refs(session, None, tenant_id)
+        encrypted, key_hash = encrypt(session, json.dumps(blob))
+        row = Credential(
+            id=cred_id, user_id=user.id, project_id=tenant_id, type="ec2",
+            encrypted_blob=encrypted, key_hash=key_hash, extra={},
+        )
+        session.add(row)
+        session.flush()
+        return ec2_view(session, row)
+
+
+def ec2_list(identity: Any, ctx: AuthContext, user_id: str) -> list[dict[str, Any]]:
+    with identity.db.read() as session:
+        user = _ec2_user(identity, ctx, session, user_id, "identity:ec2_list_credentials")
+        rows = session.scalars(
+            select(Credential).where(Credential.user_id == user.id, Credential.type == "ec2").order_by(Credential.id)
+        )
+        return [ec2_view(session, r) for r in rows]
+
+
+def _ec2_row(session: Session, user_id: str, access: str) -> Credential | None:
+    row = session.get(Credential, hashlib.sha256(access.encode("utf-8")).hexdigest())
+    if row is None or row.user_id != user_id or row.type != "ec2":
+        return None
+    return row
+
+
+def ec2_get(identity: Any, ctx: AuthContext, user_id: str, access: str) -> dict[str, Any]:
+    with identity.db.read() as session:
+        row = _ec2_row(session, user_id, access)
+        tgt = _target(row) if row is not None else target(credential={"user_id": user_id})
+        authorize(identity, ctx, "identity:ec2_get_credential", tgt)
+        if session.get(User, user_id) is None:
+            raise not_found("user", user_id)
+        if row is None:
+            raise not_found("credential", access)
+        return ec2_view(session, row)
+
+
+def ec2_delete(identity: Any, ctx: AuthContext, user_id: str, access: str) -> None:
+    with identity.db.write() as session:
+        row = _ec2_row(session, user_id, access)
+        tgt = _target(row) if row is not None else target(credential={"user_id": user_id})
+        authorize(identity, ctx, "identity:ec2_delete_credential", tgt)
+        if session.get(User, user_id) is None:
+            raise not_found("user", user_id)
+        if row is None:
+            raise not_found("credential", access)
+        session.delete(row)
