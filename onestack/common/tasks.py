@@ -16,7 +16,8 @@ so exactly one claimer wins.
 Wake-ups are in-process: ``enqueue`` notifies the task's kind once the
 caller's transaction commits, and ``await queue.wait(kinds, timeout)`` (or a
 :meth:`TaskQueue.listen` listener) returns early. ``notify`` is safe from any
-thread. Workers still poll, so tasks written by another process are found.
+thread, and every ``TaskQueue`` on the same ``Database`` shares the listeners.
+Workers still poll, so tasks written by another process are found.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import asyncio
 import inspect
 import logging
 import threading
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -100,14 +102,35 @@ class Listener:
         self.close()
 
 
+class _Hub:
+    """The listeners of one database's queues."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.listeners: set[Listener] = set()
+
+
+_HUBS: weakref.WeakKeyDictionary[Database, _Hub] = weakref.WeakKeyDictionary()
+_HUBS_LOCK = threading.Lock()
+
+
+def _hub_for(db: Database) -> _Hub:
+    with _HUBS_LOCK:
+        hub = _HUBS.get(db)
+        if hub is None:
+            hub = _HUBS[db] = _Hub()
+        return hub
+
+
 class TaskQueue:
     """The task table's operations (thread-safe; methods block - call via ``run``)."""
 
     def __init__(self, db: Database, *, clock: Clock = utcnow) -> None:
         self.db = db
         self.clock = clock
-        self._listeners: set[Listener] = set()
-        self._listeners_lock = threading.Lock()
+        # Every queue on the same database shares one set of listeners, so an
+        # API's queue wakes the workers an agent built with its own queue.
+        self._hub = _hub_for(db)
 
     # ------------------------------------------------------------------ writing
 
@@ -387,18 +410,18 @@ class TaskQueue:
     def listen(self, kinds: Iterable[str] | None = None) -> Listener:
         """Register for wake-ups (call from the event loop that will wait)."""
         listener = Listener(self, kinds)
-        with self._listeners_lock:
-            self._listeners.add(listener)
+        with self._hub.lock:
+            self._hub.listeners.add(listener)
         return listener
 
     def _unregister(self, listener: Listener) -> None:
-        with self._listeners_lock:
-            self._listeners.discard(listener)
+        with self._hub.lock:
+            self._hub.listeners.discard(listener)
 
     def notify(self, kind: str | None = None) -> None:
         """Wake the waiters for ``kind`` (all waiters if None); any thread may call it."""
-        with self._listeners_lock:
-            listeners = [item for item in self._listeners if item.wants(kind)]
+        with self._hub.lock:
+            listeners = [item for item in self._hub.listeners if item.wants(kind)]
         for listener in listeners:
             listener._wake()
 

@@ -374,6 +374,21 @@ def test_enqueue_from_a_thread_wakes_the_waiter_after_commit(queue: TaskQueue) -
     assert woke and seen_committed and elapsed < 2
 
 
+def test_queues_on_one_database_share_wake_ups(db: Database) -> None:
+    api_side, agent_side = TaskQueue(db), TaskQueue(db)
+    other_db = Database(db.url)
+
+    async def main() -> tuple[bool, bool]:
+        with agent_side.listen(["boot"]) as listener, TaskQueue(other_db).listen() as stranger:
+            await asyncio.to_thread(add, api_side)
+            return await listener.wait(timeout=2), await stranger.wait(timeout=0.1)
+
+    try:
+        assert asyncio.run(main()) == (True, False)
+    finally:
+        other_db.dispose()
+
+
 def test_notify_other_kind_does_not_wake(queue: TaskQueue) -> None:
     async def main() -> bool:
         asyncio.get_running_loop().call_later(0.05, queue.notify, "delete")
