@@ -127,7 +127,8 @@ def set_password(
     now = utcnow()
     history = password_history(session, user.id) if user.id else []
     unique = settings.identity.unique_last_password_count
-    if unique > 0 and history:
+    # Keystone checks the history on self-service changes only (an admin reset may reuse).
+    if self_service and unique > 0 and history:
         for old in history[-unique:]:
             if check_password(old.password_hash, plain):
                 raise BadRequest(

@@ -178,3 +178,30 @@ def test_demo_user_policy(api: Any) -> None:
     _error(api.get(f"{U}/{other['id']}/groups", "demo"), 403)
     assert api.get(f"{U}/{demo_id}/projects", "demo").status_code == 200
     assert api.get(f"{U}/{other['id']}").json()["user"]["enabled"] is True
+
+
+def test_admin_reset_ignores_password_history(tmp_path: Any) -> None:
+    """Keystone checks password history on self-service changes only."""
+    from tests.api.conftest import make_api
+    from tests.conftest import TEST_ENV
+
+    TEST_ENV["ONESTACK_IDENTITY_UNIQUE_LAST_PASSWORD_COUNT"] = "2"
+    try:
+        gen = make_api(tmp_path / "state")
+        api = next(gen)
+    finally:
+        TEST_ENV.pop("ONESTACK_IDENTITY_UNIQUE_LAST_PASSWORD_COUNT")
+    try:
+        u = _user(api, password="same-pw-1")
+        r = api.patch(f"{U}/{u['id']}", json={"user": {"password": "same-pw-1"}})
+        assert r.status_code == 200, r.text
+        assert _login(api, u["name"], "same-pw-1").status_code == 201
+        # the user's own change still honours the history
+        r = api.client.post(
+            f"{U}/{u['id']}/password",
+            headers={"X-Auth-Token": _login(api, u["name"], "same-pw-1").headers["X-Subject-Token"]},
+            json={"user": {"original_password": "same-pw-1", "password": "same-pw-1"}},
+        )
+        assert r.status_code == 400, r.text
+    finally:
+        gen.close()
