@@ -185,7 +185,7 @@ def create(identity: Identity, ctx: AuthContext, user_id: str, ref: Any) -> dict
     secret_hash = hash_password(identity.settings, secret)
     with identity.db.write() as s:
         held = identity.tokens.effective_roles(s, user_id, project_id=ctx.project_id)
-        if "roles" in ref and ref["roles"] is not None:
+        if ref.get("roles") is not None and ref["roles"] != []:
             role_ids = _parse_roles(s, ref["roles"])
         else:
             role_ids = [r for r in ctx.role_ids if r in held]
