@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import anyio
@@ -21,6 +22,7 @@ from onestack.image.formats import Inspector
 from onestack.image.stores.base import StoreWriter
 
 BATCH = 4 << 20
+PARALLEL_MIN = 256 << 10
 
 
 class TooLarge(Exception):
@@ -52,6 +54,9 @@ class DataSink:
         self.size = 0
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.sha512 = hashlib.sha512()
+        # md5 runs beside sha512 and the write (hashlib releases the GIL on
+        # large buffers), so a transfer costs the slower hash, not the sum.
+        self._helper: ThreadPoolExecutor | None = None
 
     def write(self, data: bytes | memoryview) -> None:
         self.size += len(data)
@@ -59,17 +64,35 @@ class DataSink:
             raise TooLarge(self.size)
         if self.inspector is not None:
             self.inspector.feed(data)
-        self.md5.update(data)
-        self.sha512.update(data)
-        if self.writer is not None:
-            self.writer.write(data)
+        if len(data) < PARALLEL_MIN:
+            self.md5.update(data)
+            self.sha512.update(data)
+            if self.writer is not None:
+                self.writer.write(data)
+            return
+        if self._helper is None:
+            self._helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="image-md5")
+        md5 = self._helper.submit(self.md5.update, data)
+        try:
+            self.sha512.update(data)
+            if self.writer is not None:
+                self.writer.write(data)
+        finally:
+            md5.result()
+
+    def _close_helper(self) -> None:
+        if self._helper is not None:
+            self._helper.shutdown(wait=True)
+            self._helper = None
 
     def finish(self) -> Received:
         """Verify the format and describe the data (the writer is not committed)."""
+        self._close_helper()
         virtual = self.inspector.finish(self.size) if self.inspector is not None else None
         return Received(self.size, self.md5.hexdigest(), self.sha512.hexdigest(), virtual)
 
     def abort(self) -> None:
+        self._close_helper()
         if self.writer is not None:
             self.writer.abort()
 
