@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from onestack.common.auth import AuthContext
 from onestack.common.errors import BadRequest, Conflict, Forbidden, NotFound
-from onestack.common.ids import isotime, new_id, parse_isotime, utcnow
+from onestack.common.ids import new_id, parse_isotime, utcnow
 from onestack.identity.models import NULL_DOMAIN, AccessRule, ApplicationCredential, Role
 from onestack.identity.passwords import hash_password
 
@@ -74,7 +74,8 @@ def to_wire(s: Session, ac: ApplicationCredential) -> dict[str, Any]:
         "user_id": ac.user_id,
         "project_id": ac.project_id,
         "system": ac.system,
-        "expires_at": isotime(ac.expires_at, subsecond=True),
+        # Keystone returns the stored time in Python's isoformat (no zone suffix).
+        "expires_at": ac.expires_at.isoformat() if ac.expires_at else None,
         "unrestricted": bool(ac.unrestricted),
         "roles": _role_refs(s, list(ac.role_ids or [])),
         "access_rules": [dict(r) for r in ac.access_rules or []],
