@@ -821,8 +821,9 @@ class TokenProvider:
             body["OS-OAUTH1"] = dict(vt.oauth)
         if vt.project:
             body["project"] = vt.project
-            body["is_domain"] = False
-            body["is_admin_project"] = vt.is_admin_project
+            if not vt.trust:  # Keystone leaves these out of trust-scoped tokens
+                body["is_domain"] = False
+                body["is_admin_project"] = vt.is_admin_project
         elif vt.domain:
             body["domain"] = vt.domain
         elif d.system:

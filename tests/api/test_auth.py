@@ -248,3 +248,21 @@ def test_auth_projects_domains_system_catalog(api: Api) -> None:
     r = api.client.get("/identity/v3/auth/catalog", headers={"X-Auth-Token": unscoped})
     assert r.status_code == 403
     assert api.client.get("/identity/v3/auth/projects").status_code == 401
+
+
+def test_default_project_scoping(api: Api) -> None:
+    from tests.api._auth_helpers import grant, make_project, make_user
+
+    project = make_project(api)
+    user = make_user(api, default_project_id=project["id"])
+    body = {"auth": {"identity": {"methods": ["password"], "password": {
+        "user": {"id": user["id"], "password": user["password"]}}}}}
+    # no role on the default project yet: unscoped
+    r = issue(api, body)
+    assert r.status_code == 201 and "project" not in r.json()["token"]
+    grant(api, user["id"], project["id"])
+    r = issue(api, body)
+    assert r.json()["token"]["project"]["id"] == project["id"]
+    # an explicitly unscoped request stays unscoped
+    r = issue(api, {"auth": {**body["auth"], "scope": "unscoped"}})
+    assert r.status_code == 201 and "project" not in r.json()["token"]

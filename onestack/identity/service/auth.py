@@ -439,7 +439,6 @@ def issue_token(identity: Identity, body: Any, http: Any = None) -> ValidatedTok
     expires = [r.expires_at for r in results if r.expires_at is not None]
     parent = next((r for r in results if r.parent_audit_ids), None)
     fixed = next((r for r in results if r.fixed_scope), None)
-    inherited = next((r.inherited_scope for r in results if r.inherited_scope is not None), None)
 
     with identity.db.read() as s:
         user = s.get(User, user_id)
@@ -450,9 +449,8 @@ def issue_token(identity: Identity, body: Any, http: Any = None) -> ValidatedTok
             scope = Scope(project_id=fixed.project_id, domain_id=fixed.domain_id, system=fixed.system)
         elif req.scope is not None:
             scope = parse_scope(s, req.scope)
-        elif inherited is not None:
-            scope = Scope()  # a token without a scope request gives an unscoped token
         else:
+            # No scope asked for: the user's default project, if usable (as Keystone).
             scope = Scope()
             default = user.default_project_id
             if default:
