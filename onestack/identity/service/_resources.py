@@ -256,15 +256,11 @@ def target(**parts: Any) -> dict[str, Any]:
     """A policy target: ``{"target": {...}, "target.project.id": ..., ...}``.
 
     Holds both the nested form and the flat keys Keystone's enforcer builds,
-    plus top-level plain values (``user_id`` for ``rule:owner``).
+    plus the plain values at the top level too (``user_id`` for ``rule:owner``).
     """
-    nested: dict[str, Any] = {}
-    out: dict[str, Any] = {}
-    for key, value in parts.items():
-        if isinstance(value, dict):
-            nested[key] = value
-        else:
-            out[key] = value
+    nested: dict[str, Any] = dict(parts)
+    # plain values are also reachable untargeted (``%(user_id)s``: Keystone's path params)
+    out: dict[str, Any] = {k: v for k, v in parts.items() if not isinstance(v, dict)}
     out["target"] = nested
     flatten("target", nested, out)
     return out
