@@ -40,6 +40,7 @@ from onestack.identity.models import (
     User,
 )
 from onestack.identity.passwords import current_password, hash_password, set_password
+from onestack.identity.service import revoke
 
 if TYPE_CHECKING:
     from onestack.identity.core import Identity
@@ -253,5 +254,6 @@ def bootstrap(identity: Identity) -> None:
                 if user is not None:
                     set_password(identity, s, user, passwords[name])
         reconcile_catalog(identity, s)
+        revoke.prune(s, identity.tokens.revocations.lifetime())
     identity.touch()
     write_clouds_yaml(identity, passwords)

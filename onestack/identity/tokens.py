@@ -337,6 +337,10 @@ class RevocationList:
             self._add(ev)
             self.version += 1
 
+    def lifetime(self) -> timedelta:
+        """How long after issue a token can still be presented (expiry + allow_expired)."""
+        return timedelta(seconds=self.identity.settings.identity.token_expiration) + ALLOW_EXPIRED_WINDOW
+
     def fresh(self) -> bool:
         """True if the in-memory list was checked against the database lately."""
         return time.monotonic() - self._checked_at < REVOCATION_RELOAD_SECONDS
@@ -353,7 +357,9 @@ class RevocationList:
             # Build the events while the rows are attached (the read session's
             # rollback on exit expires them).
             index: dict[tuple[str, str], list[_Event]] = {}
-            for row in s.scalars(select(RevocationEvent)):
+            # Events older than any token that could still be presented match nothing.
+            horizon = utcnow() - self.lifetime()
+            for row in s.scalars(select(RevocationEvent).where(RevocationEvent.issued_before >= horizon)):
                 ev = self._event(row)
                 if ev is not None:
                     index.setdefault(ev.fields[0], []).append(ev)

@@ -118,3 +118,24 @@ def test_revocation_matching(tmp_path: Path) -> None:
     revs2 = RevocationList(ident)  # type: ignore[arg-type]
     revs2.on_event(RevocationEvent(issued_before=t0, revoked_at=t0, audit_id="a1"))
     assert revs2.is_revoked(values, t0 - timedelta(hours=1))
+
+
+def test_revocations_reload_from_the_database(tmp_path: Path) -> None:
+    """Another replica's events are picked up by refresh(); old ones are ignored."""
+    from onestack.identity.service import revoke
+
+    ident = _Identity(tmp_path)
+    ident.settings.identity.token_expiration = 3600  # type: ignore[attr-defined]
+    revs = RevocationList(ident)  # type: ignore[arg-type]
+    revs.refresh(force=True)
+    before = utcnow()
+    with ident.db.write() as s:
+        revoke.revoke(s, user_id="u9")
+        ancient = RevocationEvent(issued_before=before - timedelta(days=30),
+                                  revoked_at=before - timedelta(days=30), user_id="u8")
+        s.add(ancient)
+    version = revs.version
+    revs.refresh(force=True)
+    assert revs.version > version
+    assert revs.is_revoked({"user_id": frozenset({"u9"})}, before)
+    assert not revs.is_revoked({"user_id": frozenset({"u8"})}, before - timedelta(days=31))
