@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from onestack.common.ids import new_id
@@ -121,7 +122,7 @@ def test_password_expires_at_filter(tmp_path: Any) -> None:
         TEST_ENV.pop("ONESTACK_IDENTITY_PASSWORD_EXPIRES_DAYS")
     try:
         u = _user(api, password="expiring-pw")
-        assert u["password_expires_at"] is not None
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}", u["password_expires_at"])
         nopw = _user(api)
         stamp = u["password_expires_at"]
         ids = lambda r: {x["id"] for x in r.json()["users"]}  # noqa: E731
@@ -205,3 +206,21 @@ def test_admin_reset_ignores_password_history(tmp_path: Any) -> None:
         assert r.status_code == 400, r.text
     finally:
         gen.close()
+
+
+def test_delete_removes_application_credentials(api: Any) -> None:
+    from onestack.identity.models import ApplicationCredential
+
+    u = _user(api, password="pw-appcred")
+    p = api.post("/identity/v3/projects", json={"project": {"name": "ap-" + new_id()[:8]}}).json()["project"]
+    rid = api.get("/identity/v3/roles", params={"name": "member"}).json()["roles"][0]["id"]
+    assert api.put(f"/identity/v3/projects/{p['id']}/users/{u['id']}/roles/{rid}").status_code == 204
+    auth = {"identity": {"methods": ["password"], "password": {"user": {"id": u["id"], "password": "pw-appcred"}}},
+            "scope": {"project": {"id": p["id"]}}}
+    tok = api.client.post("/identity/v3/auth/tokens", json={"auth": auth}).headers["X-Subject-Token"]
+    r = api.client.post(f"{U}/{u['id']}/application_credentials", headers={"X-Auth-Token": tok},
+                        json={"application_credential": {"name": "ac"}})
+    assert r.status_code == 201, r.text
+    assert api.delete(f"{U}/{u['id']}").status_code == 204
+    with api.cloud.db.read() as s:
+        assert s.query(ApplicationCredential).filter_by(user_id=u["id"]).count() == 0

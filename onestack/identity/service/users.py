@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from onestack.common.auth import AuthContext
-from onestack.common.ids import isotime, new_id, utcnow
+from onestack.common.ids import new_id, utcnow
 from onestack.identity.models import (
     AccessRule,
     ApplicationCredential,
@@ -112,7 +112,8 @@ def user_dict(row: User, expires_at: datetime | None) -> dict[str, Any]:
             "name": row.name,
             "domain_id": row.domain_id,
             "enabled": bool(row.enabled),
-            "password_expires_at": isotime(expires_at, subsecond=True),
+            # Keystone writes this one without a zone suffix: 2016-11-06T15:32:17.000000
+            "password_expires_at": expires_at.strftime("%Y-%m-%dT%H:%M:%S.%f") if expires_at else None,
             "options": dict(row.options or {}),
         }
     )
