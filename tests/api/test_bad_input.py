@@ -329,3 +329,16 @@ def test_bad_query_flags(api: Any, state: dict[str, Any]) -> None:
 def test_wrong_methods_are_405(api: Any) -> None:
     _error(api.put(f"{V3}/projects"), 405)
     _error(api.post(f"{V3}/users/{new_id()}"), 405)
+
+
+def test_free_attributes_with_awkward_names(api: Any) -> None:
+    """Extra attributes are stored as given and never break the response."""
+    body = {"name": "fa-" + new_id()[:8], "parents": [1, {"project": 2}], "subtree": "x", "links": 5}
+    r = api.post(f"{V3}/projects", json={"project": body})
+    assert r.status_code == 201, r.text
+    p = r.json()["project"]
+    assert p["parents"] == [1, {"project": 2}] and p["subtree"] == "x"
+    assert p["links"]["self"].endswith(p["id"])
+    assert api.get(f"{V3}/projects/{p['id']}?parents_as_list").status_code == 200
+    r = api.post(f"{V3}/users", json={"user": {"name": "fa-" + new_id()[:8], "links": 1, "nested": {"a": [1]}}})
+    assert r.status_code == 201 and r.json()["user"]["nested"] == {"a": [1]}

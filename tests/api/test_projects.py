@@ -213,3 +213,20 @@ def test_delete_removes_assignments(api: Any) -> None:
     assert api.get(f"/identity/v3/users/{uid}/projects").json()["projects"] == []
     r = api.get("/identity/v3/role_assignments", params={"user.id": uid})
     assert r.status_code == 200 and r.json()["role_assignments"] == []
+
+
+def test_concurrent_creates_of_one_name(api: Any) -> None:
+    """Racing creates of one name: exactly one wins, the rest get 409, never a 500."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    name = "race-" + new_id()[:8]
+    token = api.token()
+
+    def create(_: int) -> int:
+        r = api.client.post(P, headers={"X-Auth-Token": token}, json={"project": {"name": name}})
+        return int(r.status_code)
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = sorted(pool.map(create, range(16)))
+    assert codes == [201] + [409] * 15
+    assert len(api.get(P, params={"name": name}).json()["projects"]) == 1

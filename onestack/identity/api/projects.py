@@ -22,8 +22,14 @@ def _flag(request: Request, name: str) -> bool:
 def _project(request: Request, item: dict[str, Any]) -> dict[str, Any]:
     out = linked(request, "projects", item)
     for key in ("parents", "subtree"):
-        if isinstance(out.get(key), list):
-            out[key] = [{"project": linked(request, "projects", p["project"])} for p in out[key]]
+        value = out.get(key)
+        if isinstance(value, list):  # *_as_list: [{"project": {...}}] (free attributes left alone)
+            out[key] = [
+                {"project": linked(request, "projects", p["project"])}
+                if isinstance(p, dict) and isinstance(p.get("project"), dict) and "id" in p["project"]
+                else p
+                for p in value
+            ]
     return out
 
 
