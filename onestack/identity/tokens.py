@@ -68,6 +68,7 @@ SCOPE_NONE, SCOPE_PROJECT, SCOPE_DOMAIN, SCOPE_SYSTEM = 0, 1, 2, 3
 # Keystone's [token] allow_expired_window: how long after expiry ?allow_expired works.
 ALLOW_EXPIRED_WINDOW = timedelta(days=2)
 REVOCATION_RELOAD_SECONDS = 1.0
+KEY_RELOAD_SECONDS = 60.0
 DERIVED_CACHE_SECONDS = 60.0
 # Keystone's [resource] admin_project_name / admin_project_domain_name: tokens
 # scoped to this project carry is_admin_project true (bootstrap creates it).
@@ -251,10 +252,12 @@ class KeyRepository:
 
     @property
     def fernet(self) -> MultiFernet:
+        """The keys (re-read every minute: another replica or ``onestack fernet rotate``
+        may have rotated them)."""
         f = self._fernet
-        if f is None:
+        if f is None or time.monotonic() - self._loaded_at > KEY_RELOAD_SECONDS:
             with self._lock:
-                if self._fernet is None:
+                if self._fernet is None or time.monotonic() - self._loaded_at > KEY_RELOAD_SECONDS:
                     self._fernet = self._load()
                 f = self._fernet
         return f

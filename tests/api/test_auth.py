@@ -266,3 +266,41 @@ def test_default_project_scoping(api: Api) -> None:
     # an explicitly unscoped request stays unscoped
     r = issue(api, {"auth": {**body["auth"], "scope": "unscoped"}})
     assert r.status_code == 201 and "project" not in r.json()["token"]
+
+
+def test_key_rotation_keeps_tokens_valid(fresh_api: Api) -> None:
+    api = fresh_api
+    old = api.token("demo")
+    keys = api.cloud.service("identity").tokens.keys
+    keys.rotate()
+    assert validate(api, old).status_code == 200
+    a = api.admin_auth
+    new = issue(api, password_auth(a["username"], a["password"], admin_scope())).headers["X-Subject-Token"]
+    assert validate(api, new).status_code == 200
+    for _ in range(5):  # max_fernet_keys (5): the first primary is gone after enough rotations
+        keys.rotate()
+    newest = issue(api, password_auth(a["username"], a["password"], admin_scope())).headers["X-Subject-Token"]
+    r = api.client.get(TOKENS, headers={"X-Auth-Token": newest, "X-Subject-Token": old})
+    assert r.status_code == 404
+
+
+def test_expired_tokens_and_allow_expired(tmp_path: Any) -> None:
+    import time
+
+    from tests.api.conftest import make_api
+
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "onestack.toml").write_text("[identity]\ntoken_expiration = 1\n")
+    for api in make_api(state):
+        d = api.demo_auth
+        old = issue(api, password_auth(d["username"], d["password"])).headers["X-Subject-Token"]
+        time.sleep(1.2)
+        a = api.admin_auth
+        admin = issue(api, password_auth(a["username"], a["password"], admin_scope())).headers["X-Subject-Token"]
+        hdrs = {"X-Auth-Token": admin, "X-Subject-Token": old}
+        assert api.client.get(TOKENS, headers=hdrs).status_code == 404
+        r = api.client.get(TOKENS + "?allow_expired=1", headers=hdrs)
+        assert r.status_code == 200
+        assert r.json()["token"]["user"]["name"] == d["username"]
+        assert api.client.get("/identity/v3/auth/projects", headers={"X-Auth-Token": old}).status_code == 401
