@@ -113,9 +113,10 @@ def set_password(
 
     Rules (Keystone's ``[security_compliance]``, each off unless configured):
     400 for a non-string or a password over 4096 characters, a password not
-    matching ``password_regex``, a password equal to one of the last
-    ``unique_last_password_count`` ones, or (``self_service`` only) a change
-    sooner than ``minimum_password_age`` days after the last self-chosen one. The new
+    matching ``password_regex``, and (``self_service`` only: an administrator's
+    reset is not bound by them) a password equal to one of the last
+    ``unique_last_password_count`` ones or a change sooner than
+    ``minimum_password_age`` days after the last self-chosen one. The new
     password expires after ``password_expires_days`` (unless the user has the
     ``ignore_password_expiry`` option); an administrator-set password expires at
     once when ``change_password_upon_first_use`` is on. Replacing an existing

@@ -200,10 +200,8 @@ def token_method(identity: Identity, body: dict[str, Any], req: AuthRequest) -> 
     token = body.get("id")
     if not isinstance(token, str) or not token:
         raise _missing("id", "token")
-    try:
-        vt = identity.tokens.validate(token)
-    except TokenNotFound:
-        raise Unauthorized(AUTH_REQUIRED) from None
+    # An invalid token is a 404 "Could not find token" here, as in Keystone.
+    vt = identity.tokens.validate(token)
     d = vt.data
     if d.trust_id:
         raise Forbidden("You are not authorized to perform the requested action: rescope a trust token.")
