@@ -108,6 +108,7 @@ def set_password(
     plain: Any,
     *,
     self_service: bool = False,
+    prehashed: str | None = None,
 ) -> Password:
     """Give ``user`` the password ``plain`` (a flushed ``Password`` row results).
 
@@ -121,6 +122,9 @@ def set_password(
     ``ignore_password_expiry`` option); an administrator-set password expires at
     once when ``change_password_upon_first_use`` is on. Replacing an existing
     password revokes the user's tokens.
+
+    ``prehashed``: ``hash_password(settings, plain)`` computed before the write
+    transaction began, so the slow hash does not hold the writer lock.
     """
     settings = identity.settings
     plain = validate_password_value(plain)
@@ -154,7 +158,7 @@ def set_password(
         expires_at = now
     row = Password(
         user_id=user.id,
-        password_hash=hash_password(settings, plain),
+        password_hash=prehashed or hash_password(settings, plain),
         created_at=now,
         expires_at=expires_at,
         self_service=self_service,

@@ -619,11 +619,15 @@ def change_password(identity: Identity, user_id: str, body: Any) -> None:
                     u.failed_auth_count = (u.failed_auth_count or 0) + 1
                     u.failed_auth_at = now
         raise Unauthorized("Error when changing user password: Invalid user / password.")
+    from onestack.identity.passwords import check_regex, hash_password
+
+    check_regex(identity.settings, ref["password"])
+    prehashed = hash_password(identity.settings, ref["password"])  # outside the writer lock
     with identity.db.write() as s:
         u = s.get(User, user_id)
         if u is None:
             raise Unauthorized("Error when changing user password: Invalid user / password.")
-        set_password(identity, s, u, ref["password"], self_service=True)
+        set_password(identity, s, u, ref["password"], self_service=True, prehashed=prehashed)
         from onestack.identity.service import revoke
 
         revoke.revoke_user(s, user_id)
