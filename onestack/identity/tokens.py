@@ -34,7 +34,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -69,7 +69,7 @@ SCOPE_NONE, SCOPE_PROJECT, SCOPE_DOMAIN, SCOPE_SYSTEM = 0, 1, 2, 3
 ALLOW_EXPIRED_WINDOW = timedelta(days=2)
 REVOCATION_RELOAD_SECONDS = 1.0
 KEY_RELOAD_SECONDS = 60.0
-DERIVED_CACHE_SECONDS = 60.0
+DERIVED_CACHE_SECONDS = 30.0
 # Keystone's [resource] admin_project_name / admin_project_domain_name: tokens
 # scoped to this project carry is_admin_project true (bootstrap creates it).
 ADMIN_PROJECT_NAME = "admin"
@@ -415,9 +415,14 @@ class ValidatedToken:
     # Policy decisions of this token as a caller: (rule, subject user id) -> allowed.
     decisions: dict[tuple[str, str], bool] = field(default_factory=dict)
     exp_ts: float = 0.0  # expires_at as a POSIX timestamp (cheap expiry checks)
+    # Re-resolve after this POSIX time: bounds how long a change made by another
+    # replica without a revocation event (say, an application credential deleted)
+    # goes unseen here.
+    recheck_ts: float = 0.0
 
     def __post_init__(self) -> None:
         self.exp_ts = self.data.expires_at.replace(tzinfo=UTC).timestamp()
+        self.recheck_ts = min(self.exp_ts, time.time() + DERIVED_CACHE_SECONDS)
 
     def revocation_values(self) -> dict[str, frozenset[str]]:
         return revocation_values(self.data, self.user, self.project, self.domain, self.trust,
@@ -572,7 +577,7 @@ class TokenProvider:
         if not self.revocations.fresh() or self._valid_stamp != self._stamp():
             return None
         hit = self._valid.get(token)
-        if hit is None or hit.exp_ts <= time.time():
+        if hit is None or hit.recheck_ts <= time.time():
             return None
         return hit
 
@@ -586,7 +591,7 @@ class TokenProvider:
         stamp = self._stamp()
         if not allow_expired:
             hit = self._valid.get(token) if self._valid_stamp == stamp else None
-            if hit is not None and hit.data.expires_at > utcnow():
+            if hit is not None and hit.recheck_ts > time.time():
                 return hit
         data = self.decode(token)
         now = utcnow()
@@ -871,8 +876,6 @@ class TokenProvider:
             vt.bodies[nocatalog] = cached
         return cached
 
-    def without_cache(self, vt: ValidatedToken) -> ValidatedToken:
-        return replace(vt, bodies={}, context=None, decisions={})
 
 
 def _public(info: dict[str, Any]) -> dict[str, Any]:
