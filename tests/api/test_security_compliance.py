@@ -54,6 +54,9 @@ def test_self_service_change(plain: Api) -> None:
         assert r.status_code == 400, body
     assert _change(api, user["id"], "second-pw", "x" * 4097).status_code == 400
     assert _change(api, "nobody", "a", "b").status_code == 401
+    locked = make_user(api, password="pw-locked", options={"lock_password": True})
+    assert _change(api, locked["id"], "pw-locked", "pw-new").status_code == 403
+    assert login(api, locked, password="pw-locked").status_code == 201
 
 
 def test_lockout(tmp_path: Path) -> None:

@@ -619,6 +619,9 @@ def change_password(identity: Identity, user_id: str, body: Any) -> None:
                     u.failed_auth_count = (u.failed_auth_count or 0) + 1
                     u.failed_auth_at = now
         raise Unauthorized("Error when changing user password: Invalid user / password.")
+    if options.get("lock_password"):
+        raise Forbidden("You are not authorized to perform the requested action: the password "
+                        f"of user {user_id} is locked (lock_password).")
     from onestack.identity.passwords import check_regex, hash_password
 
     check_regex(identity.settings, ref["password"])
