@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from onestack.common.auth import AuthContext
+from onestack.common.errors import NotFound
 from onestack.common.ids import new_id
 from onestack.identity.models import (
     Credential,
@@ -32,6 +33,7 @@ from onestack.identity.service._resources import (
     ADMIN,
     SYSTEM_READER,
     authorize,
+    bool_filter,
     check_bool,
     check_id,
     check_min_properties,
@@ -268,9 +270,9 @@ def create_project(identity: Any, ctx: AuthContext, ref: dict[str, Any]) -> dict
               target(project={"domain_id": domain_id, "name": ref["name"]}))
     with identity.db.write() as session:
         try:
-            domain = domain_row(session, domain_id)
-        except Exception as exc:
-            raise invalid(str(exc)) from None
+            domain_row(session, domain_id)
+        except NotFound as exc:  # Keystone answers 400 for an unknown domain here
+            raise invalid(exc.message) from None
         parent_id = ref.get("parent_id") or domain_id
         if parent_id == domain_id:
             depth = 1
@@ -297,7 +299,6 @@ def create_project(identity: Any, ctx: AuthContext, ref: dict[str, Any]) -> dict
             depth = len(chain) + 1
             if depth > MAX_DEPTH:
                 raise forbidden(f"Max hierarchy depth reached for {parent_id} branch.")
-        del domain
         _assert_name_free(session, domain_id, ref["name"])
         row = Project(
             id=new_id(),
@@ -382,8 +383,8 @@ def _tag_filter(value: str | None) -> list[str]:
 
 
 def list_projects(identity: Any, ctx: AuthContext, query: Mapping[str, str]) -> list[dict[str, Any]]:
-    """GET /v3/projects with Keystone's filters."""
-    from onestack.identity.service._resources import bool_filter
+    """GET /v3/projects with Keystone's filters (``is_domain=true`` lists domains)."""
+    from onestack.identity.service.domains import domain_as_project
 
     tgt = target(domain_id=ctx.domain_id) if ctx.domain_id else target()
     authorize(identity, ctx, "identity:list_projects", tgt)
@@ -391,8 +392,6 @@ def list_projects(identity: Any, ctx: AuthContext, query: Mapping[str, str]) -> 
     with identity.db.read() as session:
         stmt = select(Project)
         if is_domain:
-            from onestack.identity.service.domains import domain_as_project
-
             stmt = stmt.where(Project.is_domain.is_(True))
         else:
             stmt = stmt.where(Project.is_domain.is_(False))
