@@ -91,7 +91,7 @@ async def update_image(request: Request) -> Response:
             headers={"Accept-Patch": ", ".join(service.PATCH_CONTENT_TYPES)},
         )
     body = await read_json(request, content_types=service.PATCH_CONTENT_TYPES)
-    changes = service.parse_changes(body)
+    changes = service.parse_changes(body, v21=ctype == service.PATCH_CONTENT_TYPES[0])
     image = await run(service.update_image, _svc(request), ctx, request.path_params["image_id"], changes)
     return json_response(image)
 
@@ -210,8 +210,9 @@ async def import_image(request: Request) -> Response:
     body = await read_json(request)
     svc = _svc(request)
     image_id = request.path_params["image_id"]
-    staged = await run(service.begin_import, svc, ctx, image_id, body)
-    svc.spawn(run(service.run_import, svc, image_id, staged))
+    request_id = request.scope.get("state", {}).get("request_id")
+    staged, task_id = await run(service.begin_import, svc, ctx, image_id, body, request_id)
+    svc.spawn(run(service.run_import, svc, image_id, staged, task_id))
     return empty(202)
 
 
@@ -340,6 +341,32 @@ async def info_usage(request: Request) -> Response:
     return json_response(await run(service.usage, _svc(request), ctx))
 
 
+async def image_tasks(request: Request) -> Response:
+    ctx = await authenticate(request)
+    return json_response(await run(service.image_tasks, _svc(request), ctx, request.path_params["image_id"]))
+
+
+async def list_tasks(request: Request) -> Response:
+    ctx = await authenticate(request)
+    return json_response(await run(service.list_tasks, _svc(request), ctx))
+
+
+async def show_task(request: Request) -> Response:
+    ctx = await authenticate(request)
+    return json_response(await run(service.get_task, _svc(request), ctx, request.path_params["task_id"]))
+
+
+async def create_task(request: Request) -> Response:
+    ctx = await authenticate(request)
+    body = await read_json(request)
+    return json_response(await run(service.create_task, _svc(request), ctx, body), status=201)
+
+
+async def no_image_id(request: Request) -> Response:
+    await authenticate(request)
+    raise NotFound("No image found with ID ''")
+
+
 IMG = "/v2/images/{image_id}"
 
 routes = [
@@ -349,6 +376,7 @@ routes = [
     Route("/v2/", versions_multiple, methods=["GET", "HEAD"]),
     Route("/v2/images", list_images, methods=["GET"]),
     Route("/v2/images", create_image, methods=["POST"]),
+    Route("/v2/images/", no_image_id, methods=["GET", "PATCH", "DELETE", "PUT", "POST"]),
     Route(IMG, show_image, methods=["GET"]),
     Route(IMG, update_image, methods=["PATCH"]),
     Route(IMG, delete_image, methods=["DELETE"]),
@@ -360,6 +388,10 @@ routes = [
     Route(IMG + "/actions/reactivate", reactivate, methods=["POST"]),
     Route(IMG + "/tags/{tag}", add_tag, methods=["PUT"]),
     Route(IMG + "/tags/{tag}", delete_tag, methods=["DELETE"]),
+    Route(IMG + "/tasks", image_tasks, methods=["GET"]),
+    Route("/v2/tasks", list_tasks, methods=["GET"]),
+    Route("/v2/tasks", create_task, methods=["POST"]),
+    Route("/v2/tasks/{task_id}", show_task, methods=["GET"]),
     Route(IMG + "/members", list_members, methods=["GET"]),
     Route(IMG + "/members", add_member, methods=["POST"]),
     Route(IMG + "/members/{member_id}", show_member, methods=["GET"]),

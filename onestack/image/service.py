@@ -13,7 +13,7 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -33,7 +33,7 @@ from onestack.common.errors import (
 )
 from onestack.common.ids import isotime, parse_isotime, utcnow
 from onestack.image import schemas
-from onestack.image.models import Image, ImageMember
+from onestack.image.models import Image, ImageMember, ImageTask
 
 if TYPE_CHECKING:
     from onestack.image.core import ImageService
@@ -359,24 +359,40 @@ def _decode_pointer(path: Any) -> str:
 
 
 def parse_changes(body: Any, v21: bool = True) -> list[tuple[str, str, Any]]:
+    """JSON-patch operations: ``{"op": "replace", "path": "/name", "value": ..}``
+    (v2.1 media type) or Glance's older ``{"replace": "/name", "value": ..}``
+    (v2.0). In v2.0, ``add`` of something already present is a conflict."""
     if not isinstance(body, list):
         raise BadRequest("Request body must be a JSON array of operation objects.")
     changes: list[tuple[str, str, Any]] = []
     for raw in body:
         if not isinstance(raw, dict):
             raise BadRequest("Operations must be JSON objects.")
-        op = raw.get("op")
-        if op not in ("add", "replace", "remove"):
-            raise BadRequest(f"Operation objects must contain exactly one of \"add\", \"remove\", \"replace\" ({op!r}).")
-        if "path" not in raw:
-            raise BadRequest("Unable to find 'path' in JSON Schema change")
-        path = raw["path"]
+        if v21:
+            op = raw.get("op")
+            if op not in ("add", "replace", "remove"):
+                raise BadRequest(
+                    "Unable to find `op` in JSON Schema change. "
+                    "It must be one of the following: add, remove, replace."
+                )
+            if "path" not in raw:
+                raise BadRequest("Unable to find `path` in JSON Schema change.")
+            path = raw["path"]
+        else:
+            named = [k for k in ("add", "replace", "remove") if k in raw]
+            if len(named) != 1:
+                raise BadRequest(
+                    "Operation objects must contain exactly one member named "
+                    "\"add\", \"remove\", or \"replace\"."
+                )
+            op = named[0]
+            path = raw[op]
         key = _decode_pointer(path)
         if key == "locations":
             raise Forbidden("Image locations are not exposed by this cloud.")
         if op in ("add", "replace") and "value" not in raw:
             raise BadRequest(f"Operation \"{op}\" requires a member named \"value\".")
-        changes.append((op, key, raw.get("value")))
+        changes.append((op if v21 or op != "add" else "add4", key, raw.get("value")))
     return changes
 
 
@@ -397,6 +413,8 @@ def update_image(svc: ImageService, ctx: AuthContext, image_id: str, changes: li
                     raise Conflict(f"Property {key} does not exist.")
                 del props[key]
                 continue
+            if op == "add4" and (key in schemas.BASE_ATTRIBUTES or key in props):
+                raise Conflict(f"Property {key} already present.")
             if key in schemas.WRITABLE:
                 values[key] = _validate_value(key, value)
             elif op == "replace" and key not in props:
@@ -826,8 +844,10 @@ def import_info() -> dict[str, Any]:
     }
 
 
-def begin_import(svc: ImageService, ctx: AuthContext, image_id: str, body: Any) -> Path:
-    """Validate an import request; uploading -> importing. Returns the staged file."""
+def begin_import(
+    svc: ImageService, ctx: AuthContext, image_id: str, body: Any, request_id: str | None = None
+) -> tuple[Path, str]:
+    """Validate an import request; uploading -> importing. Returns the staged file and the task id."""
     if not isinstance(body, dict) or not isinstance(body.get("method"), dict):
         raise BadRequest("The import request must name a method: {\"method\": {\"name\": ...}}.")
     method = body["method"].get("name")
@@ -845,11 +865,87 @@ def begin_import(svc: ImageService, ctx: AuthContext, image_id: str, body: Any) 
                 raise Conflict("Image needs to be staged before 'glance-direct' method can be used")
             raise Conflict(f"Image status transition from {img.status} to importing is not allowed")
         img.status = "importing"
-        img.updated_at = utcnow()
-        return Path(img.staging[len("file://") :])
+        now = utcnow()
+        img.updated_at = now
+        task = ImageTask(
+            id=str(uuid.uuid4()), type="api_image_import", status="processing", owner=img.owner,
+            image_id=img.id, request_id=request_id, user_id=ctx.user_id,
+            input={"image_id": img.id, "import_req": body, "backend": [svc.store.name]},
+            result=None, message="", created_at=now, updated_at=now, expires_at=None,
+        )
+        s.add(task)
+        return Path(img.staging[len("file://") :]), task.id
 
 
-def run_import(svc: ImageService, image_id: str, staged: Path) -> None:
+def _finish_task(s: Session, task_id: str | None, status: str, message: str = "") -> None:
+    task = s.get(ImageTask, task_id) if task_id else None
+    if task is None:
+        return
+    now = utcnow()
+    task.status = status
+    task.message = message
+    task.result = {"image_id": task.image_id} if status == "success" else None
+    task.updated_at = now
+    task.expires_at = now + timedelta(hours=48)
+
+
+def task_view(task: ImageTask) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "type": task.type,
+        "status": task.status,
+        "owner": task.owner,
+        "input": task.input,
+        "result": task.result,
+        "message": task.message,
+        "image_id": task.image_id,
+        "request_id": task.request_id,
+        "user_id": task.user_id,
+        "created_at": isotime(task.created_at),
+        "updated_at": isotime(task.updated_at),
+        "expires_at": isotime(task.expires_at),
+        "self": f"/v2/tasks/{task.id}",
+        "schema": "/v2/schemas/task",
+    }
+
+
+def image_tasks(svc: ImageService, ctx: AuthContext, image_id: str) -> dict[str, Any]:
+    with svc.db.read() as s:
+        img, _ = _visible(svc, s, ctx, image_id)
+        rows = s.scalars(select(ImageTask).where(ImageTask.image_id == img.id).order_by(ImageTask.created_at))
+        return {"tasks": [task_view(t) for t in rows]}
+
+
+def get_task(svc: ImageService, ctx: AuthContext, task_id: str) -> dict[str, Any]:
+    with svc.db.read() as s:
+        task = s.get(ImageTask, task_id)
+        if task is None or (task.owner != ctx.project_id and not is_admin(svc, ctx)):
+            raise NotFound(f"Task with the given id {task_id} not found")
+        return task_view(task)
+
+
+def list_tasks(svc: ImageService, ctx: AuthContext) -> dict[str, Any]:
+    with svc.db.read() as s:
+        stmt = select(ImageTask).order_by(ImageTask.created_at.desc())
+        if not is_admin(svc, ctx):
+            stmt = stmt.where(ImageTask.owner == ctx.project_id)
+        return {"tasks": [task_view(t) for t in s.scalars(stmt)], "first": "/v2/tasks",
+                "schema": "/v2/schemas/tasks"}
+
+
+def create_task(svc: ImageService, ctx: AuthContext, body: Any) -> dict[str, Any]:
+    """The legacy tasks API: only ``import`` from a URL exists, and this cloud
+    fetches nothing from the network, so every such task is refused."""
+    if not isinstance(body, dict) or body.get("type") != "import" or not isinstance(body.get("input"), dict):
+        raise BadRequest("Invalid task: 'type' must be 'import' with an 'input' object.")
+    source = body["input"].get("import_from")
+    raise BadRequest(
+        f"Import from {source!r} is not supported: this cloud does not download images; "
+        "use the glance-direct import method."
+    )
+
+
+def run_import(svc: ImageService, image_id: str, staged: Path, task_id: str | None = None) -> None:
     """Inspect and hash the staged data, then move it into the store (importing -> active)."""
     from onestack.image.data import DataSink, TooLarge
     from onestack.image.formats import FormatError, Inspector
@@ -880,12 +976,15 @@ def run_import(svc: ImageService, image_id: str, staged: Path) -> None:
                 props["os_glance_failed_import"] = "file"
                 img.properties = props
                 img.updated_at = utcnow()
+            _finish_task(s, task_id, "failure", str(exc))
         return
     with svc.db.write() as s:
         img = s.get(Image, image_id)
         if img is None or img.status != "importing":
             svc.store.delete(location)
+            _finish_task(s, task_id, "failure", "The image was deleted during the import.")
             return
+        _finish_task(s, task_id, "success")
         img.status = "active"
         img.staging = None
         img.size = got.size

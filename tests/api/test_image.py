@@ -404,3 +404,45 @@ def test_info(api: Api) -> None:
 
 def test_unknown_method_is_405(api: Api) -> None:
     assert_glance_error(api.request("PUT", f"{V2}/images"), 405)
+
+
+def test_patch_in_the_v2_0_format(api: Api) -> None:
+    """Glance's older patch body (used by Tempest): ``{"replace": "/name", "value": ..}``."""
+    img = create(api, name="old-style")
+    v20 = {"Content-Type": "application/openstack-images-v2.0-json-patch"}
+    url = f"{V2}/images/{img['id']}"
+    r = api.patch(url, json=[{"replace": "/name", "value": "renamed"}, {"add": "/color", "value": "red"}],
+                  headers=v20)
+    assert r.status_code == 200, r.text
+    assert r.json()["name"] == "renamed" and r.json()["color"] == "red"
+    # v2.0: adding what is already there is a conflict
+    assert_glance_error(api.patch(url, json=[{"add": "/color", "value": "blue"}], headers=v20), 409)
+    assert_glance_error(api.patch(url, json=[{"add": "/os_glance_foo", "value": "x"}], headers=v20), 403)
+    assert_glance_error(api.patch(url, json=[{"add": "/a", "replace": "/b", "value": "x"}], headers=v20), 400)
+    assert_glance_error(api.patch(url, json=[{"op": "replace", "path": "/name", "value": "x"}], headers=v20), 400)
+    r = api.patch(url, json=[{"remove": "/color"}], headers=v20)
+    assert r.status_code == 200 and "color" not in r.json()
+
+
+def test_owner_may_deactivate_its_image(api: Api) -> None:
+    img = create(api, "demo")
+    url = f"{V2}/images/{img['id']}"
+    assert api.put(f"{url}/file", "demo", content=b"x" * 10, headers=OCTET).status_code == 204
+    assert api.post(f"{url}/actions/deactivate", "demo").status_code == 204
+    assert api.get(url, "demo").json()["status"] == "deactivated"
+    assert_glance_error(api.get(f"{url}/file", "demo"), 403)  # only admins download deactivated data
+    assert api.post(f"{url}/actions/reactivate", "demo").status_code == 204
+
+
+def test_empty_image_id_is_404(api: Api) -> None:
+    for method in ("GET", "DELETE", "PATCH"):
+        assert_glance_error(api.request(method, f"{V2}/images/"), 404)
+
+
+def test_legacy_import_tasks_are_refused(api: Api) -> None:
+    body = {"type": "import", "input": {"import_from": "http://example.invalid/x.qcow2",
+                                        "import_from_format": "qcow2",
+                                        "image_properties": {"disk_format": "qcow2"}}}
+    assert_glance_error(api.post(f"{V2}/tasks", json=body), 400)
+    assert api.get(f"{V2}/tasks").status_code == 200
+    assert_glance_error(api.get(f"{V2}/tasks/{uuid.uuid4()}"), 404)

@@ -31,7 +31,12 @@ def test_glance_direct_import(api: Api) -> None:
     r = api.post(f"{url}/import", json={"method": {"name": "glance-direct"}})
     assert r.status_code == 202, r.text
     got = wait_status(api, img["id"], {"active", "queued"})
-    assert got["status"] == "active"
+    assert got["status"] == "active" and got["stores"] == "file"
+    tasks = api.get(f"{url}/tasks").json()["tasks"]
+    assert len(tasks) == 1 and tasks[0]["status"] == "success"
+    assert tasks[0]["request_id"] == r.headers["X-OpenStack-Request-ID"]
+    assert tasks[0]["input"]["import_req"]["method"]["name"] == "glance-direct"
+    assert api.get(f"{V2}/tasks/{tasks[0]['id']}").json()["id"] == tasks[0]["id"]
     assert got["virtual_size"] == 4 * GiB and got["size"] == len(data)
     assert got["os_hash_value"] == hashlib.sha512(data).hexdigest()
     assert api.get(f"{url}/file").content == data
@@ -68,5 +73,7 @@ def test_import_of_unsafe_data_fails_back_to_queued(api: Api) -> None:
     got = wait_status(api, img["id"], {"active", "queued"})
     assert got["status"] == "queued" and got["size"] is None
     assert got["os_glance_failed_import"] == "file"
+    tasks = api.get(f"{url}/tasks").json()["tasks"]
+    assert [t["status"] for t in tasks] == ["failure"] and "backing file" in tasks[0]["message"]
     assert img["id"] not in os.listdir(api.cloud.state_dir / "images")
     assert os.listdir(api.cloud.state_dir / "images" / "staging") == []
