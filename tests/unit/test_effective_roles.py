@@ -150,3 +150,19 @@ def test_role_names(session: Session) -> None:
     ]
     assert role_names(session, []) == []
     assert NULL_DOMAIN not in str(role_names(session, ["admin"]))
+
+
+def test_corrupt_project_parent_cycle_terminates(session: Session) -> None:
+    session.add_all([
+        Project(id="c1", name="c1", domain_id="d2", parent_id="c2"),
+        Project(id="c2", name="c2", domain_id="d2", parent_id="c1"),
+    ])
+    session.flush()
+    grant(session, USER_PROJECT, "u", "c2", "reader", inherited=True)
+    assert effective_role_ids(session, "u", project_id="c1") == ["reader"]
+    assert "c1" in user_project_ids(session, "u")
+
+
+def test_domain_is_not_a_project_target(session: Session) -> None:
+    grant(session, USER_PROJECT, "u", "d1", "admin")  # a malformed row naming a domain
+    assert effective_role_ids(session, "u", project_id="d1") == []

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from onestack.common.auth import AuthContext
@@ -118,14 +118,64 @@ def project_lineage(session: Session, project_id: str) -> tuple[list[str], str |
     return ancestors, domain_id
 
 
+def _role_facts(session: Session) -> tuple[dict[str, set[str]], set[str]]:
+    """(implication rules, ids of domain-specific roles) in one small query."""
+    rules: dict[str, set[str]] = {}
+    domain_roles: set[str] = set()
+    for a, b in session.execute(_ROLE_FACTS, {"null": NULL_DOMAIN}):
+        if b is None:
+            domain_roles.add(a)
+        else:
+            rules.setdefault(a, set()).add(b)
+    return rules, domain_roles
+
+
 def _finish(session: Session, direct: Iterable[str]) -> list[str]:
     """Expand implied roles, then drop domain-specific roles."""
     direct = list(dict.fromkeys(direct))
     if not direct:
         return []
-    expanded = expand_implied(direct, implication_map(session))
-    domain_roles = domain_role_ids(session, expanded)
-    return [r for r in expanded if r not in domain_roles]
+    rules, domain_roles = _role_facts(session)
+    return [r for r in expand_implied(direct, rules) if r not in domain_roles]
+
+
+# Plain SQL (valid on SQLite and PostgreSQL): token issue calls these often,
+# and building ORM statements costs more than running them.
+_ROLE_FACTS = text(
+    "SELECT prior_role_id, implied_role_id FROM implied_role "
+    "UNION ALL SELECT id, NULL FROM role WHERE domain_id != :null"
+)
+_ACTORS = (
+    "actors(id) AS (SELECT :user_id UNION "
+    "SELECT group_id FROM user_group_membership WHERE user_id = :user_id)"
+)
+_PROJECT_ROLES = text(
+    "WITH RECURSIVE "
+    "anc(id, parent_id, depth) AS ("
+    " SELECT id, parent_id, 0 FROM project WHERE id = :target AND is_domain = :f"
+    " UNION ALL"
+    " SELECT p.id, p.parent_id, anc.depth + 1 FROM project p JOIN anc ON p.id = anc.parent_id"
+    " WHERE p.is_domain = :f AND anc.depth < 64), "
+    "dom(id) AS (SELECT domain_id FROM project WHERE id = :target AND is_domain = :f), "
+    + _ACTORS +
+    " SELECT a.role_id FROM assignment a WHERE a.actor_id IN (SELECT id FROM actors) AND ("
+    " (a.type IN ('UserProject', 'GroupProject') AND a.inherited = :f AND a.target_id = :target"
+    "  AND EXISTS (SELECT 1 FROM dom))"
+    " OR (a.type IN ('UserProject', 'GroupProject') AND a.inherited = :t"
+    "  AND a.target_id IN (SELECT id FROM anc WHERE depth > 0))"
+    " OR (a.type IN ('UserDomain', 'GroupDomain') AND a.inherited = :t"
+    "  AND a.target_id IN (SELECT id FROM dom)))"
+)
+_DOMAIN_ROLES = text(
+    "WITH " + _ACTORS +
+    " SELECT a.role_id FROM assignment a WHERE a.actor_id IN (SELECT id FROM actors)"
+    " AND a.type IN ('UserDomain', 'GroupDomain') AND a.inherited = :f AND a.target_id = :target"
+)
+_SYSTEM_ROLES = text(
+    "WITH " + _ACTORS +
+    " SELECT a.role_id FROM assignment a WHERE a.actor_id IN (SELECT id FROM actors)"
+    " AND a.type IN ('UserSystem', 'GroupSystem') AND a.target_id = :target"
+)
 
 
 # --- the contract the token provider uses ---------------------------------------
@@ -144,49 +194,27 @@ def effective_role_ids(
     Direct user assignments, assignments to the user's groups, OS-INHERIT
     assignments from the project's domain and ancestor projects, and the roles
     all of those imply. Domain-specific roles are left out (only what they
-    imply counts). An unknown target gives ``[]``.
+    imply counts). An unknown target gives ``[]``. Two queries.
     """
     targets = [t for t in (project_id, domain_id, SYSTEM_TARGET if system else None) if t]
     if len(targets) != 1:
         raise ValueError("exactly one of project_id, domain_id, system is required")
-    actors = [user_id, *group_ids_of(session, user_id)]
-    cond: list = []
     if project_id is not None:
-        ancestors, proj_domain = project_lineage(session, project_id)
-        if proj_domain is None:
-            return []
-        cond.append(and_(
-            Assignment.type.in_(PROJECT_TYPES), Assignment.target_id == project_id,
-            Assignment.inherited.is_(False),
-        ))
-        if ancestors:
-            cond.append(and_(
-                Assignment.type.in_(PROJECT_TYPES), Assignment.target_id.in_(ancestors),
-                Assignment.inherited.is_(True),
-            ))
-        cond.append(and_(
-            Assignment.type.in_(DOMAIN_TYPES), Assignment.target_id == proj_domain,
-            Assignment.inherited.is_(True),
-        ))
+        stmt = _PROJECT_ROLES
     elif domain_id is not None:
-        cond.append(and_(
-            Assignment.type.in_(DOMAIN_TYPES), Assignment.target_id == domain_id,
-            Assignment.inherited.is_(False),
-        ))
+        stmt = _DOMAIN_ROLES
     else:
-        cond.append(and_(Assignment.type.in_(SYSTEM_TYPES), Assignment.target_id == SYSTEM_TARGET))
-    rows = session.execute(
-        select(Assignment.role_id).where(Assignment.actor_id.in_(actors), or_(*cond))
-    )
-    return _finish(session, (r[0] for r in rows))
+        stmt = _SYSTEM_ROLES
+    params = {"user_id": user_id, "target": targets[0], "t": True, "f": False}
+    rows = session.execute(stmt, params)
+    return _finish(session, sorted({r[0] for r in rows}))
 
 
 def _useful_roles(session: Session, role_ids: set[str]) -> set[str]:
     """Of ``role_ids``, those that put at least one global role in a token."""
     if not role_ids:
         return set()
-    rules = implication_map(session)
-    domain_roles = domain_role_ids(session, expand_implied(role_ids, rules))
+    rules, domain_roles = _role_facts(session)
     return {
         rid for rid in role_ids
         if any(r not in domain_roles for r in expand_implied([rid], rules))
