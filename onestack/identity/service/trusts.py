@@ -148,6 +148,9 @@ def create(identity: Identity, ctx: AuthContext, ref: Any) -> dict[str, Any]:
     if is_restricted_app_cred(ctx):
         raise Forbidden("You are not authorized to perform the requested action: Using method "
                         "'application_credential' is not allowed for managing trusts.")
+    if (ctx.extra or {}).get("oauth"):
+        raise Forbidden("You are not authorized to perform the requested action: Cannot create a "
+                        "trust with a token issued via delegation.")
     with identity.db.write() as s:
         if s.get(User, ref["trustee_user_id"]) is None:
             raise NotFound(f"Could not find user: {ref['trustee_user_id']}.")
