@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from onestack.common.auth import AuthContext
@@ -493,16 +493,6 @@ def list_grants(identity: Identity, ctx: AuthContext, grant: Grant) -> list[dict
             ).order_by(Role.name)
         ).all()
         return [role_ref(r) for r in rows]
-
-
-def delete_actor_assignments(s: Session, actor_id: str) -> None:
-    """A user or group is deleted: drop its assignments (call inside the same write)."""
-    s.execute(delete(Assignment).where(Assignment.actor_id == actor_id))
-
-
-def delete_target_assignments(s: Session, target_id: str) -> None:
-    """A project or domain is deleted: drop the assignments on it (same write)."""
-    s.execute(delete(Assignment).where(Assignment.target_id == target_id))
 
 
 # --- GET /v3/role_assignments -----------------------------------------------------

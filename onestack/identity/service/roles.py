@@ -277,14 +277,6 @@ def delete_role_rows(session: Session, role_id: str) -> None:
     ))
 
 
-def delete_domain_roles(session: Session, domain_id: str) -> None:
-    """A domain goes away: its domain-specific roles go with it (for the domains area)."""
-    for role_id in list(session.scalars(select(Role.id).where(Role.domain_id == domain_id))):
-        delete_role_rows(session, role_id)
-        session.execute(delete(Role).where(Role.id == role_id))
-        revoke.revoke(session, role_id=role_id)
-
-
 # --- implied roles ------------------------------------------------------------------
 
 
