@@ -177,6 +177,17 @@ def _check_default_project(session: Session, project_id: str | None) -> None:
         raise invalid("Cannot assign a project acting as a domain as a default project")
 
 
+def _prehash(identity: Any, password: Any) -> str | None:
+    """The slow password hash, made before the write transaction takes the writer lock."""
+    from onestack.identity.passwords import check_regex, hash_password, validate_password_value
+
+    if password is None:
+        return None
+    plain = validate_password_value(password)
+    check_regex(identity.settings, plain)
+    return hash_password(identity.settings, plain)
+
+
 # --- operations -------------------------------------------------------------------
 
 
@@ -190,6 +201,7 @@ def create_user(identity: Any, ctx: AuthContext, ref: dict[str, Any]) -> dict[st
     domain_id = ref.get("domain_id") or token_domain(ctx)
     name = ref["name"].strip()
     authorize(identity, ctx, "identity:create_user", target(user={"domain_id": domain_id, "name": name}))
+    prehashed = _prehash(identity, ref.get("password"))
     with identity.db.write() as session:
         domain_row(session, domain_id)
         _check_default_project(session, ref.get("default_project_id"))
@@ -212,7 +224,7 @@ def create_user(identity: Any, ctx: AuthContext, ref: dict[str, Any]) -> dict[st
         except IntegrityError:
             raise _name_conflict(name, domain_id) from None
         if ref.get("password") is not None:
-            set_password(identity, session, row, ref["password"])
+            set_password(identity, session, row, ref["password"], prehashed=prehashed)
         result = user_dicts(session, [row])[0]
     identity.touch()
     return result
@@ -269,6 +281,16 @@ def update_user(identity: Any, ctx: AuthContext, user_id: str, ref: dict[str, An
 
     check_min_properties(ref)
     _check(ref)
+    prehashed = None
+    if ref.get("password") is not None:
+        # authorize before spending a slow hash on the caller's behalf
+        with identity.db.read() as session:
+            found = session.get(User, user_id)
+            authorize(identity, ctx, "identity:update_user",
+                      _target(found) if found is not None else target(user={"id": user_id}))
+            if found is None:
+                raise not_found("user", user_id)
+        prehashed = _prehash(identity, ref["password"])
     with identity.db.write() as session:
         row = session.get(User, user_id)
         if row is None:
@@ -305,7 +327,7 @@ def update_user(identity: Any, ctx: AuthContext, user_id: str, ref: dict[str, An
             raise _name_conflict(str(ref.get("name")), row.domain_id) from None
         revoked = False
         if ref.get("password") is not None:
-            set_password(identity, session, row, ref["password"])
+            set_password(identity, session, row, ref["password"], prehashed=prehashed)
             revoke.revoke_user(session, row.id)
             revoked = True
         if was_enabled and not row.enabled and not revoked:
