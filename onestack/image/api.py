@@ -21,7 +21,7 @@ from onestack.common.errors import (
     UnsupportedMediaType,
 )
 from onestack.common.web import empty, json_response, read_json, run
-from onestack.image import schemas, service
+from onestack.image import metadefs_api, schemas, service
 from onestack.image.data import DataSink, Received, TooLarge, pump
 from onestack.image.formats import FormatError, Inspector
 
@@ -401,4 +401,5 @@ routes = [
     Route("/v2/info/import", info_import, methods=["GET"]),
     Route("/v2/info/stores", info_stores, methods=["GET"]),
     Route("/v2/info/usage", info_usage, methods=["GET"]),
+    *metadefs_api.routes,
 ]

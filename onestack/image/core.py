@@ -57,9 +57,10 @@ class ImageService:
     def enforcer(self) -> Any:
         if self._enforcer is None:
             from onestack.common.policy import Enforcer
+            from onestack.image.metadefs import policy_defaults
             from onestack.image.policies import DEFAULTS
 
-            self._enforcer = Enforcer(DEFAULTS, self.settings.policy_path)
+            self._enforcer = Enforcer({**DEFAULTS, **policy_defaults()}, self.settings.policy_path)
         return self._enforcer
 
     def spawn(self, coro: Any) -> None:

@@ -75,3 +75,23 @@ class ImageTask(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+
+
+class MetadefNamespace(Base):
+    """A metadata definitions namespace with its objects, properties, tags and
+    resource type associations (kept as JSON on the namespace row)."""
+
+    __tablename__ = "metadef_namespace"
+
+    namespace: Mapped[str] = mapped_column(String(80), primary_key=True)
+    display_name: Mapped[str | None] = mapped_column(String(80), default=None)
+    description: Mapped[str | None] = mapped_column(String(500), default=None)
+    visibility: Mapped[str] = mapped_column(String(32), default="private")
+    protected: Mapped[bool] = mapped_column(Boolean, default=False)
+    owner: Mapped[str | None] = mapped_column(String(255), default=None)
+    resource_types: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    objects: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    tags: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)

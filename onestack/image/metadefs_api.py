@@ -1,0 +1,169 @@
+"""HTTP routes of the metadata definitions catalog (``/v2/metadefs``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from onestack.common.auth import authenticate
+from onestack.common.errors import NotFound
+from onestack.common.web import empty, json_response, read_json, run
+from onestack.image import metadefs
+
+
+def _svc(request: Request) -> Any:
+    return request.app.state.image
+
+
+async def resource_types(request: Request) -> Response:
+    ctx = await authenticate(request)
+    return json_response(await run(metadefs.list_resource_types, _svc(request), ctx))
+
+
+async def namespaces(request: Request) -> Response:
+    ctx = await authenticate(request)
+    if request.method == "POST":
+        body = await read_json(request)
+        return json_response(await run(metadefs.create_namespace, _svc(request), ctx, body), status=201)
+    params = dict(request.query_params)
+    return json_response(await run(metadefs.list_namespaces, _svc(request), ctx, params))
+
+
+async def namespace(request: Request) -> Response:
+    ctx = await authenticate(request)
+    name = request.path_params["ns"]
+    svc = _svc(request)
+    if request.method == "GET":
+        return json_response(await run(metadefs.show_namespace, svc, ctx, name))
+    if request.method == "PUT":
+        body = await read_json(request)
+        return json_response(await run(metadefs.update_namespace, svc, ctx, name, body))
+    await run(metadefs.delete_namespace, svc, ctx, name)
+    return empty(204)
+
+
+async def objects(request: Request) -> Response:
+    ctx = await authenticate(request)
+    name = request.path_params["ns"]
+    svc = _svc(request)
+    if request.method == "GET":
+        return json_response(await run(metadefs.list_objects, svc, ctx, name))
+    if request.method == "POST":
+        body = await read_json(request)
+        return json_response(await run(metadefs.create_object, svc, ctx, name, body), status=201)
+    await run(metadefs.delete_objects, svc, ctx, name)
+    return empty(204)
+
+
+async def one_object(request: Request) -> Response:
+    ctx = await authenticate(request)
+    name, obj = request.path_params["ns"], request.path_params["name"]
+    svc = _svc(request)
+    if request.method == "GET":
+        return json_response(await run(metadefs.show_object, svc, ctx, name, obj))
+    if request.method == "PUT":
+        body = await read_json(request)
+        return json_response(await run(metadefs.update_object, svc, ctx, name, obj, body))
+    await run(metadefs.delete_object, svc, ctx, name, obj)
+    return empty(204)
+
+
+async def properties(request: Request) -> Response:
+    ctx = await authenticate(request)
+    name = request.path_params["ns"]
+    svc = _svc(request)
+    if request.method == "GET":
+        return json_response(await run(metadefs.list_properties, svc, ctx, name))
+    if request.method == "POST":
+        body = await read_json(request)
+        return json_response(await run(metadefs.create_property, svc, ctx, name, body), status=201)
+    await run(metadefs.delete_properties, svc, ctx, name)
+    return empty(204)
+
+
+async def one_property(request: Request) -> Response:
+    ctx = await authenticate(request)
+    name, prop = request.path_params["ns"], request.path_params["name"]
+    svc = _svc(request)
+    if request.method == "GET":
+        return json_response(await run(metadefs.show_property, svc, ctx, name, prop))
+    if request.method == "PUT":
+        body = await read_json(request)
+        return json_response(await run(metadefs.update_property, svc, ctx, name, prop, body))
+    await run(metadefs.delete_property, svc, ctx, name, prop)
+    return empty(204)
+
+
+async def tags(request: Request) -> Response:
+    ctx = await authenticate(request)
+    name = request.path_params["ns"]
+    svc = _svc(request)
+    if request.method == "GET":
+        return json_response(await run(metadefs.list_tags, svc, ctx, name))
+    if request.method == "POST":
+        body = await read_json(request)
+        append = request.headers.get("x-openstack-append", "").lower() == "true"
+        return json_response(await run(metadefs.create_tags, svc, ctx, name, body, append), status=201)
+    await run(metadefs.delete_tags, svc, ctx, name)
+    return empty(204)
+
+
+async def one_tag(request: Request) -> Response:
+    ctx = await authenticate(request)
+    name, tag = request.path_params["ns"], request.path_params["name"]
+    svc = _svc(request)
+    if request.method == "GET":
+        return json_response(await run(metadefs.show_tag, svc, ctx, name, tag))
+    if request.method == "POST":
+        return json_response(await run(metadefs.create_tag, svc, ctx, name, tag), status=201)
+    if request.method == "PUT":
+        body = await read_json(request)
+        return json_response(await run(metadefs.update_tag, svc, ctx, name, tag, body))
+    await run(metadefs.delete_tag, svc, ctx, name, tag)
+    return empty(204)
+
+
+async def associations(request: Request) -> Response:
+    ctx = await authenticate(request)
+    name = request.path_params["ns"]
+    svc = _svc(request)
+    if request.method == "GET":
+        return json_response(await run(metadefs.list_associations, svc, ctx, name))
+    body = await read_json(request)
+    return json_response(await run(metadefs.create_association, svc, ctx, name, body), status=201)
+
+
+async def one_association(request: Request) -> Response:
+    ctx = await authenticate(request)
+    p = request.path_params
+    await run(metadefs.delete_association, _svc(request), ctx, p["ns"], p["name"])
+    return empty(204)
+
+
+async def schema(request: Request) -> Response:
+    await authenticate(request)
+    name = request.path_params["name"]
+    if name not in metadefs.SCHEMAS:
+        raise NotFound("The resource could not be found.")
+    return json_response(metadefs.SCHEMAS[name])
+
+
+NS = "/v2/metadefs/namespaces/{ns}"
+
+routes = [
+    Route("/v2/metadefs/resource_types", resource_types, methods=["GET"]),
+    Route("/v2/metadefs/namespaces", namespaces, methods=["GET", "POST"]),
+    Route(NS, namespace, methods=["GET", "PUT", "DELETE"]),
+    Route(NS + "/objects", objects, methods=["GET", "POST", "DELETE"]),
+    Route(NS + "/objects/{name}", one_object, methods=["GET", "PUT", "DELETE"]),
+    Route(NS + "/properties", properties, methods=["GET", "POST", "DELETE"]),
+    Route(NS + "/properties/{name}", one_property, methods=["GET", "PUT", "DELETE"]),
+    Route(NS + "/tags", tags, methods=["GET", "POST", "DELETE"]),
+    Route(NS + "/tags/{name}", one_tag, methods=["GET", "POST", "PUT", "DELETE"]),
+    Route(NS + "/resource_types", associations, methods=["GET", "POST"]),
+    Route(NS + "/resource_types/{name}", one_association, methods=["DELETE"]),
+    Route("/v2/schemas/metadefs/{name}", schema, methods=["GET"]),
+]
