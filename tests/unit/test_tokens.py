@@ -139,3 +139,13 @@ def test_revocations_reload_from_the_database(tmp_path: Path) -> None:
     assert revs.version > version
     assert revs.is_revoked({"user_id": frozenset({"u9"})}, before)
     assert not revs.is_revoked({"user_id": frozenset({"u8"})}, before - timedelta(days=31))
+
+
+def test_catalog_url_substitution() -> None:
+    from onestack.identity.service.catalog import _fill
+
+    assert _fill("http://h/volume/v3/$(project_id)s", "p1") == "http://h/volume/v3/p1"
+    assert _fill("http://h/volume/v3/%(tenant_id)s", "p1") == "http://h/volume/v3/p1"
+    assert _fill("http://h/identity", None) == "http://h/identity"
+    assert _fill("http://h/volume/v3/$(project_id)s", None) is None  # needs a project
+    assert _fill("http://h/x/$(user_id)s", "p1") is None
