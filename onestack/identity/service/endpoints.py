@@ -2,7 +2,7 @@
 
 ``interface`` is public, internal or admin; ``service_id`` and ``region_id``
 must name existing rows (400 otherwise, nothing written); the legacy
-``region`` alone names a region that is created when missing (as Keystone). Listing by ``region_id`` includes the region's child regions.
+``region`` alone names a region that is created when missing (as Keystone).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from onestack.common.auth import AuthContext
 from onestack.common.errors import BadRequest, NotFound
 from onestack.common.ids import new_id
 from onestack.identity.models import Endpoint, PolicyAssociation, ProjectEndpoint, Region, Service
-from onestack.identity.service.regions import region_and_children
 from onestack.identity.service.roles import check_bool, check_string, require_object
 
 if TYPE_CHECKING:
@@ -127,9 +126,9 @@ def list_endpoints(identity: Identity, ctx: AuthContext, filters: dict[str, str]
         query = query.where(Endpoint.interface == filters["interface"])
     if "service_id" in filters:
         query = query.where(Endpoint.service_id == filters["service_id"])
+    if "region_id" in filters:
+        query = query.where(Endpoint.region_id == filters["region_id"])
     with identity.db.read() as s:
-        if "region_id" in filters:
-            query = query.where(Endpoint.region_id.in_(region_and_children(s, filters["region_id"])))
         return [endpoint_ref(e) for e in s.scalars(query)]
 
 
