@@ -306,3 +306,27 @@ def test_expired_tokens_and_allow_expired(tmp_path: Any) -> None:
         assert r.status_code == 200
         assert r.json()["token"]["user"]["name"] == d["username"]
         assert api.client.get("/identity/v3/auth/projects", headers={"X-Auth-Token": old}).status_code == 401
+
+
+def test_fast_path_answers_like_the_full_handler(api: Api) -> None:
+    """Repeated validations come from memory with the same status, headers and body."""
+    subject = api.token("demo")
+    hdrs = {"X-Auth-Token": api.token(), "X-Subject-Token": subject}
+    first = api.client.get(TOKENS, headers=hdrs)
+    tokens = api.cloud.service("identity").tokens
+    assert tokens.lookup_fast(subject) is not None
+    for query in ("", "?nocatalog"):
+        slow = api.client.get(TOKENS + query, headers=hdrs)
+        fast = api.client.get(TOKENS + query, headers=hdrs)
+        assert slow.status_code == fast.status_code == 200
+        assert slow.content == fast.content
+        assert fast.headers["X-Subject-Token"] == subject
+        assert fast.headers["Content-Type"] == "application/json"
+        assert fast.headers["X-OpenStack-Request-ID"].startswith("req-")
+    assert first.content == api.client.get(TOKENS, headers=hdrs).content
+    head = api.client.head(TOKENS, headers=hdrs)
+    assert head.status_code == 200 and head.content == b""
+    # a change anywhere in identity drops the memory; the answer stays right
+    api.cloud.service("identity").touch()
+    assert tokens.lookup_fast(subject) is None
+    assert api.client.get(TOKENS, headers=hdrs).content == first.content
