@@ -84,3 +84,18 @@ def test_lost_clouds_yaml_gets_new_passwords(tmp_path: Path) -> None:
     _start(state, 8800)
     new = yaml.safe_load((state / "clouds.yaml").read_text())["clouds"]["onestack-admin"]["auth"]["password"]
     assert new != old
+
+
+def test_new_services_join_the_catalog(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    _start(state, 8800)  # identity only
+    settings = load_settings(state, env=dict(TEST_ENV))
+    cloud = build_cloud(settings)  # every service of the all-in-one cloud
+    prepare(cloud)
+    with cloud.db.read() as s:
+        types = {svc.type for svc in s.scalars(select(Service))}
+        n_endpoints = s.scalar(select(func.count()).select_from(Endpoint))
+    cloud.db.dispose()
+    expected = {e.service_type for e in cloud.catalog()}
+    assert types == expected and "identity" in types
+    assert n_endpoints == 3 * len(expected)
