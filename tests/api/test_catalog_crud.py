@@ -188,3 +188,19 @@ def test_demo_user_is_forbidden(api: Api) -> None:
     error(api.post(f"{V3}/regions", who="demo", json={"region": {}}), 403)
     error(api.delete(f"{V3}/services/{svc['id']}", who="demo"), 403)
     assert api.get(f"{V3}/services/{svc['id']}").status_code == 200
+
+
+def test_malformed_bodies(api: Api) -> None:
+    svc = make_service(api)
+    ep = make_endpoint(api, svc["id"])
+    region = make_region(api)
+    raw = {"content": b"{oops", "headers": {"Content-Type": "application/json"}}
+    for method, path in (
+        ("POST", f"{V3}/regions"), ("PUT", f"{V3}/regions/{uid()}"), ("PATCH", f"{V3}/regions/{region['id']}"),
+        ("POST", f"{V3}/services"), ("PATCH", f"{V3}/services/{svc['id']}"),
+        ("POST", f"{V3}/endpoints"), ("PATCH", f"{V3}/endpoints/{ep['id']}"),
+    ):
+        error(api.request(method, path, **raw), 400)
+        error(api.request(method, path), 400)  # no body at all
+        error(api.request(method, path, json={"wrong": {}}), 400)
+    assert api.get(f"{V3}/endpoints/{ep['id']}").json()["endpoint"]["url"] == ep["url"]

@@ -180,3 +180,14 @@ def test_system_reader_reads_but_cannot_write(api: Api) -> None:
     assert api.client.get(f"{V3}/role_inferences", headers=h).status_code == 200
     assert api.client.get(f"{V3}/role_assignments", headers=h).status_code == 200
     error(api.client.post(f"{V3}/roles", headers=h, json={"role": {"name": _name()}}), 403)
+
+
+def test_malformed_role_bodies(api: Api) -> None:
+    role = make_role(api)
+    raw = {"content": b"[1,", "headers": {"Content-Type": "application/json"}}
+    for method, path in (("POST", f"{V3}/roles"), ("PATCH", f"{V3}/roles/{role['id']}")):
+        error(api.request(method, path, **raw), 400)
+        error(api.request(method, path), 400)
+        error(api.request(method, path, json={"role": None}), 400)
+        error(api.request(method, path, json={"role": {"description": 7}}), 400)
+    assert api.get(f"{V3}/roles/{role['id']}").json()["role"]["name"] == role["name"]
