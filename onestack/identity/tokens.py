@@ -34,6 +34,8 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -464,6 +466,11 @@ def revocation_values(
     return values
 
 
+# The identity generation at which this thread's current ``TokenProvider.read()``
+# session was opened (None outside one).
+_session_gen = threading.local()
+
+
 class TokenProvider:
     """Issues and validates tokens for one Identity service."""
 
@@ -558,13 +565,31 @@ class TokenProvider:
                 self._derived_at = now
         return self._derived
 
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read session whose data may feed the derived cache.
+
+        The generation is noted before the session's snapshot begins; what is
+        built in it is cached only if no identity write committed since, so a
+        snapshot older than the newest write never lands in the new cache.
+        """
+        previous = getattr(_session_gen, "value", None)
+        _session_gen.value = self.identity.generation
+        try:
+            with self.identity.db.read() as s:
+                yield s
+        finally:
+            _session_gen.value = previous
+
     def cached(self, key: Any, build: Any) -> Any:
         cache = self.derived()
         try:
             return cache[key]
         except KeyError:
             value = build()
-            cache[key] = value
+            opened_at = getattr(_session_gen, "value", None)
+            if opened_at is None or opened_at == self._derived_gen:
+                cache[key] = value
             return value
 
     # --- validation ------------------------------------------------------------------
@@ -597,7 +622,7 @@ class TokenProvider:
         now = utcnow()
         if data.expires_at <= now and not (allow_expired and data.expires_at + ALLOW_EXPIRED_WINDOW > now):
             raise TokenNotFound(token)
-        with self.identity.db.read() as s:
+        with self.read() as s:
             vt = self.resolve(s, token, data)
         if self.revocations.is_revoked(vt.revocation_values(), data.issued_at):
             raise TokenNotFound(token)
@@ -860,7 +885,7 @@ class TokenProvider:
         project_id = vt.project["id"] if vt.project else None
 
         def build() -> list[dict[str, Any]]:
-            with self.identity.db.read() as s:
+            with self.read() as s:
                 return build_catalog(self.identity, s, project_id)
 
         return self.cached(("catalog", project_id), build)  # type: ignore[no-any-return]

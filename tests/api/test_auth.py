@@ -330,3 +330,13 @@ def test_fast_path_answers_like_the_full_handler(api: Api) -> None:
     api.cloud.service("identity").touch()
     assert tokens.lookup_fast(subject) is None
     assert api.client.get(TOKENS, headers=hdrs).content == first.content
+
+
+def test_data_read_before_a_write_is_not_cached_after_it(api: Api) -> None:
+    identity = api.cloud.service("identity")
+    tokens = identity.tokens
+    with tokens.read():
+        identity.touch()  # a write committed while this session's snapshot was open
+        assert tokens.cached(("probe",), lambda: "old") == "old"
+    assert tokens.cached(("probe",), lambda: "new") == "new"
+    assert tokens.cached(("probe",), lambda: "newer") == "new"  # stored the second time

@@ -438,7 +438,7 @@ def issue_token(identity: Identity, body: Any, http: Any = None) -> ValidatedTok
     parent = next((r for r in results if r.parent_audit_ids), None)
     fixed = next((r for r in results if r.fixed_scope), None)
 
-    with identity.db.read() as s:
+    with identity.tokens.read() as s:
         user = s.get(User, user_id)
         if user is None:
             raise Unauthorized(AUTH_REQUIRED)
@@ -481,7 +481,7 @@ def issue_token(identity: Identity, body: Any, http: Any = None) -> ValidatedTok
         app_cred_id=fixed.app_cred_id if fixed else None,
         access_token_id=fixed.access_token_id if fixed else None,
     )
-    with identity.db.read() as s:
+    with identity.tokens.read() as s:
         try:
             return identity.tokens.resolve(s, token, data)
         except TokenNotFound:
@@ -593,7 +593,7 @@ def change_password(identity: Identity, user_id: str, body: Any) -> None:
             raise BadRequest(f"Invalid input for field '{key}': the value must be a string.")
     validate_password_value(ref["password"])
     settings = identity.settings.identity
-    with identity.db.read() as s:
+    with identity.tokens.read() as s:
         user = s.get(User, user_id)
         if user is None:
             raise Unauthorized("Error when changing user password: Invalid user / password.")
