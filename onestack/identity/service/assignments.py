@@ -596,6 +596,20 @@ def _effective(s: Session, q: AssignmentQuery, projects: set[str] | None) -> lis
     if q.user_id:
         actors = [q.user_id, *group_ids_of(s, q.user_id)]
         query = query.where(Assignment.actor_id.in_(actors))
+    if projects is not None:
+        # Only rows that can reach these projects: on them, or inherited from
+        # their ancestors or their domains.
+        reach: set[str] = set(projects)
+        for project_id in projects:
+            ancestors, domain = project_lineage(s, project_id)
+            reach.update(ancestors)
+            if domain is not None:
+                reach.add(domain)
+        query = query.where(Assignment.target_id.in_(reach))
+    elif q.domain_id:
+        query = query.where(Assignment.target_id == q.domain_id)
+    elif q.system:
+        query = query.where(Assignment.type.in_(SYSTEM_TYPES))
     rows = s.scalars(query.order_by(Assignment.type, Assignment.actor_id, Assignment.target_id,
                                     Assignment.role_id)).all()
     # Groups -> users.
