@@ -47,8 +47,14 @@ def world(api: Api) -> dict[str, Any]:
     assert api.put(f"{V3}/groups/{group['id']}/users/{u['id']}").status_code == 204
     parent = make(api, "project")
     child = make(api, "project", parent_id=parent["id"])
-    return {"group": group, "user": u, "parent": parent, "child": child,
-            "member": role_id(api, "member"), "reader": role_id(api, "reader")}
+    return {
+        "group": group,
+        "user": u,
+        "parent": parent,
+        "child": child,
+        "member": role_id(api, "member"),
+        "reader": role_id(api, "reader"),
+    }
 
 
 def test_user_project_grant_lifecycle(api: Api, world: dict[str, Any]) -> None:
@@ -78,7 +84,9 @@ def test_group_grants_reach_members(api: Api, world: dict[str, Any]) -> None:
     url = f"{V3}/projects/{p['id']}/groups/{g['id']}/roles/{reader}"
     assert api.put(url).status_code == 204
     assert api.request("HEAD", url).status_code == 204
-    assert [r["id"] for r in api.get(f"{V3}/projects/{p['id']}/groups/{g['id']}/roles").json()["roles"]] == [reader]
+    assert [
+        r["id"] for r in api.get(f"{V3}/projects/{p['id']}/groups/{g['id']}/roles").json()["roles"]
+    ] == [reader]
     assert token_roles(api, u["name"], p["name"]) == ["reader"]
     tok = api.password_token(u["name"], PASSWORD, project=p["name"])
     assert api.delete(url).status_code == 204
@@ -91,7 +99,9 @@ def test_domain_grants(api: Api, world: dict[str, Any]) -> None:
         url = f"{V3}/domains/default/{actor}/{aid}/roles/{member}"
         assert api.put(url).status_code == 204
         assert api.request("HEAD", url).status_code == 204
-        assert member in [r["id"] for r in api.get(f"{V3}/domains/default/{actor}/{aid}/roles").json()["roles"]]
+        assert member in [
+            r["id"] for r in api.get(f"{V3}/domains/default/{actor}/{aid}/roles").json()["roles"]
+        ]
         assert api.delete(url).status_code == 204
         assert api.request("HEAD", url).status_code == 404
 
@@ -103,7 +113,9 @@ def test_system_grants(api: Api, world: dict[str, Any]) -> None:
         assert api.request("HEAD", url).status_code == 404
         assert api.put(url).status_code == 204
         assert api.get(url).status_code == 204
-        assert [r["id"] for r in api.get(f"{V3}/system/{actor}/{aid}/roles").json()["roles"]] == [reader]
+        assert [r["id"] for r in api.get(f"{V3}/system/{actor}/{aid}/roles").json()["roles"]] == [
+            reader
+        ]
         assert api.delete(url).status_code == 204
         assert api.get(f"{V3}/system/{actor}/{aid}/roles").json()["roles"] == []
     domain_role = make_role(api, domain_id="default")
@@ -112,7 +124,8 @@ def test_system_grants(api: Api, world: dict[str, Any]) -> None:
 
 def test_inherited_grants(api: Api, world: dict[str, Any]) -> None:
     u, parent, child, member = world["user"], world["parent"], world["child"], world["member"]
-    url = f"{V3}/OS-INHERIT/projects/{parent['id']}/users/{u['id']}/roles/{member}/inherited_to_projects"
+    base = f"{V3}/OS-INHERIT/projects/{parent['id']}/users/{u['id']}/roles"
+    url = f"{base}/{member}/inherited_to_projects"
     assert api.request("HEAD", url).status_code == 404
     assert api.put(url).status_code == 204
     assert api.request("HEAD", url).status_code == 204
@@ -130,7 +143,9 @@ def test_inherited_grants(api: Api, world: dict[str, Any]) -> None:
     g = world["group"]
     durl = f"{V3}/OS-INHERIT/domains/default/groups/{g['id']}/roles/{member}/inherited_to_projects"
     assert api.put(durl).status_code == 204
-    listed = api.get(f"{V3}/OS-INHERIT/domains/default/groups/{g['id']}/roles/inherited_to_projects").json()
+    listed = api.get(
+        f"{V3}/OS-INHERIT/domains/default/groups/{g['id']}/roles/inherited_to_projects"
+    ).json()
     assert [r["id"] for r in listed["roles"]] == [member]
     assert token_roles(api, u["name"], parent["name"]) == ["member", "reader"]
     assert api.delete(durl).status_code == 204

@@ -28,7 +28,12 @@ def make_region(api: Api, **fields: Any) -> dict[str, Any]:
 
 
 def make_endpoint(api: Api, service_id: str, **fields: Any) -> dict[str, Any]:
-    body = {"service_id": service_id, "interface": "public", "url": "http://127.0.0.1:9/x", **fields}
+    body = {
+        "service_id": service_id,
+        "interface": "public",
+        "url": "http://127.0.0.1:9/x",
+        **fields,
+    }
     r = api.post(f"{V3}/endpoints", json={"endpoint": body})
     assert r.status_code == 201, r.text
     return dict(r.json()["endpoint"])
@@ -50,7 +55,10 @@ def test_region_crud_and_ids(api: Api) -> None:
     chosen = make_region(api, id=f"R-{uid()}")
     error(api.post(f"{V3}/regions", json={"region": {"id": chosen["id"]}}), 409)
     rid = f"P-{uid()}"
-    r = api.put(f"{V3}/regions/{rid}", json={"region": {"description": "by put", "parent_region_id": chosen["id"]}})
+    r = api.put(
+        f"{V3}/regions/{rid}",
+        json={"region": {"description": "by put", "parent_region_id": chosen["id"]}},
+    )
     assert r.status_code == 201, r.text
     assert r.json()["region"] == {**r.json()["region"], "id": rid, "parent_region_id": chosen["id"]}
     error(api.put(f"{V3}/regions/{rid}", json={"region": {}}), 409)
@@ -94,8 +102,12 @@ def test_service_crud(api: Api) -> None:
     svc = make_service(api, name="thing", description="a thing", enabled=False)
     assert svc["name"] == "thing" and svc["enabled"] is False and svc["description"] == "a thing"
     assert svc["links"]["self"].endswith(f"/v3/services/{svc['id']}")
-    assert [s["id"] for s in api.get(f"{V3}/services?type={svc['type']}").json()["services"]] == [svc["id"]]
-    r = api.patch(f"{V3}/services/{svc['id']}", json={"service": {"enabled": True, "name": "renamed"}})
+    assert [s["id"] for s in api.get(f"{V3}/services?type={svc['type']}").json()["services"]] == [
+        svc["id"]
+    ]
+    r = api.patch(
+        f"{V3}/services/{svc['id']}", json={"service": {"enabled": True, "name": "renamed"}}
+    )
     assert r.status_code == 200 and r.json()["service"]["enabled"] is True
     assert api.get(f"{V3}/services/{svc['id']}").json()["service"]["name"] == "renamed"
     ep = make_endpoint(api, svc["id"])
@@ -138,14 +150,18 @@ def test_endpoint_crud_and_catalog(api: Api) -> None:
     assert api.delete(f"{V3}/endpoints/{auto['id']}").status_code == 204
     ids = {e["id"] for e in api.get(f"{V3}/endpoints?service_id={svc['id']}").json()["endpoints"]}
     assert ids == {ep["id"], legacy["id"]}
-    internal = api.get(f"{V3}/endpoints?service_id={svc['id']}&interface=internal").json()["endpoints"]
+    internal = api.get(f"{V3}/endpoints?service_id={svc['id']}&interface=internal").json()[
+        "endpoints"
+    ]
     assert [e["id"] for e in internal] == [legacy["id"]]
     by_region = api.get(f"{V3}/endpoints?region_id={region['id']}").json()["endpoints"]
     assert {e["id"] for e in by_region} == ids
     r = api.patch(f"{V3}/endpoints/{ep['id']}", json={"endpoint": {"enabled": False}})
     assert r.status_code == 200 and r.json()["endpoint"]["enabled"] is False
     assert url not in catalog_urls(api)
-    r = api.patch(f"{V3}/endpoints/{ep['id']}", json={"endpoint": {"enabled": True, "interface": "admin"}})
+    r = api.patch(
+        f"{V3}/endpoints/{ep['id']}", json={"endpoint": {"enabled": True, "interface": "admin"}}
+    )
     assert r.json()["endpoint"]["interface"] == "admin"
     assert api.delete(f"{V3}/endpoints/{ep['id']}").status_code == 204
     assert url not in catalog_urls(api)
@@ -182,8 +198,20 @@ def test_demo_user_is_forbidden(api: Api) -> None:
     svc = make_service(api)
     error(api.post(f"{V3}/services", who="demo", json={"service": {"type": "x"}}), 403)
     error(api.get(f"{V3}/services", who="demo"), 403)
-    error(api.post(f"{V3}/endpoints", who="demo", json={"endpoint": {
-        "service_id": svc["id"], "interface": "public", "url": "http://127.0.0.1:9/"}}), 403)
+    error(
+        api.post(
+            f"{V3}/endpoints",
+            who="demo",
+            json={
+                "endpoint": {
+                    "service_id": svc["id"],
+                    "interface": "public",
+                    "url": "http://127.0.0.1:9/",
+                }
+            },
+        ),
+        403,
+    )
     error(api.get(f"{V3}/endpoints", who="demo"), 403)
     error(api.post(f"{V3}/regions", who="demo", json={"region": {}}), 403)
     error(api.delete(f"{V3}/services/{svc['id']}", who="demo"), 403)
@@ -196,9 +224,13 @@ def test_malformed_bodies(api: Api) -> None:
     region = make_region(api)
     raw = {"content": b"{oops", "headers": {"Content-Type": "application/json"}}
     for method, path in (
-        ("POST", f"{V3}/regions"), ("PUT", f"{V3}/regions/{uid()}"), ("PATCH", f"{V3}/regions/{region['id']}"),
-        ("POST", f"{V3}/services"), ("PATCH", f"{V3}/services/{svc['id']}"),
-        ("POST", f"{V3}/endpoints"), ("PATCH", f"{V3}/endpoints/{ep['id']}"),
+        ("POST", f"{V3}/regions"),
+        ("PUT", f"{V3}/regions/{uid()}"),
+        ("PATCH", f"{V3}/regions/{region['id']}"),
+        ("POST", f"{V3}/services"),
+        ("PATCH", f"{V3}/services/{svc['id']}"),
+        ("POST", f"{V3}/endpoints"),
+        ("PATCH", f"{V3}/endpoints/{ep['id']}"),
     ):
         error(api.request(method, path, **raw), 400)
         error(api.request(method, path), 400)  # no body at all

@@ -66,8 +66,13 @@ def test_bad_input(api: Api) -> None:
     error(api.post(f"{V3}/roles", json={"role": {"name": "x" * 256}}), 400)
     error(api.post(f"{V3}/roles", json={"role": "admin"}), 400)
     error(api.post(f"{V3}/roles", json={"name": "x"}), 400)
-    error(api.post(f"{V3}/roles", json={"role": {"name": _name(), "options": {"bogus": True}}}), 400)
-    error(api.post(f"{V3}/roles", json={"role": {"name": _name(), "options": {"immutable": "y"}}}), 400)
+    error(
+        api.post(f"{V3}/roles", json={"role": {"name": _name(), "options": {"bogus": True}}}), 400
+    )
+    error(
+        api.post(f"{V3}/roles", json={"role": {"name": _name(), "options": {"immutable": "y"}}}),
+        400,
+    )
     r = api.post(f"{V3}/roles", content=b"{not json", headers={"Content-Type": "application/json"})
     error(r, 400)
     error(api.post(f"{V3}/roles", json={"role": {"name": _name(), "domain_id": "nope"}}), 404)
@@ -84,7 +89,9 @@ def test_names_unique_per_domain(api: Api) -> None:
     error(api.post(f"{V3}/roles", json={"role": {"name": role["name"]}}), 409)
     scoped = make_role(api, name=role["name"], domain_id="default")
     assert scoped["domain_id"] == "default"
-    error(api.post(f"{V3}/roles", json={"role": {"name": role["name"], "domain_id": "default"}}), 409)
+    error(
+        api.post(f"{V3}/roles", json={"role": {"name": role["name"], "domain_id": "default"}}), 409
+    )
     other = make_role(api)
     error(api.patch(f"{V3}/roles/{other['id']}", json={"role": {"name": role["name"]}}), 409)
     # list without domain_id shows global roles only; with it, that domain's
@@ -122,7 +129,9 @@ def test_implied_roles(api: Api) -> None:
     assert api.request("HEAD", f"{V3}/roles/{p}/implies/{a['id']}").status_code == 204
     listed = api.get(f"{V3}/roles/{p}/implies").json()
     assert listed["role_inference"]["prior_role"]["id"] == p
-    assert sorted(x["id"] for x in listed["role_inference"]["implies"]) == sorted([a["id"], b["id"]])
+    assert sorted(x["id"] for x in listed["role_inference"]["implies"]) == sorted(
+        [a["id"], b["id"]]
+    )
     assert listed["links"]["self"].endswith(f"/v3/roles/{p}/implies")
     inferences = api.get(f"{V3}/role_inferences").json()
     mine = [i for i in inferences["role_inferences"] if i["prior_role"]["id"] == p]
@@ -148,7 +157,9 @@ def test_forbidden_implications(api: Api) -> None:
     # a domain-specific role may imply a global one, or another domain's role
     r = api.put(f"{V3}/roles/{domain_role['id']}/implies/{prior['id']}")
     assert r.status_code == 201, r.text
-    dom = api.post(f"{V3}/domains", json={"domain": {"name": f"d-{uuid.uuid4().hex[:8]}"}}).json()["domain"]
+    dom = api.post(f"{V3}/domains", json={"domain": {"name": f"d-{uuid.uuid4().hex[:8]}"}}).json()[
+        "domain"
+    ]
     elsewhere = make_role(api, domain_id=dom["id"])
     r = api.put(f"{V3}/roles/{domain_role['id']}/implies/{elsewhere['id']}")
     assert r.status_code == 201, r.text
@@ -169,7 +180,9 @@ def test_demo_user_cannot_manage_or_list_roles(api: Api) -> None:
 
 def test_system_reader_reads_but_cannot_write(api: Api) -> None:
     name, password = _name("reader"), "Reader-pass-1"
-    r = api.post(f"{V3}/users", json={"user": {"name": name, "password": password, "domain_id": "default"}})
+    r = api.post(
+        f"{V3}/users", json={"user": {"name": name, "password": password, "domain_id": "default"}}
+    )
     assert r.status_code == 201, r.text
     user_id = r.json()["user"]["id"]
     reader = api.get(f"{V3}/roles?name=reader").json()["roles"][0]["id"]

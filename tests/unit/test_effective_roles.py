@@ -41,35 +41,41 @@ def session(tmp_path: Path) -> Iterator[Session]:
     Base.metadata.create_all(db.engine)
     with db.write() as s:
         # domain d1 > p1 > p2 > p3 ; domain d2 > q1
-        s.add_all([
-            Project(id="d1", name="d1", domain_id=ROOT_DOMAIN, is_domain=True),
-            Project(id="d2", name="d2", domain_id=ROOT_DOMAIN, is_domain=True),
-            Project(id="p1", name="p1", domain_id="d1", parent_id="d1"),
-            Project(id="p2", name="p2", domain_id="d1", parent_id="p1"),
-            Project(id="p3", name="p3", domain_id="d1", parent_id="p2"),
-            Project(id="q1", name="q1", domain_id="d2", parent_id="d2"),
-            User(id="u", name="u", domain_id="d1"),
-            User(id="v", name="v", domain_id="d1"),
-            Group(id="g", name="g", domain_id="d1"),
-            UserGroupMembership(user_id="u", group_id="g"),
-            Role(id="admin", name="admin"),
-            Role(id="member", name="member"),
-            Role(id="reader", name="reader"),
-            Role(id="other", name="other"),
-            Role(id="dom", name="dom", domain_id="d1"),
-            Role(id="lonely_dom", name="lonely", domain_id="d1"),
-        ])
+        s.add_all(
+            [
+                Project(id="d1", name="d1", domain_id=ROOT_DOMAIN, is_domain=True),
+                Project(id="d2", name="d2", domain_id=ROOT_DOMAIN, is_domain=True),
+                Project(id="p1", name="p1", domain_id="d1", parent_id="d1"),
+                Project(id="p2", name="p2", domain_id="d1", parent_id="p1"),
+                Project(id="p3", name="p3", domain_id="d1", parent_id="p2"),
+                Project(id="q1", name="q1", domain_id="d2", parent_id="d2"),
+                User(id="u", name="u", domain_id="d1"),
+                User(id="v", name="v", domain_id="d1"),
+                Group(id="g", name="g", domain_id="d1"),
+                UserGroupMembership(user_id="u", group_id="g"),
+                Role(id="admin", name="admin"),
+                Role(id="member", name="member"),
+                Role(id="reader", name="reader"),
+                Role(id="other", name="other"),
+                Role(id="dom", name="dom", domain_id="d1"),
+                Role(id="lonely_dom", name="lonely", domain_id="d1"),
+            ]
+        )
         s.flush()
-        s.add_all([
-            ImpliedRole(prior_role_id="admin", implied_role_id="member"),
-            ImpliedRole(prior_role_id="member", implied_role_id="reader"),
-            ImpliedRole(prior_role_id="dom", implied_role_id="other"),
-        ])
+        s.add_all(
+            [
+                ImpliedRole(prior_role_id="admin", implied_role_id="member"),
+                ImpliedRole(prior_role_id="member", implied_role_id="reader"),
+                ImpliedRole(prior_role_id="dom", implied_role_id="other"),
+            ]
+        )
     with db.write() as s:
         yield s
 
 
-def grant(s: Session, typ: str, actor: str, target: str, role: str, inherited: bool = False) -> None:
+def grant(
+    s: Session, typ: str, actor: str, target: str, role: str, inherited: bool = False
+) -> None:
     s.add(Assignment(type=typ, actor_id=actor, target_id=target, role_id=role, inherited=inherited))
     s.flush()
 
@@ -129,7 +135,11 @@ def test_implied_role_cycles_terminate(session: Session) -> None:
     session.add(ImpliedRole(prior_role_id="reader", implied_role_id="admin"))
     session.flush()
     grant(session, USER_PROJECT, "u", "p1", "member")
-    assert sorted(effective_role_ids(session, "u", project_id="p1")) == ["admin", "member", "reader"]
+    assert sorted(effective_role_ids(session, "u", project_id="p1")) == [
+        "admin",
+        "member",
+        "reader",
+    ]
     assert expand_implied(["x"], {"x": {"y"}, "y": {"x"}}) == ["x", "y"]
 
 
@@ -153,10 +163,12 @@ def test_role_names(session: Session) -> None:
 
 
 def test_corrupt_project_parent_cycle_terminates(session: Session) -> None:
-    session.add_all([
-        Project(id="c1", name="c1", domain_id="d2", parent_id="c2"),
-        Project(id="c2", name="c2", domain_id="d2", parent_id="c1"),
-    ])
+    session.add_all(
+        [
+            Project(id="c1", name="c1", domain_id="d2", parent_id="c2"),
+            Project(id="c2", name="c2", domain_id="d2", parent_id="c1"),
+        ]
+    )
     session.flush()
     grant(session, USER_PROJECT, "u", "c2", "reader", inherited=True)
     assert effective_role_ids(session, "u", project_id="c1") == ["reader"]

@@ -5,8 +5,10 @@ their OS-INHERIT (inherited_to_projects) forms.
     GET/HEAD            /v3/{projects|domains}/{t}/{users|groups}/{a}/roles
     PUT/HEAD/GET/DELETE /v3/system/{users|groups}/{a}/roles/{r}
     GET/HEAD            /v3/system/{users|groups}/{a}/roles
-    PUT/HEAD/GET/DELETE /v3/OS-INHERIT/{projects|domains}/{t}/{users|groups}/{a}/roles/{r}/inherited_to_projects
-    GET                 /v3/OS-INHERIT/{projects|domains}/{t}/{users|groups}/{a}/roles/inherited_to_projects
+    PUT/HEAD/GET/DELETE /v3/OS-INHERIT/{projects|domains}/{t}/{users|groups}/{a}/roles/{r}
+                            /inherited_to_projects
+    GET                 /v3/OS-INHERIT/{projects|domains}/{t}/{users|groups}/{a}/roles
+                            /inherited_to_projects
 """
 
 from __future__ import annotations

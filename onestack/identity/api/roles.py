@@ -80,8 +80,13 @@ async def implied_role(request: Request) -> Response:
 
 async def list_implied_roles(request: Request) -> Response:
     identity, ctx = await caller(request)
-    body = await run(svc.list_implied_roles, identity, ctx, request.path_params["prior_id"],
-                     wire.base_url(request))
+    body = await run(
+        svc.list_implied_roles,
+        identity,
+        ctx,
+        request.path_params["prior_id"],
+        wire.base_url(request),
+    )
     return json_response(body)
 
 
@@ -97,7 +102,10 @@ routes = [
     Route("/v3/roles/{role_id}", update_role, methods=["PATCH"]),
     Route("/v3/roles/{role_id}", delete_role, methods=["DELETE"]),
     Route("/v3/roles/{prior_id}/implies", list_implied_roles, methods=["GET", "HEAD"]),
-    Route("/v3/roles/{prior_id}/implies/{implied_id}", implied_role,
-          methods=["GET", "HEAD", "PUT", "DELETE"]),
+    Route(
+        "/v3/roles/{prior_id}/implies/{implied_id}",
+        implied_role,
+        methods=["GET", "HEAD", "PUT", "DELETE"],
+    ),
     Route("/v3/role_inferences", list_role_inferences, methods=["GET", "HEAD"]),
 ]

@@ -63,7 +63,9 @@ def group_ids_of(session: Session, user_id: str) -> list[str]:
 def implication_map(session: Session) -> dict[str, set[str]]:
     """prior role id -> directly implied role ids (the whole, small, table)."""
     rules: dict[str, set[str]] = {}
-    for prior, implied in session.execute(select(ImpliedRole.prior_role_id, ImpliedRole.implied_role_id)):
+    for prior, implied in session.execute(
+        select(ImpliedRole.prior_role_id, ImpliedRole.implied_role_id)
+    ):
         rules.setdefault(prior, set()).add(implied)
     return rules
 
@@ -97,7 +99,9 @@ def project_lineage(session: Session, project_id: str) -> tuple[list[str], str |
     domain itself, even where a top-level project's ``parent_id`` names it.
     """
     row = session.execute(
-        select(Project.domain_id, Project.parent_id, Project.is_domain).where(Project.id == project_id)
+        select(Project.domain_id, Project.parent_id, Project.is_domain).where(
+            Project.id == project_id
+        )
     ).first()
     if row is None:
         return [], None
@@ -157,8 +161,8 @@ _PROJECT_ROLES = text(
     " SELECT p.id, p.parent_id, anc.depth + 1 FROM project p JOIN anc ON p.id = anc.parent_id"
     " WHERE p.is_domain = :f AND anc.depth < 64), "
     "dom(id) AS (SELECT domain_id FROM project WHERE id = :target AND is_domain = :f), "
-    + _ACTORS +
-    " SELECT a.role_id FROM assignment a WHERE a.actor_id IN (SELECT id FROM actors) AND ("
+    + _ACTORS
+    + " SELECT a.role_id FROM assignment a WHERE a.actor_id IN (SELECT id FROM actors) AND ("
     " (a.type IN ('UserProject', 'GroupProject') AND a.inherited = :f AND a.target_id = :target"
     "  AND EXISTS (SELECT 1 FROM dom))"
     " OR (a.type IN ('UserProject', 'GroupProject') AND a.inherited = :t"
@@ -167,13 +171,15 @@ _PROJECT_ROLES = text(
     "  AND a.target_id IN (SELECT id FROM dom)))"
 )
 _DOMAIN_ROLES = text(
-    "WITH " + _ACTORS +
-    " SELECT a.role_id FROM assignment a WHERE a.actor_id IN (SELECT id FROM actors)"
+    "WITH "
+    + _ACTORS
+    + " SELECT a.role_id FROM assignment a WHERE a.actor_id IN (SELECT id FROM actors)"
     " AND a.type IN ('UserDomain', 'GroupDomain') AND a.inherited = :f AND a.target_id = :target"
 )
 _SYSTEM_ROLES = text(
-    "WITH " + _ACTORS +
-    " SELECT a.role_id FROM assignment a WHERE a.actor_id IN (SELECT id FROM actors)"
+    "WITH "
+    + _ACTORS
+    + " SELECT a.role_id FROM assignment a WHERE a.actor_id IN (SELECT id FROM actors)"
     " AND a.type IN ('UserSystem', 'GroupSystem') AND a.target_id = :target"
 )
 
@@ -216,8 +222,7 @@ def _useful_roles(session: Session, role_ids: set[str]) -> set[str]:
         return set()
     rules, domain_roles = _role_facts(session)
     return {
-        rid for rid in role_ids
-        if any(r not in domain_roles for r in expand_implied([rid], rules))
+        rid for rid in role_ids if any(r not in domain_roles for r in expand_implied([rid], rules))
     }
 
 
@@ -225,9 +230,9 @@ def user_project_ids(session: Session, user_id: str) -> list[str]:
     """Every project where the user holds at least one effective role."""
     actors = [user_id, *group_ids_of(session, user_id)]
     rows = session.execute(
-        select(Assignment.type, Assignment.target_id, Assignment.role_id, Assignment.inherited).where(
-            Assignment.actor_id.in_(actors), Assignment.type.in_(PROJECT_TYPES + DOMAIN_TYPES)
-        )
+        select(
+            Assignment.type, Assignment.target_id, Assignment.role_id, Assignment.inherited
+        ).where(Assignment.actor_id.in_(actors), Assignment.type.in_(PROJECT_TYPES + DOMAIN_TYPES))
     ).all()
     useful = _useful_roles(session, {r[2] for r in rows})
     rows = [r for r in rows if r[2] in useful]
@@ -237,7 +242,8 @@ def user_project_ids(session: Session, user_id: str) -> list[str]:
     result = set(direct)
     if inherited_domains:
         result.update(
-            r[0] for r in session.execute(
+            r[0]
+            for r in session.execute(
                 select(Project.id).where(
                     Project.domain_id.in_(inherited_domains), Project.is_domain.is_(False)
                 )
@@ -253,7 +259,8 @@ def user_domain_ids(session: Session, user_id: str) -> list[str]:
     actors = [user_id, *group_ids_of(session, user_id)]
     rows = session.execute(
         select(Assignment.target_id, Assignment.role_id).where(
-            Assignment.actor_id.in_(actors), Assignment.type.in_(DOMAIN_TYPES),
+            Assignment.actor_id.in_(actors),
+            Assignment.type.in_(DOMAIN_TYPES),
             Assignment.inherited.is_(False),
         )
     ).all()
@@ -267,8 +274,11 @@ def subtree_ids(session: Session, roots: Iterable[str]) -> set[str]:
     found: set[str] = set()
     while frontier:
         children = {
-            r[0] for r in session.execute(
-                select(Project.id).where(Project.parent_id.in_(frontier), Project.is_domain.is_(False))
+            r[0]
+            for r in session.execute(
+                select(Project.id).where(
+                    Project.parent_id.in_(frontier), Project.is_domain.is_(False)
+                )
             )
         } - found
         found |= children
@@ -282,11 +292,17 @@ def role_names(session: Session, role_ids: Iterable[str]) -> list[dict[str, str 
     if not ids:
         return []
     rows = {
-        r[0]: r for r in session.execute(select(Role.id, Role.name, Role.domain_id).where(Role.id.in_(ids)))
+        r[0]: r
+        for r in session.execute(select(Role.id, Role.name, Role.domain_id).where(Role.id.in_(ids)))
     }
     return [
-        {"id": rows[i][0], "name": rows[i][1], "domain_id": None if rows[i][2] == NULL_DOMAIN else rows[i][2]}
-        for i in ids if i in rows
+        {
+            "id": rows[i][0],
+            "name": rows[i][1],
+            "domain_id": None if rows[i][2] == NULL_DOMAIN else rows[i][2],
+        }
+        for i in ids
+        if i in rows
     ]
 
 
@@ -295,12 +311,8 @@ def role_names(session: Session, role_ids: Iterable[str]) -> list[dict[str, str 
 ADMIN = "rule:admin_required"
 SYSTEM_READER = "role:reader and system_scope:all"
 ADMIN_OR_SYSTEM_READER = f"{ADMIN} or ({SYSTEM_READER})"
-_ACTOR_IN_DOMAIN = (
-    "(domain_id:%(target.user.domain_id)s or domain_id:%(target.group.domain_id)s)"
-)
-_TARGET_IN_DOMAIN = (
-    "(domain_id:%(target.project.domain_id)s or domain_id:%(target.domain.id)s)"
-)
+_ACTOR_IN_DOMAIN = "(domain_id:%(target.user.domain_id)s or domain_id:%(target.group.domain_id)s)"
+_TARGET_IN_DOMAIN = "(domain_id:%(target.project.domain_id)s or domain_id:%(target.domain.id)s)"
 GRANTS_DOMAIN_READER = f"role:reader and {_ACTOR_IN_DOMAIN} and {_TARGET_IN_DOMAIN}"
 
 POLICIES: dict[str, str] = {
@@ -379,7 +391,8 @@ def _load_grant_refs(s: Session, grant: Grant) -> dict[str, Any]:
         if role is None:
             raise NotFound(f"Could not find role: {grant.role_id}.")
         target["role"] = {
-            "id": role.id, "name": role.name,
+            "id": role.id,
+            "name": role.name,
             "domain_id": None if role.domain_id == NULL_DOMAIN else role.domain_id,
         }
     return {"target": target}
@@ -387,11 +400,19 @@ def _load_grant_refs(s: Session, grant: Grant) -> dict[str, Any]:
 
 def _rule(grant: Grant, action: str) -> str:
     if grant.target == "system":
-        kind = {"check": "check_system_grant_for_", "list": "list_system_grants_for_",
-                "create": "create_system_grant_for_", "revoke": "revoke_system_grant_for_"}[action]
+        kind = {
+            "check": "check_system_grant_for_",
+            "list": "list_system_grants_for_",
+            "create": "create_system_grant_for_",
+            "revoke": "revoke_system_grant_for_",
+        }[action]
         return f"identity:{kind}{grant.actor}"
-    return {"check": "identity:check_grant", "list": "identity:list_grants",
-            "create": "identity:create_grant", "revoke": "identity:revoke_grant"}[action]
+    return {
+        "check": "identity:check_grant",
+        "list": "identity:list_grants",
+        "create": "identity:create_grant",
+        "revoke": "identity:revoke_grant",
+    }[action]
 
 
 def _row_key(grant: Grant) -> tuple[str, str, str, str, bool]:
@@ -410,8 +431,11 @@ def create_grant(identity: Identity, ctx: AuthContext, grant: Grant) -> None:
                     f"Role {grant.role_id} is a domain-specific role. Unable to use a "
                     "domain-specific role in a system assignment."
                 )
-            scope_domain = (target["target"]["project"]["domain_id"] if grant.target == "project"
-                            else grant.target_id)
+            scope_domain = (
+                target["target"]["project"]["domain_id"]
+                if grant.target == "project"
+                else grant.target_id
+            )
             if scope_domain != role_domain:
                 raise Forbidden(
                     f"{grant.target.capitalize()} {grant.target_id} must be in the same domain as "
@@ -419,7 +443,11 @@ def create_grant(identity: Identity, ctx: AuthContext, grant: Grant) -> None:
                 )
         if s.get(Assignment, _row_key(grant)) is None:
             typ, actor, tgt, role, inherited = _row_key(grant)
-            s.add(Assignment(type=typ, actor_id=actor, target_id=tgt, role_id=role, inherited=inherited))
+            s.add(
+                Assignment(
+                    type=typ, actor_id=actor, target_id=tgt, role_id=role, inherited=inherited
+                )
+            )
             s.flush()
     identity.touch()
 
@@ -433,8 +461,10 @@ def check_grant(identity: Identity, ctx: AuthContext, grant: Grant) -> None:
 
 
 def _no_assignment(grant: Grant) -> str:
-    return (f"Could not find role assignment with role: {grant.role_id}, {grant.actor}: "
-            f"{grant.actor_id}, {grant.target}: {grant.target_id}.")
+    return (
+        f"Could not find role assignment with role: {grant.role_id}, {grant.actor}: "
+        f"{grant.actor_id}, {grant.target}: {grant.target_id}."
+    )
 
 
 def revoke_grant(identity: Identity, ctx: AuthContext, grant: Grant) -> None:
@@ -453,8 +483,13 @@ def revoke_grant(identity: Identity, ctx: AuthContext, grant: Grant) -> None:
 def revoke_for_assignment(s: Session, row: Assignment) -> None:
     """Revoke the tokens an assignment (now removed) may have contributed roles to."""
     if row.type in (GROUP_PROJECT, GROUP_DOMAIN, GROUP_SYSTEM):
-        users = list(s.scalars(select(UserGroupMembership.user_id).where(
-            UserGroupMembership.group_id == row.actor_id)))
+        users = list(
+            s.scalars(
+                select(UserGroupMembership.user_id).where(
+                    UserGroupMembership.group_id == row.actor_id
+                )
+            )
+        )
     else:
         users = [row.actor_id]
     if not users:
@@ -465,8 +500,13 @@ def revoke_for_assignment(s: Session, row: Assignment) -> None:
         projects = sorted(subtree_ids(s, [row.target_id])) if row.inherited else [row.target_id]
     elif row.type in DOMAIN_TYPES:
         if row.inherited:
-            projects = list(s.scalars(select(Project.id).where(
-                Project.domain_id == row.target_id, Project.is_domain.is_(False))))
+            projects = list(
+                s.scalars(
+                    select(Project.id).where(
+                        Project.domain_id == row.target_id, Project.is_domain.is_(False)
+                    )
+                )
+            )
         else:
             domain = row.target_id
     for user_id in users:
@@ -487,10 +527,15 @@ def list_grants(identity: Identity, ctx: AuthContext, grant: Grant) -> list[dict
         target = _load_grant_refs(s, grant)
         identity.enforcer.authorize(_rule(grant, "list"), ctx, target)
         rows = s.scalars(
-            select(Role).join(Assignment, Assignment.role_id == Role.id).where(
-                Assignment.type == grant.type, Assignment.actor_id == grant.actor_id,
-                Assignment.target_id == grant.target_id, Assignment.inherited.is_(grant.inherited),
-            ).order_by(Role.name)
+            select(Role)
+            .join(Assignment, Assignment.role_id == Role.id)
+            .where(
+                Assignment.type == grant.type,
+                Assignment.actor_id == grant.actor_id,
+                Assignment.target_id == grant.target_id,
+                Assignment.inherited.is_(grant.inherited),
+            )
+            .order_by(Role.name)
         ).all()
         return [role_ref(r) for r in rows]
 
@@ -538,13 +583,18 @@ class AssignmentQuery:
         if self.user_id and self.group_id:
             raise BadRequest("Specify a user or group, not both")
         if self.effective and self.group_id:
-            raise BadRequest("Combining effective and group filter will always result in an empty list.")
+            raise BadRequest(
+                "Combining effective and group filter will always result in an empty list."
+            )
         if self.effective and self.inherited and self.domain_id:
             raise BadRequest(
-                "Combining effective, domain and inherited filters will always result in an empty list."
+                "Combining effective, domain and inherited filters will always result in an "
+                "empty list."
             )
         if self.include_subtree and not self.project_id:
-            raise BadRequest("scope.project.id must be specified if include_subtree is also specified")
+            raise BadRequest(
+                "scope.project.id must be specified if include_subtree is also specified"
+            )
 
 
 def _row_entry(row: Assignment) -> _Entry:
@@ -573,11 +623,15 @@ def _direct(s: Session, q: AssignmentQuery, projects: set[str] | None) -> list[_
     if q.role_id:
         query = query.where(Assignment.role_id == q.role_id)
     if q.user_id:
-        query = query.where(Assignment.actor_id == q.user_id,
-                            Assignment.type.in_((USER_PROJECT, USER_DOMAIN, USER_SYSTEM)))
+        query = query.where(
+            Assignment.actor_id == q.user_id,
+            Assignment.type.in_((USER_PROJECT, USER_DOMAIN, USER_SYSTEM)),
+        )
     if q.group_id:
-        query = query.where(Assignment.actor_id == q.group_id,
-                            Assignment.type.in_((GROUP_PROJECT, GROUP_DOMAIN, GROUP_SYSTEM)))
+        query = query.where(
+            Assignment.actor_id == q.group_id,
+            Assignment.type.in_((GROUP_PROJECT, GROUP_DOMAIN, GROUP_SYSTEM)),
+        )
     if projects is not None:
         query = query.where(Assignment.type.in_(PROJECT_TYPES), Assignment.target_id.in_(projects))
     if q.domain_id:
@@ -586,8 +640,11 @@ def _direct(s: Session, q: AssignmentQuery, projects: set[str] | None) -> list[_
         query = query.where(Assignment.type.in_(SYSTEM_TYPES))
     if q.inherited is not None:
         query = query.where(Assignment.inherited.is_(q.inherited))
-    rows = s.scalars(query.order_by(Assignment.type, Assignment.actor_id, Assignment.target_id,
-                                    Assignment.role_id)).all()
+    rows = s.scalars(
+        query.order_by(
+            Assignment.type, Assignment.actor_id, Assignment.target_id, Assignment.role_id
+        )
+    ).all()
     return [_row_entry(r) for r in rows]
 
 
@@ -610,15 +667,19 @@ def _effective(s: Session, q: AssignmentQuery, projects: set[str] | None) -> lis
         query = query.where(Assignment.target_id == q.domain_id)
     elif q.system:
         query = query.where(Assignment.type.in_(SYSTEM_TYPES))
-    rows = s.scalars(query.order_by(Assignment.type, Assignment.actor_id, Assignment.target_id,
-                                    Assignment.role_id)).all()
+    rows = s.scalars(
+        query.order_by(
+            Assignment.type, Assignment.actor_id, Assignment.target_id, Assignment.role_id
+        )
+    ).all()
     # Groups -> users.
     group_ids = {r.actor_id for r in rows if r.type in (GROUP_PROJECT, GROUP_DOMAIN, GROUP_SYSTEM)}
     members: dict[str, list[str]] = {}
     if group_ids:
         for user_id, group_id in s.execute(
             select(UserGroupMembership.user_id, UserGroupMembership.group_id)
-            .where(UserGroupMembership.group_id.in_(group_ids)).order_by(UserGroupMembership.user_id)
+            .where(UserGroupMembership.group_id.in_(group_ids))
+            .order_by(UserGroupMembership.user_id)
         ):
             members.setdefault(group_id, []).append(user_id)
     # Inherited -> the projects they apply to.
@@ -626,7 +687,8 @@ def _effective(s: Session, q: AssignmentQuery, projects: set[str] | None) -> lis
     domain_projects: dict[str, list[str]] = {}
     if any(r.inherited for r in rows):
         for pid, parent, dom in s.execute(
-            select(Project.id, Project.parent_id, Project.domain_id).where(Project.is_domain.is_(False))
+            select(Project.id, Project.parent_id, Project.domain_id)
+            .where(Project.is_domain.is_(False))
             .order_by(Project.id)
         ):
             domain_projects.setdefault(dom, []).append(pid)
@@ -652,7 +714,9 @@ def _effective(s: Session, q: AssignmentQuery, projects: set[str] | None) -> lis
         base.inherited = False
         if base.group_id:
             users = members.get(base.group_id, [])
-            actor_entries = [_replace(base, user_id=u, group_id=None, via_group=base.group_id) for u in users]
+            actor_entries = [
+                _replace(base, user_id=u, group_id=None, via_group=base.group_id) for u in users
+            ]
         else:
             actor_entries = [base]
         for entry in actor_entries:
@@ -704,7 +768,9 @@ def _effective(s: Session, q: AssignmentQuery, projects: set[str] | None) -> lis
     return [e for e in with_implied if keep(e)]
 
 
-def query_assignments(identity: Identity, ctx: AuthContext, q: AssignmentQuery, base: str) -> list[dict[str, Any]]:
+def query_assignments(
+    identity: Identity, ctx: AuthContext, q: AssignmentQuery, base: str
+) -> list[dict[str, Any]]:
     """``GET /v3/role_assignments``: policy, filters, expansion, wire form."""
     q.validate()
     with identity.db.read() as s:
@@ -713,8 +779,12 @@ def query_assignments(identity: Identity, ctx: AuthContext, q: AssignmentQuery, 
             project = s.get(Project, q.project_id)
             if project is None or project.is_domain:
                 raise NotFound(f"Could not find project: {q.project_id}.")
-            target = {"target": {"project": {"id": project.id, "domain_id": project.domain_id},
-                                 "domain_id": project.domain_id}}
+            target = {
+                "target": {
+                    "project": {"id": project.id, "domain_id": project.domain_id},
+                    "domain_id": project.domain_id,
+                }
+            }
             identity.enforcer.authorize("identity:list_role_assignments_for_tree", ctx, target)
         else:
             target = {"target": {"domain_id": ctx.domain_id}} if ctx.domain_id else {}
@@ -734,8 +804,17 @@ def query_assignments(identity: Identity, ctx: AuthContext, q: AssignmentQuery, 
 def _only_domain(s: Session, entries: list[_Entry], domain_id: str) -> list[_Entry]:
     """What a domain-scoped caller sees: assignments on its domain and its projects."""
     project_ids = {e.project_id for e in entries if e.project_id}
-    in_domain = set(s.scalars(select(Project.id).where(
-        Project.id.in_(project_ids), Project.domain_id == domain_id))) if project_ids else set()
+    in_domain = (
+        set(
+            s.scalars(
+                select(Project.id).where(
+                    Project.id.in_(project_ids), Project.domain_id == domain_id
+                )
+            )
+        )
+        if project_ids
+        else set()
+    )
     return [e for e in entries if e.domain_id == domain_id or (e.project_id in in_domain)]
 
 
@@ -744,15 +823,21 @@ def _names(s: Session, entries: list[_Entry]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     user_ids = {e.user_id for e in entries if e.user_id}
     group_ids = {e.group_id for e in entries if e.group_id}
-    project_ids = {e.project_id for e in entries if e.project_id} | {e.domain_id for e in entries if e.domain_id}
+    project_ids = {e.project_id for e in entries if e.project_id} | {
+        e.domain_id for e in entries if e.domain_id
+    }
     role_ids = {e.role_id for e in entries}
     domains: set[str] = set()
     if user_ids:
-        for uid, name, dom in s.execute(select(User.id, User.name, User.domain_id).where(User.id.in_(user_ids))):
+        for uid, name, dom in s.execute(
+            select(User.id, User.name, User.domain_id).where(User.id.in_(user_ids))
+        ):
             out[f"user:{uid}"] = {"name": name, "domain_id": dom}
             domains.add(dom)
     if group_ids:
-        for gid, name, dom in s.execute(select(Group.id, Group.name, Group.domain_id).where(Group.id.in_(group_ids))):
+        for gid, name, dom in s.execute(
+            select(Group.id, Group.name, Group.domain_id).where(Group.id.in_(group_ids))
+        ):
             out[f"group:{gid}"] = {"name": name, "domain_id": dom}
             domains.add(dom)
     if project_ids:
@@ -762,7 +847,9 @@ def _names(s: Session, entries: list[_Entry]) -> dict[str, dict[str, Any]]:
             out[f"project:{pid}"] = {"name": name, "domain_id": dom}
             domains.add(dom)
     if role_ids:
-        for rid, name, dom in s.execute(select(Role.id, Role.name, Role.domain_id).where(Role.id.in_(role_ids))):
+        for rid, name, dom in s.execute(
+            select(Role.id, Role.name, Role.domain_id).where(Role.id.in_(role_ids))
+        ):
             out[f"role:{rid}"] = {"name": name, "domain_id": None if dom == NULL_DOMAIN else dom}
             if dom != NULL_DOMAIN:
                 domains.add(dom)
@@ -800,8 +887,13 @@ def _format(e: _Entry, base: str, names: dict[str, dict[str, Any]] | None) -> di
         if names is not None and f"project:{e.project_id}" in names:
             fact = names[f"project:{e.project_id}"]
             dom = names.get(f"project:{fact['domain_id']}")
-            out["scope"] = {"project": {"id": e.project_id, "name": fact["name"],
-                                        "domain": {"id": fact["domain_id"], "name": dom["name"] if dom else None}}}
+            out["scope"] = {
+                "project": {
+                    "id": e.project_id,
+                    "name": fact["name"],
+                    "domain": {"id": fact["domain_id"], "name": dom["name"] if dom else None},
+                }
+            }
         else:
             out["scope"] = {"project": {"id": e.project_id}}
         if e.via_domain:
@@ -811,10 +903,16 @@ def _format(e: _Entry, base: str, names: dict[str, dict[str, Any]] | None) -> di
         else:
             link = f"/projects/{e.project_id}"
     elif e.domain_id:
-        out["scope"] = {"domain": _named(names, "domain", e.domain_id) if names is not None
-                        else {"id": e.domain_id}}
+        out["scope"] = {
+            "domain": _named(names, "domain", e.domain_id)
+            if names is not None
+            else {"id": e.domain_id}
+        }
         if names is not None and f"project:{e.domain_id}" in names:
-            out["scope"]["domain"] = {"id": e.domain_id, "name": names[f"project:{e.domain_id}"]["name"]}
+            out["scope"]["domain"] = {
+                "id": e.domain_id,
+                "name": names[f"project:{e.domain_id}"]["name"],
+            }
         link = f"/domains/{e.domain_id}"
     else:
         out["scope"] = {"system": {"all": True}}
@@ -828,7 +926,9 @@ def _format(e: _Entry, base: str, names: dict[str, dict[str, Any]] | None) -> di
             link += f"/users/{e.user_id}"
     else:
         assert e.group_id is not None
-        out["group"] = _named(names, "group", e.group_id) if names is not None else {"id": e.group_id}
+        out["group"] = (
+            _named(names, "group", e.group_id) if names is not None else {"id": e.group_id}
+        )
         link += f"/groups/{e.group_id}"
     out["role"] = _named(names, "role", e.role_id) if names is not None else {"id": e.role_id}
     link += f"/roles/{e.prior_role or e.role_id}"

@@ -35,21 +35,32 @@ POLICIES: dict[str, str] = {
 
 INTERFACES = ("public", "internal", "admin")
 _URL = re.compile(r"^[a-zA-Z0-9+.-]+:.+")
-_KNOWN = ("id", "service_id", "interface", "url", "region_id", "region", "enabled", "links",
-          "legacy_endpoint_id")
+_KNOWN = (
+    "id",
+    "service_id",
+    "interface",
+    "url",
+    "region_id",
+    "region",
+    "enabled",
+    "links",
+    "legacy_endpoint_id",
+)
 
 
 def endpoint_ref(ep: Endpoint) -> dict[str, Any]:
     ref: dict[str, Any] = dict(ep.extra or {})
-    ref.update({
-        "id": ep.id,
-        "interface": ep.interface,
-        "region_id": ep.region_id,
-        "region": ep.region_id,
-        "service_id": ep.service_id,
-        "url": ep.url,
-        "enabled": bool(ep.enabled),
-    })
+    ref.update(
+        {
+            "id": ep.id,
+            "interface": ep.interface,
+            "region_id": ep.region_id,
+            "region": ep.region_id,
+            "service_id": ep.service_id,
+            "url": ep.url,
+            "enabled": bool(ep.enabled),
+        }
+    )
     return ref
 
 
@@ -65,11 +76,14 @@ def _validate(ref: dict[str, Any], *, create: bool) -> str | None:
     check_string(ref, "service_id", required=create, max_length=64, min_length=1)
     interface = check_string(ref, "interface", required=create, max_length=8)
     if interface is not None and interface not in INTERFACES:
-        raise BadRequest(f"Invalid input for field 'interface': {interface!r} is not one of "
-                         f"{list(INTERFACES)!r}")
+        raise BadRequest(
+            f"Invalid input for field 'interface': {interface!r} is not one of {list(INTERFACES)!r}"
+        )
     url = check_string(ref, "url", required=create, max_length=225)
     if url is not None and not _URL.match(url):
-        raise BadRequest(f"Invalid input for field 'url': {url!r} does not match '^[a-zA-Z0-9+.-]+:.+'")
+        raise BadRequest(
+            f"Invalid input for field 'url': {url!r} does not match '^[a-zA-Z0-9+.-]+:.+'"
+        )
     check_bool(ref, "enabled")
     region_id = check_string(ref, "region_id", nullable=True, max_length=255)
     region = check_string(ref, "region", nullable=True, max_length=255)
@@ -87,13 +101,17 @@ def _legacy_region(s: Session, ref: dict[str, Any]) -> None:
 
 def _check_refs(s: Session, service_id: str | None, region_id: str | None) -> None:
     if service_id is not None and s.get(Service, service_id) is None:
-        raise BadRequest(f"Expecting to find service_id {service_id} in service table. The server "
-                         "could not comply with the request since it is either malformed or "
-                         "otherwise incorrect. The client is assumed to be in error.")
+        raise BadRequest(
+            f"Expecting to find service_id {service_id} in service table. The server "
+            "could not comply with the request since it is either malformed or "
+            "otherwise incorrect. The client is assumed to be in error."
+        )
     if region_id is not None and s.get(Region, region_id) is None:
-        raise BadRequest(f"Expecting to find region_id {region_id} in region table. The server "
-                         "could not comply with the request since it is either malformed or "
-                         "otherwise incorrect. The client is assumed to be in error.")
+        raise BadRequest(
+            f"Expecting to find region_id {region_id} in region table. The server "
+            "could not comply with the request since it is either malformed or "
+            "otherwise incorrect. The client is assumed to be in error."
+        )
 
 
 def create_endpoint(identity: Identity, ctx: AuthContext, body: Any) -> dict[str, Any]:
@@ -104,8 +122,15 @@ def create_endpoint(identity: Identity, ctx: AuthContext, body: Any) -> dict[str
     with identity.db.write() as s:
         _legacy_region(s, ref)
         _check_refs(s, ref["service_id"], region_id)
-        ep = Endpoint(id=new_id(), service_id=ref["service_id"], interface=ref["interface"],
-                      url=ref["url"], region_id=region_id, enabled=ref.get("enabled", True), extra=extra)
+        ep = Endpoint(
+            id=new_id(),
+            service_id=ref["service_id"],
+            interface=ref["interface"],
+            url=ref["url"],
+            region_id=region_id,
+            enabled=ref.get("enabled", True),
+            extra=extra,
+        )
         s.add(ep)
         s.flush()
         out = endpoint_ref(ep)
@@ -119,7 +144,9 @@ def get_endpoint(identity: Identity, ctx: AuthContext, endpoint_id: str) -> dict
         return endpoint_ref(load_endpoint(s, endpoint_id))
 
 
-def list_endpoints(identity: Identity, ctx: AuthContext, filters: dict[str, str]) -> list[dict[str, Any]]:
+def list_endpoints(
+    identity: Identity, ctx: AuthContext, filters: dict[str, str]
+) -> list[dict[str, Any]]:
     identity.enforcer.authorize("identity:list_endpoints", ctx, {})
     query = select(Endpoint).order_by(Endpoint.id)
     if "interface" in filters:
@@ -132,7 +159,9 @@ def list_endpoints(identity: Identity, ctx: AuthContext, filters: dict[str, str]
         return [endpoint_ref(e) for e in s.scalars(query)]
 
 
-def update_endpoint(identity: Identity, ctx: AuthContext, endpoint_id: str, body: Any) -> dict[str, Any]:
+def update_endpoint(
+    identity: Identity, ctx: AuthContext, endpoint_id: str, body: Any
+) -> dict[str, Any]:
     identity.enforcer.authorize("identity:update_endpoint", ctx, {})
     ref = require_object(body, "endpoint")
     if "id" in ref and ref["id"] != endpoint_id:

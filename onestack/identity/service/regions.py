@@ -33,11 +33,13 @@ _KNOWN = ("id", "description", "parent_region_id", "links")
 
 def region_ref(region: Region) -> dict[str, Any]:
     ref: dict[str, Any] = dict(region.extra or {})
-    ref.update({
-        "id": region.id,
-        "description": region.description or "",
-        "parent_region_id": region.parent_region_id,
-    })
+    ref.update(
+        {
+            "id": region.id,
+            "description": region.description or "",
+            "parent_region_id": region.parent_region_id,
+        }
+    )
     return ref
 
 
@@ -57,7 +59,9 @@ def _check_parent(s: Session, region_id: str, parent_id: str | None) -> None:
     if parent_id is None:
         return
     if parent_id == region_id:
-        raise BadRequest(f"The specified parent region {parent_id} would create a circular region hierarchy.")
+        raise BadRequest(
+            f"The specified parent region {parent_id} would create a circular region hierarchy."
+        )
     load_region(s, parent_id)
     seen = {region_id}
     current: str | None = parent_id
@@ -71,13 +75,14 @@ def _check_parent(s: Session, region_id: str, parent_id: str | None) -> None:
         current = row.parent_region_id if row is not None else None
 
 
-def create_region(identity: Identity, ctx: AuthContext, body: Any, region_id: str | None = None) -> dict[str, Any]:
+def create_region(
+    identity: Identity, ctx: AuthContext, body: Any, region_id: str | None = None
+) -> dict[str, Any]:
     identity.enforcer.authorize("identity:create_region", ctx, {})
     ref = require_object(body, "region")
     given = check_string(ref, "id", max_length=255, min_length=1)
     if region_id is not None and given is not None and given != region_id:
-        raise BadRequest("Conflicting region IDs specified: "
-                         f"\"{region_id}\" != \"{given}\"")
+        raise BadRequest(f'Conflicting region IDs specified: "{region_id}" != "{given}"')
     rid = region_id or given or new_id()
     description = check_string(ref, "description", nullable=True, max_length=255) or ""
     parent = check_string(ref, "parent_region_id", nullable=True, max_length=255)
@@ -99,7 +104,9 @@ def get_region(identity: Identity, ctx: AuthContext, region_id: str) -> dict[str
         return region_ref(load_region(s, region_id))
 
 
-def list_regions(identity: Identity, ctx: AuthContext, filters: dict[str, str]) -> list[dict[str, Any]]:
+def list_regions(
+    identity: Identity, ctx: AuthContext, filters: dict[str, str]
+) -> list[dict[str, Any]]:
     identity.enforcer.authorize("identity:list_regions", ctx, {})
     query = select(Region).order_by(Region.id)
     if "parent_region_id" in filters:
@@ -108,7 +115,9 @@ def list_regions(identity: Identity, ctx: AuthContext, filters: dict[str, str]) 
         return [region_ref(r) for r in s.scalars(query)]
 
 
-def update_region(identity: Identity, ctx: AuthContext, region_id: str, body: Any) -> dict[str, Any]:
+def update_region(
+    identity: Identity, ctx: AuthContext, region_id: str, body: Any
+) -> dict[str, Any]:
     identity.enforcer.authorize("identity:update_region", ctx, {})
     ref = require_object(body, "region")
     if "id" in ref and ref["id"] != region_id:

@@ -69,8 +69,14 @@ def require_object(body: Any, key: str) -> dict[str, Any]:
 
 
 def check_string(
-    ref: dict[str, Any], field: str, *, required: bool = False, nullable: bool = False,
-    max_length: int = 255, min_length: int = 0, non_blank: bool = False,
+    ref: dict[str, Any],
+    field: str,
+    *,
+    required: bool = False,
+    nullable: bool = False,
+    max_length: int = 255,
+    min_length: int = 0,
+    non_blank: bool = False,
 ) -> str | None:
     if field not in ref:
         if required:
@@ -102,13 +108,15 @@ def check_bool(ref: dict[str, Any], field: str) -> bool | None:
 
 def role_ref(role: Role) -> dict[str, Any]:
     ref: dict[str, Any] = dict(role.extra or {})
-    ref.update({
-        "id": role.id,
-        "name": role.name,
-        "domain_id": None if role.domain_id == NULL_DOMAIN else role.domain_id,
-        "description": role.description,
-        "options": dict(role.options or {}),
-    })
+    ref.update(
+        {
+            "id": role.id,
+            "name": role.name,
+            "domain_id": None if role.domain_id == NULL_DOMAIN else role.domain_id,
+            "description": role.description,
+            "options": dict(role.options or {}),
+        }
+    )
     return ref
 
 
@@ -149,7 +157,9 @@ def _options(ref: dict[str, Any], current: dict[str, Any] | None = None) -> dict
             options.pop(key, None)
             continue
         if not isinstance(value, kind):
-            raise BadRequest(f"Invalid input for field 'options/{key}': {value!r} is not of type 'boolean'")
+            raise BadRequest(
+                f"Invalid input for field 'options/{key}': {value!r} is not of type 'boolean'"
+            )
         options[key] = value
     return options
 
@@ -168,22 +178,36 @@ def _duplicate(name: str, domain_id: str) -> Conflict:
 
 def create_role(identity: Identity, ctx: AuthContext, body: Any) -> dict[str, Any]:
     ref = require_object(body, "role")
-    name = check_string(ref, "name", required=True, max_length=NAME_MAX, min_length=1, non_blank=True)
+    name = check_string(
+        ref, "name", required=True, max_length=NAME_MAX, min_length=1, non_blank=True
+    )
     domain_id = check_string(ref, "domain_id", nullable=True, max_length=64)
     description = check_string(ref, "description", nullable=True, max_length=65535)
     rule = "identity:create_domain_role" if domain_id else "identity:create_role"
     identity.enforcer.authorize(rule, ctx, {"target": {"role": {"domain_id": domain_id}}})
     options = _options(ref)
-    extra = {k: v for k, v in ref.items() if k not in ("id", "name", "domain_id", "description", "options", "links")}
+    extra = {
+        k: v
+        for k, v in ref.items()
+        if k not in ("id", "name", "domain_id", "description", "options", "links")
+    }
     assert name is not None
     with identity.db.write() as s:
         if domain_id:
             _check_domain(s, domain_id)
         stored_domain = domain_id or NULL_DOMAIN
-        if s.execute(select(Role.id).where(Role.name == name, Role.domain_id == stored_domain)).first():
+        if s.execute(
+            select(Role.id).where(Role.name == name, Role.domain_id == stored_domain)
+        ).first():
             raise _duplicate(name, stored_domain)
-        role = Role(id=new_id(), name=name, domain_id=stored_domain, description=description,
-                    options=options, extra=extra)
+        role = Role(
+            id=new_id(),
+            name=name,
+            domain_id=stored_domain,
+            description=description,
+            options=options,
+            extra=extra,
+        )
         s.add(role)
         try:
             s.flush()
@@ -197,18 +221,25 @@ def create_role(identity: Identity, ctx: AuthContext, body: Any) -> dict[str, An
 def get_role(identity: Identity, ctx: AuthContext, role_id: str) -> dict[str, Any]:
     with identity.db.read() as s:
         role = s.get(Role, role_id)
-        rule = "identity:get_domain_role" if role is not None and role.domain_id != NULL_DOMAIN \
+        rule = (
+            "identity:get_domain_role"
+            if role is not None and role.domain_id != NULL_DOMAIN
             else "identity:get_role"
+        )
         identity.enforcer.authorize(rule, ctx, _target(role))
         if role is None:
             raise NotFound(f"Could not find role: {role_id}.")
         return role_ref(role)
 
 
-def list_roles(identity: Identity, ctx: AuthContext, filters: dict[str, str]) -> list[dict[str, Any]]:
+def list_roles(
+    identity: Identity, ctx: AuthContext, filters: dict[str, str]
+) -> list[dict[str, Any]]:
     domain_id = filters.get("domain_id")
     rule = "identity:list_domain_roles" if domain_id else "identity:list_roles"
-    identity.enforcer.authorize(rule, ctx, {"target": {"role": {"domain_id": domain_id}}, "domain_id": domain_id})
+    identity.enforcer.authorize(
+        rule, ctx, {"target": {"role": {"domain_id": domain_id}}, "domain_id": domain_id}
+    )
     query = select(Role).where(Role.domain_id == (domain_id or NULL_DOMAIN))
     if "name" in filters:
         query = query.where(Role.name == filters["name"])
@@ -224,8 +255,11 @@ def update_role(identity: Identity, ctx: AuthContext, role_id: str, body: Any) -
         raise BadRequest("Invalid input for field 'id': the id of a role cannot be changed")
     with identity.db.write() as s:
         role = s.get(Role, role_id)
-        rule = "identity:update_domain_role" if role is not None and role.domain_id != NULL_DOMAIN \
+        rule = (
+            "identity:update_domain_role"
+            if role is not None and role.domain_id != NULL_DOMAIN
             else "identity:update_role"
+        )
         identity.enforcer.authorize(rule, ctx, _target(role))
         if role is None:
             raise NotFound(f"Could not find role: {role_id}.")
@@ -237,15 +271,22 @@ def update_role(identity: Identity, ctx: AuthContext, role_id: str, body: Any) -
         if _is_immutable(role) and options.get("immutable", False):
             raise Forbidden(f"Unable to update immutable role {role_id}.")
         if name is not None and name != role.name:
-            if s.execute(select(Role.id).where(Role.name == name, Role.domain_id == role.domain_id)).first():
+            if s.execute(
+                select(Role.id).where(Role.name == name, Role.domain_id == role.domain_id)
+            ).first():
                 raise _duplicate(name, role.domain_id)
             role.name = name
         if "description" in ref:
             role.description = description
         role.options = options
         extra = dict(role.extra or {})
-        extra.update({k: v for k, v in ref.items()
-                      if k not in ("id", "name", "domain_id", "description", "options", "links")})
+        extra.update(
+            {
+                k: v
+                for k, v in ref.items()
+                if k not in ("id", "name", "domain_id", "description", "options", "links")
+            }
+        )
         role.extra = extra
         s.flush()
         out = role_ref(role)
@@ -256,8 +297,11 @@ def update_role(identity: Identity, ctx: AuthContext, role_id: str, body: Any) -
 def delete_role(identity: Identity, ctx: AuthContext, role_id: str) -> None:
     with identity.db.write() as s:
         role = s.get(Role, role_id)
-        rule = "identity:delete_domain_role" if role is not None and role.domain_id != NULL_DOMAIN \
+        rule = (
+            "identity:delete_domain_role"
+            if role is not None and role.domain_id != NULL_DOMAIN
             else "identity:delete_role"
+        )
         identity.enforcer.authorize(rule, ctx, _target(role))
         if role is None:
             raise NotFound(f"Could not find role: {role_id}.")
@@ -272,9 +316,11 @@ def delete_role(identity: Identity, ctx: AuthContext, role_id: str) -> None:
 def delete_role_rows(session: Session, role_id: str) -> None:
     """Drop a role's assignments and implication rules (the role row stays)."""
     session.execute(delete(Assignment).where(Assignment.role_id == role_id))
-    session.execute(delete(ImpliedRole).where(
-        or_(ImpliedRole.prior_role_id == role_id, ImpliedRole.implied_role_id == role_id)
-    ))
+    session.execute(
+        delete(ImpliedRole).where(
+            or_(ImpliedRole.prior_role_id == role_id, ImpliedRole.implied_role_id == role_id)
+        )
+    )
 
 
 # --- implied roles ------------------------------------------------------------------
@@ -300,8 +346,10 @@ def create_implied_role(
         if implied.name in PROHIBITED_IMPLIED:
             raise Forbidden(f"{implied_id} cannot be an implied roles.")
         if s.get(ImpliedRole, (prior_id, implied_id)) is not None:
-            raise Conflict(f"Conflict occurred attempting to store implied_role - "
-                           f"{prior_id} already implies {implied_id}.")
+            raise Conflict(
+                f"Conflict occurred attempting to store implied_role - "
+                f"{prior_id} already implies {implied_id}."
+            )
         s.add(ImpliedRole(prior_role_id=prior_id, implied_role_id=implied_id))
         s.flush()
         out = _inference_body(prior, implied, base)
@@ -317,8 +365,13 @@ def _inference_body(prior: Role, implied: Role, base: str) -> dict[str, Any]:
 
 
 def get_implied_role(
-    identity: Identity, ctx: AuthContext, prior_id: str, implied_id: str, base: str,
-    *, check_only: bool = False,
+    identity: Identity,
+    ctx: AuthContext,
+    prior_id: str,
+    implied_id: str,
+    base: str,
+    *,
+    check_only: bool = False,
 ) -> dict[str, Any]:
     rule = "identity:check_implied_role" if check_only else "identity:get_implied_role"
     identity.enforcer.authorize(rule, ctx, {})
@@ -329,7 +382,9 @@ def get_implied_role(
         return _inference_body(prior, implied, base)
 
 
-def delete_implied_role(identity: Identity, ctx: AuthContext, prior_id: str, implied_id: str) -> None:
+def delete_implied_role(
+    identity: Identity, ctx: AuthContext, prior_id: str, implied_id: str
+) -> None:
     identity.enforcer.authorize("identity:delete_implied_role", ctx, {})
     with identity.db.write() as s:
         _pair(s, prior_id, implied_id)
@@ -342,16 +397,23 @@ def delete_implied_role(identity: Identity, ctx: AuthContext, prior_id: str, imp
     identity.touch()
 
 
-def list_implied_roles(identity: Identity, ctx: AuthContext, prior_id: str, base: str) -> dict[str, Any]:
+def list_implied_roles(
+    identity: Identity, ctx: AuthContext, prior_id: str, base: str
+) -> dict[str, Any]:
     identity.enforcer.authorize("identity:list_implied_roles", ctx, {})
     with identity.db.read() as s:
         prior = load_role(s, prior_id)
         implied = s.scalars(
-            select(Role).join(ImpliedRole, ImpliedRole.implied_role_id == Role.id)
-            .where(ImpliedRole.prior_role_id == prior_id).order_by(Role.name)
+            select(Role)
+            .join(ImpliedRole, ImpliedRole.implied_role_id == Role.id)
+            .where(ImpliedRole.prior_role_id == prior_id)
+            .order_by(Role.name)
         ).all()
         return {
-            "role_inference": {"prior_role": _brief(prior, base), "implies": [_brief(r, base) for r in implied]},
+            "role_inference": {
+                "prior_role": _brief(prior, base),
+                "implies": [_brief(r, base) for r in implied],
+            },
             "links": {"self": f"{base}/v3/roles/{prior_id}/implies"},
         }
 

@@ -56,7 +56,9 @@ def create_service(identity: Identity, ctx: AuthContext, body: Any) -> dict[str,
     _validate(ref, create=True)
     extra = {k: v for k, v in ref.items() if k not in _KNOWN}
     with identity.db.write() as s:
-        service = Service(id=new_id(), type=ref["type"], enabled=ref.get("enabled", True), extra=extra)
+        service = Service(
+            id=new_id(), type=ref["type"], enabled=ref.get("enabled", True), extra=extra
+        )
         s.add(service)
         s.flush()
         out = service_ref(service)
@@ -70,7 +72,9 @@ def get_service(identity: Identity, ctx: AuthContext, service_id: str) -> dict[s
         return service_ref(load_service(s, service_id))
 
 
-def list_services(identity: Identity, ctx: AuthContext, filters: dict[str, str]) -> list[dict[str, Any]]:
+def list_services(
+    identity: Identity, ctx: AuthContext, filters: dict[str, str]
+) -> list[dict[str, Any]]:
     identity.enforcer.authorize("identity:list_services", ctx, {})
     query = select(Service).order_by(Service.type, Service.id)
     if "type" in filters:
@@ -82,7 +86,9 @@ def list_services(identity: Identity, ctx: AuthContext, filters: dict[str, str])
     return refs
 
 
-def update_service(identity: Identity, ctx: AuthContext, service_id: str, body: Any) -> dict[str, Any]:
+def update_service(
+    identity: Identity, ctx: AuthContext, service_id: str, body: Any
+) -> dict[str, Any]:
     identity.enforcer.authorize("identity:update_service", ctx, {})
     ref = require_object(body, "service")
     _validate(ref, create=False)
@@ -107,7 +113,9 @@ def delete_service(identity: Identity, ctx: AuthContext, service_id: str) -> Non
     identity.enforcer.authorize("identity:delete_service", ctx, {})
     with identity.db.write() as s:
         service = load_service(s, service_id)
-        for endpoint_id in list(s.scalars(select(Endpoint.id).where(Endpoint.service_id == service_id))):
+        for endpoint_id in list(
+            s.scalars(select(Endpoint.id).where(Endpoint.service_id == service_id))
+        ):
             delete_endpoint_rows(s, endpoint_id)
         s.delete(service)
     identity.touch()
