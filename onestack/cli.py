@@ -146,7 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     bt.add_argument("rest", nargs=argparse.REMAINDER)
     bt.set_defaults(func=cmd_image_build_test)
 
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        # argparse.REMAINDER does not take options that come first: hand them on
+        if getattr(args, "func", None) is not cmd_image_build_test:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.rest = [*unknown, *args.rest]
     # `up`: uvicorn turns SIGINT/SIGTERM into a graceful shutdown.
     return int(args.func(args))
 

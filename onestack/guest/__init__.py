@@ -1,0 +1,1 @@
+"""The onestack test guest image (``onestack image build-test``)."""

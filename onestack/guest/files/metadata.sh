@@ -1,0 +1,104 @@
+#!/bin/sh
+# Reads the instance data - from the config drive (ISO 9660 or VFAT labelled
+# config-2) when one is attached, else from the metadata service at
+# 169.254.169.254 (OpenStack meta_data.json and the EC2 paths) - then sets the
+# hostname and installs the SSH public keys for root and cirros.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+[ -n "$ONESTACK_DEBUG" ] && set -x
+data=/run/onestack/data
+rm -rf "$data"
+mkdir -p "$data"
+mds=http://169.254.169.254
+# fetch NAME=PATH...: what fails (404, no service) leaves no file. busybox
+# wget: static, so it starts fast under TCG (its -T crashes: timeout instead).
+fetch() {
+  for pair in "$@"; do
+    name=${pair%%=*}
+    if timeout 5 wget -q -O "$data/$name.tmp" "$mds/${pair#*=}" 2>/dev/null \
+        && [ -s "$data/$name.tmp" ]; then
+      mv "$data/$name.tmp" "$data/$name"
+    else
+      rm -f "$data/$name.tmp"
+    fi
+  done
+}
+
+source=none
+cdev=$(findfs LABEL=config-2 2>/dev/null || findfs LABEL=CONFIG-2 2>/dev/null)
+if [ -n "$cdev" ]; then
+  mnt=/run/onestack/config-drive
+  mkdir -p "$mnt"
+  if mount -o ro "$cdev" "$mnt" 2>/dev/null; then
+    for f in meta_data.json user_data network_data.json vendor_data.json; do
+      [ -f "$mnt/openstack/latest/$f" ] && cp "$mnt/openstack/latest/$f" "$data/$f"
+    done
+    umount "$mnt"
+    source=config-drive
+  fi
+fi
+if [ "$source" = none ] && [ -n "$(ls /run/onestack/ip.* 2>/dev/null)" ]; then
+  # The metadata service may need a moment (a proxy starting): a few tries.
+  i=0
+  while [ $i -lt 5 ]; do
+    fetch meta_data.json=openstack/latest/meta_data.json instance-id=latest/meta-data/instance-id
+    if [ -f "$data/meta_data.json" ] || [ -f "$data/instance-id" ]; then
+      source=metadata-service
+      break
+    fi
+    i=$((i + 1))
+    sleep 1
+  done
+  if [ "$source" = metadata-service ]; then
+    fetch user_data=openstack/latest/user_data ec2-user-data=latest/user-data \
+      hostname=latest/meta-data/hostname ec2-keys=latest/meta-data/public-keys/
+    [ ! -f "$data/user_data" ] && [ -f "$data/ec2-user-data" ] && mv "$data/ec2-user-data" "$data/user_data"
+    if [ -f "$data/ec2-keys" ]; then
+      pairs=""
+      for entry in $(cat "$data/ec2-keys"); do
+        idx=${entry%%=*}
+        pairs="$pairs ec2-key.$idx=latest/meta-data/public-keys/$idx/openssh-key"
+      done
+      [ -n "$pairs" ] && fetch $pairs
+    fi
+  fi
+fi
+echo "$source" > "$data/source"
+[ "$source" = none ] && exit 0
+
+[ -f "$data/meta_data.json" ] && awk -f /etc/onestack/json.awk "$data/meta_data.json" > "$data/meta_data.flat"
+touch "$data/meta_data.flat"
+value() { awk -F '\t' -v k="$1" '$1 == k { sub(/^[^\t]*\t/, ""); print; exit }' "$data/meta_data.flat"; }
+
+# instance id
+iid=$(value uuid)
+[ -z "$iid" ] && [ -f "$data/instance-id" ] && iid=$(cat "$data/instance-id")
+echo "${iid:-unknown}" > /run/onestack/instance-id
+
+# hostname (short form)
+host=$(value hostname)
+[ -z "$host" ] && [ -f "$data/hostname" ] && host=$(cat "$data/hostname")
+[ -z "$host" ] && [ -f /run/onestack/dhcp-hostname ] && host=$(cat /run/onestack/dhcp-hostname)
+host=${host%%.*}
+if [ -n "$host" ]; then
+  hostname "$host"
+  echo "$host" > /etc/hostname
+  grep -v '^127\.0\.1\.1' /etc/hosts > /etc/hosts.new
+  echo "127.0.1.1 $host" >> /etc/hosts.new
+  mv /etc/hosts.new /etc/hosts
+fi
+
+# SSH public keys: meta_data.json public_keys and the EC2 openssh-key entries
+{
+  awk -F '\t' '$1 ~ /^public_keys\// { sub(/^[^\t]*\t/, ""); print }' "$data/meta_data.flat"
+  cat "$data"/ec2-key.* 2>/dev/null
+} | sed -e 's/[[:space:]]*$//' -e '/^$/d' | sort -u > "$data/authorized_keys"
+if [ -s "$data/authorized_keys" ]; then
+  for home in /root /home/cirros; do
+    mkdir -p "$home/.ssh"
+    cp "$data/authorized_keys" "$home/.ssh/authorized_keys"
+    chmod 700 "$home/.ssh"
+    chmod 600 "$home/.ssh/authorized_keys"
+  done
+  chown -R cirros:cirros /home/cirros/.ssh
+fi
+exit 0

@@ -1,0 +1,3 @@
+#!/bin/sh
+# ACPI power button (busybox acpid): a clean shutdown.
+/sbin/poweroff

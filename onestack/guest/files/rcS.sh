@@ -1,0 +1,52 @@
+#!/bin/sh
+# onestack test guest: system start (run once by busybox init).
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+umask 022
+ip() { busybox ip "$@"; }  # iproute2's ip is for users; this one starts faster
+grep -qw onestack.debug /proc/cmdline && { export ONESTACK_DEBUG=1; set -x; }
+grep -q ' /proc ' /proc/mounts 2>/dev/null || mount -t proc proc /proc
+grep -q ' /sys ' /proc/mounts || mount -t sysfs sysfs /sys
+grep -q ' /dev ' /proc/mounts || mount -t devtmpfs -o mode=0755 devtmpfs /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
+mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
+mkdir -p /run/onestack /var/log /var/lib/onestack /tmp
+# seconds since the kernel started, at each step (bench/guest-boot reads them)
+stamp() { read -r up _ < /proc/uptime; echo "$1 $up" >> /run/onestack/boot-times; }
+stamp rcS
+chmod 1777 /tmp
+[ -s /etc/hostname ] && hostname -F /etc/hostname
+ip link set lo up
+echo "0 2147483647" > /proc/sys/net/ipv4/ping_group_range
+syslogd -C64
+# Hot-plugged NICs get DHCP, other new devices their modules.
+setsid uevent /etc/onestack/hotplug.sh </dev/null >/dev/null 2>&1 &
+# SSH: host keys are made on first use (-R) and kept on the disk.
+mkdir -p /etc/dropbear
+dropbear -R -g -P /run/dropbear.pid
+# What a config drive needs (IDE CD-ROM, ISO 9660), while DHCP runs.
+modprobe -a $(cat /etc/onestack/modules.cdrom) 2>/dev/null &
+cdrom=$!
+# DHCP on every NIC, in parallel; each udhcpc returns once bound (or gives up).
+pids=""
+for dev in /sys/class/net/*; do
+  iface=${dev##*/}
+  [ "$iface" = lo ] && continue
+  /etc/onestack/dhcp.sh start "$iface" &
+  pids="$pids $!"
+done
+wait $pids
+stamp dhcp
+wait $cdrom
+stamp cdrom
+/etc/onestack/metadata.sh
+stamp metadata
+/etc/onestack/banner.sh > /dev/console
+stamp banner
+# The rest (virtio-scsi, SATA, VFAT, balloon, RNG, power button...); acpid
+# then powers off on the ACPI power button.
+(modprobe -a $(cat /etc/onestack/modules.late) 2>/dev/null; acpid -l /dev/null) &
+/etc/onestack/userdata.sh
+stamp user-data
+exit 0
