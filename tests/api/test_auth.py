@@ -150,7 +150,9 @@ def test_bad_scopes(api: Api) -> None:
     system = {"system": {"all": False}}
     assert issue(api, password_auth(a["username"], a["password"], system)).status_code == 400
     unknown = {"project": {"id": "does-not-exist"}}
-    assert issue(api, password_auth(a["username"], a["password"], unknown)).status_code == 401
+    r = issue(api, password_auth(a["username"], a["password"], unknown))
+    assert r.status_code == 401
+    assert r.json()["error"]["message"] == "The request you have made requires authentication."
     # demo has no role on the admin project
     d = api.demo_auth
     assert issue(api, password_auth(d["username"], d["password"], admin_scope())).status_code == 401

@@ -160,3 +160,7 @@ def test_disabled_user_project_domain(plain: Api) -> None:
     r = login(api, user)
     assert r.status_code == 401
     assert r.json()["error"]["message"] == f"The account is disabled for user: {user['id']}."
+    # without the right password nothing about the account is revealed
+    r = login(api, user, password="wrong")
+    assert r.status_code == 401
+    assert r.json()["error"]["message"] == "The request you have made requires authentication."

@@ -161,7 +161,13 @@ def password_method(identity: Identity, body: dict[str, Any], req: AuthRequest) 
     settings = identity.settings.identity
     with identity.db.read() as s:
         user = find_user(s, body["user"], "password")
-        check_user_enabled(s, identity, user)
+        # As Keystone: locked first, then the password, then disabled, then expired
+        # (a disabled account is only revealed to someone who knows its password).
+        disabled: Unauthorized | None = None
+        try:
+            check_user_enabled(s, identity, user)
+        except Unauthorized as exc:
+            disabled = exc
         pw = current_password(s, user.id)
         user_id, options = user.id, dict(user.options or {})
         failed_count, failed_at = user.failed_auth_count or 0, user.failed_auth_at
@@ -183,6 +189,8 @@ def password_method(identity: Identity, body: dict[str, Any], req: AuthRequest) 
                     u.failed_auth_count = (u.failed_auth_count or 0) + 1
                     u.failed_auth_at = now
         raise Unauthorized(AUTH_REQUIRED)
+    if disabled is not None:
+        raise disabled
     if pw_expires is not None and pw_expires <= now:
         raise Unauthorized(f"The password is expired and needs to be changed for user: {user_id}.")
     if (lockout and failed_count) or settings.disable_user_account_days_inactive > 0:
@@ -249,9 +257,9 @@ def application_credential_method(identity: Identity, body: dict[str, Any], req:
     if not check_secret(secret_hash, secret):
         raise Unauthorized(AUTH_REQUIRED)
     if expires_at is not None and expires_at <= utcnow():
-        raise Unauthorized(f"Application credential {ac_id} has expired.")
+        raise Unauthorized(AUTH_REQUIRED)
     if req.scope:
-        raise Unauthorized("Application credentials cannot request a scope.")
+        raise Unauthorized(AUTH_REQUIRED)
     return AuthResult(
         user_id=user_id,
         project_id=project_id,
@@ -309,20 +317,17 @@ def parse_scope(s: Any, scope: Any) -> Scope:
     if kind == "domain":
         if "id" in ref:
             dom = s.get(Project, str(ref["id"]))
-            missing = f"Could not find domain: {ref['id']}."
         elif "name" in ref:
             dom = s.scalars(
                 select(Project).where(Project.is_domain.is_(True), Project.name == str(ref["name"]))
             ).first()
-            missing = f"Could not find domain: {ref['name']}."
         else:
             raise _missing("id or name", "domain")
         if dom is None or not dom.is_domain:
-            raise Unauthorized(missing)
+            raise Unauthorized(AUTH_REQUIRED)
         return Scope(domain_id=dom.id)
     if "id" in ref:
         proj = s.get(Project, str(ref["id"]))
-        missing = f"Could not find project: {ref['id']}."
     elif "name" in ref:
         if "domain" not in ref:
             raise _missing("domain", "project")
@@ -336,16 +341,15 @@ def parse_scope(s: Any, scope: Any) -> Scope:
         else:
             raise _missing("id or name", "domain")
         if dom is None or not dom.is_domain:
-            raise Unauthorized(f"Could not find domain: {dom_ref.get('id', dom_ref.get('name'))}.")
+            raise Unauthorized(AUTH_REQUIRED)
         proj = s.scalars(
             select(Project).where(Project.domain_id == dom.id, Project.name == str(ref["name"]),
                                   Project.is_domain.is_(False))
         ).first()
-        missing = f"Could not find project: {ref['name']}."
     else:
         raise _missing("id or name", "project")
     if proj is None or proj.is_domain:
-        raise Unauthorized(missing)
+        raise Unauthorized(AUTH_REQUIRED)
     return Scope(project_id=proj.id)
 
 
@@ -355,18 +359,18 @@ def _check_scope(identity: Identity, s: Any, user_id: str, scope: Scope) -> None
     if scope.project_id:
         proj = tokens.project_info(s, scope.project_id)
         if proj is None or not proj["_enabled"]:
-            raise Unauthorized(f"Project {scope.project_id} is disabled.")
+            raise Unauthorized(AUTH_REQUIRED)
         if not tokens.effective_roles(s, user_id, project_id=scope.project_id):
-            raise Unauthorized(f"User {user_id} has no access to project {scope.project_id}")
+            raise Unauthorized(AUTH_REQUIRED)
     elif scope.domain_id:
         dom = tokens.domain_info(s, scope.domain_id)
         if dom is None or not dom["_enabled"]:
-            raise Unauthorized(f"Domain {scope.domain_id} is disabled.")
+            raise Unauthorized(AUTH_REQUIRED)
         if not tokens.effective_roles(s, user_id, domain_id=scope.domain_id):
-            raise Unauthorized(f"User {user_id} has no access to domain {scope.domain_id}")
+            raise Unauthorized(AUTH_REQUIRED)
     elif scope.system:
         if not tokens.effective_roles(s, user_id, system=True):
-            raise Unauthorized(f"User {user_id} has no access to the system")
+            raise Unauthorized(AUTH_REQUIRED)
 
 
 def _use_trust(identity: Identity, trust_id: str, user_id: str) -> Trust:
@@ -428,7 +432,7 @@ def issue_token(identity: Identity, body: Any, http: Any = None) -> ValidatedTok
         results.append(method(identity, req.body["identity"][name], req))
     user_ids = {r.user_id for r in results}
     if len(user_ids) != 1:
-        raise Unauthorized("User IDs do not match across the authentication methods.")
+        raise Unauthorized(AUTH_REQUIRED)
     user_id = user_ids.pop()
     methods: list[str] = []
     for name, r in zip(req.methods, results, strict=True):
@@ -596,7 +600,7 @@ def change_password(identity: Identity, user_id: str, body: Any) -> None:
     with identity.tokens.read() as s:
         user = s.get(User, user_id)
         if user is None:
-            raise Unauthorized("Error when changing user password: Invalid user / password.")
+            raise Unauthorized(AUTH_REQUIRED)
         dom = s.get(Project, user.domain_id)
         enabled = bool(user.enabled) and dom is not None and bool(dom.enabled)
         pw = current_password(s, user_id)
@@ -609,8 +613,6 @@ def change_password(identity: Identity, user_id: str, body: Any) -> None:
         failed_at is None or failed_at + timedelta(seconds=settings.lockout_duration) > now
     ):
         raise Unauthorized(f"The account is locked for user: {user_id}.")
-    if not enabled:
-        raise Unauthorized(f"The account is disabled for user: {user_id}.")
     if not check_password(pw_hash, ref["original_password"]):
         if lockout:
             with identity.db.write() as s:
@@ -618,7 +620,9 @@ def change_password(identity: Identity, user_id: str, body: Any) -> None:
                 if u is not None:
                     u.failed_auth_count = (u.failed_auth_count or 0) + 1
                     u.failed_auth_at = now
-        raise Unauthorized("Error when changing user password: Invalid user / password.")
+        raise Unauthorized(AUTH_REQUIRED)
+    if not enabled:
+        raise Unauthorized(f"The account is disabled for user: {user_id}.")
     if options.get("lock_password"):
         raise Forbidden("You are not authorized to perform the requested action: the password "
                         f"of user {user_id} is locked (lock_password).")
@@ -629,7 +633,7 @@ def change_password(identity: Identity, user_id: str, body: Any) -> None:
     with identity.db.write() as s:
         u = s.get(User, user_id)
         if u is None:
-            raise Unauthorized("Error when changing user password: Invalid user / password.")
+            raise Unauthorized(AUTH_REQUIRED)
         set_password(identity, s, u, ref["password"], self_service=True, prehashed=prehashed)
         from onestack.identity.service import revoke
 
