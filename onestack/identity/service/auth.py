@@ -251,11 +251,17 @@ def application_credential_method(identity: Identity, body: dict[str, Any], req:
         owner = s.get(User, ac.user_id)
         if owner is None:
             raise Unauthorized(AUTH_REQUIRED)
-        check_user_enabled(s, identity, owner)
+        disabled: Unauthorized | None = None
+        try:
+            check_user_enabled(s, identity, owner)
+        except Unauthorized as exc:
+            disabled = exc
         ac_id, user_id, project_id, system = ac.id, ac.user_id, ac.project_id, ac.system
         expires_at, secret_hash = ac.expires_at, ac.secret_hash
     if not check_secret(secret_hash, secret):
         raise Unauthorized(AUTH_REQUIRED)
+    if disabled is not None:
+        raise disabled
     if expires_at is not None and expires_at <= utcnow():
         raise Unauthorized(AUTH_REQUIRED)
     if req.scope:
