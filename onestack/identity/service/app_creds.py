@@ -142,7 +142,7 @@ def _access_rules(s: Session, user_id: str, value: Any) -> list[dict[str, str]]:
                 AccessRule.path == path, AccessRule.method == method,
             )).first()
             if rule is None:
-                rule = AccessRule(id=str(ref.get("id") or new_id()), user_id=user_id,
+                rule = AccessRule(id=new_id(), user_id=user_id,
                                   service=service, path=path, method=method)
                 s.add(rule)
                 s.flush()
