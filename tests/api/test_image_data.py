@@ -290,3 +290,50 @@ def test_test_guest_is_registered_once(fresh_api: Api) -> None:
     assert img["virtual_size"] == 2 * GiB and img["os_hash_value"] == hashlib.sha512(data).hexdigest()
     assert img["owner"] == project_of(api, "admin")
     assert api.get(f"{V2}/images/{img['id']}/file", "demo").content == data
+
+
+def test_image_deleted_during_upload_keeps_no_data(api: Api) -> None:
+    """The image goes away while its bytes stream in: 410, and nothing stays in the store."""
+    import anyio
+
+    from onestack.image import service
+
+    img = create(api)
+    token = api.token("admin")
+    ctx = api.cloud.validator.validate(token)  # type: ignore[union-attr]
+    svc = api.cloud.service("image")
+    sent: list[dict[str, Any]] = []
+    step = {"n": 0}
+
+    async def receive() -> dict[str, Any]:
+        step["n"] += 1
+        if step["n"] == 1:
+            return {"type": "http.request", "body": b"a" * (5 << 20), "more_body": True}
+        if step["n"] == 2:
+            await anyio.to_thread.run_sync(service.delete_image, svc, ctx, img["id"])
+            return {"type": "http.request", "body": b"b" * (1 << 20), "more_body": False}
+        await anyio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    path = f"{V2}/images/{img['id']}/file"
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "PUT",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+        "root_path": "", "server": ("127.0.0.1", 8800), "client": ("127.0.0.1", 5555),
+        "headers": [(b"x-auth-token", token.encode()), (b"content-type", b"application/octet-stream"),
+                    (b"host", b"127.0.0.1:8800")],
+        "state": {},
+    }
+
+    async def main() -> None:
+        with anyio.fail_after(30):
+            await api.client.app(scope, receive, send)
+
+    anyio.run(main)
+    assert sent[0]["status"] == 410
+    assert_glance_error(api.get(f"{V2}/images/{img['id']}"), 404)
+    names = os.listdir(api.cloud.state_dir / "images")
+    assert img["id"] not in names and not any(n.startswith(".tmp") for n in names)
