@@ -108,6 +108,30 @@ def _hash_all(identity: Identity, passwords: dict[str, str]) -> dict[str, str]:
         return {k: f.result() for k, f in futures.items()}
 
 
+class EarlyHashes:
+    """Bootstrap passwords, hashed in the background from the moment the
+    Identity service is built (while the schema migrations run), so that the
+    slow hashes do not add to a first start."""
+
+    def __init__(self, identity: Identity) -> None:
+        self.passwords = {"admin": secrets.token_urlsafe(18), "demo": secrets.token_urlsafe(18)}
+        pool = ThreadPoolExecutor(max_workers=len(self.passwords), thread_name_prefix="bootstrap-hash")
+        self._futures = {
+            k: pool.submit(hash_password, identity.settings, v) for k, v in self.passwords.items()
+        }
+        pool.shutdown(wait=False)
+
+    def hashes(self) -> dict[str, str]:
+        return {k: f.result() for k, f in self._futures.items()}
+
+
+def start_early(identity: Identity) -> EarlyHashes | None:
+    """Begin hashing new bootstrap passwords if this looks like a first start."""
+    if (identity.settings.state_dir / "clouds.yaml").exists():
+        return None
+    return EarlyHashes(identity)
+
+
 def _grant(s: Session, kind: str, actor: str, target: str, role: Role) -> None:
     key = (kind, actor, target, role.id, False)
     if s.get(Assignment, key) is None:
@@ -232,13 +256,21 @@ def bootstrap(identity: Identity) -> None:
     """Idempotent: first start creates everything, later starts reconcile."""
     path = identity.settings.state_dir / "clouds.yaml"
     clouds = _read_clouds(path)
-    passwords = {
-        "admin": _password_from(clouds, ADMIN_CLOUD) or secrets.token_urlsafe(18),
-        "demo": _password_from(clouds, DEMO_CLOUD) or secrets.token_urlsafe(18),
-    }
+    early: EarlyHashes | None = getattr(identity, "bootstrap_hashes", None)
+    known = _password_from(clouds, ADMIN_CLOUD) and _password_from(clouds, DEMO_CLOUD)
+    if early is not None and not known:
+        passwords = dict(early.passwords)
+    else:
+        early = None
+        passwords = {
+            "admin": _password_from(clouds, ADMIN_CLOUD) or secrets.token_urlsafe(18),
+            "demo": _password_from(clouds, DEMO_CLOUD) or secrets.token_urlsafe(18),
+        }
     keys = identity.tokens.keys
+    hashes: dict[str, str] = {}
     with identity.db.read() as s:
-        hashes = _hash_all(identity, passwords) if s.get(Project, DEFAULT_DOMAIN_ID) is None else {}
+        if s.get(Project, DEFAULT_DOMAIN_ID) is None or not known:
+            hashes = early.hashes() if early is not None else _hash_all(identity, passwords)
     with identity.db.write() as s:
         keys.ensure(s)
         fresh = s.get(Project, DEFAULT_DOMAIN_ID) is None
@@ -252,7 +284,7 @@ def bootstrap(identity: Identity) -> None:
                     select(User).where(User.domain_id == DEFAULT_DOMAIN_ID, User.name == name)
                 ).first()
                 if user is not None:
-                    set_password(identity, s, user, passwords[name])
+                    set_password(identity, s, user, passwords[name], prehashed=hashes.get(name))
         reconcile_catalog(identity, s)
         revoke.prune(s, identity.tokens.revocations.lifetime())
     identity.touch()

@@ -35,6 +35,10 @@ class Identity:
         # Caches of derived data remember the generation they were built at.
         self.generation = 0
         cloud.set_validator(self)
+        # First start: hash the bootstrap passwords while the migrations run.
+        from onestack.identity.bootstrap import start_early
+
+        self.bootstrap_hashes = start_early(self)
 
     def touch(self) -> None:
         """Call after committing a change that affects tokens or the catalog."""
