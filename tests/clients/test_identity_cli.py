@@ -36,6 +36,11 @@ def osc_json(info: CloudInfo, *args: str, **kw: Any) -> Any:
     return json.loads(osc(info, *args, "-f", "json", **kw).stdout)
 
 
+def normalized(row: dict[str, Any]) -> dict[str, Any]:
+    """Keys as snake_case: newer OSC versions print "Project ID" where older print project_id."""
+    return {k.lower().replace(" ", "_"): v for k, v in row.items()}
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
@@ -151,10 +156,12 @@ def test_application_credential_create_then_authenticate(
     running_cloud: CloudInfo, tmp_path: Path,
 ) -> None:
     name = unique("cli-appcred")
-    cred = osc_json(running_cloud, "application", "credential", "create",
-                    "--description", "for the test", name)
+    cred = normalized(osc_json(running_cloud, "application", "credential", "create",
+                               "--description", "for the test", name))
     assert cred["name"] == name
     assert cred["secret"]
+    assert cred["description"] == "for the test"
+    assert {r["name"] for r in cred["roles"]} >= {"admin", "member", "reader"}
     admin_token = osc_json(running_cloud, "token", "issue")
 
     cloud = base_cloud(running_cloud)
@@ -172,8 +179,9 @@ def test_application_credential_create_then_authenticate(
     # a wrong secret fails, and a deleted credential no longer authenticates
     bad = base_cloud(running_cloud)
     bad["auth_type"] = "v3applicationcredential"
+    wrong_secret = ("A" if cred["secret"][0] != "A" else "B") + cred["secret"][1:]
     bad["auth"].update(application_credential_id=cred["id"],
-                       application_credential_secret=cred["secret"] + "x")
+                       application_credential_secret=wrong_secret)
     env_bad = env_with_clouds(running_cloud, tmp_path, {"appcred": cloud, "bad": bad})
     assert osc(running_cloud, "token", "issue", cloud="bad", env=env_bad,
                check=False).returncode != 0
