@@ -91,7 +91,7 @@ class TokenNotFound(NotFound):
 def _pack_id(value: str | None) -> bytes | str | None:
     if value is None:
         return None
-    if len(value) == 32:
+    if len(value) == 32 and value == value.lower():  # round-trips exactly as lowercase hex
         try:
             return bytes.fromhex(value)
         except ValueError:

@@ -40,6 +40,8 @@ def _data(**kw: object) -> TokenData:
     {"app_cred_id": new_id(), "methods": ("application_credential",)},
     {"access_token_id": new_id(), "methods": ("oauth1", "custom-method")},
     {"user_id": "not-hex-user", "audit_ids": (new_audit_id(), new_audit_id())},
+    {"project_id": None, "domain_id": new_id().upper()},
+    {"project_id": "0123456789abcdef0123456789abcdeZ"},
 ])
 def test_payload_round_trip(kw: dict[str, object]) -> None:
     data = _data(**kw)
