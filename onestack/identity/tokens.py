@@ -115,7 +115,7 @@ def new_audit_id() -> str:
 def _pack_audit(audit_id: str) -> bytes | str:
     try:
         raw = base64.urlsafe_b64decode(audit_id + "==")
-        if len(raw) == 16:
+        if len(raw) == 16 and _unpack_audit(raw) == audit_id:
             return raw
     except (binascii.Error, ValueError):
         pass
