@@ -67,7 +67,12 @@ async def create_image(request: Request) -> Response:
     body = await read_json(request)
     svc = _svc(request)
     image = await run(service.create_image, svc, ctx, body)
-    return json_response(image, status=201, headers={"Location": f"{svc.public_url}/v2/images/{image['id']}"})
+    headers = {
+        "Location": f"{svc.public_url}/v2/images/{image['id']}",
+        # how clients learn that interoperable import is offered (as Glance says it)
+        "OpenStack-image-import-methods": ",".join(schemas.IMPORT_METHODS),
+    }
+    return json_response(image, status=201, headers=headers)
 
 
 async def list_images(request: Request) -> Response:

@@ -74,6 +74,13 @@ def test_create_defaults(api: Api) -> None:
     assert img["created_at"].endswith("Z")
 
 
+def test_create_announces_import_methods(api: Api) -> None:
+    r = api.post(f"{V2}/images", json={"name": "announce"})
+    assert r.status_code == 201
+    assert r.headers["OpenStack-image-import-methods"] == "glance-direct"
+    assert r.headers["Location"].endswith(f"/image/v2/images/{r.json()['id']}")
+
+
 def test_create_with_everything(api: Api) -> None:
     image_id = str(uuid.uuid4())
     img = create(

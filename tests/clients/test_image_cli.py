@@ -156,3 +156,20 @@ def test_raw_declared_qcow2_is_refused(running_cloud: CloudInfo, tmp_path: Path)
     assert all(i["Status"] == "queued" for i in left)
     for i in left:
         osc(info, "image", "delete", i["ID"])
+
+
+def test_create_through_interoperable_import(running_cloud: CloudInfo, qcow2_file: Path) -> None:
+    """`image create --import` stages the data and imports it with glance-direct."""
+    import time
+
+    info = running_cloud
+    name = unique("cli-import")
+    osc(info, "image", "create", "--import", "--file", str(qcow2_file), "--disk-format", "qcow2", name)
+    deadline = time.monotonic() + 60
+    while (shown := osc_json(info, "image", "show", name))["status"] != "active":
+        assert shown["status"] in ("uploading", "importing"), shown["status"]
+        assert time.monotonic() < deadline
+        time.sleep(1)
+    assert shown["checksum"] == hashlib.md5(qcow2_file.read_bytes()).hexdigest()
+    assert shown["virtual_size"] == 2 * GiB
+    osc(info, "image", "delete", name)
