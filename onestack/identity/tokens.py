@@ -856,7 +856,9 @@ class TokenProvider:
             "user": dict(vt.user),
             "audit_ids": list(d.audit_ids),
             "expires_at": isotime(d.expires_at, subsecond=True),
-            "issued_at": isotime(d.issued_at.replace(microsecond=0), subsecond=True),
+            # The issue time to the microsecond (the payload keeps it): a token
+            # rescoped within the same second still shows a later issued_at.
+            "issued_at": isotime(d.issued_at, subsecond=True),
         }
         if vt.trust:
             body["OS-TRUST:trust"] = vt.trust

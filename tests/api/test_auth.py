@@ -53,7 +53,8 @@ def test_project_scoped_token_body(api: Api) -> None:
     assert body["is_domain"] is False
     assert body["is_admin_project"] is True
     assert {r["name"] for r in body["roles"]} == {"admin", "member", "reader"}
-    assert body["expires_at"].endswith(".000000Z") and body["issued_at"].endswith(".000000Z")
+    assert body["expires_at"].endswith(".000000Z")
+    assert len(body["issued_at"]) == len("2026-01-01T00:00:00.000000Z") and body["issued_at"].endswith("Z")
     assert len(body["audit_ids"]) == 1 and len(body["audit_ids"][0]) == 22
     types = {entry["type"] for entry in body["catalog"]}
     assert "identity" in types
@@ -228,6 +229,7 @@ def test_token_method_rescopes_and_keeps_expiry(api: Api) -> None:
     assert tok["methods"] == ["token", "password"]
     assert tok["expires_at"] == first["expires_at"]
     assert tok["audit_ids"][1] == first["audit_ids"][0]
+    assert tok["issued_at"] != first["issued_at"]
     assert tok["project"]["name"] == "admin"
     bad = {"auth": {"identity": {"methods": ["token"], "token": {"id": "nope"}}}}
     r = issue(api, bad)
