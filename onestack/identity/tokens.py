@@ -22,7 +22,11 @@ told about new events in-process through ``revoke.listeners`` and reloaded
 when another replica added some), then resolve the user, scope, roles, trust,
 application credential from the database. Everything derived is cached and
 the cache is dropped whenever ``identity.generation`` moves, so a repeated
-validation costs a dictionary lookup.
+validation costs a dictionary lookup. Cached results are also re-resolved at
+least every 30 s, which bounds how long a change made by another replica
+without a revocation event (an application credential deleted there) goes
+unseen. ``api/auth.py`` answers repeated ``GET``/``HEAD /v3/auth/tokens``
+straight from this memory on the event loop.
 """
 
 from __future__ import annotations
