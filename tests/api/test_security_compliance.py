@@ -164,3 +164,18 @@ def test_disabled_user_project_domain(plain: Api) -> None:
     r = login(api, user, password="wrong")
     assert r.status_code == 401
     assert r.json()["error"]["message"] == "The request you have made requires authentication."
+
+
+def test_lockout_ends_after_its_duration(tmp_path: Path) -> None:
+    import time
+
+    for api in _cloud(tmp_path, lockout_failure_attempts=2, lockout_duration=1):
+        user = make_user(api, password="right-pw")
+        assert login(api, user).status_code == 201
+        for _ in range(2):
+            assert login(api, user, password="bad").status_code == 401
+        assert login(api, user).status_code == 401  # locked
+        time.sleep(1.2)
+        assert login(api, user).status_code == 201  # unlocked, and the count starts again
+        assert login(api, user, password="bad").status_code == 401
+        assert login(api, user).status_code == 201
