@@ -7,10 +7,8 @@ entry that points at it, and optional start/stop hooks (agents, caches).
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,7 +16,7 @@ from typing import Any, Protocol
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from onestack import __version__
@@ -93,19 +91,6 @@ def build_cloud(settings: Settings, modules: tuple[str, ...] = SERVICE_MODULES) 
     return cloud
 
 
-class _BarePrefix:
-    """Serves a mount's bare prefix (``/identity``) as the sub-app's ``/``."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        sub = dict(scope)
-        sub["root_path"] = scope.get("root_path", "") + scope["path"]
-        sub["path"] = scope["path"] + "/"
-        await self.app(sub, receive, send)
-
-
 def prepare(cloud: Cloud) -> None:
     """Upgrade the schema, then let each service set itself up (bootstrap)."""
     from onestack.common import migrate
@@ -115,6 +100,65 @@ def prepare(cloud: Cloud) -> None:
         hook = getattr(svc, "prepare", None)
         if hook is not None:
             hook()
+
+
+class Dispatcher:
+    """The outer ASGI app: hands each request to the service owning its path prefix.
+
+    A dict lookup on the first path segment instead of a router walk: this
+    sits in front of every request the cloud answers. The bare prefix
+    (``/identity``) is served as the service's ``/`` without a redirect.
+    """
+
+    def __init__(self, cloud: Cloud, root: ASGIApp) -> None:
+        self.cloud = cloud
+        self.root = root
+        self.mounts: dict[str, ASGIApp] = {}
+        for svc in cloud.services.values():
+            self.mounts[svc.prefix] = svc.asgi()
+        self.started: list[Any] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        path: str = scope["path"]
+        slash = path.find("/", 1)
+        prefix = path if slash < 0 else path[:slash]
+        app = self.mounts.get(prefix)
+        if app is None:
+            await self.root(scope, receive, send)
+            return
+        scope = dict(scope)
+        scope["root_path"] = scope.get("root_path", "") + prefix
+        if slash < 0:
+            scope["path"] = path + "/"
+        await app(scope, receive, send)
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    for svc in self.cloud.services.values():
+                        await svc.start()
+                        self.started.append(svc)
+                except Exception as exc:  # report, uvicorn exits
+                    log.exception("start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                for svc in reversed(self.started):
+                    try:
+                        await svc.stop()
+                    except Exception:
+                        log.exception("stopping %s failed", svc.name)
+                self.started.clear()
+                self.cloud.db.dispose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
 
 def build_app(cloud: Cloud) -> ASGIApp:
@@ -131,26 +175,11 @@ def build_app(cloud: Cloud) -> ASGIApp:
             }
         )
 
-    routes: list[Any] = [Route("/", root)]
-    for svc in cloud.services.values():
-        sub = svc.asgi()
-        # "/identity" itself (no trailing slash) answers without a redirect
-        routes.append(Route(svc.prefix, endpoint=_BarePrefix(sub)))
-        routes.append(Mount(svc.prefix, app=sub))
+    async def not_found(request: Request) -> Response:
+        return json_response({"error": {"code": 404, "title": "Not Found",
+                                        "message": "The resource could not be found."}}, 404)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        started: list[Any] = []
-        try:
-            for svc in cloud.services.values():
-                await svc.start()
-                started.append(svc)
-            yield
-        finally:
-            for svc in reversed(started):
-                await svc.stop()
-            cloud.db.dispose()
-
-    app = Starlette(routes=routes, lifespan=lifespan)
-    app.state.cloud = cloud
-    return RequestIdMiddleware(app)
+    root_app = Starlette(routes=[Route("/", root)])
+    root_app.add_exception_handler(404, lambda r, e: not_found(r))
+    root_app.state.cloud = cloud
+    return RequestIdMiddleware(Dispatcher(cloud, root_app))
