@@ -647,7 +647,8 @@ def _matches(img: Image, filters: list[tuple[str, str]]) -> bool:
             if value not in (img.tags or []):
                 return False
         else:
-            if key in ("id", "name", "status", "owner", "disk_format", "container_format", "min_ram", "min_disk"):
+            if key in ("id", "name", "status", "owner", "disk_format", "container_format", "min_ram",
+                       "min_disk", "size", "virtual_size", "checksum", "os_hash_value"):
                 actual: Any = getattr(img, key)
             else:
                 actual = (img.properties or {}).get(key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Any
 
@@ -305,6 +306,7 @@ def listed(api: Api) -> dict[str, dict[str, Any]]:
                      min_ram=i)
         if size:
             api.put(f"{V2}/images/{img['id']}/file", content=b"z" * size, headers=OCTET)
+        img["checksum_md5"] = hashlib.md5(b"z" * size).hexdigest()
         made[name] = img
     made["_tag"] = {"tag": tag}
     return made
@@ -327,6 +329,8 @@ def test_list_filters(api: Api, listed: dict[str, Any]) -> None:
     assert names(api.get(f"{base}&size_min=100")) == ["lst-b"]
     assert sorted(names(api.get(f"{base}&size_max=20"))) == ["lst-a", "lst-c"]
     assert names(api.get(f"{base}&min_ram=2")) == ["lst-c"]
+    assert names(api.get(f"{base}&size=300")) == ["lst-b"]
+    assert names(api.get(f"{base}&checksum={listed['lst-c']['checksum_md5']}")) == ["lst-c"]
     assert sorted(names(api.get(f"{V2}/images?lst_group={tag}"))) == ["lst-a", "lst-b", "lst-c", "lst-d"]
     assert names(api.get(f"{base}&visibility=private")) == []
     assert len(names(api.get(f"{base}&created_at=gte:2000-01-01T00:00:00Z"))) == 4
