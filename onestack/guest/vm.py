@@ -66,6 +66,7 @@ class GuestVM:
         cpus: int = 1,
         accel: str | None = None,
         netns: str | None = None,
+        disk_bus: str = "virtio",
         extra: Sequence[str] = (),
     ) -> None:
         self.disk = disk
@@ -76,6 +77,7 @@ class GuestVM:
         self.cpus = cpus
         self.accel = accel or accelerator()
         self.netns = netns
+        self.disk_bus = disk_bus  # virtio, ide or scsi (virtio-scsi)
         self.extra = list(extra)
         self.qmp_path = workdir / f"qmp-{os.getpid()}-{id(self)}.sock"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -93,8 +95,13 @@ class GuestVM:
             "-smp", str(self.cpus), "-nodefaults", "-no-user-config", "-display", "none",
             "-serial", "stdio", "-monitor", "none",
             "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
-            "-drive", f"file={self.disk},if=virtio,format=qcow2,cache=unsafe,discard=unmap",
         ]
+        drive = f"file={self.disk},format=qcow2,cache=unsafe,discard=unmap"
+        if self.disk_bus == "scsi":
+            cmd += ["-device", "virtio-scsi-pci,id=scsi0", "-drive", f"{drive},if=none,id=root",
+                    "-device", "scsi-hd,drive=root,bus=scsi0.0"]
+        else:
+            cmd += ["-drive", f"{drive},if={self.disk_bus}"]
         if self.accel == "kvm":
             cmd += ["-cpu", "host"]
         for i, nic in enumerate(self.nics):

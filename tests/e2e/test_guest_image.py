@@ -204,6 +204,10 @@ def test_guest_boots_with_config_drive(
              or None, 60, "user data")
         assert out(guest_net.ssh(IP0, "cat /root/user-data-ran", key)) == "ran as root on guest-two"
         assert guest_net.metadata_requests() == []
+        # the ACPI power button shuts it down cleanly (what Nova's stop sends first)
+        machine.qmp("system_powerdown")
+        assert machine.proc is not None
+        machine.proc.wait(120)
     finally:
         machine.stop()
         (tmp_path / "console.log").write_text(machine.output)

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/busybox sh
 # The login banner: the image, the host name and every address.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 . /etc/os-release

@@ -1,9 +1,8 @@
-#!/bin/sh
+#!/bin/busybox sh
 # dhcp.sh start|stop IFACE: run (or stop) udhcpc on one interface.
 # The pid file /var/run/udhcpc.IFACE.pid stays while udhcpc runs.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 [ -n "$ONESTACK_DEBUG" ] && set -x
-ip() { busybox ip "$@"; }  # iproute2's ip is for users; this one starts faster
 action=$1
 iface=$2
 pidfile=/var/run/udhcpc.$iface.pid

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/busybox sh
 # Run by `uevent` for every kernel event: DHCP on hot-plugged NICs, modules
 # for other new devices (block device nodes come from devtmpfs).
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin

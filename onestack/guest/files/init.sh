@@ -6,6 +6,8 @@ export PATH=/bin
 mount -t devtmpfs -o mode=0755 devtmpfs /dev
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
+stamp() { read -r up _ < /proc/uptime; echo "$1 $up" >> /dev/.boot-times; }
+stamp initramfs
 root=LABEL=onestack-root
 rootfstype=ext4
 for arg in $(cat /proc/cmdline); do
@@ -41,6 +43,7 @@ if [ -z "$dev" ] || ! mount -t "$rootfstype" -o rw,noatime "$dev" /newroot; then
   echo "onestack-guest: cannot mount the root file system $root; dropping to a shell" > /dev/console
   exec sh < /dev/console > /dev/console 2>&1
 fi
+stamp root-mounted
 mount --move /dev /newroot/dev
 mount --move /proc /newroot/proc
 mount --move /sys /newroot/sys

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/busybox sh
 # Reads the instance data - from the config drive (ISO 9660 or VFAT labelled
 # config-2) when one is attached, else from the metadata service at
 # 169.254.169.254 (OpenStack meta_data.json and the EC2 paths) - then sets the

@@ -1,3 +1,3 @@
-#!/bin/sh
+#!/bin/busybox sh
 # ACPI power button (busybox acpid): a clean shutdown.
 /sbin/poweroff

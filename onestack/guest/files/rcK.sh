@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/busybox sh
 # onestack test guest: system stop.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 for pid in /var/run/udhcpc.*.pid; do

@@ -1,10 +1,9 @@
-#!/bin/sh
+#!/bin/busybox sh
 # udhcpc event script: configures the address, routes (RFC 3442 classless
 # static routes when given, else the router), MTU and DNS of $interface.
 # (Few processes: each one costs under TCG.)
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 [ -n "$ONESTACK_DEBUG" ] && set -x
-ip() { busybox ip "$@"; }  # iproute2's ip is for users; this one starts faster
 state=/run/onestack
 resolv() {
   cat "$state"/resolv.* > /etc/resolv.conf.new 2>/dev/null

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/busybox sh
 # Runs the user data when it is a script (starts with #!), once per instance.
 # Output goes to /var/log/user-data.log; the exit status to
 # /var/lib/onestack/user-data.status.
