@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -23,6 +23,8 @@ from onestack.identity.models import (
 )
 
 DEFAULT_DOMAIN = "default"
+
+M = TypeVar("M")
 
 # Keystone's base rules (keystone/common/policies/base.py).
 POLICIES: dict[str, str] = {
@@ -270,6 +272,11 @@ def authorize(identity: Any, ctx: AuthContext, rule: str, tgt: dict[str, Any] | 
     identity.enforcer.authorize(rule, ctx, tgt if tgt is not None else target())
 
 
+def authorize_action(identity: Any, ctx: AuthContext, action: str, tgt: dict[str, Any] | None = None) -> None:
+    """Enforce ``identity:<action>`` against ``tgt`` (an empty target when none)."""
+    identity.enforcer.authorize(f"identity:{action}", ctx, tgt or {})
+
+
 def allowed(identity: Any, ctx: AuthContext, rule: str, tgt: dict[str, Any]) -> bool:
     return bool(identity.enforcer.check(rule, ctx, tgt))
 
@@ -280,6 +287,21 @@ def token_domain(ctx: AuthContext) -> str:
 
 
 # --- rows -----------------------------------------------------------------------
+
+
+def get_row(session: Session, model: type[M], ident: Any, entity: str) -> M:
+    """``session.get(model, ident)``, or Keystone's 404 "Could not find <entity>: <id>."."""
+    row = session.get(model, ident)
+    if row is None:
+        raise not_found(entity, str(ident))
+    return row
+
+
+def merge_extra(row: Any, ref: dict[str, Any], known: Iterable[str]) -> None:
+    """Fold ``ref``'s free attributes (not in ``known``) into ``row.extra``."""
+    extra = extra_attributes(ref, known)
+    if extra:
+        row.extra = {**(row.extra or {}), **extra}
 
 
 def domain_row(session: Session, domain_id: str) -> Project:
@@ -297,17 +319,11 @@ def project_row(session: Session, project_id: str) -> Project:
 
 
 def user_row(session: Session, user_id: str) -> User:
-    row = session.get(User, user_id)
-    if row is None:
-        raise not_found("user", user_id)
-    return row
+    return get_row(session, User, user_id, "user")
 
 
 def group_row(session: Session, group_id: str) -> Group:
-    row = session.get(Group, group_id)
-    if row is None:
-        raise not_found("group", group_id)
-    return row
+    return get_row(session, Group, group_id, "group")
 
 
 def delete_assignments(session: Session, *, actor_id: str | None = None, target_id: str | None = None) -> None:

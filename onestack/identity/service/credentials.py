@@ -36,6 +36,7 @@ from onestack.identity.service._resources import (
     expecting,
     extra_attributes,
     invalid,
+    merge_extra,
     not_found,
     target,
 )
@@ -272,9 +273,7 @@ def update_credential(
             row.type = ref["type"]
         if "blob" in ref:
             row.encrypted_blob, row.key_hash = encrypt(session, ref["blob"])
-        extra = extra_attributes(ref, COLUMNS)
-        if extra:
-            row.extra = {**(row.extra or {}), **extra}
+        merge_extra(row, ref, COLUMNS)
         session.flush()
         return credential_dict(session, row)
 

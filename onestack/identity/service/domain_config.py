@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 
 from onestack.common.auth import AuthContext
 from onestack.common.errors import ApiError, Forbidden, NotFound, ValidationError
-from onestack.identity.models import DomainConfig, Project
+from onestack.identity.models import DomainConfig
+from onestack.identity.service._resources import domain_row
 
 if TYPE_CHECKING:
     from onestack.identity.core import Identity
@@ -140,12 +141,6 @@ def _check_config(config: Any) -> Config:
     return config
 
 
-def _domain(session: Session, domain_id: str) -> None:
-    d = session.get(Project, domain_id)
-    if d is None or not d.is_domain:
-        raise NotFound(f"Could not find domain: {domain_id}.")
-
-
 def _rows(session: Session, domain_id: str, group: str | None = None, option: str | None = None,
           *, sensitive: bool | None = False) -> list[DomainConfig]:
     query = select(DomainConfig).where(DomainConfig.domain_id == domain_id)
@@ -193,7 +188,7 @@ def create_config(identity: Identity, ctx: AuthContext, domain_id: str, config: 
     """Replace the domain's whole configuration; returns (config, created)."""
     _authorize(identity, ctx, "create_domain_config", domain_id)
     with identity.db.write() as s:
-        _domain(s, domain_id)
+        domain_row(s, domain_id)
         checked = _check_config(config)
         created = not _rows(s, domain_id, sensitive=None)
         s.execute(delete(DomainConfig).where(DomainConfig.domain_id == domain_id))
@@ -210,7 +205,7 @@ def get_config(identity: Identity, ctx: AuthContext, domain_id: str, group: str 
         return get_security_compliance(identity, ctx, domain_id, option)
     _authorize(identity, ctx, "get_domain_config", domain_id)
     with identity.db.read() as s:
-        _domain(s, domain_id)
+        domain_row(s, domain_id)
         _check_group_option(group, option)
         rows = _rows(s, domain_id, group, option)
         if not rows:
@@ -224,7 +219,7 @@ def get_security_compliance(identity: Identity, ctx: AuthContext, domain_id: str
                             option: str | None) -> dict[str, Any]:
     _authorize(identity, ctx, "get_security_compliance_domain_config", domain_id)
     with identity.db.read() as s:
-        _domain(s, domain_id)
+        domain_row(s, domain_id)
     if domain_id != DEFAULT_DOMAIN_ID:
         raise InvalidDomainConfig(
             "Reading security compliance information for any domain other than the default domain "
@@ -247,7 +242,7 @@ def update_config(identity: Identity, ctx: AuthContext, domain_id: str, config: 
     """Merge ``config`` into the domain's; with group/option, only those (which must exist)."""
     _authorize(identity, ctx, "update_domain_config", domain_id)
     with identity.db.write() as s:
-        _domain(s, domain_id)
+        domain_row(s, domain_id)
         if group is not None and option is not None:
             if not isinstance(config, dict):
                 raise ValidationError("Invalid input for field 'config': it must be an object.")
@@ -288,7 +283,7 @@ def delete_config(identity: Identity, ctx: AuthContext, domain_id: str, group: s
                   option: str | None = None) -> None:
     _authorize(identity, ctx, "delete_domain_config", domain_id)
     with identity.db.write() as s:
-        _domain(s, domain_id)
+        domain_row(s, domain_id)
         _check_group_option(group, option)
         if group is not None and not _rows(s, domain_id, group, option, sensitive=None):
             raise _not_found(domain_id, group, option)

@@ -46,6 +46,7 @@ from onestack.identity.service._resources import (
     extra_attributes,
     forbidden,
     invalid,
+    merge_extra,
     merge_options,
     not_found,
     target,
@@ -239,9 +240,7 @@ def update_domain(
             session.execute(delete(ProjectTag).where(ProjectTag.project_id == row.id))
             for tag in dict.fromkeys(ref["tags"]):
                 session.add(ProjectTag(project_id=row.id, name=tag))
-        extra = extra_attributes({k: v for k, v in ref.items() if k != "explicit_domain_id"}, COLUMNS)
-        if extra:
-            row.extra = {**(row.extra or {}), **extra}
+        merge_extra(row, ref, COLUMNS)
         try:
             session.flush()
         except IntegrityError:

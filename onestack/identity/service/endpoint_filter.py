@@ -24,6 +24,7 @@ from onestack.identity.models import (
     ProjectEndpointGroup,
     ProjectTag,
 )
+from onestack.identity.service._resources import authorize_action, get_row, project_row
 
 if TYPE_CHECKING:
     from onestack.identity.core import Identity
@@ -150,38 +151,21 @@ def group_dict(g: EndpointGroup) -> dict[str, Any]:
 # --- lookups ---------------------------------------------------------------------
 
 
-def _project(session: Session, project_id: str) -> Project:
-    p = session.get(Project, project_id)
-    if p is None or p.is_domain:
-        raise NotFound(f"Could not find project: {project_id}.")
-    return p
-
-
 def _endpoint(session: Session, endpoint_id: str) -> Endpoint:
-    e = session.get(Endpoint, endpoint_id)
-    if e is None:
-        raise NotFound(f"Could not find endpoint: {endpoint_id}.")
-    return e
+    return get_row(session, Endpoint, endpoint_id, "endpoint")
 
 
 def _group(session: Session, group_id: str) -> EndpointGroup:
-    g = session.get(EndpointGroup, group_id)
-    if g is None:
-        raise NotFound(f"Could not find endpoint group: {group_id}.")
-    return g
-
-
-def _authorize(identity: Identity, ctx: AuthContext, action: str, target: dict[str, Any] | None = None) -> None:
-    identity.enforcer.authorize(f"identity:{action}", ctx, target or {})
+    return get_row(session, EndpointGroup, group_id, "endpoint group")
 
 
 # --- project <-> endpoint --------------------------------------------------------
 
 
 def add_endpoint_to_project(identity: Identity, ctx: AuthContext, project_id: str, endpoint_id: str) -> None:
-    _authorize(identity, ctx, "add_endpoint_to_project")
+    authorize_action(identity, ctx, "add_endpoint_to_project")
     with identity.db.write() as s:
-        _project(s, project_id)
+        project_row(s, project_id)
         _endpoint(s, endpoint_id)
         if s.get(ProjectEndpoint, (endpoint_id, project_id)) is not None:
             raise Conflict(
@@ -193,16 +177,16 @@ def add_endpoint_to_project(identity: Identity, ctx: AuthContext, project_id: st
 
 
 def check_endpoint_in_project(identity: Identity, ctx: AuthContext, project_id: str, endpoint_id: str) -> None:
-    _authorize(identity, ctx, "check_endpoint_in_project")
+    authorize_action(identity, ctx, "check_endpoint_in_project")
     with identity.db.read() as s:
-        _project(s, project_id)
+        project_row(s, project_id)
         _endpoint(s, endpoint_id)
         if s.get(ProjectEndpoint, (endpoint_id, project_id)) is None:
             raise NotFound(f"Endpoint {endpoint_id} not found in project {project_id}.")
 
 
 def remove_endpoint_from_project(identity: Identity, ctx: AuthContext, project_id: str, endpoint_id: str) -> None:
-    _authorize(identity, ctx, "remove_endpoint_from_project")
+    authorize_action(identity, ctx, "remove_endpoint_from_project")
     with identity.db.write() as s:
         row = s.get(ProjectEndpoint, (endpoint_id, project_id))
         if row is None:
@@ -213,16 +197,16 @@ def remove_endpoint_from_project(identity: Identity, ctx: AuthContext, project_i
 
 def list_endpoints_for_project(identity: Identity, ctx: AuthContext, project_id: str) -> list[dict[str, Any]]:
     """Endpoints associated directly or through endpoint groups."""
-    _authorize(identity, ctx, "list_endpoints_for_project")
+    authorize_action(identity, ctx, "list_endpoints_for_project")
     with identity.db.read() as s:
-        _project(s, project_id)
+        project_row(s, project_id)
         allowed = _allowed_endpoint_ids(s, project_id) or set()
         endpoints = s.scalars(select(Endpoint).where(Endpoint.id.in_(allowed)).order_by(Endpoint.id))
         return [endpoint_dict(e) for e in endpoints]
 
 
 def list_projects_for_endpoint(identity: Identity, ctx: AuthContext, endpoint_id: str) -> list[dict[str, Any]]:
-    _authorize(identity, ctx, "list_projects_for_endpoint")
+    authorize_action(identity, ctx, "list_projects_for_endpoint")
     with identity.db.read() as s:
         _endpoint(s, endpoint_id)
         projects = s.scalars(
@@ -280,7 +264,7 @@ def _check_group_fields(body: Any, *, create: bool) -> dict[str, Any]:
 
 
 def create_endpoint_group(identity: Identity, ctx: AuthContext, body: Any) -> dict[str, Any]:
-    _authorize(identity, ctx, "create_endpoint_group")
+    authorize_action(identity, ctx, "create_endpoint_group")
     fields = _check_group_fields(body, create=True)
     with identity.db.write() as s:
         group = EndpointGroup(
@@ -297,13 +281,13 @@ def create_endpoint_group(identity: Identity, ctx: AuthContext, body: Any) -> di
 
 
 def get_endpoint_group(identity: Identity, ctx: AuthContext, group_id: str) -> dict[str, Any]:
-    _authorize(identity, ctx, "get_endpoint_group")
+    authorize_action(identity, ctx, "get_endpoint_group")
     with identity.db.read() as s:
         return group_dict(_group(s, group_id))
 
 
 def list_endpoint_groups(identity: Identity, ctx: AuthContext, name: str | None = None) -> list[dict[str, Any]]:
-    _authorize(identity, ctx, "list_endpoint_groups")
+    authorize_action(identity, ctx, "list_endpoint_groups")
     with identity.db.read() as s:
         query = select(EndpointGroup).order_by(EndpointGroup.id)
         if name is not None:
@@ -312,7 +296,7 @@ def list_endpoint_groups(identity: Identity, ctx: AuthContext, name: str | None 
 
 
 def update_endpoint_group(identity: Identity, ctx: AuthContext, group_id: str, body: Any) -> dict[str, Any]:
-    _authorize(identity, ctx, "update_endpoint_group")
+    authorize_action(identity, ctx, "update_endpoint_group")
     fields = _check_group_fields(body, create=False)
     with identity.db.write() as s:
         group = _group(s, group_id)
@@ -329,7 +313,7 @@ def update_endpoint_group(identity: Identity, ctx: AuthContext, group_id: str, b
 
 
 def delete_endpoint_group(identity: Identity, ctx: AuthContext, group_id: str) -> None:
-    _authorize(identity, ctx, "delete_endpoint_group")
+    authorize_action(identity, ctx, "delete_endpoint_group")
     with identity.db.write() as s:
         group = _group(s, group_id)
         for assoc in s.scalars(select(ProjectEndpointGroup).where(ProjectEndpointGroup.endpoint_group_id == group_id)):
@@ -339,7 +323,7 @@ def delete_endpoint_group(identity: Identity, ctx: AuthContext, group_id: str) -
 
 
 def list_endpoints_for_group(identity: Identity, ctx: AuthContext, group_id: str) -> list[dict[str, Any]]:
-    _authorize(identity, ctx, "list_endpoints_associated_with_endpoint_group")
+    authorize_action(identity, ctx, "list_endpoints_associated_with_endpoint_group")
     with identity.db.read() as s:
         group = _group(s, group_id)
         endpoints = s.scalars(select(Endpoint).order_by(Endpoint.id))
@@ -347,7 +331,7 @@ def list_endpoints_for_group(identity: Identity, ctx: AuthContext, group_id: str
 
 
 def list_projects_for_group(identity: Identity, ctx: AuthContext, group_id: str) -> list[dict[str, Any]]:
-    _authorize(identity, ctx, "list_projects_associated_with_endpoint_group")
+    authorize_action(identity, ctx, "list_projects_associated_with_endpoint_group")
     with identity.db.read() as s:
         _group(s, group_id)
         projects = s.scalars(
@@ -360,9 +344,9 @@ def list_projects_for_group(identity: Identity, ctx: AuthContext, group_id: str)
 
 
 def list_groups_for_project(identity: Identity, ctx: AuthContext, project_id: str) -> list[dict[str, Any]]:
-    _authorize(identity, ctx, "list_endpoint_groups_for_project")
+    authorize_action(identity, ctx, "list_endpoint_groups_for_project")
     with identity.db.read() as s:
-        _project(s, project_id)
+        project_row(s, project_id)
         groups = s.scalars(
             select(EndpointGroup)
             .join(ProjectEndpointGroup, ProjectEndpointGroup.endpoint_group_id == EndpointGroup.id)
@@ -373,10 +357,10 @@ def list_groups_for_project(identity: Identity, ctx: AuthContext, project_id: st
 
 
 def add_group_to_project(identity: Identity, ctx: AuthContext, group_id: str, project_id: str) -> None:
-    _authorize(identity, ctx, "add_endpoint_group_to_project")
+    authorize_action(identity, ctx, "add_endpoint_group_to_project")
     with identity.db.write() as s:
         _group(s, group_id)
-        _project(s, project_id)
+        project_row(s, project_id)
         if s.get(ProjectEndpointGroup, (group_id, project_id)) is not None:
             raise Conflict(
                 f"Conflict occurred attempting to store project_endpoint_group - endpoint group "
@@ -388,17 +372,17 @@ def add_group_to_project(identity: Identity, ctx: AuthContext, group_id: str, pr
 
 def get_group_in_project(identity: Identity, ctx: AuthContext, group_id: str, project_id: str) -> dict[str, Any]:
     """The project, when the endpoint group is associated with it."""
-    _authorize(identity, ctx, "get_endpoint_group_in_project")
+    authorize_action(identity, ctx, "get_endpoint_group_in_project")
     with identity.db.read() as s:
         _group(s, group_id)
-        project = _project(s, project_id)
+        project = project_row(s, project_id)
         if s.get(ProjectEndpointGroup, (group_id, project_id)) is None:
             raise NotFound(f"Could not find endpoint group {group_id} associated with project {project_id}.")
         return project_dict(s, project)
 
 
 def remove_group_from_project(identity: Identity, ctx: AuthContext, group_id: str, project_id: str) -> None:
-    _authorize(identity, ctx, "remove_endpoint_group_from_project")
+    authorize_action(identity, ctx, "remove_endpoint_group_from_project")
     with identity.db.write() as s:
         _group(s, group_id)
         row = s.get(ProjectEndpointGroup, (group_id, project_id))

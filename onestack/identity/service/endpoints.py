@@ -14,9 +14,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from onestack.common.auth import AuthContext
-from onestack.common.errors import BadRequest, NotFound
+from onestack.common.errors import BadRequest
 from onestack.common.ids import new_id
 from onestack.identity.models import Endpoint, PolicyAssociation, ProjectEndpoint, Region, Service
+from onestack.identity.service._resources import get_row
 from onestack.identity.service.roles import check_bool, check_string, require_object
 
 if TYPE_CHECKING:
@@ -65,10 +66,7 @@ def endpoint_ref(ep: Endpoint) -> dict[str, Any]:
 
 
 def load_endpoint(s: Session, endpoint_id: str) -> Endpoint:
-    ep = s.get(Endpoint, endpoint_id)
-    if ep is None:
-        raise NotFound(f"Could not find endpoint: {endpoint_id}.")
-    return ep
+    return get_row(s, Endpoint, endpoint_id, "endpoint")
 
 
 def _validate(ref: dict[str, Any], *, create: bool) -> str | None:

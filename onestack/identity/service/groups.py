@@ -31,6 +31,7 @@ from onestack.identity.service._resources import (
     domain_row,
     extra_attributes,
     invalid,
+    merge_extra,
     not_found,
     target,
     token_domain,
@@ -178,9 +179,7 @@ def update_group(identity: Any, ctx: AuthContext, group_id: str, ref: dict[str, 
                 row.name = name
         if "description" in ref:
             row.description = ref["description"] or ""
-        extra = extra_attributes(ref, COLUMNS)
-        if extra:
-            row.extra = {**(row.extra or {}), **extra}
+        merge_extra(row, ref, COLUMNS)
         try:
             session.flush()
         except IntegrityError:

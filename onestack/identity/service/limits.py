@@ -15,6 +15,7 @@ from onestack.common.auth import AuthContext
 from onestack.common.errors import Conflict, Forbidden, NotFound, ValidationError
 from onestack.common.ids import new_id
 from onestack.identity.models import Limit, Project, Region, RegisteredLimit, Service
+from onestack.identity.service._resources import authorize_action
 
 if TYPE_CHECKING:
     from onestack.identity.core import Identity
@@ -148,8 +149,6 @@ def _references(session: Session, item: dict[str, Any], target: str) -> None:
             raise missing("domain_id")
 
 
-def _authorize(identity: Identity, ctx: AuthContext, action: str, target: dict[str, Any] | None = None) -> None:
-    identity.enforcer.authorize(f"identity:{action}", ctx, target or {})
 
 
 # --- registered limits ----------------------------------------------------------------
@@ -181,7 +180,7 @@ def _registered_conflict(item: dict[str, Any]) -> Conflict:
 
 
 def create_registered_limits(identity: Identity, ctx: AuthContext, body: Any) -> list[dict[str, Any]]:
-    _authorize(identity, ctx, "create_registered_limits")
+    authorize_action(identity, ctx, "create_registered_limits")
     items = [
         _check_entity(i, REGISTERED_FIELDS, ("service_id", "resource_name", "default_limit"), "default_limit")
         for i in _check_list(body, "registered_limits")
@@ -205,7 +204,7 @@ def create_registered_limits(identity: Identity, ctx: AuthContext, body: Any) ->
 
 
 def list_registered_limits(identity: Identity, ctx: AuthContext, filters: dict[str, str]) -> list[dict[str, Any]]:
-    _authorize(identity, ctx, "list_registered_limits")
+    authorize_action(identity, ctx, "list_registered_limits")
     with identity.db.read() as s:
         query = select(RegisteredLimit).order_by(RegisteredLimit.id)
         for key in ("service_id", "region_id", "resource_name"):
@@ -215,7 +214,7 @@ def list_registered_limits(identity: Identity, ctx: AuthContext, filters: dict[s
 
 
 def get_registered_limit(identity: Identity, ctx: AuthContext, limit_id: str) -> dict[str, Any]:
-    _authorize(identity, ctx, "get_registered_limit")
+    authorize_action(identity, ctx, "get_registered_limit")
     with identity.db.read() as s:
         return registered_dict(_registered(s, limit_id))
 
@@ -237,7 +236,7 @@ def _in_use(limit_id: str) -> Forbidden:
 
 
 def update_registered_limit(identity: Identity, ctx: AuthContext, limit_id: str, body: Any) -> dict[str, Any]:
-    _authorize(identity, ctx, "update_registered_limit")
+    authorize_action(identity, ctx, "update_registered_limit")
     if not isinstance(body, dict) or "registered_limit" not in body:
         raise ValidationError("'registered_limit' is a required property.")
     item = _check_entity(body["registered_limit"], REGISTERED_FIELDS, (), "default_limit")
@@ -272,7 +271,7 @@ def update_registered_limit(identity: Identity, ctx: AuthContext, limit_id: str,
 
 
 def delete_registered_limit(identity: Identity, ctx: AuthContext, limit_id: str) -> None:
-    _authorize(identity, ctx, "delete_registered_limit")
+    authorize_action(identity, ctx, "delete_registered_limit")
     with identity.db.write() as s:
         r = _registered(s, limit_id)
         if _has_limits(s, r):
@@ -299,7 +298,7 @@ def _limit_target(session: Session, lim: Limit) -> dict[str, Any]:
 
 
 def create_limits(identity: Identity, ctx: AuthContext, body: Any) -> list[dict[str, Any]]:
-    _authorize(identity, ctx, "create_limits")
+    authorize_action(identity, ctx, "create_limits")
     items = [
         _check_entity(i, LIMIT_CREATE_FIELDS, ("service_id", "resource_name", "resource_limit"), "resource_limit")
         for i in _check_list(body, "limits")
@@ -353,7 +352,7 @@ def _find_limit(session: Session, project_id: str | None, domain_id: str | None,
 
 def list_limits(identity: Identity, ctx: AuthContext, filters: dict[str, str]) -> list[dict[str, Any]]:
     """Every limit for admins and system readers; otherwise those of the caller's scope."""
-    _authorize(identity, ctx, "list_limits")
+    authorize_action(identity, ctx, "list_limits")
     with identity.db.read() as s:
         query = select(Limit).order_by(Limit.id)
         for key in ("service_id", "region_id", "resource_name", "project_id", "domain_id"):
@@ -368,12 +367,12 @@ def list_limits(identity: Identity, ctx: AuthContext, filters: dict[str, str]) -
 def get_limit(identity: Identity, ctx: AuthContext, limit_id: str) -> dict[str, Any]:
     with identity.db.read() as s:
         lim = _limit(s, limit_id)
-        _authorize(identity, ctx, "get_limit", _limit_target(s, lim))
+        authorize_action(identity, ctx, "get_limit", _limit_target(s, lim))
         return limit_dict(lim)
 
 
 def update_limit(identity: Identity, ctx: AuthContext, limit_id: str, body: Any) -> dict[str, Any]:
-    _authorize(identity, ctx, "update_limit")
+    authorize_action(identity, ctx, "update_limit")
     if not isinstance(body, dict) or "limit" not in body:
         raise ValidationError("'limit' is a required property.")
     item = _check_entity(body["limit"], LIMIT_UPDATE_FIELDS, (), "resource_limit")
@@ -388,11 +387,11 @@ def update_limit(identity: Identity, ctx: AuthContext, limit_id: str, body: Any)
 
 
 def delete_limit(identity: Identity, ctx: AuthContext, limit_id: str) -> None:
-    _authorize(identity, ctx, "delete_limit")
+    authorize_action(identity, ctx, "delete_limit")
     with identity.db.write() as s:
         s.delete(_limit(s, limit_id))
 
 
 def get_model(identity: Identity, ctx: AuthContext) -> dict[str, str]:
-    _authorize(identity, ctx, "get_limit_model")
+    authorize_action(identity, ctx, "get_limit_model")
     return dict(MODEL)

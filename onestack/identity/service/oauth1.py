@@ -41,6 +41,7 @@ from onestack.identity.models import (
     Role,
 )
 from onestack.identity.service import revoke
+from onestack.identity.service._resources import authorize_action, get_row, merge_extra
 
 if TYPE_CHECKING:
     from onestack.identity.core import Identity
@@ -184,8 +185,6 @@ def _role_dict(r: Role) -> dict[str, Any]:
     return body
 
 
-def _authorize(identity: Identity, ctx: AuthContext, action: str, target: dict[str, Any] | None = None) -> None:
-    identity.enforcer.authorize(f"identity:{action}", ctx, target or {})
 
 
 def _delegated(ctx: AuthContext) -> bool:
@@ -196,10 +195,7 @@ def _delegated(ctx: AuthContext) -> bool:
 
 
 def _consumer(session: Session, consumer_id: str) -> OAuthConsumer:
-    c = session.get(OAuthConsumer, consumer_id)
-    if c is None:
-        raise NotFound(f"Could not find consumer: {consumer_id}.")
-    return c
+    return get_row(session, OAuthConsumer, consumer_id, "consumer")
 
 
 def _check_consumer(body: Any, *, create: bool) -> dict[str, Any]:
@@ -219,7 +215,7 @@ def _check_consumer(body: Any, *, create: bool) -> dict[str, Any]:
 
 
 def create_consumer(identity: Identity, ctx: AuthContext, body: Any) -> dict[str, Any]:
-    _authorize(identity, ctx, "create_consumer")
+    authorize_action(identity, ctx, "create_consumer")
     fields = _check_consumer(body, create=True)
     extra = {k: v for k, v in fields.items() if k not in ("id", "description")}
     with identity.db.write() as s:
@@ -230,19 +226,19 @@ def create_consumer(identity: Identity, ctx: AuthContext, body: Any) -> dict[str
 
 
 def get_consumer(identity: Identity, ctx: AuthContext, consumer_id: str) -> dict[str, Any]:
-    _authorize(identity, ctx, "get_consumer")
+    authorize_action(identity, ctx, "get_consumer")
     with identity.db.read() as s:
         return consumer_dict(_consumer(s, consumer_id))
 
 
 def list_consumers(identity: Identity, ctx: AuthContext) -> list[dict[str, Any]]:
-    _authorize(identity, ctx, "list_consumers")
+    authorize_action(identity, ctx, "list_consumers")
     with identity.db.read() as s:
         return [consumer_dict(c) for c in s.scalars(select(OAuthConsumer).order_by(OAuthConsumer.id))]
 
 
 def update_consumer(identity: Identity, ctx: AuthContext, consumer_id: str, body: Any) -> dict[str, Any]:
-    _authorize(identity, ctx, "update_consumer")
+    authorize_action(identity, ctx, "update_consumer")
     fields = _check_consumer(body, create=False)
     if "id" in fields and fields["id"] != consumer_id:
         raise ValidationError("Cannot change consumer ID.")
@@ -250,16 +246,14 @@ def update_consumer(identity: Identity, ctx: AuthContext, consumer_id: str, body
         c = _consumer(s, consumer_id)
         if "description" in fields:
             c.description = fields["description"]
-        extra = {k: v for k, v in fields.items() if k not in ("id", "description")}
-        if extra:
-            c.extra = {**(c.extra or {}), **extra}
+        merge_extra(c, fields, ("id", "description"))
         s.flush()
         return consumer_dict(c)
 
 
 def delete_consumer(identity: Identity, ctx: AuthContext, consumer_id: str) -> None:
     """The consumer, its request and access tokens, and every token issued through it."""
-    _authorize(identity, ctx, "delete_consumer")
+    authorize_action(identity, ctx, "delete_consumer")
     with identity.db.write() as s:
         c = _consumer(s, consumer_id)
         for model in (OAuthRequestToken, OAuthAccessToken):
@@ -331,7 +325,7 @@ def _role_ids(session: Session, roles: list[dict[str, Any]]) -> set[str]:
 def authorize_request_token(identity: Identity, ctx: AuthContext, request_token_id: str,
                             body: Any) -> dict[str, str]:
     """The calling user delegates some of their roles on the requested project."""
-    _authorize(identity, ctx, "authorize_request_token")
+    authorize_action(identity, ctx, "authorize_request_token")
     roles = _check_roles(body.get("roles") if isinstance(body, dict) else None)
     if _delegated(ctx):
         raise Forbidden("Cannot authorize a request token with a token issued via delegation.")
@@ -417,7 +411,7 @@ def _user_target(user_id: str) -> dict[str, Any]:
 
 
 def list_access_tokens(identity: Identity, ctx: AuthContext, user_id: str) -> list[dict[str, Any]]:
-    _authorize(identity, ctx, "list_access_tokens", _user_target(user_id))
+    authorize_action(identity, ctx, "list_access_tokens", _user_target(user_id))
     if _delegated(ctx):
         raise Forbidden("Cannot list request tokens with a token issued via delegation.")
     with identity.db.read() as s:
@@ -428,14 +422,14 @@ def list_access_tokens(identity: Identity, ctx: AuthContext, user_id: str) -> li
 
 
 def get_access_token(identity: Identity, ctx: AuthContext, user_id: str, access_token_id: str) -> dict[str, Any]:
-    _authorize(identity, ctx, "get_access_token", _user_target(user_id))
+    authorize_action(identity, ctx, "get_access_token", _user_target(user_id))
     with identity.db.read() as s:
         return access_token_dict(_user_token(s, user_id, access_token_id))
 
 
 def list_access_token_roles(identity: Identity, ctx: AuthContext, user_id: str,
                             access_token_id: str) -> list[dict[str, Any]]:
-    _authorize(identity, ctx, "list_access_token_roles", _user_target(user_id))
+    authorize_action(identity, ctx, "list_access_token_roles", _user_target(user_id))
     with identity.db.read() as s:
         token = _user_token(s, user_id, access_token_id)
         roles = [s.get(Role, rid) for rid in token.role_ids or []]
@@ -444,7 +438,7 @@ def list_access_token_roles(identity: Identity, ctx: AuthContext, user_id: str,
 
 def get_access_token_role(identity: Identity, ctx: AuthContext, user_id: str, access_token_id: str,
                           role_id: str) -> dict[str, Any]:
-    _authorize(identity, ctx, "get_access_token_role", _user_target(user_id))
+    authorize_action(identity, ctx, "get_access_token_role", _user_target(user_id))
     with identity.db.read() as s:
         token = _user_token(s, user_id, access_token_id)
         role = s.get(Role, role_id) if role_id in (token.role_ids or []) else None
@@ -455,7 +449,7 @@ def get_access_token_role(identity: Identity, ctx: AuthContext, user_id: str, ac
 
 def delete_access_token(identity: Identity, ctx: AuthContext, user_id: str, access_token_id: str) -> None:
     """Delete the access token and revoke the tokens issued with it."""
-    _authorize(identity, ctx, "delete_access_token", _user_target(user_id))
+    authorize_action(identity, ctx, "delete_access_token", _user_target(user_id))
     with identity.db.write() as s:
         token = _user_token(s, user_id, access_token_id)
         s.delete(token)

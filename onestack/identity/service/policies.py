@@ -17,6 +17,7 @@ from onestack.common.auth import AuthContext
 from onestack.common.errors import NotFound, ValidationError
 from onestack.common.ids import new_id
 from onestack.identity.models import Endpoint, Policy, PolicyAssociation, Region, Service
+from onestack.identity.service._resources import authorize_action, get_row, merge_extra
 
 if TYPE_CHECKING:
     from onestack.identity.core import Identity
@@ -52,8 +53,6 @@ def policy_dict(p: Policy) -> dict[str, Any]:
     return body
 
 
-def _authorize(identity: Identity, ctx: AuthContext, action: str) -> None:
-    identity.enforcer.authorize(f"identity:{action}", ctx, {})
 
 
 def _check(body: Any, *, create: bool) -> dict[str, Any]:
@@ -77,14 +76,11 @@ def _check(body: Any, *, create: bool) -> dict[str, Any]:
 
 
 def _policy(session: Session, policy_id: str) -> Policy:
-    p = session.get(Policy, policy_id)
-    if p is None:
-        raise NotFound(f"Could not find policy: {policy_id}.")
-    return p
+    return get_row(session, Policy, policy_id, "policy")
 
 
 def create_policy(identity: Identity, ctx: AuthContext, body: Any) -> dict[str, Any]:
-    _authorize(identity, ctx, "create_policy")
+    authorize_action(identity, ctx, "create_policy")
     fields = _check(body, create=True)
     extra = {k: v for k, v in fields.items() if k not in ("type", "blob")}
     with identity.db.write() as s:
@@ -95,13 +91,13 @@ def create_policy(identity: Identity, ctx: AuthContext, body: Any) -> dict[str, 
 
 
 def get_policy(identity: Identity, ctx: AuthContext, policy_id: str) -> dict[str, Any]:
-    _authorize(identity, ctx, "get_policy")
+    authorize_action(identity, ctx, "get_policy")
     with identity.db.read() as s:
         return policy_dict(_policy(s, policy_id))
 
 
 def list_policies(identity: Identity, ctx: AuthContext, type_: str | None = None) -> list[dict[str, Any]]:
-    _authorize(identity, ctx, "list_policies")
+    authorize_action(identity, ctx, "list_policies")
     with identity.db.read() as s:
         query = select(Policy).order_by(Policy.id)
         if type_ is not None:
@@ -110,7 +106,7 @@ def list_policies(identity: Identity, ctx: AuthContext, type_: str | None = None
 
 
 def update_policy(identity: Identity, ctx: AuthContext, policy_id: str, body: Any) -> dict[str, Any]:
-    _authorize(identity, ctx, "update_policy")
+    authorize_action(identity, ctx, "update_policy")
     fields = _check(body, create=False)
     with identity.db.write() as s:
         p = _policy(s, policy_id)
@@ -118,15 +114,13 @@ def update_policy(identity: Identity, ctx: AuthContext, policy_id: str, body: An
             p.type = fields["type"]
         if "blob" in fields:
             p.blob = fields["blob"]
-        extra = {k: v for k, v in fields.items() if k not in ("type", "blob")}
-        if extra:
-            p.extra = {**(p.extra or {}), **extra}
+        merge_extra(p, fields, ("type", "blob"))
         s.flush()
         return policy_dict(p)
 
 
 def delete_policy(identity: Identity, ctx: AuthContext, policy_id: str) -> None:
-    _authorize(identity, ctx, "delete_policy")
+    authorize_action(identity, ctx, "delete_policy")
     with identity.db.write() as s:
         p = _policy(s, policy_id)
         for assoc in s.scalars(select(PolicyAssociation).where(PolicyAssociation.policy_id == policy_id)):
@@ -139,12 +133,12 @@ def delete_policy(identity: Identity, ctx: AuthContext, policy_id: str) -> None:
 
 def _target(session: Session, endpoint_id: str | None, service_id: str | None,
             region_id: str | None) -> None:
-    if endpoint_id is not None and session.get(Endpoint, endpoint_id) is None:
-        raise NotFound(f"Could not find endpoint: {endpoint_id}.")
-    if service_id is not None and session.get(Service, service_id) is None:
-        raise NotFound(f"Could not find service: {service_id}.")
-    if region_id is not None and session.get(Region, region_id) is None:
-        raise NotFound(f"Could not find region: {region_id}.")
+    if endpoint_id is not None:
+        get_row(session, Endpoint, endpoint_id, "endpoint")
+    if service_id is not None:
+        get_row(session, Service, service_id, "service")
+    if region_id is not None:
+        get_row(session, Region, region_id, "region")
 
 
 def _find(session: Session, endpoint_id: str | None, service_id: str | None,
@@ -170,7 +164,7 @@ def _kind(endpoint_id: str | None, region_id: str | None) -> str:
 def create_association(identity: Identity, ctx: AuthContext, policy_id: str, *, endpoint_id: str | None = None,
                        service_id: str | None = None, region_id: str | None = None) -> None:
     """Associate; an existing association of the same target moves to this policy."""
-    _authorize(identity, ctx, f"create_policy_association_for_{_kind(endpoint_id, region_id)}")
+    authorize_action(identity, ctx, f"create_policy_association_for_{_kind(endpoint_id, region_id)}")
     with identity.db.write() as s:
         _policy(s, policy_id)
         _target(s, endpoint_id, service_id, region_id)
@@ -184,7 +178,7 @@ def create_association(identity: Identity, ctx: AuthContext, policy_id: str, *, 
 
 def check_association(identity: Identity, ctx: AuthContext, policy_id: str, *, endpoint_id: str | None = None,
                       service_id: str | None = None, region_id: str | None = None) -> None:
-    _authorize(identity, ctx, f"check_policy_association_for_{_kind(endpoint_id, region_id)}")
+    authorize_action(identity, ctx, f"check_policy_association_for_{_kind(endpoint_id, region_id)}")
     with identity.db.read() as s:
         _policy(s, policy_id)
         _target(s, endpoint_id, service_id, region_id)
@@ -195,7 +189,7 @@ def check_association(identity: Identity, ctx: AuthContext, policy_id: str, *, e
 
 def delete_association(identity: Identity, ctx: AuthContext, policy_id: str, *, endpoint_id: str | None = None,
                        service_id: str | None = None, region_id: str | None = None) -> None:
-    _authorize(identity, ctx, f"delete_policy_association_for_{_kind(endpoint_id, region_id)}")
+    authorize_action(identity, ctx, f"delete_policy_association_for_{_kind(endpoint_id, region_id)}")
     with identity.db.write() as s:
         _policy(s, policy_id)
         _target(s, endpoint_id, service_id, region_id)
@@ -223,11 +217,9 @@ def _policy_id_for(session: Session, endpoint: Endpoint) -> str | None:
 
 
 def get_policy_for_endpoint(identity: Identity, ctx: AuthContext, endpoint_id: str) -> dict[str, Any]:
-    _authorize(identity, ctx, "get_policy_for_endpoint")
+    authorize_action(identity, ctx, "get_policy_for_endpoint")
     with identity.db.read() as s:
-        endpoint = s.get(Endpoint, endpoint_id)
-        if endpoint is None:
-            raise NotFound(f"Could not find endpoint: {endpoint_id}.")
+        endpoint = get_row(s, Endpoint, endpoint_id, "endpoint")
         policy_id = _policy_id_for(s, endpoint)
         policy = s.get(Policy, policy_id) if policy_id else None
         if policy is None:
@@ -238,7 +230,7 @@ def get_policy_for_endpoint(identity: Identity, ctx: AuthContext, endpoint_id: s
 def list_endpoints_for_policy(identity: Identity, ctx: AuthContext, policy_id: str) -> list[dict[str, Any]]:
     from onestack.identity.service.endpoint_filter import endpoint_dict
 
-    _authorize(identity, ctx, "list_endpoints_for_policy")
+    authorize_action(identity, ctx, "list_endpoints_for_policy")
     with identity.db.read() as s:
         _policy(s, policy_id)
         endpoints = s.scalars(select(Endpoint).order_by(Endpoint.id))

@@ -48,6 +48,7 @@ from onestack.identity.service._resources import (
     extra_attributes,
     forbidden,
     invalid,
+    merge_extra,
     merge_options,
     not_found,
     target,
@@ -485,9 +486,7 @@ def update_project(identity: Any, ctx: AuthContext, project_id: str, ref: dict[s
             row.options = merge_options(row.options, ref["options"])
         if "tags" in ref:
             _set_tags(session, row.id, ref["tags"])
-        extra = extra_attributes(ref, COLUMNS)
-        if extra:
-            row.extra = {**(row.extra or {}), **extra}
+        merge_extra(row, ref, COLUMNS)
         try:
             session.flush()
         except IntegrityError:

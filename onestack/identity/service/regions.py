@@ -10,9 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from onestack.common.auth import AuthContext
-from onestack.common.errors import BadRequest, Conflict, Forbidden, NotFound
+from onestack.common.errors import BadRequest, Conflict, Forbidden
 from onestack.common.ids import new_id
 from onestack.identity.models import Endpoint, PolicyAssociation, Region
+from onestack.identity.service._resources import get_row
 from onestack.identity.service.roles import check_string, require_object
 
 if TYPE_CHECKING:
@@ -48,10 +49,7 @@ def _extra(ref: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_region(s: Session, region_id: str) -> Region:
-    region = s.get(Region, region_id)
-    if region is None:
-        raise NotFound(f"Could not find region: {region_id}.")
-    return region
+    return get_row(s, Region, region_id, "region")
 
 
 def _check_parent(s: Session, region_id: str, parent_id: str | None) -> None:

@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session
 from onestack.common.auth import AuthContext
 from onestack.common.errors import BadRequest, Conflict, Forbidden, NotFound
 from onestack.common.ids import new_id
-from onestack.identity.models import NULL_DOMAIN, Assignment, ImpliedRole, Project, Role
+from onestack.identity.models import NULL_DOMAIN, Assignment, ImpliedRole, Role
 from onestack.identity.service import revoke
+from onestack.identity.service._resources import domain_row, get_row
 
 if TYPE_CHECKING:
     from onestack.identity.core import Identity
@@ -130,16 +131,7 @@ def _target(role: Role | None) -> dict[str, Any]:
 
 
 def load_role(session: Session, role_id: str) -> Role:
-    role = session.get(Role, role_id)
-    if role is None:
-        raise NotFound(f"Could not find role: {role_id}.")
-    return role
-
-
-def _check_domain(session: Session, domain_id: str) -> None:
-    row = session.get(Project, domain_id)
-    if row is None or not row.is_domain:
-        raise NotFound(f"Could not find domain: {domain_id}.")
+    return get_row(session, Role, role_id, "role")
 
 
 def _options(ref: dict[str, Any], current: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -194,7 +186,7 @@ def create_role(identity: Identity, ctx: AuthContext, body: Any) -> dict[str, An
     assert name is not None
     with identity.db.write() as s:
         if domain_id:
-            _check_domain(s, domain_id)
+            domain_row(s, domain_id)
         stored_domain = domain_id or NULL_DOMAIN
         if s.execute(
             select(Role.id).where(Role.name == name, Role.domain_id == stored_domain)

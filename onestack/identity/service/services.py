@@ -8,9 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from onestack.common.auth import AuthContext
-from onestack.common.errors import NotFound
 from onestack.common.ids import new_id
 from onestack.identity.models import Endpoint, Service
+from onestack.identity.service._resources import get_row
 from onestack.identity.service.roles import check_bool, check_string, require_object
 
 if TYPE_CHECKING:
@@ -37,10 +37,7 @@ def service_ref(service: Service) -> dict[str, Any]:
 
 
 def load_service(s: Session, service_id: str) -> Service:
-    service = s.get(Service, service_id)
-    if service is None:
-        raise NotFound(f"Could not find service: {service_id}.")
-    return service
+    return get_row(s, Service, service_id, "service")
 
 
 def _validate(ref: dict[str, Any], *, create: bool) -> None:

@@ -47,6 +47,7 @@ from onestack.identity.service._resources import (
     domain_row,
     extra_attributes,
     invalid,
+    merge_extra,
     merge_options,
     not_found,
     target,
@@ -318,9 +319,7 @@ def update_user(identity: Any, ctx: AuthContext, user_id: str, ref: dict[str, An
             row.email = ref["email"]
         if "options" in ref:
             row.options = merge_options(row.options, ref["options"])
-        extra = extra_attributes(ref, COLUMNS)
-        if extra:
-            row.extra = {**(row.extra or {}), **extra}
+        merge_extra(row, ref, COLUMNS)
         try:
             session.flush()
         except IntegrityError:
