@@ -37,6 +37,7 @@ from onestack.common.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from onestack.common.ids import utcnow
 from onestack.identity.models import ApplicationCredential, Project, Trust, User
 from onestack.identity.passwords import check_password, check_secret, current_password
+from onestack.identity.service._resources import expecting
 from onestack.identity.tokens import TokenData, TokenNotFound, ValidatedToken
 
 if TYPE_CHECKING:
@@ -99,14 +100,6 @@ def _expect(value: Any, kind: type | tuple[type, ...], name: str, target: str) -
     return value
 
 
-def _missing(attribute: str, target: str) -> BadRequest:
-    return BadRequest(
-        f"Expecting to find {attribute} in {target}. The server could not comply with the "
-        "request since it is either malformed or otherwise incorrect. The client is assumed "
-        "to be in error."
-    )
-
-
 # --- user lookups ---------------------------------------------------------------
 
 
@@ -120,7 +113,7 @@ def find_domain(s: Any, ref: Any, *, for_user: bool = True) -> Project:
             select(Project).where(Project.is_domain.is_(True), Project.name == str(ref["name"]))
         ).first()
     else:
-        raise _missing("id or name", "domain")
+        raise expecting("id or name", "domain")
     if dom is None or not dom.is_domain:
         raise Unauthorized(AUTH_REQUIRED)
     return dom
@@ -133,11 +126,11 @@ def find_user(s: Any, ref: Any, method: str) -> User:
         user = s.get(User, str(ref["id"]))
     elif "name" in ref:
         if "domain" not in ref:
-            raise _missing("domain", "user")
+            raise expecting("domain", "user")
         dom = find_domain(s, ref["domain"])
         user = s.scalars(select(User).where(User.domain_id == dom.id, User.name == str(ref["name"]))).first()
     else:
-        raise _missing("id or name", "user")
+        raise expecting("id or name", "user")
     if user is None:
         raise Unauthorized(AUTH_REQUIRED)
     return user
@@ -157,7 +150,7 @@ def check_user_enabled(s: Any, identity: Identity, user: User) -> None:
 
 def password_method(identity: Identity, body: dict[str, Any], req: AuthRequest) -> AuthResult:
     if "user" not in body:
-        raise _missing("user", "password")
+        raise expecting("user", "password")
     settings = identity.settings.identity
     with identity.db.read() as s:
         user = find_user(s, body["user"], "password")
@@ -207,7 +200,7 @@ def password_method(identity: Identity, body: dict[str, Any], req: AuthRequest) 
 def token_method(identity: Identity, body: dict[str, Any], req: AuthRequest) -> AuthResult:
     token = body.get("id")
     if not isinstance(token, str) or not token:
-        raise _missing("id", "token")
+        raise expecting("id", "token")
     # An invalid token is a 404 "Could not find token" here, as in Keystone.
     vt = identity.tokens.validate(token)
     d = vt.data
@@ -231,13 +224,13 @@ def token_method(identity: Identity, body: dict[str, Any], req: AuthRequest) -> 
 def application_credential_method(identity: Identity, body: dict[str, Any], req: AuthRequest) -> AuthResult:
     secret = body.get("secret")
     if not isinstance(secret, str):
-        raise _missing("secret", "application_credential")
+        raise expecting("secret", "application_credential")
     with identity.db.read() as s:
         if "id" in body:
             ac = s.get(ApplicationCredential, str(body["id"]))
         elif "name" in body:
             if "user" not in body:
-                raise _missing("user", "application_credential")
+                raise expecting("user", "application_credential")
             user = find_user(s, body["user"], "application_credential")
             ac = s.scalars(
                 select(ApplicationCredential).where(
@@ -245,7 +238,7 @@ def application_credential_method(identity: Identity, body: dict[str, Any], req:
                 )
             ).first()
         else:
-            raise _missing("id or name", "application_credential")
+            raise expecting("id or name", "application_credential")
         if ac is None:
             raise Unauthorized(AUTH_REQUIRED)
         owner = s.get(User, ac.user_id)
@@ -318,42 +311,22 @@ def parse_scope(s: Any, scope: Any) -> Scope:
     ref = _expect(ref, dict, kind, "scope")
     if kind == "OS-TRUST:trust":
         if not isinstance(ref.get("id"), str):
-            raise _missing("id", "OS-TRUST:trust")
+            raise expecting("id", "OS-TRUST:trust")
         return Scope(trust_id=ref["id"])
     if kind == "domain":
-        if "id" in ref:
-            dom = s.get(Project, str(ref["id"]))
-        elif "name" in ref:
-            dom = s.scalars(
-                select(Project).where(Project.is_domain.is_(True), Project.name == str(ref["name"]))
-            ).first()
-        else:
-            raise _missing("id or name", "domain")
-        if dom is None or not dom.is_domain:
-            raise Unauthorized(AUTH_REQUIRED)
-        return Scope(domain_id=dom.id)
+        return Scope(domain_id=find_domain(s, ref, for_user=False).id)
     if "id" in ref:
         proj = s.get(Project, str(ref["id"]))
     elif "name" in ref:
         if "domain" not in ref:
-            raise _missing("domain", "project")
-        dom_ref = _expect(ref["domain"], dict, "domain", "project")
-        if "id" in dom_ref:
-            dom = s.get(Project, str(dom_ref["id"]))
-        elif "name" in dom_ref:
-            dom = s.scalars(
-                select(Project).where(Project.is_domain.is_(True), Project.name == str(dom_ref["name"]))
-            ).first()
-        else:
-            raise _missing("id or name", "domain")
-        if dom is None or not dom.is_domain:
-            raise Unauthorized(AUTH_REQUIRED)
+            raise expecting("domain", "project")
+        dom = find_domain(s, _expect(ref["domain"], dict, "domain", "project"))
         proj = s.scalars(
             select(Project).where(Project.domain_id == dom.id, Project.name == str(ref["name"]),
                                   Project.is_domain.is_(False))
         ).first()
     else:
-        raise _missing("id or name", "project")
+        raise expecting("id or name", "project")
     if proj is None or proj.is_domain:
         raise Unauthorized(AUTH_REQUIRED)
     return Scope(project_id=proj.id)
@@ -405,12 +378,12 @@ def _use_trust(identity: Identity, trust_id: str, user_id: str) -> Trust:
 
 def parse_auth(body: Any) -> AuthRequest:
     if not isinstance(body, dict) or "auth" not in body:
-        raise _missing("auth", "request body")
+        raise expecting("auth", "request body")
     auth = body["auth"]
     if not isinstance(auth, dict):
         raise BadRequest("Invalid input for field 'auth': the value must be an object.")
     if "identity" not in auth:
-        raise _missing("identity", "auth")
+        raise expecting("identity", "auth")
     ident = auth["identity"]
     if not isinstance(ident, dict):
         raise BadRequest("Invalid input for field 'identity': the value must be an object.")
@@ -419,7 +392,7 @@ def parse_auth(body: Any) -> AuthRequest:
         raise BadRequest("Invalid input for field 'identity/methods': a non-empty list of strings is required.")
     for m in methods:
         if m not in ident:
-            raise _missing(m, "identity")
+            raise expecting(m, "identity")
         if not isinstance(ident[m], dict):
             raise BadRequest(f"Invalid input for field 'identity/{m}': the value must be an object.")
     return AuthRequest(body=auth, methods=list(dict.fromkeys(methods)), scope=auth.get("scope"))
@@ -592,13 +565,13 @@ def change_password(identity: Identity, user_id: str, body: Any) -> None:
     from onestack.identity.passwords import set_password, validate_password_value
 
     if not isinstance(body, dict) or "user" not in body:
-        raise _missing("user", "request body")
+        raise expecting("user", "request body")
     ref = body["user"]
     if not isinstance(ref, dict):
         raise BadRequest("Invalid input for field 'user': the value must be an object.")
     for key in ("password", "original_password"):
         if key not in ref:
-            raise _missing(key, "user")
+            raise expecting(key, "user")
         if not isinstance(ref[key], str):
             raise BadRequest(f"Invalid input for field '{key}': the value must be a string.")
     validate_password_value(ref["password"])

@@ -17,7 +17,7 @@ from onestack.common.auth import AuthContext
 from onestack.common.errors import BadRequest
 from onestack.common.ids import new_id
 from onestack.identity.models import Endpoint, PolicyAssociation, ProjectEndpoint, Region, Service
-from onestack.identity.service._resources import get_row
+from onestack.identity.service._resources import expecting, get_row
 from onestack.identity.service.roles import check_bool, check_string, require_object
 
 if TYPE_CHECKING:
@@ -99,17 +99,9 @@ def _legacy_region(s: Session, ref: dict[str, Any]) -> None:
 
 def _check_refs(s: Session, service_id: str | None, region_id: str | None) -> None:
     if service_id is not None and s.get(Service, service_id) is None:
-        raise BadRequest(
-            f"Expecting to find service_id {service_id} in service table. The server "
-            "could not comply with the request since it is either malformed or "
-            "otherwise incorrect. The client is assumed to be in error."
-        )
+        raise expecting(f"service_id {service_id}", "service table")
     if region_id is not None and s.get(Region, region_id) is None:
-        raise BadRequest(
-            f"Expecting to find region_id {region_id} in region table. The server "
-            "could not comply with the request since it is either malformed or "
-            "otherwise incorrect. The client is assumed to be in error."
-        )
+        raise expecting(f"region_id {region_id}", "region table")
 
 
 def create_endpoint(identity: Identity, ctx: AuthContext, body: Any) -> dict[str, Any]:

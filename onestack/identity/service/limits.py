@@ -15,7 +15,7 @@ from onestack.common.auth import AuthContext
 from onestack.common.errors import Conflict, Forbidden, NotFound, ValidationError
 from onestack.common.ids import new_id
 from onestack.identity.models import Limit, Project, Region, RegisteredLimit, Service
-from onestack.identity.service._resources import authorize_action
+from onestack.identity.service._resources import authorize_action, expecting
 
 if TYPE_CHECKING:
     from onestack.identity.core import Identity
@@ -129,24 +129,18 @@ def _check_list(body: Any, key: str) -> list[Any]:
 
 def _references(session: Session, item: dict[str, Any], target: str) -> None:
     """Keystone answers 400 'Expecting to find X in Y' for an unknown reference."""
-    def missing(attr: str) -> ValidationError:
-        return ValidationError(
-            f"Expecting to find {attr} in {target}. The server could not comply with the request "
-            "since it is either malformed or otherwise incorrect. The client is assumed to be in error."
-        )
-
     if item.get("service_id") is not None and session.get(Service, item["service_id"]) is None:
-        raise missing("service_id")
+        raise expecting("service_id", target)
     if item.get("region_id") is not None and session.get(Region, item["region_id"]) is None:
-        raise missing("region_id")
+        raise expecting("region_id", target)
     if item.get("project_id") is not None:
         p = session.get(Project, item["project_id"])
         if p is None or p.is_domain:
-            raise missing("project_id")
+            raise expecting("project_id", target)
     if item.get("domain_id") is not None:
         d = session.get(Project, item["domain_id"])
         if d is None or not d.is_domain:
-            raise missing("domain_id")
+            raise expecting("domain_id", target)
 
 
 

@@ -41,7 +41,7 @@ from onestack.identity.models import (
     Role,
 )
 from onestack.identity.service import revoke
-from onestack.identity.service._resources import authorize_action, get_row, merge_extra
+from onestack.identity.service._resources import authorize_action, expecting, get_row, merge_extra
 
 if TYPE_CHECKING:
     from onestack.identity.core import Identity
@@ -150,10 +150,7 @@ def verify_signature(identity: Identity, request: HttpRequest, consumer_secret: 
 def _required(params: Mapping[str, str], name: str) -> str:
     value = params.get(name)
     if not value:
-        raise ValidationError(
-            f"Expecting to find {name} in request. The server could not comply with the request "
-            "since it is either malformed or otherwise incorrect. The client is assumed to be in error."
-        )
+        raise expecting(name, "request")
     return value
 
 
