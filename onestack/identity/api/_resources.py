@@ -1,15 +1,17 @@
-"""HTTP plumbing shared by the identity resource APIs (domains, projects,
-users, groups, credentials): caller context, body root keys, links."""
+"""HTTP plumbing shared by the identity APIs: caller context, running a service
+function for the caller, body root keys, links, query filters."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
 
 from onestack.common.auth import AuthContext, authenticate
-from onestack.common.web import read_json
-from onestack.identity.service._resources import member
+from onestack.common.errors import ValidationError
+from onestack.common.web import read_json, run
+from onestack.identity.service._resources import expecting, member
 from onestack.identity.wire import self_link
 
 
@@ -21,15 +23,53 @@ async def caller(request: Request) -> AuthContext:
     return await authenticate(request)
 
 
+async def identity_and_caller(request: Request) -> tuple[Any, AuthContext]:
+    """(the Identity object, the caller's validated context)."""
+    return identity_of(request), await authenticate(request)
+
+
+async def call(request: Request, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Authenticate the caller, then run ``fn(identity, ctx, *args, **kwargs)`` off the loop."""
+    ctx = await authenticate(request)
+    return await run(fn, identity_of(request), ctx, *args, **kwargs)
+
+
 async def body_of(request: Request, key: str) -> dict[str, Any]:
     """The request body's ``key`` object (400 when missing or not an object)."""
     return member(await read_json(request), key)
+
+
+async def root_of(request: Request, key: str) -> Any:
+    """The request body's ``key`` member, of any type (400 "Expecting to find" when missing)."""
+    body = await read_json(request)
+    if not isinstance(body, dict) or key not in body:
+        raise expecting(key, "request body")
+    return body[key]
+
+
+async def required_root(request: Request, key: str) -> Any:
+    """The request body's ``key`` member, of any type (400 "'key' is a required property")."""
+    body = await read_json(request)
+    if not isinstance(body, dict) or key not in body:
+        raise ValidationError(f"'{key}' is a required property.")
+    return body[key]
 
 
 def linked(request: Request, collection: str, item: dict[str, Any]) -> dict[str, Any]:
     out = dict(item)
     out["links"] = self_link(request, f"{collection}/{item['id']}")
     return out
+
+
+def with_link(request: Request, ref: dict[str, Any], path: str) -> dict[str, Any]:
+    """``ref`` with ``links.self`` pointing at ``path`` (under /v3)."""
+    ref["links"] = self_link(request, path)
+    return ref
+
+
+def filters(request: Request, names: tuple[str, ...]) -> dict[str, str]:
+    """The query parameters among ``names`` that were given."""
+    return {n: request.query_params[n] for n in names if n in request.query_params}
 
 
 def query(request: Request) -> dict[str, str]:

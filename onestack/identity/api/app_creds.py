@@ -8,9 +8,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from onestack.common.errors import BadRequest
-from onestack.common.web import empty, json_response, read_json, run
+from onestack.common.web import empty, json_response, run
 from onestack.identity import wire
+from onestack.identity.api._resources import root_of
 from onestack.identity.api.auth import caller
 from onestack.identity.service import app_creds as svc
 
@@ -28,13 +28,8 @@ def _linked(request: Request, item: dict[str, Any]) -> dict[str, Any]:
 
 async def create(request: Request) -> Response:
     ctx = await caller(request)
-    body = await read_json(request)
-    if not isinstance(body, dict) or "application_credential" not in body:
-        raise BadRequest("Expecting to find application_credential in request body. The server could "
-                         "not comply with the request since it is either malformed or otherwise "
-                         "incorrect. The client is assumed to be in error.")
-    user_id = request.path_params["user_id"]
-    item = await run(svc.create, _identity(request), ctx, user_id, body["application_credential"])
+    ref = await root_of(request, "application_credential")
+    item = await run(svc.create, _identity(request), ctx, request.path_params["user_id"], ref)
     return json_response({"application_credential": _linked(request, item)}, status=201)
 
 

@@ -22,7 +22,7 @@ from starlette.types import Scope
 
 from onestack.common.web import empty, json_response, run
 from onestack.identity import wire
-from onestack.identity.api.roles import caller, with_link
+from onestack.identity.api._resources import identity_and_caller, with_link
 from onestack.identity.models import SYSTEM_TARGET
 from onestack.identity.service import assignments as svc
 
@@ -48,7 +48,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 def _one(inherited: bool) -> Handler:
     async def handler(request: Request) -> Response:
-        identity, ctx = await caller(request)
+        identity, ctx = await identity_and_caller(request)
         grant = _grant(request, role=True, inherited=inherited)
         if request.method == "PUT":
             await run(svc.create_grant, identity, ctx, grant)
@@ -63,7 +63,7 @@ def _one(inherited: bool) -> Handler:
 
 def _many(inherited: bool) -> Handler:
     async def handler(request: Request) -> Response:
-        identity, ctx = await caller(request)
+        identity, ctx = await identity_and_caller(request)
         grant = _grant(request, role=False, inherited=inherited)
         refs = await run(svc.list_grants, identity, ctx, grant)
         items = [with_link(request, r, f"roles/{r['id']}") for r in refs]

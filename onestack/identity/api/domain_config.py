@@ -4,22 +4,16 @@ and ``/v3/domains/config/{group}/{option}/default``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from onestack.common.auth import authenticate
 from onestack.common.errors import ValidationError
-from onestack.common.web import empty, json_response, read_json, run
+from onestack.common.web import empty, json_response, read_json
+from onestack.identity.api._resources import call
 from onestack.identity.service import domain_config as svc
-
-
-async def _call(request: Request, fn: Callable[..., Any], *args: Any) -> Any:
-    ctx = await authenticate(request)
-    return await run(fn, request.app.state.identity, ctx, *args)
 
 
 async def _config_body(request: Request) -> Any:
@@ -35,15 +29,15 @@ async def domain_config(request: Request) -> Response:
     option = request.path_params.get("option")
     method = request.method
     if method == "PUT":
-        config, created = await _call(request, svc.create_config, domain_id, await _config_body(request))
+        config, created = await call(request, svc.create_config, domain_id, await _config_body(request))
         return json_response({"config": config}, status=201 if created else 200)
     if method == "PATCH":
-        config = await _call(request, svc.update_config, domain_id, await _config_body(request), group, option)
+        config = await call(request, svc.update_config, domain_id, await _config_body(request), group, option)
         return json_response({"config": config})
     if method == "DELETE":
-        await _call(request, svc.delete_config, domain_id, group, option)
+        await call(request, svc.delete_config, domain_id, group, option)
         return empty(204)
-    config = await _call(request, svc.get_config, domain_id, group, option)
+    config = await call(request, svc.get_config, domain_id, group, option)
     if method == "HEAD":
         return empty(200)
     return json_response({"config": config})
@@ -52,7 +46,7 @@ async def domain_config(request: Request) -> Response:
 async def default_config(request: Request) -> Response:
     group = request.path_params.get("group")
     option = request.path_params.get("option")
-    config = await _call(request, svc.get_default, group, option)
+    config = await call(request, svc.get_default, group, option)
     if request.method == "HEAD":
         return empty(200)
     return json_response({"config": config})

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from onestack.common.auth import authenticate
-from onestack.common.errors import ValidationError
-from onestack.common.web import empty, json_response, read_json, run
+from onestack.common.web import empty, json_response
 from onestack.identity import wire
+from onestack.identity.api._resources import call, required_root
 from onestack.identity.service import endpoint_filter as svc
 
 EP = "/v3/OS-EP-FILTER"
 
 
-async def _call(request: Request, fn: Callable[..., Any], *args: Any) -> Any:
-    ctx = await authenticate(request)
-    return await run(fn, request.app.state.identity, ctx, *args)
 
 
 def _endpoint(request: Request, body: dict[str, Any]) -> dict[str, Any]:
@@ -45,21 +40,21 @@ def _p(request: Request, name: str) -> str:
 async def project_endpoint(request: Request) -> Response:
     project_id, endpoint_id = _p(request, "project_id"), _p(request, "endpoint_id")
     if request.method == "PUT":
-        await _call(request, svc.add_endpoint_to_project, project_id, endpoint_id)
+        await call(request, svc.add_endpoint_to_project, project_id, endpoint_id)
     elif request.method == "DELETE":
-        await _call(request, svc.remove_endpoint_from_project, project_id, endpoint_id)
+        await call(request, svc.remove_endpoint_from_project, project_id, endpoint_id)
     else:
-        await _call(request, svc.check_endpoint_in_project, project_id, endpoint_id)
+        await call(request, svc.check_endpoint_in_project, project_id, endpoint_id)
     return empty(204)
 
 
 async def project_endpoints(request: Request) -> Response:
-    items = await _call(request, svc.list_endpoints_for_project, _p(request, "project_id"))
+    items = await call(request, svc.list_endpoints_for_project, _p(request, "project_id"))
     return json_response(wire.collection(request, "endpoints", [_endpoint(request, e) for e in items]))
 
 
 async def endpoint_projects(request: Request) -> Response:
-    items = await _call(request, svc.list_projects_for_endpoint, _p(request, "endpoint_id"))
+    items = await call(request, svc.list_projects_for_endpoint, _p(request, "endpoint_id"))
     return json_response(wire.collection(request, "projects", [_project(request, p) for p in items]))
 
 
@@ -67,29 +62,26 @@ async def endpoint_projects(request: Request) -> Response:
 
 
 async def _group_body(request: Request) -> Any:
-    body = await read_json(request)
-    if not isinstance(body, dict) or "endpoint_group" not in body:
-        raise ValidationError("'endpoint_group' is a required property.")
-    return body["endpoint_group"]
+    return await required_root(request, "endpoint_group")
 
 
 async def endpoint_groups(request: Request) -> Response:
     if request.method == "POST":
-        group = await _call(request, svc.create_endpoint_group, await _group_body(request))
+        group = await call(request, svc.create_endpoint_group, await _group_body(request))
         return json_response({"endpoint_group": _group(request, group)}, status=201)
-    items = await _call(request, svc.list_endpoint_groups, request.query_params.get("name"))
+    items = await call(request, svc.list_endpoint_groups, request.query_params.get("name"))
     return json_response(wire.collection(request, "endpoint_groups", [_group(request, g) for g in items]))
 
 
 async def endpoint_group(request: Request) -> Response:
     group_id = _p(request, "group_id")
     if request.method == "PATCH":
-        group = await _call(request, svc.update_endpoint_group, group_id, await _group_body(request))
+        group = await call(request, svc.update_endpoint_group, group_id, await _group_body(request))
         return json_response({"endpoint_group": _group(request, group)})
     if request.method == "DELETE":
-        await _call(request, svc.delete_endpoint_group, group_id)
+        await call(request, svc.delete_endpoint_group, group_id)
         return empty(204)
-    group = await _call(request, svc.get_endpoint_group, group_id)
+    group = await call(request, svc.get_endpoint_group, group_id)
     if request.method == "HEAD":
         return empty(200)
     return json_response({"endpoint_group": _group(request, group)})
@@ -98,29 +90,29 @@ async def endpoint_group(request: Request) -> Response:
 async def group_project(request: Request) -> Response:
     group_id, project_id = _p(request, "group_id"), _p(request, "project_id")
     if request.method == "PUT":
-        await _call(request, svc.add_group_to_project, group_id, project_id)
+        await call(request, svc.add_group_to_project, group_id, project_id)
         return empty(204)
     if request.method == "DELETE":
-        await _call(request, svc.remove_group_from_project, group_id, project_id)
+        await call(request, svc.remove_group_from_project, group_id, project_id)
         return empty(204)
-    project = await _call(request, svc.get_group_in_project, group_id, project_id)
+    project = await call(request, svc.get_group_in_project, group_id, project_id)
     if request.method == "HEAD":
         return empty(200)
     return json_response({"project": _project(request, project)})
 
 
 async def group_projects(request: Request) -> Response:
-    items = await _call(request, svc.list_projects_for_group, _p(request, "group_id"))
+    items = await call(request, svc.list_projects_for_group, _p(request, "group_id"))
     return json_response(wire.collection(request, "projects", [_project(request, p) for p in items]))
 
 
 async def group_endpoints(request: Request) -> Response:
-    items = await _call(request, svc.list_endpoints_for_group, _p(request, "group_id"))
+    items = await call(request, svc.list_endpoints_for_group, _p(request, "group_id"))
     return json_response(wire.collection(request, "endpoints", [_endpoint(request, e) for e in items]))
 
 
 async def project_groups(request: Request) -> Response:
-    items = await _call(request, svc.list_groups_for_project, _p(request, "project_id"))
+    items = await call(request, svc.list_groups_for_project, _p(request, "project_id"))
     return json_response(wire.collection(request, "endpoint_groups", [_group(request, g) for g in items]))
 
 

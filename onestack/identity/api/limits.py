@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from onestack.common.auth import authenticate
-from onestack.common.web import empty, json_response, read_json, run
+from onestack.common.web import empty, json_response, read_json
 from onestack.identity import wire
+from onestack.identity.api._resources import call
 from onestack.identity.service import limits as svc
 
 REGISTERED_FILTERS = ("service_id", "region_id", "resource_name")
 LIMIT_FILTERS = ("service_id", "region_id", "resource_name", "project_id", "domain_id")
 
 
-async def _call(request: Request, fn: Callable[..., Any], *args: Any) -> Any:
-    ctx = await authenticate(request)
-    return await run(fn, request.app.state.identity, ctx, *args)
 
 
 def _linked(request: Request, kind: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -33,10 +29,10 @@ def _filters(request: Request, names: tuple[str, ...]) -> dict[str, str]:
 
 async def registered_limits(request: Request) -> Response:
     if request.method == "POST":
-        items = await _call(request, svc.create_registered_limits, await read_json(request))
+        items = await call(request, svc.create_registered_limits, await read_json(request))
         body = {"registered_limits": [_linked(request, "registered_limits", r) for r in items]}
         return json_response(body, status=201)
-    items = await _call(request, svc.list_registered_limits, _filters(request, REGISTERED_FILTERS))
+    items = await call(request, svc.list_registered_limits, _filters(request, REGISTERED_FILTERS))
     return json_response(
         wire.collection(request, "registered_limits", [_linked(request, "registered_limits", r) for r in items])
     )
@@ -45,12 +41,12 @@ async def registered_limits(request: Request) -> Response:
 async def registered_limit(request: Request) -> Response:
     limit_id = request.path_params["limit_id"]
     if request.method == "PATCH":
-        item = await _call(request, svc.update_registered_limit, limit_id, await read_json(request))
+        item = await call(request, svc.update_registered_limit, limit_id, await read_json(request))
         return json_response({"registered_limit": _linked(request, "registered_limits", item)})
     if request.method == "DELETE":
-        await _call(request, svc.delete_registered_limit, limit_id)
+        await call(request, svc.delete_registered_limit, limit_id)
         return empty(204)
-    item = await _call(request, svc.get_registered_limit, limit_id)
+    item = await call(request, svc.get_registered_limit, limit_id)
     if request.method == "HEAD":
         return empty(200)
     return json_response({"registered_limit": _linked(request, "registered_limits", item)})
@@ -58,28 +54,28 @@ async def registered_limit(request: Request) -> Response:
 
 async def limits(request: Request) -> Response:
     if request.method == "POST":
-        items = await _call(request, svc.create_limits, await read_json(request))
+        items = await call(request, svc.create_limits, await read_json(request))
         return json_response({"limits": [_linked(request, "limits", r) for r in items]}, status=201)
-    items = await _call(request, svc.list_limits, _filters(request, LIMIT_FILTERS))
+    items = await call(request, svc.list_limits, _filters(request, LIMIT_FILTERS))
     return json_response(wire.collection(request, "limits", [_linked(request, "limits", r) for r in items]))
 
 
 async def limit(request: Request) -> Response:
     limit_id = request.path_params["limit_id"]
     if request.method == "PATCH":
-        item = await _call(request, svc.update_limit, limit_id, await read_json(request))
+        item = await call(request, svc.update_limit, limit_id, await read_json(request))
         return json_response({"limit": _linked(request, "limits", item)})
     if request.method == "DELETE":
-        await _call(request, svc.delete_limit, limit_id)
+        await call(request, svc.delete_limit, limit_id)
         return empty(204)
-    item = await _call(request, svc.get_limit, limit_id)
+    item = await call(request, svc.get_limit, limit_id)
     if request.method == "HEAD":
         return empty(200)
     return json_response({"limit": _linked(request, "limits", item)})
 
 
 async def model(request: Request) -> Response:
-    body = await _call(request, svc.get_model)
+    body = await call(request, svc.get_model)
     if request.method == "HEAD":
         return empty(200)
     return json_response({"model": body})

@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from onestack.common.auth import authenticate
-from onestack.common.errors import ValidationError
 from onestack.common.web import empty, json_response, read_json, run
 from onestack.identity import wire
+from onestack.identity.api._resources import call, required_root
 from onestack.identity.service import oauth1 as svc
 
 OA = "/v3/OS-OAUTH1"
 FORM = "application/x-www-form-urlencoded"
 
 
-async def _call(request: Request, fn: Callable[..., Any], *args: Any) -> Any:
-    ctx = await authenticate(request)
-    return await run(fn, request.app.state.identity, ctx, *args)
 
 
 def _consumer(request: Request, body: dict[str, Any]) -> dict[str, Any]:
@@ -38,10 +33,7 @@ def _role(request: Request, body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _consumer_body(request: Request) -> Any:
-    body = await read_json(request)
-    if not isinstance(body, dict) or "consumer" not in body:
-        raise ValidationError("'consumer' is a required property.")
-    return body["consumer"]
+    return await required_root(request, "consumer")
 
 
 # --- consumers -------------------------------------------------------------------------
@@ -49,21 +41,21 @@ async def _consumer_body(request: Request) -> Any:
 
 async def consumers(request: Request) -> Response:
     if request.method == "POST":
-        consumer = await _call(request, svc.create_consumer, await _consumer_body(request))
+        consumer = await call(request, svc.create_consumer, await _consumer_body(request))
         return json_response({"consumer": _consumer(request, consumer)}, status=201)
-    items = await _call(request, svc.list_consumers)
+    items = await call(request, svc.list_consumers)
     return json_response(wire.collection(request, "consumers", [_consumer(request, c) for c in items]))
 
 
 async def consumer(request: Request) -> Response:
     consumer_id = request.path_params["consumer_id"]
     if request.method == "PATCH":
-        body = await _call(request, svc.update_consumer, consumer_id, await _consumer_body(request))
+        body = await call(request, svc.update_consumer, consumer_id, await _consumer_body(request))
         return json_response({"consumer": _consumer(request, body)})
     if request.method == "DELETE":
-        await _call(request, svc.delete_consumer, consumer_id)
+        await call(request, svc.delete_consumer, consumer_id)
         return empty(204)
-    body = await _call(request, svc.get_consumer, consumer_id)
+    body = await call(request, svc.get_consumer, consumer_id)
     if request.method == "HEAD":
         return empty(200)
     return json_response({"consumer": _consumer(request, body)})
@@ -84,7 +76,7 @@ async def access_token(request: Request) -> Response:
 
 async def authorize(request: Request) -> Response:
     body = await read_json(request)
-    result = await _call(request, svc.authorize_request_token, request.path_params["request_token_id"], body)
+    result = await call(request, svc.authorize_request_token, request.path_params["request_token_id"], body)
     return json_response({"token": result})
 
 
@@ -93,7 +85,7 @@ async def authorize(request: Request) -> Response:
 
 async def user_access_tokens(request: Request) -> Response:
     user_id = request.path_params["user_id"]
-    items = await _call(request, svc.list_access_tokens, user_id)
+    items = await call(request, svc.list_access_tokens, user_id)
     return json_response(
         wire.collection(request, "access_tokens", [_access_token(request, user_id, t) for t in items])
     )
@@ -102,9 +94,9 @@ async def user_access_tokens(request: Request) -> Response:
 async def user_access_token(request: Request) -> Response:
     user_id, token_id = request.path_params["user_id"], request.path_params["access_token_id"]
     if request.method == "DELETE":
-        await _call(request, svc.delete_access_token, user_id, token_id)
+        await call(request, svc.delete_access_token, user_id, token_id)
         return empty(204)
-    body = await _call(request, svc.get_access_token, user_id, token_id)
+    body = await call(request, svc.get_access_token, user_id, token_id)
     if request.method == "HEAD":
         return empty(200)
     return json_response({"access_token": _access_token(request, user_id, body)})
@@ -112,13 +104,13 @@ async def user_access_token(request: Request) -> Response:
 
 async def access_token_roles(request: Request) -> Response:
     user_id, token_id = request.path_params["user_id"], request.path_params["access_token_id"]
-    items = await _call(request, svc.list_access_token_roles, user_id, token_id)
+    items = await call(request, svc.list_access_token_roles, user_id, token_id)
     return json_response(wire.collection(request, "roles", [_role(request, r) for r in items]))
 
 
 async def access_token_role(request: Request) -> Response:
     params = request.path_params
-    body = await _call(request, svc.get_access_token_role, params["user_id"], params["access_token_id"],
+    body = await call(request, svc.get_access_token_role, params["user_id"], params["access_token_id"],
                        params["role_id"])
     if request.method == "HEAD":
         return empty(200)

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from onestack.common.auth import authenticate
-from onestack.common.errors import ValidationError
-from onestack.common.web import empty, json_response, read_json, run
+from onestack.common.web import empty, json_response
 from onestack.identity import wire
+from onestack.identity.api._resources import call, required_root
 from onestack.identity.service import policies as svc
 
 EPP = "OS-ENDPOINT-POLICY"
 
 
-async def _call(request: Request, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    ctx = await authenticate(request)
-    return await run(fn, request.app.state.identity, ctx, *args, **kwargs)
 
 
 def _policy(request: Request, body: dict[str, Any]) -> dict[str, Any]:
@@ -28,29 +23,26 @@ def _policy(request: Request, body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _policy_body(request: Request) -> Any:
-    body = await read_json(request)
-    if not isinstance(body, dict) or "policy" not in body:
-        raise ValidationError("'policy' is a required property.")
-    return body["policy"]
+    return await required_root(request, "policy")
 
 
 async def policies(request: Request) -> Response:
     if request.method == "POST":
-        policy = await _call(request, svc.create_policy, await _policy_body(request))
+        policy = await call(request, svc.create_policy, await _policy_body(request))
         return json_response({"policy": _policy(request, policy)}, status=201)
-    items = await _call(request, svc.list_policies, request.query_params.get("type"))
+    items = await call(request, svc.list_policies, request.query_params.get("type"))
     return json_response(wire.collection(request, "policies", [_policy(request, p) for p in items]))
 
 
 async def policy(request: Request) -> Response:
     policy_id = request.path_params["policy_id"]
     if request.method == "PATCH":
-        body = await _call(request, svc.update_policy, policy_id, await _policy_body(request))
+        body = await call(request, svc.update_policy, policy_id, await _policy_body(request))
         return json_response({"policy": _policy(request, body)})
     if request.method == "DELETE":
-        await _call(request, svc.delete_policy, policy_id)
+        await call(request, svc.delete_policy, policy_id)
         return empty(204)
-    body = await _call(request, svc.get_policy, policy_id)
+    body = await call(request, svc.get_policy, policy_id)
     if request.method == "HEAD":
         return empty(200)
     return json_response({"policy": _policy(request, body)})
@@ -66,18 +58,18 @@ async def association(request: Request) -> Response:
     fn = {"PUT": svc.create_association, "DELETE": svc.delete_association}.get(
         request.method, svc.check_association
     )
-    await _call(request, fn, params["policy_id"], **target)
+    await call(request, fn, params["policy_id"], **target)
     return empty(204)
 
 
 async def policy_endpoints(request: Request) -> Response:
-    items = await _call(request, svc.list_endpoints_for_policy, request.path_params["policy_id"])
+    items = await call(request, svc.list_endpoints_for_policy, request.path_params["policy_id"])
     links = [{**e, "links": wire.self_link(request, f"endpoints/{e['id']}")} for e in items]
     return json_response(wire.collection(request, "endpoints", links))
 
 
 async def endpoint_policy(request: Request) -> Response:
-    body = await _call(request, svc.get_policy_for_endpoint, request.path_params["endpoint_id"])
+    body = await call(request, svc.get_policy_for_endpoint, request.path_params["endpoint_id"])
     if request.method == "HEAD":
         return empty(200)
     return json_response({"policy": _policy(request, body)})

@@ -8,10 +8,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from onestack.common.web import empty, json_response, query_flag, read_json, run
-from onestack.identity.api._resources import body_of, caller, identity_of, linked, query
+from onestack.common.web import empty, json_response, query_flag, run
+from onestack.identity.api._resources import body_of, caller, identity_of, linked, query, root_of
 from onestack.identity.service import projects as svc
-from onestack.identity.service._resources import expecting
 from onestack.identity.wire import base_url, collection
 
 
@@ -85,10 +84,8 @@ async def list_tags(request: Request) -> Response:
 
 async def replace_tags(request: Request) -> Response:
     ctx = await caller(request)
-    body = await read_json(request)
-    if not isinstance(body, dict) or "tags" not in body:
-        raise expecting("tags", "request body")
-    tags = await run(svc.replace_tags, identity_of(request), ctx, request.path_params["project_id"], body["tags"])
+    tags = await run(svc.replace_tags, identity_of(request), ctx, request.path_params["project_id"],
+                     await root_of(request, "tags"))
     return json_response({"tags": tags})
 
 

@@ -8,14 +8,14 @@ from starlette.routing import Route
 
 from onestack.common.web import empty, json_response, read_json, run
 from onestack.identity import wire
-from onestack.identity.api.roles import caller, filters, with_link
+from onestack.identity.api._resources import filters, identity_and_caller, with_link
 from onestack.identity.service import regions as svc
 
 _FILTERS = ("parent_region_id",)
 
 
 async def create_region(request: Request) -> Response:
-    identity, ctx = await caller(request)
+    identity, ctx = await identity_and_caller(request)
     body = await read_json(request)
     ref = await run(svc.create_region, identity, ctx, body)
     return json_response({"region": with_link(request, ref, f"regions/{ref['id']}")}, 201)
@@ -23,34 +23,34 @@ async def create_region(request: Request) -> Response:
 
 async def put_region(request: Request) -> Response:
     """PUT /v3/regions/{region_id}: create a region with the id the client chose."""
-    identity, ctx = await caller(request)
+    identity, ctx = await identity_and_caller(request)
     body = await read_json(request)
     ref = await run(svc.create_region, identity, ctx, body, request.path_params["region_id"])
     return json_response({"region": with_link(request, ref, f"regions/{ref['id']}")}, 201)
 
 
 async def list_regions(request: Request) -> Response:
-    identity, ctx = await caller(request)
+    identity, ctx = await identity_and_caller(request)
     refs = await run(svc.list_regions, identity, ctx, filters(request, _FILTERS))
     items = [with_link(request, r, f"regions/{r['id']}") for r in refs]
     return json_response(wire.collection(request, "regions", items))
 
 
 async def get_region(request: Request) -> Response:
-    identity, ctx = await caller(request)
+    identity, ctx = await identity_and_caller(request)
     ref = await run(svc.get_region, identity, ctx, request.path_params["region_id"])
     return json_response({"region": with_link(request, ref, f"regions/{ref['id']}")})
 
 
 async def update_region(request: Request) -> Response:
-    identity, ctx = await caller(request)
+    identity, ctx = await identity_and_caller(request)
     body = await read_json(request)
     ref = await run(svc.update_region, identity, ctx, request.path_params["region_id"], body)
     return json_response({"region": with_link(request, ref, f"regions/{ref['id']}")})
 
 
 async def delete_region(request: Request) -> Response:
-    identity, ctx = await caller(request)
+    identity, ctx = await identity_and_caller(request)
     await run(svc.delete_region, identity, ctx, request.path_params["region_id"])
     return empty()
 

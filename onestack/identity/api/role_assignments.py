@@ -9,7 +9,7 @@ from starlette.routing import Route
 from onestack.common.errors import BadRequest
 from onestack.common.web import json_response, query_flag, run
 from onestack.identity import wire
-from onestack.identity.api.roles import caller
+from onestack.identity.api._resources import identity_and_caller
 from onestack.identity.service import assignments as svc
 
 _INHERITED_TO = "scope.OS-INHERIT:inherited_to"
@@ -24,7 +24,7 @@ def _flag(request: Request, name: str) -> bool:
 
 
 async def list_role_assignments(request: Request) -> Response:
-    identity, ctx = await caller(request)
+    identity, ctx = await identity_and_caller(request)
     params = request.query_params
     system = params.get("scope.system")  # Keystone treats any non-empty value as "all"
     q = svc.AssignmentQuery(

@@ -2,67 +2,51 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from onestack.common.auth import AuthContext, authenticate
 from onestack.common.web import empty, json_response, read_json, run
 from onestack.identity import wire
+from onestack.identity.api._resources import filters, identity_and_caller, with_link
 from onestack.identity.service import roles as svc
 
 
-async def caller(request: Request) -> tuple[Any, AuthContext]:
-    """(the Identity object, the caller's validated context)."""
-    return request.app.state.identity, await authenticate(request)
-
-
-def with_link(request: Request, ref: dict[str, Any], path: str) -> dict[str, Any]:
-    ref["links"] = wire.self_link(request, path)
-    return ref
-
-
-def filters(request: Request, names: tuple[str, ...]) -> dict[str, str]:
-    return {n: request.query_params[n] for n in names if n in request.query_params}
-
-
 async def create_role(request: Request) -> Response:
-    identity, ctx = await caller(request)
+    identity, ctx = await identity_and_caller(request)
     body = await read_json(request)
     ref = await run(svc.create_role, identity, ctx, body)
     return json_response({"role": with_link(request, ref, f"roles/{ref['id']}")}, 201)
 
 
 async def list_roles(request: Request) -> Response:
-    identity, ctx = await caller(request)
+    identity, ctx = await identity_and_caller(request)
     refs = await run(svc.list_roles, identity, ctx, filters(request, ("name", "domain_id")))
     items = [with_link(request, r, f"roles/{r['id']}") for r in refs]
     return json_response(wire.collection(request, "roles", items))
 
 
 async def get_role(request: Request) -> Response:
-    identity, ctx = await caller(request)
+    identity, ctx = await identity_and_caller(request)
     ref = await run(svc.get_role, identity, ctx, request.path_params["role_id"])
     return json_response({"role": with_link(request, ref, f"roles/{ref['id']}")})
 
 
 async def update_role(request: Request) -> Response:
-    identity, ctx = await caller(request)
+    identity, ctx = await identity_and_caller(request)
     body = await read_json(request)
     ref = await run(svc.update_role, identity, ctx, request.path_params["role_id"], body)
     return json_response({"role": with_link(request, ref, f"roles/{ref['id']}")})
 
 
 async def delete_role(request: Request) -> Response:
-    identity, ctx = await caller(request)
+    identity, ctx = await identity_and_caller(request)
     await run(svc.delete_role, identity, ctx, request.path_params["role_id"])
     return empty()
 
 
 async def implied_role(request: Request) -> Response:
-    identity, ctx = await caller(request)
+    identity, ctx = await identity_and_caller(request)
     prior, implied = request.path_params["prior_id"], request.path_params["implied_id"]
     base = wire.base_url(request)
     if request.method == "PUT":
@@ -79,7 +63,7 @@ async def implied_role(request: Request) -> Response:
 
 
 async def list_implied_roles(request: Request) -> Response:
-    identity, ctx = await caller(request)
+    identity, ctx = await identity_and_caller(request)
     body = await run(
         svc.list_implied_roles,
         identity,
@@ -91,7 +75,7 @@ async def list_implied_roles(request: Request) -> Response:
 
 
 async def list_role_inferences(request: Request) -> Response:
-    identity, ctx = await caller(request)
+    identity, ctx = await identity_and_caller(request)
     return json_response(await run(svc.list_role_inferences, identity, ctx, wire.base_url(request)))
 
 

@@ -8,41 +8,41 @@ from starlette.routing import Route
 
 from onestack.common.web import empty, json_response, read_json, run
 from onestack.identity import wire
-from onestack.identity.api.roles import caller, filters, with_link
+from onestack.identity.api._resources import filters, identity_and_caller, with_link
 from onestack.identity.service import services as svc
 
 _FILTERS = ("type", "name")
 
 
 async def create_service(request: Request) -> Response:
-    identity, ctx = await caller(request)
+    identity, ctx = await identity_and_caller(request)
     body = await read_json(request)
     ref = await run(svc.create_service, identity, ctx, body)
     return json_response({"service": with_link(request, ref, f"services/{ref['id']}")}, 201)
 
 
 async def list_services(request: Request) -> Response:
-    identity, ctx = await caller(request)
+    identity, ctx = await identity_and_caller(request)
     refs = await run(svc.list_services, identity, ctx, filters(request, _FILTERS))
     items = [with_link(request, r, f"services/{r['id']}") for r in refs]
     return json_response(wire.collection(request, "services", items))
 
 
 async def get_service(request: Request) -> Response:
-    identity, ctx = await caller(request)
+    identity, ctx = await identity_and_caller(request)
     ref = await run(svc.get_service, identity, ctx, request.path_params["service_id"])
     return json_response({"service": with_link(request, ref, f"services/{ref['id']}")})
 
 
 async def update_service(request: Request) -> Response:
-    identity, ctx = await caller(request)
+    identity, ctx = await identity_and_caller(request)
     body = await read_json(request)
     ref = await run(svc.update_service, identity, ctx, request.path_params["service_id"], body)
     return json_response({"service": with_link(request, ref, f"services/{ref['id']}")})
 
 
 async def delete_service(request: Request) -> Response:
-    identity, ctx = await caller(request)
+    identity, ctx = await identity_and_caller(request)
     await run(svc.delete_service, identity, ctx, request.path_params["service_id"])
     return empty()
 

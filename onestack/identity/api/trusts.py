@@ -8,9 +8,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from onestack.common.errors import BadRequest
-from onestack.common.web import empty, json_response, read_json, run
+from onestack.common.web import empty, json_response, run
 from onestack.identity import wire
+from onestack.identity.api._resources import root_of
 from onestack.identity.api.auth import caller
 from onestack.identity.service import trusts as svc
 
@@ -33,12 +33,8 @@ def _linked(request: Request, trust: dict[str, Any]) -> dict[str, Any]:
 
 async def create(request: Request) -> Response:
     ctx = await caller(request)
-    body = await read_json(request)
-    if not isinstance(body, dict) or "trust" not in body:
-        raise BadRequest("Expecting to find trust in request body. The server could not comply with "
-                         "the request since it is either malformed or otherwise incorrect. The client "
-                         "is assumed to be in error.")
-    item = await run(svc.create, _identity(request), ctx, body["trust"])
+    ref = await root_of(request, "trust")
+    item = await run(svc.create, _identity(request), ctx, ref)
     return json_response({"trust": _linked(request, item)}, status=201)
 
 
