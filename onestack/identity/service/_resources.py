@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, select
@@ -197,6 +198,18 @@ def extra_attributes(ref: dict[str, Any], known: Iterable[str]) -> dict[str, Any
     """Free attributes Keystone keeps in ``extra`` (anything not a column)."""
     skip = set(known)
     return {k: v for k, v in ref.items() if k not in skip}
+
+
+def parse_expiry(value: Any) -> datetime | None:
+    """A body's ``expires_at``: null, or an ISO 8601 time."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise invalid("Invalid input for field 'expires_at': the value must be a string or null.")
+    try:
+        return parse_isotime(value)
+    except ValueError:
+        raise invalid(f"Invalid input for field 'expires_at': {value!r} is not a valid time.") from None
 
 
 # --- list filters ---------------------------------------------------------------

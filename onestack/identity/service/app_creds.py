@@ -19,9 +19,11 @@ from sqlalchemy.orm import Session
 
 from onestack.common.auth import AuthContext
 from onestack.common.errors import BadRequest, Conflict, Forbidden, NotFound
-from onestack.common.ids import new_id, parse_isotime, utcnow
-from onestack.identity.models import NULL_DOMAIN, AccessRule, ApplicationCredential, Role
+from onestack.common.ids import new_id, utcnow
+from onestack.identity.models import AccessRule, ApplicationCredential
 from onestack.identity.passwords import hash_password
+from onestack.identity.service._resources import parse_expiry
+from onestack.identity.service.roles import brief_refs, resolve_refs
 
 if TYPE_CHECKING:
     from onestack.identity.core import Identity
@@ -57,15 +59,6 @@ def _generate_secret() -> str:
     return base64.urlsafe_b64encode(os.urandom(64)).decode("ascii").rstrip("=")
 
 
-def _role_refs(s: Session, role_ids: list[str]) -> list[dict[str, Any]]:
-    rows = {r.id: r for r in s.scalars(select(Role).where(Role.id.in_(role_ids)))} if role_ids else {}
-    return [
-        {"id": rid, "name": rows[rid].name,
-         "domain_id": None if rows[rid].domain_id == NULL_DOMAIN else rows[rid].domain_id}
-        for rid in role_ids if rid in rows
-    ]
-
-
 def to_wire(s: Session, ac: ApplicationCredential) -> dict[str, Any]:
     return {
         "id": ac.id,
@@ -77,42 +70,14 @@ def to_wire(s: Session, ac: ApplicationCredential) -> dict[str, Any]:
         # Keystone returns the stored time in Python's isoformat (no zone suffix).
         "expires_at": ac.expires_at.isoformat() if ac.expires_at else None,
         "unrestricted": bool(ac.unrestricted),
-        "roles": _role_refs(s, list(ac.role_ids or [])),
+        "roles": brief_refs(s, list(ac.role_ids or [])),
         "access_rules": [dict(r) for r in ac.access_rules or []],
     }
 
 
-def _parse_roles(s: Session, value: Any) -> list[str]:
-    if not isinstance(value, list):
-        raise BadRequest("Invalid input for field 'roles': the value must be a list.")
-    ids: list[str] = []
-    for ref in value:
-        if not isinstance(ref, dict) or not ({"id", "name"} & set(ref)):
-            raise BadRequest("Invalid input for field 'roles': each role needs an id or a name.")
-        if "id" in ref:
-            role = s.get(Role, str(ref["id"]))
-            if role is None:
-                raise NotFound(f"Could not find role: {ref['id']}.")
-        else:
-            dom = ref.get("domain_id") or NULL_DOMAIN
-            role = s.scalars(select(Role).where(Role.name == str(ref["name"]), Role.domain_id == dom)).first()
-            if role is None:
-                raise NotFound(f"Could not find role: {ref['name']}.")
-        if role.id not in ids:
-            ids.append(role.id)
-    return ids
-
-
 def _parse_expiry(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise BadRequest("Invalid input for field 'expires_at': the value must be a string or null.")
-    try:
-        when = parse_isotime(value)
-    except ValueError:
-        raise BadRequest(f"Invalid input for field 'expires_at': {value!r} is not a valid time.") from None
-    if when <= utcnow():
+    when = parse_expiry(value)
+    if when is not None and when <= utcnow():
         raise BadRequest("Invalid application credential: expires_at is in the past.")
     return when
 
@@ -187,7 +152,7 @@ def create(identity: Identity, ctx: AuthContext, user_id: str, ref: Any) -> dict
     with identity.db.write() as s:
         held = identity.tokens.effective_roles(s, user_id, project_id=ctx.project_id)
         if ref.get("roles") is not None and ref["roles"] != []:
-            role_ids = _parse_roles(s, ref["roles"])
+            role_ids = resolve_refs(s, ref["roles"], by_domain=True)
         else:
             role_ids = [r for r in ctx.role_ids if r in held]
         for rid in role_ids:

@@ -21,7 +21,7 @@ from onestack.common.errors import BadRequest, Conflict, Forbidden, NotFound
 from onestack.common.ids import new_id
 from onestack.identity.models import NULL_DOMAIN, Assignment, ImpliedRole, Role
 from onestack.identity.service import revoke
-from onestack.identity.service._resources import domain_row, get_row
+from onestack.identity.service._resources import domain_row, get_row, not_found
 
 if TYPE_CHECKING:
     from onestack.identity.core import Identity
@@ -119,6 +119,39 @@ def role_ref(role: Role) -> dict[str, Any]:
         }
     )
     return ref
+
+
+def brief_refs(s: Session, role_ids: list[str]) -> list[dict[str, Any]]:
+    """``{"id", "name", "domain_id"}`` of the roles that still exist, in ``role_ids`` order
+    (the roles of a trust or an application credential)."""
+    rows = {r.id: r for r in s.scalars(select(Role).where(Role.id.in_(role_ids)))} if role_ids else {}
+    return [
+        {"id": rid, "name": rows[rid].name,
+         "domain_id": None if rows[rid].domain_id == NULL_DOMAIN else rows[rid].domain_id}
+        for rid in role_ids if rid in rows
+    ]
+
+
+def resolve_refs(s: Session, value: Any, *, by_domain: bool) -> list[str]:
+    """The ids of a body's ``roles`` list (``{"id"}`` or ``{"name"}`` each; 404 when one is
+    unknown), without repeats. A name is looked up among the global roles, or with
+    ``by_domain`` in the ref's ``domain_id``."""
+    if not isinstance(value, list):
+        raise BadRequest("Invalid input for field 'roles': the value must be a list.")
+    ids: list[str] = []
+    for ref in value:
+        if not isinstance(ref, dict) or not ({"id", "name"} & set(ref)):
+            raise BadRequest("Invalid input for field 'roles': each role needs an id or a name.")
+        if "id" in ref:
+            role = s.get(Role, str(ref["id"]))
+        else:
+            dom = (ref.get("domain_id") or NULL_DOMAIN) if by_domain else NULL_DOMAIN
+            role = s.scalars(select(Role).where(Role.name == str(ref["name"]), Role.domain_id == dom)).first()
+        if role is None:
+            raise not_found("role", str(ref.get("id", ref.get("name"))))
+        if role.id not in ids:
+            ids.append(role.id)
+    return ids
 
 
 def _target(role: Role | None) -> dict[str, Any]:

@@ -11,7 +11,6 @@ redelegation, within ``redelegation_count`` further steps.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -19,10 +18,12 @@ from sqlalchemy.orm import Session
 
 from onestack.common.auth import AuthContext
 from onestack.common.errors import BadRequest, Forbidden, NotFound
-from onestack.common.ids import isotime, new_id, parse_isotime, utcnow
-from onestack.identity.models import NULL_DOMAIN, Project, Role, Trust, User
+from onestack.common.ids import isotime, new_id, utcnow
+from onestack.identity.models import Project, Trust, User
 from onestack.identity.service import revoke
+from onestack.identity.service._resources import parse_expiry
 from onestack.identity.service.app_creds import is_restricted_app_cred
+from onestack.identity.service.roles import brief_refs, resolve_refs
 
 if TYPE_CHECKING:
     from onestack.identity.core import Identity
@@ -54,15 +55,6 @@ def _target(t: Trust) -> dict[str, Any]:
     return {"target": {"trust": {"trustor_user_id": t.trustor_user_id, "trustee_user_id": t.trustee_user_id}}}
 
 
-def _roles(s: Session, role_ids: list[str]) -> list[dict[str, Any]]:
-    rows = {r.id: r for r in s.scalars(select(Role).where(Role.id.in_(role_ids)))} if role_ids else {}
-    return [
-        {"id": rid, "name": rows[rid].name,
-         "domain_id": None if rows[rid].domain_id == NULL_DOMAIN else rows[rid].domain_id}
-        for rid in role_ids if rid in rows
-    ]
-
-
 def to_wire(s: Session, t: Trust) -> dict[str, Any]:
     extra = t.extra or {}
     return {
@@ -77,42 +69,12 @@ def to_wire(s: Session, t: Trust) -> dict[str, Any]:
         "redelegation_count": t.redelegation_count,
         "redelegated_trust_id": t.redelegated_trust_id,
         "deleted_at": None,
-        "roles": _roles(s, list(t.role_ids or [])),
+        "roles": brief_refs(s, list(t.role_ids or [])),
     }
 
 
 def _live(t: Trust | None) -> bool:
     return t is not None and t.deleted_at is None and (t.expires_at is None or t.expires_at > utcnow())
-
-
-def _parse_roles(s: Session, value: Any) -> list[str]:
-    if not isinstance(value, list):
-        raise BadRequest("Invalid input for field 'roles': the value must be a list.")
-    ids: list[str] = []
-    for ref in value:
-        if not isinstance(ref, dict) or not ({"id", "name"} & set(ref)):
-            raise BadRequest("Invalid input for field 'roles': each role needs an id or a name.")
-        if "id" in ref:
-            role = s.get(Role, str(ref["id"]))
-        else:
-            role = s.scalars(select(Role).where(Role.name == str(ref["name"]),
-                                                Role.domain_id == NULL_DOMAIN)).first()
-        if role is None:
-            raise NotFound(f"Could not find role: {ref.get('id', ref.get('name'))}.")
-        if role.id not in ids:
-            ids.append(role.id)
-    return ids
-
-
-def _parse_expiry(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise BadRequest("Invalid input for field 'expires_at': the value must be a string or null.")
-    try:
-        return parse_isotime(value)
-    except ValueError:
-        raise BadRequest(f"Invalid input for field 'expires_at': {value!r} is not a valid time.") from None
 
 
 def create(identity: Identity, ctx: AuthContext, ref: Any) -> dict[str, Any]:
@@ -139,7 +101,7 @@ def create(identity: Identity, ctx: AuthContext, ref: Any) -> dict[str, Any]:
     count = ref.get("redelegation_count")
     if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
         raise BadRequest("Invalid input for field 'redelegation_count': a non-negative integer is required.")
-    expires_at = _parse_expiry(ref.get("expires_at"))
+    expires_at = parse_expiry(ref.get("expires_at"))
     identity.enforcer.authorize(
         "identity:create_trust", ctx,
         {"target": {"trust": {"trustor_user_id": ref["trustor_user_id"],
@@ -158,7 +120,7 @@ def create(identity: Identity, ctx: AuthContext, ref: Any) -> dict[str, Any]:
             proj = s.get(Project, project_id)
             if proj is None or proj.is_domain:
                 raise NotFound(f"Could not find project: {project_id}.")
-        role_ids = _parse_roles(s, ref.get("roles") or [])
+        role_ids = resolve_refs(s, ref.get("roles") or [], by_domain=False)
         if role_ids and not project_id:
             raise BadRequest("Invalid input for field 'project_id': trusts with roles need a project.")
         if project_id and not ctx.trust_id:
@@ -275,7 +237,7 @@ def list_roles(identity: Identity, ctx: AuthContext, trust_id: str) -> list[dict
     with identity.db.read() as s:
         trust = _get_live(s, trust_id)
         identity.enforcer.authorize("identity:list_roles_for_trust", ctx, _target(trust))
-        return _roles(s, list(trust.role_ids or []))
+        return brief_refs(s, list(trust.role_ids or []))
 
 
 def get_role(identity: Identity, ctx: AuthContext, trust_id: str, role_id: str) -> dict[str, Any]:
@@ -284,4 +246,4 @@ def get_role(identity: Identity, ctx: AuthContext, trust_id: str, role_id: str) 
         identity.enforcer.authorize("identity:get_role_for_trust", ctx, _target(trust))
         if role_id not in (trust.role_ids or []):
             raise NotFound(f"Could not find role: {role_id}.")
-        return _roles(s, [role_id])[0]
+        return brief_refs(s, [role_id])[0]
