@@ -151,11 +151,17 @@ def default_cache() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "onestack" / "debs"
 
 
+def image_path(state_dir: Path) -> Path:
+    """Where ``onestack image build-test`` puts the image for a state directory
+    (the image service registers that file as the public image IMAGE_NAME)."""
+    return Path(state_dir) / "guest" / f"{IMAGE_NAME}.qcow2"
+
+
 def default_output(state_dir: str | None) -> Path:
     from onestack.config import load_settings
 
     settings = load_settings(state_dir, {})
-    return Path(settings.state_dir) / "guest" / f"{IMAGE_NAME}.qcow2"
+    return image_path(settings.state_dir)
 
 
 def _run(cmd: list[str], **kw: object) -> str:

@@ -23,43 +23,63 @@ fetch() {
   done
 }
 
-source=none
-cdev=$(findfs LABEL=config-2 2>/dev/null || findfs LABEL=CONFIG-2 2>/dev/null)
-if [ -n "$cdev" ]; then
+config_drive() {
+  cdev=$(findfs LABEL=config-2 2>/dev/null || findfs LABEL=CONFIG-2 2>/dev/null)
+  [ -n "$cdev" ] || return 1
   mnt=/run/onestack/config-drive
   mkdir -p "$mnt"
-  if mount -o ro "$cdev" "$mnt" 2>/dev/null; then
-    for f in meta_data.json user_data network_data.json vendor_data.json; do
-      [ -f "$mnt/openstack/latest/$f" ] && cp "$mnt/openstack/latest/$f" "$data/$f"
-    done
-    umount "$mnt"
+  mount -o ro "$cdev" "$mnt" 2>/dev/null || return 1
+  for f in meta_data.json user_data network_data.json vendor_data.json; do
+    [ -f "$mnt/openstack/latest/$f" ] && cp "$mnt/openstack/latest/$f" "$data/$f"
+  done
+  umount "$mnt"
+}
+metadata_service() {
+  fetch meta_data.json=openstack/latest/meta_data.json instance-id=latest/meta-data/instance-id
+  [ -f "$data/meta_data.json" ] || [ -f "$data/instance-id" ]
+}
+cdrom_ready() {  # rcS loads the CD-ROM drivers while DHCP runs
+  i=0
+  while [ ! -e /run/onestack/cdrom-ready ] && [ $i -lt 300 ]; do
+    usleep 50000
+    i=$((i + 1))
+  done
+}
+
+# The metadata service when it answers at once (no need to wait for the CD-ROM
+# drivers), else a config drive, else the metadata service again - it may
+# need a moment (a proxy starting): a few tries.
+source=none
+have_ip=$(ls /run/onestack/ip.* 2>/dev/null)
+if [ -n "$have_ip" ] && metadata_service; then
+  source=metadata-service
+else
+  cdrom_ready
+  if config_drive; then
     source=config-drive
+  elif [ -n "$have_ip" ]; then
+    i=1
+    while [ $i -lt 5 ]; do
+      sleep 1
+      if metadata_service; then
+        source=metadata-service
+        break
+      fi
+      i=$((i + 1))
+    done
   fi
 fi
-if [ "$source" = none ] && [ -n "$(ls /run/onestack/ip.* 2>/dev/null)" ]; then
-  # The metadata service may need a moment (a proxy starting): a few tries.
-  i=0
-  while [ $i -lt 5 ]; do
-    fetch meta_data.json=openstack/latest/meta_data.json instance-id=latest/meta-data/instance-id
-    if [ -f "$data/meta_data.json" ] || [ -f "$data/instance-id" ]; then
-      source=metadata-service
-      break
-    fi
-    i=$((i + 1))
-    sleep 1
-  done
-  if [ "$source" = metadata-service ]; then
-    fetch user_data=openstack/latest/user_data ec2-user-data=latest/user-data \
-      hostname=latest/meta-data/hostname ec2-keys=latest/meta-data/public-keys/
-    [ ! -f "$data/user_data" ] && [ -f "$data/ec2-user-data" ] && mv "$data/ec2-user-data" "$data/user_data"
-    if [ -f "$data/ec2-keys" ]; then
-      pairs=""
-      for entry in $(cat "$data/ec2-keys"); do
-        idx=${entry%%=*}
-        pairs="$pairs ec2-key.$idx=latest/meta-data/public-keys/$idx/openssh-key"
-      done
-      [ -n "$pairs" ] && fetch $pairs
-    fi
+if [ "$source" = metadata-service ]; then
+  fetch user_data=openstack/latest/user_data ec2-user-data=latest/user-data \
+    hostname=latest/meta-data/hostname ec2-keys=latest/meta-data/public-keys/
+  [ ! -f "$data/user_data" ] && [ -f "$data/ec2-user-data" ] && mv "$data/ec2-user-data" "$data/user_data"
+  if [ -f "$data/ec2-keys" ]; then
+    pairs=""
+    for entry in $(cat "$data/ec2-keys"); do
+      idx=${entry%%=*}
+      pairs="$pairs ec2-key.$idx=latest/meta-data/public-keys/$idx/openssh-key"
+    done
+    [ -n "$pairs" ] && fetch $pairs
   fi
 fi
 echo "$source" > "$data/source"

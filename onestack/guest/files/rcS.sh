@@ -26,12 +26,14 @@ echo "0 2147483647" > /proc/sys/net/ipv4/ping_group_range
 syslogd -C64
 # Hot-plugged NICs get DHCP, other new devices their modules.
 setsid uevent /etc/onestack/hotplug.sh </dev/null >/dev/null 2>&1 &
-# SSH: host keys are made on first use (-R) and kept on the disk.
+# SSH: host keys are made on first use (-R) and kept on the disk; the ed25519
+# one (what clients pick) now, while DHCP waits for the network.
 mkdir -p /etc/dropbear
+hk=/etc/dropbear/dropbear_ed25519_host_key
+[ -s $hk ] || { dropbearkey -t ed25519 -f $hk.new >/dev/null 2>&1 && mv $hk.new $hk; } &
 dropbear -R -g -P /run/dropbear.pid
 # What a config drive needs (IDE CD-ROM, ISO 9660), while DHCP runs.
-modprobe -a $(cat /etc/onestack/modules.cdrom) 2>/dev/null &
-cdrom=$!
+(modprobe -a $(cat /etc/onestack/modules.cdrom) 2>/dev/null; touch /run/onestack/cdrom-ready) &
 # DHCP on every NIC, in parallel; each udhcpc returns once bound (or gives up).
 pids=""
 for dev in /sys/class/net/*; do
@@ -43,8 +45,6 @@ done
 # (never a bare `wait`: that would wait for the uevent listener too)
 [ -n "$pids" ] && wait $pids
 stamp dhcp
-wait $cdrom
-stamp cdrom
 /etc/onestack/metadata.sh
 stamp metadata
 /etc/onestack/banner.sh > /dev/console
