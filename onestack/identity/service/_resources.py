@@ -5,7 +5,7 @@ Keystone's JSON schemas, policy targets, and row look-ups."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -317,6 +317,28 @@ def merge_extra(row: Any, ref: dict[str, Any], known: Iterable[str]) -> None:
         row.extra = {**(row.extra or {}), **extra}
 
 
+def authorized_row(
+    identity: Any,
+    ctx: AuthContext,
+    rule: str,
+    row: M | None,
+    row_target: Callable[[M], dict[str, Any]],
+    entity: str,
+    ident: str,
+    missing_target: dict[str, Any] | None = None,
+) -> M:
+    """Keystone's order for a call on one entity: the policy check comes first, against the
+    row's own target or, when there is no such row, against ``missing_target`` (by default
+    ``{entity: {"id": ident}}``), so that a caller without the right gets 403 rather than
+    learning what exists; then 404 "Could not find <entity>: <ident>." for a missing row."""
+    if row is None:
+        tgt = missing_target if missing_target is not None else target(**{entity: {"id": ident}})
+        authorize(identity, ctx, rule, tgt)
+        raise not_found(entity, ident)
+    authorize(identity, ctx, rule, row_target(row))
+    return row
+
+
 def domain_row(session: Session, domain_id: str) -> Project:
     row = session.get(Project, domain_id)
     if row is None or not row.is_domain:
@@ -337,6 +359,14 @@ def user_row(session: Session, user_id: str) -> User:
 
 def group_row(session: Session, group_id: str) -> Group:
     return get_row(session, Group, group_id, "group")
+
+
+def name_taken(session: Session, model: Any, domain_id: str, name: str, exclude: str | None = None) -> bool:
+    """Whether a ``model`` row other than ``exclude`` has ``name`` in ``domain_id``."""
+    found = session.execute(
+        select(model.id).where(model.domain_id == domain_id, model.name == name)
+    ).scalar_one_or_none()
+    return found is not None and found != exclude
 
 
 def delete_assignments(session: Session, *, actor_id: str | None = None, target_id: str | None = None) -> None:

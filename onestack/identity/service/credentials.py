@@ -29,6 +29,7 @@ from onestack.identity.service._resources import (
     SYSTEM_READER,
     allowed,
     authorize,
+    authorized_row,
     check_id,
     check_min_properties,
     check_string,
@@ -122,6 +123,11 @@ def _target(row: Credential | Mapping[str, Any]) -> dict[str, Any]:
     return target(credential=ref)
 
 
+def _credential(identity: Any, ctx: AuthContext, session: Session, credential_id: str, rule: str) -> Credential:
+    row = session.get(Credential, credential_id)
+    return authorized_row(identity, ctx, rule, row, _target, "credential", credential_id, target())
+
+
 # --- validation ---------------------------------------------------------------------
 
 
@@ -207,11 +213,7 @@ def create_credential(identity: Any, ctx: AuthContext, ref: dict[str, Any]) -> d
 
 def get_credential(identity: Any, ctx: AuthContext, credential_id: str) -> dict[str, Any]:
     with identity.db.read() as session:
-        row = session.get(Credential, credential_id)
-        if row is None:
-            authorize(identity, ctx, "identity:get_credential", target())
-            raise not_found("credential", credential_id)
-        authorize(identity, ctx, "identity:get_credential", _target(row))
+        row = _credential(identity, ctx, session, credential_id, "identity:get_credential")
         return credential_dict(session, row)
 
 
@@ -237,11 +239,7 @@ def update_credential(
 ) -> dict[str, Any]:
     """PATCH /v3/credentials/{id}."""
     with identity.db.write() as session:
-        row = session.get(Credential, credential_id)
-        if row is None:
-            authorize(identity, ctx, "identity:update_credential", target())
-            raise not_found("credential", credential_id)
-        authorize(identity, ctx, "identity:update_credential", _target(row))
+        row = _credential(identity, ctx, session, credential_id, "identity:update_credential")
         check_min_properties(ref)
         _check(ref, create=False)
         if "id" in ref and ref["id"] != row.id:
@@ -280,11 +278,7 @@ def update_credential(
 
 def delete_credential(identity: Any, ctx: AuthContext, credential_id: str) -> None:
     with identity.db.write() as session:
-        row = session.get(Credential, credential_id)
-        if row is None:
-            authorize(identity, ctx, "identity:delete_credential", target())
-            raise not_found("credential", credential_id)
-        authorize(identity, ctx, "identity:delete_credential", _target(row))
+        row = _credential(identity, ctx, session, credential_id, "identity:delete_credential")
         session.delete(row)
 
 

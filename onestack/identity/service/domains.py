@@ -48,6 +48,7 @@ from onestack.identity.service._resources import (
     invalid,
     merge_extra,
     merge_options,
+    name_taken,
     not_found,
     target,
 )
@@ -135,10 +136,7 @@ def _name_conflict(name: str) -> Exception:
 
 
 def _assert_name_free(session: Session, name: str, exclude: str | None = None) -> None:
-    found = session.execute(
-        select(Project.id).where(Project.domain_id == ROOT_DOMAIN, Project.name == name)
-    ).scalar_one_or_none()
-    if found is not None and found != exclude:
+    if name_taken(session, Project, ROOT_DOMAIN, name, exclude):
         raise _name_conflict(name)
 
 

@@ -22,6 +22,7 @@ from onestack.identity.service._resources import (
     ADMIN,
     SYSTEM_READER,
     authorize,
+    authorized_row,
     check_id,
     check_min_properties,
     check_name,
@@ -32,6 +33,7 @@ from onestack.identity.service._resources import (
     extra_attributes,
     invalid,
     merge_extra,
+    name_taken,
     not_found,
     target,
     token_domain,
@@ -101,10 +103,7 @@ def _name_conflict(name: str, domain_id: str) -> Exception:
 
 
 def _assert_name_free(session: Session, domain_id: str, name: str, exclude: str | None = None) -> None:
-    found = session.execute(
-        select(Group.id).where(Group.domain_id == domain_id, Group.name == name)
-    ).scalar_one_or_none()
-    if found is not None and found != exclude:
+    if name_taken(session, Group, domain_id, name, exclude):
         raise _name_conflict(name, domain_id)
 
 
@@ -136,12 +135,7 @@ def create_group(identity: Any, ctx: AuthContext, ref: dict[str, Any]) -> dict[s
 
 
 def _group(identity: Any, ctx: AuthContext, session: Session, group_id: str, rule: str) -> Group:
-    row = session.get(Group, group_id)
-    if row is None:
-        authorize(identity, ctx, rule, target(group={"id": group_id}))
-        raise not_found("group", group_id)
-    authorize(identity, ctx, rule, _target(row))
-    return row
+    return authorized_row(identity, ctx, rule, session.get(Group, group_id), _target, "group", group_id)
 
 
 def get_group(identity: Any, ctx: AuthContext, group_id: str) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from onestack.identity.service._resources import (
     ADMIN,
     SYSTEM_READER,
     authorize,
+    authorized_row,
     bool_filter,
     check_bool,
     check_id,
@@ -50,6 +51,7 @@ from onestack.identity.service._resources import (
     invalid,
     merge_extra,
     merge_options,
+    name_taken,
     not_found,
     target,
     token_domain,
@@ -131,6 +133,13 @@ def _dicts(session: Session, rows: list[Project]) -> list[dict[str, Any]]:
 
 def _target(row: Project) -> dict[str, Any]:
     return target(project={"id": row.id, "domain_id": row.domain_id, "name": row.name})
+
+
+def _project(identity: Any, ctx: AuthContext, session: Session, project_id: str, rule: str) -> Project:
+    """The project (not a domain) ``rule`` allows the caller to act on."""
+    row = session.get(Project, project_id)
+    return authorized_row(identity, ctx, rule, None if row is None or row.is_domain else row,
+                          _target, "project", project_id)
 
 
 # --- hierarchy ----------------------------------------------------------------------
@@ -226,9 +235,7 @@ def _name_conflict(name: str) -> Exception:
 
 
 def _assert_name_free(session: Session, domain_id: str, name: str, exclude: str | None = None) -> None:
-    stmt = select(Project.id).where(Project.domain_id == domain_id, Project.name == name)
-    found = session.execute(stmt).scalar_one_or_none()
-    if found is not None and found != exclude:
+    if name_taken(session, Project, domain_id, name, exclude):
         raise _name_conflict(name)
 
 
@@ -450,11 +457,7 @@ def update_project(identity: Any, ctx: AuthContext, project_id: str, ref: dict[s
         dom = {k: v for k, v in ref.items() if k not in ("is_domain", "domain_id", "parent_id")}
         return update_domain(identity, ctx, project_id, dom, as_project=True)
     with identity.db.write() as session:
-        row = session.get(Project, project_id)
-        if row is None or row.is_domain:
-            authorize(identity, ctx, "identity:update_project", target(project={"id": project_id}))
-            raise not_found("project", project_id)
-        authorize(identity, ctx, "identity:update_project", _target(row))
+        row = _project(identity, ctx, session, project_id, "identity:update_project")
         if "id" in ref and ref["id"] != row.id:
             raise invalid("Cannot change project ID")
         if ref.get("domain_id") not in (None, row.domain_id) and "domain_id" in ref:
@@ -519,11 +522,7 @@ def delete_project(identity: Any, ctx: AuthContext, project_id: str) -> None:
         delete_domain(identity, ctx, project_id, as_project=True)
         return
     with identity.db.write() as session:
-        row = session.get(Project, project_id)
-        if row is None or row.is_domain:
-            authorize(identity, ctx, "identity:delete_project", target(project={"id": project_id}))
-            raise not_found("project", project_id)
-        authorize(identity, ctx, "identity:delete_project", _target(row))
+        row = _project(identity, ctx, session, project_id, "identity:delete_project")
         if (row.options or {}).get("immutable"):
             raise forbidden(
                 f"Unable to delete immutable project resource: `{row.id}. Set resource option "

@@ -34,6 +34,7 @@ from onestack.identity.service._resources import (
     ADMIN,
     SYSTEM_READER,
     authorize,
+    authorized_row,
     bool_filter,
     check_bool,
     check_id,
@@ -49,6 +50,7 @@ from onestack.identity.service._resources import (
     invalid,
     merge_extra,
     merge_options,
+    name_taken,
     not_found,
     target,
     time_filter,
@@ -136,6 +138,10 @@ def _target(row: User) -> dict[str, Any]:
     return target(user={"id": row.id, "domain_id": row.domain_id, "name": row.name})
 
 
+def _user(identity: Any, ctx: AuthContext, session: Session, user_id: str, rule: str) -> User:
+    return authorized_row(identity, ctx, rule, session.get(User, user_id), _target, "user", user_id)
+
+
 # --- validation ---------------------------------------------------------------------
 
 
@@ -163,10 +169,7 @@ def _name_conflict(name: str, domain_id: str) -> Exception:
 
 
 def _assert_name_free(session: Session, domain_id: str, name: str, exclude: str | None = None) -> None:
-    found = session.execute(
-        select(User.id).where(User.domain_id == domain_id, User.name == name)
-    ).scalar_one_or_none()
-    if found is not None and found != exclude:
+    if name_taken(session, User, domain_id, name, exclude):
         raise _name_conflict(name, domain_id)
 
 
@@ -233,11 +236,7 @@ def create_user(identity: Any, ctx: AuthContext, ref: dict[str, Any]) -> dict[st
 
 def get_user(identity: Any, ctx: AuthContext, user_id: str) -> dict[str, Any]:
     with identity.db.read() as session:
-        row = session.get(User, user_id)
-        if row is None:
-            authorize(identity, ctx, "identity:get_user", target(user={"id": user_id}))
-            raise not_found("user", user_id)
-        authorize(identity, ctx, "identity:get_user", _target(row))
+        row = _user(identity, ctx, session, user_id, "identity:get_user")
         return user_dicts(session, [row])[0]
 
 
@@ -293,11 +292,7 @@ def update_user(identity: Any, ctx: AuthContext, user_id: str, ref: dict[str, An
                 raise not_found("user", user_id)
         prehashed = _prehash(identity, ref["password"])
     with identity.db.write() as session:
-        row = session.get(User, user_id)
-        if row is None:
-            authorize(identity, ctx, "identity:update_user", target(user={"id": user_id}))
-            raise not_found("user", user_id)
-        authorize(identity, ctx, "identity:update_user", _target(row))
+        row = _user(identity, ctx, session, user_id, "identity:update_user")
         if "id" in ref and ref["id"] != row.id:
             raise invalid("Cannot change user ID")
         if "domain_id" in ref and ref["domain_id"] not in (None, row.domain_id):
@@ -353,11 +348,7 @@ def purge_user(session: Session, user_id: str) -> None:
 
 def delete_user(identity: Any, ctx: AuthContext, user_id: str) -> None:
     with identity.db.write() as session:
-        row = session.get(User, user_id)
-        if row is None:
-            authorize(identity, ctx, "identity:delete_user", target(user={"id": user_id}))
-            raise not_found("user", user_id)
-        authorize(identity, ctx, "identity:delete_user", _target(row))
+        row = _user(identity, ctx, session, user_id, "identity:delete_user")
         purge_user(session, row.id)
     identity.touch()
 
@@ -373,11 +364,7 @@ def list_user_projects(
     from onestack.identity.service.projects import project_dict, tags_of
 
     with identity.db.read() as session:
-        row = session.get(User, user_id)
-        if row is None:
-            authorize(identity, ctx, "identity:list_user_projects", target(user={"id": user_id}))
-            raise not_found("user", user_id)
-        authorize(identity, ctx, "identity:list_user_projects", _target(row))
+        row = _user(identity, ctx, session, user_id, "identity:list_user_projects")
         ids = user_project_ids(session, row.id)
         if not ids:
             return []
