@@ -12,10 +12,20 @@ made without loop devices or mounts:
 * partition 2, ext4 (``mke2fs -d``), labelled ``onestack-root``, is the
   writable root file system; ownership and modes are fixed with ``debugfs``.
 
-The initramfs loads the virtio/storage/network/filesystem modules and switches
-to the root file system, where busybox init runs ``/etc/init.d/rcS`` (the
-scripts in ``onestack/guest/files``). The raw disk is converted with
+The initramfs loads the virtio modules (the other storage drivers too when the
+root disk is not a virtio one), mounts the root read-write and switches to it,
+where busybox init runs ``/etc/init.d/rcS`` (the scripts in
+``onestack/guest/files``): dropbear (host keys made on first use, the ed25519
+one during boot), udhcpc on every NIC (and on hot-plugged ones, through
+``uevent``), the instance data from the metadata service or a config drive
+(SSH keys for root and cirros, hostname, user data run once per instance),
+then the banner on ttyS0. The raw disk is converted with
 ``qemu-img convert -O qcow2 -c``.
+
+Boot is costly under TCG, so the boot path is kept small: a quiet kernel with
+a few boot-time savers on its command line, boot scripts in busybox's shell
+(applets run without exec), drivers nobody waits for loaded after the banner.
+``bench/guest-boot`` measures boot-to-banner and boot-to-SSH.
 """
 
 from __future__ import annotations
