@@ -9,14 +9,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from onestack.common.web import empty, json_response, read_json, run
-from onestack.identity.api._resources import body_of, caller, identity_of, linked, query
+from onestack.identity.api._resources import body_of, call, caller, identity_of, linked, query
 from onestack.identity.service import credentials as svc
 from onestack.identity.wire import collection, self_link
 
 
 async def list_credentials(request: Request) -> Response:
-    ctx = await caller(request)
-    items = await run(svc.list_credentials, identity_of(request), ctx, query(request))
+    items = await call(request, svc.list_credentials, query(request))
     return json_response(
         collection(request, "credentials", [linked(request, "credentials", c) for c in items])
     )
@@ -30,8 +29,7 @@ async def create_credential(request: Request) -> Response:
 
 
 async def get_credential(request: Request) -> Response:
-    ctx = await caller(request)
-    item = await run(svc.get_credential, identity_of(request), ctx, request.path_params["credential_id"])
+    item = await call(request, svc.get_credential, request.path_params["credential_id"])
     return json_response({"credential": linked(request, "credentials", item)})
 
 
@@ -45,8 +43,7 @@ async def update_credential(request: Request) -> Response:
 
 
 async def delete_credential(request: Request) -> Response:
-    ctx = await caller(request)
-    await run(svc.delete_credential, identity_of(request), ctx, request.path_params["credential_id"])
+    await call(request, svc.delete_credential, request.path_params["credential_id"])
     return empty(204)
 
 
@@ -60,8 +57,7 @@ def _ec2(request: Request, item: dict[str, Any]) -> dict[str, Any]:
 
 
 async def ec2_list(request: Request) -> Response:
-    ctx = await caller(request)
-    items = await run(svc.ec2_list, identity_of(request), ctx, request.path_params["user_id"])
+    items = await call(request, svc.ec2_list, request.path_params["user_id"])
     return json_response(collection(request, "credentials", [_ec2(request, c) for c in items]))
 
 
@@ -73,16 +69,14 @@ async def ec2_create(request: Request) -> Response:
 
 
 async def ec2_get(request: Request) -> Response:
-    ctx = await caller(request)
     p = request.path_params
-    item = await run(svc.ec2_get, identity_of(request), ctx, p["user_id"], p["access"])
+    item = await call(request, svc.ec2_get, p["user_id"], p["access"])
     return json_response({"credential": _ec2(request, item)})
 
 
 async def ec2_delete(request: Request) -> Response:
-    ctx = await caller(request)
     p = request.path_params
-    await run(svc.ec2_delete, identity_of(request), ctx, p["user_id"], p["access"])
+    await call(request, svc.ec2_delete, p["user_id"], p["access"])
     return empty(204)
 
 

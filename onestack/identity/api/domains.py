@@ -7,14 +7,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from onestack.common.web import empty, json_response, run
-from onestack.identity.api._resources import body_of, caller, identity_of, linked, query
+from onestack.identity.api._resources import body_of, call, caller, identity_of, linked, query
 from onestack.identity.service import domains as svc
 from onestack.identity.wire import collection
 
 
 async def list_domains(request: Request) -> Response:
-    ctx = await caller(request)
-    items = await run(svc.list_domains, identity_of(request), ctx, query(request))
+    items = await call(request, svc.list_domains, query(request))
     return json_response(collection(request, "domains", [linked(request, "domains", d) for d in items]))
 
 
@@ -26,8 +25,7 @@ async def create_domain(request: Request) -> Response:
 
 
 async def get_domain(request: Request) -> Response:
-    ctx = await caller(request)
-    item = await run(svc.get_domain, identity_of(request), ctx, request.path_params["domain_id"])
+    item = await call(request, svc.get_domain, request.path_params["domain_id"])
     return json_response({"domain": linked(request, "domains", item)})
 
 
@@ -39,8 +37,7 @@ async def update_domain(request: Request) -> Response:
 
 
 async def delete_domain(request: Request) -> Response:
-    ctx = await caller(request)
-    await run(svc.delete_domain, identity_of(request), ctx, request.path_params["domain_id"])
+    await call(request, svc.delete_domain, request.path_params["domain_id"])
     return empty(204)
 
 

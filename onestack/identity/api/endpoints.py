@@ -8,7 +8,7 @@ from starlette.routing import Route
 
 from onestack.common.web import empty, json_response, read_json, run
 from onestack.identity import wire
-from onestack.identity.api._resources import filters, identity_and_caller, with_link
+from onestack.identity.api._resources import call, filters, identity_and_caller, with_link
 from onestack.identity.service import endpoints as svc
 
 _FILTERS = ("interface", "service_id", "region_id")
@@ -22,15 +22,13 @@ async def create_endpoint(request: Request) -> Response:
 
 
 async def list_endpoints(request: Request) -> Response:
-    identity, ctx = await identity_and_caller(request)
-    refs = await run(svc.list_endpoints, identity, ctx, filters(request, _FILTERS))
+    refs = await call(request, svc.list_endpoints, filters(request, _FILTERS))
     items = [with_link(request, r, f"endpoints/{r['id']}") for r in refs]
     return json_response(wire.collection(request, "endpoints", items))
 
 
 async def get_endpoint(request: Request) -> Response:
-    identity, ctx = await identity_and_caller(request)
-    ref = await run(svc.get_endpoint, identity, ctx, request.path_params["endpoint_id"])
+    ref = await call(request, svc.get_endpoint, request.path_params["endpoint_id"])
     return json_response({"endpoint": with_link(request, ref, f"endpoints/{ref['id']}")})
 
 
@@ -42,8 +40,7 @@ async def update_endpoint(request: Request) -> Response:
 
 
 async def delete_endpoint(request: Request) -> Response:
-    identity, ctx = await identity_and_caller(request)
-    await run(svc.delete_endpoint, identity, ctx, request.path_params["endpoint_id"])
+    await call(request, svc.delete_endpoint, request.path_params["endpoint_id"])
     return empty()
 
 

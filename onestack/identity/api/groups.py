@@ -7,14 +7,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from onestack.common.web import empty, json_response, run
-from onestack.identity.api._resources import body_of, caller, identity_of, linked, query
+from onestack.identity.api._resources import body_of, call, caller, identity_of, linked, query
 from onestack.identity.service import groups as svc
 from onestack.identity.wire import collection
 
 
 async def list_groups(request: Request) -> Response:
-    ctx = await caller(request)
-    items = await run(svc.list_groups, identity_of(request), ctx, query(request))
+    items = await call(request, svc.list_groups, query(request))
     return json_response(collection(request, "groups", [linked(request, "groups", g) for g in items]))
 
 
@@ -26,8 +25,7 @@ async def create_group(request: Request) -> Response:
 
 
 async def get_group(request: Request) -> Response:
-    ctx = await caller(request)
-    item = await run(svc.get_group, identity_of(request), ctx, request.path_params["group_id"])
+    item = await call(request, svc.get_group, request.path_params["group_id"])
     return json_response({"group": linked(request, "groups", item)})
 
 
@@ -39,35 +37,30 @@ async def update_group(request: Request) -> Response:
 
 
 async def delete_group(request: Request) -> Response:
-    ctx = await caller(request)
-    await run(svc.delete_group, identity_of(request), ctx, request.path_params["group_id"])
+    await call(request, svc.delete_group, request.path_params["group_id"])
     return empty(204)
 
 
 async def group_users(request: Request) -> Response:
-    ctx = await caller(request)
-    items = await run(svc.list_users, identity_of(request), ctx, request.path_params["group_id"], query(request))
+    items = await call(request, svc.list_users, request.path_params["group_id"], query(request))
     return json_response(collection(request, "users", [linked(request, "users", u) for u in items]))
 
 
 async def add_member(request: Request) -> Response:
-    ctx = await caller(request)
     p = request.path_params
-    await run(svc.add_user, identity_of(request), ctx, p["group_id"], p["user_id"])
+    await call(request, svc.add_user, p["group_id"], p["user_id"])
     return empty(204)
 
 
 async def check_member(request: Request) -> Response:
-    ctx = await caller(request)
     p = request.path_params
-    await run(svc.check_user, identity_of(request), ctx, p["group_id"], p["user_id"])
+    await call(request, svc.check_user, p["group_id"], p["user_id"])
     return empty(204)
 
 
 async def remove_member(request: Request) -> Response:
-    ctx = await caller(request)
     p = request.path_params
-    await run(svc.remove_user, identity_of(request), ctx, p["group_id"], p["user_id"])
+    await call(request, svc.remove_user, p["group_id"], p["user_id"])
     return empty(204)
 
 

@@ -9,7 +9,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from onestack.common.web import empty, json_response, query_flag, run
-from onestack.identity.api._resources import body_of, caller, identity_of, linked, query, root_of
+from onestack.identity.api._resources import (
+    body_of,
+    call,
+    caller,
+    identity_of,
+    linked,
+    query,
+    root_of,
+)
 from onestack.identity.service import projects as svc
 from onestack.identity.wire import base_url, collection
 
@@ -33,8 +41,7 @@ def _project(request: Request, item: dict[str, Any]) -> dict[str, Any]:
 
 
 async def list_projects(request: Request) -> Response:
-    ctx = await caller(request)
-    items = await run(svc.list_projects, identity_of(request), ctx, query(request))
+    items = await call(request, svc.list_projects, query(request))
     return json_response(collection(request, "projects", [_project(request, p) for p in items]))
 
 
@@ -68,8 +75,7 @@ async def update_project(request: Request) -> Response:
 
 
 async def delete_project(request: Request) -> Response:
-    ctx = await caller(request)
-    await run(svc.delete_project, identity_of(request), ctx, request.path_params["project_id"])
+    await call(request, svc.delete_project, request.path_params["project_id"])
     return empty(204)
 
 
@@ -77,8 +83,7 @@ async def delete_project(request: Request) -> Response:
 
 
 async def list_tags(request: Request) -> Response:
-    ctx = await caller(request)
-    tags = await run(svc.list_tags, identity_of(request), ctx, request.path_params["project_id"])
+    tags = await call(request, svc.list_tags, request.path_params["project_id"])
     return json_response({"tags": tags})
 
 
@@ -90,30 +95,26 @@ async def replace_tags(request: Request) -> Response:
 
 
 async def delete_tags(request: Request) -> Response:
-    ctx = await caller(request)
-    await run(svc.delete_all_tags, identity_of(request), ctx, request.path_params["project_id"])
+    await call(request, svc.delete_all_tags, request.path_params["project_id"])
     return empty(204)
 
 
 async def check_tag(request: Request) -> Response:
-    ctx = await caller(request)
     p = request.path_params
-    await run(svc.has_tag, identity_of(request), ctx, p["project_id"], p["tag"])
+    await call(request, svc.has_tag, p["project_id"], p["tag"])
     return empty(204)
 
 
 async def add_tag(request: Request) -> Response:
-    ctx = await caller(request)
     p = request.path_params
-    await run(svc.add_tag, identity_of(request), ctx, p["project_id"], p["tag"])
+    await call(request, svc.add_tag, p["project_id"], p["tag"])
     location = f"{base_url(request)}/v3/projects/{p['project_id']}/tags/{p['tag']}"
     return empty(201, headers={"Location": location})
 
 
 async def delete_tag(request: Request) -> Response:
-    ctx = await caller(request)
     p = request.path_params
-    await run(svc.delete_tag, identity_of(request), ctx, p["project_id"], p["tag"])
+    await call(request, svc.delete_tag, p["project_id"], p["tag"])
     return empty(204)
 
 

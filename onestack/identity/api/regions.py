@@ -8,7 +8,7 @@ from starlette.routing import Route
 
 from onestack.common.web import empty, json_response, read_json, run
 from onestack.identity import wire
-from onestack.identity.api._resources import filters, identity_and_caller, with_link
+from onestack.identity.api._resources import call, filters, identity_and_caller, with_link
 from onestack.identity.service import regions as svc
 
 _FILTERS = ("parent_region_id",)
@@ -30,15 +30,13 @@ async def put_region(request: Request) -> Response:
 
 
 async def list_regions(request: Request) -> Response:
-    identity, ctx = await identity_and_caller(request)
-    refs = await run(svc.list_regions, identity, ctx, filters(request, _FILTERS))
+    refs = await call(request, svc.list_regions, filters(request, _FILTERS))
     items = [with_link(request, r, f"regions/{r['id']}") for r in refs]
     return json_response(wire.collection(request, "regions", items))
 
 
 async def get_region(request: Request) -> Response:
-    identity, ctx = await identity_and_caller(request)
-    ref = await run(svc.get_region, identity, ctx, request.path_params["region_id"])
+    ref = await call(request, svc.get_region, request.path_params["region_id"])
     return json_response({"region": with_link(request, ref, f"regions/{ref['id']}")})
 
 
@@ -50,8 +48,7 @@ async def update_region(request: Request) -> Response:
 
 
 async def delete_region(request: Request) -> Response:
-    identity, ctx = await identity_and_caller(request)
-    await run(svc.delete_region, identity, ctx, request.path_params["region_id"])
+    await call(request, svc.delete_region, request.path_params["region_id"])
     return empty()
 
 

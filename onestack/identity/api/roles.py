@@ -8,7 +8,7 @@ from starlette.routing import Route
 
 from onestack.common.web import empty, json_response, read_json, run
 from onestack.identity import wire
-from onestack.identity.api._resources import filters, identity_and_caller, with_link
+from onestack.identity.api._resources import call, filters, identity_and_caller, with_link
 from onestack.identity.service import roles as svc
 
 
@@ -20,15 +20,13 @@ async def create_role(request: Request) -> Response:
 
 
 async def list_roles(request: Request) -> Response:
-    identity, ctx = await identity_and_caller(request)
-    refs = await run(svc.list_roles, identity, ctx, filters(request, ("name", "domain_id")))
+    refs = await call(request, svc.list_roles, filters(request, ("name", "domain_id")))
     items = [with_link(request, r, f"roles/{r['id']}") for r in refs]
     return json_response(wire.collection(request, "roles", items))
 
 
 async def get_role(request: Request) -> Response:
-    identity, ctx = await identity_and_caller(request)
-    ref = await run(svc.get_role, identity, ctx, request.path_params["role_id"])
+    ref = await call(request, svc.get_role, request.path_params["role_id"])
     return json_response({"role": with_link(request, ref, f"roles/{ref['id']}")})
 
 
@@ -40,8 +38,7 @@ async def update_role(request: Request) -> Response:
 
 
 async def delete_role(request: Request) -> Response:
-    identity, ctx = await identity_and_caller(request)
-    await run(svc.delete_role, identity, ctx, request.path_params["role_id"])
+    await call(request, svc.delete_role, request.path_params["role_id"])
     return empty()
 
 

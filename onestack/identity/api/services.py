@@ -8,7 +8,7 @@ from starlette.routing import Route
 
 from onestack.common.web import empty, json_response, read_json, run
 from onestack.identity import wire
-from onestack.identity.api._resources import filters, identity_and_caller, with_link
+from onestack.identity.api._resources import call, filters, identity_and_caller, with_link
 from onestack.identity.service import services as svc
 
 _FILTERS = ("type", "name")
@@ -22,15 +22,13 @@ async def create_service(request: Request) -> Response:
 
 
 async def list_services(request: Request) -> Response:
-    identity, ctx = await identity_and_caller(request)
-    refs = await run(svc.list_services, identity, ctx, filters(request, _FILTERS))
+    refs = await call(request, svc.list_services, filters(request, _FILTERS))
     items = [with_link(request, r, f"services/{r['id']}") for r in refs]
     return json_response(wire.collection(request, "services", items))
 
 
 async def get_service(request: Request) -> Response:
-    identity, ctx = await identity_and_caller(request)
-    ref = await run(svc.get_service, identity, ctx, request.path_params["service_id"])
+    ref = await call(request, svc.get_service, request.path_params["service_id"])
     return json_response({"service": with_link(request, ref, f"services/{ref['id']}")})
 
 
@@ -42,8 +40,7 @@ async def update_service(request: Request) -> Response:
 
 
 async def delete_service(request: Request) -> Response:
-    identity, ctx = await identity_and_caller(request)
-    await run(svc.delete_service, identity, ctx, request.path_params["service_id"])
+    await call(request, svc.delete_service, request.path_params["service_id"])
     return empty()
 
 

@@ -10,14 +10,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from onestack.common.web import empty, json_response, run
-from onestack.identity.api._resources import body_of, caller, identity_of, linked, query
+from onestack.identity.api._resources import body_of, call, caller, identity_of, linked, query
 from onestack.identity.service import users as svc
 from onestack.identity.wire import collection
 
 
 async def list_users(request: Request) -> Response:
-    ctx = await caller(request)
-    items = await run(svc.list_users, identity_of(request), ctx, query(request))
+    items = await call(request, svc.list_users, query(request))
     return json_response(collection(request, "users", [linked(request, "users", u) for u in items]))
 
 
@@ -29,8 +28,7 @@ async def create_user(request: Request) -> Response:
 
 
 async def get_user(request: Request) -> Response:
-    ctx = await caller(request)
-    item = await run(svc.get_user, identity_of(request), ctx, request.path_params["user_id"])
+    item = await call(request, svc.get_user, request.path_params["user_id"])
     return json_response({"user": linked(request, "users", item)})
 
 
@@ -42,8 +40,7 @@ async def update_user(request: Request) -> Response:
 
 
 async def delete_user(request: Request) -> Response:
-    ctx = await caller(request)
-    await run(svc.delete_user, identity_of(request), ctx, request.path_params["user_id"])
+    await call(request, svc.delete_user, request.path_params["user_id"])
     return empty(204)
 
 
