@@ -39,6 +39,14 @@ async def body_of(request: Request, key: str) -> dict[str, Any]:
     return member(await read_json(request), key)
 
 
+async def call_with_root(request: Request, key: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """Authenticate the caller, then read the body's ``key`` member (``required_root``), then
+    run ``fn(identity, ctx, *args, member)``: who asks is checked before what they send."""
+    ctx = await authenticate(request)
+    member_ = await required_root(request, key)
+    return await run(fn, identity_of(request), ctx, *args, member_)
+
+
 async def root_of(request: Request, key: str) -> Any:
     """The request body's ``key`` member, of any type (400 "Expecting to find" when missing)."""
     body = await read_json(request)

@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from onestack.common.web import empty, json_response
 from onestack.identity import wire
-from onestack.identity.api._resources import call, required_root
+from onestack.identity.api._resources import call, call_with_root
 from onestack.identity.service import endpoint_filter as svc
 
 EP = "/v3/OS-EP-FILTER"
@@ -61,13 +61,9 @@ async def endpoint_projects(request: Request) -> Response:
 # --- endpoint groups ---------------------------------------------------------------
 
 
-async def _group_body(request: Request) -> Any:
-    return await required_root(request, "endpoint_group")
-
-
 async def endpoint_groups(request: Request) -> Response:
     if request.method == "POST":
-        group = await call(request, svc.create_endpoint_group, await _group_body(request))
+        group = await call_with_root(request, "endpoint_group", svc.create_endpoint_group)
         return json_response({"endpoint_group": _group(request, group)}, status=201)
     items = await call(request, svc.list_endpoint_groups, request.query_params.get("name"))
     return json_response(wire.collection(request, "endpoint_groups", [_group(request, g) for g in items]))
@@ -76,7 +72,7 @@ async def endpoint_groups(request: Request) -> Response:
 async def endpoint_group(request: Request) -> Response:
     group_id = _p(request, "group_id")
     if request.method == "PATCH":
-        group = await call(request, svc.update_endpoint_group, group_id, await _group_body(request))
+        group = await call_with_root(request, "endpoint_group", svc.update_endpoint_group, group_id)
         return json_response({"endpoint_group": _group(request, group)})
     if request.method == "DELETE":
         await call(request, svc.delete_endpoint_group, group_id)

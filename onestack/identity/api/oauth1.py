@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from onestack.common.web import empty, json_response, read_json, run
 from onestack.identity import wire
-from onestack.identity.api._resources import call, required_root
+from onestack.identity.api._resources import call, call_with_root
 from onestack.identity.service import oauth1 as svc
 
 OA = "/v3/OS-OAUTH1"
@@ -32,16 +32,12 @@ def _role(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     return {**body, "links": wire.self_link(request, f"roles/{body['id']}")}
 
 
-async def _consumer_body(request: Request) -> Any:
-    return await required_root(request, "consumer")
-
-
 # --- consumers -------------------------------------------------------------------------
 
 
 async def consumers(request: Request) -> Response:
     if request.method == "POST":
-        consumer = await call(request, svc.create_consumer, await _consumer_body(request))
+        consumer = await call_with_root(request, "consumer", svc.create_consumer)
         return json_response({"consumer": _consumer(request, consumer)}, status=201)
     items = await call(request, svc.list_consumers)
     return json_response(wire.collection(request, "consumers", [_consumer(request, c) for c in items]))
@@ -50,7 +46,7 @@ async def consumers(request: Request) -> Response:
 async def consumer(request: Request) -> Response:
     consumer_id = request.path_params["consumer_id"]
     if request.method == "PATCH":
-        body = await call(request, svc.update_consumer, consumer_id, await _consumer_body(request))
+        body = await call_with_root(request, "consumer", svc.update_consumer, consumer_id)
         return json_response({"consumer": _consumer(request, body)})
     if request.method == "DELETE":
         await call(request, svc.delete_consumer, consumer_id)

@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from onestack.common.web import empty, json_response
 from onestack.identity import wire
-from onestack.identity.api._resources import call, required_root
+from onestack.identity.api._resources import call, call_with_root
 from onestack.identity.service import policies as svc
 
 EPP = "OS-ENDPOINT-POLICY"
@@ -22,13 +22,9 @@ def _policy(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     return {**body, "links": wire.self_link(request, f"policies/{body['id']}")}
 
 
-async def _policy_body(request: Request) -> Any:
-    return await required_root(request, "policy")
-
-
 async def policies(request: Request) -> Response:
     if request.method == "POST":
-        policy = await call(request, svc.create_policy, await _policy_body(request))
+        policy = await call_with_root(request, "policy", svc.create_policy)
         return json_response({"policy": _policy(request, policy)}, status=201)
     items = await call(request, svc.list_policies, request.query_params.get("type"))
     return json_response(wire.collection(request, "policies", [_policy(request, p) for p in items]))
@@ -37,7 +33,7 @@ async def policies(request: Request) -> Response:
 async def policy(request: Request) -> Response:
     policy_id = request.path_params["policy_id"]
     if request.method == "PATCH":
-        body = await call(request, svc.update_policy, policy_id, await _policy_body(request))
+        body = await call_with_root(request, "policy", svc.update_policy, policy_id)
         return json_response({"policy": _policy(request, body)})
     if request.method == "DELETE":
         await call(request, svc.delete_policy, policy_id)
