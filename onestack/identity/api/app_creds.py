@@ -10,13 +10,9 @@ from starlette.routing import Route
 
 from onestack.common.web import empty, json_response, run
 from onestack.identity import wire
-from onestack.identity.api._resources import root_of
+from onestack.identity.api._resources import identity_of, root_of
 from onestack.identity.api.auth import caller
 from onestack.identity.service import app_creds as svc
-
-
-def _identity(request: Request) -> Any:
-    return request.app.state.identity
 
 
 def _linked(request: Request, item: dict[str, Any]) -> dict[str, Any]:
@@ -29,14 +25,14 @@ def _linked(request: Request, item: dict[str, Any]) -> dict[str, Any]:
 async def create(request: Request) -> Response:
     ctx = await caller(request)
     ref = await root_of(request, "application_credential")
-    item = await run(svc.create, _identity(request), ctx, request.path_params["user_id"], ref)
+    item = await run(svc.create, identity_of(request), ctx, request.path_params["user_id"], ref)
     return json_response({"application_credential": _linked(request, item)}, status=201)
 
 
 async def list_(request: Request) -> Response:
     ctx = await caller(request)
     user_id = request.path_params["user_id"]
-    items = await run(svc.list_for_user, _identity(request), ctx, user_id, request.query_params.get("name"))
+    items = await run(svc.list_for_user, identity_of(request), ctx, user_id, request.query_params.get("name"))
     return json_response(
         wire.collection(request, "application_credentials", [_linked(request, i) for i in items])
     )
@@ -45,14 +41,14 @@ async def list_(request: Request) -> Response:
 async def show(request: Request) -> Response:
     ctx = await caller(request)
     p = request.path_params
-    item = await run(svc.get, _identity(request), ctx, p["user_id"], p["app_cred_id"])
+    item = await run(svc.get, identity_of(request), ctx, p["user_id"], p["app_cred_id"])
     return json_response({"application_credential": _linked(request, item)})
 
 
 async def delete(request: Request) -> Response:
     ctx = await caller(request)
     p = request.path_params
-    await run(svc.delete, _identity(request), ctx, p["user_id"], p["app_cred_id"])
+    await run(svc.delete, identity_of(request), ctx, p["user_id"], p["app_cred_id"])
     return empty(204)
 
 
@@ -65,7 +61,7 @@ async def list_rules(request: Request) -> Response:
     ctx = await caller(request)
     user_id = request.path_params["user_id"]
     filters = {k: v for k, v in request.query_params.items() if k in ("service", "path", "method")}
-    items = await run(svc.list_access_rules, _identity(request), ctx, user_id, filters)
+    items = await run(svc.list_access_rules, identity_of(request), ctx, user_id, filters)
     return json_response(
         wire.collection(request, "access_rules", [_rule_linked(request, user_id, r) for r in items])
     )
@@ -74,14 +70,14 @@ async def list_rules(request: Request) -> Response:
 async def show_rule(request: Request) -> Response:
     ctx = await caller(request)
     p = request.path_params
-    item = await run(svc.get_access_rule, _identity(request), ctx, p["user_id"], p["rule_id"])
+    item = await run(svc.get_access_rule, identity_of(request), ctx, p["user_id"], p["rule_id"])
     return json_response({"access_rule": _rule_linked(request, p["user_id"], item)})
 
 
 async def delete_rule(request: Request) -> Response:
     ctx = await caller(request)
     p = request.path_params
-    await run(svc.delete_access_rule, _identity(request), ctx, p["user_id"], p["rule_id"])
+    await run(svc.delete_access_rule, identity_of(request), ctx, p["user_id"], p["rule_id"])
     return empty(204)
 
 

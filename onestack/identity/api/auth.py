@@ -20,14 +20,11 @@ from onestack.common.auth import AuthContext
 from onestack.common.errors import BadRequest, Forbidden, Unauthorized
 from onestack.common.web import json_response, query_flag, read_json, run
 from onestack.identity import wire
+from onestack.identity.api._resources import identity_of
 from onestack.identity.service import auth as svc
 from onestack.identity.tokens import TokenNotFound, ValidatedToken
 
 JSON = "application/json"
-
-
-def _identity(request: Request) -> Any:
-    return request.app.state.identity
 
 
 def _caller_fast(identity: Any, request: Request) -> ValidatedToken | None:
@@ -46,7 +43,7 @@ def _caller_slow(identity: Any, token: str) -> ValidatedToken:
 
 async def caller(request: Request) -> AuthContext:
     """The caller's context (X-Auth-Token); 401 if missing or invalid."""
-    identity = _identity(request)
+    identity = identity_of(request)
     vt = _caller_fast(identity, request)
     if vt is None:
         vt = await run(_caller_slow, identity, request.headers["x-auth-token"])
@@ -91,7 +88,7 @@ def _subject(request: Request) -> str:
 
 
 async def create_token(request: Request) -> Response:
-    identity = _identity(request)
+    identity = identity_of(request)
     body = await read_json(request)
     nocatalog = bool(query_flag(request, "nocatalog"))
 
@@ -104,7 +101,7 @@ async def create_token(request: Request) -> Response:
 
 
 async def _validate(request: Request, rule: str) -> tuple[ValidatedToken, bytes | None]:
-    identity = _identity(request)
+    identity = identity_of(request)
     tokens = identity.tokens
     subject = _subject(request)
     nocatalog = bool(query_flag(request, "nocatalog"))
@@ -143,7 +140,7 @@ async def token_endpoint(request: Request) -> Response:
     if request.method == "HEAD":
         return await check_token(request)
     if request.method == "DELETE":
-        identity = _identity(request)
+        identity = identity_of(request)
         ctx = await caller(request)
         subject = _subject(request)
         await run(svc.revoke_subject, identity, ctx, subject)
@@ -155,7 +152,7 @@ async def token_endpoint(request: Request) -> Response:
 
 
 async def catalog(request: Request) -> Response:
-    identity = _identity(request)
+    identity = identity_of(request)
     ctx = await caller(request)
     identity.enforcer.authorize("identity:get_auth_catalog", ctx, {})
     entries = await run(svc.auth_catalog, identity, ctx)
@@ -163,7 +160,7 @@ async def catalog(request: Request) -> Response:
 
 
 async def projects(request: Request) -> Response:
-    identity = _identity(request)
+    identity = identity_of(request)
     ctx = await caller(request)
     identity.enforcer.authorize("identity:get_auth_projects", ctx, {})
     items = await run(svc.auth_projects, identity, ctx)
@@ -173,7 +170,7 @@ async def projects(request: Request) -> Response:
 
 
 async def domains(request: Request) -> Response:
-    identity = _identity(request)
+    identity = identity_of(request)
     ctx = await caller(request)
     identity.enforcer.authorize("identity:get_auth_domains", ctx, {})
     items = await run(svc.auth_domains, identity, ctx)
@@ -183,7 +180,7 @@ async def domains(request: Request) -> Response:
 
 
 async def system(request: Request) -> Response:
-    identity = _identity(request)
+    identity = identity_of(request)
     ctx = await caller(request)
     identity.enforcer.authorize("identity:get_auth_system", ctx, {})
     items = await run(svc.auth_system, identity, ctx)
