@@ -5,7 +5,7 @@ Keystone's JSON schemas, policy targets, and row look-ups."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -220,6 +220,20 @@ def bool_filter(value: str | None, field: str) -> bool | None:
     if value is None:
         return None
     return value.strip().lower() not in ("0", "false", "f", "no", "off")
+
+
+def filter_rows(stmt: Any, model: Any, query: Mapping[str, str], names: Iterable[str] = (),
+                *, enabled: bool = False) -> Any:
+    """``stmt`` narrowed by a list call's query: each of ``names`` given must equal its
+    column; with ``enabled``, Keystone's ``enabled`` query boolean too."""
+    for name in names:
+        if name in query:
+            stmt = stmt.where(getattr(model, name) == query[name])
+    if enabled:
+        flag = bool_filter(query.get("enabled"), "enabled")
+        if flag is not None:
+            stmt = stmt.where(model.enabled.is_(flag))
+    return stmt
 
 
 _OPS = {"lt", "lte", "gt", "gte", "eq", "neq"}

@@ -36,6 +36,7 @@ from onestack.identity.service._resources import (
     conflict,
     expecting,
     extra_attributes,
+    filter_rows,
     invalid,
     merge_extra,
     not_found,
@@ -223,10 +224,7 @@ def list_credentials(identity: Any, ctx: AuthContext, query: Mapping[str, str]) 
     authorize(identity, ctx, "identity:list_credentials", tgt)
     with identity.db.read() as session:
         stmt = select(Credential)
-        if "user_id" in query:
-            stmt = stmt.where(Credential.user_id == query["user_id"])
-        if "type" in query:
-            stmt = stmt.where(Credential.type == query["type"])
+        stmt = filter_rows(stmt, Credential, query, ("user_id", "type"))
         out = []
         for row in session.scalars(stmt.order_by(Credential.id)):
             if allowed(identity, ctx, "identity:get_credential", _target(row)):

@@ -33,7 +33,6 @@ from onestack.identity.service._resources import (
     ADMIN,
     SYSTEM_READER,
     authorize,
-    bool_filter,
     check_bool,
     check_id,
     check_min_properties,
@@ -44,6 +43,7 @@ from onestack.identity.service._resources import (
     conflict,
     delete_assignments,
     extra_attributes,
+    filter_rows,
     forbidden,
     invalid,
     merge_extra,
@@ -192,11 +192,7 @@ def list_domains(identity: Any, ctx: AuthContext, query: Mapping[str, str]) -> l
     authorize(identity, ctx, "identity:list_domains", target())
     with identity.db.read() as session:
         stmt = select(Project).where(Project.is_domain.is_(True))
-        if "name" in query:
-            stmt = stmt.where(Project.name == query["name"])
-        enabled = bool_filter(query.get("enabled"), "enabled")
-        if enabled is not None:
-            stmt = stmt.where(Project.enabled.is_(enabled))
+        stmt = filter_rows(stmt, Project, query, ("name",), enabled=True)
         rows = list(session.scalars(stmt.order_by(Project.name, Project.id)))
         return _dicts(session, rows)
 

@@ -17,7 +17,7 @@ from onestack.common.auth import AuthContext
 from onestack.common.errors import BadRequest
 from onestack.common.ids import new_id
 from onestack.identity.models import Endpoint, PolicyAssociation, ProjectEndpoint, Region, Service
-from onestack.identity.service._resources import expecting, get_row
+from onestack.identity.service._resources import expecting, filter_rows, get_row
 from onestack.identity.service.roles import check_bool, check_string, require_object
 
 if TYPE_CHECKING:
@@ -139,12 +139,7 @@ def list_endpoints(
 ) -> list[dict[str, Any]]:
     identity.enforcer.authorize("identity:list_endpoints", ctx, {})
     query = select(Endpoint).order_by(Endpoint.id)
-    if "interface" in filters:
-        query = query.where(Endpoint.interface == filters["interface"])
-    if "service_id" in filters:
-        query = query.where(Endpoint.service_id == filters["service_id"])
-    if "region_id" in filters:
-        query = query.where(Endpoint.region_id == filters["region_id"])
+    query = filter_rows(query, Endpoint, filters, ("interface", "service_id", "region_id"))
     with identity.db.read() as s:
         return [endpoint_ref(e) for e in s.scalars(query)]
 

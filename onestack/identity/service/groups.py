@@ -31,6 +31,7 @@ from onestack.identity.service._resources import (
     delete_assignments,
     domain_row,
     extra_attributes,
+    filter_rows,
     invalid,
     merge_extra,
     name_taken,
@@ -150,10 +151,7 @@ def list_groups(identity: Any, ctx: AuthContext, query: Mapping[str, str]) -> li
         stmt = select(Group)
         if ctx.domain_id:
             stmt = stmt.where(Group.domain_id == ctx.domain_id)
-        if "name" in query:
-            stmt = stmt.where(Group.name == query["name"])
-        if "domain_id" in query:
-            stmt = stmt.where(Group.domain_id == query["domain_id"])
+        stmt = filter_rows(stmt, Group, query, ("name", "domain_id"))
         return [group_dict(g) for g in session.scalars(stmt.order_by(Group.name, Group.id))]
 
 

@@ -47,6 +47,7 @@ from onestack.identity.service._resources import (
     delete_assignments,
     domain_row,
     extra_attributes,
+    filter_rows,
     forbidden,
     invalid,
     merge_extra,
@@ -403,15 +404,8 @@ def list_projects(identity: Any, ctx: AuthContext, query: Mapping[str, str]) -> 
             stmt = stmt.where(Project.is_domain.is_(True))
         else:
             stmt = stmt.where(Project.is_domain.is_(False))
-            if "domain_id" in query:
-                stmt = stmt.where(Project.domain_id == query["domain_id"])
-            if "parent_id" in query:
-                stmt = stmt.where(Project.parent_id == query["parent_id"])
-        if "name" in query:
-            stmt = stmt.where(Project.name == query["name"])
-        enabled = bool_filter(query.get("enabled"), "enabled")
-        if enabled is not None:
-            stmt = stmt.where(Project.enabled.is_(enabled))
+            stmt = filter_rows(stmt, Project, query, ("domain_id", "parent_id"))
+        stmt = filter_rows(stmt, Project, query, ("name",), enabled=True)
         if ctx.domain_id and not is_domain:
             stmt = stmt.where(Project.domain_id == ctx.domain_id)
         rows = list(session.scalars(stmt.order_by(Project.name, Project.id)))

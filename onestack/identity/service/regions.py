@@ -13,7 +13,7 @@ from onestack.common.auth import AuthContext
 from onestack.common.errors import BadRequest, Conflict, Forbidden
 from onestack.common.ids import new_id
 from onestack.identity.models import Endpoint, PolicyAssociation, Region
-from onestack.identity.service._resources import get_row
+from onestack.identity.service._resources import filter_rows, get_row
 from onestack.identity.service.roles import check_string, require_object
 
 if TYPE_CHECKING:
@@ -107,8 +107,7 @@ def list_regions(
 ) -> list[dict[str, Any]]:
     identity.enforcer.authorize("identity:list_regions", ctx, {})
     query = select(Region).order_by(Region.id)
-    if "parent_region_id" in filters:
-        query = query.where(Region.parent_region_id == filters["parent_region_id"])
+    query = filter_rows(query, Region, filters, ("parent_region_id",))
     with identity.db.read() as s:
         return [region_ref(r) for r in s.scalars(query)]
 

@@ -21,7 +21,7 @@ from onestack.common.errors import BadRequest, Conflict, Forbidden, NotFound
 from onestack.common.ids import new_id
 from onestack.identity.models import NULL_DOMAIN, Assignment, ImpliedRole, Role
 from onestack.identity.service import revoke
-from onestack.identity.service._resources import domain_row, get_row, not_found
+from onestack.identity.service._resources import domain_row, filter_rows, get_row, not_found
 
 if TYPE_CHECKING:
     from onestack.identity.core import Identity
@@ -266,8 +266,7 @@ def list_roles(
         rule, ctx, {"target": {"role": {"domain_id": domain_id}}, "domain_id": domain_id}
     )
     query = select(Role).where(Role.domain_id == (domain_id or NULL_DOMAIN))
-    if "name" in filters:
-        query = query.where(Role.name == filters["name"])
+    query = filter_rows(query, Role, filters, ("name",))
     with identity.db.read() as s:
         return [role_ref(r) for r in s.scalars(query.order_by(Role.name, Role.id))]
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from onestack.common.auth import AuthContext
 from onestack.common.ids import new_id
 from onestack.identity.models import Endpoint, Service
-from onestack.identity.service._resources import get_row
+from onestack.identity.service._resources import filter_rows, get_row
 from onestack.identity.service.roles import check_bool, check_string, require_object
 
 if TYPE_CHECKING:
@@ -74,8 +74,7 @@ def list_services(
 ) -> list[dict[str, Any]]:
     identity.enforcer.authorize("identity:list_services", ctx, {})
     query = select(Service).order_by(Service.type, Service.id)
-    if "type" in filters:
-        query = query.where(Service.type == filters["type"])
+    query = filter_rows(query, Service, filters, ("type",))
     with identity.db.read() as s:
         refs = [service_ref(r) for r in s.scalars(query)]
     if "name" in filters:

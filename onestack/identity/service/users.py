@@ -35,7 +35,6 @@ from onestack.identity.service._resources import (
     SYSTEM_READER,
     authorize,
     authorized_row,
-    bool_filter,
     check_bool,
     check_id,
     check_min_properties,
@@ -47,6 +46,7 @@ from onestack.identity.service._resources import (
     delete_assignments,
     domain_row,
     extra_attributes,
+    filter_rows,
     invalid,
     merge_extra,
     merge_options,
@@ -242,13 +242,7 @@ def get_user(identity: Any, ctx: AuthContext, user_id: str) -> dict[str, Any]:
 
 def filter_users(session: Session, stmt: Any, query: Mapping[str, str]) -> list[User]:
     """Apply the user list filters Keystone accepts to a ``select(User)``."""
-    if "name" in query:
-        stmt = stmt.where(User.name == query["name"])
-    if "domain_id" in query:
-        stmt = stmt.where(User.domain_id == query["domain_id"])
-    enabled = bool_filter(query.get("enabled"), "enabled")
-    if enabled is not None:
-        stmt = stmt.where(User.enabled.is_(enabled))
+    stmt = filter_rows(stmt, User, query, ("name", "domain_id"), enabled=True)
     rows = list(session.scalars(stmt.order_by(User.name, User.id)))
     if "password_expires_at" in query:
         conditions = time_filter(query["password_expires_at"], "password_expires_at")
@@ -369,13 +363,7 @@ def list_user_projects(
         if not ids:
             return []
         stmt = select(Project).where(Project.id.in_(ids), Project.is_domain.is_(False))
-        if "domain_id" in query:
-            stmt = stmt.where(Project.domain_id == query["domain_id"])
-        if "name" in query:
-            stmt = stmt.where(Project.name == query["name"])
-        enabled = bool_filter(query.get("enabled"), "enabled")
-        if enabled is not None:
-            stmt = stmt.where(Project.enabled.is_(enabled))
+        stmt = filter_rows(stmt, Project, query, ("domain_id", "name"), enabled=True)
         rows = list(session.scalars(stmt.order_by(Project.name, Project.id)))
         tags = tags_of(session, [p.id for p in rows])
         return [project_dict(p, tags[p.id]) for p in rows]
@@ -399,10 +387,7 @@ def list_user_groups(
             .join(UserGroupMembership, UserGroupMembership.group_id == Group.id)
             .where(UserGroupMembership.user_id == row.id)
         )
-        if "name" in query:
-            stmt = stmt.where(Group.name == query["name"])
-        if "domain_id" in query:
-            stmt = stmt.where(Group.domain_id == query["domain_id"])
+        stmt = filter_rows(stmt, Group, query, ("name", "domain_id"))
         return [group_dict(g) for g in session.scalars(stmt.order_by(Group.name, Group.id))]
 
 
