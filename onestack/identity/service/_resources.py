@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from onestack.common.auth import AuthContext
@@ -373,6 +374,15 @@ def user_row(session: Session, user_id: str) -> User:
 
 def group_row(session: Session, group_id: str) -> Group:
     return get_row(session, Group, group_id, "group")
+
+
+def flush_or_conflict(session: Session, error: Exception) -> None:
+    """Flush; a unique constraint the flush trips (a race the checks before it could not
+    see) becomes ``error``."""
+    try:
+        session.flush()
+    except IntegrityError:
+        raise error from None
 
 
 def name_taken(session: Session, model: Any, domain_id: str, name: str, exclude: str | None = None) -> bool:

@@ -17,7 +17,6 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from onestack.common.auth import AuthContext
@@ -37,6 +36,7 @@ from onestack.identity.service._resources import (
     expecting,
     extra_attributes,
     filter_rows,
+    flush_or_conflict,
     invalid,
     merge_extra,
     not_found,
@@ -204,10 +204,7 @@ def create_credential(identity: Any, ctx: AuthContext, ref: dict[str, Any]) -> d
             extra=extra_attributes(ref, COLUMNS),
         )
         session.add(row)
-        try:
-            session.flush()
-        except IntegrityError:
-            raise conflict("credential", f"Duplicate entry found with ID {cred_id}") from None
+        flush_or_conflict(session, conflict("credential", f"Duplicate entry found with ID {cred_id}"))
         result = credential_dict(session, row)
     return result
 

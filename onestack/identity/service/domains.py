@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from onestack.common.auth import AuthContext
@@ -44,6 +43,7 @@ from onestack.identity.service._resources import (
     delete_assignments,
     extra_attributes,
     filter_rows,
+    flush_or_conflict,
     forbidden,
     invalid,
     merge_extra,
@@ -167,10 +167,7 @@ def create_domain(
             extra=extra_attributes(ref, COLUMNS),
         )
         session.add(row)
-        try:
-            session.flush()
-        except IntegrityError:
-            raise _name_conflict(name) from None
+        flush_or_conflict(session, _name_conflict(name))
         for tag in dict.fromkeys(ref.get("tags") or []):
             session.add(ProjectTag(project_id=row.id, name=tag))
         session.flush()
@@ -235,10 +232,7 @@ def update_domain(
             for tag in dict.fromkeys(ref["tags"]):
                 session.add(ProjectTag(project_id=row.id, name=tag))
         merge_extra(row, ref, COLUMNS)
-        try:
-            session.flush()
-        except IntegrityError:
-            raise _name_conflict(str(ref.get("name"))) from None
+        flush_or_conflict(session, _name_conflict(str(ref.get("name"))))
         if was_enabled and not row.enabled:
             revoke.revoke_domain(session, row.id)
         result = domain_as_project(session, row) if as_project else _dicts(session, [row])[0]

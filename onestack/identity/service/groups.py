@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from onestack.common.auth import AuthContext
@@ -32,6 +31,7 @@ from onestack.identity.service._resources import (
     domain_row,
     extra_attributes,
     filter_rows,
+    flush_or_conflict,
     invalid,
     merge_extra,
     name_taken,
@@ -126,10 +126,7 @@ def create_group(identity: Any, ctx: AuthContext, ref: dict[str, Any]) -> dict[s
             extra=extra_attributes(ref, COLUMNS),
         )
         session.add(row)
-        try:
-            session.flush()
-        except IntegrityError:
-            raise _name_conflict(name, domain_id) from None
+        flush_or_conflict(session, _name_conflict(name, domain_id))
         result = group_dict(row)
     identity.touch()
     return result
@@ -172,10 +169,7 @@ def update_group(identity: Any, ctx: AuthContext, group_id: str, ref: dict[str, 
         if "description" in ref:
             row.description = ref["description"] or ""
         merge_extra(row, ref, COLUMNS)
-        try:
-            session.flush()
-        except IntegrityError:
-            raise _name_conflict(str(ref.get("name")), row.domain_id) from None
+        flush_or_conflict(session, _name_conflict(str(ref.get("name")), row.domain_id))
         result = group_dict(row)
     identity.touch()
     return result

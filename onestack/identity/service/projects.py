@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from onestack.common.auth import AuthContext
@@ -48,6 +47,7 @@ from onestack.identity.service._resources import (
     domain_row,
     extra_attributes,
     filter_rows,
+    flush_or_conflict,
     forbidden,
     invalid,
     merge_extra,
@@ -321,10 +321,7 @@ def create_project(identity: Any, ctx: AuthContext, ref: dict[str, Any]) -> dict
             extra=extra_attributes(ref, COLUMNS),
         )
         session.add(row)
-        try:
-            session.flush()
-        except IntegrityError:
-            raise _name_conflict(ref["name"]) from None
+        flush_or_conflict(session, _name_conflict(ref["name"]))
         _set_tags(session, row.id, ref.get("tags") or [])
         session.flush()
         result = _dicts(session, [row])[0]
@@ -484,10 +481,7 @@ def update_project(identity: Any, ctx: AuthContext, project_id: str, ref: dict[s
         if "tags" in ref:
             _set_tags(session, row.id, ref["tags"])
         merge_extra(row, ref, COLUMNS)
-        try:
-            session.flush()
-        except IntegrityError:
-            raise _name_conflict(str(ref.get("name"))) from None
+        flush_or_conflict(session, _name_conflict(str(ref.get("name"))))
         if was_enabled and not row.enabled:
             revoke.revoke_project(session, row.id)
         result = _dicts(session, [row])[0]

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from onestack.common.auth import AuthContext
@@ -21,7 +20,13 @@ from onestack.common.errors import BadRequest, Conflict, Forbidden, NotFound
 from onestack.common.ids import new_id
 from onestack.identity.models import NULL_DOMAIN, Assignment, ImpliedRole, Role
 from onestack.identity.service import revoke
-from onestack.identity.service._resources import domain_row, filter_rows, get_row, not_found
+from onestack.identity.service._resources import (
+    domain_row,
+    filter_rows,
+    flush_or_conflict,
+    get_row,
+    not_found,
+)
 
 if TYPE_CHECKING:
     from onestack.identity.core import Identity
@@ -234,10 +239,7 @@ def create_role(identity: Identity, ctx: AuthContext, body: Any) -> dict[str, An
             extra=extra,
         )
         s.add(role)
-        try:
-            s.flush()
-        except IntegrityError:
-            raise _duplicate(name, stored_domain) from None
+        flush_or_conflict(s, _duplicate(name, stored_domain))
         out = role_ref(role)
     identity.touch()
     return out

@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from onestack.common.auth import AuthContext
@@ -47,6 +46,7 @@ from onestack.identity.service._resources import (
     domain_row,
     extra_attributes,
     filter_rows,
+    flush_or_conflict,
     invalid,
     merge_extra,
     merge_options,
@@ -223,10 +223,7 @@ def create_user(identity: Any, ctx: AuthContext, ref: dict[str, Any]) -> dict[st
             extra=extra_attributes(ref, COLUMNS),
         )
         session.add(row)
-        try:
-            session.flush()
-        except IntegrityError:
-            raise _name_conflict(name, domain_id) from None
+        flush_or_conflict(session, _name_conflict(name, domain_id))
         if ref.get("password") is not None:
             set_password(identity, session, row, ref["password"], prehashed=prehashed)
         result = user_dicts(session, [row])[0]
@@ -309,10 +306,7 @@ def update_user(identity: Any, ctx: AuthContext, user_id: str, ref: dict[str, An
         if "options" in ref:
             row.options = merge_options(row.options, ref["options"])
         merge_extra(row, ref, COLUMNS)
-        try:
-            session.flush()
-        except IntegrityError:
-            raise _name_conflict(str(ref.get("name")), row.domain_id) from None
+        flush_or_conflict(session, _name_conflict(str(ref.get("name")), row.domain_id))
         revoked = False
         if ref.get("password") is not None:
             set_password(identity, session, row, ref["password"], prehashed=prehashed)
