@@ -25,6 +25,8 @@ from onestack.identity.service._resources import (
     filter_rows,
     flush_or_conflict,
     get_row,
+    merge_extra,
+    name_taken,
     not_found,
 )
 
@@ -168,6 +170,17 @@ def _target(role: Role | None) -> dict[str, Any]:
 # --- lookups --------------------------------------------------------------------
 
 
+def _authorized_role(identity: Identity, ctx: AuthContext, s: Session, role_id: str, action: str) -> Role:
+    """The role, once ``identity:<action>_role`` (``<action>_domain_role`` for a
+    domain-specific role) allows the caller; the check runs for a missing role too."""
+    role = s.get(Role, role_id)
+    kind = "domain_role" if role is not None and role.domain_id != NULL_DOMAIN else "role"
+    identity.enforcer.authorize(f"identity:{action}_{kind}", ctx, _target(role))
+    if role is None:
+        raise not_found("role", role_id)
+    return role
+
+
 def load_role(session: Session, role_id: str) -> Role:
     return get_row(session, Role, role_id, "role")
 
@@ -247,15 +260,7 @@ def create_role(identity: Identity, ctx: AuthContext, body: Any) -> dict[str, An
 
 def get_role(identity: Identity, ctx: AuthContext, role_id: str) -> dict[str, Any]:
     with identity.db.read() as s:
-        role = s.get(Role, role_id)
-        rule = (
-            "identity:get_domain_role"
-            if role is not None and role.domain_id != NULL_DOMAIN
-            else "identity:get_role"
-        )
-        identity.enforcer.authorize(rule, ctx, _target(role))
-        if role is None:
-            raise NotFound(f"Could not find role: {role_id}.")
+        role = _authorized_role(identity, ctx, s, role_id, "get")
         return role_ref(role)
 
 
@@ -280,15 +285,7 @@ def update_role(identity: Identity, ctx: AuthContext, role_id: str, body: Any) -
     if "id" in ref and ref["id"] != role_id:
         raise BadRequest("Invalid input for field 'id': the id of a role cannot be changed")
     with identity.db.write() as s:
-        role = s.get(Role, role_id)
-        rule = (
-            "identity:update_domain_role"
-            if role is not None and role.domain_id != NULL_DOMAIN
-            else "identity:update_role"
-        )
-        identity.enforcer.authorize(rule, ctx, _target(role))
-        if role is None:
-            raise NotFound(f"Could not find role: {role_id}.")
+        role = _authorized_role(identity, ctx, s, role_id, "update")
         if "domain_id" in ref:
             wanted = ref["domain_id"] or NULL_DOMAIN
             if wanted != role.domain_id:
@@ -297,23 +294,13 @@ def update_role(identity: Identity, ctx: AuthContext, role_id: str, body: Any) -
         if _is_immutable(role) and options.get("immutable", False):
             raise Forbidden(f"Unable to update immutable role {role_id}.")
         if name is not None and name != role.name:
-            if s.execute(
-                select(Role.id).where(Role.name == name, Role.domain_id == role.domain_id)
-            ).first():
+            if name_taken(s, Role, role.domain_id, name):
                 raise _duplicate(name, role.domain_id)
             role.name = name
         if "description" in ref:
             role.description = description
         role.options = options
-        extra = dict(role.extra or {})
-        extra.update(
-            {
-                k: v
-                for k, v in ref.items()
-                if k not in ("id", "name", "domain_id", "description", "options", "links")
-            }
-        )
-        role.extra = extra
+        merge_extra(role, ref, ("id", "name", "domain_id", "description", "options", "links"))
         s.flush()
         out = role_ref(role)
     identity.touch()
@@ -322,15 +309,7 @@ def update_role(identity: Identity, ctx: AuthContext, role_id: str, body: Any) -
 
 def delete_role(identity: Identity, ctx: AuthContext, role_id: str) -> None:
     with identity.db.write() as s:
-        role = s.get(Role, role_id)
-        rule = (
-            "identity:delete_domain_role"
-            if role is not None and role.domain_id != NULL_DOMAIN
-            else "identity:delete_role"
-        )
-        identity.enforcer.authorize(rule, ctx, _target(role))
-        if role is None:
-            raise NotFound(f"Could not find role: {role_id}.")
+        role = _authorized_role(identity, ctx, s, role_id, "delete")
         if _is_immutable(role):
             raise Forbidden(f"Unable to delete immutable role {role_id}.")
         delete_role_rows(s, role_id)
