@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from onestack.common.web import empty, json_response, read_json
 from onestack.identity import wire
-from onestack.identity.api._resources import call
+from onestack.identity.api._resources import call, filters
 from onestack.identity.service import limits as svc
 
 REGISTERED_FILTERS = ("service_id", "region_id", "resource_name")
@@ -23,16 +23,12 @@ def _linked(request: Request, kind: str, body: dict[str, Any]) -> dict[str, Any]
     return {**body, "links": wire.self_link(request, f"{kind}/{body['id']}")}
 
 
-def _filters(request: Request, names: tuple[str, ...]) -> dict[str, str]:
-    return {k: request.query_params[k] for k in names if k in request.query_params}
-
-
 async def registered_limits(request: Request) -> Response:
     if request.method == "POST":
         items = await call(request, svc.create_registered_limits, await read_json(request))
         body = {"registered_limits": [_linked(request, "registered_limits", r) for r in items]}
         return json_response(body, status=201)
-    items = await call(request, svc.list_registered_limits, _filters(request, REGISTERED_FILTERS))
+    items = await call(request, svc.list_registered_limits, filters(request, REGISTERED_FILTERS))
     return json_response(
         wire.collection(request, "registered_limits", [_linked(request, "registered_limits", r) for r in items])
     )
@@ -56,7 +52,7 @@ async def limits(request: Request) -> Response:
     if request.method == "POST":
         items = await call(request, svc.create_limits, await read_json(request))
         return json_response({"limits": [_linked(request, "limits", r) for r in items]}, status=201)
-    items = await call(request, svc.list_limits, _filters(request, LIMIT_FILTERS))
+    items = await call(request, svc.list_limits, filters(request, LIMIT_FILTERS))
     return json_response(wire.collection(request, "limits", [_linked(request, "limits", r) for r in items]))
 
 

@@ -176,27 +176,29 @@ def create_association(identity: Identity, ctx: AuthContext, policy_id: str, *, 
             row.policy_id = policy_id
 
 
+def _association(s: Session, policy_id: str, endpoint_id: str | None, service_id: str | None,
+                 region_id: str | None) -> PolicyAssociation:
+    """The policy's association with the endpoint/service/region (each must exist), or 404."""
+    _policy(s, policy_id)
+    _target(s, endpoint_id, service_id, region_id)
+    row = _find(s, endpoint_id, service_id, region_id)
+    if row is None or row.policy_id != policy_id:
+        raise NotFound(f"Could not find policy association for policy {policy_id}.")
+    return row
+
+
 def check_association(identity: Identity, ctx: AuthContext, policy_id: str, *, endpoint_id: str | None = None,
                       service_id: str | None = None, region_id: str | None = None) -> None:
     authorize_action(identity, ctx, f"check_policy_association_for_{_kind(endpoint_id, region_id)}")
     with identity.db.read() as s:
-        _policy(s, policy_id)
-        _target(s, endpoint_id, service_id, region_id)
-        row = _find(s, endpoint_id, service_id, region_id)
-        if row is None or row.policy_id != policy_id:
-            raise NotFound(f"Could not find policy association for policy {policy_id}.")
+        _association(s, policy_id, endpoint_id, service_id, region_id)
 
 
 def delete_association(identity: Identity, ctx: AuthContext, policy_id: str, *, endpoint_id: str | None = None,
                        service_id: str | None = None, region_id: str | None = None) -> None:
     authorize_action(identity, ctx, f"delete_policy_association_for_{_kind(endpoint_id, region_id)}")
     with identity.db.write() as s:
-        _policy(s, policy_id)
-        _target(s, endpoint_id, service_id, region_id)
-        row = _find(s, endpoint_id, service_id, region_id)
-        if row is None or row.policy_id != policy_id:
-            raise NotFound(f"Could not find policy association for policy {policy_id}.")
-        s.delete(row)
+        s.delete(_association(s, policy_id, endpoint_id, service_id, region_id))
 
 
 def _policy_id_for(session: Session, endpoint: Endpoint) -> str | None:
