@@ -195,6 +195,14 @@ def merge_options(current: dict[str, Any] | None, update: dict[str, Any]) -> dic
     return merged
 
 
+def check_fixed_ids(ref: dict[str, Any], row: Any, entity: str, *, domain: bool = True) -> None:
+    """An update may repeat the entity's ``id`` (and ``domain_id``) but not change them."""
+    if "id" in ref and ref["id"] != row.id:
+        raise invalid(f"Cannot change {entity} ID")
+    if domain and "domain_id" in ref and ref["domain_id"] not in (None, row.domain_id):
+        raise invalid("Cannot change Domain ID")
+
+
 def extra_attributes(ref: dict[str, Any], known: Iterable[str]) -> dict[str, Any]:
     """Free attributes Keystone keeps in ``extra`` (anything not a column)."""
     skip = set(known)

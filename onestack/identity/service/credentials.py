@@ -29,6 +29,7 @@ from onestack.identity.service._resources import (
     allowed,
     authorize,
     authorized_row,
+    check_fixed_ids,
     check_id,
     check_min_properties,
     check_string,
@@ -237,8 +238,7 @@ def update_credential(
         row = _credential(identity, ctx, session, credential_id, "identity:update_credential")
         check_min_properties(ref)
         _check(ref, create=False)
-        if "id" in ref and ref["id"] != row.id:
-            raise invalid("Cannot change credential ID")
+        check_fixed_ids(ref, row, "credential", domain=False)
         current = credential_dict(session, row)
         new_type = ref.get("type", row.type)
         if row.type.lower() == "ec2" and "blob" in ref:

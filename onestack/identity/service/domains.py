@@ -33,6 +33,7 @@ from onestack.identity.service._resources import (
     SYSTEM_READER,
     authorize,
     check_bool,
+    check_fixed_ids,
     check_id,
     check_min_properties,
     check_name,
@@ -206,8 +207,7 @@ def update_domain(
         authorize(identity, ctx, rule, _target(domain_id, row.name if row else None, rule))
         if row is None:
             raise not_found("domain", domain_id)
-        if "id" in ref and ref["id"] != row.id:
-            raise invalid("Cannot change domain ID")
+        check_fixed_ids(ref, row, "domain", domain=False)
         if (row.options or {}).get("immutable"):
             opts = ref.get("options") or {}
             if not ("immutable" in opts and not opts["immutable"]):

@@ -22,6 +22,7 @@ from onestack.identity.service._resources import (
     SYSTEM_READER,
     authorize,
     authorized_row,
+    check_fixed_ids,
     check_id,
     check_min_properties,
     check_name,
@@ -157,10 +158,7 @@ def update_group(identity: Any, ctx: AuthContext, group_id: str, ref: dict[str, 
     _check(ref)
     with identity.db.write() as session:
         row = _group(identity, ctx, session, group_id, "identity:update_group")
-        if "id" in ref and ref["id"] != row.id:
-            raise invalid("Cannot change group ID")
-        if "domain_id" in ref and ref["domain_id"] not in (None, row.domain_id):
-            raise invalid("Cannot change Domain ID")
+        check_fixed_ids(ref, row, "group")
         if "name" in ref:
             name = ref["name"].strip()
             if name != row.name:

@@ -35,6 +35,7 @@ from onestack.identity.service._resources import (
     authorized_row,
     bool_filter,
     check_bool,
+    check_fixed_ids,
     check_id,
     check_min_properties,
     check_name,
@@ -449,10 +450,7 @@ def update_project(identity: Any, ctx: AuthContext, project_id: str, ref: dict[s
         return update_domain(identity, ctx, project_id, dom, as_project=True)
     with identity.db.write() as session:
         row = _project(identity, ctx, session, project_id, "identity:update_project")
-        if "id" in ref and ref["id"] != row.id:
-            raise invalid("Cannot change project ID")
-        if ref.get("domain_id") not in (None, row.domain_id) and "domain_id" in ref:
-            raise invalid("Cannot change Domain ID")
+        check_fixed_ids(ref, row, "project")
         if "parent_id" in ref and (ref["parent_id"] or row.domain_id) != (row.parent_id or row.domain_id):
             raise forbidden("Update of `parent_id` is not allowed.")
         if ref.get("is_domain") is True:

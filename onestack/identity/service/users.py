@@ -35,6 +35,7 @@ from onestack.identity.service._resources import (
     authorize,
     authorized_row,
     check_bool,
+    check_fixed_ids,
     check_id,
     check_min_properties,
     check_name,
@@ -284,10 +285,7 @@ def update_user(identity: Any, ctx: AuthContext, user_id: str, ref: dict[str, An
         prehashed = _prehash(identity, ref["password"])
     with identity.db.write() as session:
         row = _user(identity, ctx, session, user_id, "identity:update_user")
-        if "id" in ref and ref["id"] != row.id:
-            raise invalid("Cannot change user ID")
-        if "domain_id" in ref and ref["domain_id"] not in (None, row.domain_id):
-            raise invalid("Cannot change Domain ID")
+        check_fixed_ids(ref, row, "user")
         was_enabled = bool(row.enabled)
         if "name" in ref:
             name = ref["name"].strip()
