@@ -38,23 +38,19 @@ metadata_service() {
   fetch meta_data.json=openstack/latest/meta_data.json instance-id=latest/meta-data/instance-id
   [ -f "$data/meta_data.json" ] || [ -f "$data/instance-id" ]
 }
-cdrom_ready() {  # rcS loads the CD-ROM drivers while DHCP runs
-  i=0
-  while [ ! -e /run/onestack/cdrom-ready ] && [ $i -lt 300 ]; do
-    usleep 50000
-    i=$((i + 1))
-  done
+cdrom_drivers() {  # a config drive is an IDE CD-ROM under Nova (ISO 9660)
+  modprobe -a $(cat /etc/onestack/modules.cdrom) 2>/dev/null
 }
 
-# The metadata service when it answers at once (no need to wait for the CD-ROM
-# drivers), else a config drive, else the metadata service again - it may
-# need a moment (a proxy starting): a few tries.
+# The metadata service when it answers at once (no need for the CD-ROM drivers
+# yet: they load after the banner), else a config drive, else the metadata
+# service again - it may need a moment (a proxy starting): a few tries.
 source=none
 have_ip=$(ls /run/onestack/ip.* 2>/dev/null)
 if [ -n "$have_ip" ] && metadata_service; then
   source=metadata-service
 else
-  cdrom_ready
+  cdrom_drivers
   if config_drive; then
     source=config-drive
   elif [ -n "$have_ip" ]; then

@@ -32,8 +32,6 @@ mkdir -p /etc/dropbear
 hk=/etc/dropbear/dropbear_ed25519_host_key
 [ -s $hk ] || { dropbearkey -t ed25519 -f $hk.new >/dev/null 2>&1 && mv $hk.new $hk; } &
 dropbear -R -g -P /run/dropbear.pid
-# What a config drive needs (IDE CD-ROM, ISO 9660), while DHCP runs.
-(modprobe -a $(cat /etc/onestack/modules.cdrom) 2>/dev/null; touch /run/onestack/cdrom-ready) &
 # DHCP on every NIC, in parallel; each udhcpc returns once bound (or gives up).
 pids=""
 for dev in /sys/class/net/*; do
@@ -49,9 +47,10 @@ stamp dhcp
 stamp metadata
 /etc/onestack/banner.sh > /dev/console
 stamp banner
-# The rest (virtio-scsi, SATA, VFAT, balloon, RNG, power button...); acpid
+# The rest (CD-ROM, virtio-scsi, SATA, VFAT, balloon, RNG, power button...); acpid
 # then powers off on the ACPI power button.
-(modprobe -a $(cat /etc/onestack/modules.late) 2>/dev/null; acpid -l /dev/null) &
+(modprobe -a $(cat /etc/onestack/modules.cdrom /etc/onestack/modules.late) 2>/dev/null
+ acpid -l /dev/null) &
 /etc/onestack/userdata.sh
 stamp user-data
 exit 0
