@@ -216,3 +216,26 @@ def test_filter_endpoints_contract(api: Any, world: dict[str, str]) -> None:
         # The association holds even when the given list lacks that endpoint (it is disabled).
         others = [e for e in rows if e.id != world["internal"]]
         assert filter_endpoints(s, project, others) == []
+
+
+def test_associated_projects_and_endpoints_have_their_own_wire_shape(
+    api: Any, world: dict[str, str]
+) -> None:
+    """A project (or endpoint) listed through OS-EP-FILTER reads as GET /v3/projects/{id}
+    (or /v3/endpoints/{id}) does: a top-level project's parent_id is its domain."""
+    project, endpoint = _project(api), world["internal"]
+    assert api.put(f"{V3}/projects/{project}/tags/blue").status_code == 201
+    assert api.put(f"{EP}/projects/{project}/endpoints/{endpoint}").status_code == 204
+    try:
+        listed = api.get(f"{EP}/endpoints/{endpoint}/projects").json()["projects"]
+        (got,) = [p for p in listed if p["id"] == project]
+        want = api.get(f"{V3}/projects/{project}").json()["project"]
+        assert want["parent_id"] == "default"
+        assert {k: v for k, v in got.items() if k != "links"} == {
+            k: v for k, v in want.items() if k != "links"}
+        (ep,) = api.get(f"{EP}/projects/{project}/endpoints").json()["endpoints"]
+        want_ep = api.get(f"{V3}/endpoints/{endpoint}").json()["endpoint"]
+        assert {k: v for k, v in ep.items() if k != "links"} == {
+            k: v for k, v in want_ep.items() if k != "links"}
+    finally:
+        api.delete(f"{EP}/projects/{project}/endpoints/{endpoint}")

@@ -22,9 +22,10 @@ from onestack.identity.models import (
     Project,
     ProjectEndpoint,
     ProjectEndpointGroup,
-    ProjectTag,
 )
 from onestack.identity.service._resources import authorize_action, get_row, project_row
+from onestack.identity.service.endpoints import endpoint_ref
+from onestack.identity.service.projects import project_dicts
 
 if TYPE_CHECKING:
     from onestack.identity.core import Identity
@@ -113,37 +114,6 @@ def matches(filters: dict[str, Any], endpoint: Endpoint) -> bool:
 # --- wire shapes -----------------------------------------------------------------
 
 
-def endpoint_dict(e: Endpoint) -> dict[str, Any]:
-    body: dict[str, Any] = dict(e.extra or {})
-    body.update(
-        id=e.id,
-        interface=e.interface,
-        region_id=e.region_id,
-        region=e.region_id,
-        service_id=e.service_id,
-        url=e.url,
-        enabled=e.enabled,
-    )
-    return body
-
-
-def project_dict(session: Session, p: Project) -> dict[str, Any]:
-    body: dict[str, Any] = dict(p.extra or {})
-    tags = sorted(session.scalars(select(ProjectTag.name).where(ProjectTag.project_id == p.id)))
-    body.update(
-        id=p.id,
-        name=p.name,
-        description=p.description or "",
-        enabled=p.enabled,
-        domain_id=p.domain_id,
-        parent_id=p.parent_id,
-        is_domain=p.is_domain,
-        tags=tags,
-        options=dict(p.options or {}),
-    )
-    return body
-
-
 def group_dict(g: EndpointGroup) -> dict[str, Any]:
     return {"id": g.id, "name": g.name, "description": g.description or "", "filters": dict(g.filters or {})}
 
@@ -202,7 +172,7 @@ def list_endpoints_for_project(identity: Identity, ctx: AuthContext, project_id:
         project_row(s, project_id)
         allowed = _allowed_endpoint_ids(s, project_id) or set()
         endpoints = s.scalars(select(Endpoint).where(Endpoint.id.in_(allowed)).order_by(Endpoint.id))
-        return [endpoint_dict(e) for e in endpoints]
+        return [endpoint_ref(e) for e in endpoints]
 
 
 def list_projects_for_endpoint(identity: Identity, ctx: AuthContext, endpoint_id: str) -> list[dict[str, Any]]:
@@ -215,7 +185,7 @@ def list_projects_for_endpoint(identity: Identity, ctx: AuthContext, endpoint_id
             .where(ProjectEndpoint.endpoint_id == endpoint_id)
             .order_by(Project.id)
         )
-        return [project_dict(s, p) for p in projects]
+        return project_dicts(s, list(projects))
 
 
 # --- endpoint groups ---------------------------------------------------------------
@@ -327,7 +297,7 @@ def list_endpoints_for_group(identity: Identity, ctx: AuthContext, group_id: str
     with identity.db.read() as s:
         group = _group(s, group_id)
         endpoints = s.scalars(select(Endpoint).order_by(Endpoint.id))
-        return [endpoint_dict(e) for e in endpoints if matches(group.filters, e)]
+        return [endpoint_ref(e) for e in endpoints if matches(group.filters, e)]
 
 
 def list_projects_for_group(identity: Identity, ctx: AuthContext, group_id: str) -> list[dict[str, Any]]:
@@ -340,7 +310,7 @@ def list_projects_for_group(identity: Identity, ctx: AuthContext, group_id: str)
             .where(ProjectEndpointGroup.endpoint_group_id == group_id)
             .order_by(Project.id)
         )
-        return [project_dict(s, p) for p in projects]
+        return project_dicts(s, list(projects))
 
 
 def list_groups_for_project(identity: Identity, ctx: AuthContext, project_id: str) -> list[dict[str, Any]]:
@@ -378,7 +348,7 @@ def get_group_in_project(identity: Identity, ctx: AuthContext, group_id: str, pr
         project = project_row(s, project_id)
         if s.get(ProjectEndpointGroup, (group_id, project_id)) is None:
             raise NotFound(f"Could not find endpoint group {group_id} associated with project {project_id}.")
-        return project_dict(s, project)
+        return project_dicts(s, [project])[0]
 
 
 def remove_group_from_project(identity: Identity, ctx: AuthContext, group_id: str, project_id: str) -> None:

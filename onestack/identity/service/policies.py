@@ -230,10 +230,10 @@ def get_policy_for_endpoint(identity: Identity, ctx: AuthContext, endpoint_id: s
 
 
 def list_endpoints_for_policy(identity: Identity, ctx: AuthContext, policy_id: str) -> list[dict[str, Any]]:
-    from onestack.identity.service.endpoint_filter import endpoint_dict
+    from onestack.identity.service.endpoints import endpoint_ref
 
     authorize_action(identity, ctx, "list_endpoints_for_policy")
     with identity.db.read() as s:
         _policy(s, policy_id)
         endpoints = s.scalars(select(Endpoint).order_by(Endpoint.id))
-        return [endpoint_dict(e) for e in endpoints if _policy_id_for(s, e) == policy_id]
+        return [endpoint_ref(e) for e in endpoints if _policy_id_for(s, e) == policy_id]

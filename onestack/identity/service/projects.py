@@ -128,7 +128,8 @@ def project_dict(row: Project, tags: list[str]) -> dict[str, Any]:
     return body
 
 
-def _dicts(session: Session, rows: list[Project]) -> list[dict[str, Any]]:
+def project_dicts(session: Session, rows: list[Project]) -> list[dict[str, Any]]:
+    """The wire shapes of ``rows`` (projects, not domains), their tags read in one query."""
     tags = tags_of(session, [r.id for r in rows])
     return [project_dict(r, tags[r.id]) for r in rows]
 
@@ -325,7 +326,7 @@ def create_project(identity: Any, ctx: AuthContext, ref: dict[str, Any]) -> dict
         flush_or_conflict(session, _name_conflict(ref["name"]))
         _set_tags(session, row.id, ref.get("tags") or [])
         session.flush()
-        result = _dicts(session, [row])[0]
+        result = project_dicts(session, [row])[0]
     identity.touch()
     return result
 
@@ -358,21 +359,21 @@ def get_project(
                       target(project={"id": row.id, "domain_id": row.id}))
             return domain_as_project(session, row)
         authorize(identity, ctx, "identity:get_project", _target(row))
-        body = _dicts(session, [row])[0]
+        body = project_dicts(session, [row])[0]
         if parents_as_list or parents_as_ids:
             chain = parents(session, row)
             if parents_as_ids:
                 body["parents"] = _parents_as_ids(row, chain)
             else:
                 visible = _visible_ids(session, ctx)
-                body["parents"] = [{"project": p} for p in _dicts(session, [p for p in chain if p.id in visible])]
+                body["parents"] = [{"project": p} for p in project_dicts(session, [p for p in chain if p.id in visible])]
         if subtree_as_list or subtree_as_ids:
             below = subtree(session, row)
             if subtree_as_ids:
                 body["subtree"] = _subtree_as_ids(row.id, below)
             else:
                 visible = _visible_ids(session, ctx)
-                body["subtree"] = [{"project": p} for p in _dicts(session, [p for p in below if p.id in visible])]
+                body["subtree"] = [{"project": p} for p in project_dicts(session, [p for p in below if p.id in visible])]
         return body
 
 
@@ -412,7 +413,7 @@ def list_projects(identity: Any, ctx: AuthContext, query: Mapping[str, str]) -> 
                 return []
             items = [domain_as_project(session, r) for r in rows]
         else:
-            items = _dicts(session, rows)
+            items = project_dicts(session, rows)
     want_all = _tag_filter(query.get("tags"))
     want_any = _tag_filter(query.get("tags-any"))
     not_all = _tag_filter(query.get("not-tags"))
@@ -482,7 +483,7 @@ def update_project(identity: Any, ctx: AuthContext, project_id: str, ref: dict[s
         flush_or_conflict(session, _name_conflict(str(ref.get("name"))))
         if was_enabled and not row.enabled:
             revoke.revoke_project(session, row.id)
-        result = _dicts(session, [row])[0]
+        result = project_dicts(session, [row])[0]
     identity.touch()
     return result
 

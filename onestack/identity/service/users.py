@@ -347,7 +347,7 @@ def list_user_projects(
 ) -> list[dict[str, Any]]:
     """GET /v3/users/{id}/projects: projects where the user holds an effective role."""
     from onestack.identity.service.assignments import user_project_ids
-    from onestack.identity.service.projects import project_dict, tags_of
+    from onestack.identity.service.projects import project_dicts
 
     with identity.db.read() as session:
         row = _user(identity, ctx, session, user_id, "identity:list_user_projects")
@@ -356,9 +356,7 @@ def list_user_projects(
             return []
         stmt = select(Project).where(Project.id.in_(ids), Project.is_domain.is_(False))
         stmt = filter_rows(stmt, Project, query, ("domain_id", "name"), enabled=True)
-        rows = list(session.scalars(stmt.order_by(Project.name, Project.id)))
-        tags = tags_of(session, [p.id for p in rows])
-        return [project_dict(p, tags[p.id]) for p in rows]
+        return project_dicts(session, list(session.scalars(stmt.order_by(Project.name, Project.id))))
 
 
 def list_user_groups(
