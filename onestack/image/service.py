@@ -1142,11 +1142,12 @@ def _admin_project_id(svc: ImageService) -> str | None:
 
 
 def register_test_guest(svc: ImageService) -> str | None:
-    """Register ``<state_dir>/guest/onestack-guest.qcow2`` as a public image once."""
+    """Register the test guest built by ``onestack image build-test`` as a public image once."""
+    from onestack.guest.build import image_path
     from onestack.image.data import DataSink
     from onestack.image.formats import Inspector
 
-    path = svc.settings.state_dir / "guest" / "onestack-guest.qcow2"
+    path = image_path(svc.settings.state_dir)
     if not path.is_file():
         return None
     with svc.db.read() as s:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from onestack.guest.build import image_path
 from tests.api.conftest import Api
 from tests.api.test_image import OCTET, V2, assert_glance_error, create, project_of
 from tests.unit.test_image_formats import GiB, make_qcow2
@@ -275,7 +276,7 @@ def test_restart_recovers_interrupted_uploads(fresh_api: Api) -> None:
 
 def test_test_guest_is_registered_once(fresh_api: Api) -> None:
     api = fresh_api
-    guest = api.cloud.state_dir / "guest" / "onestack-guest.qcow2"
+    guest = image_path(api.cloud.state_dir)
     guest.parent.mkdir(parents=True)
     data = make_qcow2(2 * GiB)
     guest.write_bytes(data)
