@@ -9,6 +9,18 @@ from onestack.common.ids import new_id
 TOKENS = "/identity/v3/auth/tokens"
 
 
+def keystone_error(r: Any, code: int) -> dict[str, Any]:
+    """The ``error`` of a Keystone error response, after checking its status and shape:
+    ``{"error": {"code": <status>, "title": "...", "message": "..."}}`` and nothing else."""
+    assert r.status_code == code, r.text
+    body = r.json()
+    assert set(body) == {"error"}, body
+    err = body["error"]
+    assert err["code"] == code and isinstance(err["title"], str) and isinstance(err["message"], str)
+    assert err["title"] and err["message"]
+    return dict(err)
+
+
 def role_id(api: Any, name: str) -> str:
     r = api.get(f"/identity/v3/roles?name={name}")
     assert r.status_code == 200, r.text

@@ -10,20 +10,11 @@ from typing import Any
 import pytest
 
 from onestack.common.ids import new_id
+from tests.api._auth_helpers import keystone_error as _error
 
 V3 = "/identity/v3"
 KEYS = {"domains": "domain", "projects": "project", "users": "user", "groups": "group"}
 NAME_MAX = {"domains": 64, "projects": 64, "users": 255, "groups": 64}
-
-
-def _error(r: Any, code: int) -> dict[str, Any]:
-    assert r.status_code == code, r.text
-    body = r.json()
-    assert set(body) == {"error"}, body
-    err = body["error"]
-    assert err["code"] == code and isinstance(err["title"], str) and isinstance(err["message"], str)
-    assert err["message"]
-    return err
 
 
 def _names(api: Any, collection: str) -> set[str]:

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from onestack.common.ids import new_id
 from onestack.identity.models import Credential, IdentityKey
+from tests.api._auth_helpers import keystone_error as _error
 
 C = "/identity/v3/credentials"
 
@@ -17,13 +18,6 @@ C = "/identity/v3/credentials"
 def _me(api: Any, who: str) -> dict[str, Any]:
     r = api.get("/identity/v3/auth/tokens", headers={"X-Subject-Token": api.token(who)})
     return dict(r.json()["token"])
-
-
-def _error(r: Any, code: int) -> dict[str, Any]:
-    assert r.status_code == code, r.text
-    err = r.json()["error"]
-    assert err["code"] == code and err["title"] and err["message"]
-    return err
 
 
 def test_crud_and_encrypted_at_rest(api: Any) -> None:

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from tests.api._auth_helpers import keystone_error as _error
+
 V3 = "/identity/v3"
 CUSTOM = {
     "identity": {"driver": "ldap"},
@@ -18,13 +20,6 @@ def _domain(api: Any) -> str:
     r = api.post(f"{V3}/domains", json={"domain": {"name": f"dc-{uuid.uuid4().hex[:8]}"}})
     assert r.status_code == 201, r.text
     return str(r.json()["domain"]["id"])
-
-
-def _error(r: Any, status: int) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    err = r.json()["error"]
-    assert err["code"] == status
-    return dict(err)
 
 
 @pytest.fixture(scope="module")

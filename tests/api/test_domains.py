@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from onestack.common.ids import new_id
+from tests.api._auth_helpers import keystone_error as _error
 
 D = "/identity/v3/domains"
 
@@ -14,13 +15,6 @@ def _domain(api: Any, **fields: Any) -> dict[str, Any]:
     r = api.post(D, json={"domain": body})
     assert r.status_code == 201, r.text
     return r.json()["domain"]
-
-
-def _error(r: Any, code: int) -> dict[str, Any]:
-    assert r.status_code == code, r.text
-    err = r.json()["error"]
-    assert err["code"] == code and err["title"] and err["message"]
-    return err
 
 
 def test_default_domain(api: Any) -> None:

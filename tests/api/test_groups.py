@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from onestack.common.ids import new_id
+from tests.api._auth_helpers import keystone_error as _error
 
 G = "/identity/v3/groups"
 
@@ -23,13 +24,6 @@ def _user(api: Any, password: str | None = None) -> dict[str, Any]:
     r = api.post("/identity/v3/users", json={"user": body})
     assert r.status_code == 201, r.text
     return r.json()["user"]
-
-
-def _error(r: Any, code: int) -> dict[str, Any]:
-    assert r.status_code == code, r.text
-    err = r.json()["error"]
-    assert err["code"] == code and err["title"] and err["message"]
-    return err
 
 
 def test_crud(api: Any) -> None:

@@ -7,14 +7,9 @@ from typing import Any
 
 import pytest
 
+from tests.api._auth_helpers import keystone_error as _error
+
 V3 = "/identity/v3"
-
-
-def _error(r: Any, status: int) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    err = r.json()["error"]
-    assert err["code"] == status
-    return dict(err)
 
 
 def _service(api: Any) -> str:

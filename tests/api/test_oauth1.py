@@ -8,16 +8,11 @@ from urllib.parse import parse_qs
 
 from oauthlib import oauth1
 
+from tests.api._auth_helpers import keystone_error as _error
+
 V3 = "/identity/v3"
 OA = f"{V3}/OS-OAUTH1"
 BASE = "http://127.0.0.1:8800"
-
-
-def _error(r: Any, status: int) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    err = r.json()["error"]
-    assert err["code"] == status
-    return dict(err)
 
 
 def _consumer(api: Any) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from onestack.common.ids import new_id
+from tests.api._auth_helpers import keystone_error as _error
 
 U = "/identity/v3/users"
 
@@ -15,13 +16,6 @@ def _user(api: Any, **fields: Any) -> dict[str, Any]:
     r = api.post(U, json={"user": body})
     assert r.status_code == 201, r.text
     return r.json()["user"]
-
-
-def _error(r: Any, code: int) -> dict[str, Any]:
-    assert r.status_code == code, r.text
-    err = r.json()["error"]
-    assert err["code"] == code and err["title"] and err["message"]
-    return err
 
 
 def _login(api: Any, name: str, password: str, domain: str = "default") -> Any:
