@@ -47,6 +47,13 @@ async def call_with_root(request: Request, key: str, fn: Callable[..., Any], *ar
     return await run(fn, identity_of(request), ctx, *args, member_)
 
 
+async def call_with_object(request: Request, key: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """As ``call_with_root``, for a member that must be a JSON object (``body_of``)."""
+    ctx = await authenticate(request)
+    ref = await body_of(request, key)
+    return await run(fn, identity_of(request), ctx, *args, ref)
+
+
 async def root_of(request: Request, key: str) -> Any:
     """The request body's ``key`` member, of any type (400 "Expecting to find" when missing)."""
     body = await read_json(request)

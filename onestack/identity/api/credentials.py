@@ -9,7 +9,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from onestack.common.web import empty, json_response, read_json, run
-from onestack.identity.api._resources import body_of, call, caller, identity_of, linked, query
+from onestack.identity.api._resources import (
+    call,
+    call_with_object,
+    caller,
+    identity_of,
+    linked,
+    query,
+)
 from onestack.identity.service import credentials as svc
 from onestack.identity.wire import collection, self_link
 
@@ -22,9 +29,7 @@ async def list_credentials(request: Request) -> Response:
 
 
 async def create_credential(request: Request) -> Response:
-    ctx = await caller(request)
-    ref = await body_of(request, "credential")
-    item = await run(svc.create_credential, identity_of(request), ctx, ref)
+    item = await call_with_object(request, "credential", svc.create_credential)
     return json_response({"credential": linked(request, "credentials", item)}, status=201)
 
 
@@ -34,11 +39,7 @@ async def get_credential(request: Request) -> Response:
 
 
 async def update_credential(request: Request) -> Response:
-    ctx = await caller(request)
-    ref = await body_of(request, "credential")
-    item = await run(
-        svc.update_credential, identity_of(request), ctx, request.path_params["credential_id"], ref
-    )
+    item = await call_with_object(request, "credential", svc.update_credential, request.path_params["credential_id"])
     return json_response({"credential": linked(request, "credentials", item)})
 
 

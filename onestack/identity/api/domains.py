@@ -6,8 +6,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from onestack.common.web import empty, json_response, run
-from onestack.identity.api._resources import body_of, call, caller, identity_of, linked, query
+from onestack.common.web import empty, json_response
+from onestack.identity.api._resources import (
+    call,
+    call_with_object,
+    linked,
+    query,
+)
 from onestack.identity.service import domains as svc
 from onestack.identity.wire import collection
 
@@ -18,9 +23,7 @@ async def list_domains(request: Request) -> Response:
 
 
 async def create_domain(request: Request) -> Response:
-    ctx = await caller(request)
-    ref = await body_of(request, "domain")
-    item = await run(svc.create_domain, identity_of(request), ctx, ref)
+    item = await call_with_object(request, "domain", svc.create_domain)
     return json_response({"domain": linked(request, "domains", item)}, status=201)
 
 
@@ -30,9 +33,7 @@ async def get_domain(request: Request) -> Response:
 
 
 async def update_domain(request: Request) -> Response:
-    ctx = await caller(request)
-    ref = await body_of(request, "domain")
-    item = await run(svc.update_domain, identity_of(request), ctx, request.path_params["domain_id"], ref)
+    item = await call_with_object(request, "domain", svc.update_domain, request.path_params["domain_id"])
     return json_response({"domain": linked(request, "domains", item)})
 
 

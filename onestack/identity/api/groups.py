@@ -6,8 +6,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from onestack.common.web import empty, json_response, run
-from onestack.identity.api._resources import body_of, call, caller, identity_of, linked, query
+from onestack.common.web import empty, json_response
+from onestack.identity.api._resources import (
+    call,
+    call_with_object,
+    linked,
+    query,
+)
 from onestack.identity.service import groups as svc
 from onestack.identity.wire import collection
 
@@ -18,9 +23,7 @@ async def list_groups(request: Request) -> Response:
 
 
 async def create_group(request: Request) -> Response:
-    ctx = await caller(request)
-    ref = await body_of(request, "group")
-    item = await run(svc.create_group, identity_of(request), ctx, ref)
+    item = await call_with_object(request, "group", svc.create_group)
     return json_response({"group": linked(request, "groups", item)}, status=201)
 
 
@@ -30,9 +33,7 @@ async def get_group(request: Request) -> Response:
 
 
 async def update_group(request: Request) -> Response:
-    ctx = await caller(request)
-    ref = await body_of(request, "group")
-    item = await run(svc.update_group, identity_of(request), ctx, request.path_params["group_id"], ref)
+    item = await call_with_object(request, "group", svc.update_group, request.path_params["group_id"])
     return json_response({"group": linked(request, "groups", item)})
 
 

@@ -10,8 +10,8 @@ from starlette.routing import Route
 
 from onestack.common.web import empty, json_response, query_flag, run
 from onestack.identity.api._resources import (
-    body_of,
     call,
+    call_with_object,
     caller,
     identity_of,
     linked,
@@ -46,9 +46,7 @@ async def list_projects(request: Request) -> Response:
 
 
 async def create_project(request: Request) -> Response:
-    ctx = await caller(request)
-    ref = await body_of(request, "project")
-    item = await run(svc.create_project, identity_of(request), ctx, ref)
+    item = await call_with_object(request, "project", svc.create_project)
     return json_response({"project": _project(request, item)}, status=201)
 
 
@@ -68,9 +66,7 @@ async def get_project(request: Request) -> Response:
 
 
 async def update_project(request: Request) -> Response:
-    ctx = await caller(request)
-    ref = await body_of(request, "project")
-    item = await run(svc.update_project, identity_of(request), ctx, request.path_params["project_id"], ref)
+    item = await call_with_object(request, "project", svc.update_project, request.path_params["project_id"])
     return json_response({"project": _project(request, item)})
 
 

@@ -10,7 +10,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from onestack.common.web import empty, json_response, run
-from onestack.identity.api._resources import body_of, call, caller, identity_of, linked, query
+from onestack.identity.api._resources import (
+    call,
+    call_with_object,
+    caller,
+    identity_of,
+    linked,
+    query,
+)
 from onestack.identity.service import users as svc
 from onestack.identity.wire import collection
 
@@ -21,9 +28,7 @@ async def list_users(request: Request) -> Response:
 
 
 async def create_user(request: Request) -> Response:
-    ctx = await caller(request)
-    ref = await body_of(request, "user")
-    item = await run(svc.create_user, identity_of(request), ctx, ref)
+    item = await call_with_object(request, "user", svc.create_user)
     return json_response({"user": linked(request, "users", item)}, status=201)
 
 
@@ -33,9 +38,7 @@ async def get_user(request: Request) -> Response:
 
 
 async def update_user(request: Request) -> Response:
-    ctx = await caller(request)
-    ref = await body_of(request, "user")
-    item = await run(svc.update_user, identity_of(request), ctx, request.path_params["user_id"], ref)
+    item = await call_with_object(request, "user", svc.update_user, request.path_params["user_id"])
     return json_response({"user": linked(request, "users", item)})
 
 
