@@ -39,6 +39,14 @@ async def body_of(request: Request, key: str) -> dict[str, Any]:
     return member(await read_json(request), key)
 
 
+async def call_with_json(request: Request, fn: Callable[..., Any], *args: Any) -> Any:
+    """Authenticate the caller, then read the JSON body, then run
+    ``fn(identity, ctx, *args, body)`` (the service checks the body's shape)."""
+    ctx = await authenticate(request)
+    body = await read_json(request)
+    return await run(fn, identity_of(request), ctx, *args, body)
+
+
 async def call_with_root(request: Request, key: str, fn: Callable[..., Any], *args: Any) -> Any:
     """Authenticate the caller, then read the body's ``key`` member (``required_root``), then
     run ``fn(identity, ctx, *args, member)``: who asks is checked before what they send."""

@@ -6,18 +6,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from onestack.common.web import empty, json_response, read_json, run
+from onestack.common.web import empty, json_response
 from onestack.identity import wire
-from onestack.identity.api._resources import call, filters, identity_and_caller, with_link
+from onestack.identity.api._resources import (
+    call,
+    call_with_json,
+    filters,
+    with_link,
+)
 from onestack.identity.service import endpoints as svc
 
 _FILTERS = ("interface", "service_id", "region_id")
 
 
 async def create_endpoint(request: Request) -> Response:
-    identity, ctx = await identity_and_caller(request)
-    body = await read_json(request)
-    ref = await run(svc.create_endpoint, identity, ctx, body)
+    ref = await call_with_json(request, svc.create_endpoint)
     return json_response({"endpoint": with_link(request, ref, f"endpoints/{ref['id']}")}, 201)
 
 
@@ -33,9 +36,7 @@ async def get_endpoint(request: Request) -> Response:
 
 
 async def update_endpoint(request: Request) -> Response:
-    identity, ctx = await identity_and_caller(request)
-    body = await read_json(request)
-    ref = await run(svc.update_endpoint, identity, ctx, request.path_params["endpoint_id"], body)
+    ref = await call_with_json(request, svc.update_endpoint, request.path_params["endpoint_id"])
     return json_response({"endpoint": with_link(request, ref, f"endpoints/{ref['id']}")})
 
 

@@ -8,16 +8,20 @@ from starlette.routing import Route
 
 from onestack.common.web import empty, json_response, read_json, run
 from onestack.identity import wire
-from onestack.identity.api._resources import call, filters, identity_and_caller, with_link
+from onestack.identity.api._resources import (
+    call,
+    call_with_json,
+    filters,
+    identity_and_caller,
+    with_link,
+)
 from onestack.identity.service import regions as svc
 
 _FILTERS = ("parent_region_id",)
 
 
 async def create_region(request: Request) -> Response:
-    identity, ctx = await identity_and_caller(request)
-    body = await read_json(request)
-    ref = await run(svc.create_region, identity, ctx, body)
+    ref = await call_with_json(request, svc.create_region)
     return json_response({"region": with_link(request, ref, f"regions/{ref['id']}")}, 201)
 
 
@@ -41,9 +45,7 @@ async def get_region(request: Request) -> Response:
 
 
 async def update_region(request: Request) -> Response:
-    identity, ctx = await identity_and_caller(request)
-    body = await read_json(request)
-    ref = await run(svc.update_region, identity, ctx, request.path_params["region_id"], body)
+    ref = await call_with_json(request, svc.update_region, request.path_params["region_id"])
     return json_response({"region": with_link(request, ref, f"regions/{ref['id']}")})
 
 

@@ -6,16 +6,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from onestack.common.web import empty, json_response, read_json, run
+from onestack.common.web import empty, json_response, run
 from onestack.identity import wire
-from onestack.identity.api._resources import call, filters, identity_and_caller, with_link
+from onestack.identity.api._resources import (
+    call,
+    call_with_json,
+    filters,
+    identity_and_caller,
+    with_link,
+)
 from onestack.identity.service import roles as svc
 
 
 async def create_role(request: Request) -> Response:
-    identity, ctx = await identity_and_caller(request)
-    body = await read_json(request)
-    ref = await run(svc.create_role, identity, ctx, body)
+    ref = await call_with_json(request, svc.create_role)
     return json_response({"role": with_link(request, ref, f"roles/{ref['id']}")}, 201)
 
 
@@ -31,9 +35,7 @@ async def get_role(request: Request) -> Response:
 
 
 async def update_role(request: Request) -> Response:
-    identity, ctx = await identity_and_caller(request)
-    body = await read_json(request)
-    ref = await run(svc.update_role, identity, ctx, request.path_params["role_id"], body)
+    ref = await call_with_json(request, svc.update_role, request.path_params["role_id"])
     return json_response({"role": with_link(request, ref, f"roles/{ref['id']}")})
 
 

@@ -6,18 +6,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from onestack.common.web import empty, json_response, read_json, run
+from onestack.common.web import empty, json_response
 from onestack.identity import wire
-from onestack.identity.api._resources import call, filters, identity_and_caller, with_link
+from onestack.identity.api._resources import (
+    call,
+    call_with_json,
+    filters,
+    with_link,
+)
 from onestack.identity.service import services as svc
 
 _FILTERS = ("type", "name")
 
 
 async def create_service(request: Request) -> Response:
-    identity, ctx = await identity_and_caller(request)
-    body = await read_json(request)
-    ref = await run(svc.create_service, identity, ctx, body)
+    ref = await call_with_json(request, svc.create_service)
     return json_response({"service": with_link(request, ref, f"services/{ref['id']}")}, 201)
 
 
@@ -33,9 +36,7 @@ async def get_service(request: Request) -> Response:
 
 
 async def update_service(request: Request) -> Response:
-    identity, ctx = await identity_and_caller(request)
-    body = await read_json(request)
-    ref = await run(svc.update_service, identity, ctx, request.path_params["service_id"], body)
+    ref = await call_with_json(request, svc.update_service, request.path_params["service_id"])
     return json_response({"service": with_link(request, ref, f"services/{ref['id']}")})
 
 
