@@ -81,6 +81,12 @@ def test_catalog_list_has_identity_at_this_cloud(running_cloud: CloudInfo) -> No
     endpoints = by_type["identity"]["Endpoints"]
     urls = [e["url"] for e in endpoints] if isinstance(endpoints, list) else [str(endpoints)]
     assert any(running_cloud.url + "/identity" in u for u in urls), endpoints
+    # every service the cloud runs is in the catalog, at this cloud's URL
+    running = httpx.get(running_cloud.url + "/").json()["services"]
+    for svc in running:
+        assert svc["type"] in by_type, (svc, catalog)
+        entry = by_type[svc["type"]]["Endpoints"]
+        assert running_cloud.url in json.dumps(entry), entry
 
 
 def test_project_create_list_show_set_delete(running_cloud: CloudInfo) -> None:
