@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -81,8 +82,22 @@ class Cloud:
         self.cached_validator = CachingValidator(validator, ttl=self.settings.identity.token_cache_seconds)
 
 
+def secure_state_dir(path: Path) -> None:
+    """Create the state directory private to its owner (0700).
+
+    It holds the token keys, password hashes and images: nobody else on the
+    host may read it. An existing directory we own is tightened too, and the
+    process umask makes every file created under it private.
+    """
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.umask(0o077)
+    st = path.stat()
+    if st.st_uid == os.getuid() and st.st_mode & 0o077:
+        path.chmod(0o700)
+
+
 def build_cloud(settings: Settings, modules: tuple[str, ...] = SERVICE_MODULES) -> Cloud:
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    secure_state_dir(settings.state_dir)
     cloud = Cloud(settings=settings, db=Database(settings.db_url))
     for module_name in modules:
         module = importlib.import_module(module_name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 import time
 from typing import Any
@@ -77,11 +78,18 @@ def cmd_up(args: argparse.Namespace) -> int:
             )
         await task
 
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the
+    # signal with the handler it found: make that handler a clean exit 0.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
         asyncio.run(serve())
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _exit_cleanly(_signum: int, _frame: Any) -> None:
+    raise SystemExit(0)
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
