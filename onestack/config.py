@@ -21,6 +21,9 @@ class IdentitySettings:
     token_expiration: int = 3600  # seconds
     # bcrypt cost (log2 rounds); Keystone's default is 12.
     password_hash_rounds: int = 12
+    # Remember a successful password check this long, so logging in again with
+    # the same password skips bcrypt (wrong passwords always pay it); 0 = off.
+    password_check_cache_seconds: float = 300.0
     # Keystone [security_compliance]; all off (0 / empty) by default.
     lockout_failure_attempts: int = 0
     lockout_duration: int = 1800

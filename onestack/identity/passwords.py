@@ -11,8 +11,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
+import secrets
+import threading
+import time
+from collections import OrderedDict
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -41,11 +46,62 @@ def hash_password(settings: Settings, plain: str) -> str:
     return bcrypt.hashpw(_encode(plain), bcrypt.gensalt(rounds)).decode("ascii")
 
 
-def check_password(password_hash: str | None, plain: str | None) -> bool:
-    """True if ``plain`` matches ``password_hash`` (False for any missing piece)."""
+class VerifiedPasswords:
+    """Recent successful password checks, so a client that logs in again with
+    the same password does not pay bcrypt's cost every time.
+
+    Only successes are remembered: a wrong password always runs the full
+    bcrypt check, so guessing stays exactly as slow as the hash makes it.
+    Entries are keyed by the stored hash, which every password change
+    replaces, and hold HMAC-SHA256 of the password under a key made at random
+    for this process (never the password itself); they expire after the
+    configured seconds and the cache is bounded in size.
+    """
+
+    def __init__(self, size: int = 10000) -> None:
+        self.size = size
+        self._key = secrets.token_bytes(32)
+        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _digest(self, plain: bytes) -> bytes:
+        return hmac.new(self._key, plain, hashlib.sha256).digest()
+
+    def check(self, password_hash: str, plain: bytes, ttl: float) -> bool:
+        digest = self._digest(plain)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._entries.get(password_hash)
+        if hit is not None and hit[0] > now and hmac.compare_digest(hit[1], digest):
+            return True
+        ok = bcrypt.checkpw(plain, password_hash.encode("ascii"))
+        if ok:
+            with self._lock:
+                self._entries[password_hash] = (now + ttl, digest)
+                self._entries.move_to_end(password_hash)
+                while len(self._entries) > self.size:
+                    self._entries.popitem(last=False)
+        return ok
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+verified_passwords = VerifiedPasswords()
+
+
+def check_password(password_hash: str | None, plain: str | None, *, cache_seconds: float = 0) -> bool:
+    """True if ``plain`` matches ``password_hash`` (False for any missing piece).
+
+    With ``cache_seconds`` > 0 a success is remembered that long (see
+    ``VerifiedPasswords``); failures never are.
+    """
     if not password_hash or plain is None or not isinstance(plain, str):
         return False
     try:
+        if cache_seconds > 0:
+            return verified_passwords.check(password_hash, _encode(plain), cache_seconds)
         return bcrypt.checkpw(_encode(plain), password_hash.encode("ascii"))
     except ValueError:
         return False

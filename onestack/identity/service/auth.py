@@ -172,7 +172,7 @@ def password_method(identity: Identity, body: dict[str, Any], req: AuthRequest) 
         if failed_at is None or failed_at + timedelta(seconds=settings.lockout_duration) > now:
             raise Unauthorized(f"The account is locked for user: {user_id}.")
     plain = body["user"].get("password")
-    if not check_password(pw_hash, plain):
+    if not check_password(pw_hash, plain, cache_seconds=settings.password_check_cache_seconds):
         if lockout:
             with identity.db.write() as s:
                 u = s.get(User, user_id)
