@@ -41,9 +41,19 @@ def _encode(plain: str) -> bytes:
 
 
 def hash_password(settings: Settings, plain: str) -> str:
-    """A salted bcrypt hash of ``plain`` at the configured cost."""
+    """A salted bcrypt hash of ``plain`` at the configured cost.
+
+    The new hash is known to match ``plain``, so it is remembered as verified
+    (see ``VerifiedPasswords``): the first login after setting a password does
+    not pay bcrypt a second time.
+    """
     rounds = max(4, min(31, int(settings.identity.password_hash_rounds)))
-    return bcrypt.hashpw(_encode(plain), bcrypt.gensalt(rounds)).decode("ascii")
+    encoded = _encode(plain)
+    hashed = bcrypt.hashpw(encoded, bcrypt.gensalt(rounds)).decode("ascii")
+    ttl = settings.identity.password_check_cache_seconds
+    if ttl > 0:
+        verified_passwords.remember(hashed, encoded, ttl)
+    return hashed
 
 
 class VerifiedPasswords:
@@ -76,12 +86,19 @@ class VerifiedPasswords:
             return True
         ok = bcrypt.checkpw(plain, password_hash.encode("ascii"))
         if ok:
-            with self._lock:
-                self._entries[password_hash] = (now + ttl, digest)
-                self._entries.move_to_end(password_hash)
-                while len(self._entries) > self.size:
-                    self._entries.popitem(last=False)
+            self._store(password_hash, digest, now + ttl)
         return ok
+
+    def remember(self, password_hash: str, plain: bytes, ttl: float) -> None:
+        """Record that ``plain`` matches ``password_hash`` (just hashed from it)."""
+        self._store(password_hash, self._digest(plain), time.monotonic() + ttl)
+
+    def _store(self, password_hash: str, digest: bytes, expires: float) -> None:
+        with self._lock:
+            self._entries[password_hash] = (expires, digest)
+            self._entries.move_to_end(password_hash)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
 
     def clear(self) -> None:
         with self._lock:

@@ -16,7 +16,8 @@ from onestack.identity.passwords import (
 )
 
 SETTINGS = SimpleNamespace(identity=SimpleNamespace(password_hash_rounds=4, password_regex="",
-                                                    password_regex_description=""))
+                                                    password_regex_description="",
+                                                    password_check_cache_seconds=0))
 
 
 def test_hash_and_check() -> None:

@@ -65,3 +65,18 @@ def test_size_is_bounded() -> None:
     for h in hashes:
         assert cache.check(h, b"pw", 60)
     assert len(cache._entries) == 2
+
+
+def test_a_fresh_hash_is_already_verified(counted: list[int]) -> None:
+    from onestack.config import Settings
+
+    settings = Settings()
+    settings.identity.password_hash_rounds = 4
+    hashed = passwords.hash_password(settings, "n3w")
+    assert check_password(hashed, "n3w", cache_seconds=60)
+    assert not check_password(hashed, "other", cache_seconds=60)
+    assert counted[0] == 1  # only the wrong password ran bcrypt's check
+    settings.identity.password_check_cache_seconds = 0
+    off = passwords.hash_password(settings, "n3w")
+    assert check_password(off, "n3w", cache_seconds=60)
+    assert counted[0] == 2
