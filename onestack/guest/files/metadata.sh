@@ -9,18 +9,23 @@ data=/run/onestack/data
 rm -rf "$data"
 mkdir -p "$data"
 mds=http://169.254.169.254
-# fetch NAME=PATH...: what fails (404, no service) leaves no file. busybox
-# wget: static, so it starts fast under TCG (its -T crashes: timeout instead).
+# fetch NAME=PATH...: all at once (their round trips overlap); what fails
+# (404, no service) leaves no file. busybox wget: static, so it starts fast
+# under TCG (its -T crashes: timeout instead).
+fetch_one() {
+  if timeout 5 wget -q -O "$data/$1.tmp" "$mds/$2" 2>/dev/null && [ -s "$data/$1.tmp" ]; then
+    mv "$data/$1.tmp" "$data/$1"
+  else
+    rm -f "$data/$1.tmp"
+  fi
+}
 fetch() {
+  fetch_pids=""
   for pair in "$@"; do
-    name=${pair%%=*}
-    if timeout 5 wget -q -O "$data/$name.tmp" "$mds/${pair#*=}" 2>/dev/null \
-        && [ -s "$data/$name.tmp" ]; then
-      mv "$data/$name.tmp" "$data/$name"
-    else
-      rm -f "$data/$name.tmp"
-    fi
+    fetch_one "${pair%%=*}" "${pair#*=}" &
+    fetch_pids="$fetch_pids $!"
   done
+  wait $fetch_pids
 }
 
 config_drive() {
