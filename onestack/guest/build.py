@@ -20,7 +20,9 @@ one during boot), udhcpc on every NIC (and on hot-plugged ones, through
 ``uevent``), the instance data from the metadata service or a config drive
 (SSH keys for root and cirros, hostname, user data run once per instance),
 then the banner on ttyS0. The raw disk is converted with
-``qemu-img convert -O qcow2 -c``.
+``qemu-img convert -O qcow2``, uncompressed: QEMU inflates a whole compressed
+cluster for every read that touches it (SeaBIOS and SYSLINUX read the kernel a
+few sectors at a time), which cost about a second of boot under TCG.
 
 Boot is costly under TCG, so the boot path is kept small: a quiet kernel with
 a few boot-time savers on its command line, boot scripts in busybox's shell
@@ -511,7 +513,7 @@ def build_image(output: Path, cache_dir: Path, refresh: bool = False,
         )
         assert raw.stat().st_size == DISK_MIB * 2048 * SECTOR
         tmp_out = work / "out.qcow2"
-        _run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", "-c", str(raw), str(tmp_out)])
+        _run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(tmp_out)])
         os.replace(tmp_out, output)
         log.info("built %s (kernel %s)", output, version)
     return output
