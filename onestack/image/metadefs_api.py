@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -45,56 +46,52 @@ async def namespace(request: Request) -> Response:
     return empty(204)
 
 
-async def objects(request: Request) -> Response:
-    ctx = await authenticate(request)
-    name = request.path_params["ns"]
-    svc = _svc(request)
-    if request.method == "GET":
-        return json_response(await run(metadefs.list_objects, svc, ctx, name))
-    if request.method == "POST":
-        body = await read_json(request)
-        return json_response(await run(metadefs.create_object, svc, ctx, name, body), status=201)
-    await run(metadefs.delete_objects, svc, ctx, name)
-    return empty(204)
+Handler = Callable[[Request], Awaitable[Response]]
 
 
-async def one_object(request: Request) -> Response:
-    ctx = await authenticate(request)
-    name, obj = request.path_params["ns"], request.path_params["name"]
-    svc = _svc(request)
-    if request.method == "GET":
-        return json_response(await run(metadefs.show_object, svc, ctx, name, obj))
-    if request.method == "PUT":
-        body = await read_json(request)
-        return json_response(await run(metadefs.update_object, svc, ctx, name, obj, body))
-    await run(metadefs.delete_object, svc, ctx, name, obj)
-    return empty(204)
+def _collection(list_fn: Callable[..., Any], create_fn: Callable[..., Any],
+                delete_fn: Callable[..., Any]) -> Handler:
+    """A namespace's sub-collection: GET lists, POST creates (201), DELETE empties it."""
+
+    async def handler(request: Request) -> Response:
+        ctx = await authenticate(request)
+        name = request.path_params["ns"]
+        svc = _svc(request)
+        if request.method == "GET":
+            return json_response(await run(list_fn, svc, ctx, name))
+        if request.method == "POST":
+            body = await read_json(request)
+            return json_response(await run(create_fn, svc, ctx, name, body), status=201)
+        await run(delete_fn, svc, ctx, name)
+        return empty(204)
+
+    return handler
 
 
-async def properties(request: Request) -> Response:
-    ctx = await authenticate(request)
-    name = request.path_params["ns"]
-    svc = _svc(request)
-    if request.method == "GET":
-        return json_response(await run(metadefs.list_properties, svc, ctx, name))
-    if request.method == "POST":
-        body = await read_json(request)
-        return json_response(await run(metadefs.create_property, svc, ctx, name, body), status=201)
-    await run(metadefs.delete_properties, svc, ctx, name)
-    return empty(204)
+def _member(show_fn: Callable[..., Any], update_fn: Callable[..., Any],
+            delete_fn: Callable[..., Any]) -> Handler:
+    """One item of a namespace's sub-collection: GET, PUT (replace), DELETE."""
+
+    async def handler(request: Request) -> Response:
+        ctx = await authenticate(request)
+        name, item = request.path_params["ns"], request.path_params["name"]
+        svc = _svc(request)
+        if request.method == "GET":
+            return json_response(await run(show_fn, svc, ctx, name, item))
+        if request.method == "PUT":
+            body = await read_json(request)
+            return json_response(await run(update_fn, svc, ctx, name, item, body))
+        await run(delete_fn, svc, ctx, name, item)
+        return empty(204)
+
+    return handler
 
 
-async def one_property(request: Request) -> Response:
-    ctx = await authenticate(request)
-    name, prop = request.path_params["ns"], request.path_params["name"]
-    svc = _svc(request)
-    if request.method == "GET":
-        return json_response(await run(metadefs.show_property, svc, ctx, name, prop))
-    if request.method == "PUT":
-        body = await read_json(request)
-        return json_response(await run(metadefs.update_property, svc, ctx, name, prop, body))
-    await run(metadefs.delete_property, svc, ctx, name, prop)
-    return empty(204)
+objects = _collection(metadefs.list_objects, metadefs.create_object, metadefs.delete_objects)
+one_object = _member(metadefs.show_object, metadefs.update_object, metadefs.delete_object)
+properties = _collection(metadefs.list_properties, metadefs.create_property,
+                         metadefs.delete_properties)
+one_property = _member(metadefs.show_property, metadefs.update_property, metadefs.delete_property)
 
 
 async def tags(request: Request) -> Response:
