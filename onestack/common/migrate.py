@@ -1,4 +1,10 @@
-"""Schema upgrades with Alembic, fast when there is nothing to do."""
+"""Schema upgrades with Alembic, fast when there is nothing to do.
+
+An empty database is not migrated step by step: the schema is created from
+the models and every head is stamped (Alembic's recipe for new databases),
+which skips importing Alembic and replaying each migration on a first start.
+The unit tests prove the models and the migrations build the same schema.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import ast
 import re
 from pathlib import Path
 
-from sqlalchemy import inspect, text
+from sqlalchemy import Connection, inspect, text
 
 from onestack.common.db import Database
 
@@ -50,14 +56,50 @@ def current(db: Database) -> set[str]:
         return {row[0] for row in conn.execute(text("SELECT version_num FROM alembic_version"))}
 
 
+# Alembic's own version table, as ``alembic stamp`` creates it.
+_VERSION_TABLE = (
+    "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+    "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+)
+
+
+def _create_fresh(conn: Connection, revisions: set[str]) -> None:
+    from onestack.common.db import Base
+    from onestack.common.models_registry import import_all_models
+
+    import_all_models()
+    Base.metadata.create_all(conn, checkfirst=False)
+    conn.exec_driver_sql(_VERSION_TABLE)
+    for rev in sorted(revisions):
+        conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": rev})
+
+
+def create_if_empty(db: Database, revisions: set[str] | None = None) -> bool:
+    """On a database without any table: create the schema from the models and
+    stamp every head. Returns False (touching nothing) if any table exists."""
+    with db.write_engine.begin() as conn:
+        if inspect(conn).get_table_names():
+            return False
+        _create_fresh(conn, heads() if revisions is None else revisions)
+    return True
+
+
 def upgrade(db: Database) -> bool:
     """Upgrade the database to every head; returns True if anything ran."""
-    if current(db) == heads():
+    have, target = current(db), heads()
+    if have == target:
         return False
+    if not have and create_if_empty(db, target):
+        return True
+    run_alembic(db)
+    return True
+
+
+def run_alembic(db: Database) -> None:
+    """Upgrade to every head through the migrations themselves."""
     from alembic import command
 
     cfg = _config()
     with db.write_engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "heads")
-    return True

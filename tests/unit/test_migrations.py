@@ -32,7 +32,7 @@ def test_upgrade_empty_database_to_heads(db: Database) -> None:
 
 
 def test_migrated_schema_matches_models(db: Database) -> None:
-    migrate.upgrade(db)
+    migrate.run_alembic(db)
     import_all_models()
     with db.engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
@@ -42,7 +42,7 @@ def test_migrated_schema_matches_models(db: Database) -> None:
 
 def test_comparison_notices_a_difference(db: Database) -> None:
     """The check above can fail: a table missing from the database is reported."""
-    migrate.upgrade(db)
+    migrate.run_alembic(db)
     import_all_models()
     with db.engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE task")
@@ -52,7 +52,7 @@ def test_comparison_notices_a_difference(db: Database) -> None:
 
 
 def test_every_model_table_is_created(db: Database) -> None:
-    migrate.upgrade(db)
+    migrate.run_alembic(db)
     import_all_models()
     tables = set(inspect(db.engine).get_table_names())
     assert set(Base.metadata.tables) <= tables
