@@ -39,11 +39,17 @@ def _logging(level: str) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from onestack.identity.bootstrap import prestart
+
+    settings = _settings(args)
+    # A first start hashes two bootstrap passwords (bcrypt, slow on purpose):
+    # begin now, in threads, while the rest of the cloud is imported.
+    prestart(settings)
+
     import uvicorn
 
     from onestack.app import build_app, build_cloud, prepare
 
-    settings = _settings(args)
     _logging("warning" if args.quiet else settings.log_level)
     cloud = build_cloud(settings)
     prepare(cloud)

@@ -14,36 +14,21 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-import yaml
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from onestack.common.ids import new_id, utcnow
-from onestack.identity.models import (
-    NULL_DOMAIN,
-    ROOT_DOMAIN,
-    SYSTEM_TARGET,
-    USER_PROJECT,
-    USER_SYSTEM,
-    Assignment,
-    Endpoint,
-    ImpliedRole,
-    Password,
-    Project,
-    Region,
-    Role,
-    Service,
-    User,
-)
-from onestack.identity.passwords import current_password, hash_password, set_password
-from onestack.identity.service import revoke
-
+# Only the standard library at import time: ``onestack up`` imports this
+# module first thing to start hashing the bootstrap passwords while the rest
+# of the cloud (SQLAlchemy, the models ...) is still being imported.
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from onestack.config import Settings
     from onestack.identity.core import Identity
+    from onestack.identity.models import Project, Role, User
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +40,11 @@ DEMO_CLOUD = "onestack"
 
 
 def _role(s: Session, name: str) -> Role:
+    from sqlalchemy import select
+
+    from onestack.common.ids import new_id
+    from onestack.identity.models import NULL_DOMAIN, Role
+
     role = s.scalars(select(Role).where(Role.name == name, Role.domain_id == NULL_DOMAIN)).first()
     if role is None:
         role = Role(id=new_id(), name=name, domain_id=NULL_DOMAIN, options={}, extra={})
@@ -64,11 +54,18 @@ def _role(s: Session, name: str) -> Role:
 
 
 def _imply(s: Session, prior: Role, implied: Role) -> None:
+    from onestack.identity.models import ImpliedRole
+
     if s.get(ImpliedRole, (prior.id, implied.id)) is None:
         s.add(ImpliedRole(prior_role_id=prior.id, implied_role_id=implied.id))
 
 
 def _project(s: Session, name: str, description: str) -> Project:
+    from sqlalchemy import select
+
+    from onestack.common.ids import new_id
+    from onestack.identity.models import Project
+
     proj = s.scalars(
         select(Project).where(Project.domain_id == DEFAULT_DOMAIN_ID, Project.name == name)
     ).first()
@@ -85,6 +82,12 @@ def _project(s: Session, name: str, description: str) -> Project:
 
 def _user(s: Session, name: str, password_hash: str, options: dict[str, Any]) -> User:
     """A bootstrap user with an already hashed password (hashed in parallel)."""
+    from sqlalchemy import select
+
+    from onestack.common.ids import new_id, utcnow
+    from onestack.identity.models import Password, User
+    from onestack.identity.passwords import current_password
+
     user = s.scalars(
         select(User).where(User.domain_id == DEFAULT_DOMAIN_ID, User.name == name)
     ).first()
@@ -103,42 +106,87 @@ def _user(s: Session, name: str, password_hash: str, options: dict[str, Any]) ->
 
 def _hash_all(identity: Identity, passwords: dict[str, str]) -> dict[str, str]:
     """bcrypt releases the GIL: hash the bootstrap passwords side by side."""
+    from onestack.identity.passwords import hash_password
+
     with ThreadPoolExecutor(max_workers=len(passwords)) as pool:
         futures = {k: pool.submit(hash_password, identity.settings, v) for k, v in passwords.items()}
         return {k: f.result() for k, f in futures.items()}
 
 
-class EarlyHashes:
-    """Bootstrap passwords, hashed in the background from the moment the
-    Identity service is built (while the schema migrations run), so that the
-    slow hashes do not add to a first start."""
+def _bcrypt(rounds: int, plain: str) -> tuple[str, bytes]:
+    """What ``passwords.hash_password`` computes, importing nothing but bcrypt
+    (a test checks the two agree)."""
+    import bcrypt
 
-    def __init__(self, identity: Identity) -> None:
+    encoded = plain.encode("utf-8")[:72]
+    return bcrypt.hashpw(encoded, bcrypt.gensalt(rounds)).decode("ascii"), encoded
+
+
+class EarlyHashes:
+    """Bootstrap passwords, hashed in the background from the start of
+    ``onestack up`` (or at the latest when the Identity service is built),
+    so that the slow hashes do not add to a first start."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self.passwords = {"admin": secrets.token_urlsafe(18), "demo": secrets.token_urlsafe(18)}
+        rounds = max(4, min(31, int(settings.identity.password_hash_rounds)))
         pool = ThreadPoolExecutor(max_workers=len(self.passwords), thread_name_prefix="bootstrap-hash")
-        self._futures = {
-            k: pool.submit(hash_password, identity.settings, v) for k, v in self.passwords.items()
+        self._futures: dict[str, Future[tuple[str, bytes]]] = {
+            k: pool.submit(_bcrypt, rounds, v) for k, v in self.passwords.items()
         }
         pool.shutdown(wait=False)
 
     def hashes(self) -> dict[str, str]:
-        return {k: f.result() for k, f in self._futures.items()}
+        from onestack.identity.passwords import verified_passwords
+
+        ttl = self.settings.identity.password_check_cache_seconds
+        out: dict[str, str] = {}
+        for name, future in self._futures.items():
+            hashed, encoded = future.result()
+            if ttl > 0:  # as hash_password does: the first login skips bcrypt
+                verified_passwords.remember(hashed, encoded, ttl)
+            out[name] = hashed
+        return out
+
+
+_early_lock = threading.Lock()
+_early: dict[Path, EarlyHashes] = {}
+
+
+def _first_start_likely(settings: Settings) -> bool:
+    return not (settings.state_dir / "clouds.yaml").exists()
+
+
+def prestart(settings: Settings) -> None:
+    """Called by ``onestack up`` before the heavy imports: begin hashing new
+    bootstrap passwords if this looks like a first start."""
+    if _first_start_likely(settings):
+        with _early_lock:
+            _early.setdefault(settings.state_dir, EarlyHashes(settings))
 
 
 def start_early(identity: Identity) -> EarlyHashes | None:
-    """Begin hashing new bootstrap passwords if this looks like a first start."""
-    if (identity.settings.state_dir / "clouds.yaml").exists():
+    """The hashes begun by ``prestart``, or begin them now (first start only)."""
+    settings = identity.settings
+    with _early_lock:
+        early = _early.pop(settings.state_dir, None)
+    if not _first_start_likely(settings):
         return None
-    return EarlyHashes(identity)
+    return early if early is not None else EarlyHashes(settings)
 
 
 def _grant(s: Session, kind: str, actor: str, target: str, role: Role) -> None:
+    from onestack.identity.models import Assignment
+
     key = (kind, actor, target, role.id, False)
     if s.get(Assignment, key) is None:
         s.add(Assignment(type=kind, actor_id=actor, target_id=target, role_id=role.id, inherited=False))
 
 
 def _read_clouds(path: Any) -> dict[str, Any]:
+    import yaml
+
     try:
         data = yaml.safe_load(path.read_text()) or {}
         return dict(data.get("clouds") or {})
@@ -155,6 +203,14 @@ def _password_from(clouds: dict[str, Any], cloud: str) -> str | None:
 
 
 def first_start(identity: Identity, s: Session, hashes: dict[str, str]) -> None:
+    from onestack.identity.models import (
+        ROOT_DOMAIN,
+        SYSTEM_TARGET,
+        USER_PROJECT,
+        USER_SYSTEM,
+        Project,
+    )
+
     s.add(Project(
         id=DEFAULT_DOMAIN_ID, name=DEFAULT_DOMAIN_NAME, description="The default domain",
         enabled=True, domain_id=ROOT_DOMAIN, parent_id=None, is_domain=True, options={}, extra={},
@@ -182,6 +238,11 @@ def first_start(identity: Identity, s: Session, hashes: dict[str, str]) -> None:
 
 def reconcile_catalog(identity: Identity, s: Session) -> bool:
     """Services and endpoints for every running service; True if anything changed."""
+    from sqlalchemy import select
+
+    from onestack.common.ids import new_id
+    from onestack.identity.models import Endpoint, Region, Service
+
     settings = identity.settings
     base = settings.base_url
     changed = False
@@ -223,6 +284,8 @@ def reconcile_catalog(identity: Identity, s: Session) -> bool:
 
 
 def write_clouds_yaml(identity: Identity, passwords: dict[str, str]) -> None:
+    import yaml
+
     settings = identity.settings
     auth_url = settings.base_url + "/identity/v3"
 
@@ -254,6 +317,12 @@ def write_clouds_yaml(identity: Identity, passwords: dict[str, str]) -> None:
 
 def bootstrap(identity: Identity) -> None:
     """Idempotent: first start creates everything, later starts reconcile."""
+    from sqlalchemy import select
+
+    from onestack.identity.models import Project, User
+    from onestack.identity.passwords import set_password
+    from onestack.identity.service import revoke
+
     path = identity.settings.state_dir / "clouds.yaml"
     clouds = _read_clouds(path)
     early: EarlyHashes | None = getattr(identity, "bootstrap_hashes", None)
