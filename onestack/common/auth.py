@@ -91,13 +91,24 @@ class CachingValidator:
         self._entries: OrderedDict[str, tuple[float, AuthContext]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def validate(self, token: str) -> AuthContext:
-        now = time.monotonic()
+    def cached(self, token: str) -> AuthContext | None:
+        """The context of a token validated less than ``ttl`` ago, else None.
+
+        Cheap and non-blocking: callers on the event loop use it before
+        sending a full validation to a worker thread.
+        """
         with self._lock:
             hit = self._entries.get(token)
-            if hit is not None and hit[0] > now:
+            if hit is not None and hit[0] > time.monotonic():
                 self._entries.move_to_end(token)
                 return hit[1]
+        return None
+
+    def validate(self, token: str) -> AuthContext:
+        now = time.monotonic()
+        hit = self.cached(token)
+        if hit is not None:
+            return hit
         ctx = self.inner.validate(token)
         if self.ttl > 0:
             expires = now + self.ttl
@@ -137,4 +148,8 @@ async def authenticate(request: Request) -> AuthContext:
 
     token = token_from(request)
     validator: TokenValidator = request.app.state.validator
+    if isinstance(validator, CachingValidator):
+        ctx = validator.cached(token)
+        if ctx is not None:
+            return ctx
     return await run(validator.validate, token)

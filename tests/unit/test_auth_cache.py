@@ -180,3 +180,23 @@ def test_size_bound_evicts_least_recently_used(clock: FakeTime) -> None:
     cache.validate("b")
     assert inner.calls == ["b"]
     assert len(cache._entries) == 3
+
+
+def test_cached_answers_only_fresh_hits() -> None:
+    from onestack.common.auth import AuthContext, CachingValidator
+
+    class Inner:
+        calls = 0
+
+        def validate(self, token: str) -> AuthContext:
+            Inner.calls += 1
+            return AuthContext(token=token, user_id="u")
+
+    cache = CachingValidator(Inner(), ttl=60)
+    assert cache.cached("t") is None
+    cache.validate("t")
+    hit = cache.cached("t")
+    assert hit is not None and hit.user_id == "u"
+    assert Inner.calls == 1
+    cache.forget("t")
+    assert cache.cached("t") is None
