@@ -48,12 +48,12 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from onestack.guest import IMAGE_NAME, image_path
 from onestack.guest.debs import BuildError, DebCache, LibraryIndex, modinfo
 from onestack.guest.disk import SECTOR, CpioEntry, Partition, assemble, write_cpio
 
 log = logging.getLogger(__name__)
 
-IMAGE_NAME = "onestack-test-guest"
 IMAGE_VERSION = "1"
 ROOT_LABEL = "onestack-root"
 ROOT_UUID = "0e57ac4b-7e57-4e57-8e57-0e57ac4b7e57"
@@ -169,12 +169,6 @@ def source_digest() -> str:
 def default_cache() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".cache") / "onestack" / "debs"
-
-
-def image_path(state_dir: Path) -> Path:
-    """Where ``onestack image build-test`` puts the image for a state directory
-    (the image service registers that file as the public image IMAGE_NAME)."""
-    return Path(state_dir) / "guest" / f"{IMAGE_NAME}.qcow2"
 
 
 def default_output(state_dir: str | None) -> Path:
@@ -462,6 +456,18 @@ def _fix_owners(tree: Tree, fs_image: Path) -> None:
 
 def build_image(output: Path, cache_dir: Path, refresh: bool = False,
                 kernel_args: str = KERNEL_ARGS) -> Path:
+    # The guest's files take their modes from the build's umask wherever they
+    # are not set one by one (package contents, parent directories): a private
+    # umask (``onestack up`` sets 077) would leave /etc/passwd and /usr unreadable
+    # to every user but root in the guest.
+    previous = os.umask(0o022)
+    try:
+        return _build_image(output, cache_dir, refresh, kernel_args)
+    finally:
+        os.umask(previous)
+
+
+def _build_image(output: Path, cache_dir: Path, refresh: bool, kernel_args: str) -> Path:
     _need_tools()
     cache = DebCache(cache_dir)
     debs = cache.fetch(ROOT_PACKAGES, refresh=refresh)

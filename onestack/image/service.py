@@ -1143,7 +1143,7 @@ def _admin_project_id(svc: ImageService) -> str | None:
 
 def register_test_guest(svc: ImageService) -> str | None:
     """Register the test guest built by ``onestack image build-test`` as a public image once."""
-    from onestack.guest.build import image_path
+    from onestack.guest import image_path
     from onestack.image.data import DataSink
     from onestack.image.formats import Inspector
 
