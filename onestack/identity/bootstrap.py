@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -80,13 +81,12 @@ def _project(s: Session, name: str, description: str) -> Project:
     return proj
 
 
-def _user(s: Session, name: str, password_hash: str, options: dict[str, Any]) -> User:
-    """A bootstrap user with an already hashed password (hashed in parallel)."""
+def _user(s: Session, name: str, options: dict[str, Any]) -> User:
+    """A bootstrap user (its password is added by ``_password``)."""
     from sqlalchemy import select
 
     from onestack.common.ids import new_id, utcnow
-    from onestack.identity.models import Password, User
-    from onestack.identity.passwords import current_password
+    from onestack.identity.models import User
 
     user = s.scalars(
         select(User).where(User.domain_id == DEFAULT_DOMAIN_ID, User.name == name)
@@ -98,10 +98,34 @@ def _user(s: Session, name: str, password_hash: str, options: dict[str, Any]) ->
         )
         s.add(user)
         s.flush()
+    return user
+
+
+def _password(s: Session, user: User, password_hash: str) -> None:
+    from onestack.common.ids import utcnow
+    from onestack.identity.models import Password
+    from onestack.identity.passwords import current_password
+
     if current_password(s, user.id) is None:
         s.add(Password(user_id=user.id, password_hash=password_hash, created_at=utcnow(),
                        expires_at=None, self_service=False))
-    return user
+
+
+class Hashes:
+    """The bootstrap passwords' hashes, computed once and only when asked for:
+    the ones ``EarlyHashes`` began at start-up, else hashed now."""
+
+    def __init__(self, identity: Identity, passwords: dict[str, str], early: EarlyHashes | None):
+        self.identity, self.passwords, self.early = identity, passwords, early
+        self._done: dict[str, str] | None = None
+
+    def __call__(self) -> dict[str, str]:
+        if self._done is None:
+            if self.early is not None:
+                self._done = self.early.hashes()
+            else:
+                self._done = _hash_all(self.identity, self.passwords)
+        return self._done
 
 
 def _hash_all(identity: Identity, passwords: dict[str, str]) -> dict[str, str]:
@@ -125,13 +149,18 @@ def _bcrypt(rounds: int, plain: str) -> tuple[str, bytes]:
 class EarlyHashes:
     """Bootstrap passwords, hashed in the background from the start of
     ``onestack up`` (or at the latest when the Identity service is built),
-    so that the slow hashes do not add to a first start."""
+    so that the slow hashes do not add to a first start.
+
+    One thread, one hash after the other: bcrypt releases the GIL, so the
+    hashes take the second core while start-up (one core, the GIL) goes on
+    undisturbed. Two hashing threads on a 2-core machine finish the hashes
+    sooner but slow start-up down by more than that."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.passwords = {"admin": secrets.token_urlsafe(18), "demo": secrets.token_urlsafe(18)}
         rounds = max(4, min(31, int(settings.identity.password_hash_rounds)))
-        pool = ThreadPoolExecutor(max_workers=len(self.passwords), thread_name_prefix="bootstrap-hash")
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bootstrap-hash")
         self._futures: dict[str, Future[tuple[str, bytes]]] = {
             k: pool.submit(_bcrypt, rounds, v) for k, v in self.passwords.items()
         }
@@ -202,7 +231,9 @@ def _password_from(clouds: dict[str, Any], cloud: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def first_start(identity: Identity, s: Session, hashes: dict[str, str]) -> None:
+def first_start(identity: Identity, s: Session, hashes: Callable[[], dict[str, str]]) -> None:
+    """Everything a new cloud has; the passwords come last, so that their
+    hashing (begun at start-up) overlaps with the rest."""
     from onestack.identity.models import (
         ROOT_DOMAIN,
         SYSTEM_TARGET,
@@ -222,18 +253,23 @@ def first_start(identity: Identity, s: Session, hashes: dict[str, str]) -> None:
     _imply(s, member, reader)
     admin_project = _project(s, "admin", "Bootstrap project for initializing the cloud.")
     demo_project = _project(s, "demo", "Demo project")
-    admin_user = _user(s, "admin", hashes["admin"], {
+    admin_user = _user(s, "admin", {
         "ignore_change_password_upon_first_use": True,
         "ignore_password_expiry": True,
         "ignore_lockout_failure_attempts": True,
     })
-    demo_user = _user(s, "demo", hashes["demo"], {
+    demo_user = _user(s, "demo", {
         "ignore_change_password_upon_first_use": True,
         "ignore_password_expiry": True,
     })
     _grant(s, USER_PROJECT, admin_user.id, admin_project.id, admin)
     _grant(s, USER_SYSTEM, admin_user.id, SYSTEM_TARGET, admin)
     _grant(s, USER_PROJECT, demo_user.id, demo_project.id, member)
+    reconcile_catalog(identity, s)
+    s.flush()
+    done = hashes()
+    _password(s, admin_user, done["admin"])
+    _password(s, demo_user, done["demo"])
 
 
 def reconcile_catalog(identity: Identity, s: Session) -> bool:
@@ -306,7 +342,8 @@ def write_clouds_yaml(identity: Identity, passwords: dict[str, str]) -> None:
 
     data = {"clouds": {ADMIN_CLOUD: cloud("admin", "admin"), DEMO_CLOUD: cloud("demo", "demo")}}
     path = settings.state_dir / "clouds.yaml"
-    text = yaml.safe_dump(data, default_flow_style=False, sort_keys=False)
+    body = yaml.safe_dump(data, default_flow_style=False, sort_keys=False)
+    text = f"{STAMP_PREFIX}{_digest(body)}\n{body}"
     tmp = path.with_suffix(".yaml.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
@@ -315,8 +352,101 @@ def write_clouds_yaml(identity: Identity, passwords: dict[str, str]) -> None:
     os.replace(tmp, path)
 
 
+# The first line of the clouds.yaml that ``onestack up`` writes: the digest of
+# the rest, so that a restart can tell the file is still exactly what it wrote.
+STAMP_PREFIX = "# Written by onestack up; edit freely (an edited file is re-read). sha256:"
+
+
+def _digest(body: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _clouds_yaml_current(identity: Identity, text: str) -> bool:
+    """True if ``text`` is the clouds.yaml this cloud would write now: our own
+    unedited output (the digest matches) for the current URL and region."""
+    first, _, body = text.partition("\n")
+    if not first.startswith(STAMP_PREFIX) or first[len(STAMP_PREFIX):] != _digest(body):
+        return False
+    settings = identity.settings
+    auth_url = settings.base_url + "/identity/v3"
+    return (
+        body.count(f"auth_url: {auth_url}\n") == 2
+        and body.count(f"region_name: {settings.region}\n") == 2
+        and body.count("password: ") == 2
+    )
+
+
+def _json(value: Any) -> dict[str, Any]:
+    import json
+
+    if isinstance(value, dict):
+        return value
+    try:
+        loaded = json.loads(value) if value else {}
+    except ValueError:
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _nothing_to_do(identity: Identity) -> bool:
+    """The restart check: bootstrapped, keys present, every running service in
+    the catalog at its current URL, clouds.yaml as written. Plain SQL, so a
+    restart compiles no ORM statement and imports no YAML parser."""
+    from sqlalchemy import text
+
+    settings = identity.settings
+    try:
+        clouds_text = (settings.state_dir / "clouds.yaml").read_text()
+    except OSError:
+        return False
+    if not _clouds_yaml_current(identity, clouds_text):
+        return False
+    with identity.db.read() as s:
+        def one(sql: str, **params: Any) -> bool:
+            return s.execute(text(sql), params).first() is not None
+
+        if not (
+            one("SELECT 1 FROM project WHERE id = :id", id=DEFAULT_DOMAIN_ID)
+            and one("SELECT 1 FROM identity_key WHERE kind = 'fernet'")
+            and one("SELECT 1 FROM region WHERE id = :id", id=settings.region)
+        ):
+            return False
+        have = {
+            (row[0], _json(row[1]).get("name"), row[2], row[3], row[4])
+            for row in s.execute(text(
+                "SELECT s.type, s.extra, e.interface, e.region_id, e.url "
+                "FROM service s JOIN endpoint e ON e.service_id = s.id"
+            ))
+        }
+    base = settings.base_url
+    return all(
+        (entry.service_type, entry.name, interface, settings.region, base + entry.path) in have
+        for entry in identity.cloud.catalog()
+        for interface in INTERFACES
+    )
+
+
 def bootstrap(identity: Identity) -> None:
-    """Idempotent: first start creates everything, later starts reconcile."""
+    """Idempotent: first start creates everything, later starts reconcile.
+
+    A restart where nothing changed (the common case) only checks, with a few
+    plain queries, and prunes old revocation events."""
+    from sqlalchemy.orm import configure_mappers
+
+    from onestack.identity.service import revoke
+
+    if _nothing_to_do(identity):
+        with identity.db.write() as s:
+            revoke.prune(s, identity.tokens.revocations.lifetime())
+    else:
+        _reconcile(identity)
+    # Mapper set-up otherwise falls on the first request that touches a model.
+    configure_mappers()
+
+
+def _reconcile(identity: Identity) -> None:
     from sqlalchemy import select
 
     from onestack.identity.models import Project, User
@@ -336,24 +466,21 @@ def bootstrap(identity: Identity) -> None:
             "demo": _password_from(clouds, DEMO_CLOUD) or secrets.token_urlsafe(18),
         }
     keys = identity.tokens.keys
-    hashes: dict[str, str] = {}
-    with identity.db.read() as s:
-        if s.get(Project, DEFAULT_DOMAIN_ID) is None or not known:
-            hashes = early.hashes() if early is not None else _hash_all(identity, passwords)
+    hashes = Hashes(identity, passwords, early)
     with identity.db.write() as s:
         keys.ensure(s)
         fresh = s.get(Project, DEFAULT_DOMAIN_ID) is None
         if fresh:
-            first_start(identity, s, hashes or _hash_all(identity, passwords))
+            first_start(identity, s, hashes)
             log.info("identity bootstrapped: domain Default, admin and demo projects and users")
-        elif not (_password_from(clouds, ADMIN_CLOUD) and _password_from(clouds, DEMO_CLOUD)):
+        elif not known:
             # clouds.yaml was lost: give the bootstrap users new passwords.
             for name in ("admin", "demo"):
                 user = s.scalars(
                     select(User).where(User.domain_id == DEFAULT_DOMAIN_ID, User.name == name)
                 ).first()
                 if user is not None:
-                    set_password(identity, s, user, passwords[name], prehashed=hashes.get(name))
+                    set_password(identity, s, user, passwords[name], prehashed=hashes()[name])
         reconcile_catalog(identity, s)
         revoke.prune(s, identity.tokens.revocations.lifetime())
     identity.touch()

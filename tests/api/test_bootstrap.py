@@ -6,6 +6,7 @@ import stat
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from sqlalchemy import func, select
 
@@ -99,3 +100,59 @@ def test_new_services_join_the_catalog(tmp_path: Path) -> None:
     expected = {e.service_type for e in cloud.catalog()}
     assert types == expected and "identity" in types
     assert n_endpoints == 3 * len(expected)
+
+
+def _no_reconcile(monkeypatch: pytest.MonkeyPatch) -> None:
+    from onestack.identity import bootstrap
+
+    def fail(identity: object) -> None:
+        raise AssertionError("a plain restart must not take the reconcile path")
+
+    monkeypatch.setattr(bootstrap, "_reconcile", fail)
+
+
+def test_plain_restart_only_checks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = tmp_path / "state"
+    _start(state, 8800)
+    path = state / "clouds.yaml"
+    before = path.read_text()
+    assert before.startswith("# Written by onestack up")
+    mtime = path.stat().st_mtime_ns
+    with monkeypatch.context() as m:
+        _no_reconcile(m)
+        _start(state, 8800)
+    assert path.read_text() == before and path.stat().st_mtime_ns == mtime
+
+
+def test_restart_restores_a_deleted_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = tmp_path / "state"
+    _start(state, 8800)
+    settings = load_settings(state, env=dict(TEST_ENV))
+    cloud = build_cloud(settings, ("onestack.identity",))
+    with cloud.db.write() as s:
+        ep = s.scalars(select(Endpoint).where(Endpoint.interface == "internal")).one()
+        s.delete(ep)
+    cloud.db.dispose()
+    _start(state, 8800)
+    cloud = build_cloud(settings, ("onestack.identity",))
+    with cloud.db.read() as s:
+        assert sorted(e.interface for e in s.scalars(select(Endpoint))) == ["admin", "internal", "public"]
+    cloud.db.dispose()
+    with monkeypatch.context() as m:  # and now all is in place again
+        _no_reconcile(m)
+        _start(state, 8800)
+
+
+def test_edited_clouds_yaml_is_reread_not_trusted(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    _start(state, 8800)
+    path = state / "clouds.yaml"
+    data = yaml.safe_load(path.read_text())
+    password = data["clouds"]["onestack-admin"]["auth"]["password"]
+    data["clouds"]["onestack"]["region_name"] = "Elsewhere"  # an edit by hand
+    path.write_text(yaml.safe_dump(data))
+    _start(state, 8800)
+    again = yaml.safe_load(path.read_text())["clouds"]
+    assert again["onestack-admin"]["auth"]["password"] == password  # kept, not re-generated
+    assert again["onestack"]["region_name"] == "RegionOne"  # rewritten for this cloud
+    assert path.read_text().startswith("# Written by onestack up")

@@ -9,6 +9,7 @@ the change that causes them (password change, role removal, disable ...).
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import cast
 
 from sqlalchemy.orm import Session
 
@@ -58,5 +59,10 @@ def revoke_token(session: Session, audit_id: str) -> None:
 
 def prune(session: Session, older_than: timedelta) -> int:
     """Drop events older than any token could be (called occasionally)."""
-    cutoff = utcnow() - older_than
-    return session.query(RevocationEvent).filter(RevocationEvent.revoked_at < cutoff).delete()
+    from sqlalchemy import CursorResult, Table, delete
+
+    # A Core statement: no ORM compile step for this one-off at start-up.
+    table = cast(Table, RevocationEvent.__table__)
+    result = session.execute(delete(table).where(table.c.revoked_at < utcnow() - older_than))
+    assert isinstance(result, CursorResult)
+    return result.rowcount
