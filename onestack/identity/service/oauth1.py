@@ -24,8 +24,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-from oauthlib.oauth1.rfc5849 import signature as oauth_sig
-from oauthlib.oauth1.rfc5849 import utils as oauth_utils
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -95,6 +93,9 @@ def oauth_params(headers: Mapping[str, str]) -> dict[str, str]:
     value = headers.get("authorization") or headers.get("Authorization") or ""
     if not value.lower().startswith("oauth "):
         return {}
+    # oauthlib only when OAuth1 is used: it is not needed to start the cloud.
+    from oauthlib.oauth1.rfc5849 import utils as oauth_utils
+
     try:
         pairs = oauth_utils.parse_authorization_header(value)
         return {k: oauth_utils.unescape(v) for k, v in pairs if k != "realm"}
@@ -120,6 +121,8 @@ def _candidate_urls(identity: Identity, request: HttpRequest) -> list[str]:
 def verify_signature(identity: Identity, request: HttpRequest, consumer_secret: str,
                      token_secret: str | None) -> bool:
     """Check the request's HMAC-SHA1 signature (RFC 5849 section 3.4)."""
+    from oauthlib.oauth1.rfc5849 import signature as oauth_sig
+
     headers = {"Authorization": request.headers.get("authorization", "")}
     params = oauth_params(request.headers)
     provided = params.get("oauth_signature")
