@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import threading
 from collections.abc import Callable
@@ -50,7 +51,6 @@ def _role(s: Session, name: str) -> Role:
     if role is None:
         role = Role(id=new_id(), name=name, domain_id=NULL_DOMAIN, options={}, extra={})
         s.add(role)
-        s.flush()
     return role
 
 
@@ -77,7 +77,6 @@ def _project(s: Session, name: str, description: str) -> Project:
             options={}, extra={},
         )
         s.add(proj)
-        s.flush()
     return proj
 
 
@@ -97,7 +96,6 @@ def _user(s: Session, name: str, options: dict[str, Any]) -> User:
             created_at=utcnow(), options=options, extra={}, failed_auth_count=0,
         )
         s.add(user)
-        s.flush()
     return user
 
 
@@ -213,13 +211,17 @@ def _grant(s: Session, kind: str, actor: str, target: str, role: Role) -> None:
         s.add(Assignment(type=kind, actor_id=actor, target_id=target, role_id=role.id, inherited=False))
 
 
-def _read_clouds(path: Any) -> dict[str, Any]:
-    import yaml
+def _read_clouds(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError:
+        return {}
+    import yaml  # only for a file that is there (edited, or from an older version)
 
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(text) or {}
         return dict(data.get("clouds") or {})
-    except (OSError, yaml.YAMLError):
+    except (yaml.YAMLError, AttributeError, TypeError, ValueError):
         return {}
 
 
@@ -233,7 +235,14 @@ def _password_from(clouds: dict[str, Any], cloud: str) -> str | None:
 
 def first_start(identity: Identity, s: Session, hashes: Callable[[], dict[str, str]]) -> None:
     """Everything a new cloud has; the passwords come last, so that their
-    hashing (begun at start-up) overlaps with the rest."""
+    hashing (begun at start-up) overlaps with the rest. Ids are made here, so
+    the rows go to the database in one flush at the end."""
+    with s.no_autoflush:
+        _first_start(identity, s, hashes)
+    s.flush()
+
+
+def _first_start(identity: Identity, s: Session, hashes: Callable[[], dict[str, str]]) -> None:
     from onestack.identity.models import (
         ROOT_DOMAIN,
         SYSTEM_TARGET,
@@ -246,11 +255,8 @@ def first_start(identity: Identity, s: Session, hashes: Callable[[], dict[str, s
         id=DEFAULT_DOMAIN_ID, name=DEFAULT_DOMAIN_NAME, description="The default domain",
         enabled=True, domain_id=ROOT_DOMAIN, parent_id=None, is_domain=True, options={}, extra={},
     ))
-    s.flush()
     admin, member, reader = _role(s, "admin"), _role(s, "member"), _role(s, "reader")
     _role(s, "service")
-    _imply(s, admin, member)
-    _imply(s, member, reader)
     admin_project = _project(s, "admin", "Bootstrap project for initializing the cloud.")
     demo_project = _project(s, "demo", "Demo project")
     admin_user = _user(s, "admin", {
@@ -262,11 +268,13 @@ def first_start(identity: Identity, s: Session, hashes: Callable[[], dict[str, s
         "ignore_change_password_upon_first_use": True,
         "ignore_password_expiry": True,
     })
+    s.flush()  # the rows the rest refer to (the flush has no relationships to order by)
+    _imply(s, admin, member)
+    _imply(s, member, reader)
     _grant(s, USER_PROJECT, admin_user.id, admin_project.id, admin)
     _grant(s, USER_SYSTEM, admin_user.id, SYSTEM_TARGET, admin)
     _grant(s, USER_PROJECT, demo_user.id, demo_project.id, member)
     reconcile_catalog(identity, s)
-    s.flush()
     done = hashes()
     _password(s, admin_user, done["admin"])
     _password(s, demo_user, done["demo"])
@@ -319,10 +327,27 @@ def reconcile_catalog(identity: Identity, s: Session) -> bool:
     return changed
 
 
-def write_clouds_yaml(identity: Identity, passwords: dict[str, str]) -> None:
-    import yaml
+def _yaml(data: dict[str, Any], indent: str = "") -> str:
+    """Block-style YAML for nested dicts of strings and numbers, without a YAML
+    library: every string is double-quoted the JSON way, which YAML reads as
+    the same string (a test checks with a YAML parser)."""
+    import json
 
-    settings = identity.settings
+    out = []
+    for key, value in data.items():
+        name = key if _PLAIN_KEY.fullmatch(key) else json.dumps(key)
+        if isinstance(value, dict):
+            out.append(f"{indent}{name}:\n{_yaml(value, indent + '  ')}")
+        else:
+            out.append(f"{indent}{name}: {json.dumps(value)}\n")
+    return "".join(out)
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+def _clouds_body(settings: Settings, passwords: dict[str, str]) -> str:
+    """The clouds.yaml (below its stamp line) for these settings and passwords."""
     auth_url = settings.base_url + "/identity/v3"
 
     def cloud(user: str, project: str) -> dict[str, Any]:
@@ -340,9 +365,29 @@ def write_clouds_yaml(identity: Identity, passwords: dict[str, str]) -> None:
             "interface": "public",
         }
 
-    data = {"clouds": {ADMIN_CLOUD: cloud("admin", "admin"), DEMO_CLOUD: cloud("demo", "demo")}}
+    return _yaml({"clouds": {ADMIN_CLOUD: cloud("admin", "admin"), DEMO_CLOUD: cloud("demo", "demo")}})
+
+
+def _passwords_in(body: str) -> dict[str, str]:
+    """The passwords in a body ``_clouds_body`` wrote, by user."""
+    import json
+
+    users = {f"  {ADMIN_CLOUD}:": "admin", f"  {DEMO_CLOUD}:": "demo"}
+    found: dict[str, str] = {}
+    user = None
+    for line in body.splitlines():
+        user = users.get(line, user)
+        if user and line.startswith("      password: "):
+            value = json.loads(line[len("      password: "):])
+            if isinstance(value, str):
+                found[user] = value
+    return found
+
+
+def write_clouds_yaml(identity: Identity, passwords: dict[str, str]) -> None:
+    settings = identity.settings
     path = settings.state_dir / "clouds.yaml"
-    body = yaml.safe_dump(data, default_flow_style=False, sort_keys=False)
+    body = _clouds_body(settings, passwords)
     text = f"{STAMP_PREFIX}{_digest(body)}\n{body}"
     tmp = path.with_suffix(".yaml.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -369,13 +414,13 @@ def _clouds_yaml_current(identity: Identity, text: str) -> bool:
     first, _, body = text.partition("\n")
     if not first.startswith(STAMP_PREFIX) or first[len(STAMP_PREFIX):] != _digest(body):
         return False
-    settings = identity.settings
-    auth_url = settings.base_url + "/identity/v3"
-    return (
-        body.count(f"auth_url: {auth_url}\n") == 2
-        and body.count(f"region_name: {settings.region}\n") == 2
-        and body.count("password: ") == 2
-    )
+    try:
+        passwords = _passwords_in(body)
+    except ValueError:
+        return False
+    if set(passwords) != {"admin", "demo"}:
+        return False
+    return body == _clouds_body(identity.settings, passwords)
 
 
 def _json(value: Any) -> dict[str, Any]:
