@@ -9,13 +9,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
-import logging
-import signal
 import sys
 import time
 from typing import Any
+
+# Nothing else at import time: `onestack up` starts hashing a first start's
+# bootstrap passwords before it imports anything heavier (asyncio included).
 
 STARTED = time.perf_counter()
 
@@ -32,6 +32,8 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def _logging(level: str) -> None:
+    import logging
+
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
@@ -50,6 +52,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     # A first start hashes two bootstrap passwords (bcrypt, slow on purpose):
     # begin now, in threads, while the rest of the cloud is imported.
     prestart(settings)
+
+    import asyncio
+    import signal
 
     import uvicorn
 

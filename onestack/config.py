@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,6 +119,8 @@ def load_settings(
     conf = settings.state_dir / "onestack.toml"
     file_values: dict[str, Any] = {}
     if conf.exists():
+        import tomllib
+
         file_values = tomllib.loads(conf.read_text())
     file_values.pop("state_dir", None)
     _apply(settings, file_values, "ONESTACK_", {k: v for k, v in env.items() if k != "ONESTACK_STATE_DIR"})
