@@ -83,3 +83,62 @@ def test_sink_hashes_and_enforces_the_limit(tmp_path: Path) -> None:
         sink.write(b"1")
     sink.abort()
     assert list((tmp_path / "images").iterdir()) == []
+
+
+def test_commit_is_durable_before_it_returns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The data is fsynced before the rename, the directory after it."""
+    import os
+
+    from onestack.image.stores import file as file_store
+
+    calls: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        calls.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src: object, dst: object) -> None:
+        calls.append(("replace", str(dst)))
+        real_replace(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(file_store.os, "fsync", fsync)
+    monkeypatch.setattr(file_store.os, "replace", replace)
+    store = FileStore(tmp_path / "images")
+    w = store.writer("abc")
+    w.write(b"data")
+    tmp_name = str(w.tmp)
+    w.commit()
+    final, directory = str(tmp_path / "images" / "abc"), str(tmp_path / "images")
+    assert calls == [("fsync", tmp_name), ("replace", final), ("fsync", directory)]
+
+
+@pytest.mark.parametrize("end", ["commit", "abort"])
+def test_long_writes_are_flushed_as_they_go(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            end: str) -> None:
+    """Every SYNC_EVERY bytes a background fdatasync runs, so the commit's
+    fsync has little left to write; the thread ends with the writer."""
+    import os
+    import threading
+
+    from onestack.image.stores import file as file_store
+
+    synced = threading.Event()
+    real = os.fdatasync
+
+    def fdatasync(fd: int) -> None:
+        real(fd)
+        synced.set()
+
+    monkeypatch.setattr(file_store, "SYNC_EVERY", 1000)
+    monkeypatch.setattr(file_store.os, "fdatasync", fdatasync)
+    store = FileStore(tmp_path / "images")
+    w = store.writer("abc")
+    w.write(b"x" * 999)
+    assert not synced.wait(0.2)  # not yet SYNC_EVERY bytes
+    w.write(b"x" * 2)
+    assert synced.wait(5)
+    getattr(w, end)()
+    assert not [t for t in threading.enumerate() if t.name == "image-sync"]
+    names = [p.name for p in (tmp_path / "images").iterdir()]
+    assert names == (["abc"] if end == "commit" else [])
