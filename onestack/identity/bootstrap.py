@@ -235,8 +235,8 @@ def _password_from(clouds: dict[str, Any], cloud: str) -> str | None:
 
 def first_start(identity: Identity, s: Session, hashes: Callable[[], dict[str, str]]) -> None:
     """Everything a new cloud has; the passwords come last, so that their
-    hashing (begun at start-up) overlaps with the rest. Ids are made here, so
-    the rows go to the database in one flush at the end."""
+    hashing (begun at start-up) overlaps with the rest. Ids are made here and
+    nothing is flushed before it must be (a couple of flushes, not one per row)."""
     with s.no_autoflush:
         _first_start(identity, s, hashes)
     s.flush()
