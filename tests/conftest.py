@@ -96,3 +96,27 @@ def running_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudInf
         yield info
     finally:
         stop_cloud(info)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    """A private PostgreSQL server for the session (tests/pg.py), or a skip."""
+    from tests import pg
+
+    reason = pg.skip_reason()
+    if reason:
+        pytest.skip(reason)
+    server = pg.Server()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same test on SQLite and on PostgreSQL (a new database each time)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'sub' / 'db.sqlite'}"
+    server = request.getfixturevalue("pg_server")
+    return str(server.new_database())

@@ -6,8 +6,12 @@ Rules every service follows:
 * Any unit of work that writes - including read-modify-write - runs from its
   first statement inside ``db.write()``. On SQLite that takes the process-wide
   writer lock and opens the transaction with ``BEGIN IMMEDIATE``, so concurrent
-  writers queue instead of failing with ``database is locked``; on PostgreSQL it
-  is an ordinary transaction.
+  writers queue instead of failing with ``database is locked``. On PostgreSQL
+  the transaction first takes a transaction-scoped advisory lock
+  (``pg_advisory_xact_lock``): the same one-writer-at-a-time rule across every
+  process and host sharing the database, so a read-modify-write never loses an
+  update (READ COMMITTED alone would let two of them interleave). Reads never
+  wait for it.
 * Sessions are synchronous. HTTP handlers that touch the database are plain
   ``def`` functions, which Starlette runs in its thread pool, keeping the event
   loop free.
@@ -21,10 +25,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, MetaData, create_engine, event
+from sqlalchemy import JSON, MetaData, create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool, QueuePool
+
+# The advisory lock every PostgreSQL write transaction holds (any fixed number).
+WRITE_LOCK_KEY = 0x6F6E657374  # "onest"
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -75,6 +82,7 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self.is_postgres = url.startswith("postgresql")
         if self.is_sqlite:
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
@@ -115,6 +123,8 @@ class Database:
         session = self._write_factory()
         self._local.session = session
         try:
+            if self.is_postgres:
+                session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK_KEY})
             yield session
             session.commit()
         except BaseException:

@@ -74,18 +74,25 @@ class Api:
         return self.request("DELETE", path, who, **kw)
 
 
-def make_api(state_dir: Path) -> Iterator[Api]:
-    settings = load_settings(state_dir, env=dict(TEST_ENV))
+def make_api(state_dir: Path, database_url: str = "") -> Iterator[Api]:
+    env = dict(TEST_ENV)
+    if database_url:
+        env["ONESTACK_DATABASE_URL"] = database_url
+    settings = load_settings(state_dir, env=env)
     cloud = build_cloud(settings)
     prepare(cloud)
     with TestClient(build_app(cloud), base_url="http://127.0.0.1:8800") as client:
         yield Api(client, cloud)
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    """One cloud per test module (bootstrap costs a few hundred ms)."""
-    yield from make_api(tmp_path_factory.mktemp("api") / "state")
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """One cloud per test module (bootstrap costs a few hundred ms), on SQLite
+    and again on PostgreSQL."""
+    url = ""
+    if request.param == "postgresql":
+        url = request.getfixturevalue("pg_server").new_database()
+    yield from make_api(tmp_path_factory.mktemp("api") / "state", url)
 
 
 @pytest.fixture

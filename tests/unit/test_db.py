@@ -1,11 +1,12 @@
-"""Database: serialized writers never see "database is locked"; nested writes join."""
+"""Database: serialized writers never see "database is locked"; nested writes join.
+
+Each test runs on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Integer, String, select
@@ -33,8 +34,8 @@ class Entry(_Base):
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'sub' / 'db.sqlite'}")
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
     _Base.metadata.create_all(database.write_engine)
     with database.write() as s:
         s.add(Counter(name="c", value=0))

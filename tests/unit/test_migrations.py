@@ -17,8 +17,9 @@ from onestack.common.models_registry import import_all_models
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'm.db'}")
+def db(database_url: str) -> Iterator[Database]:
+    """Each test on SQLite and on PostgreSQL."""
+    database = Database(database_url)
     yield database
     database.dispose()
 

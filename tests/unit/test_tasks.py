@@ -7,7 +7,6 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,8 +43,9 @@ class Clock:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'tasks.db'}")
+def db(database_url: str) -> Iterator[Database]:
+    """Each test on SQLite and on PostgreSQL (claims use FOR UPDATE SKIP LOCKED there)."""
+    database = Database(database_url)
     Base.metadata.create_all(database.engine, tables=[Base.metadata.tables["task"]])
     yield database
     database.dispose()

@@ -150,7 +150,7 @@ _ROLE_FACTS = text(
     "UNION ALL SELECT id, NULL FROM role WHERE domain_id != :null"
 )
 _ACTORS = (
-    "actors(id) AS (SELECT :user_id UNION "
+    "actors(id) AS (SELECT CAST(:user_id AS VARCHAR(64)) UNION "
     "SELECT group_id FROM user_group_membership WHERE user_id = :user_id)"
 )
 _PROJECT_ROLES = text(
