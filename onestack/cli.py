@@ -50,7 +50,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     # A first start hashes two bootstrap passwords (bcrypt, slow on purpose):
-    # begin now, in threads, while the rest of the cloud is imported.
+    # begin now, in a background thread, while the rest of the cloud is imported.
     prestart(settings)
 
     import asyncio
