@@ -54,8 +54,8 @@ class DataSink:
         self.size = 0
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.sha512 = hashlib.sha512()
-        # md5 runs beside sha512 and the write (hashlib releases the GIL on
-        # large buffers), so a transfer costs the slower hash, not the sum.
+        # md5 and the store's write run beside sha512 (hashlib and file writes
+        # release the GIL on large buffers): a transfer costs the slowest lane.
         self._helper: ThreadPoolExecutor | None = None
 
     def write(self, data: bytes | memoryview) -> None:
@@ -70,15 +70,20 @@ class DataSink:
             if self.writer is not None:
                 self.writer.write(data)
             return
+        # Two lanes, one per core: sha512 (the slowest hash) here; md5 and the
+        # store's write in the helper. hashlib and file writes release the GIL.
         if self._helper is None:
             self._helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="image-md5")
-        md5 = self._helper.submit(self.md5.update, data)
+        side = self._helper.submit(self._md5_and_store, data)
         try:
             self.sha512.update(data)
-            if self.writer is not None:
-                self.writer.write(data)
         finally:
-            md5.result()
+            side.result()
+
+    def _md5_and_store(self, data: bytes | memoryview) -> None:
+        self.md5.update(data)
+        if self.writer is not None:
+            self.writer.write(data)
 
     def _close_helper(self) -> None:
         if self._helper is not None:
