@@ -423,23 +423,11 @@ def _clouds_yaml_current(identity: Identity, text: str) -> bool:
     return body == _clouds_body(identity.settings, passwords)
 
 
-def _json(value: Any) -> dict[str, Any]:
-    import json
-
-    if isinstance(value, dict):
-        return value
-    try:
-        loaded = json.loads(value) if value else {}
-    except ValueError:
-        return {}
-    return loaded if isinstance(loaded, dict) else {}
-
-
 def _nothing_to_do(identity: Identity) -> bool:
     """The restart check: bootstrapped, keys present, every running service in
     the catalog at its current URL, clouds.yaml as written. Plain SQL, so a
     restart compiles no ORM statement and imports no YAML parser."""
-    from sqlalchemy import text
+    from sqlalchemy import JSON, text
 
     settings = identity.settings
     try:
@@ -458,12 +446,13 @@ def _nothing_to_do(identity: Identity) -> bool:
             and one("SELECT 1 FROM region WHERE id = :id", id=settings.region)
         ):
             return False
+        catalog = text(
+            "SELECT s.type, s.extra, e.interface, e.region_id, e.url "
+            "FROM service s JOIN endpoint e ON e.service_id = s.id"
+        ).columns(extra=JSON)  # decoded by the column type, on SQLite and PostgreSQL alike
         have = {
-            (row[0], _json(row[1]).get("name"), row[2], row[3], row[4])
-            for row in s.execute(text(
-                "SELECT s.type, s.extra, e.interface, e.region_id, e.url "
-                "FROM service s JOIN endpoint e ON e.service_id = s.id"
-            ))
+            (row[0], (row[1] or {}).get("name"), row[2], row[3], row[4])
+            for row in s.execute(catalog)
         }
     base = settings.base_url
     return all(
