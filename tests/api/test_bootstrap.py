@@ -45,8 +45,9 @@ def test_bootstrap_contents(api: Api) -> None:
     assert system == [{"all": True}]
 
 
-def _start(state: Path, port: int) -> float:
-    settings = load_settings(state, overrides={"port": port}, env=dict(TEST_ENV))
+def _start(state: Path, port: int, database_url: str = "") -> float:
+    env = dict(TEST_ENV, **({"ONESTACK_DATABASE_URL": database_url} if database_url else {}))
+    settings = load_settings(state, overrides={"port": port}, env=env)
     cloud = build_cloud(settings, ("onestack.identity",))
     started = time.perf_counter()
     prepare(cloud)
@@ -111,16 +112,18 @@ def _no_reconcile(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bootstrap, "_reconcile", fail)
 
 
-def test_plain_restart_only_checks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plain_restart_only_checks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                   database_url: str) -> None:
+    """On SQLite and on PostgreSQL (the check's SQL runs on both)."""
     state = tmp_path / "state"
-    _start(state, 8800)
+    _start(state, 8800, database_url)
     path = state / "clouds.yaml"
     before = path.read_text()
     assert before.startswith("# Written by onestack up")
     mtime = path.stat().st_mtime_ns
     with monkeypatch.context() as m:
         _no_reconcile(m)
-        _start(state, 8800)
+        _start(state, 8800, database_url)
     assert path.read_text() == before and path.stat().st_mtime_ns == mtime
 
 
