@@ -155,6 +155,7 @@ class LocalBroker:
         self._waiting: dict[str, Listener] = {}
         self._interrupted: set[str] = set()
         self._lock = threading.Lock()
+        self._remote = False  # holding the process's LISTEN connection (PostgreSQL)
 
     async def claim(
         self, owner: str, host: str | None, kinds: Iterable[str], lease_seconds: float,
@@ -163,6 +164,9 @@ class LocalBroker:
         loop = asyncio.get_running_loop()
         kind_list = sorted(set(kinds))
         deadline = loop.time() + max(wait, 0.0)
+        if not self._remote:
+            self._remote = True
+            self.queue.hub.retain_remote(self.queue.db)  # wake-ups from other processes
         # Listen before the first look, so a wake-up in between is kept.
         listener = self.queue.listen(kind_list)
         with self._lock:
@@ -239,4 +243,6 @@ class LocalBroker:
         return self.queue.fenced(claim.id, claim.claim_token, claim.owner)
 
     async def close(self) -> None:
-        return None
+        if self._remote:
+            self._remote = False
+            self.queue.hub.release_remote()

@@ -160,8 +160,10 @@ class Worker:
             raise ValueError("concurrency must be at least 1")
         if not handlers:
             raise ValueError("a worker needs at least one handler")
+        self._own_broker = False
         if not hasattr(broker, "claim") or not inspect.iscoroutinefunction(broker.claim):
             broker = LocalBroker(broker)
+            self._own_broker = True
         self.broker: Broker = broker
         self.host = host
         self.handlers = dict(handlers)
@@ -204,6 +206,8 @@ class Worker:
                 loop_task.cancel()
             await asyncio.gather(*self._loops, return_exceptions=True)
         self._loops = []
+        if self._own_broker:
+            await self.broker.close()
 
     async def wait_stopped(self) -> None:
         """Return when every loop has ended (after ``stop()`` or a fatal error)."""
