@@ -12,7 +12,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -27,10 +27,14 @@ from onestack.common.requestid import RequestIdMiddleware
 from onestack.common.web import json_response
 from onestack.config import Settings
 
+if TYPE_CHECKING:
+    from onestack.common.tasks.hosts import HostRegistry
+    from onestack.common.tasks.queue import TaskQueue
+
 log = logging.getLogger("onestack")
 
 # The services of the all-in-one cloud, in start order (identity first).
-SERVICE_MODULES = ("onestack.identity", "onestack.image")
+SERVICE_MODULES = ("onestack.identity", "onestack.image", "onestack.common.tasks.core")
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,8 @@ class Cloud:
     # Identity's validator (uncached) and the cached one other services use.
     validator: TokenValidator | None = None
     cached_validator: CachingValidator | None = None
+    _tasks: Any = field(default=None, repr=False)
+    _hosts: Any = field(default=None, repr=False)
 
     @property
     def state_dir(self) -> Path:
@@ -70,6 +76,25 @@ class Cloud:
 
     def service(self, name: str) -> Any:
         return self.services[name]
+
+    @property
+    def tasks(self) -> TaskQueue:
+        """The durable task queue (services enqueue in their own write
+        transactions and register their kinds' rules on ``tasks.kinds``)."""
+        if self._tasks is None:
+            from onestack.common.tasks.queue import TaskQueue
+
+            self._tasks = TaskQueue(self.db)
+        return self._tasks  # type: ignore[no-any-return]
+
+    @property
+    def hosts(self) -> HostRegistry:
+        """The host/service heartbeat table (os-services, agents)."""
+        if self._hosts is None:
+            from onestack.common.tasks.hosts import HostRegistry
+
+            self._hosts = HostRegistry(self.db, clock=self.tasks.clock)
+        return self._hosts  # type: ignore[no-any-return]
 
     def catalog(self) -> list[CatalogEntry]:
         entries: list[CatalogEntry] = []

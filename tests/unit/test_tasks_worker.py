@@ -272,6 +272,7 @@ def test_failing_heartbeats_stop_the_handler_before_the_lease_runs_out(
             assert cancelled_at[0] - failing_since < 1.0
         finally:
             await worker.stop()
+            await broker.close()
         task = queue.get(task_id)
         assert task is not None and task.state == RUNNING  # left to expire and be retried
 

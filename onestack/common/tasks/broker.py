@@ -147,11 +147,19 @@ async def shielded_claim(call: Any, release: Any) -> Any:
 
 
 class LocalBroker:
-    """The broker of a process that has the database."""
+    """The broker of a process that has the database.
 
-    def __init__(self, queue: TaskQueue, hosts: HostRegistry | None = None) -> None:
+    A waiting claim looks again when woken, when a backoff or lease ends, and
+    at least every ``poll_interval`` (the fallback for tasks written by
+    another process without a wake-up: SQLite, or a lost LISTEN connection).
+    """
+
+    def __init__(
+        self, queue: TaskQueue, hosts: HostRegistry | None = None, *, poll_interval: float = 5.0
+    ) -> None:
         self.queue = queue
         self.hosts = hosts
+        self.poll_interval = poll_interval
         self._waiting: dict[str, Listener] = {}
         self._interrupted: set[str] = set()
         self._lock = threading.Lock()
@@ -171,7 +179,6 @@ class LocalBroker:
         listener = self.queue.listen(kind_list)
         with self._lock:
             self._waiting[owner] = listener
-            self._interrupted.discard(owner)
         try:
             while True:
                 task = await shielded_claim(
@@ -186,7 +193,7 @@ class LocalBroker:
                 due = await asyncio.to_thread(self.queue.seconds_until_due, host, kind_list)
                 if due is not None:
                     remaining = min(remaining, due + 0.01)
-                await listener.wait(remaining)
+                await listener.wait(min(remaining, self.poll_interval))
                 if self._take_interrupt(owner):
                     return None
         finally:
@@ -203,10 +210,20 @@ class LocalBroker:
             return False
 
     async def interrupt(self, owner: str) -> None:
+        """Make ``owner``'s claim return now - or its next one, if it is not
+        waiting yet (a stop racing the loop's next claim is not lost)."""
         with self._lock:
             self._interrupted.add(owner)
             listener = self._waiting.get(owner)
         if listener is not None:
+            listener.wake()
+
+    def interrupt_all(self) -> None:
+        """End every waiting claim now (any thread; e.g. at shutdown)."""
+        with self._lock:
+            waiting = list(self._waiting.items())
+            self._interrupted.update(owner for owner, _ in waiting)
+        for _, listener in waiting:
             listener.wake()
 
     async def heartbeat(self, claim: Claim, lease_seconds: float) -> bool:

@@ -162,7 +162,7 @@ class Worker:
             raise ValueError("a worker needs at least one handler")
         self._own_broker = False
         if not hasattr(broker, "claim") or not inspect.iscoroutinefunction(broker.claim):
-            broker = LocalBroker(broker)
+            broker = LocalBroker(broker, poll_interval=poll_interval)
             self._own_broker = True
         self.broker: Broker = broker
         self.host = host
