@@ -11,6 +11,7 @@ from collections import defaultdict
 
 from onestack.common.db import Database
 from onestack.common.models import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
+from onestack.common.tasks import claims
 from onestack.common.tasks.dbclock import DbClock
 from onestack.common.tasks.kinds import KindRegistry, KindRule
 from onestack.common.tasks.queue import TaskQueue
@@ -263,7 +264,7 @@ def test_a_claim_rechecks_the_resource_after_its_read(queue: TaskQueue) -> None:
     must be refused."""
     a = add(queue, "op", resource_key="k")
     with queue.db.read() as s:
-        seen = list(s.execute(queue._candidates("h1", ["op"], 8)).scalars())
+        seen = list(s.execute(claims.candidates(queue, "h1", ["op"])).scalars())
     assert seen == [a]
     with queue.db.write() as s:
         b = queue.enqueue(s, "op", {}, resource_key="k")
@@ -271,6 +272,6 @@ def test_a_claim_rechecks_the_resource_after_its_read(queue: TaskQueue) -> None:
     other = queue.claim("y", "h1", ["op"])
     assert other is not None and other.id == b.id
     with queue.db.write() as s:
-        assert queue._take(s, a, "x", "h1", ["op"], 60) is None
+        assert claims.take(queue, s, a, "x", "h1", ["op"], 60) is None
     task = queue.get(a)
     assert task is not None and task.state == QUEUED

@@ -27,24 +27,21 @@ handler for its kind, heartbeats while it runs and records the outcome.
   running one to stop (its holder learns it from its next heartbeat).
 
 Concurrency needs nothing but row locks and compare-and-set (it does not rely
-on the database layer serializing writers): an idle claim only reads; a
-candidate is then locked (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) and taken
-with a compare-and-set on its claim token; the one-per-resource rule is
-re-checked under a per-key transaction lock (``pg_try_advisory_xact_lock``; on
-SQLite the writer lock already serializes claims).
+on the database layer serializing writers): claims are in :mod:`.claims`; the
+holder's operations lock the task row (``FOR UPDATE`` on PostgreSQL) with the
+token, state and lease in the ``WHERE`` clause.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select, text, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import ColumnElement, and_, delete, func, select, update
+from sqlalchemy.orm import Session
 
 from onestack.common.db import Database
 from onestack.common.ids import new_uuid
@@ -58,6 +55,7 @@ from onestack.common.models import (
     UNFINISHED,
     Task,
 )
+from onestack.common.tasks import claims
 from onestack.common.tasks.dbclock import DbClock, dialect_insert
 from onestack.common.tasks.errors import LeaseLost
 from onestack.common.tasks.kinds import KindRegistry
@@ -67,13 +65,6 @@ LOG = logging.getLogger(__name__)
 
 MAX_KEY = 255
 MAX_ERROR = 16384  # characters of an error message kept
-CANDIDATES = 8  # tasks one claim round considers
-
-
-def _key_lock_id(key: str) -> int:
-    """A signed 64-bit number for a resource key's advisory lock."""
-    digest = hashlib.blake2b(b"onestack-task-key\0" + key.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
 
 
 class TaskQueue:
@@ -201,144 +192,10 @@ class TaskQueue:
         kinds: Iterable[str] | None,
         lease_seconds: float = 60.0,
     ) -> Task | None:
-        """Take the oldest runnable task of these kinds for this host, or None.
-
-        Runnable: queued and due (``run_after`` passed), or running with an
-        expired lease (its holder is presumed dead; the claim counts an
-        attempt); and no other task of its resource key running or older and
-        unfinished. A task whose attempts are used up is failed instead.
-        Exactly one concurrent claimer wins a task. The returned task (a
-        detached row) carries the new ``claim_token``.
-        """
-        if not owner or len(owner) > MAX_KEY:
-            raise ValueError(f"owner must be 1 to {MAX_KEY} characters")
-        if lease_seconds <= 0:
-            raise ValueError("lease_seconds must be positive")
-        kind_list = sorted(set(kinds)) if kinds is not None else None
-        if kind_list is not None and not kind_list:
-            return None
-        for _ in range(50):
-            # Read first: an idle poll writes nothing and takes no lock.
-            with self.db.read() as session:
-                candidates = list(
-                    session.execute(self._candidates(host, kind_list, CANDIDATES)).scalars()
-                )
-            if not candidates:
-                return None
-            with self.db.write() as session:
-                for task_id in candidates:
-                    task = self._take(session, task_id, owner, host, kind_list, lease_seconds)
-                    if task is not None:
-                        session.flush()
-                        session.expunge(task)
-                        return task
-            # Every candidate went to someone else (or was given up): look again.
-        return None
-
-    def _runnable(self) -> ColumnElement[bool]:
-        now = self.now()
-        return or_(
-            and_(Task.state == QUEUED, Task.run_after <= now),
-            and_(Task.state == RUNNING, Task.lease_expires_at < now),
-        )
-
-    def _for_worker(self, stmt: Any, host: str | None, kinds: list[str] | None) -> Any:
-        if kinds is not None:
-            stmt = stmt.where(Task.kind.in_(kinds))
-        if host is None:
-            return stmt.where(Task.target_host.is_(None))
-        return stmt.where(or_(Task.target_host.is_(None), Task.target_host == host))
-
-    def _blocker(self, task: Any) -> ColumnElement[bool]:
-        """Another task of ``task``'s resource key runs, or is older and unfinished."""
-        other = aliased(Task)
-        return exists().where(
-            other.resource_key == task.resource_key,
-            other.id != task.id,
-            other.state.in_(UNFINISHED),
-            or_(
-                other.state == RUNNING,
-                other.seq < task.seq,
-                and_(other.seq == task.seq, other.id < task.id),
-            ),
-        )
-
-    def _candidates(self, host: str | None, kinds: list[str] | None, limit: int) -> Any:
-        stmt = select(Task.id).where(self._runnable())
-        stmt = self._for_worker(stmt, host, kinds)
-        stmt = stmt.where(or_(Task.resource_key.is_(None), ~self._blocker(Task)))
-        return stmt.order_by(Task.seq, Task.id).limit(limit)
-
-    def _take(
-        self,
-        session: Session,
-        task_id: str,
-        owner: str,
-        host: str | None,
-        kinds: list[str] | None,
-        lease_seconds: float,
-    ) -> Task | None:
-        stmt = self._for_worker(select(Task).where(Task.id == task_id, self._runnable()), host, kinds)
-        stmt = stmt.execution_options(populate_existing=True)
-        if not self.db.is_sqlite:
-            stmt = stmt.with_for_update(skip_locked=True)
-        task = session.execute(stmt).scalars().first()
-        if task is None:
-            return None  # taken, finished or locked by another claimer meanwhile
-        if task.state == RUNNING:  # its holder's lease expired
-            if task.cancel_requested:
-                self._finish(session, task, CANCELLED,
-                             reason=task.reason or "Cancelled on request.")
-                return None
-            if task.attempts >= task.max_attempts:
-                self._give_up_expired(session, task)
-                return None
-        if task.resource_key is not None:
-            if not self.db.is_sqlite:
-                # Serialize claims of one resource key (released at commit);
-                # a busy key is skipped, like a locked row.
-                got = session.execute(
-                    text("SELECT pg_try_advisory_xact_lock(:id)"),
-                    {"id": _key_lock_id(task.resource_key)},
-                ).scalar()
-                if not got:
-                    return None
-            if session.execute(select(self._blocker(task))).scalar():
-                return None
-        won = session.execute(
-            update(Task)
-            .where(
-                Task.id == task.id,
-                Task.state == task.state,
-                Task.claim_token == task.claim_token,
-            )
-            .values(
-                state=RUNNING,
-                attempts=Task.attempts + 1,
-                claim_token=Task.claim_token + 1,
-                lease_owner=owner,
-                lease_expires_at=self.now(lease_seconds),
-                updated_at=self.now(),
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if getattr(won, "rowcount", 0) != 1:
-            return None
-        session.refresh(task)
-        if task.attempts > 1:
-            LOG.info("task %s (%s): attempt %d by %s", task.id, task.kind, task.attempts, owner)
-        return task
-
-    def _give_up_expired(self, session: Session, task: Task) -> None:
-        reason = (
-            f"Task {task.kind} {task.id} failed: its lease expired during attempt "
-            f"{task.attempts} of {task.max_attempts} (owner {task.lease_owner or 'unknown'}) "
-            "and no attempts are left."
-        )
-        if task.error:
-            reason += f" Last error: {task.error}"
-        self._finish(session, task, FAILED, reason=reason)
-        LOG.error("%s", reason)
+        """Take the oldest runnable task of these kinds for this host, or None
+        (see :func:`.claims.claim`: the returned detached row carries the new
+        ``claim_token``)."""
+        return claims.claim(self, owner, host, kinds, lease_seconds)
 
     # ------------------------------------------------------------------ holding
 
@@ -595,20 +452,7 @@ class TaskQueue:
     def seconds_until_due(self, host: str | None, kinds: Iterable[str] | None) -> float | None:
         """Seconds until a task of these kinds for this host becomes runnable
         by time alone (a backoff ends, a lease expires); None if none will."""
-        kind_list = sorted(set(kinds)) if kinds is not None else None
-        due = self._for_worker(
-            select(func.min(Task.run_after)).where(Task.state == QUEUED), host, kind_list
-        ).scalar_subquery()
-        expiry = self._for_worker(
-            select(func.min(Task.lease_expires_at)).where(Task.state == RUNNING), host, kind_list
-        ).scalar_subquery()
-        with self.db.read() as session:
-            row = session.execute(select(due, expiry, self.now())).one()
-        now = row[2]
-        times = [t for t in row[:2] if t is not None]
-        if not times:
-            return None
-        return max((min(times) - now).total_seconds(), 0.0)
+        return claims.seconds_until_due(self, host, kinds)
 
     def purge(self, older_than: float) -> int:
         """Delete finished tasks last updated more than ``older_than`` seconds ago."""
