@@ -27,7 +27,7 @@ LOG = logging.getLogger(__name__)
 
 # Roles an agent can run, by name -> the module with their handlers. The
 # compute, network, volume and object agents add themselves here.
-ROLES: dict[str, str] = {}
+ROLES: dict[str, str] = {"noop": "onestack.common.tasks.noop"}
 
 
 @dataclass

@@ -15,7 +15,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Float, func, literal, literal_column, select, type_coerce
+from sqlalchemy import (
+    DateTime,
+    Float,
+    String,
+    bindparam,
+    func,
+    literal_column,
+    select,
+    type_coerce,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -33,19 +42,22 @@ class DbClock:
         self.offset += seconds
 
     def now(self, sqlite: bool, plus: float = 0.0) -> ColumnElement[datetime]:
-        """The database's current UTC time plus ``plus`` seconds."""
-        seconds = float(plus) + self.offset
+        """The database's current UTC time plus ``plus`` seconds.
+
+        The clock's offset is read when the statement executes (a bind
+        parameter with a callable), so a statement built once stays right
+        after :meth:`advance` - hot paths build their statements once.
+        """
         if sqlite:
-            expr = func.strftime(
-                _SQLITE_FORMAT, "now", literal(f"{seconds:+.6f} seconds")
-            ).concat("000")
+            modifier = bindparam(None, callable_=lambda: f"{plus + self.offset:+.6f} seconds",
+                                 type_=String())
+            expr = func.strftime(_SQLITE_FORMAT, "now", modifier).concat("000")
         else:
+            seconds = bindparam(None, callable_=lambda: float(plus + self.offset), type_=Float())
             # The statement's start: one value throughout a statement, and
             # not held back to the transaction's start like now().
             base = func.timezone("UTC", func.statement_timestamp())
-            expr = base if not seconds else (
-                base + literal_column("interval '1 second'") * literal(seconds, Float)
-            )
+            expr = base + literal_column("interval '1 second'") * seconds
         return type_coerce(expr, DateTime())
 
     def read(self, session: Session, sqlite: bool) -> datetime:

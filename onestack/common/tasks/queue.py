@@ -35,12 +35,12 @@ token, state and lease in the ``WHERE`` clause.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, delete, func, select, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from onestack.common.db import Database
@@ -64,6 +64,7 @@ from onestack.common.tasks.wakeups import Hub, Listener, hub_for, notify_on_comm
 LOG = logging.getLogger(__name__)
 
 MAX_KEY = 255
+_TABLE = cast(Table, Task.__table__)
 MAX_ERROR = 16384  # characters of an error message kept
 
 
@@ -79,6 +80,8 @@ class TaskQueue:
         # Every queue on the same database shares one hub of listeners, so an
         # API's queue wakes the workers an agent built with its own queue.
         self.hub: Hub = hub_for(db)
+        # Statements built once (claims.py and the holder's operations).
+        self._claim_plans: dict[Any, Any] = {}
 
     def now(self, plus: float = 0.0) -> ColumnElement[datetime]:
         """SQL for the database's time now (+ seconds)."""
@@ -199,25 +202,45 @@ class TaskQueue:
 
     # ------------------------------------------------------------------ holding
 
-    def _held(self, task_id: str, claim_token: int, owner: str | None) -> ColumnElement[bool]:
+    def _statement(self, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+        """A statement built once per queue (hot paths; values are bind parameters)."""
+        stmt = self._claim_plans.get(key)
+        if stmt is None:
+            stmt = self._claim_plans[key] = build()
+        return stmt
+
+    def _held(self, with_owner: bool) -> ColumnElement[bool]:
+        """SQL: the task (``:tid``) runs under ``:token`` (and ``:owner``) with
+        an unexpired lease, by the database's clock."""
+        t = _TABLE
         clause = and_(
-            Task.id == task_id,
-            Task.claim_token == claim_token,
-            Task.state == RUNNING,
-            Task.lease_expires_at > self.now(),
+            t.c.id == bindparam("tid"),
+            t.c.claim_token == bindparam("token"),
+            t.c.state == RUNNING,
+            t.c.lease_expires_at > self.now(),
         )
-        if owner is not None:
-            clause = and_(clause, Task.lease_owner == owner)
+        if with_owner:
+            clause = and_(clause, t.c.lease_owner == bindparam("owner"))
         return clause
+
+    @staticmethod
+    def _held_params(task_id: str, claim_token: int, owner: str | None) -> dict[str, Any]:
+        params: dict[str, Any] = {"tid": task_id, "token": claim_token}
+        if owner is not None:
+            params["owner"] = owner
+        return params
 
     def _locked_held(
         self, session: Session, task_id: str, claim_token: int, owner: str | None
     ) -> Task | None:
-        stmt = select(Task).where(self._held(task_id, claim_token, owner))
-        stmt = stmt.execution_options(populate_existing=True)
-        if not self.db.is_sqlite:
-            stmt = stmt.with_for_update()
-        return session.execute(stmt).scalars().first()
+        def build() -> Any:
+            stmt = select(Task).where(self._held(owner is not None))
+            stmt = stmt.execution_options(populate_existing=True)
+            return stmt if self.db.is_sqlite else stmt.with_for_update()
+
+        stmt = self._statement(("held", owner is not None), build)
+        params = self._held_params(task_id, claim_token, owner)
+        return session.execute(stmt, params).scalars().first()
 
     def heartbeat(
         self, task_id: str, claim_token: int, lease_seconds: float = 60.0, owner: str | None = None
@@ -226,14 +249,14 @@ class TaskQueue:
 
         Raises :class:`LeaseLost` if the lease is no longer held with this token.
         """
+        stmt = self._statement(("heartbeat", float(lease_seconds), owner is not None), lambda: (
+            update(_TABLE)
+            .where(self._held(owner is not None))
+            .values(lease_expires_at=self.now(lease_seconds), updated_at=self.now())
+            .returning(_TABLE.c.cancel_requested)
+        ))
         with self.db.write() as session:
-            row = session.execute(
-                update(Task)
-                .where(self._held(task_id, claim_token, owner))
-                .values(lease_expires_at=self.now(lease_seconds), updated_at=self.now())
-                .returning(Task.cancel_requested)
-                .execution_options(synchronize_session=False)
-            ).first()
+            row = session.execute(stmt, self._held_params(task_id, claim_token, owner)).first()
         if row is None:
             raise LeaseLost(f"task {task_id}: lease {claim_token} is not held")
         return bool(row[0])
@@ -283,13 +306,29 @@ class TaskQueue:
     ) -> bool:
         """Record success (and run the kind's ``on_complete`` hook in the same
         transaction). False, and nothing changed, if the lease is not held."""
+        t = _TABLE
+        stmt = self._statement(("complete", owner is not None), lambda: (
+            update(t)
+            .where(self._held(owner is not None))
+            .values(state=SUCCEEDED, result=bindparam("result"), cancel_requested=False,
+                    reason=None, lease_owner=None, lease_expires_at=None,
+                    updated_at=self.now())
+            .returning(t.c.kind, t.c.resource_key)
+        ))
+        params = self._held_params(task_id, claim_token, owner)
+        params["result"] = dict(result) if result is not None else None
         with self.db.write() as session:
-            task = self._locked_held(session, task_id, claim_token, owner)
-            if task is None:
+            row = session.execute(stmt, params).first()
+            if row is None:
                 LOG.warning("task %s: completed under lease %s, which is not held",
                             task_id, claim_token)
                 return False
-            self._finish(session, task, SUCCEEDED, result=result)
+            hook = self.kinds.rule(row.kind).on_complete
+            if hook is not None:
+                task = session.get(Task, task_id, populate_existing=True)
+                assert task is not None
+                hook(session, task, result)
+            self._wake_next(session, row.resource_key)
             return True
 
     def fail(
@@ -404,15 +443,22 @@ class TaskQueue:
             rule.on_give_up(session, task)
         elif state == CANCELLED and rule.on_cancel is not None:
             rule.on_cancel(session, task)
-        if task.resource_key is not None:
-            following = session.execute(
-                select(Task.kind)
-                .where(Task.resource_key == task.resource_key, Task.state.in_(UNFINISHED))
-                .order_by(Task.seq, Task.id)
-                .limit(1)
-            ).scalar()
-            if following is not None:
-                notify_on_commit(session, self.db, [following])
+        self._wake_next(session, task.resource_key)
+
+    def _wake_next(self, session: Session, resource_key: str | None) -> None:
+        """The next task of a resource may run once this transaction commits: wake its kind."""
+        if resource_key is None:
+            return
+        t = _TABLE
+        stmt = self._statement(("next",), lambda: (
+            select(t.c.kind)
+            .where(t.c.resource_key == bindparam("key"), t.c.state.in_(UNFINISHED))
+            .order_by(t.c.seq, t.c.id)
+            .limit(1)
+        ))
+        following = session.execute(stmt, {"key": resource_key}).scalar()
+        if following is not None:
+            notify_on_commit(session, self.db, [following])
 
     # ------------------------------------------------------------------ reading
 
