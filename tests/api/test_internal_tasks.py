@@ -231,8 +231,11 @@ def test_service_heartbeat_over_http(live: Live) -> None:
 
 def test_the_cloud_heartbeats_its_own_host(live: Live) -> None:
     svc = live.cloud.services["tasks"]
-    names = {(s.host, s.binary) for s in live.cloud.hosts.services(60) if s.alive}
-    assert (svc.host_name, "onestack-api") in names
+    deadline = time.monotonic() + 10
+    while (svc.host_name, "onestack-api") not in {
+            (s.host, s.binary) for s in live.cloud.hosts.services(60) if s.alive}:
+        assert time.monotonic() < deadline, "the cloud did not report its host"
+        time.sleep(0.05)
 
 
 # ------------------------------------------------------------------ long polls

@@ -125,6 +125,9 @@ class TasksService:
     async def _heartbeats(self) -> None:
         hosts = self.settings.hosts
         started = True
+        # Not in the start-up's way: the first heartbeat (and the import of
+        # the queue's modules) waits until the cloud answers.
+        await asyncio.sleep(min(0.5, hosts.report_interval))
         while True:
             try:
                 await asyncio.to_thread(
