@@ -29,6 +29,7 @@ from onestack.config import Settings
 
 if TYPE_CHECKING:
     from onestack.common.tasks.hosts import HostRegistry
+    from onestack.common.tasks.kinds import KindRegistry, KindRule
     from onestack.common.tasks.queue import TaskQueue
 
 log = logging.getLogger("onestack")
@@ -67,6 +68,9 @@ class Cloud:
     # Identity's validator (uncached) and the cached one other services use.
     validator: TokenValidator | None = None
     cached_validator: CachingValidator | None = None
+    # Task handlers this process runs itself (the all-in-one cloud's worker).
+    task_handlers: dict[str, Any] = field(default_factory=dict)
+    _task_kinds: Any = field(default=None, repr=False)
     _tasks: Any = field(default=None, repr=False)
     _hosts: Any = field(default=None, repr=False)
 
@@ -78,13 +82,30 @@ class Cloud:
         return self.services[name]
 
     @property
+    def task_kinds(self) -> KindRegistry:
+        """The rules of the task kinds the services own (attempts, backoff, hooks)."""
+        if self._task_kinds is None:
+            from onestack.common.tasks.kinds import KindRegistry
+
+            self._task_kinds = KindRegistry()
+        return self._task_kinds  # type: ignore[no-any-return]
+
+    def handle_tasks(self, kind: str, handler: Any, rule: KindRule | None = None) -> None:
+        """Run ``kind``'s tasks in this process - this host's and host-less
+        ones - with ``handler`` (see ``onestack.common.tasks.worker``), under
+        ``rule`` if given. Call from a service's ``create()``."""
+        if rule is not None:
+            self.task_kinds.register(kind, rule)
+        self.task_handlers[kind] = handler
+
+    @property
     def tasks(self) -> TaskQueue:
-        """The durable task queue (services enqueue in their own write
-        transactions and register their kinds' rules on ``tasks.kinds``)."""
+        """The durable task queue: services enqueue in their own write
+        transactions (``cloud.tasks.enqueue(session, kind, ...)``)."""
         if self._tasks is None:
             from onestack.common.tasks.queue import TaskQueue
 
-            self._tasks = TaskQueue(self.db)
+            self._tasks = TaskQueue(self.db, kinds=self.task_kinds)
         return self._tasks  # type: ignore[no-any-return]
 
     @property

@@ -52,6 +52,8 @@ class TasksSettings:
     lease_seconds: float = 60.0
     # How often an idle worker looks for work when no wake-up came (the fallback).
     poll_interval: float = 5.0
+    # Tasks the cloud's own worker runs at once (handlers registered in-process).
+    local_concurrency: int = 4
     # The longest a remote agent's claim waits in the API for work (long poll).
     long_poll_seconds: float = 20.0
     # A queued task pinned to a host silent this long is failed or re-targeted

@@ -8,9 +8,13 @@ cross-process wake-ups and the internal API for remote agents.
 * On PostgreSQL, one LISTEN connection wakes this process's waiters.
 * ``/internal`` serves agents on other hosts (:mod:`.internal_api`), built
   on first use.
+* The handlers services registered with ``cloud.handle_tasks(kind, handler,
+  rule)`` run in this process: one worker for this host's and host-less
+  tasks. A task left running by a process that died (or was restarted) is
+  taken again once its lease expires - by the next process, or another.
 
-Services reach the queue as ``cloud.tasks`` and register their kinds with
-``cloud.tasks.kinds.register(kind, KindRule(...))``; the host table is
+Services reach the queue as ``cloud.tasks`` (enqueue in their own write
+transactions), their kinds' rules as ``cloud.task_kinds``, the host table as
 ``cloud.hosts``.
 """
 
@@ -26,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from onestack import __version__
 from onestack.common.tasks.broker import LocalBroker
+from onestack.common.tasks.worker import Worker
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
@@ -64,6 +69,7 @@ class TasksService:
         self._broker: LocalBroker | None = None
         self._loops: list[asyncio.Task[None]] = []
         self._remote = False
+        self.worker: Worker | None = None
 
     @property
     def queue(self) -> Any:
@@ -100,6 +106,14 @@ class TasksService:
             asyncio.create_task(self._heartbeats(), name="tasks-host-heartbeat"),
             asyncio.create_task(self._sweeps(), name="tasks-sweeper"),
         ]
+        if self.cloud.task_handlers:
+            tasks = self.settings.tasks
+            self.worker = Worker(
+                self.broker, self.host_name, self.cloud.task_handlers,
+                name=f"{self.identity}/local", concurrency=tasks.local_concurrency,
+                lease_seconds=tasks.lease_seconds, poll_interval=tasks.poll_interval,
+            )
+            await self.worker.start()
 
     def begin_shutdown(self) -> None:
         """The process is stopping (any thread, e.g. a signal handler): end
@@ -109,6 +123,9 @@ class TasksService:
             self._broker.interrupt_all()
 
     async def stop(self) -> None:
+        if self.worker is not None:  # running handlers finish (or go back) first
+            await self.worker.stop()
+            self.worker = None
         self.begin_shutdown()
         for loop_task in self._loops:
             loop_task.cancel()
