@@ -409,3 +409,25 @@ def test_lease_lost_is_raised_for_a_stale_heartbeat(live: Live) -> None:
 
     asyncio.run(main())
     assert json.dumps(live.task(task_id).result) == '{"ok": 1}'
+
+
+def test_kinds_kept_to_the_api_are_not_handed_to_agents(live: Live) -> None:
+    live.cloud.tasks.kinds.register("http-local-only", KindRule(agents=False))
+    task_id = live.enqueue("http-local-only", {"secret": "payload"})
+    r = live.post("/tasks/claim", claim_body(live, ["http-a", "http-local-only"]))
+    assert (r.status_code, r.json()) == (403, {"error": {
+        "code": 403, "title": "Forbidden",
+        "message": "Tasks of kind http-local-only are not run by agents on other hosts."}})
+    assert live.task(task_id).state == QUEUED
+
+
+def test_a_result_that_cannot_be_recorded_fails_the_task(live: Live) -> None:
+    async def odd(ctx: TaskContext) -> Any:
+        return {"when": object()} if ctx.payload["json"] else 42
+
+    ids = [live.enqueue("http-odd", {"json": True}, host=live.host),
+           live.enqueue("http-odd", {"json": False}, host=live.host)]
+    run(live, {"http-odd": odd}, lambda: all(live.task(i).done for i in ids))
+    reasons = [live.task(i).reason for i in ids]
+    assert reasons[0].startswith("The handler's result is not JSON: ")
+    assert reasons[1] == "The handler returned a value of type int, not a mapping or None."

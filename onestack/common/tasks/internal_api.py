@@ -167,6 +167,10 @@ async def claim(request: Request) -> Response:
     if (not isinstance(kinds, list) or not 0 < len(kinds) <= 256
             or not all(isinstance(k, str) and 0 < len(k) <= 64 for k in kinds)):
         raise BadRequest("'kinds' must be a list of 1 to 256 task kinds.")
+    kinds_rules = svc.queue.kinds
+    local = sorted(k for k in kinds if not kinds_rules.rule(k).agents)
+    if local:
+        raise Forbidden(f"Tasks of kind {local[0]} are not run by agents on other hosts.")
     lease = _number(body, "lease_seconds", 1, 86400)
     wait = _number(body, "wait", 0, 3600, default=0)
     wait = min(wait, svc.settings.tasks.long_poll_seconds)

@@ -42,6 +42,7 @@ class KindRule:
     retry_unexpected: bool = True  # an exception other than TaskFailed is retried
     on_host_down: Literal["fail", "retarget"] = FAIL
     binary: str | None = None  # the host service that runs the kind (its heartbeat counts)
+    agents: bool = True  # False: never handed to agents on other hosts (API processes only)
     on_complete: CompleteHook | None = None
     on_give_up: FinishHook | None = None  # task.state FAILED, task.reason says why
     on_cancel: FinishHook | None = None  # task.state CANCELLED, task.reason says why

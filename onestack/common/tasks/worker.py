@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import logging
 import os
 import threading
@@ -133,6 +134,19 @@ class TaskContext:
 
 
 Handler = Callable[[TaskContext], Awaitable[Mapping[str, Any] | None] | Mapping[str, Any] | None]
+
+
+def _not_a_result(result: Any) -> str | None:
+    """Why a handler's return value cannot be recorded, or None if it can."""
+    if result is None:
+        return None
+    if not isinstance(result, Mapping):
+        return f"The handler returned a value of type {type(result).__name__}, not a mapping or None."
+    try:
+        json.dumps(dict(result))
+    except (TypeError, ValueError) as exc:
+        return f"The handler's result is not JSON: {exc}"
+    return None
 
 
 class Worker:
@@ -290,8 +304,13 @@ class Worker:
             LOG.exception("task %s (%s) raised", claim.id, claim.kind)
             await self._report(self.broker.fail, claim, f"{type(exc).__name__}: {exc}", None)
         else:
-            outcome = dict(result) if isinstance(result, Mapping) else None
-            await self._report(self.broker.complete, claim, outcome)
+            problem = _not_a_result(result)
+            if problem is not None:
+                LOG.error("task %s (%s): %s", claim.id, claim.kind, problem)
+                await self._report(self.broker.fail, claim, problem, False)
+            else:
+                outcome = dict(result) if result is not None else None
+                await self._report(self.broker.complete, claim, outcome)
         finally:
             beat.cancel()
 
