@@ -29,13 +29,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from onestack import __version__
-from onestack.common.tasks.broker import LocalBroker
-from onestack.common.tasks.worker import Worker
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
 
     from onestack.app import Cloud
+    from onestack.common.tasks.broker import LocalBroker
+    from onestack.common.tasks.worker import Worker
 
 LOG = logging.getLogger(__name__)
 
@@ -83,6 +83,8 @@ class TasksService:
     def broker(self) -> LocalBroker:
         """The in-process broker: local workers and the internal API use it."""
         if self._broker is None:
+            from onestack.common.tasks.broker import LocalBroker
+
             self._broker = LocalBroker(self.queue, self.hosts,
                                        poll_interval=self.settings.tasks.poll_interval)
         return self._broker
@@ -107,6 +109,8 @@ class TasksService:
             asyncio.create_task(self._sweeps(), name="tasks-sweeper"),
         ]
         if self.cloud.task_handlers:
+            from onestack.common.tasks.worker import Worker
+
             tasks = self.settings.tasks
             self.worker = Worker(
                 self.broker, self.host_name, self.cloud.task_handlers,
