@@ -268,7 +268,14 @@ class TaskQueue:
         """A write transaction that starts by checking (and on PostgreSQL
         locking) the task row still held under ``claim_token``: the changes a
         handler makes in it commit only if its lease held. Raises
-        :class:`LeaseLost` otherwise, before anything is written."""
+        :class:`LeaseLost` otherwise, before anything is written.
+
+        Lock order: the task row, then the resource rows the handler writes.
+        A transaction that locks a resource row and then asks its running task
+        to stop (``cancel``, ``enqueue(..., interrupt=True)``) takes them the
+        other way round; on PostgreSQL one of the two may then be chosen as a
+        deadlock victim and must be retried - so cancel first where you can.
+        """
         with self.db.write() as session:
             if self._locked_held(session, task_id, claim_token, owner) is None:
                 raise LeaseLost(f"task {task_id}: lease {claim_token} is not held")
