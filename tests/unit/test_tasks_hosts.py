@@ -303,3 +303,20 @@ def test_the_time_a_service_was_last_seen(hosts: HostRegistry, clock: DbClock,
     assert 41 < svc.seen_seconds_ago < 50
     assert svc.heartbeat_at < db_now(queue)
 
+
+
+def test_a_task_moves_only_to_a_host_that_is_up(
+    queue: TaskQueue, hosts: HostRegistry, clock: DbClock, kinds: KindRegistry
+) -> None:
+    """The target must be up by the service down time (60 s here), not
+    merely not dead yet (120 s)."""
+    kinds.register("replicate", KindRule(on_host_down="retarget"))
+    for host in ("store-1", "store-2", "store-3"):
+        hosts.heartbeat(host, "onestack-object")
+    task_id = add(queue, "replicate", host="store-1")
+    clock.advance(40)
+    hosts.heartbeat("store-2", "onestack-object")
+    clock.advance(90)  # store-1 silent 130 s (dead), store-2 90 s (down, not dead)
+    hosts.heartbeat("store-3", "onestack-object")
+    report = sweeper(queue, hosts).sweep()
+    assert report.retargeted == {task_id: "store-3"}

@@ -180,6 +180,7 @@ class TasksService:
                               lease):
             return False
         report = Sweeper(self.queue, self.hosts, dead_after=tasks.dead_host_seconds,
+                         live_after=self.settings.hosts.service_down_time,
                          keep_finished=tasks.keep_finished_seconds).sweep()
         if report.failed or report.retargeted or report.purged:
             LOG.info("task sweep: %d failed, %d moved, %d purged", len(report.failed),

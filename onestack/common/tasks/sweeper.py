@@ -59,12 +59,15 @@ class Sweeper:
         hosts: HostRegistry,
         *,
         dead_after: float = 300.0,
+        live_after: float = 60.0,
         keep_finished: float = 7 * 86400.0,
     ) -> None:
         self.queue = queue
         self.hosts = hosts
         self.db = queue.db
         self.dead_after = dead_after
+        # a host a task may move to: heartbeat within this (service_down_time)
+        self.live_after = min(live_after, dead_after)
         self.keep_finished = keep_finished
 
     def sweep(self) -> SweepReport:
@@ -153,7 +156,7 @@ class Sweeper:
         LOG.warning("task %s (%s) failed: %s", task.id, task.kind, why)
 
     def _pick_host(self, session: Session, task: Task, rule: KindRule, dead: str) -> str | None:
-        live = [h for h in self.hosts.live_hosts(self.dead_after, rule.binary, session=session)
+        live = [h for h in self.hosts.live_hosts(self.live_after, rule.binary, session=session)
                 if h != dead]
         if rule.retarget is not None:
             chosen = rule.retarget(session, task, live)
