@@ -136,7 +136,7 @@ def test_an_agent_without_a_database_runs_its_hosts_tasks(
         with db.write() as s:
             quick = queue.enqueue(s, "agent-echo", {"text": "quick"}, host=HOST).id
         wait_until(lambda: queue.get(quick).done)  # type: ignore[union-attr]
-        assert time.monotonic() - sent < 3  # its long poll is 10 s
+        assert time.monotonic() - sent < 6  # its long poll is 10 s
 
         # the agent's heartbeats show its host and service alive
         services = HostRegistry(db).services(60, host=HOST)
