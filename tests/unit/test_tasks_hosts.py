@@ -106,7 +106,7 @@ def test_heartbeat_rejects_bad_names(hosts: HostRegistry) -> None:
 
 
 def test_concurrent_heartbeats_of_a_new_service_make_one_row(db: Database) -> None:
-    handles = [Database(db.url) for _ in range(4)]
+    handles = [type(db)(db.url) for _ in range(4)]
     try:
         barrier = threading.Barrier(8)
         errors: list[BaseException] = []
@@ -274,7 +274,7 @@ def test_one_holder_of_a_periodic_job_at_a_time(db: Database, clock: DbClock) ->
 
 def test_concurrent_job_lease_takers_have_one_winner(db: Database) -> None:
     clock = DbClock()
-    handles = [Database(db.url) for _ in range(4)]
+    handles = [type(db)(db.url) for _ in range(4)]
     try:
         barrier = threading.Barrier(8)
         won: list[str] = []

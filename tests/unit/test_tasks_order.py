@@ -147,7 +147,7 @@ def test_claimers_on_separate_handles_take_each_task_once_and_keep_resource_orde
     """Like separate processes (no shared writer lock): 60 tasks over 6
     resource keys; no task is run twice, no two tasks of one key ever run at
     once, and each key's tasks run in enqueue order."""
-    handles = [Database(db.url) for _ in range(4)]
+    handles = [type(db)(db.url) for _ in range(4)]
     try:
         queues = [TaskQueue(h) for h in handles]
         expected: dict[str, list[str]] = defaultdict(list)

@@ -102,7 +102,7 @@ def test_the_same_idempotency_key_yields_one_task(queue: TaskQueue) -> None:
 
 
 def test_concurrent_enqueues_of_one_key_make_one_task(db: Database) -> None:
-    handles = [Database(db.url) for _ in range(4)]  # like separate processes
+    handles = [type(db)(db.url) for _ in range(4)]  # like separate processes
     try:
         barrier = threading.Barrier(8)
         got: list[str] = []

@@ -150,9 +150,10 @@ class TaskQueue:
         )
         if idempotency_key is not None:
             stmt = stmt.on_conflict_do_nothing(index_elements=["idempotency_key"])
-        inserted = session.execute(stmt)
-        if idempotency_key is not None and getattr(inserted, "rowcount", 1) == 0:
+        inserted = session.execute(stmt.returning(Task.id)).scalar()
+        if inserted is None:
             # A concurrent transaction enqueued the same key and committed first.
+            assert idempotency_key is not None
             existing = self._by_idempotency_key(session, idempotency_key)
             assert existing is not None
             return existing
