@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -77,13 +78,19 @@ def claim(
     if kind_list is not None and not kind_list:
         return None
     plan = _plan(queue, host, kind_list, float(lease_seconds))
-    for _ in range(50):
+    for round_ in range(50):
         with queue.db.read() as session:
-            found = session.execute(plan.candidates).all()
+            found = list(session.execute(plan.candidates).all())
         if not found:
             return None
+        # Oldest first; but a claimer that lost every candidate to others
+        # (they read the same ones) starts at a place of its own among them
+        # next time, so that they do not all race for the first again (a
+        # resource's tasks keep their order: one of them at most is a
+        # candidate at a time).
+        start = zlib.crc32(owner.encode()) % len(found) if round_ else 0
         with queue.db.write() as session:
-            for row in found:
+            for row in found[start:] + found[:start]:
                 if row.state == RUNNING and (row.attempts >= row.max_attempts
                                              or row.cancel_requested):
                     _end_expired(queue, session, row.id)
