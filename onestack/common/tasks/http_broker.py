@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import socket
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
@@ -44,6 +45,7 @@ class HttpTransport:
         self.port = parsed.port or (443 if self.https else 80)
         self.prefix = parsed.path.rstrip("/")
         self._idle: list[http.client.HTTPConnection] = []
+        self._busy: set[http.client.HTTPConnection] = set()
         self._lock = threading.Lock()
 
     def _connect(self, timeout: float) -> http.client.HTTPConnection:
@@ -58,6 +60,8 @@ class HttpTransport:
         fresh = conn is None
         if conn is None:
             conn = self._connect(timeout)
+        with self._lock:
+            self._busy.add(conn)
         try:
             conn.timeout = timeout
             if conn.sock is not None:
@@ -74,21 +78,34 @@ class HttpTransport:
                 conn.request(method, self.prefix + path, body=body, headers=headers)
                 response = conn.getresponse()
             data = response.read()
-            if response.will_close:
-                conn.close()
-            else:
-                with self._lock:
+            with self._lock:
+                self._busy.discard(conn)
+                if response.will_close:
+                    conn.close()
+                else:
                     self._idle.append(conn)
             return response.status, data
         except BaseException:
+            with self._lock:
+                self._busy.discard(conn)
             conn.close()
             raise
 
     def close(self) -> None:
+        """Close every connection - also one a thread waits on (a long poll),
+        which then fails at once instead of at its timeout."""
         with self._lock:
             idle, self._idle = self._idle, []
+            busy = list(self._busy)
         for conn in idle:
             conn.close()
+        for conn in busy:
+            sock = conn.sock
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
 
 class HttpBroker:
