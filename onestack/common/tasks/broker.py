@@ -213,6 +213,8 @@ class LocalBroker:
         """Make ``owner``'s claim return now - or its next one, if it is not
         waiting yet (a stop racing the loop's next claim is not lost)."""
         with self._lock:
+            if len(self._interrupted) > 10000:  # owners of workers long gone
+                self._interrupted.clear()
             self._interrupted.add(owner)
             listener = self._waiting.get(owner)
         if listener is not None:

@@ -209,11 +209,14 @@ class Worker:
         """Stop claiming; let running handlers finish (up to ``stop_timeout``),
         then cancel them and give their tasks back."""
         self._stopping.set()
-        for owner in self.owners:
+
+        async def interrupt(owner: str) -> None:
             try:
                 await asyncio.wait_for(self.broker.interrupt(owner), 5)
             except Exception as exc:  # the claim will return at its own timeout
                 LOG.debug("worker %s: interrupt failed: %s", owner, exc)
+
+        await asyncio.gather(*(interrupt(owner) for owner in self.owners))
         if self._loops:
             _done, pending = await asyncio.wait(self._loops, timeout=self.stop_timeout)
             for loop_task in pending:
