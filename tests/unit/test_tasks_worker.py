@@ -233,12 +233,16 @@ def test_a_thread_handler_stops_at_its_next_check_once_the_lease_is_lost(
 
 
 class FlakyBroker(LocalBroker):
-    """A broker whose heartbeats fail (the API unreachable) after ``failing``."""
+    """A broker whose heartbeats fail (the API unreachable) after ``failing``,
+    or hang (a network black hole) with ``hanging``."""
 
     failing = False
+    hanging = False
     last_good_sent = 0.0
 
     async def heartbeat(self, claim: Claim, lease_seconds: float) -> bool:
+        if self.hanging:
+            await asyncio.sleep(3600)
         if self.failing:
             raise OSError("connection refused")
         sent = time.monotonic()
@@ -247,8 +251,9 @@ class FlakyBroker(LocalBroker):
         return stop
 
 
+@pytest.mark.parametrize("how", ["failing", "hanging"])
 def test_failing_heartbeats_stop_the_handler_before_the_lease_runs_out(
-    queue: TaskQueue,
+    queue: TaskQueue, how: str
 ) -> None:
     started = threading.Event()
     cancelled_at: list[float] = []
@@ -263,17 +268,17 @@ def test_failing_heartbeats_stop_the_handler_before_the_lease_runs_out(
 
     async def main() -> None:
         broker = FlakyBroker(queue)
-        worker = Worker(broker, "h1", {"forever": forever}, lease_seconds=2.0,
-                        heartbeat_interval=0.1, poll_interval=0.05)
+        worker = Worker(broker, "h1", {"forever": forever}, lease_seconds=3.0,
+                        heartbeat_interval=0.3, poll_interval=0.05)
         task_id = add(queue, "forever")
         await worker.start()
         try:
             await wait_for(started.is_set)
             await wait_for(lambda: broker.last_good_sent > 0)
-            broker.failing = True
+            setattr(broker, how, True)
             await wait_for(lambda: bool(cancelled_at))
-            # stopped before the lease (2 s after the last good heartbeat) ran out
-            assert cancelled_at[0] - broker.last_good_sent < 2.0
+            # stopped before the lease (3 s after the last good heartbeat) ran out
+            assert cancelled_at[0] - broker.last_good_sent < 3.0
         finally:
             await worker.stop()
             await broker.close()

@@ -234,7 +234,9 @@ class Worker:
     async def _loop(self, owner: str) -> None:
         delay = 0.1
         kinds = sorted(self.handlers)
+        loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
+            asked = loop.time()
             try:
                 claim = await self.broker.claim(
                     owner, self.host, kinds, self.lease_seconds, self.poll_interval
@@ -262,7 +264,7 @@ class Worker:
             if self._stopping.is_set():
                 await self._report(self.broker.release, claim)
                 return
-            await self._run(claim)
+            await self._run(claim, asked)
             self.processed += 1
 
     async def _pause(self, seconds: float) -> None:
@@ -274,20 +276,21 @@ class Worker:
     async def run_once(self, owner: str | None = None) -> bool:
         """Claim and run one task if one is runnable now; False if none was."""
         owner = owner or self.owners[0]
+        asked = asyncio.get_running_loop().time()
         claim = await self.broker.claim(owner, self.host, sorted(self.handlers),
                                         self.lease_seconds, 0)
         if claim is None:
             return False
-        await self._run(claim)
+        await self._run(claim, asked)
         self.processed += 1
         return True
 
-    async def _run(self, claim: Claim) -> None:
+    async def _run(self, claim: Claim, claimed: float) -> None:
         handler = self.handlers[claim.kind]
         ctx = TaskContext(claim, self.broker, asyncio.get_running_loop())
         threaded = not inspect.iscoroutinefunction(handler)
         work: asyncio.Future[Any] = asyncio.ensure_future(self._call(handler, ctx, threaded))
-        beat = asyncio.create_task(self._heartbeat(ctx, work, threaded))
+        beat = asyncio.create_task(self._heartbeat(ctx, work, threaded, claimed))
         try:
             result = await work
         except asyncio.CancelledError:
@@ -348,32 +351,50 @@ class Worker:
                 await asyncio.sleep(0.2 * (attempt + 1))
         return False
 
-    async def _heartbeat(self, ctx: TaskContext, work: asyncio.Future[Any], threaded: bool) -> None:
+    async def _heartbeat(self, ctx: TaskContext, work: asyncio.Future[Any], threaded: bool,
+                         claimed: float) -> None:
+        """Extend the lease every ``heartbeat_interval``. A deadline timer,
+        re-armed by each confirmed heartbeat, stops the handler a margin
+        before the lease would run out - also while a heartbeat call hangs
+        (errors are not swallowed: an unconfirmed lease is a lost one)."""
         loop = asyncio.get_running_loop()
-        lease_until = loop.time() + self.lease_seconds  # the claim just set it
-        while not work.done():
-            await asyncio.sleep(self.heartbeat_interval)
-            if work.done():
-                return
-            sent = loop.time()
-            try:
-                stop = await self.broker.heartbeat(ctx.claim, self.lease_seconds)
-            except LeaseLost:
-                ctx._lose()
+        margin = min(self.heartbeat_interval, self.lease_seconds / 4)
+        deadline: asyncio.TimerHandle | None = None
+
+        def expire() -> None:
+            if not work.done():
+                LOG.warning("task %s: its lease could not be renewed in time", ctx.task_id)
+                ctx._lose("Heartbeats failed until the lease ran out; the task may run "
+                          "elsewhere.")
                 work.cancel()
-                return
-            except Exception as exc:
-                # Not swallowed: if the lease cannot be confirmed before it
-                # would run out, the handler must stop before it writes.
-                LOG.warning("task %s: heartbeat failed: %s", ctx.task_id, exc)
-                if loop.time() + self.heartbeat_interval >= lease_until:
-                    ctx._lose("Heartbeats failed until the lease ran out; the task may run "
-                              "elsewhere.")
+
+        def arm(sent: float) -> None:
+            nonlocal deadline
+            if deadline is not None:
+                deadline.cancel()
+            deadline = loop.call_at(sent + self.lease_seconds - margin, expire)
+
+        arm(claimed)  # the lease runs from (no earlier than) the claim's request
+        try:
+            while not work.done():
+                await asyncio.sleep(self.heartbeat_interval)
+                if work.done():
+                    return
+                sent = loop.time()
+                try:
+                    stop = await self.broker.heartbeat(ctx.claim, self.lease_seconds)
+                except LeaseLost:
+                    ctx._lose()
                     work.cancel()
                     return
-                continue
-            lease_until = sent + self.lease_seconds
-            if stop and not ctx.cancel_event.is_set():
-                ctx._request_stop("Cancelled on request.")
-                if not threaded:
-                    work.cancel()
+                except Exception as exc:
+                    LOG.warning("task %s: heartbeat failed: %s", ctx.task_id, exc)
+                    continue
+                arm(sent)
+                if stop and not ctx.cancel_event.is_set():
+                    ctx._request_stop("Cancelled on request.")
+                    if not threaded:
+                        work.cancel()
+        finally:
+            if deadline is not None:
+                deadline.cancel()
