@@ -35,6 +35,8 @@ from sqlalchemy import select
 from onestack.common.auth import AuthContext
 from onestack.common.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from onestack.common.ids import utcnow
+from onestack.identity import revoke
+from onestack.identity.effective import user_domain_ids, user_project_ids
 from onestack.identity.models import ApplicationCredential, Project, Trust, User
 from onestack.identity.passwords import check_password, check_secret, current_password
 from onestack.identity.service._resources import expecting
@@ -58,6 +60,7 @@ POLICIES = {
     "identity:get_auth_projects": "",
     "identity:get_auth_domains": "",
     "identity:get_auth_system": "",
+    "identity:get_auth_catalog": "",
 }
 
 
@@ -513,8 +516,6 @@ def _project_ref(p: Project) -> dict[str, Any]:
 
 def auth_projects(identity: Identity, ctx: AuthContext) -> list[dict[str, Any]]:
     identity.enforcer.authorize("identity:get_auth_projects", ctx, {})
-    from onestack.identity.service.assignments import user_project_ids
-
     with identity.db.read() as s:
         ids = user_project_ids(s, ctx.user_id)
         if not ids:
@@ -530,8 +531,6 @@ def auth_projects(identity: Identity, ctx: AuthContext) -> list[dict[str, Any]]:
 
 def auth_domains(identity: Identity, ctx: AuthContext) -> list[dict[str, Any]]:
     identity.enforcer.authorize("identity:get_auth_domains", ctx, {})
-    from onestack.identity.service.assignments import user_domain_ids
-
     with identity.db.read() as s:
         ids = user_domain_ids(s, ctx.user_id)
         if not ids:
@@ -618,7 +617,5 @@ def change_password(identity: Identity, user_id: str, body: Any) -> None:
         if u is None:
             raise Unauthorized(AUTH_REQUIRED)
         set_password(identity, s, u, ref["password"], self_service=True, prehashed=prehashed)
-        from onestack.identity.service import revoke
-
         revoke.revoke_user(s, user_id)
     identity.touch()
