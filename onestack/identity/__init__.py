@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from onestack.common.cloud import Cloud
-    from onestack.identity.app import IdentityService
+    from onestack.identity.app import IdentityApp
 
 
-def create(cloud: Cloud) -> IdentityService:
-    from onestack.identity.app import IdentityService
+def create(cloud: Cloud) -> IdentityApp:
+    from onestack.identity.app import IdentityApp
 
-    return IdentityService(cloud)
+    return IdentityApp(cloud)

@@ -1,7 +1,7 @@
 """The Identity service as the cloud mounts it: the service object plus its
 HTTP application, its bootstrap and its life cycle.
 
-``onestack.identity.create(cloud)`` returns an :class:`IdentityService`. It is
+``onestack.identity.create(cloud)`` returns an :class:`IdentityApp`. It is
 the :class:`~onestack.identity.core.Identity` every identity service function
 takes, with what only the top of the identity layers may do: build the ASGI
 app from the API routes, run the bootstrap, start and stop.
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from onestack.common.cloud import Cloud
 
 
-class IdentityService(Identity):
+class IdentityApp(Identity):
     def __init__(self, cloud: Cloud) -> None:
         super().__init__(cloud, default_policies)
         # First start: hash the bootstrap passwords while the migrations run.
