@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from onestack.common.ids import utcnow
+from onestack.identity import interface as identity
 from onestack.image.models import Image
 
 if TYPE_CHECKING:
@@ -18,18 +19,6 @@ log = logging.getLogger(__name__)
 
 
 TEST_GUEST_NAME = "onestack-test-guest"
-
-
-def _admin_project_id(svc: ImageService) -> str | None:
-    try:
-        from onestack.identity.models import Project
-    except ImportError:  # pragma: no cover
-        return None
-    with svc.db.read() as s:
-        row = s.scalars(
-            select(Project.id).where(Project.name == "admin", Project.is_domain.is_(False))
-        ).first()
-        return str(row) if row else None
 
 
 def register_test_guest(svc: ImageService) -> str | None:
@@ -44,7 +33,7 @@ def register_test_guest(svc: ImageService) -> str | None:
     with svc.db.read() as s:
         if s.scalar(select(Image.id).where(Image.name == TEST_GUEST_NAME).limit(1)) is not None:
             return None
-    owner = _admin_project_id(svc)
+    owner = identity.admin_project_id(svc.cloud)
     image_id = str(uuid.uuid4())
     writer = svc.store.writer(image_id)
     sink = DataSink(writer, Inspector("qcow2"))

@@ -208,12 +208,29 @@ async def stage_image_data(
 
 
 async def _receive(chunks: AsyncIterator[bytes], sink: DataSink, up: Upload) -> Received:
+    """The bytes through the sink; the errors of the data in Glance's terms.
+
+    What ``chunks`` itself raises (a client gone, a disk that could not be
+    read) propagates as it is: only the store's own I/O errors are a 500.
+    """
+    source_errors: list[BaseException] = []
+
+    async def source() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in chunks:
+                yield chunk
+        except BaseException as exc:
+            source_errors.append(exc)
+            raise
+
     try:
-        await pump(chunks, sink.write)
+        await pump(source(), sink.write)
         return await run(sink.finish)
     except TooLarge:
         raise PayloadTooLarge(up.limit_message) from None
     except FormatError as exc:
         raise BadRequest(f"Image data is invalid: {exc}") from None
     except OSError as exc:
+        if exc in source_errors:
+            raise
         raise ApiError(f"Error storing the image data: {exc.strerror or exc}", status=500) from None
