@@ -85,7 +85,7 @@ def run_import(svc: ImageService, image_id: str, staged: Path, task_id: str | No
             staged.unlink(missing_ok=True)
             return
         disk_format = img.disk_format
-        limit, _ = data_limit(svc, s, img)
+        limit, _ = data_limit(svc, s, img, lock=False)  # fail early; checked again below
     try:
         sink = DataSink(None, Inspector(disk_format), limit)
         with open(staged, "rb") as fh:
@@ -99,12 +99,7 @@ def run_import(svc: ImageService, image_id: str, staged: Path, task_id: str | No
         with svc.db.write() as s:
             img = s.get(Image, image_id)
             if img is not None:
-                img.status = "queued"
-                img.staging = None
-                props = dict(img.properties or {})
-                props["os_glance_failed_import"] = "file"
-                img.properties = props
-                img.updated_at = utcnow()
+                _failed(img)
             _finish_task(s, task_id, "failure", str(exc))
         return
     with svc.db.write() as s:
@@ -112,6 +107,13 @@ def run_import(svc: ImageService, image_id: str, staged: Path, task_id: str | No
         if img is None or img.status != "importing":
             svc.store.delete(location)
             _finish_task(s, task_id, "failure", "The image was deleted during the import.")
+            return
+        limit, message = data_limit(svc, s, img)
+        if got.size > limit:  # the quota was used up while the data was inspected
+            log.warning("import of image %s failed: %s", image_id, message)
+            svc.store.delete(location)
+            _failed(img)
+            _finish_task(s, task_id, "failure", message)
             return
         _finish_task(s, task_id, "success")
         img.status = "active"
@@ -127,6 +129,16 @@ def run_import(svc: ImageService, image_id: str, staged: Path, task_id: str | No
         props["os_glance_importing_to_stores"] = ""
         img.properties = props
         img.updated_at = utcnow()
+
+
+def _failed(img: Image) -> None:
+    """importing -> queued, the staged data gone, as Glance marks a failed import."""
+    img.status = "queued"
+    img.staging = None
+    props = dict(img.properties or {})
+    props["os_glance_failed_import"] = "file"
+    img.properties = props
+    img.updated_at = utcnow()
 
 
 def recover_interrupted(svc: ImageService) -> None:

@@ -11,7 +11,7 @@ from onestack.common.auth import AuthContext
 from onestack.image import schemas
 from onestack.image.models import Image
 from onestack.image.service._access import authorize
-from onestack.image.service.quotas import project_usage
+from onestack.image.service.quotas import IMAGE_COUNT, IMAGE_SIZE, quotas
 
 if TYPE_CHECKING:
     from onestack.image.core import ImageService
@@ -32,16 +32,16 @@ def import_info() -> dict[str, Any]:
 def usage(svc: ImageService, ctx: AuthContext) -> dict[str, Any]:
     authorize(svc, "get_usage", ctx, {"project_id": ctx.project_id})
     with svc.db.read() as s:
-        count, used = project_usage(s, ctx.project_id)
+        used = quotas(svc).usage(s, ctx.project_id)
         staging = s.scalar(
             select(func.count(Image.id)).where(Image.owner == ctx.project_id, Image.status.in_(("uploading", "importing")))
         ) or 0
-    q = svc.settings.image
+    size, count = used[IMAGE_SIZE], used[IMAGE_COUNT]
     return {
         "usage": {
-            "image_size_total": {"limit": q.image_size_total, "usage": used},
+            IMAGE_SIZE: {"limit": size.limit, "usage": size.in_use},
             "image_stage_total": {"limit": -1, "usage": 0},
-            "image_count_total": {"limit": q.image_count_total, "usage": count},
+            IMAGE_COUNT: {"limit": count.limit, "usage": count.in_use},
             "image_count_uploading": {"limit": -1, "usage": int(staging)},
         }
     }
