@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, String, cast, false, or_, select
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from onestack.common.auth import AuthContext
 from onestack.common.errors import (
@@ -16,29 +18,22 @@ from onestack.common.errors import (
     NotFound,
 )
 from onestack.common.ids import parse_isotime
+from onestack.common.pagination import json_contains, json_text, paginate_query
 from onestack.image import schemas
 from onestack.image.models import Image, ImageMember
-from onestack.image.service._access import authorize, is_admin, visible_image
+from onestack.image.service._access import UUID_RE, authorize, is_admin, visible_image
 from onestack.image.views import image_view
 
 if TYPE_CHECKING:
     from onestack.image.core import ImageService
 
-log = logging.getLogger(__name__)
-
-
 LIMIT_DEFAULT = 25
-
-
 LIMIT_MAX = 1000
 
-
-_OPS = {
+_OPS: dict[str, Callable[[Any, Any], Any]] = {
     "eq": lambda a, b: a == b, "neq": lambda a, b: a != b, "gt": lambda a, b: a > b,
     "gte": lambda a, b: a >= b, "lt": lambda a, b: a < b, "lte": lambda a, b: a <= b,
 }
-
-
 _RESERVED_PARAMS = ("limit", "marker", "sort_key", "sort_dir", "sort", "member_status", "visibility")
 
 
@@ -167,90 +162,109 @@ def parse_list_query(params: list[tuple[str, str]]) -> ListQuery:
     return ListQuery(limit, single.get("marker"), sort, visibility, member_status, filters)
 
 
-def _matches(img: Image, filters: list[tuple[str, str]]) -> bool:
+# Attributes a plain filter compares (as text); any other name is a property.
+_COLUMNS = ("id", "name", "status", "owner", "disk_format", "container_format", "min_ram",
+            "min_disk", "size", "virtual_size", "checksum", "os_hash_value")
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+
+
+def _clamp(value: int) -> int:
+    """Beyond a 64-bit integer no stored size can be: clamp, so the database never overflows."""
+    return min(max(value, _INT64[0]), _INT64[1])
+
+
+def _conditions(svc: ImageService, filters: list[tuple[str, str]]) -> list[ColumnElement[bool]]:
+    """The filters as SQL conditions (the query was validated by ``parse_list_query``)."""
+    # PostgreSQL text holds no NUL character: such a value matches nothing there.
+    storable: Callable[[str], bool] = (lambda v: "\x00" not in v) if svc.db.is_postgres else (lambda v: True)
+    conditions: list[ColumnElement[bool]] = []
     hidden_filter = False
     for key, value in filters:
         if key == "size_min":
-            if img.size is None or img.size < int(value):
-                return False
+            conditions.append(Image.size >= _clamp(_int_param(key, value)))
         elif key == "size_max":
-            if img.size is None or img.size > int(value):
-                return False
+            conditions.append(Image.size <= _clamp(_int_param(key, value)))
         elif key in ("protected", "os_hidden"):
-            if key == "os_hidden":
-                hidden_filter = True
-            if bool(getattr(img, key)) != _bool_param(key, value):
-                return False
+            hidden_filter = hidden_filter or key == "os_hidden"
+            conditions.append(getattr(Image, key) == _bool_param(key, value))
         elif key in ("created_at", "updated_at"):
             op, when = _time_filter(key, value)
-            if not _OPS[op](getattr(img, key), when):
-                return False
+            conditions.append(_OPS[op](getattr(Image, key), when))
         elif key == "tag":
-            if value not in (img.tags or []):
-                return False
+            conditions.append(json_contains(Image.tags, value) if storable(value) else false())
         else:
-            if key in ("id", "name", "status", "owner", "disk_format", "container_format", "min_ram",
-                       "min_disk", "size", "virtual_size", "checksum", "os_hash_value"):
-                actual: Any = getattr(img, key)
+            _, wanted = _value_filter(value)
+            wanted = [w for w in wanted if storable(w)]
+            if key in _COLUMNS:
+                column: Any = getattr(Image, key)
+                if key in ("min_ram", "min_disk", "size", "virtual_size"):
+                    column = cast(column, String)  # compared as the text the client sent
+            elif storable(key):
+                column = json_text(Image.properties, key)
             else:
-                actual = (img.properties or {}).get(key)
-            op, wanted = _value_filter(value)
-            if actual is None or str(actual) not in wanted:
-                return False
-    return hidden_filter or not img.os_hidden
+                wanted = []
+            conditions.append(column.in_(wanted) if wanted else false())
+    if not hidden_filter:
+        conditions.append(Image.os_hidden == false())
+    return conditions
 
 
-def _sort_value(img: Image, key: str) -> tuple[int, Any]:
-    value = getattr(img, key)
-    if isinstance(value, bool):
-        value = int(value)
-    return (0, "") if value is None else (1, value)
+def _visible_to(stmt: Select[Any], query: ListQuery, project: str | None, admin: bool) -> Select[Any]:
+    """Only the images the caller may list, as Glance's visibility rules say."""
+    vis = query.visibility
+    if vis not in (None, "all"):
+        stmt = stmt.where(Image.visibility == vis)
+    if admin:
+        return stmt
+    member_q = select(ImageMember.image_id).where(ImageMember.member == project)
+    if query.member_status != "all":
+        member_q = member_q.where(ImageMember.status == query.member_status)
+    shared_ok = Image.id.in_(member_q)
+    conditions = [Image.owner == project, Image.visibility == "public",
+                  (Image.visibility == "shared") & shared_ok]
+    if vis in ("community", "all"):
+        conditions.append(Image.visibility == "community")
+    stmt = stmt.where(or_(*conditions))
+    if vis == "shared":
+        # only the caller's shared images and those shared with it
+        stmt = stmt.where(or_(Image.owner == project, shared_ok))
+    return stmt
 
 
-def _order(images: list[Image], sort: list[tuple[str, str]]) -> list[Image]:
-    ordered = list(images)
-    for key, direction in reversed(sort):
-        ordered.sort(key=lambda i, k=key: _sort_value(i, k), reverse=direction == "desc")  # type: ignore[misc]
-    return ordered
+def _marker(svc: ImageService, s: Session, ctx: AuthContext, visible: Select[Any], marker: str) -> Image:
+    """The marker image: one the caller can list, or at least see (404 -> 400)."""
+    invalid = BadRequest(f"Invalid marker. Image {marker} could not be found.")
+    if not UUID_RE.match(marker):
+        raise invalid
+    row = s.scalars(visible.where(Image.id == marker).limit(1)).first()
+    if row is not None:
+        return row
+    try:
+        row, _ = visible_image(svc, s, ctx, marker)
+    except NotFound:
+        raise invalid from None
+    return row
 
 
 def list_images(svc: ImageService, ctx: AuthContext, params: list[tuple[str, str]]) -> dict[str, Any]:
+    """One page of the images the caller may see: filtered, sorted (the sort keys,
+    then ``created_at`` and ``id``) and cut after the marker, all in SQL."""
     query = parse_list_query(params)
     authorize(svc, "get_images", ctx, {"project_id": ctx.project_id, "member_id": None, "visibility": None})
     admin = is_admin(svc, ctx)
-    project = ctx.project_id
     with svc.db.read() as s:
-        stmt = select(Image)
-        vis = query.visibility
-        if vis not in (None, "all"):
-            stmt = stmt.where(Image.visibility == vis)
-        if not admin:
-            member_q = select(ImageMember.image_id).where(ImageMember.member == project)
-            if query.member_status != "all":
-                member_q = member_q.where(ImageMember.status == query.member_status)
-            shared_ok = Image.id.in_(member_q)
-            conditions = [Image.owner == project, Image.visibility == "public",
-                          (Image.visibility == "shared") & shared_ok]
-            if vis in ("community", "all"):
-                conditions.append(Image.visibility == "community")
-            stmt = stmt.where(or_(*conditions))
-            if vis == "shared":
-                # only the caller's shared images and those shared with it
-                stmt = stmt.where(or_(Image.owner == project, shared_ok))
-        candidates = list(s.scalars(stmt))
-        rows = [img for img in candidates if _matches(img, query.filters)]
-        ordered = _order(rows, query.sort)
-        if query.marker is not None:
-            marker = next((i for i in candidates if i.id == query.marker), None)
-            if marker is None:
-                try:
-                    marker, _ = visible_image(svc, s, ctx, query.marker)
-                except NotFound:
-                    raise BadRequest(f"Invalid marker. Image {query.marker} could not be found.") from None
-            if marker not in ordered:
-                ordered = _order([*ordered, marker], query.sort)
-            ordered = ordered[ordered.index(marker) + 1 :]
-        page = ordered[: query.limit]
+        visible = _visible_to(select(Image), query, ctx.project_id, admin)
+        marker = _marker(svc, s, ctx, visible, query.marker) if query.marker is not None else None
+        stmt = paginate_query(
+            visible.where(*_conditions(svc, query.filters)),
+            Image,
+            limit=query.limit,
+            sort_keys=[k for k, _ in query.sort],
+            sort_dirs=[d for _, d in query.sort],
+            marker=marker,
+            tie_breaker="id",
+        )
+        page = list(s.scalars(stmt))
         next_marker = page[-1].id if page and len(page) == query.limit else None
         body: dict[str, Any] = {
             "images": [image_view(i) for i in page],
