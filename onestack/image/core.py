@@ -9,7 +9,6 @@ first; the HTTP API and the ASGI wiring (``image/app.py``) sit above it.
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import TYPE_CHECKING, Any
 
 from onestack.common.cloud import CatalogEntry
@@ -19,7 +18,6 @@ if TYPE_CHECKING:
     from onestack.common.cloud import Cloud
     from onestack.common.policy import Enforcer
 
-log = logging.getLogger(__name__)
 
 
 class ImageService:

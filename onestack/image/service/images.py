@@ -6,7 +6,6 @@ they raise ``ApiError`` subclasses, which the API renders in Glance's shape.
 
 from __future__ import annotations
 
-import logging
 import re
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -38,7 +37,6 @@ from onestack.image.views import image_view
 if TYPE_CHECKING:
     from onestack.image.core import ImageService
 
-log = logging.getLogger(__name__)
 
 
 def create_image(svc: ImageService, ctx: AuthContext, body: Any) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
@@ -16,7 +15,6 @@ from onestack.image.service.quotas import IMAGE_COUNT, IMAGE_SIZE, quotas
 if TYPE_CHECKING:
     from onestack.image.core import ImageService
 
-log = logging.getLogger(__name__)
 
 
 def import_info() -> dict[str, Any]:

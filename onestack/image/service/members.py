@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
@@ -25,7 +24,6 @@ from onestack.image.views import member_view
 if TYPE_CHECKING:
     from onestack.image.core import ImageService
 
-log = logging.getLogger(__name__)
 
 
 def _shared_image_for_members(svc: ImageService, s: Session, ctx: AuthContext, image_id: str) -> tuple[Image, dict[str, Any]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -19,7 +18,6 @@ from onestack.image.views import task_view
 if TYPE_CHECKING:
     from onestack.image.core import ImageService
 
-log = logging.getLogger(__name__)
 
 
 def image_tasks(svc: ImageService, ctx: AuthContext, image_id: str) -> dict[str, Any]:

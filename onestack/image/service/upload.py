@@ -9,7 +9,6 @@ snapshot calls it in-process (through ``image.interface``).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -36,7 +35,6 @@ from onestack.image.service.quotas import data_limit
 if TYPE_CHECKING:
     from onestack.image.core import ImageService
 
-log = logging.getLogger(__name__)
 
 
 @dataclass
