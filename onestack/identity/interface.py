@@ -85,11 +85,16 @@ def find_project(cloud: Cloud, name: str, domain_id: str = "default") -> Project
     return get_project(cloud, project_id) if project_id is not None else None
 
 
+def project_id(cloud: Cloud, name: str, domain_id: str = "default") -> str | None:
+    """The id of the project ``name`` in ``domain_id``, or None."""
+    project = find_project(cloud, name, domain_id)
+    return project.id if project is not None else None
+
+
 def admin_project_id(cloud: Cloud) -> str | None:
     """The cloud's admin project (Keystone's ``[resource] admin_project_name``),
     or None before the bootstrap made it."""
-    project = find_project(cloud, ADMIN_PROJECT_NAME, ADMIN_PROJECT_DOMAIN)
-    return project.id if project is not None else None
+    return project_id(cloud, ADMIN_PROJECT_NAME, ADMIN_PROJECT_DOMAIN)
 
 
 def get_user(cloud: Cloud, user_id: str) -> UserRef | None:

@@ -56,6 +56,8 @@ def test_projects_by_id_and_name(api: Api) -> None:
     demo = identity.find_project(api.cloud, "demo")
     assert demo is not None and demo.id == project_of(api, "demo")
     assert identity.find_project(api.cloud, "demo", domain_id="elsewhere") is None
+    assert identity.project_id(api.cloud, "demo") == demo.id
+    assert identity.project_id(api.cloud, "no-such-name") is None
     assert identity.get_project(api.cloud, "no-such-project") is None
     assert identity.get_project(api.cloud, "default") is None  # a domain is not a project
 
