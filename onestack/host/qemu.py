@@ -138,7 +138,8 @@ def command(spec: GuestSpec, directory: Path, accel: str, binary: str = "qemu-sy
         "-machine", machine, "-accel", accel, "-cpu", cpu,
         "-m", str(spec.memory_mb), "-smp", str(spec.cpus),
         "-nodefaults", "-no-user-config", "-display", "none", "-msg", "timestamp=on",
-        "-daemonize", "-pidfile", str(d / "pid"),
+        # -D: QEMU's messages after it detached (a failed restore...) go there
+        "-daemonize", "-pidfile", str(d / "pid"), "-D", str(d / "qemu.log"),
         "-chardev", f"socket,id=qmp,path={d / 'qmp.sock'},server=on,wait=off",
         "-mon", "chardev=qmp,mode=control",
         "-chardev", (f"socket,id=serial0,path={d / 'serial.sock'},server=on,wait=off,"
@@ -296,8 +297,16 @@ class Guests:
             raise CommandError(argv, proc.returncode, err.decode(errors="replace"))
         guest = self.get(spec.name)
         if guest is None:
-            raise HostError(f"QEMU for {spec.name} started but is not running")
+            raise HostError(f"QEMU for {spec.name} exited after it started: "
+                            f"{self.log_tail(spec.name)}")
         return guest
+
+    def log_tail(self, name: str, max_bytes: int = 2000) -> str:
+        """The end of QEMU's own messages for guest ``name``."""
+        try:
+            return (self.directory(name) / "qemu.log").read_text(errors="replace")[-max_bytes:]
+        except FileNotFoundError:
+            return ""
 
     async def start(self, spec: GuestSpec) -> Guest:
         """Starts the guest; returns once QEMU has built the machine (the guest
@@ -306,18 +315,28 @@ class Guests:
 
     async def restore(self, spec: GuestSpec, state: Path, timeout: float = 600.0) -> Guest:
         """Starts the guest from a state :meth:`QMP.save` wrote and resumes it;
-        the state file is removed once it is loaded."""
+        the state file is removed once it is loaded.
+
+        ``spec`` must describe the machine as it was when it was saved,
+        hot-plugged devices included: a device that went onto the first free
+        root port sits exactly where listing it after the others in the spec
+        puts it (with one hot-plug slot fewer), so the PCI layout matches."""
         from dataclasses import replace
 
         guest = await self.start(replace(spec, incoming=str(state)))
-        async with self.qmp(guest.name) as q:
-            deadline = time.monotonic() + timeout
-            while (status := await q.status()) in ("inmigrate", "restore-vm"):
-                if time.monotonic() > deadline:
-                    raise HostError(f"restoring {spec.name} took over {timeout:g} s")
-                await asyncio.sleep(0.05)
-            if status == "paused":
-                await q.resume()
+        try:
+            async with self.qmp(guest.name) as q:
+                deadline = time.monotonic() + timeout
+                while (status := await q.status()) in ("inmigrate", "restore-vm"):
+                    if time.monotonic() > deadline:
+                        raise HostError(f"restoring {spec.name} took over {timeout:g} s")
+                    await asyncio.sleep(0.05)
+                if status == "paused":
+                    await q.resume()
+        except (OSError, HostError) as exc:
+            await asyncio.sleep(0.2)  # let QEMU finish writing why
+            raise HostError(f"restoring {spec.name} failed: {exc}: "
+                            f"{self.log_tail(spec.name)}") from exc
         state.unlink(missing_ok=True)
         return guest
 
