@@ -167,3 +167,36 @@ def test_deleting_a_namespace_ends_what_runs_in_it(spaces: dict[str, str]) -> No
     assert netns.delete(ns) is True
     assert proc.wait(10) is not None
     assert not netns.exists(ns) and netns.delete(ns) is False
+
+
+def test_the_real_host_seam_from_an_event_loop(spaces: dict[str, str], tmp_path: Path) -> None:
+    """What an agent does, through base.linux_host(), all from one event loop."""
+    import asyncio
+
+    from onestack.host.base import linux_host
+
+    ns = spaces["dp"]
+    host = linux_host(tmp_path / "run", accel="tcg")
+
+    async def agent() -> None:
+        assert await host.net.ensure_netns(ns) is True
+        assert ns in await host.net.list_netns(testnet.PREFIX)
+        made = await host.net.netlink(ns, lambda n: [
+            n.ensure_bridge("br0"), n.ensure_tap("tap-p1", master="br0", mtu=1450),
+            n.ensure_address("br0", "10.98.0.1/24")])
+        assert made == [True, True, True]
+        await host.firewall.apply(ns, nft.Table("inet", "onestack_seam").add(
+            nft.chain("in", hook="input", priority=0, policy="accept")))
+        assert await host.firewall.list_tables(ns) == [("inet", "onestack_seam")]
+        spec = dnsmasq.DnsmasqSpec("net9", "br0", ns, (dnsmasq.DhcpRange("s", "10.98.0.0/24"),))
+        assert await host.dhcp.ensure(spec) == "started"
+        assert list(await host.dhcp.running()) == ["net9"]
+        res = await host.net.run(ns, ["busybox", "ip", "-o", "link", "show", "tap-p1"])
+        assert "master br0" in res.stdout
+        assert await host.guests.accelerator() == "tcg"
+        assert await host.dhcp.stop("net9") is True
+        assert await host.net.delete_netns(ns) is True
+        assert ns not in await host.net.list_netns(testnet.PREFIX)
+
+    asyncio.run(agent())
+    assert procs.find(str(tmp_path)) == []
