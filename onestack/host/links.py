@@ -135,17 +135,35 @@ class Netlink:
         by_index = {m["index"]: m.get_attr("IFLA_IFNAME") for m in msgs}
         return sorted((self._to_link(m, by_index) for m in msgs), key=lambda x: x.index)
 
+    def _get_msg(self, **key: Any) -> Any | None:
+        """One link's message, asked of the kernel by name or index (no dump)."""
+        from pyroute2.netlink.exceptions import NetlinkError
+
+        try:
+            msgs = self._ipr.link("get", **key)
+        except NetlinkError as exc:
+            if exc.code == 19:  # ENODEV
+                return None
+            raise HostError(f"netlink get link {key}: {exc}") from exc
+        return msgs[0] if msgs else None
+
     def link(self, name: str) -> Link | None:
-        for link in self.links():
-            if link.name == name:
-                return link
-        return None
+        msg = self._get_msg(ifname=check_ifname(name))
+        if msg is None:
+            return None
+        master = msg.get_attr("IFLA_MASTER")
+        names = {}
+        if master:
+            other = self._get_msg(index=master)
+            if other is not None:
+                names[master] = other.get_attr("IFLA_IFNAME")
+        return self._to_link(msg, names)
 
     def _index(self, name: str) -> int:
-        found = self._ipr.link_lookup(ifname=check_ifname(name))
-        if not found:
+        link = self.link(name)
+        if link is None:
             raise NotFound(f"no link {name}")
-        return int(found[0])
+        return link.index
 
     def _existing(self, name: str, kind: str) -> bool:
         link = self.link(check_ifname(name))
@@ -157,16 +175,19 @@ class Netlink:
 
     def _settle(self, name: str, mtu: int | None, mac: str | None, master: str | None,
                 up: bool | None) -> None:
-        if mtu is not None:
-            self.set_mtu(name, mtu)
-        if mac is not None:
-            self.set_mac(name, mac)
-        if master is not None:
-            self.set_master(name, master)
-        if up is True:
-            self.set_up(name)
-        elif up is False:
-            self.set_down(name)
+        """Brings the link to these settings with one request (none if it is there)."""
+        link = self._get(name)
+        change: dict[str, Any] = {}
+        if mtu is not None and link.mtu != mtu:
+            change["mtu"] = mtu
+        if mac is not None and link.mac.lower() != mac.lower():
+            change["address"] = mac
+        if master is not None and link.master != master:
+            change["master"] = self._index(master)
+        if up is not None and link.up != up:
+            change["state"] = "up" if up else "down"
+        if change:
+            self._nl("link", "set", index=link.index, **change)
 
     def ensure_bridge(self, name: str, *, mtu: int | None = None, mac: str | None = None,
                       up: bool | None = True) -> bool:
