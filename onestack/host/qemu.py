@@ -16,8 +16,8 @@ for), SMBus, VMware port or USB; the boot disk on ``pcie.0``; every other disk
 and every NIC on a ``pcie-root-port`` of its own (so that it can be unplugged
 later) and ``hotplug_slots`` empty root ports for devices plugged in later (q35
 cannot hot-plug onto ``pcie.0``). A config drive should be a read-only virtio
-disk: the test image (like many small images) loads ``ata_piix``, not ``ahci``,
-before it looks for one, so a SATA CD-ROM on q35 goes unseen there. The serial
+disk: the test image's Debian cloud kernel has no ``ahci`` driver at all, so a
+SATA CD-ROM on q35 goes unseen there (``cdrom=True`` exists for images that have one). The serial
 console is a socket chardev with a log file: everything the guest prints is in
 ``console.log`` whether or not anyone is attached to ``serial.sock``.
 """

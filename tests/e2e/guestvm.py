@@ -51,7 +51,10 @@ class GuestVM:
     def start(self) -> GuestVM:
         self._buf.clear()
         self._times.clear()
-        self._offset = 0
+        try:  # the console log is appended to: read only what this start prints
+            self._offset = (self.guests.directory(self.name) / "console.log").stat().st_size
+        except FileNotFoundError:
+            self._offset = 0
         self.started = time.monotonic()
         guest = asyncio.run(self.guests.start(self.spec))
         self.pid, self.accel = guest.pid, guest.accel
