@@ -47,7 +47,7 @@ def keygen(directory: Path, kind: str) -> tuple[Path, str]:
     return path, path.with_suffix(".pub").read_text().strip()
 
 
-def poll(fn: Callable[[], str | None], timeout: float, what: str) -> str:
+def poll(fn: Callable[[], object], timeout: float, what: str) -> object:
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:

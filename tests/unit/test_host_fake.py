@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from onestack.host.fake import FakeHost
 from onestack.host.qemu import Disk, GuestSpec, Nic
 
 
-def run(body: Callable[[FakeHost], Awaitable[Any]]) -> FakeHost:
+def run(body: Callable[[FakeHost], Coroutine[Any, Any, Any]]) -> FakeHost:
     host = FakeHost()
     asyncio.run(body(host))
     return host
