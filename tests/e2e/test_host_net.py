@@ -81,6 +81,13 @@ def test_bridge_dhcp_and_a_firewall_table(spaces: dict[str, str], tmp_path: Path
         assert n.set_sysctl("net/ipv6/conf/br0/disable_ipv6", 1) in (True, False)
 
     nl(dp, plumb)
+    # sysctls are the namespace's own: forwarding on in dp leaves ours as it was
+    own = netns.read_sysctl("net.ipv4.ip_forward")
+    assert nl(dp, lambda n: n.set_sysctl("net.ipv4.ip_forward", 1)) is True
+    assert nl(dp, lambda n: n.sysctl("net/ipv4/ip_forward")) == "1"
+    assert netns.read_sysctl("net.ipv4.ip_forward") == own
+    assert nl(dp, lambda n: n.ensure_vxlan("vx-100", 100, local="10.99.0.1", up=False)) is True
+    assert nl(dp, lambda n: n.link("vx-100")).kind == "vxlan"  # type: ignore[union-attr]
     ports = {x.name: x for x in nl(dp, lambda n: n.links())}
     assert {ports[p].master for p in ("v-dhcp", "v-a", "v-b")} == {"br0"}
     assert ports["br0"].kind == "bridge" and ports["br0"].up
@@ -96,7 +103,8 @@ def test_bridge_dhcp_and_a_firewall_table(spaces: dict[str, str], tmp_path: Path
         name="net1", interface="eth0", netns=dhcp,
         ranges=(dnsmasq.DhcpRange("subnet-1", "10.99.0.0/26"),),
         hosts=(dnsmasq.DhcpHost(MAC_A, (IP_A,), "host-a"),),
-        options=("tag:subnet-1,option:router,10.99.0.1",))
+        options=("tag:subnet-1,option:router,10.99.0.1",),
+        dns=True, names=((IP_A, ("host-a.openstacklocal", "host-a")),))
     assert server.ensure(spec) == "started"
     pid = server.pid("net1")
     assert pid is not None and netns.pids(dhcp) == [pid]
@@ -105,6 +113,14 @@ def test_bridge_dhcp_and_a_firewall_table(spaces: dict[str, str], tmp_path: Path
     script.chmod(0o755)
     assert f"lease of {IP_A} obtained from 10.99.0.2" in dhcp_lease(a, script)
     assert nl(a, lambda n: n.addresses("eth0")) == [f"{IP_A}/26"]
+    assert nl(a, lambda n: n.ensure_route("default", gateway="10.99.0.1")) is True
+    assert [(r.dst, r.gateway, r.dev) for r in nl(a, lambda n: n.routes()) if r.gateway] == [
+        ("default", "10.99.0.1", "eth0")]
+    # DNS answers the network's own names, and nothing else (no upstream)
+    found = netns.run(a, ["busybox", "nslookup", "host-a.openstacklocal", "10.99.0.2"])
+    assert IP_A in found.stdout, found.stdout + found.stderr
+    other = netns.run(a, ["busybox", "nslookup", "example.com", "10.99.0.2"])
+    assert other.returncode != 0 and "can't find example.com: REFUSED" in other.stdout
 
     both = dataclasses.replace(spec, hosts=spec.hosts + (dnsmasq.DhcpHost(MAC_B, (IP_B,)),))
     assert server.ensure(both) == "reloaded"  # SIGHUP: the same process reads the new entry
