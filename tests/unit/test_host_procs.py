@@ -11,8 +11,10 @@ from onestack.host import procs
 
 def test_a_process_is_ours_only_while_it_carries_the_mark(tmp_path: Path) -> None:
     marker = str(tmp_path / "mark.conf")
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", marker])
+    proc = subprocess.Popen([sys.executable, "-c", "import time; print('up', flush=True); "
+                             "time.sleep(60)", marker], stdout=subprocess.PIPE)
     try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"up\n"  # exec'd
         pidfile = tmp_path / "pid"
         pidfile.write_text(f"{proc.pid}\n")
         assert procs.read_pidfile(pidfile) == proc.pid
