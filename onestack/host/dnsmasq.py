@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -30,6 +31,9 @@ from pathlib import Path
 
 from onestack.host import netns, procs
 from onestack.host.errors import CommandError, HostError
+from onestack.host.links import check_ifname
+
+MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 
 CONF = "dnsmasq.conf"
 RELOADABLE = ("hosts", "opts", "addn_hosts")
@@ -48,7 +52,10 @@ class DhcpRange:
     lease_seconds: int = 86400
 
     def line(self) -> str:
-        net = ipaddress.ip_network(self.cidr)
+        try:
+            net = ipaddress.ip_network(self.cidr)
+        except ValueError:
+            raise HostError(f"invalid subnet {self.cidr!r}") from None
         if self.mode not in RA_MODES or (net.version == 4 and self.mode != "static"):
             raise HostError(f"invalid DHCP mode {self.mode!r} for {self.cidr}")
         lease = "infinite" if self.lease_seconds <= 0 else f"{self.lease_seconds}s"
@@ -104,10 +111,60 @@ class Lease:
     hostname: str | None
 
 
-def render(spec: DnsmasqSpec, directory: Path) -> dict[str, str]:
-    """The instance's files, by name (pure: no I/O)."""
+DOMAIN_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9][A-Za-z0-9-]{0,62})*$")
+HOSTNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")
+TAG_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def _one_line(what: str, value: str) -> str:
+    """A value written into a file dnsmasq parses line by line: one line, no NUL.
+    (A newline in, say, a DHCP option's value would add a line of the caller's
+    choosing to dnsmasq's configuration.)"""
+    if any(c in value for c in "\n\r\0"):
+        raise HostError(f"{what} may not contain a line break: {value!r}")
+    return value
+
+
+def check(spec: DnsmasqSpec) -> None:
+    """Refuses anything that could change dnsmasq's configuration beyond the spec."""
     if not spec.name or "/" in spec.name or spec.name.startswith("."):
         raise HostError(f"invalid dnsmasq instance name {spec.name!r}")
+    check_ifname(spec.interface)
+    if not DOMAIN_RE.fullmatch(spec.domain):
+        raise HostError(f"invalid domain {spec.domain!r}")
+    for rng in spec.ranges:
+        if not TAG_RE.fullmatch(rng.tag):
+            raise HostError(f"invalid tag {rng.tag!r}")
+    for host in spec.hosts:
+        if not MAC_RE.fullmatch(host.mac):
+            raise HostError(f"invalid MAC address {host.mac!r}")
+        if host.hostname is not None and not HOSTNAME_RE.fullmatch(host.hostname):
+            raise HostError(f"invalid host name {host.hostname!r}")
+        if host.tag is not None and not TAG_RE.fullmatch(host.tag):
+            raise HostError(f"invalid tag {host.tag!r}")
+        for addr in host.addresses:
+            _address(addr)
+    for address, hostnames in spec.names:
+        _address(address)
+        for name in hostnames:
+            if not HOSTNAME_RE.fullmatch(name):
+                raise HostError(f"invalid host name {name!r}")
+    for option in spec.options:
+        _one_line("a DHCP option", option)
+    for line in spec.extra:
+        _one_line("a dnsmasq.conf line", line)
+
+
+def _address(addr: str) -> None:
+    try:
+        ipaddress.ip_address(addr)
+    except ValueError:
+        raise HostError(f"invalid address {addr!r}") from None
+
+
+def render(spec: DnsmasqSpec, directory: Path) -> dict[str, str]:
+    """The instance's files, by name (pure: no I/O)."""
+    check(spec)
     d = directory
     lines = [
         "# written by onestack for this network; changes here are overwritten",

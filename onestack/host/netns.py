@@ -61,7 +61,7 @@ def _check(rc: int, what: str) -> None:
 
 
 def check_name(name: str) -> str:
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise HostError(f"invalid network namespace name {name!r}")
     return name
 

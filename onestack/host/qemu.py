@@ -31,6 +31,7 @@ import shlex
 import shutil
 import subprocess
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
@@ -39,6 +40,7 @@ from typing import Any
 
 from onestack.host import kvm, netns, procs
 from onestack.host.errors import CommandError, HostError, NotFound
+from onestack.host.links import check_ifname
 from onestack.host.qemu_img import FORMATS
 from onestack.host.qmp import QMP, connect
 
@@ -46,6 +48,7 @@ MACHINE_Q35 = "q35,smm=off,hpet=off,smbus=off,vmport=off,usb=off"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,30}$")
 MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+SERIAL_RE = re.compile(r"^[A-Za-z0-9_.-]{1,20}$")  # virtio-blk keeps 20 bytes
 SOCKET_PATH_MAX = 107
 
 
@@ -101,14 +104,14 @@ class GuestSpec:
 
 
 def validate(spec: GuestSpec) -> None:
-    if not NAME_RE.match(spec.name):
+    if not NAME_RE.fullmatch(spec.name):
         raise HostError(f"invalid guest name {spec.name!r}")
     if not 16 <= spec.memory_mb <= 1 << 20 or not 1 <= spec.cpus <= 255:
         raise HostError("memory or CPU count out of range")
     if not 0 <= spec.hotplug_slots <= 32:
         raise HostError("hotplug_slots must be 0-32")
     ids = [d.id for d in spec.disks] + [n.id for n in spec.nics]
-    if len(set(ids)) != len(ids) or not all(ID_RE.match(i) for i in ids):
+    if len(set(ids)) != len(ids) or not all(ID_RE.fullmatch(i) for i in ids):
         raise HostError(f"device ids must be unique and plain: {ids}")
     for disk in spec.disks:
         if disk.format not in FORMATS:
@@ -117,9 +120,21 @@ def validate(spec: GuestSpec) -> None:
             raise HostError(f"invalid cache mode {disk.cache!r}")
         if "," in disk.path:
             raise HostError(f"a disk path may not contain ',': {disk.path!r}")
+    for disk in spec.disks:
+        if disk.serial is not None and not SERIAL_RE.fullmatch(disk.serial):
+            raise HostError(f"invalid disk serial {disk.serial!r} (1-20 of A-Z a-z 0-9 _ . -)")
     for nic in spec.nics:
-        if not MAC_RE.match(nic.mac):
+        if not MAC_RE.fullmatch(nic.mac):
             raise HostError(f"invalid MAC address {nic.mac!r}")
+        if "," in check_ifname(nic.tap):
+            raise HostError(f"invalid tap name {nic.tap!r}")
+        if nic.mtu is not None and not 68 <= nic.mtu <= 65535:
+            raise HostError(f"invalid MTU {nic.mtu}")
+    if spec.uuid is not None:
+        try:
+            uuid.UUID(spec.uuid)
+        except ValueError:
+            raise HostError(f"invalid UUID {spec.uuid!r}") from None
     for key, value in spec.smbios:
         if not re.match(r"^[a-z_]+$", key) or "," in value:
             raise HostError(f"invalid SMBIOS field {key}={value!r}")
@@ -223,7 +238,7 @@ class Guests:
         self.binary = binary
 
     def directory(self, name: str) -> Path:
-        if not NAME_RE.match(name):
+        if not NAME_RE.fullmatch(name):
             raise HostError(f"invalid guest name {name!r}")
         return self.run_dir / name
 

@@ -81,3 +81,21 @@ def test_leases_are_read_from_the_lease_file(tmp_path: Path) -> None:
                                 Lease(1796540282, "fa:16:3e:00:00:02", "10.0.0.6", None)]
     assert d.names() == []  # no configuration: not an instance
     assert d.pid("net1") is None
+
+
+@pytest.mark.parametrize("change", [
+    {"options": ("tag:a,option:mtu,1450\ndhcp-script=/tmp/x",)},
+    {"extra": ("log-queries\rdhcp-script=/tmp/x",)},
+    {"interface": "eth0\ndhcp-script=/x"}, {"interface": "x" * 16},
+    {"domain": "openstacklocal\nserver=8.8.8.8"}, {"domain": "-bad"},
+    {"hosts": (DhcpHost("fa:16:3e:00:00:01\n", ("10.0.0.5",)),)},
+    {"hosts": (DhcpHost("fa:16:3e:00:00:01", ("10.0.0.5",), "a,b"),)},
+    {"hosts": (DhcpHost("fa:16:3e:00:00:01", ("10.0.0.5",), tag="t\n"),)},
+    {"hosts": (DhcpHost("fa:16:3e:00:00:01", ("10.0.0.500",)),)},
+    {"names": (("10.0.0.5", ("a b",)),)}, {"names": (("not-an-ip", ("a",)),)},
+    {"ranges": (DhcpRange("t,x", "10.0.0.0/24"),)},
+    {"ranges": (DhcpRange("t", "10.0.0.1/24"),)},
+])
+def test_nothing_can_add_a_line_to_the_configuration(change: dict[str, object]) -> None:
+    with pytest.raises(HostError):
+        render(spec(**change), D)

@@ -22,7 +22,7 @@ def test_the_seam_loads_no_netlink_library() -> None:
     assert out == "[]"  # neither pyroute2 nor any service package
 
 
-@pytest.mark.parametrize("name", ["", "a/b", "..", "-x", "x" * 64, "a b"])
+@pytest.mark.parametrize("name", ["", "a/b", "..", "-x", "x" * 64, "a b", "ns1\n"])
 def test_bad_namespace_names(name: str) -> None:
     with pytest.raises(HostError, match="invalid network namespace name"):
         netns.check_name(name)

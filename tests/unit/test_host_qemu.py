@@ -80,7 +80,7 @@ def test_kvm_direct_kernel_cdrom_and_restore() -> None:
 
 
 @pytest.mark.parametrize("change", [
-    {"name": "../etc"}, {"name": ""}, {"memory_mb": 8}, {"cpus": 0}, {"hotplug_slots": 33},
+    {"name": "../etc"}, {"name": ""}, {"name": "vm1\n"}, {"memory_mb": 8}, {"cpus": 0}, {"hotplug_slots": 33},
     {"disks": (Disk("/a,b"),)}, {"disks": (Disk("/a", "iso"),)},
     {"disks": (Disk("/a", cache="directsync"),)},
     {"disks": (Disk("/a"), Disk("/b"))},  # two disks called disk0
@@ -104,3 +104,15 @@ def test_a_run_directory_too_long_for_a_socket_is_refused(tmp_path: Path) -> Non
     with pytest.raises(HostError, match="too long"):
         guests._prepare(GuestSpec(name="vm1", accel="tcg"))
     assert guests.names() == [] and guests.running() == {} and guests.get("vm1") is None
+
+
+@pytest.mark.parametrize("change", [
+    {"disks": (Disk("/a", serial="x,drive=other"),)}, {"disks": (Disk("/a", serial="s" * 21),)},
+    {"nics": (Nic("tap0,script=/bin/x", "fa:16:3e:00:00:01"),)},
+    {"nics": (Nic("tap0", "fa:16:3e:00:00:01", mtu=10),)},
+    {"uuid": "not-a-uuid"},
+])
+def test_no_option_can_be_smuggled_into_a_device(change: dict[str, object]) -> None:
+    spec = dataclasses.replace(GuestSpec(name="vm1"), **change)  # type: ignore[arg-type]
+    with pytest.raises(HostError):
+        qemu.command(spec, D, "tcg")
