@@ -281,7 +281,7 @@ class Guests:
         d = self.directory(spec.name)
         if len(str(d / "serial.sock")) > SOCKET_PATH_MAX:
             raise HostError(f"run directory path too long for a socket: {d}")
-        if self.get(spec.name) is not None:
+        if procs.find(self._marker(spec.name)):  # pid file or not
             raise HostError(f"guest {spec.name} is already running")
         d.mkdir(parents=True, exist_ok=True)
         d.chmod(0o700)
