@@ -1,5 +1,6 @@
 """Shared tables: the durable task queue, the hosts/services that run its
-agents, agent credentials for the internal API, and periodic-job leases."""
+agents, agent credentials for the internal API, periodic-job leases, and the
+per-project quota limits every service's quotas read (``common.quota``)."""
 
 from __future__ import annotations
 
@@ -142,3 +143,17 @@ class PeriodicJob(Base):
     holder: Mapped[str | None] = mapped_column(String(255), default=None)
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
     last_run_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+
+
+class QuotaLimit(Base):
+    """A project's own limit for one resource of one service, overriding the
+    service's default (Nova's ``os-quota-sets``, Neutron's ``quotas``, Cinder's
+    quota sets write these). -1 means unlimited."""
+
+    __tablename__ = "quota_limit"
+
+    service: Mapped[str] = mapped_column(String(32), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    resource: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hard_limit: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)

@@ -29,7 +29,8 @@ import threading
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from datetime import datetime
+from typing import Any, Protocol, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -46,10 +47,20 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from onestack.common.db import Database
 from onestack.common.models import CANCELLED, FAILED, QUEUED, RUNNING, UNFINISHED, Task
 
-if TYPE_CHECKING:
-    from onestack.common.tasks.queue import TaskQueue
+
+class TaskQueue(Protocol):
+    """What a claim needs of the queue (``queue.TaskQueue`` is one)."""
+
+    db: Database
+    _claim_plans: dict[Any, Any]
+
+    def now(self, plus: float = 0.0) -> ColumnElement[datetime]: ...
+
+    def _finish(self, session: Session, task: Task, state: str, *,
+                reason: str | None = None, result: Any = None) -> None: ...
 
 LOG = logging.getLogger(__name__)
 

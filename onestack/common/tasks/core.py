@@ -26,16 +26,33 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from onestack import __version__
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
 
-    from onestack.app import Cloud
+    from onestack.common.db import Database
     from onestack.common.tasks.broker import LocalBroker
+    from onestack.common.tasks.hosts import HostRegistry
+    from onestack.common.tasks.queue import TaskQueue
     from onestack.common.tasks.worker import Worker
+    from onestack.config import Settings
+
+
+class Cloud(Protocol):
+    """What the tasks service needs of the cloud (``common.cloud.Cloud``)."""
+
+    settings: Settings
+    db: Database
+    task_handlers: dict[str, Any]
+
+    @property
+    def tasks(self) -> TaskQueue: ...
+
+    @property
+    def hosts(self) -> HostRegistry: ...
 
 LOG = logging.getLogger(__name__)
 
@@ -72,11 +89,15 @@ class TasksService:
         self.worker: Worker | None = None
 
     @property
-    def queue(self) -> Any:
+    def db(self) -> Database:
+        return self.cloud.db
+
+    @property
+    def queue(self) -> TaskQueue:
         return self.cloud.tasks
 
     @property
-    def hosts(self) -> Any:
+    def hosts(self) -> HostRegistry:
         return self.cloud.hosts
 
     @property

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 from starlette.applications import Starlette
@@ -49,7 +49,30 @@ from onestack.common.tasks import credentials
 from onestack.common.web import json_response, run
 
 if TYPE_CHECKING:
-    from onestack.common.tasks.core import TasksService
+    from onestack.common.db import Database
+    from onestack.common.tasks.broker import LocalBroker
+    from onestack.common.tasks.hosts import HostRegistry
+    from onestack.common.tasks.queue import TaskQueue
+    from onestack.config import Settings
+
+
+class TasksService(Protocol):
+    """What the internal API needs of the cloud's tasks service (``core``)."""
+
+    settings: Settings
+    closing: bool
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def queue(self) -> TaskQueue: ...
+
+    @property
+    def hosts(self) -> HostRegistry: ...
+
+    @property
+    def broker(self) -> LocalBroker: ...
 
 LOG = logging.getLogger(__name__)
 
@@ -76,7 +99,7 @@ async def _authenticate(request: Request) -> str:
     if scheme.lower() != "bearer" or not value.strip():
         raise Unauthorized(UNAUTHORIZED)
     svc: TasksService = request.app.state.tasks
-    host = await run(credentials.verify, svc.cloud.db, value.strip())
+    host = await run(credentials.verify, svc.db, value.strip())
     if host is None:
         raise Unauthorized(UNAUTHORIZED)
     return host
