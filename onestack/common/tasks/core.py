@@ -54,6 +54,7 @@ class Cloud(Protocol):
     @property
     def hosts(self) -> HostRegistry: ...
 
+
 LOG = logging.getLogger(__name__)
 
 BINARY = "onestack-api"
