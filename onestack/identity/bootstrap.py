@@ -136,12 +136,19 @@ def _hash_all(identity: Identity, passwords: dict[str, str]) -> dict[str, str]:
 
 
 def _bcrypt(rounds: int, plain: str) -> tuple[str, bytes]:
-    """What ``passwords.hash_password`` computes, importing nothing but bcrypt
-    (a test checks the two agree)."""
+    """What ``passwords.hash_password`` computes (bcrypt-sha256), importing
+    nothing but bcrypt and the standard library (a test checks the two agree)."""
+    import base64
+    import hmac
+
     import bcrypt
 
-    encoded = plain.encode("utf-8")[:72]
-    return bcrypt.hashpw(encoded, bcrypt.gensalt(rounds)).decode("ascii"), encoded
+    encoded = plain.encode("utf-8")
+    salted = bcrypt.gensalt(rounds)
+    salt = salted[-22:]
+    digest = bcrypt.hashpw(base64.b64encode(hmac.digest(salt, encoded, "sha256")), salted)[-31:]
+    hashed = f"$bcrypt-sha256$v=2,t=2b,r={rounds}${salt.decode('ascii')}${digest.decode('ascii')}"
+    return hashed, encoded
 
 
 class EarlyHashes:
