@@ -84,7 +84,8 @@ class Identity:
         app = service_app(
             all_routes(),
             keystone_error,
-            state={"identity": self, "validator": self},
+            state={"identity": self, "validator": self, "service_type": "identity",
+                   "auth_uri": self.public_url},
         )
         return FastTokenValidation(self, app)
 

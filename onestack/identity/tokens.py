@@ -652,6 +652,8 @@ class TokenProvider:
         if vt.context is None:
             d = vt.data
             project, domain = vt.project, vt.domain
+            rules = (vt.app_cred or {}).get("access_rules") or None
+            types = frozenset(e["type"] for e in self.catalog_for(vt)) if rules else frozenset()
             vt.context = AuthContext(
                 token=vt.token,
                 user_id=vt.user["id"],
@@ -679,6 +681,8 @@ class TokenProvider:
                     "application_credential": vt.app_cred,
                     "oauth": vt.oauth,
                 },
+                access_rules=tuple(rules) if rules else None,
+                catalog_types=types,
             )
         return vt.context
 

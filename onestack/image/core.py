@@ -77,7 +77,8 @@ class ImageService:
         return service_app(
             routes,
             glance_error,
-            state={"image": self, "validator": self.cloud.cached_validator},
+            state={"image": self, "validator": self.cloud.cached_validator, "service_type": "image",
+                   "auth_uri": self.settings.base_url + "/identity"},
         )
 
     def prepare(self) -> None:
