@@ -118,7 +118,7 @@ class GuestVM:
             # no option ROM: iPXE is not needed to boot from the disk
             cmd += ["-device", f"virtio-net-pci,netdev=n{i},mac={nic.mac},romfile="]
         if self.cdrom is not None:
-            cmd += ["-drive", f"file={self.cdrom},media=cdrom,if=ide,readonly=on"]
+            cmd += ["-drive", f"file={self.cdrom},format=raw,media=cdrom,if=ide,readonly=on"]
         cmd += self.extra
         if self.netns:
             cmd = ["ip", "netns", "exec", self.netns, *cmd]

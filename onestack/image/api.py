@@ -158,8 +158,8 @@ async def _receive(request: Request, sink: DataSink, up: service.Upload) -> Rece
         return await run(sink.finish)
     except TooLarge:
         raise PayloadTooLarge(up.limit_message) from None
-    except FormatError as exc:
-        raise BadRequest(f"Image data is invalid: {exc}") from None
+    except FormatError as exc:  # Glance: InvalidImageData -> 415
+        raise UnsupportedMediaType(str(exc)) from None
     except ClientDisconnect:
         raise BadRequest("The client closed the connection before the upload completed.") from None
     except OSError as exc:
@@ -175,7 +175,7 @@ async def upload_file(request: Request) -> Response:
     sink: DataSink | None = None
     try:
         writer = await run(svc.store.writer, up.image_id)
-        sink = DataSink(writer, Inspector(up.disk_format), up.limit)
+        sink = DataSink(writer, Inspector(up.disk_format, up.container_format), up.limit)
         got = await _receive(request, sink, up)
         location = await run(writer.commit)
     except BaseException:

@@ -733,6 +733,7 @@ class Upload:
     limit: int
     limit_message: str
     previous_status: str
+    container_format: str | None = "bare"
 
 
 def begin_upload(
@@ -752,7 +753,7 @@ def begin_upload(
             raise PayloadTooLarge(message)
         img.status = new_status
         img.updated_at = utcnow()
-        return Upload(img.id, img.disk_format, limit, message, "queued")
+        return Upload(img.id, img.disk_format, limit, message, "queued", img.container_format)
 
 
 def finish_upload(svc: ImageService, up: Upload, location: str, size: int, checksum: str,
@@ -956,10 +957,10 @@ def run_import(svc: ImageService, image_id: str, staged: Path, task_id: str | No
         if img is None:
             staged.unlink(missing_ok=True)
             return
-        disk_format = img.disk_format
+        disk_format, container_format = img.disk_format, img.container_format
         limit, _ = data_limit(svc, s, img)
     try:
-        sink = DataSink(None, Inspector(disk_format), limit)
+        sink = DataSink(None, Inspector(disk_format, container_format), limit)
         with open(staged, "rb") as fh:
             while chunk := fh.read(4 << 20):
                 sink.write(chunk)
