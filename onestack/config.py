@@ -57,6 +57,12 @@ class Settings:
     region: str = "RegionOne"
     log_level: str = "info"
     policy_file: str = ""  # operator overrides (yaml or json); default <state_dir>/policy.yaml
+    # The master key that wraps the token and credential keys in the database
+    # (common/masterkey.py): the key itself (base64), or a file holding it;
+    # default <state_dir>/master.key, made on first start. API processes that
+    # share a database must share it.
+    master_key: str = ""
+    master_key_file: str = ""
     identity: IdentitySettings = field(default_factory=IdentitySettings)
     image: ImageSettings = field(default_factory=ImageSettings)
 

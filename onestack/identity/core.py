@@ -30,6 +30,7 @@ class Identity:
         self.catalog = [CatalogEntry("identity", "keystone", "/identity", "Identity (Keystone v3)")]
         self._enforcer: Any = None
         self._tokens: Any = None
+        self._master_key: Any = None
         # Bumped after every committed identity change that can alter what a
         # token carries (users, projects, roles, assignments, catalog ...).
         # Caches of derived data remember the generation they were built at.
@@ -60,6 +61,15 @@ class Identity:
 
             self._enforcer = Enforcer(default_policies(), self.settings.policy_path)
         return self._enforcer
+
+    @property
+    def master_key(self) -> Any:
+        """The master key wrapping the token and credential keys (common/masterkey.py)."""
+        if self._master_key is None:
+            from onestack.common import masterkey
+
+            self._master_key = masterkey.load(self.settings)
+        return self._master_key
 
     @property
     def tokens(self) -> Any:

@@ -50,8 +50,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, object_session
 
 from onestack.common.auth import AuthContext
-from onestack.common.errors import NotFound, Unauthorized
+from onestack.common.errors import NotFound, ServiceUnavailable, Unauthorized
 from onestack.common.ids import isotime, utcnow
+from onestack.common.masterkey import KeyUnavailable
 from onestack.identity.models import (
     ApplicationCredential,
     IdentityKey,
@@ -232,6 +233,12 @@ class KeyRepository:
         self._loaded_at = 0.0
         self._lock = threading.Lock()
 
+    # Keys are stored wrapped by the master key (common/masterkey.py).
+    PURPOSE = "identity_key/fernet"  # as bootstrap.wrap_keys names it
+
+    def _new_key(self) -> str:
+        return str(self.identity.master_key.wrap(Fernet.generate_key().decode(), self.PURPOSE))
+
     def ensure(self, session: Session) -> None:
         """First start: a staged key (0) and a primary key (1)."""
         existing = session.scalars(select(IdentityKey).where(IdentityKey.kind == self.KIND)).first()
@@ -239,11 +246,12 @@ class KeyRepository:
             return
         now = utcnow()
         for idx in (0, 1):
-            session.add(IdentityKey(kind=self.KIND, idx=idx, key=Fernet.generate_key().decode(), created_at=now))
+            session.add(IdentityKey(kind=self.KIND, idx=idx, key=self._new_key(), created_at=now))
         session.flush()
         self._fernet = None
 
     def _load(self) -> MultiFernet:
+        """The keys, unwrapped; ``masterkey.KeyUnavailable`` if the master key cannot."""
         stmt = select(IdentityKey.idx, IdentityKey.key).where(IdentityKey.kind == self.KIND)
         with self.identity.db.read() as s:
             rows = [(int(r[0]), str(r[1])) for r in s.execute(stmt)]
@@ -253,8 +261,10 @@ class KeyRepository:
             with self.identity.db.read() as s:
                 rows = [(int(r[0]), str(r[1])) for r in s.execute(stmt)]
         rows.sort(key=lambda r: r[0], reverse=True)  # primary first, staged (0) last
+        master = self.identity.master_key
+        keys = [master.unwrap(r[1], self.PURPOSE) for r in rows]
         self._loaded_at = time.monotonic()
-        return MultiFernet([Fernet(r[1].encode()) for r in rows])
+        return MultiFernet([Fernet(k.encode()) for k in keys])
 
     @property
     def fernet(self) -> MultiFernet:
@@ -289,7 +299,7 @@ class KeyRepository:
             staged = rows[0]
             new_primary = max(rows) + 1
             s.add(IdentityKey(kind=self.KIND, idx=new_primary, key=staged.key, created_at=now))
-            staged.key = Fernet.generate_key().decode()
+            staged.key = self._new_key()
             staged.created_at = now
             indexes = sorted([*rows, new_primary])
             while len(indexes) > limit:
@@ -528,7 +538,12 @@ class TokenProvider:
             app_cred_id=app_cred_id,
             access_token_id=access_token_id,
         )
-        raw = self.keys.fernet.encrypt(encode_payload(data))
+        try:
+            fernet = self.keys.fernet
+        except KeyUnavailable as exc:  # the master key does not open the token keys
+            log.error("cannot issue tokens: the token keys cannot be unwrapped: %s", exc)
+            raise ServiceUnavailable("The token keys cannot be read with this cloud's master key.") from None
+        raw = fernet.encrypt(encode_payload(data))
         return raw.decode("ascii").rstrip("="), data
 
     # --- decoding ----------------------------------------------------------------
@@ -539,15 +554,19 @@ class TokenProvider:
             raise TokenNotFound(token if token and len(token) < 300 else "")
         padded = token + "=" * (-len(token) % 4)
         try:
-            raw = self.keys.fernet.decrypt(padded.encode("ascii"))
-        except InvalidToken:
-            # Another replica may have rotated the keys: try once with fresh ones.
-            if not self.keys.reload():
-                raise TokenNotFound(token) from None
             try:
                 raw = self.keys.fernet.decrypt(padded.encode("ascii"))
             except InvalidToken:
-                raise TokenNotFound(token) from None
+                # Another replica may have rotated the keys: try once with fresh ones.
+                if not self.keys.reload():
+                    raise TokenNotFound(token) from None
+                try:
+                    raw = self.keys.fernet.decrypt(padded.encode("ascii"))
+                except InvalidToken:
+                    raise TokenNotFound(token) from None
+        except KeyUnavailable as exc:  # the master key does not open the token keys
+            log.error("cannot validate tokens: the token keys cannot be unwrapped: %s", exc)
+            raise TokenNotFound(token) from None
         try:
             return decode_payload(raw)
         except ValueError:
