@@ -56,10 +56,15 @@ class Identity:
     @property
     def enforcer(self) -> Any:
         if self._enforcer is None:
-            from onestack.common.policy import Enforcer
+            from onestack.common.policy import Enforcer, override_path
             from onestack.identity.service import default_policies
+            from onestack.identity.service.scope_types import scope_types
 
-            self._enforcer = Enforcer(default_policies(), self.settings.policy_path)
+            rules = default_policies()
+            self._enforcer = Enforcer(
+                rules, override_path(self.settings, self.name),
+                scope_types=scope_types(rules), enforce_scope=self.settings.enforce_scope,
+            )
         return self._enforcer
 
     @property

@@ -56,11 +56,15 @@ class ImageService:
     @property
     def enforcer(self) -> Any:
         if self._enforcer is None:
-            from onestack.common.policy import Enforcer
+            from onestack.common.policy import Enforcer, override_path
             from onestack.image.metadefs import policy_defaults
-            from onestack.image.policies import DEFAULTS
+            from onestack.image.policies import DEFAULTS, scope_types
 
-            self._enforcer = Enforcer({**DEFAULTS, **policy_defaults()}, self.settings.policy_path)
+            rules = {**DEFAULTS, **policy_defaults()}
+            self._enforcer = Enforcer(
+                rules, override_path(self.settings, self.name),
+                scope_types=scope_types(rules), enforce_scope=self.settings.enforce_scope,
+            )
         return self._enforcer
 
     def spawn(self, coro: Any) -> None:

@@ -6,6 +6,8 @@ project when it is a member of the image) and ``visibility``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 ADMIN = "role:admin"
 PROJECT_MEMBER = "role:member and project_id:%(project_id)s"
 PROJECT_READER = "role:reader and project_id:%(project_id)s"
@@ -42,3 +44,12 @@ DEFAULTS: dict[str, str] = {
     "modify_member": f"{ADMIN} or (role:member and project_id:%(member_id)s)",
     "get_usage": ADMIN_OR_PROJECT_READER,
 }
+
+
+# Glance's scope_types: every image call is made on behalf of a project; a
+# system- or domain-scoped token is refused (the building blocks take any).
+UNSCOPED = ("context_is_admin", "default", "metadef_admin", "metadef_default")
+
+
+def scope_types(rule_names: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    return {name: ("project",) for name in rule_names if name not in UNSCOPED}

@@ -37,19 +37,11 @@ def _fresh_master_keys() -> Iterator[None]:
 
 @contextmanager
 def cloud_at(state: Path, **env: str) -> Iterator[Api]:
-    gen = make_api_env(state, env)
+    gen = make_api(state, extra_env=env)
     try:
         yield next(gen)
     finally:
         gen.close()
-
-
-def make_api_env(state: Path, env: dict[str, str]) -> Iterator[Api]:
-    settings = load_settings(state, env={**TEST_ENV, **env})
-    cloud = build_cloud(settings)
-    prepare(cloud)
-    with TestClient(build_app(cloud), base_url="http://127.0.0.1:8800") as client:
-        yield Api(client, cloud)
 
 
 def _first_cloud(state: Path) -> tuple[str, str, list[str]]:
