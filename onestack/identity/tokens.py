@@ -426,6 +426,7 @@ class ValidatedToken:
     trust: dict[str, Any] | None = None
     app_cred: dict[str, Any] | None = None
     oauth: dict[str, Any] | None = None  # access_token_id, consumer_id
+    catalog_types: frozenset[str] = frozenset()  # set for tokens with access rules
     context: AuthContext | None = None
     bodies: dict[bool, bytes] = field(default_factory=dict)  # nocatalog -> rendered JSON
     # Policy decisions of this token as a caller: (rule, subject user id) -> allowed.
@@ -672,7 +673,6 @@ class TokenProvider:
             d = vt.data
             project, domain = vt.project, vt.domain
             rules = (vt.app_cred or {}).get("access_rules") or None
-            types = frozenset(e["type"] for e in self.catalog_for(vt)) if rules else frozenset()
             vt.context = AuthContext(
                 token=vt.token,
                 user_id=vt.user["id"],
@@ -701,7 +701,7 @@ class TokenProvider:
                     "oauth": vt.oauth,
                 },
                 access_rules=tuple(rules) if rules else None,
-                catalog_types=types,
+                catalog_types=vt.catalog_types,
             )
         return vt.context
 
@@ -851,6 +851,12 @@ class TokenProvider:
             }
             if ac.access_rules:
                 vt.app_cred["access_rules"] = list(ac.access_rules)
+                # keystonemiddleware checks the service is in the token's catalog
+                from onestack.identity.service.catalog import build_catalog
+
+                key = ("catalog", data.project_id)
+                catalog = self.cached(key, lambda: build_catalog(self.identity, s, data.project_id))
+                vt.catalog_types = frozenset(e["type"] for e in catalog)
         if data.access_token_id:
             at = s.get(OAuthAccessToken, data.access_token_id)
             if at is None or (at.expires_at is not None and at.expires_at <= now):
