@@ -390,3 +390,30 @@ def test_real_monolithic_flat_vmdk_is_refused(tmp_path: Path) -> None:
     converted = tmp_path / "sparse.vmdk"
     _qemu_img("convert", "-f", "vmdk", "-O", "vmdk", "-o", "subformat=streamOptimized", str(path), str(converted))
     assert inspect(converted.read_bytes(), "vmdk").detected == "vmdk"
+
+
+# --------------------------------------------------------------------------- robustness
+
+
+def test_corrupted_samples_are_refused_or_accepted_never_crash() -> None:
+    """Random byte flips and truncations of every sample, fed in odd chunk
+    sizes: the inspector answers (or raises FormatError), nothing else."""
+    import random
+
+    samples = [make_qcow2(), make_vmdk(), make_vmdk(vmdk_descriptor("streamOptimized"), footer=vmdk_footer()),
+               make_vmdk_text(), make_vhd(), make_vhdx(), make_vdi(), make_iso(), protective_gpt(),
+               make_mbr(partition()), make_luks(), make_qed()]
+    rng = random.Random(20261205)
+    for data in samples:
+        for _ in range(40):
+            mutated = bytearray(data)
+            for _ in range(rng.randint(1, 12)):
+                mutated[rng.randrange(min(len(mutated), 300_000))] = rng.randrange(256)
+            if rng.random() < 0.3:
+                mutated = mutated[: rng.randrange(len(mutated) + 1)]
+            fmt = rng.choice(["raw", "qcow2", "vmdk", "vhdx", "iso", "ami"])
+            try:
+                inspect(bytes(mutated), fmt, chunk=rng.choice([997, 4096, 65536, 1 << 22]),
+                        container=rng.choice(["bare", "ova"]))
+            except FormatError:
+                pass
