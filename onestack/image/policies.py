@@ -45,6 +45,23 @@ DEFAULTS: dict[str, str] = {
     "get_usage": ADMIN_OR_PROJECT_READER,
 }
 
+# The metadata definitions catalog: reads for everyone, changes for admins.
+METADEF_KINDS = ("namespace", "object", "property", "tag", "resource_type_association")
+
+
+def metadef_defaults() -> dict[str, str]:
+    rules = {"metadef_admin": "role:admin", "metadef_default": ""}
+    for kind in METADEF_KINDS:
+        rules[f"get_metadef_{kind}"] = "rule:metadef_default"
+        rules[f"get_metadef_{kind}s"] = "rule:metadef_default"
+        rules[f"add_metadef_{kind}"] = "rule:metadef_admin"
+        rules[f"modify_metadef_{kind}"] = "rule:metadef_admin"
+        rules[f"delete_metadef_{kind}"] = "rule:metadef_admin"
+    rules["list_metadef_resource_types"] = "rule:metadef_default"
+    rules["delete_metadef_tags"] = "rule:metadef_admin"
+    rules["add_metadef_tags"] = "rule:metadef_admin"
+    return rules
+
 
 # Glance's scope_types: every image call is made on behalf of a project; a
 # system- or domain-scoped token is refused (the building blocks take any).
