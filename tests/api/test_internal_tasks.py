@@ -142,6 +142,7 @@ def test_claim_report_and_fencing_over_http(live: Live) -> None:
     r = live.post("/tasks/claim", claim_body(live, ["http-a"]))
     assert r.status_code == 200
     task = r.json()["task"]
+    assert 0 <= task.pop("waited") < 5  # seconds the long poll waited before claiming
     assert task == {"id": mine, "kind": "http-a", "claim_token": 1, "owner": "compute-7/w1",
                     "attempts": 1, "max_attempts": 3, "payload": {"n": 1},
                     "resource_key": None, "target_host": "compute-7"}

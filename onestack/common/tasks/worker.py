@@ -290,7 +290,9 @@ class Worker:
         ctx = TaskContext(claim, self.broker, asyncio.get_running_loop())
         threaded = not inspect.iscoroutinefunction(handler)
         work: asyncio.Future[Any] = asyncio.ensure_future(self._call(handler, ctx, threaded))
-        beat = asyncio.create_task(self._heartbeat(ctx, work, threaded, claimed))
+        # The lease began no earlier than the claim request plus the broker's wait.
+        beat = asyncio.create_task(
+            self._heartbeat(ctx, work, threaded, claimed + claim.waited))
         try:
             result = await work
         except asyncio.CancelledError:
@@ -358,7 +360,7 @@ class Worker:
         before the lease would run out - also while a heartbeat call hangs
         (errors are not swallowed: an unconfirmed lease is a lost one)."""
         loop = asyncio.get_running_loop()
-        margin = min(self.heartbeat_interval, self.lease_seconds / 4)
+        margin = min(self.heartbeat_interval, self.lease_seconds / 10)
         deadline: asyncio.TimerHandle | None = None
 
         def expire() -> None:
