@@ -2,7 +2,9 @@
 
 * ``json_response`` / ``empty`` build responses (orjson, exact status codes).
 * ``read_json`` parses a request body or raises a 400 in the service's shape.
-* ``run`` runs blocking service logic (database, hashing) in the thread pool.
+* ``run`` runs blocking service logic (database, hashing) in the thread pool,
+  as one retryable unit of work: when the database says a write unit lost a
+  race (``db.RetryUnit``), the call is run again (``db.retrying``).
 * ``service_app`` builds a service's Starlette sub-application with its error
   renderer, so every ``ApiError`` - and every unexpected exception - comes out
   in that service's own error format.
@@ -23,9 +25,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from onestack.common.db import RetryUnit, retrying
 from onestack.common.errors import (
     ApiError,
     BadRequest,
+    Conflict,
     MethodNotAllowed,
     NotFound,
     UnsupportedMediaType,
@@ -86,10 +90,24 @@ async def read_json(
 
 
 async def run(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-    """Run blocking service logic in the worker thread pool."""
+    """Run blocking service logic in the worker thread pool, again if a write
+    unit in it lost a race (see ``common/db``)."""
     if kwargs:
         fn = functools.partial(fn, **kwargs)
-    return await anyio.to_thread.run_sync(fn, *args)
+    return await anyio.to_thread.run_sync(_unit_of_work, fn, *args)
+
+
+def _unit_of_work(fn: Callable[..., T], *args: Any) -> T:
+    try:
+        return retrying(fn, *args)
+    except RetryUnit as exc:
+        # Out of attempts (or a unit had already committed): the service's own
+        # answer if it gave one, else a 409 - never a 500 for a lost race.
+        if isinstance(exc.cause, ApiError):
+            raise exc.cause from None
+        log.warning("gave up on a write that kept losing races: %s", exc.reason)
+        raise Conflict("The request conflicted with concurrent changes to the same resources; "
+                       "please retry it.") from None
 
 
 def query_flag(request: Request, name: str) -> bool | None:
