@@ -213,6 +213,8 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+            else:
+                dblocks.note_commit()
             finally:
                 self._local.session = None
                 session.close()
