@@ -73,7 +73,7 @@ from sqlalchemy.pool import NullPool, QueuePool
 from onestack.common import dblocks
 from onestack.common.dblocks import RetryUnit, retrying
 
-__all__ = ["Base", "Database", "RetryUnit", "lock", "retrying"]
+__all__ = ["Base", "Database", "RetryUnit", "lock", "lock_row", "retrying"]
 
 # The session-level advisory lock held while the schema is prepared: (class, key).
 SCHEMA_LOCK = (0x6F6E6573, 0x74616B)  # "ones", "tak"
@@ -256,3 +256,11 @@ def lock(session: Session, *name: str) -> None:
     "check then insert" without a unique constraint). PostgreSQL advisory
     lock; nothing on SQLite (one writer at a time already)."""
     dblocks.named_lock(session, ":".join(name))
+
+
+def lock_row(session: Session, row: Any) -> None:
+    """Lock a loaded row for change now, rather than at the flush: for a unit
+    that deletes a parent, before it looks at the children (a child created
+    meanwhile under the parent's shared lock would otherwise be missed). On
+    SQLite nothing (one writer at a time already)."""
+    dblocks.lock_row(session, row)

@@ -269,6 +269,23 @@ def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
         unit.upgraded.update((str(table.name), i) for i in identities)
 
 
+def lock_row(session: Session, obj: Any) -> None:
+    """Lock an ORM object's row as a delete would (``FOR UPDATE``), now."""
+    unit: Unit | None = session.info.get(UNIT)
+    st = inspect(obj)
+    if unit is None or unit.mode is Mode.EXPLICIT or st.identity is None:
+        return
+    table = st.mapper.local_table
+    cols = list(table.primary_key.columns)
+    probe: Select[Any] = select(*cols).where(tuple_(*cols) == tuple_(*st.identity))
+    name = str(table.name)
+    if unit.mode is Mode.SHARED and not unit.exclusive(name):
+        _nowait(session, probe.with_for_update(nowait=True), unit, name)
+    else:
+        session.connection().execute(probe.with_for_update())
+    unit.upgraded.add((name, st.identity))
+
+
 def install(factory: sessionmaker[Session], engine: Engine, current: Callable[[], Unit | None]) -> None:
     """Hook the locking model into a PostgreSQL database's write sessions.
 

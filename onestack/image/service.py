@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from onestack.common import db
 from onestack.common.auth import AuthContext
 from onestack.common.errors import (
     ApiError,
@@ -235,6 +236,7 @@ def _check_count_quota(svc: ImageService, s: Session, project_id: str | None) ->
     limit = svc.settings.image.image_count_total
     if limit < 0:
         return
+    db.lock(s, "image-quota", str(project_id))  # counts rows: one counting unit per project at a time
     count, _ = _project_usage(s, project_id)
     if count + 1 > limit:
         raise PayloadTooLarge(
@@ -249,6 +251,7 @@ def data_limit(svc: ImageService, s: Session, img: Image) -> tuple[int, str]:
     limit, message = cap, f"Image exceeds the maximum image size of {cap} bytes."
     total = svc.settings.image.image_size_total
     if total >= 0:
+        db.lock(s, "image-quota", str(img.owner))
         _, used = _project_usage(s, img.owner)
         used -= img.size or 0
         remaining = max(total - used, 0)
@@ -757,10 +760,12 @@ def begin_upload(
 
 def finish_upload(svc: ImageService, up: Upload, location: str, size: int, checksum: str,
                   os_hash_value: str, virtual_size: int | None) -> None:
-    """saving -> active with the data's facts; the data is dropped if the image went away."""
-    keep = False
-    error: ApiError | None = None
-    try:
+    """saving -> active with the data's facts; the data is dropped if the image went away.
+
+    The write runs in a retrying scope of its own: a re-run of the whole call
+    after a lost race would find its data already dropped."""
+
+    def record() -> ApiError | None:
         with svc.db.write() as s:
             img = s.get(Image, up.image_id)
             if img is None or img.status != "saving":
@@ -773,17 +778,21 @@ def finish_upload(svc: ImageService, up: Upload, location: str, size: int, check
             if size > limit:
                 img.status = "queued"
                 img.updated_at = utcnow()
-                error = PayloadTooLarge(message)
-            else:
-                img.status = "active"
-                img.size = size
-                img.virtual_size = virtual_size
-                img.checksum = checksum
-                img.os_hash_algo = "sha512"
-                img.os_hash_value = os_hash_value
-                img.location = location
-                img.updated_at = utcnow()
-                keep = True
+                return PayloadTooLarge(message)
+            img.status = "active"
+            img.size = size
+            img.virtual_size = virtual_size
+            img.checksum = checksum
+            img.os_hash_algo = "sha512"
+            img.os_hash_value = os_hash_value
+            img.location = location
+            img.updated_at = utcnow()
+            return None
+
+    keep = False
+    try:
+        error = db.retrying(record)
+        keep = error is None
     finally:
         if not keep:
             svc.store.delete(location)
@@ -968,37 +977,46 @@ def run_import(svc: ImageService, image_id: str, staged: Path, task_id: str | No
     except (FormatError, TooLarge, OSError) as exc:
         log.warning("import of image %s failed: %s", image_id, exc)
         staged.unlink(missing_ok=True)
+        reason = str(exc)
+
+        def failed() -> None:
+            with svc.db.write() as s:
+                img = s.get(Image, image_id)
+                if img is not None:
+                    img.status = "queued"
+                    img.staging = None
+                    props = dict(img.properties or {})
+                    props["os_glance_failed_import"] = "file"
+                    img.properties = props
+                    img.updated_at = utcnow()
+                _finish_task(s, task_id, "failure", reason)
+
+        db.retrying(failed)  # a scope of its own: the staged data is gone, the call cannot run again
+        return
+
+    def done() -> None:
         with svc.db.write() as s:
             img = s.get(Image, image_id)
-            if img is not None:
-                img.status = "queued"
-                img.staging = None
-                props = dict(img.properties or {})
-                props["os_glance_failed_import"] = "file"
-                img.properties = props
-                img.updated_at = utcnow()
-            _finish_task(s, task_id, "failure", str(exc))
-        return
-    with svc.db.write() as s:
-        img = s.get(Image, image_id)
-        if img is None or img.status != "importing":
-            svc.store.delete(location)
-            _finish_task(s, task_id, "failure", "The image was deleted during the import.")
-            return
-        _finish_task(s, task_id, "success")
-        img.status = "active"
-        img.staging = None
-        img.size = got.size
-        img.virtual_size = got.virtual_size
-        img.checksum = got.checksum
-        img.os_hash_algo = "sha512"
-        img.os_hash_value = got.os_hash_value
-        img.location = location
-        props = dict(img.properties or {})
-        props.pop("os_glance_failed_import", None)
-        props["os_glance_importing_to_stores"] = ""
-        img.properties = props
-        img.updated_at = utcnow()
+            if img is None or img.status != "importing":
+                svc.store.delete(location)
+                _finish_task(s, task_id, "failure", "The image was deleted during the import.")
+                return
+            _finish_task(s, task_id, "success")
+            img.status = "active"
+            img.staging = None
+            img.size = got.size
+            img.virtual_size = got.virtual_size
+            img.checksum = got.checksum
+            img.os_hash_algo = "sha512"
+            img.os_hash_value = got.os_hash_value
+            img.location = location
+            props = dict(img.properties or {})
+            props.pop("os_glance_failed_import", None)
+            props["os_glance_importing_to_stores"] = ""
+            img.properties = props
+            img.updated_at = utcnow()
+
+    db.retrying(done)  # a scope of its own: the staged data has moved into the store
 
 
 def recover_interrupted(svc: ImageService) -> None:
@@ -1038,6 +1056,7 @@ def add_member(svc: ImageService, ctx: AuthContext, image_id: str, body: Any) ->
         _authorize(svc, "add_member", ctx, tgt)
         if s.get(ImageMember, (img.id, member_id)) is not None:
             raise Conflict(f"Member {member_id} already associated with image {image_id}.")
+        db.lock(s, "image-members", img.id)  # the count below must not race another add
         count = s.scalar(select(func.count()).where(ImageMember.image_id == img.id)) or 0
         if count + 1 > schemas.IMAGE_MEMBER_QUOTA:
             raise PayloadTooLarge(f"Maximum number of image members exceeded: {schemas.IMAGE_MEMBER_QUOTA}.")

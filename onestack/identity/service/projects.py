@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from onestack.common import db
 from onestack.common.auth import AuthContext
 from onestack.common.errors import NotFound
 from onestack.common.ids import new_id
@@ -510,6 +511,7 @@ def delete_project(identity: Any, ctx: AuthContext, project_id: str) -> None:
         return
     with identity.db.write() as session:
         row = _project(identity, ctx, session, project_id, "identity:delete_project")
+        db.lock_row(session, row)  # before looking for children: none may be added meanwhile
         if (row.options or {}).get("immutable"):
             raise forbidden(
                 f"Unable to delete immutable project resource: `{row.id}. Set resource option "
@@ -568,6 +570,7 @@ def add_tag(identity: Any, ctx: AuthContext, project_id: str, tag: str) -> None:
     check_tag(tag, "tags")
     with identity.db.write() as session:
         row = _tag_project(identity, ctx, session, project_id, "identity:create_project_tag")
+        db.lock(session, "project-tags", row.id)  # the count below must not race another add
         current = tags_of(session, [row.id])[row.id]
         if tag in current:
             return
