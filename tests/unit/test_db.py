@@ -518,14 +518,17 @@ def test_web_run_never_turns_a_lost_race_into_a_500() -> None:
 
 def test_delete_statements_in_api_units_keep_every_change(db: Database) -> None:
     """UPDATE and DELETE statements (not only flushes) lock their rows first:
-    concurrent deletes and re-inserts of the same rows never fail."""
+    concurrent deletes and updates of the same rows never fail, and a
+    "replace the set" (delete them all, insert anew) under its named lock
+    leaves exactly one set."""
     errors: list[BaseException] = []
 
     def churn(i: int) -> None:
         def once() -> None:
             with db.write() as s:
-                s.execute(delete(Entry).where(Entry.text == "shared"))
                 s.execute(update(Counter).where(Counter.name == "c").values(value=Counter.value + 1))
+                dbmod.lock(s, "entries")  # a row not yet inserted cannot be locked
+                s.execute(delete(Entry).where(Entry.text == "shared"))
                 s.add(Entry(text="shared"))
 
         for _ in range(10):

@@ -229,6 +229,7 @@ def update_domain(
         if "options" in ref:
             row.options = merge_options(row.options, ref["options"])
         if "tags" in ref:
+            db.lock(session, "project-tags", row.id)  # as projects._set_tags
             session.execute(delete(ProjectTag).where(ProjectTag.project_id == row.id))
             for tag in dict.fromkeys(ref["tags"]):
                 session.add(ProjectTag(project_id=row.id, name=tag))

@@ -244,6 +244,10 @@ def _assert_name_free(session: Session, domain_id: str, name: str, exclude: str 
 
 
 def _set_tags(session: Session, project_id: str, tags: list[str]) -> None:
+    # "delete them all, insert the new ones" would miss a tag another unit is
+    # adding (a row that does not exist yet cannot be locked): one tag writer
+    # per project at a time.
+    db.lock(session, "project-tags", project_id)
     session.execute(delete(ProjectTag).where(ProjectTag.project_id == project_id))
     for tag in dict.fromkeys(tags):
         session.add(ProjectTag(project_id=project_id, name=tag))
