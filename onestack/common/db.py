@@ -59,6 +59,7 @@ Rules every service follows:
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -245,6 +246,9 @@ class Database:
                              {"a": SCHEMA_LOCK[0], "b": SCHEMA_LOCK[1]})
 
     def dispose(self) -> None:
+        if self.is_postgres and dblocks.reruns:
+            counts = ", ".join(f"{n} after {state}" for state, n in sorted(dblocks.reruns.items()))
+            logging.getLogger("onestack.db").info("write units that lost a race and ran again: %s", counts)
         self.engine.dispose()
         if self.write_engine is not self.engine:
             self.write_engine.dispose()

@@ -23,9 +23,11 @@ Nothing here runs on SQLite.
 from __future__ import annotations
 
 import enum
+import logging
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -40,6 +42,8 @@ from sqlalchemy.sql.selectable import Alias
 from sqlalchemy.sql.visitors import iterate
 
 T = TypeVar("T")
+
+log = logging.getLogger("onestack.db")
 
 UNIT = "onestack.unit"  # Session.info key of a PostgreSQL write unit
 
@@ -89,6 +93,9 @@ class Scope:
 
 
 _local = threading.local()
+_stats_lock = threading.Lock()
+# Calls run again, by cause (SQLSTATE), since the process started.
+reruns: Counter[str] = Counter()
 
 
 def _scopes() -> list[Scope]:
@@ -133,6 +140,10 @@ def retrying(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
                         or scope.constraint_failures > CONSTRAINT_RETRIES):
                     exc.final = True
                     raise
+                with _stats_lock:
+                    reruns[exc.sqlstate or "other"] += 1
+                log.debug("running %s again (attempt %d): %s", getattr(fn, "__name__", fn), attempt + 1,
+                          exc.reason)
                 if attempt > 1 or exc.sqlstate == DEADLOCK:
                     time.sleep(random.uniform(0, min(0.1, 0.002 * 2**attempt)))
     finally:

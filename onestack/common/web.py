@@ -21,7 +21,7 @@ import anyio.to_thread
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
@@ -76,7 +76,10 @@ async def read_json(
     content type not in ``content_types`` -> 415.
     """
     ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    raw = await request.body()
+    try:
+        raw = await request.body()
+    except ClientDisconnect:  # nobody is left to answer; not a server error
+        raise BadRequest("The client closed the connection before the request body was read.") from None
     if not raw.strip():
         if required:
             raise BadRequest("The request body is required and must be a JSON object.")

@@ -329,7 +329,8 @@ def create_project(identity: Any, ctx: AuthContext, ref: dict[str, Any]) -> dict
         )
         session.add(row)
         flush_or_conflict(session, _name_conflict(ref["name"]))
-        _set_tags(session, row.id, ref.get("tags") or [])
+        for tag in dict.fromkeys(ref.get("tags") or []):  # a new project: nothing to replace
+            session.add(ProjectTag(project_id=row.id, name=tag))
         session.flush()
         result = project_dicts(session, [row])[0]
     identity.touch()
