@@ -113,13 +113,15 @@ def prepare(cloud: Cloud) -> None:
     PostgreSQL database take turns, so one creates the schema and bootstraps,
     and the others find it done and join (see ``identity/bootstrap``)."""
     from onestack.common import migrate
+    from onestack.common.db import retrying
 
     with cloud.db.schema_lock():
         migrate.upgrade(cloud.db)
         for svc in cloud.services.values():
             hook = getattr(svc, "prepare", None)
             if hook is not None:
-                hook()
+                # Other nodes may be serving already: a unit that loses a race runs again.
+                retrying(hook)
 
 
 class Dispatcher:
