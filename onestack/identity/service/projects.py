@@ -333,7 +333,8 @@ def create_project(identity: Any, ctx: AuthContext, ref: dict[str, Any]) -> dict
             session.add(ProjectTag(project_id=row.id, name=tag))
         session.flush()
         result = project_dicts(session, [row])[0]
-    identity.touch()
+    # No identity.touch(): no token, and nothing derived for one, names a project
+    # that did not exist (dropping those caches made every write re-validate tokens).
     return result
 
 
@@ -464,6 +465,7 @@ def update_project(identity: Any, ctx: AuthContext, project_id: str, ref: dict[s
             raise invalid("Update of `is_domain` is not allowed.")
         _assert_mutable(row, ref)
         was_enabled = bool(row.enabled)
+        before = (row.name, was_enabled)
         if "enabled" in ref and ref["enabled"] != was_enabled:
             if ref["enabled"]:
                 for p in parents(session, row):
@@ -489,8 +491,11 @@ def update_project(identity: Any, ctx: AuthContext, project_id: str, ref: dict[s
         flush_or_conflict(session, _name_conflict(str(ref.get("name"))))
         if was_enabled and not row.enabled:
             revoke.revoke_project(session, row.id)
+        # What tokens carry of a project: its name and whether it is enabled.
+        token_visible = row.name != before[0] or bool(row.enabled) != before[1]
         result = project_dicts(session, [row])[0]
-    identity.touch()
+    if token_visible:
+        identity.touch()
     return result
 
 
