@@ -270,14 +270,20 @@ def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
             continue
         wanted.setdefault((table, delete), []).append(st.identity)
     for (table, delete), identities in wanted.items():
-        cols = list(table.primary_key.columns)
-        if len(cols) == 1:
-            where = cols[0].in_([i[0] for i in identities])
-        else:
-            where = tuple_(*cols).in_([tuple(i) for i in identities])
-        probe = select(*cols).where(where).with_for_update(nowait=True, key_share=not delete)
+        probe = _rows(table, identities).with_for_update(nowait=True, key_share=not delete)
         _nowait(session, probe, unit, str(table.name))
         unit.upgraded.update((str(table.name), i) for i in identities)
+
+
+def _rows(table: Table, identities: list[Any]) -> Select[Any]:
+    """SELECT the primary keys of these rows (plain equality for one row: the
+    common case, and a statement SQLAlchemy compiles once)."""
+    cols = list(table.primary_key.columns)
+    if len(identities) == 1:
+        return select(*cols).where(*(c == v for c, v in zip(cols, identities[0], strict=True)))
+    if len(cols) == 1:
+        return select(*cols).where(cols[0].in_([i[0] for i in identities]))
+    return select(*cols).where(tuple_(*cols).in_([tuple(i) for i in identities]))
 
 
 def lock_row(session: Session, obj: Any) -> None:
@@ -287,8 +293,8 @@ def lock_row(session: Session, obj: Any) -> None:
     if unit is None or unit.mode is Mode.EXPLICIT or st.identity is None:
         return
     table = st.mapper.local_table
-    cols = list(table.primary_key.columns)
-    probe: Select[Any] = select(*cols).where(tuple_(*cols) == tuple_(*st.identity))
+    assert isinstance(table, Table)
+    probe = _rows(table, [st.identity])
     name = str(table.name)
     if unit.mode is Mode.SHARED and not unit.exclusive(name):
         _nowait(session, probe.with_for_update(nowait=True), unit, name)
