@@ -180,6 +180,7 @@ class Database:
         session = self._write_factory(info={dblocks.UNIT: unit})
         self._local.session = session
         self._local.unit = unit
+        dblocks.unit_open(1)
         try:
             yield session
             if unit.failed is not None:  # the body caught a database error and went on
@@ -196,6 +197,7 @@ class Database:
         else:
             dblocks.note_commit()
         finally:
+            dblocks.unit_open(-1)
             self._local.session = None
             self._local.unit = None
             session.close()
@@ -208,6 +210,7 @@ class Database:
         try:
             session = self._write_factory()
             self._local.session = session
+            dblocks.unit_open(1)
             try:
                 yield session
                 session.commit()
@@ -217,6 +220,7 @@ class Database:
             else:
                 dblocks.note_commit()
             finally:
+                dblocks.unit_open(-1)
                 self._local.session = None
                 session.close()
         finally:

@@ -116,13 +116,22 @@ def note_commit() -> None:
         scope.committed += 1
 
 
+def unit_open(delta: int) -> None:
+    """A write unit opened (+1) or closed (-1) on this thread."""
+    _local.open_units = getattr(_local, "open_units", 0) + delta
+
+
 def retrying(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     """``fn(*args, **kwargs)``, run again while a write unit in it raises
     ``RetryUnit`` and no unit in it has committed yet.
 
     Rows and locks found contended are taken exclusively (waiting) by the
-    later attempts, so an attempt cannot lose the same race twice.
+    later attempts, so an attempt cannot lose the same race twice. Called
+    inside an open write unit (whose transaction a loss aborts), it only calls
+    ``fn``: the enclosing scope runs the whole unit again.
     """
+    if getattr(_local, "open_units", 0):
+        return fn(*args, **kwargs)
     scope = Scope()
     stack = _scopes()
     stack.append(scope)

@@ -546,3 +546,25 @@ def test_delete_statements_in_api_units_keep_every_change(db: Database) -> None:
     assert value(db) == 80
     with db.read() as s:
         assert s.scalar(select(func.count()).select_from(Entry)) == 1
+
+
+def test_retrying_inside_an_open_unit_leaves_the_retry_to_the_outer_scope(db: Database) -> None:
+    """A unit that lost a race aborted the transaction it joined: only the
+    scope around the outermost unit can run it again."""
+    calls: list[str] = []
+
+    def inner() -> None:
+        calls.append("inner")
+        if calls.count("inner") == 1:
+            raise RetryUnit("lost")
+
+    def outer() -> None:
+        calls.append("outer")
+        with db.write() as s:
+            s.add(Entry(text=f"outer {calls.count('outer')}"))
+            retrying(inner)
+
+    retrying(outer)
+    assert calls == ["outer", "inner", "outer", "inner"]
+    with db.read() as s:
+        assert [e.text for e in s.scalars(select(Entry))] == ["outer 2"]
