@@ -497,7 +497,7 @@ def bootstrap(identity: Identity) -> None:
     plain queries, and prunes old revocation events."""
     from sqlalchemy.orm import configure_mappers
 
-    from onestack.identity.service import revoke
+    from onestack.identity import revoke
 
     if _nothing_to_do(identity):
         with identity.db.write() as s:
@@ -521,10 +521,10 @@ def _admin_id(s: Session) -> str | None:
 def _reconcile(identity: Identity) -> None:
     from sqlalchemy import select
 
+    from onestack.identity import revoke
     from onestack.identity.models import Project, User
     from onestack.identity.node import Marker, follows_catalog, is_owner, read_marker, write_marker
     from onestack.identity.passwords import set_password
-    from onestack.identity.service import revoke
 
     settings = identity.settings
     path = settings.state_dir / "clouds.yaml"

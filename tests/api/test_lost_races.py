@@ -10,7 +10,7 @@ import pytest
 
 from onestack.common.db import RetryUnit
 from onestack.identity.service import projects
-from onestack.image import service as images
+from onestack.image.service import images
 from tests.api.conftest import Api
 
 
