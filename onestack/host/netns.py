@@ -233,10 +233,21 @@ def _create_here(path: str) -> None:
     _check(_c().mount(own.encode(), path.encode(), b"none", MS_BIND, None),
            f"bind {path}")
     # loopback up: nothing works inside without it
-    from onestack.host import links
+    _loopback_up()
 
-    with links.Netlink() as nl:
-        nl.set_up("lo")
+
+def _loopback_up() -> None:
+    # Two ioctls on a socket made in this thread (so in the new namespace);
+    # netlink (links.py) would cost importing pyroute2 and a cycle back here.
+    import fcntl
+    import socket
+    import struct
+
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(sock, siocgifflags, request))[1]
+        fcntl.ioctl(sock, siocsifflags, struct.pack("16sH14x", b"lo", flags | iff_up))
 
 
 def ensure(name: str) -> bool:
