@@ -32,10 +32,23 @@ Rules every service follows:
        as the service always does (409, 404).
 
   What row locks cannot cover is rows that do not exist yet: a rule that
-  counts rows (a quota, a member limit) takes a named lock first,
-  ``db.lock(session, "image-quota", project_id)``, which serializes the units
-  that count the same thing (a PostgreSQL advisory lock for the transaction;
-  nothing on SQLite, whose writer lock already does it).
+  counts rows (a member limit) or replaces a set of rows takes a named lock
+  first, ``db.lock(session, "project-tags", project_id)``, which serializes
+  the units that count the same thing (a PostgreSQL advisory lock for the
+  transaction; nothing on SQLite, whose writer lock already does it); quotas
+  do the same through ``common/quota``. A unit that deletes a parent calls
+  ``db.lock_row(session, row)`` before it looks at the children.
+
+  Why this model: ``FOR UPDATE`` on every read would make every row a unit
+  reads a point where all units wait for each other - every project create
+  reads the Default domain, every grant its role - which is one writer again
+  per hot row. ``SERIALIZABLE`` escalates to whole-table predicate locks on
+  small tables, so concurrent creates abort each other, and every conflict
+  costs a re-run. Compare-and-set at the flush alone would not protect what a
+  unit decided from rows it read but did not write. Shared read locks keep
+  those decisions, let readers of a row proceed together, and a change waits
+  for no one (``NOWAIT``); only units that really collide are re-run, once,
+  and then queue.
 
 * **Running a unit again.** A ``with`` block cannot be re-run, so a retry re-runs
   the function that contains the unit: ``retrying(fn, ...)`` runs ``fn`` again
