@@ -1,9 +1,9 @@
 """How a node (one ``onestack up``) stands to the database it serves.
 
 Several API processes may share one PostgreSQL database (``database_url``),
-each with its own state directory. They must share ``database_url`` and
-``public_url`` (the address clients use, e.g. a load balancer), and - once
-token keys are wrapped by a master key - that key too.
+each with its own state directory. They must share ``database_url``,
+``public_url`` (the address clients use, e.g. a load balancer) and the master
+key that wraps the token keys (``common/masterkey``).
 
 * The **owner** is the node that bootstrapped the database: the first start
   (the one that found it empty) writes ``clouds.yaml`` with the bootstrap

@@ -12,6 +12,7 @@ import yaml
 from sqlalchemy import func, select
 
 from onestack.app import build_cloud, prepare
+from onestack.common.masterkey import new_key_text
 from onestack.config import load_settings
 from onestack.identity.models import Endpoint, Project, Role, Service, User
 from tests.api.conftest import Api
@@ -47,8 +48,10 @@ def test_bootstrap_contents(api: Api) -> None:
 
 
 def _start(state: Path, port: int, database_url: str = "", *, public_url: str | None = None,
-           modules: tuple[str, ...] = ("onestack.identity",)) -> float:
+           modules: tuple[str, ...] = ("onestack.identity",), master_key: str | None = None) -> float:
     env = dict(TEST_ENV, **({"ONESTACK_DATABASE_URL": database_url} if database_url else {}))
+    if master_key:
+        env["ONESTACK_MASTER_KEY"] = master_key
     settings = load_settings(state, overrides={"port": port, "public_url": public_url}, env=env)
     cloud = build_cloud(settings, modules)
     started = time.perf_counter()
@@ -165,6 +168,9 @@ def test_edited_clouds_yaml_is_reread_not_trusted(tmp_path: Path) -> None:
 
 # --- several nodes on one PostgreSQL database ------------------------------------------
 
+# Nodes on one database share its master key (given by configuration here).
+KEY = new_key_text()
+
 
 def _catalog(database_url: str) -> dict[tuple[str, str], str]:
     """(service type, interface) -> URL, read straight from the database."""
@@ -199,11 +205,11 @@ def test_a_second_node_joins_without_taking_over(tmp_path: Path, pg_server: obje
     keeps A's URLs, B writes no clouds.yaml; B's restart only checks."""
     url = pg_server.new_database()  # type: ignore[attr-defined]
     a, b = tmp_path / "a", tmp_path / "b"
-    _start(a, 8800, url)
+    _start(a, 8800, url, master_key=KEY)
     password = yaml.safe_load((a / "clouds.yaml").read_text())["clouds"]["onestack-admin"]["auth"]["password"]
     marker_a = json.loads((a / "bootstrap.json").read_text())
     assert marker_a["bootstrapped_here"] is True
-    _start(b, 8801, url)
+    _start(b, 8801, url, master_key=KEY)
     assert not (b / "clouds.yaml").exists()
     marker_b = json.loads((b / "bootstrap.json").read_text())
     assert marker_b["cloud"] == marker_a["cloud"] and marker_b["bootstrapped_here"] is False
@@ -211,16 +217,16 @@ def test_a_second_node_joins_without_taking_over(tmp_path: Path, pg_server: obje
     assert set(_catalog(url).values()) == {"http://127.0.0.1:8800/identity"}
     with pytest.MonkeyPatch.context() as m:  # B's restart: nothing to do
         _no_reconcile(m)
-        _start(b, 8801, url)
-    _start(a, 8800, url)  # and A's restart is still A's
+        _start(b, 8801, url, master_key=KEY)
+    _start(a, 8800, url, master_key=KEY)  # and A's restart is still A's
     assert _admin_password_works(url, password)
 
 
 def test_nodes_sharing_a_public_url_keep_the_catalog_there(tmp_path: Path, pg_server: object) -> None:
     url = pg_server.new_database()  # type: ignore[attr-defined]
     public = "http://cloud.example.test:5000"
-    _start(tmp_path / "a", 8800, url, public_url=public)
-    _start(tmp_path / "b", 8801, url, public_url=public)
+    _start(tmp_path / "a", 8800, url, public_url=public, master_key=KEY)
+    _start(tmp_path / "b", 8801, url, public_url=public, master_key=KEY)
     assert set(_catalog(url).values()) == {public + "/identity"}
     clouds = yaml.safe_load((tmp_path / "a" / "clouds.yaml").read_text())["clouds"]
     assert clouds["onestack-admin"]["auth"]["auth_url"] == public + "/identity/v3"
@@ -230,8 +236,9 @@ def test_a_member_adds_the_services_missing_from_the_catalog(tmp_path: Path, pg_
     """A runs identity only; B runs identity and image: image's endpoints are
     added at B's URL, identity's stay at A's."""
     url = pg_server.new_database()  # type: ignore[attr-defined]
-    _start(tmp_path / "a", 8800, url)
-    _start(tmp_path / "b", 8801, url, modules=("onestack.identity", "onestack.image"))
+    _start(tmp_path / "a", 8800, url, master_key=KEY)
+    _start(tmp_path / "b", 8801, url, modules=("onestack.identity", "onestack.image"),
+           master_key=KEY)
     catalog = _catalog(url)
     assert catalog[("identity", "public")] == "http://127.0.0.1:8800/identity"
     assert catalog[("image", "public")] == "http://127.0.0.1:8801/image"
@@ -240,8 +247,8 @@ def test_a_member_adds_the_services_missing_from_the_catalog(tmp_path: Path, pg_
 
 def test_the_owner_still_follows_its_own_port_on_postgresql(tmp_path: Path, pg_server: object) -> None:
     url = pg_server.new_database()  # type: ignore[attr-defined]
-    _start(tmp_path / "a", 8800, url)
-    _start(tmp_path / "a", 8802, url)
+    _start(tmp_path / "a", 8800, url, master_key=KEY)
+    _start(tmp_path / "a", 8802, url, master_key=KEY)
     assert set(_catalog(url).values()) == {"http://127.0.0.1:8802/identity"}
 
 
@@ -250,9 +257,9 @@ def test_the_owner_that_lost_clouds_yaml_gets_new_passwords_on_postgresql(
 ) -> None:
     url = pg_server.new_database()  # type: ignore[attr-defined]
     a = tmp_path / "a"
-    _start(a, 8800, url)
+    _start(a, 8800, url, master_key=KEY)
     old = yaml.safe_load((a / "clouds.yaml").read_text())["clouds"]["onestack-admin"]["auth"]["password"]
     (a / "clouds.yaml").unlink()
-    _start(a, 8800, url)
+    _start(a, 8800, url, master_key=KEY)
     new = yaml.safe_load((a / "clouds.yaml").read_text())["clouds"]["onestack-admin"]["auth"]["password"]
     assert new != old and _admin_password_works(url, new) and not _admin_password_works(url, old)

@@ -27,6 +27,7 @@ import httpx
 import pytest
 import yaml
 
+from onestack.common.masterkey import new_key_text
 from tests.conftest import TEST_ENV, free_port
 
 pytestmark = pytest.mark.clients
@@ -43,11 +44,12 @@ class Node:
         return self.log.read_text(errors="replace")
 
 
-def launch(state: Path, database_url: str, public_url: str | None = None) -> Node:
+def launch(state: Path, database_url: str, master_key: str, public_url: str | None = None) -> Node:
+    """Start a node: nodes on one database share its URL and the master key."""
     port = free_port()
     state.parent.mkdir(parents=True, exist_ok=True)
     log = state.parent / f"{state.name}-{port}.log"
-    env = dict(os.environ, **TEST_ENV, ONESTACK_DATABASE_URL=database_url)
+    env = dict(os.environ, **TEST_ENV, ONESTACK_DATABASE_URL=database_url, ONESTACK_MASTER_KEY=master_key)
     cmd = [sys.executable, "-m", "onestack.cli", "up", "--port", str(port), "--state-dir", str(state)]
     if public_url:
         cmd += ["--public-url", public_url]
@@ -94,9 +96,9 @@ def admin_token(url: str, clouds_yaml: Path) -> str:
 
 
 def test_two_nodes_started_together_on_an_empty_database(tmp_path: Path, pg_server: Any) -> None:
-    url = pg_server.new_database()
-    a = launch(tmp_path / "a" / "state", url)
-    b = launch(tmp_path / "b" / "state", url)
+    url, key = pg_server.new_database(), new_key_text()
+    a = launch(tmp_path / "a" / "state", url, key)
+    b = launch(tmp_path / "b" / "state", url, key)
     try:
         wait_up(a)
         wait_up(b)
@@ -237,11 +239,11 @@ EXPECTED = {
 
 
 def test_two_nodes_keep_every_concurrent_write(tmp_path: Path, pg_server: Any) -> None:
-    url = pg_server.new_database()
-    a = launch(tmp_path / "a" / "state", url)
+    url, key = pg_server.new_database(), new_key_text()
+    a = launch(tmp_path / "a" / "state", url, key)
     try:
         wait_up(a)
-        b = launch(tmp_path / "b" / "state", url, public_url=a.url)
+        b = launch(tmp_path / "b" / "state", url, key, public_url=a.url)
     except BaseException:
         stop(a)
         raise
