@@ -44,14 +44,34 @@ def capabilities(proxy: Proxy) -> dict[str, Any]:
 
 
 def build(proxy: Proxy, validator: Any) -> Handler:
+    from onestack.objectstore.middleware.copy import Copy
+    from onestack.objectstore.middleware.dlo import DynamicLargeObject
     from onestack.objectstore.middleware.gatekeeper import Gatekeeper
     from onestack.objectstore.middleware.info import Info
     from onestack.objectstore.middleware.keystoneauth import KeystoneAuth
+    from onestack.objectstore.middleware.quotas import AccountQuotas, ContainerQuotas
+    from onestack.objectstore.middleware.slo import StaticLargeObject
+    from onestack.objectstore.middleware.tempurl import TempURL
+    from onestack.objectstore.middleware.versioned_writes import VersionedWrites
     from onestack.objectstore.proxy.app import ProxyApp
 
+    s = proxy.settings
     caps = capabilities(proxy)
     app: Handler = ProxyApp(proxy)
+    app = vw = VersionedWrites(app, proxy)
+    caps["versioned_writes"] = vw.info()
+    app = dlo = DynamicLargeObject(app)
+    caps["dlo"] = dlo.info()
+    app = slo = StaticLargeObject(app, s)
+    caps["slo"] = slo.info()
+    app = aq = AccountQuotas(app, proxy)
+    caps["account_quotas"] = aq.info()
+    app = cq = ContainerQuotas(app, proxy)
+    caps["container_quotas"] = cq.info()
+    app = Copy(app)
     app = KeystoneAuth(app, proxy, validator)
+    app = tu = TempURL(app, proxy, [d.strip() for d in s.tempurl_digests.split(",")])
+    caps["tempurl"] = tu.info()
     app = Gatekeeper(app)
     app = Info(app, caps)
     return app

@@ -255,8 +255,8 @@ def db_metadata_updates(headers: Headers, target: str, ts: str,
             out[key] = (value, ts)
         elif key.startswith(remove):
             out[prefix + key[len(remove):]] = ("", ts)
-        elif key.startswith("x-remove-") and key[len("x-remove-"):] in extra:
-            out[key[len("x-remove-"):]] = ("", ts)
+        elif key.startswith("x-remove-") and "x-" + key[len("x-remove-"):] in extra:
+            out["x-" + key[len("x-remove-"):]] = ("", ts)
     return out
 
 
