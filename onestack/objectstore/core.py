@@ -120,8 +120,18 @@ class ObjectStoreService:
 
         sweep_tmp(str(self.cluster.devices_root))
 
+    @property
+    def jobs(self) -> Any:
+        """One pass of each background job, callable directly."""
+        from onestack.objectstore.agent import Jobs
+
+        return Jobs(self)
+
     async def start(self) -> None:
-        return None
+        from onestack.objectstore.agent import ObjectAgent
+
+        self.agent = ObjectAgent(self)
+        await self.agent.start()
 
     async def stop(self) -> None:
         if self.agent is not None:

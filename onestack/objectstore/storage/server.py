@@ -179,11 +179,15 @@ class StorageServer:
                       if_delete_at: str | None = None) -> int:
         """Write a tombstone: 204 if there was an object, 404 if not, 409, 412."""
         dev = self.device(device)
-        found = self.object_get(device, part, name_hash)
-        existed = found.obj is not None
+        found = dev.lookup(part, name_hash)
         meta = found.metadata
+        existed = found.obj is not None
         if found.obj is not None:
             found.obj.close()
+            delete_at = meta.get("X-Delete-At")
+            if delete_at and if_delete_at is None and int(delete_at) <= int(float(
+                    timestamp.now())):
+                existed = False  # expired: already gone to its readers
         if if_delete_at is not None and str(meta.get("X-Delete-At")) != if_delete_at:
             return 412
         if found.timestamp is not None and found.timestamp >= ts:
