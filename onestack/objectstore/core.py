@@ -66,6 +66,13 @@ class ObjectStoreService:
 
             server.send_update = send
             server.locate_container = lambda a, c: cluster.container_ring.get_nodes(a, c)
+
+            def locate_account(account: str) -> tuple[int, str, list[Any]]:
+                ring = cluster.account_ring
+                part, nodes = ring.get_nodes(account)
+                return part, ring.hash(account), [n for n in nodes if client.is_local(n)]
+
+            server.locate_account = locate_account
         return self._server
 
     @property

@@ -46,7 +46,10 @@ class ContainerQuotas:
             return await self.app(req)
         if obj is not None and req.method == "PUT":
             info = await self.proxy.container_info(req, account, container)
-            if info.ok:
+            if info.ok and (info.get("x-container-meta-quota-bytes")
+                            or info.get("x-container-meta-quota-count")):
+                # a quota is checked against the container's current totals
+                info = await self.proxy.container_info(req, account, container, fresh=True)
                 quota = _int(info.get("x-container-meta-quota-bytes"))
                 size = req.content_length or 0
                 if quota is not None and info.bytes_used + size > quota:

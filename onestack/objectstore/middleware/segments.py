@@ -20,6 +20,19 @@ class Segment:
     length: int  # bytes used from it
 
 
+CONDITIONAL = ("range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since")
+
+
+def without_conditions(req: Request) -> Request:
+    """The same request without Range/If-* (they apply to the whole large object)."""
+    headers = req.headers.copy()
+    for key in CONDITIONAL:
+        del headers[key]
+    return Request(req.method, req.path, query_string=req.query_string, headers=headers,
+                   body=req.body, environ=req.environ, script_name=req.script_name,
+                   remote_addr=req.remote_addr, host=req.host)
+
+
 def plan(segments: list[Segment], start: int, end: int) -> list[Segment]:
     """The segment slices that make bytes ``[start, end)`` of the whole."""
     out: list[Segment] = []

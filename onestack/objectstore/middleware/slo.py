@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import mimetypes
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -170,25 +171,31 @@ class StaticLargeObject:
 
     async def get(self, req: Request, account: str) -> Response:
         resp = await self.app(req)
-        if not resp.is_success or resp.headers.get("x-static-large-object", "").lower() != "true":
+        if resp.headers.get("x-static-large-object", "").lower() != "true" or not (
+                resp.is_success or resp.status in (304, 412, 416)):
             return resp
-        headers = resp.headers.copy()
-        slo_etag = headers.get(SLO_ETAG, "")
-        size = headers.get(SLO_SIZE)
-        if req.method == "HEAD" and size is not None and resp.status == 200:
-            resp.close()
-            headers["Content-Length"] = size
-            headers["Etag"] = f'"{slo_etag}"'
-            return Response(200, b"", headers)
-        # read the manifest itself (the request's range is for the whole object)
-        sub = req.sub("GET", req.path, query_string="multipart-manifest=get", source="SLO")
         resp.close()
+        # the manifest itself; the request's range and conditions are for the whole object
+        sub = req.sub("GET", req.path, query_string="multipart-manifest=get", source="SLO")
         manifest_resp = await self.app(sub)
-        manifest = orjson.loads(await manifest_resp.read())
-        segments = await self._expand(req, account, manifest, 0)
-        for key in ("content-range", "content-length", "etag"):
+        if not manifest_resp.is_success:
+            return manifest_resp
+        headers = manifest_resp.headers.copy()
+        slo_etag = headers.get(SLO_ETAG, "")
+        for key in ("content-range", "content-length", "etag", "accept-ranges"):
             del headers[key]
         headers["Etag"] = f'"{slo_etag}"'
+        if req.method == "HEAD" and SLO_SIZE in headers:
+            manifest_resp.close()
+            size = int(headers[SLO_SIZE])
+
+            async def nothing(_a: int, _b: int) -> AsyncIterator[bytes]:
+                if False:
+                    yield b""
+
+            return ranges.respond(req, headers, size, slo_etag, nothing)
+        manifest = orjson.loads(await manifest_resp.read())
+        segments = await self._expand(req, account, manifest, 0)
         return segs.respond(req, self.app, account, headers, segments, slo_etag,
                             "SLO")  # type: ignore[return-value]
 

@@ -157,10 +157,10 @@ class Proxy:
 
     # ---------------------------------------------------------------- info
 
-    async def account_info(self, req: Request, account: str) -> Info:
+    async def account_info(self, req: Request, account: str, fresh: bool = False) -> Info:
         key = f"account/{account}"
         local = req.environ.setdefault("swift.info_cache", {})
-        info = local.get(key) or self.cache.get(key)
+        info = None if fresh else local.get(key) or self.cache.get(key)
         if info is None:
             ring = self.cluster.account_ring
             part = ring.get_part(account)
@@ -173,10 +173,11 @@ class Proxy:
         local[key] = info
         return info
 
-    async def container_info(self, req: Request, account: str, container: str) -> Info:
+    async def container_info(self, req: Request, account: str, container: str,
+                             fresh: bool = False) -> Info:
         key = f"container/{account}/{container}"
         local = req.environ.setdefault("swift.info_cache", {})
-        info = local.get(key) or self.cache.get(key)
+        info = None if fresh else local.get(key) or self.cache.get(key)
         if info is None:
             ring = self.cluster.container_ring
             part = ring.get_part(account, container)

@@ -124,7 +124,7 @@ class AccountController:
         ctype = listing.content_type_for(req)
         owner = bool(req.environ.get("swift.owner"))
         if req.method == "HEAD":
-            info = await self.proxy.account_info(req, account)
+            info = await self.proxy.account_info(req, account, fresh=True)
             if info.status == 404:
                 return self._fake(req, account, ctype)
             if not info.ok:
@@ -213,7 +213,7 @@ class ContainerController:
         ctype = listing.content_type_for(req)
         owner = bool(req.environ.get("swift.owner"))
         if req.method == "HEAD":
-            info = await self.proxy.container_info(req, account, container)
+            info = await self.proxy.container_info(req, account, container, fresh=True)
             if not info.ok:
                 return error(info.status if info.status in (404, 503) else 503)
             return _listing_response(req, 204, container_headers(info, owner), b"", ctype)

@@ -93,6 +93,8 @@ class StorageServer:
         self.dirty: set[tuple[str, int, str]] = set()  # container dbs whose stats changed
         self.send_update: UpdateSender | None = None
         self.locate_container: ContainerLocator | None = None
+        # (account) -> (part, hash, nodes): where an account's replicas are
+        self.locate_account: Callable[[str], tuple[int, str, list[Any]]] | None = None
 
     def device(self, name: str) -> Device:
         dev = self.devices.get(name)
@@ -351,13 +353,24 @@ class StorageServer:
         try:
             broker.put_object(*update.record())
         except dbs.DatabaseGone:
-            if update.account.startswith("."):  # the expirer's queue is made on demand
-                broker.initialize(update.account, update.container, update.timestamp)
-                broker.put_object(*update.record())
-            else:
+            if not update.account.startswith("."):
                 return 404
+            # the expirer's queue is made on demand, and listed in its account at once
+            if broker.initialize(update.account, update.container, update.timestamp):
+                self._announce(update.account, update.container, update.timestamp)
+            broker.put_object(*update.record())
         self.dirty.add((device, part, name_hash))
         return 201
+
+    def _announce(self, account: str, container: str, ts: str) -> None:
+        locate = self.locate_account
+        if locate is None:
+            return
+        part, name_hash, nodes = locate(account)
+        for node in nodes:
+            if node.device in self.devices or os.path.isdir(f"{self.root}/{node.device}"):
+                self.account_update(node.device, part, name_hash, account,
+                                    (container, ts, dbs.ZERO_TS, 0, 0))
 
     def account_update(self, device: str, part: int, name_hash: str, account: str,
                        record: tuple[str, str, str, int, int]) -> int:
