@@ -129,8 +129,8 @@ class Replicator:
     def _copy_file(self, directory: str, peer: Device, part: int, name_hash: str,
                    name: str) -> None:
         target = self.server.device(peer.device)
-        tmp = target._tmp()
-        with open(f"{directory}/{name}", "rb") as src, open(tmp, "wb") as dst:
+        tmp, fd = target.open_tmp()
+        with open(f"{directory}/{name}", "rb") as src, open(fd, "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
             dst.flush()
             if target.fsync:

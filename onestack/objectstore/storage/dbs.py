@@ -489,6 +489,9 @@ class BrokerCache:
     def get(self, cls: type[Broker], path: str) -> Broker:
         with self._lock:
             broker = self._brokers.get(path)
+            if broker is not None and broker._conn is not None and not os.path.exists(path):
+                broker.close()  # the file went away (a replaced or wiped device)
+                broker = None
             if broker is None:
                 broker = cls(path)
                 self._brokers[path] = broker

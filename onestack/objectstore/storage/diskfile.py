@@ -199,6 +199,18 @@ class Device:
             self._made.add(tmp)
         return f"{tmp}/{uuid.uuid4().hex}"
 
+    def open_tmp(self) -> tuple[str, int]:
+        """A new temporary file on this device (its directory is made again if
+        the device was emptied meanwhile)."""
+        path = self._tmp()
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        try:
+            return path, os.open(path, flags, 0o600)
+        except FileNotFoundError:
+            self._made.clear()
+            path = self._tmp()
+            return path, os.open(path, flags, 0o600)
+
     # ---------------------------------------------------------------- reading
 
     def lookup(self, part: int, name_hash: str) -> Found:
@@ -278,9 +290,9 @@ class Device:
                 newest = max(newest or "", _ts_of(current.meta))
             if newest is not None and newest >= timestamp:
                 raise Conflict(newest)
-        tmp = self._tmp()
+        tmp = ""
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            tmp, fd = self.open_tmp()
             try:
                 os.write(fd, orjson.dumps(metadata))
                 if self.fsync:
@@ -289,7 +301,8 @@ class Device:
                 os.close(fd)
             self._install(tmp, directory, f"{timestamp}{ext}")
         except OSError as exc:
-            _unlink(tmp)
+            if tmp:
+                _unlink(tmp)
             raise DiskError(str(exc)) from exc
 
     def _install(self, tmp: str, directory: str, name: str) -> None:
@@ -349,9 +362,10 @@ class ObjectWriter:
         newest = device.timestamps(part, name_hash).timestamp
         if newest is not None and newest >= timestamp:
             raise Conflict(newest)
-        self.tmp = device._tmp()
+        self.tmp = ""
+        self.fd: int | None = None
         try:
-            self.fd: int | None = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            self.tmp, self.fd = device.open_tmp()
         except OSError as exc:
             raise DiskError(str(exc)) from exc
 

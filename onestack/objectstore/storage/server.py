@@ -391,8 +391,8 @@ def save_async_pending(device_path: str, name_hash: str, update: ContainerUpdate
     directory = f"{device_path}/async_pending/{name_hash[-3:]}"
     os.makedirs(directory, exist_ok=True)
     name = f"{directory}/{name_hash}-{update.timestamp}-{uuid.uuid4().hex[:6]}"
-    tmp = f"{device_path}/tmp/{uuid.uuid4().hex}"
     os.makedirs(f"{device_path}/tmp", exist_ok=True)
+    tmp = f"{device_path}/tmp/{uuid.uuid4().hex}"
     with open(tmp, "wb") as f:
         f.write(orjson.dumps(update.__dict__))
     os.rename(tmp, name)
