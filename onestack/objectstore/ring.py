@@ -160,6 +160,7 @@ class RingBuilder:
         partition moves at a time, so data stays readable while it shifts).
         """
         rng = random.Random(seed)
+        before = [array("H", row) for row in self.assignment]
         hour = int((time.time() if now is None else now) // 3600)
         targets = self._targets()
         devs = {d.id: d for d in self.devices if d.id in targets}
@@ -219,9 +220,11 @@ class RingBuilder:
             dev_id = self._choose(p, devs, counts, targets)
             self.assignment[r][p] = dev_id
             counts[dev_id] += 1
-            self.last_moved[p] = hour
+            if before[r][p] != dev_id:
+                self.last_moved[p] = hour
         self.version += 1
-        return moved
+        return sum(1 for r, row in enumerate(self.assignment) for p in range(self.parts)
+                   if before[r][p] != NONE_DEV and before[r][p] != row[p])
 
     def _tier_width(self, devs: Any) -> list[int]:
         devs = list(devs)
