@@ -41,9 +41,22 @@ def http_date(ts: float | str) -> str:
     return formatdate(whole, usegmt=True)
 
 
+_ISO_SECONDS: dict[str, str] = {}
+
+
 def iso(ts: float | str) -> str:
-    """Listings' ``last_modified``: ISO 8601 with microseconds, no zone."""
-    return datetime.fromtimestamp(float(ts), UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    """Listings' ``last_modified``: ISO 8601 with microseconds, no zone.
+
+    Hot in listings (10,000 rows): the date part is cached per second."""
+    text = ts if isinstance(ts, str) else normal(ts)
+    whole, _, frac = text.partition(".")
+    prefix = _ISO_SECONDS.get(whole)
+    if prefix is None:
+        if len(_ISO_SECONDS) > 100000:
+            _ISO_SECONDS.clear()
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(int(whole)))
+        _ISO_SECONDS[whole] = prefix
+    return f"{prefix}.{(frac + '000000')[:6]}"
 
 
 def parse_http_date(value: str) -> float | None:

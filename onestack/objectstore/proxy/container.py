@@ -221,10 +221,12 @@ class ContainerController:
         ring, part, name_hash = self._where(account, container)
         client = self.proxy.client
 
+        names_only = ctype == "text/plain"
+
         async def one(node: Any) -> tuple[int, Any]:
             status, stat, rows = await client.db_list(
                 "container", node, part, name_hash, params.limit, params.marker,
-                params.end_marker, params.prefix, params.delimiter, params.reverse)
+                params.end_marker, params.prefix, params.delimiter, params.reverse, names_only)
             return status, (stat, rows)
 
         status, value = await self.proxy.first_success(ring, part, one)
@@ -232,7 +234,10 @@ class ContainerController:
             return error(status if status in (404, 503) else 503)
         stat, rows = value
         info = info_from_stat(200, stat)
-        body = listing.render(listing.object_entries(rows), ctype, "container", container)
+        if names_only:
+            body = listing.render_names(rows)
+        else:
+            body = listing.render(listing.object_entries(rows), ctype, "container", container)
         return _listing_response(req, 200, container_headers(info, owner), body, ctype)
 
     async def _account_ready(self, req: Request, account: str) -> None:

@@ -124,6 +124,13 @@ def container_entries(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
     return out
 
 
+def render_names(rows: list[tuple[Any, ...]]) -> bytes:
+    """A plain-text listing straight from the rows (names and subdirs)."""
+    if not rows:
+        return b""
+    return ("\n".join([r[0] for r in rows]) + "\n").encode()
+
+
 def render(entries: list[dict[str, Any]], ctype: str, kind: str, name: str) -> bytes:
     if ctype == "application/json":
         return orjson.dumps(entries)

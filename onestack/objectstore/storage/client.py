@@ -73,6 +73,7 @@ class NodeClient(Protocol):
 
     async def db_list(self, kind: str, node: RingDevice, part: int, name_hash: str, limit: int,
                       marker: str, end_marker: str, prefix: str, delimiter: str, reverse: bool,
+                      names_only: bool = False,
                       ) -> tuple[int, dict[str, Any] | None, list[tuple[Any, ...]]]: ...
 
     async def db_post(self, kind: str, node: RingDevice, part: int, name_hash: str,
@@ -210,11 +211,12 @@ class LocalClient:
 
     async def db_list(self, kind: str, node: RingDevice, part: int, name_hash: str, limit: int,
                       marker: str, end_marker: str, prefix: str, delimiter: str, reverse: bool,
+                      names_only: bool = False,
                       ) -> tuple[int, dict[str, Any] | None, list[tuple[Any, ...]]]:
         self._local(node)
         result: tuple[int, dict[str, Any] | None, list[tuple[Any, ...]]] = await _thread(
             self.server.db_list, kind, node.device, part, name_hash, limit, marker, end_marker,
-            prefix, delimiter, reverse)
+            prefix, delimiter, reverse, names_only)
         return result
 
     async def db_post(self, kind: str, node: RingDevice, part: int, name_hash: str,

@@ -314,15 +314,16 @@ class StorageServer:
 
     def db_list(self, kind: str, device: str, part: int, name_hash: str, limit: int,
                 marker: str, end_marker: str, prefix: str, delimiter: str,
-                reverse: bool) -> tuple[int, dict[str, Any] | None, list[tuple[Any, ...]]]:
+                reverse: bool, names_only: bool = False,
+                ) -> tuple[int, dict[str, Any] | None, list[tuple[Any, ...]]]:
         status, info = self.db_info(kind, device, part, name_hash)
         if status != 200:
             return status, info, []
         broker = self._broker(kind, device, part, name_hash)
-        rows = broker.list_names(limit, marker, end_marker, prefix, delimiter, reverse,
-                                 "name, created_at, size, content_type, etag"
-                                 if kind == "container" else
-                                 "name, object_count, bytes_used, put_timestamp")
+        columns = "name" if names_only else ("name, created_at, size, content_type, etag"
+                                             if kind == "container" else
+                                             "name, object_count, bytes_used, put_timestamp")
+        rows = broker.list_names(limit, marker, end_marker, prefix, delimiter, reverse, columns)
         return 200, info, rows
 
     def db_post(self, kind: str, device: str, part: int, name_hash: str,
