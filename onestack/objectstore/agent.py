@@ -56,6 +56,13 @@ class Jobs:
         self._updater.rings = self._rings()
         return dict(self._updater.run().__dict__)
 
+    def report_containers(self) -> None:
+        """Only the updater's account reports of changed containers (cheap)."""
+        from onestack.objectstore.jobs.updater import Updater, UpdateStats
+
+        Updater(self.service.server, self._rings(), self.service.client).report_containers(
+            UpdateStats())
+
     def audit(self, bytes_per_second: int | None = None) -> dict[str, Any]:
         from onestack.objectstore.jobs.auditor import Auditor
 

@@ -95,7 +95,15 @@ class ObjectStoreService:
         if self._pipeline is None:
             from onestack.objectstore.pipeline import build
 
-            self._pipeline = build(self.proxy, self.cloud.cached_validator)
+            jobs = self.jobs
+
+            async def settle() -> None:
+                # account totals up to date (the updater's report, now)
+                from onestack.common.web import run
+
+                await run(jobs.report_containers)
+
+            self._pipeline = build(self.proxy, self.cloud.cached_validator, settle)
         return self._pipeline
 
     # ---------------------------------------------------------------- Service protocol

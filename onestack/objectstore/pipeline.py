@@ -8,6 +8,7 @@ proxy application. ``/info`` advertises what each of them registers.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from onestack.objectstore.http import Handler
@@ -40,10 +41,12 @@ def capabilities(proxy: Proxy) -> dict[str, Any]:
             "account_autocreate": True,
         },
         "keystoneauth": {},
+        "crossdomain": {},
     }
 
 
-def build(proxy: Proxy, validator: Any) -> Handler:
+def build(proxy: Proxy, validator: Any,
+          settle: Callable[[], Awaitable[Any]] | None = None) -> Handler:
     from onestack.objectstore.middleware.copy import Copy
     from onestack.objectstore.middleware.dlo import DynamicLargeObject
     from onestack.objectstore.middleware.gatekeeper import Gatekeeper
@@ -64,7 +67,7 @@ def build(proxy: Proxy, validator: Any) -> Handler:
     caps["dlo"] = dlo.info()
     app = slo = StaticLargeObject(app, s)
     caps["slo"] = slo.info()
-    app = aq = AccountQuotas(app, proxy)
+    app = aq = AccountQuotas(app, proxy, settle)
     caps["account_quotas"] = aq.info()
     app = cq = ContainerQuotas(app, proxy)
     caps["container_quotas"] = cq.info()

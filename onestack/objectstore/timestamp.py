@@ -4,7 +4,7 @@ they order as strings), and the HTTP dates derived from them."""
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC
 from email.utils import formatdate, parsedate_to_datetime
 
 _last = 0.0

@@ -106,6 +106,9 @@ class Copy:
         finally:
             source.close()
         if resp.is_success:
+            for key, value in sink.items():
+                if key.startswith("x-object-meta-"):
+                    resp.headers[key] = value
             resp.headers["X-Copied-From"] = quote(f"{src_container}/{src_obj}")
             if src_account != account:
                 resp.headers["X-Copied-From-Account"] = quote(src_account)

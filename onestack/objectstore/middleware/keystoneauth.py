@@ -57,6 +57,8 @@ class KeystoneAuth:
         ctx = await self.identify(token) if token else None
         if ctx is not None:
             req.environ["keystone.identity"] = ctx
+            if self.reseller_role in {r.lower() for r in ctx.roles}:
+                req.environ["reseller_request"] = True
         req.environ["swift.authorize"] = self.authorize
         req.environ["swift.clean_acl"] = acl.clean_acl
         return await self.app(req)

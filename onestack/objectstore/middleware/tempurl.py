@@ -125,14 +125,22 @@ class TempURL:
         else:
             if not obj.startswith(prefix):
                 return self.invalid(req)
-            path = f"prefix:/v1/{account}/{container}/{prefix}"
+            path = f"/v1/{account}/{container}/{prefix}"
+        # Swift signs the path from /v1; clients that know only the endpoint URL
+        # (Tempest) sign it with the endpoint's own prefix (/object-store/v1/...).
+        paths = [path, req.script_name + path] if req.script_name else [path]
+        if prefix is not None:
+            paths = ["prefix:" + p for p in paths]
         methods = ("HEAD", "GET", "POST", "PUT") if req.method == "HEAD" else (req.method,)
         scope = None
         for method in methods:
-            for key, key_scope in keys:
-                if hmac.compare_digest(sign(method, path, expires, key, digest, ip_range),
-                                       sig_hex):
-                    scope = key_scope
+            for signed in paths:
+                for key, key_scope in keys:
+                    if hmac.compare_digest(sign(method, signed, expires, key, digest, ip_range),
+                                           sig_hex):
+                        scope = key_scope
+                        break
+                if scope:
                     break
             if scope:
                 break

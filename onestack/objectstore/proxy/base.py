@@ -20,7 +20,7 @@ T = TypeVar("T")
 # metadata a container/account keeps besides its x-*-meta-* (lower-case names)
 CONTAINER_HEADERS = ("x-container-read", "x-container-write", "x-container-sync-key",
                      "x-container-sync-to", "x-versions-location", "x-history-location")
-ACCOUNT_HEADERS: tuple[str, ...] = ()
+ACCOUNT_HEADERS = ("x-account-quota-bytes", "x-account-quota-count")
 
 
 def quorum_size(n: int) -> int:

@@ -8,6 +8,7 @@ from onestack.objectstore import timestamp
 from onestack.objectstore.http import Headers, Request, Response, error, fail, title_case
 from onestack.objectstore.proxy import listing
 from onestack.objectstore.proxy.base import (
+    ACCOUNT_HEADERS,
     CONTAINER_HEADERS,
     Info,
     Proxy,
@@ -167,7 +168,7 @@ class AccountController:
     async def post(self, req: Request, account: str) -> Response:
         check_metadata(req, "account", self.proxy.settings)
         ts = timestamp.now()
-        updates = db_metadata_updates(req.headers, "account", ts, ())
+        updates = db_metadata_updates(req.headers, "account", ts, ACCOUNT_HEADERS)
         ring, part, name_hash = self._where(account)
         client = self.proxy.client
         statuses = await self.proxy.write_all(

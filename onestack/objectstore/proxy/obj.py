@@ -169,9 +169,6 @@ class ObjectController:
         meta = stored_headers(req.headers)
         meta.update({"name": f"/{account}/{container}/{obj}", "X-Timestamp": ts,
                      "Content-Type": ctype})
-        for key in list(meta):
-            if meta[key] == "" and key.lower().startswith("x-object-meta-"):
-                del meta[key]
         part, name_hash, targets = self._updates(account, container, obj)
         override: dict[str, Any] = req.environ.get("swift.container_update_override") or {}
         expected = req.headers.get("etag")
@@ -198,8 +195,6 @@ class ObjectController:
         await self._container_ok(req, account, container)
         ts = timestamp.now()
         meta = stored_headers(req.headers)
-        meta = {k: v for k, v in meta.items() if v != "" or not k.lower().startswith(
-            "x-object-meta-")}
         if "content-type" in req.headers:
             meta["Content-Type"] = req.headers["content-type"]
         meta["X-Timestamp"] = ts
