@@ -47,6 +47,7 @@ def capabilities(proxy: Proxy) -> dict[str, Any]:
 
 def build(proxy: Proxy, validator: Any,
           settle: Callable[[], Awaitable[Any]] | None = None) -> Handler:
+    from onestack.objectstore.middleware.bulk import Bulk
     from onestack.objectstore.middleware.copy import Copy
     from onestack.objectstore.middleware.dlo import DynamicLargeObject
     from onestack.objectstore.middleware.gatekeeper import Gatekeeper
@@ -54,6 +55,7 @@ def build(proxy: Proxy, validator: Any,
     from onestack.objectstore.middleware.keystoneauth import KeystoneAuth
     from onestack.objectstore.middleware.quotas import AccountQuotas, ContainerQuotas
     from onestack.objectstore.middleware.slo import StaticLargeObject
+    from onestack.objectstore.middleware.symlink import Symlink
     from onestack.objectstore.middleware.tempurl import TempURL
     from onestack.objectstore.middleware.versioned_writes import VersionedWrites
     from onestack.objectstore.proxy.app import ProxyApp
@@ -61,6 +63,8 @@ def build(proxy: Proxy, validator: Any,
     s = proxy.settings
     caps = capabilities(proxy)
     app: Handler = ProxyApp(proxy)
+    app = sym = Symlink(app)
+    caps["symlink"] = sym.info()
     app = vw = VersionedWrites(app, proxy)
     caps["versioned_writes"] = vw.info()
     app = dlo = DynamicLargeObject(app)
@@ -75,6 +79,8 @@ def build(proxy: Proxy, validator: Any,
     app = KeystoneAuth(app, proxy, validator)
     app = tu = TempURL(app, proxy, [d.strip() for d in s.tempurl_digests.split(",")])
     caps["tempurl"] = tu.info()
+    app = bulk = Bulk(app, s.max_deletes_per_request, s.max_containers_per_extraction)
+    caps.update(bulk.info())
     app = Gatekeeper(app)
     app = Info(app, caps)
     return app

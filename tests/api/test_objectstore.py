@@ -536,3 +536,51 @@ def test_last_write_wins_and_replica_files(sw: Swift, tmp_path: Path) -> None:
             name_hash[-3:] / name_hash
         files = sorted(p.name for p in d.iterdir())
         assert len(files) == 1 and files[0].endswith(".data")  # older versions cleaned up
+
+
+def test_symlinks(sw: Swift) -> None:
+    sw.req("PUT", "/links")
+    sw.req("PUT", "/links/target", content=b"pointed at", headers={"Content-Type": "text/x"})
+    r = sw.req("PUT", "/links/link", content=b"", headers={"X-Symlink-Target": "links/target"})
+    assert r.status_code == 201
+    r = sw.req("GET", "/links/link")
+    assert r.status_code == 200 and r.content == b"pointed at"
+    assert r.headers["content-location"].endswith("/links/target")
+    raw = sw.req("GET", "/links/link?symlink=get")
+    assert raw.content == b"" and raw.headers["x-symlink-target"] == "links/target"
+    listing = {o["name"]: o for o in sw.req("GET", "/links?format=json").json()}
+    assert listing["link"]["content_type"] == "application/symlink"
+    assert listing["link"]["symlink_path"].endswith("/links/target")
+    r = sw.req("PUT", "/links/bad", content=b"x", headers={"X-Symlink-Target": "links/target"})
+    assert r.status_code == 400 and r.content == b"Symlink requests require a zero byte body"
+    r = sw.req("PUT", "/links/bad", content=b"", headers={"X-Symlink-Target": "nolink"})
+    assert r.status_code == 412
+    assert r.content == (b"X-Symlink-Target header must be of the form <container name>/"
+                         b"<object name>")
+    sw.req("DELETE", "/links/target")
+    assert sw.req("GET", "/links/link").status_code == 404
+
+
+def test_bulk_delete_and_extract(sw: Swift) -> None:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in (("arch/a.txt", b"A"), ("arch/sub/b.txt", b"BB")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    r = sw.req("PUT", "?extract-archive=tar.gz", content=buf.getvalue())
+    assert r.status_code == 200
+    assert r.text == ("Number Files Created: 2\nResponse Body: \nResponse Status: 201 Created\n"
+                      "Errors:\n")
+    assert sw.req("GET", "/arch").text == "a.txt\nsub/b.txt\n"
+    r = sw.req("PUT", "?extract-archive=tar", content=b"not a tar at all")
+    assert r.status_code == 200 and "Response Status: 400 Bad Request" in r.text
+    r = sw.req("POST", "?bulk-delete", content=b"/arch/a.txt\n/arch/sub/b.txt\n/arch/nope\n/arch\n",
+               headers={"Accept": "application/json"})
+    assert r.status_code == 200
+    assert r.json() == {"Number Deleted": 3, "Number Not Found": 1, "Response Body": "",
+                        "Response Status": "200 OK", "Errors": []}
+    assert sw.req("HEAD", "/arch").status_code == 404

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 from xml.sax.saxutils import escape, quoteattr
 
 import orjson
@@ -104,7 +105,7 @@ def object_entries(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
                 elif key == "slo_etag":
                     entry["slo_etag"] = value
                 elif key == "symlink_target":
-                    entry["symlink_path"] = value
+                    entry["symlink_path"] = unquote(value)
                 else:
                     kept.append(param.strip())
             entry["content_type"] = "; ".join([base.strip(), *kept]) if kept else base.strip()
