@@ -55,6 +55,7 @@ def build(proxy: Proxy, validator: Any,
     from onestack.objectstore.middleware.keystoneauth import KeystoneAuth
     from onestack.objectstore.middleware.quotas import AccountQuotas, ContainerQuotas
     from onestack.objectstore.middleware.slo import StaticLargeObject
+    from onestack.objectstore.middleware.staticweb import StaticWeb
     from onestack.objectstore.middleware.symlink import Symlink
     from onestack.objectstore.middleware.tempurl import TempURL
     from onestack.objectstore.middleware.versioned_writes import VersionedWrites
@@ -76,6 +77,8 @@ def build(proxy: Proxy, validator: Any,
     app = cq = ContainerQuotas(app, proxy)
     caps["container_quotas"] = cq.info()
     app = Copy(app)
+    app = sw = StaticWeb(app, proxy)
+    caps["staticweb"] = sw.info()
     app = KeystoneAuth(app, proxy, validator)
     app = tu = TempURL(app, proxy, [d.strip() for d in s.tempurl_digests.split(",")])
     caps["tempurl"] = tu.info()

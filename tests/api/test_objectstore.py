@@ -584,3 +584,25 @@ def test_bulk_delete_and_extract(sw: Swift) -> None:
     assert r.json() == {"Number Deleted": 3, "Number Not Found": 1, "Response Body": "",
                         "Response Status": "200 OK", "Errors": []}
     assert sw.req("HEAD", "/arch").status_code == 404
+
+
+def test_static_web(sw: Swift) -> None:
+    sw.req("PUT", "/site", headers={"X-Container-Read": ".r:*,.rlistings",
+                                    "X-Container-Meta-Web-Index": "index.html",
+                                    "X-Container-Meta-Web-Error": "error.html"})
+    sw.req("PUT", "/site/index.html", content=b"<h1>home</h1>")
+    sw.req("PUT", "/site/404error.html", content=b"<h1>lost</h1>")
+    sw.req("PUT", "/site/docs/a.txt", content=b"a")
+    r = sw.client.get(sw.url("/site"), follow_redirects=False)
+    assert r.status_code == 301 and r.headers["location"].endswith("/site/")
+    r = sw.client.get(sw.url("/site/"))
+    assert r.status_code == 200 and r.content == b"<h1>home</h1>"
+    r = sw.client.get(sw.url("/site/missing"))
+    assert r.status_code == 404 and r.content == b"<h1>lost</h1>"
+    sw.req("POST", "/site", headers={"X-Container-Meta-Web-Listings": "true",
+                                     "X-Container-Meta-Web-Listings-Css": "s.css"})
+    r = sw.client.get(sw.url("/site/docs/"))
+    assert r.status_code == 200 and '<a href="a.txt">a.txt</a>' in r.text
+    assert '<link rel="stylesheet" type="text/css" href="s.css" />' in r.text
+    # the owner with a token gets the plain API
+    assert sw.req("GET", "/site").text == "404error.html\ndocs/a.txt\nindex.html\n"
