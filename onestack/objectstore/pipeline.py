@@ -50,6 +50,7 @@ def build(proxy: Proxy, validator: Any,
     from onestack.objectstore.middleware.bulk import Bulk
     from onestack.objectstore.middleware.copy import Copy
     from onestack.objectstore.middleware.dlo import DynamicLargeObject
+    from onestack.objectstore.middleware.formpost import FormPost
     from onestack.objectstore.middleware.gatekeeper import Gatekeeper
     from onestack.objectstore.middleware.info import Info
     from onestack.objectstore.middleware.keystoneauth import KeystoneAuth
@@ -80,6 +81,8 @@ def build(proxy: Proxy, validator: Any,
     app = sw = StaticWeb(app, proxy)
     caps["staticweb"] = sw.info()
     app = KeystoneAuth(app, proxy, validator)
+    app = fp = FormPost(app, proxy, [d.strip() for d in s.tempurl_digests.split(",")])
+    caps["formpost"] = fp.info()
     app = tu = TempURL(app, proxy, [d.strip() for d in s.tempurl_digests.split(",")])
     caps["tempurl"] = tu.info()
     app = bulk = Bulk(app, s.max_deletes_per_request, s.max_containers_per_extraction)

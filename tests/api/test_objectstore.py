@@ -606,3 +606,37 @@ def test_static_web(sw: Swift) -> None:
     assert '<link rel="stylesheet" type="text/css" href="s.css" />' in r.text
     # the owner with a token gets the plain API
     assert sw.req("GET", "/site").text == "404error.html\ndocs/a.txt\nindex.html\n"
+
+
+def test_formpost(sw: Swift) -> None:
+    import hmac
+    import time
+
+    sw.req("POST", headers={"X-Account-Meta-Temp-URL-Key": "secret"})
+    sw.req("PUT", "/forms")
+    path = f"/v1/{sw.accounts['admin']}/forms/up/"
+    expires = int(time.time()) + 60
+    sig = hmac.new(b"secret", f"{path}\n\n1024\n2\n{expires}".encode(), "sha256").hexdigest()
+
+    def form(signature: str, exp: int) -> bytes:
+        fields = {"max_file_size": "1024", "max_file_count": "2", "expires": str(exp),
+                  "signature": signature}
+        out = b""
+        for k, v in fields.items():
+            out += (f'--B\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n').encode()
+        out += (b'--B\r\nContent-Disposition: form-data; name="f"; filename="a.txt"\r\n'
+                b"Content-Type: text/plain\r\n\r\nform data\r\n--B--\r\n")
+        return out
+
+    url = f"/object-store{path}"
+    headers = {"Content-Type": "multipart/form-data; boundary=B"}
+    r = sw.client.post(url, content=form(sig, expires), headers=headers)
+    assert r.status_code == 201 and r.content == b"201 Created"
+    assert sw.req("GET", "/forms/up/a.txt").content == b"form data"
+    r = sw.client.post(url, content=form("0" * 64, expires), headers=headers)
+    assert r.status_code == 401
+    assert r.content == b"FormPost: Invalid Signature"
+    old = int(time.time()) - 5
+    old_sig = hmac.new(b"secret", f"{path}\n\n1024\n2\n{old}".encode(), "sha256").hexdigest()
+    r = sw.client.post(url, content=form(old_sig, old), headers=headers)
+    assert r.status_code == 401 and r.content == b"FormPost: Form Expired"
