@@ -1,7 +1,7 @@
 """Assembles the Swift pipeline: small middlewares in front of the proxy app.
 
 Top to bottom (as Swift orders its proxy filters): info / healthcheck,
-gatekeeper, CORS, bulk, TempURL, FormPost, keystoneauth, staticweb, copy,
+gatekeeper, CORS, bulk, TempURL, keystoneauth, FormPost, staticweb, copy,
 container and account quotas, SLO, DLO, versioned writes, symlinks, and the
 proxy application. ``/info`` advertises what each of them registers.
 """
@@ -49,6 +49,7 @@ def build(proxy: Proxy, validator: Any,
           settle: Callable[[], Awaitable[Any]] | None = None) -> Handler:
     from onestack.objectstore.middleware.bulk import Bulk
     from onestack.objectstore.middleware.copy import Copy
+    from onestack.objectstore.middleware.cors import Cors
     from onestack.objectstore.middleware.dlo import DynamicLargeObject
     from onestack.objectstore.middleware.formpost import FormPost
     from onestack.objectstore.middleware.gatekeeper import Gatekeeper
@@ -87,6 +88,7 @@ def build(proxy: Proxy, validator: Any,
     caps["tempurl"] = tu.info()
     app = bulk = Bulk(app, s.max_deletes_per_request, s.max_containers_per_extraction)
     caps.update(bulk.info())
+    app = Cors(app, proxy)
     app = Gatekeeper(app)
     app = Info(app, caps)
     return app

@@ -640,3 +640,24 @@ def test_formpost(sw: Swift) -> None:
     old_sig = hmac.new(b"secret", f"{path}\n\n1024\n2\n{old}".encode(), "sha256").hexdigest()
     r = sw.client.post(url, content=form(old_sig, old), headers=headers)
     assert r.status_code == 401 and r.content == b"FormPost: Form Expired"
+
+
+def test_cors(sw: Swift) -> None:
+    sw.req("PUT", "/cors", headers={
+        "X-Container-Meta-Access-Control-Allow-Origin": "http://good.example",
+        "X-Container-Meta-Access-Control-Max-Age": "60", "X-Container-Read": ".r:*"})
+    sw.req("PUT", "/cors/o", content=b"shared", headers={"X-Object-Meta-Color": "red"})
+    pre = {"Origin": "http://good.example", "Access-Control-Request-Method": "GET",
+           "Access-Control-Request-Headers": "x-auth-token"}
+    r = sw.client.options(sw.url("/cors/o"), headers=pre)
+    assert r.status_code == 200
+    assert r.headers["access-control-allow-origin"] == "http://good.example"
+    assert r.headers["access-control-max-age"] == "60"
+    assert r.headers["access-control-allow-headers"] == "x-auth-token"
+    r = sw.client.options(sw.url("/cors/o"), headers={**pre, "Origin": "http://evil.example"})
+    assert r.status_code == 401
+    r = sw.client.get(sw.url("/cors/o"), headers={"Origin": "http://good.example"})
+    assert r.headers["access-control-allow-origin"] == "http://good.example"
+    assert "x-object-meta-color" in r.headers["access-control-expose-headers"]
+    r = sw.client.get(sw.url("/cors/o"), headers={"Origin": "http://evil.example"})
+    assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
