@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from onestack.app import Cloud
-    from onestack.objectstore.core import ObjectStoreService
+    from onestack.common.cloud import Cloud
+    from onestack.objectstore.app import ObjectStoreApp
 
 
-def create(cloud: Cloud) -> ObjectStoreService:
-    from onestack.objectstore.core import ObjectStoreService
+def create(cloud: Cloud) -> ObjectStoreApp:
+    from onestack.objectstore.app import ObjectStoreApp
 
-    return ObjectStoreService(cloud)
+    return ObjectStoreApp(cloud)

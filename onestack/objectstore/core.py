@@ -1,8 +1,6 @@
-"""The Object Storage service object: rings, the local storage node, the pipeline.
-
-Nothing heavy is imported when the cloud starts: the pipeline (proxy and
-middlewares) is built on the first request, and the background jobs
-(replicator, updater, expirer, auditor) start with the cloud.
+"""The Object Storage service object: the rings, the local storage node and
+the proxy state. Each part is made on first use, so nothing heavy is imported
+when the cloud starts (``app.py`` builds the HTTP pipeline on the first request).
 """
 
 from __future__ import annotations
@@ -10,12 +8,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from onestack.app import CatalogEntry
+from onestack.common.cloud import CatalogEntry
 
 if TYPE_CHECKING:
-    from onestack.app import Cloud
+    from onestack.common.cloud import Cloud
     from onestack.objectstore.cluster import Cluster
-    from onestack.objectstore.http import Handler
     from onestack.objectstore.proxy.base import Proxy
     from onestack.objectstore.storage.client import LocalClient
     from onestack.objectstore.storage.server import StorageServer
@@ -37,8 +34,6 @@ class ObjectStoreService:
         self._server: StorageServer | None = None
         self._client: LocalClient | None = None
         self._proxy: Proxy | None = None
-        self._pipeline: Handler | None = None
-        self.agent: Any = None
 
     # ---------------------------------------------------------------- parts
 
@@ -90,67 +85,3 @@ class ObjectStoreService:
 
             self._proxy = Proxy(self.cluster, self.client, self.settings)
         return self._proxy
-
-    def pipeline(self) -> Handler:
-        if self._pipeline is None:
-            from onestack.objectstore.pipeline import build
-
-            jobs = self.jobs
-
-            async def settle() -> None:
-                # account totals up to date (the updater's report, now)
-                from onestack.common.web import run
-
-                await run(jobs.report_containers)
-
-            self._pipeline = build(self.proxy, self.cloud.cached_validator, settle)
-        return self._pipeline
-
-    # ---------------------------------------------------------------- Service protocol
-
-    def asgi(self) -> Any:
-        service = self
-
-        async def app(scope: Any, receive: Any, send: Any) -> None:
-            from onestack.objectstore.asgi import AsgiAdapter
-
-            adapter = AsgiAdapter(service.pipeline())
-            service._asgi = adapter
-            await adapter(scope, receive, send)
-
-        self._asgi: Any = None
-
-        async def dispatch(scope: Any, receive: Any, send: Any) -> None:
-            if self._asgi is not None:
-                await self._asgi(scope, receive, send)
-            else:
-                await app(scope, receive, send)
-
-        return dispatch
-
-    def prepare(self) -> None:
-        s = self.settings
-        self.cluster.ensure_default(s.part_power, s.replicas, s.devices, s.min_part_hours)
-        from onestack.objectstore.storage.diskfile import sweep_tmp
-
-        sweep_tmp(str(self.cluster.devices_root))
-
-    @property
-    def jobs(self) -> Any:
-        """One pass of each background job, callable directly."""
-        from onestack.objectstore.agent import Jobs
-
-        return Jobs(self)
-
-    async def start(self) -> None:
-        from onestack.objectstore.agent import ObjectAgent
-
-        self.agent = ObjectAgent(self)
-        await self.agent.start()
-
-    async def stop(self) -> None:
-        if self.agent is not None:
-            await self.agent.stop()
-            self.agent = None
-        if self._server is not None:
-            self._server.brokers.close_all()
