@@ -20,6 +20,9 @@ from onestack.objectstore.storage.diskfile import DiskError, Found, ObjectWriter
 from onestack.objectstore.storage.server import ContainerUpdate, StorageServer, Target
 
 
+PREFETCH = 1 << 16  # bodies up to this size are read with their metadata
+
+
 class NodeDown(Exception):
     """The node could not be reached (or does not serve this device)."""
 
@@ -97,8 +100,13 @@ class _LocalBody:
         self.length = found.obj.length
         self.metadata = found.metadata
         self.timestamp = found.obj.timestamp
+        self.data = found.data
 
     async def iter_range(self, start: int, end: int) -> AsyncIterator[bytes]:
+        if self.data is not None:
+            if end > start:
+                yield self.data[start:end]
+            return
         pos = start
         while pos < end:
             data: bytes = await _thread(self.obj.read, pos, end)
@@ -159,7 +167,8 @@ class LocalClient:
     async def object_get(self, node: RingDevice, part: int, name_hash: str,
                          ) -> tuple[int, str | None, ObjectBody | None, dict[str, Any]]:
         self._local(node)
-        found: Found = await _thread(self.server.object_get, node.device, part, name_hash)
+        found: Found = await _thread(self.server.object_get, node.device, part, name_hash,
+                                     PREFETCH)
         body = _LocalBody(found) if found.obj is not None else None
         return found.status, found.timestamp, body, found.metadata
 

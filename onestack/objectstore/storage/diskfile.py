@@ -168,6 +168,7 @@ class Found:
     timestamp: str | None = None  # of the data or the tombstone
     obj: OpenObject | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    data: bytes | None = None  # the whole body of a small object, read at once
 
 
 # user metadata a POST replaces, and the few headers it may set too (Swift's
@@ -306,13 +307,21 @@ class Device:
             raise DiskError(str(exc)) from exc
 
     def _install(self, tmp: str, directory: str, name: str) -> None:
+        """Rename a complete temporary into the hash directory.
+
+        As Swift does, directories made here are fsynced (up to the partition),
+        so a new object's path survives a power cut; the rename itself reaches
+        the disk with the file system's next journal commit.
+        """
         try:
             os.rename(tmp, f"{directory}/{name}")
         except FileNotFoundError:
-            os.makedirs(directory, exist_ok=True)
+            made = _makedirs(directory)
             os.rename(tmp, f"{directory}/{name}")
-        if self.fsync:
-            fsync_dir(directory)
+            if self.fsync:
+                for path in made:
+                    fsync_dir(os.path.dirname(path))
+                fsync_dir(directory)
         self.cleanup(directory)
 
     def cleanup(self, directory: str) -> DirState:
@@ -449,6 +458,21 @@ class _Syncer:
         self.closing = True
         self.wanted.set()
         self.thread.join()
+
+
+def _makedirs(directory: str) -> list[str]:
+    """Make ``directory`` and its missing parents; the ones made, outermost first."""
+    missing = []
+    path = directory
+    while not os.path.isdir(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for path in reversed(missing):
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            pass
+    return list(reversed(missing))
 
 
 def _unlink(path: str) -> None:

@@ -108,13 +108,19 @@ class StorageServer:
 
     # ================================================================ objects
 
-    def object_get(self, device: str, part: int, name_hash: str) -> Found:
+    def object_get(self, device: str, part: int, name_hash: str, prefetch: int = 0) -> Found:
+        """The newest replica on a device; a body up to ``prefetch`` bytes is read
+        in the same call (one trip to a worker thread for a small object)."""
         found = self.device(device).lookup(part, name_hash)
         if found.obj is not None:
             delete_at = found.metadata.get("X-Delete-At")
             if delete_at and int(delete_at) <= int(float(timestamp.now())):
                 found.obj.close()
                 return Found(404, found.timestamp, metadata={"expired": True})
+            if found.obj.length <= prefetch:
+                data = os.pread(found.obj.fd, found.obj.length, 0)
+                if len(data) == found.obj.length:
+                    found.data = data
         return found
 
     def object_writer(self, device: str, part: int, name_hash: str, ts: str) -> ObjectWriter:
