@@ -7,6 +7,7 @@
     onestack agent --url URL [--host H] --role R          run a host's agent (no database)
     onestack agent-credential create --host H            a credential for a host's agent
     onestack agent-credential list | delete ID
+    onestack ring show|build|add|rebalance ...           object storage rings
 """
 
 from __future__ import annotations
@@ -293,6 +294,10 @@ def main(argv: list[str] | None = None) -> int:
     cred_delete.add_argument("id")
     for p in (cred_create, cred_list, cred_delete):
         p.set_defaults(func=cmd_agent_credential)
+
+    from onestack.objectstore.ringcmd import add_parser as ring_parser
+
+    ring_parser(sub, common)
 
     args, unknown = parser.parse_known_args(argv)
     if unknown:
