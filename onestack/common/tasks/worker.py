@@ -49,6 +49,7 @@ LOG = logging.getLogger(__name__)
 __all__ = ["Handler", "TaskCancelled", "TaskContext", "TaskFailed", "Worker"]
 
 LEASE_LOST = "The task's lease was lost; another holder may run it."
+LEASE_RAN_OUT = "Heartbeats failed until the lease ran out; the task may run elsewhere."
 
 
 class TaskContext:
@@ -366,8 +367,7 @@ class Worker:
         def expire() -> None:
             if not work.done():
                 LOG.warning("task %s: its lease could not be renewed in time", ctx.task_id)
-                ctx._lose("Heartbeats failed until the lease ran out; the task may run "
-                          "elsewhere.")
+                ctx._lose(LEASE_RAN_OUT)
                 work.cancel()
 
         def arm(sent: float) -> None:
