@@ -95,8 +95,10 @@ def create_argv(path: Path, fmt: str, size: int | None = None, *,
 
 def convert_argv(src: Path, src_fmt: str, dst: Path, dst_fmt: str, *,
                  compress: bool = False, options: Sequence[str] = (),
-                 cache: str | None = None) -> list[str]:
+                 cache: str | None = None, force_share: bool = False) -> list[str]:
     argv = ["qemu-img", "convert", "-f", _fmt(src_fmt), "-O", _fmt(dst_fmt)]
+    if force_share:
+        argv.append("-U")  # read an image a (paused) guest holds open
     if cache is not None:
         argv += ["-t", cache]  # the output's cache mode (qemu-img's default otherwise)
     if compress:
@@ -177,8 +179,9 @@ async def create_overlay(path: Path, backing: Path, backing_fmt: str, *,
 
 
 async def convert(src: Path, src_fmt: str, dst: Path, dst_fmt: str, *,
-                  compress: bool = False) -> None:
-    await arun(convert_argv(src, src_fmt, dst, dst_fmt, compress=compress))
+                  compress: bool = False, force_share: bool = False) -> None:
+    await arun(convert_argv(src, src_fmt, dst, dst_fmt, compress=compress,
+                            force_share=force_share))
 
 
 def parse_info(text: str) -> ImageInfo:
