@@ -205,19 +205,24 @@ class Driver(Protocol):
         returns its format ("qcow2")."""
         ...
 
-    async def rebuild(self, spec: InstanceSpec) -> None:
-        """A new root disk from ``spec.image_path``, the guest started again."""
+    async def rebuild(self, spec: InstanceSpec, power_on: bool = True) -> None:
+        """A new root disk from ``spec.image_path``, the guest started again
+        (left stopped with ``power_on=False``: Nova keeps a SHUTOFF server
+        SHUTOFF through a rebuild)."""
         ...
 
-    async def resize(self, spec: InstanceSpec) -> None:
+    async def resize(self, spec: InstanceSpec, power_on: bool = True) -> None:
         """Stop, keep the old root disk aside, grow the disk and start with the
-        new flavor; the old disk stays until confirm or revert."""
+        new flavor (not started with ``power_on=False``: a stopped server stays
+        stopped, as Nova's finish_migration); the old disk stays until confirm
+        or revert."""
         ...
 
     async def confirm_resize(self, uuid: str) -> None: ...
 
-    async def revert_resize(self, spec: InstanceSpec) -> None:
-        """Back to the kept disk with the old flavor's ``spec``."""
+    async def revert_resize(self, spec: InstanceSpec, power_on: bool = True) -> None:
+        """Back to the kept disk with the old flavor's ``spec`` (started unless
+        ``power_on=False``)."""
         ...
 
     async def rescue(self, spec: InstanceSpec, rescue_image: Path, rescue_format: str) -> None:
