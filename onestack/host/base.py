@@ -102,6 +102,7 @@ class ImageHost(Protocol):
     async def info(self, path: Path, fmt: str, *, force_share: bool = False) -> ImageInfo: ...
     async def resize(self, path: Path, fmt: str, size: int, *, shrink: bool = False) -> None: ...
     async def make_iso(self, path: Path, label: str, files: Mapping[str, bytes]) -> None: ...
+    async def copy(self, src: Path, dst: Path) -> None: ...
 
 
 class GuestControl(Protocol):
@@ -265,6 +266,13 @@ class LinuxImages:
         from onestack.host import qemu_img
 
         await qemu_img.resize(path, fmt, size, shrink=shrink)
+
+    async def copy(self, src: Path, dst: Path) -> None:
+        """A byte copy of image file ``src`` (holes kept; a qcow2 overlay keeps
+        its backing file), appearing under ``dst`` only when complete."""
+        from onestack.host import qemu_img
+
+        await qemu_img.copy(src, dst)
 
     async def make_iso(self, path: Path, label: str, files: Mapping[str, bytes]) -> None:
         """An ISO 9660 image (Rock Ridge, Joliet) labelled ``label`` of ``files``

@@ -488,6 +488,16 @@ class FakeImages:
         self.calls.append(("qemu-img.resize", Path(path), size))
         image.size = size
 
+    async def copy(self, src: Path, dst: Path) -> None:
+        image = self.files.get(Path(src))
+        if image is None:
+            raise HostError(f"cp: cannot stat '{src}': No such file or directory")
+        self.calls.append(("copy", Path(src), Path(dst)))
+        self.files[Path(dst)] = FakeImage(image.format, image.size, image.backing,
+                                          image.backing_format)
+        if Path(src) in self.isos:
+            self.isos[Path(dst)] = self.isos[Path(src)]
+
     async def make_iso(self, path: Path, label: str, files: Mapping[str, bytes]) -> None:
         from onestack.host import iso
 

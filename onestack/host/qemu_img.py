@@ -200,3 +200,18 @@ async def info(path: Path, fmt: str, *, force_share: bool = False) -> ImageInfo:
 
 async def resize(path: Path, fmt: str, size: int, *, shrink: bool = False) -> None:
     await arun(resize_argv(path, fmt, size, shrink=shrink))
+
+
+async def copy(src: Path, dst: Path) -> None:
+    """Copies the image file ``src`` to ``dst`` as it is (``cp --sparse=always``:
+    holes stay holes), through a temporary name next to ``dst``."""
+    tmp = dst.with_name(f".{dst.name}.copy")
+    proc = await asyncio.create_subprocess_exec(
+        "cp", "--sparse=always", "--", str(src), str(tmp), stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    _out, err = await proc.communicate()
+    if proc.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise CommandError(["cp", str(src), str(dst)], proc.returncode or 0,
+                           err.decode(errors="replace"))
+    tmp.replace(dst)
