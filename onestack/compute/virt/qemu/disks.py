@@ -23,35 +23,39 @@ MiB = 1 << 20
 CONFIG_DRIVE_LABEL = "config-2"
 
 
-async def root_size(host: Host, spec: InstanceSpec) -> int | None:
+async def root_size(host: Host, spec: InstanceSpec, image_size: int | None = None
+                    ) -> int | None:
     """The root disk's size in bytes (None: the image's), refusing a flavor
-    whose disk is smaller than the image (Nova's FlavorDiskSmallerThanImage)."""
+    whose disk is smaller than the image (Nova's FlavorDiskSmallerThanImage).
+    ``image_size``: the image's virtual size when known (the cache's record
+    of it), else ``qemu-img info`` asks."""
     if not spec.root_gb or spec.image_path is None:
         return None
-    info = await host.images.info(spec.image_path, spec.image_format, force_share=True)
+    if image_size is None:
+        info = await host.images.info(spec.image_path, spec.image_format, force_share=True)
+        image_size = info.virtual_size
     want = spec.root_gb * GiB
-    if want < info.virtual_size:
+    if want < image_size:
         raise VirtError(f"Flavor's disk is too small for requested image. Flavor disk is "
-                        f"{want} bytes, image is {info.virtual_size} bytes.")
+                        f"{want} bytes, image is {image_size} bytes.")
     return want
 
 
 async def make_root(host: Host, spec: InstanceSpec, path: Path,
-                    base: Path | None = None, base_format: str | None = None) -> None:
-    """An overlay on ``base`` (the spec's image unless given), of the flavor's size."""
-    base = base or spec.image_path
-    if base is None:
+                    image_size: int | None = None) -> None:
+    """An overlay on the spec's image, of the flavor's size."""
+    if spec.image_path is None:
         return
-    size = await root_size(host, spec) if base == spec.image_path else None
-    await host.images.create_overlay(path, base, base_format or spec.image_format, size=size)
+    size = await root_size(host, spec, image_size)
+    await host.images.create_overlay(path, spec.image_path, spec.image_format, size=size)
 
 
 async def make_local(host: Host, spec: InstanceSpec, files: InstanceFiles, *,
-                     root: bool = True) -> None:
+                     image_size: int | None = None) -> None:
     """Every local disk the spec asks for, made at once (in parallel)."""
     work = []
-    if root and spec.image_path is not None:
-        work.append(make_root(host, spec, files / layout.ROOT))
+    if spec.image_path is not None:
+        work.append(make_root(host, spec, files / layout.ROOT, image_size))
     if spec.ephemeral_gb:
         work.append(host.images.create(files / layout.EPHEMERAL, "qcow2", spec.ephemeral_gb * GiB))
     if spec.swap_mb:

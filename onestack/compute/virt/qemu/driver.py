@@ -42,7 +42,7 @@ from onestack.compute.virt.base import (
     Vif,
     VirtError,
 )
-from onestack.compute.virt.qemu import actions, disks, domain, layout
+from onestack.compute.virt.qemu import actions, disks, domain, layout, taps
 from onestack.compute.virt.qemu.imagecache import ImageCache
 from onestack.compute.virt.qemu.machine import PAUSED_STATES, Instances
 from onestack.config import Settings
@@ -175,8 +175,11 @@ class QemuDriver:
             files = inst.files(spec.uuid)
             await inst.save(record)  # before anything is made
             try:
-                await disks.make_local(self.host, spec, files)
-                await inst.start(record)
+                size = (await asyncio.to_thread(self.cache.virtual_size, spec.image_path)
+                        if spec.image_path else None)
+                await disks.gather([disks.make_local(self.host, spec, files, image_size=size),
+                                    taps.plug(self.host, spec.vifs)])
+                await inst.start(record, spawning=True)
             except BaseException as exc:
                 await inst.remove(spec.uuid)
                 if isinstance(exc, HostError):

@@ -81,6 +81,16 @@ class ImageCache:
                 return have
             return await self._fetch(image, data, path)
 
+    def virtual_size(self, path: Path) -> int | None:
+        """The virtual size the cache recorded for base ``path`` (None: not one
+        of the cache's, or not known)."""
+        if Path(path).parent != self.directory:
+            return None
+        try:
+            return int(json.loads(Path(f"{path}.json").read_text())["virtual_size"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
     def _load(self, path: Path) -> CachedImage | None:
         meta = path.with_name(path.name + ".json")
         try:

@@ -110,13 +110,12 @@ def read_record(files: InstanceFiles) -> Record | None:
 
 
 def write_record(files: InstanceFiles, record: Record) -> None:
-    """Replaces the record atomically (a crash leaves the old or the new one)."""
+    """Replaces the record atomically: a killed process leaves the old or the
+    new one. (No fsync: what it guards against is onestack dying, and the
+    kernel keeps what was written; a host crash takes the guests with it.)"""
     files.directory.mkdir(parents=True, exist_ok=True)
     tmp = files.record.with_name(RECORD + ".tmp")
-    with open(tmp, "w") as fh:
-        fh.write(record.to_json())
-        fh.flush()
-        os.fsync(fh.fileno())
+    tmp.write_text(record.to_json())
     os.replace(tmp, files.record)
 
 

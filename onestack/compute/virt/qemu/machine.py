@@ -103,13 +103,16 @@ class Instances:
         except InvalidInstanceState:
             return None
 
-    async def start(self, record: Record) -> Record:
+    async def start(self, record: Record, *, spawning: bool = False) -> Record:
         """Plugs the taps and starts QEMU for ``record.guest`` (which must not
-        run); the record is saved first, so a crash leaves nothing unknown."""
+        run); the record is saved first, so a crash leaves nothing unknown
+        (``spawning``: spawn saved it and plugged the taps already)."""
         record = replace(record, suspended=False)
-        await self.save(record)
+        if not spawning:
+            await self.save(record)
         try:
-            await taps.plug(self.host, record.vifs)
+            if not spawning:
+                await taps.plug(self.host, record.vifs)
             await self.host.guests.start(record.guest)
         except HostError as exc:
             await self.stop(record, 0)
