@@ -44,7 +44,9 @@ MACHINE_OPTIONS = "smm=off,hpet=off,smbus=off,vmport=off,usb=off"
 MACHINE_Q35 = "q35," + MACHINE_OPTIONS
 MACHINE_RE = re.compile(r"^(q35|pc|pc-q35-\d{1,2}\.\d{1,2}|pc-i440fx-\d{1,2}\.\d{1,2})$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,30}$")
+# device ids: the block nodes made for a disk add "-file"/"-fmt", and QEMU's
+# node names stop at 31 characters
+ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,25}$")
 MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 SERIAL_RE = re.compile(r"^[A-Za-z0-9_.-]{1,20}$")  # virtio-blk keeps 20 bytes
 # NIC models (Nova's hw_vif_model names) -> QEMU devices

@@ -86,6 +86,7 @@ def test_kvm_direct_kernel_cdrom_and_restore() -> None:
     {"disks": (Disk("/a", cache="directsync"),)},
     {"disks": (Disk("/a"), Disk("/b"))},  # two disks called disk0
     {"nics": (Nic("tap0", "not-a-mac"),)}, {"nics": (Nic("tap0", "fa:16:3e:00:00:01", "1x"),)},
+    {"nics": (Nic("tap0", "fa:16:3e:00:00:01", "n" * 27),)},  # its node names would pass 31
     {"smbios": (("serial", "a,b"),)},
     {"machine": "microvm"}, {"machine": "q35,accel=kvm"}, {"video": "3dfx"},
     {"disks": (Disk("/a", bus="usb"),)}, {"nics": (Nic("tap0", "fa:16:3e:00:00:01", model="x"),)},

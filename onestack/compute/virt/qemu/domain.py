@@ -62,8 +62,9 @@ class Options:
 
 
 def device_id(prefix: str, ident: str) -> str:
-    """A QEMU device id for a port or volume (letters first, 31 characters at most)."""
-    return prefix + "".join(c for c in ident if c.isalnum())[:27]
+    """A QEMU device id for a port or volume (letters first, 26 characters at
+    most: its block nodes' names add a suffix and stop at 31)."""
+    return prefix + "".join(c for c in ident if c.isalnum())[:23]
 
 
 def vif_device(vif: Vif | str) -> str:
