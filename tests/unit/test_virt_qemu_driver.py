@@ -536,3 +536,20 @@ def test_resources(tmp_path: Path) -> None:
         assert res.vcpus >= 1 and res.memory_mb > 0 and res.local_gb > 0
 
     run(tmp_path, body)
+
+
+def test_a_retried_spawn_adopts_a_guest_that_started(tmp_path: Path) -> None:
+    """Killed after QEMU started but before the spawn returned: the retry keeps it."""
+    async def body(r: Rig) -> None:
+        await r.driver.spawn(r.spec())
+        record = read_record(r.driver.instances.files(UUID))
+        assert record is not None
+        (r.inst_dir / "record.json").write_text(
+            record.to_json().replace('"building": false', '"building": true'))
+        pid = r.host.guests.guests[UUID].pid
+        await r.driver.spawn(r.spec())
+        assert r.host.guests.guests[UUID].pid == pid
+        record = read_record(r.driver.instances.files(UUID))
+        assert record is not None and not record.building
+
+    run(tmp_path, body)

@@ -166,8 +166,12 @@ class QemuDriver:
         async with inst.lock(spec.uuid):
             record = await inst.record(spec.uuid)
             if record is not None and record.spec_digest == layout.spec_digest(spec) \
-                    and not record.building and await inst.running(spec.uuid) is not None:
-                return  # a retried spawn of a guest that runs
+                    and await inst.running(spec.uuid) is not None:
+                # a retried spawn of a guest that runs (QEMU starts only once
+                # everything else was made, so it is complete)
+                if record.building:
+                    await inst.save(replace(record, building=False))
+                return
             if record is not None or await asyncio.to_thread(
                     inst.files(spec.uuid).directory.exists):
                 await inst.remove(spec.uuid)  # what an earlier attempt left
