@@ -134,7 +134,7 @@ async def _unplug(inst: Instances, uuid: str, dev: str, kind: str) -> None:
 
 
 async def snapshot(inst: Instances, uuid: str, dest: Path) -> str:
-    record = await inst.need(uuid)
+    await inst.need(uuid)
     root = inst.files(uuid) / layout.ROOT
     pause = await inst.status(uuid) == "running"
     if pause:
@@ -148,7 +148,6 @@ async def snapshot(inst: Instances, uuid: str, dest: Path) -> str:
         if pause:
             async with inst.qmp(uuid) as q:
                 await q.resume()
-    del record
     return "qcow2"
 
 

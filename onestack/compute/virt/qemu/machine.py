@@ -83,15 +83,18 @@ class Instances:
 
     @contextlib.asynccontextmanager
     async def qmp(self, uuid: str) -> AsyncIterator[GuestControl]:
+        """A QMP session with the instance's QEMU (one at a time per instance).
+        Failing to connect is ``InvalidInstanceState`` when no QEMU runs, else
+        a ``VirtError``; what the body raises passes through as it is."""
         lock = self._qmp_locks.setdefault(uuid, asyncio.Lock())
-        async with lock:
+        async with lock, contextlib.AsyncExitStack() as stack:
             try:
-                async with self.host.guests.qmp(uuid) as q:
-                    yield q
+                q = await stack.enter_async_context(self.host.guests.qmp(uuid))
             except HostError as exc:
                 if await self.running(uuid) is None:
                     raise InvalidInstanceState(f"Instance {uuid} is not running.") from exc
-                raise
+                raise VirtError(f"The QEMU of instance {uuid} does not answer: {exc}") from exc
+            yield q
 
     async def status(self, uuid: str) -> str | None:
         """QEMU's run state, or None when no QEMU runs for the instance."""
