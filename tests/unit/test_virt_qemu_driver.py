@@ -268,6 +268,12 @@ def test_a_stray_guest_is_listed_and_destroyed(tmp_path: Path) -> None:
         await r.driver.destroy(UUID)
         r.assert_gone()  # its tap too, found in the running guest's own spec
         assert await r.driver.list_instances() == []
+        # a QEMU directory alone (a console log) is listed and removed too
+        await r.host.guests.start(GuestSpec(name=UUID))
+        await r.host.guests.stop(UUID)
+        r.host.guests.console[UUID] = "log"
+        r.host.guests.names = lambda: _names([UUID])  # type: ignore[method-assign]
+        assert await r.driver.list_instances() == [UUID]
 
     run(tmp_path, body)
 
@@ -553,3 +559,7 @@ def test_a_retried_spawn_adopts_a_guest_that_started(tmp_path: Path) -> None:
         assert record is not None and not record.building
 
     run(tmp_path, body)
+
+
+async def _names(names: list[str]) -> list[str]:
+    return names

@@ -123,11 +123,13 @@ class QemuDriver:
         return await asyncio.to_thread(read)
 
     async def list_instances(self) -> list[str]:
-        """Instances with files here, and QEMU processes of this host's run
-        directory (a stray whose files are gone is listed too, so the agent can
-        destroy it)."""
+        """Instances with files here, and QEMU processes and directories of this
+        host's run directory (a stray whose instance files are gone is listed
+        too, so that the agent's reconcile destroys it)."""
         names = set(await asyncio.to_thread(self.instances.names))
-        names |= {n for n in await self.host.guests.running() if layout.is_instance_name(n)}
+        names |= set(await self.host.guests.running())  # QEMU processes
+        names |= set(await self.host.guests.names())  # their directories (console logs)
+        names = {n for n in names if layout.is_instance_name(n)}
         return sorted(names)
 
     async def power_state(self, uuid: str) -> PowerState:
