@@ -563,3 +563,25 @@ def test_a_retried_spawn_adopts_a_guest_that_started(tmp_path: Path) -> None:
 
 async def _names(names: list[str]) -> list[str]:
     return names
+
+
+def test_init_host_does_not_wait_for_the_accelerator_probe(tmp_path: Path) -> None:
+    async def body(r: Rig) -> None:
+        gate = asyncio.Event()
+
+        async def slow_probe() -> str:
+            await gate.wait()
+            return "kvm"
+
+        r.host.guests.accelerator = slow_probe  # type: ignore[method-assign]
+        driver = QemuDriver(r.host, r.settings)
+        await asyncio.wait_for(driver.init_host("compute1"), 5)  # the probe still runs
+        spawn = asyncio.create_task(driver.spawn(r.spec()))
+        await asyncio.sleep(0.05)
+        assert not spawn.done()  # the first spawn waits for it
+        gate.set()
+        await spawn
+        assert r.guest().accel == "kvm"
+        assert (await driver.resources()).accelerator == "kvm"
+
+    run(tmp_path, body)

@@ -89,24 +89,25 @@ class QemuDriver:
     # --- the host ------------------------------------------------------------------
 
     async def init_host(self, host: str) -> None:
-        """Directories, the accelerator probe (once per process, ~1.4 s here when
-        /dev/kvm cannot run a guest), temporaries a crash left, the cache's
-        housekeeping. Running guests need nothing: every call adopts them."""
+        """Directories, temporaries a crash left, the cache's housekeeping, and
+        the accelerator probe started (once per process, ~1.4 s here when
+        /dev/kvm cannot run a guest: the first spawn waits for it, nothing
+        else). Running guests need nothing: every call adopts them."""
         self._hostname = host
         await asyncio.to_thread(self.directory.mkdir, parents=True, exist_ok=True)
         await asyncio.to_thread(os.chmod, self.directory, 0o700)
-        accel = self._accel or await self.host.guests.accelerator()
+        probe = None if self._accel else asyncio.create_task(self.host.guests.accelerator())
         cfg = self.settings.compute
         netns = cfg.default_netns or None
         if netns is not None and netns not in await self.host.net.list_netns(netns):
             netns = None
-        opts = domain.Options(accel=accel, hotplug_slots=cfg.hotplug_slots,
+        opts = domain.Options(accel=self._accel or "tcg", hotplug_slots=cfg.hotplug_slots,
                               vnc=cfg.vnc_enabled, default_video=cfg.default_video_model,
                               default_netns=netns, version=_version())
-        self._instances = Instances(self.host, self.directory, self.cache, opts)
+        self._instances = Instances(self.host, self.directory, self.cache, opts, probe)
         await asyncio.to_thread(self.cache.sweep_partial)
         await self.prune_images()
-        log.info("QEMU driver on %s: %s, instances in %s", host, accel, self.directory)
+        log.info("QEMU driver on %s: instances in %s", host, self.directory)
 
     async def resources(self) -> HostResources:
         def read() -> HostResources:
@@ -118,8 +119,9 @@ class QemuDriver:
                 hypervisor_hostname=self._hostname or os.uname().nodename,
                 vcpus=os.cpu_count() or 1, memory_mb=int(m.group(1)) // 1024 if m else 0,
                 local_gb=st.f_blocks * st.f_frsize // GiB,
-                accelerator=self.instances.opts.accel)
+                accelerator=accel)
 
+        accel = (await self.instances.options()).accel
         return await asyncio.to_thread(read)
 
     async def list_instances(self) -> list[str]:
@@ -177,7 +179,7 @@ class QemuDriver:
             if record is not None or await asyncio.to_thread(
                     inst.files(spec.uuid).directory.exists):
                 await inst.remove(spec.uuid)  # what an earlier attempt left
-            record = inst.new_record(spec)
+            record = await inst.new_record(spec)
             files = inst.files(spec.uuid)
             await inst.save(record)  # before anything is made
             try:
@@ -219,7 +221,7 @@ class QemuDriver:
     async def _boot(self, spec: InstanceSpec, record: layout.Record) -> None:
         """Starts the instance afresh from ``spec`` (its disks as they are)."""
         inst = self.instances
-        fresh = inst.new_record(spec)
+        fresh = await inst.new_record(spec)
         fresh = replace(fresh, resize_guest=record.resize_guest,
                         resize_bases=record.resize_bases, building=False)
         files = inst.files(spec.uuid)

@@ -39,10 +39,19 @@ class Instances:
     directory: Path  # <instances_dir>
     cache: ImageCache
     opts: domain.Options
+    # the accelerator probe, when it still runs (init_host does not wait for it)
+    accel: asyncio.Task[str] | None = None
 
     def __post_init__(self) -> None:
         self._locks: dict[str, asyncio.Lock] = {}
         self._qmp_locks: dict[str, asyncio.Lock] = {}
+
+    async def options(self) -> domain.Options:
+        """The per-host options, the accelerator known (waits for the probe once)."""
+        if self.accel is not None:
+            self.opts = replace(self.opts, accel=await self.accel)
+            self.accel = None
+        return self.opts
 
     def files(self, uuid: str) -> InstanceFiles:
         if not layout.is_instance_name(uuid):
@@ -66,9 +75,9 @@ class Instances:
     async def save(self, record: Record) -> None:
         await asyncio.to_thread(layout.write_record, self.files(record.uuid), record)
 
-    def new_record(self, spec: InstanceSpec, *, rescue: Path | None = None) -> Record:
+    async def new_record(self, spec: InstanceSpec, *, rescue: Path | None = None) -> Record:
         files = self.files(spec.uuid)
-        guest = domain.build(spec, files, self.opts, rescue=rescue is not None)
+        guest = domain.build(spec, files, await self.options(), rescue=rescue is not None)
         return Record(uuid=spec.uuid, spec_digest=layout.spec_digest(spec), guest=guest,
                       vifs=list(spec.vifs), bases=domain.bases(spec, rescue),
                       vif_model=domain.vif_model(spec), rescued=rescue is not None)
