@@ -205,10 +205,8 @@ class QemuDriver:
         async with inst.lock(spec.uuid):
             record = await inst.need(spec.uuid)
             if not hard and await inst.status(spec.uuid) == "running":
-                async with inst.qmp(spec.uuid) as q:
-                    await q.powerdown()
                 wait = self.settings.compute.wait_soft_reboot_seconds
-                if await inst.wait_gone(spec.uuid, wait):
+                if await inst.shut_down(spec.uuid, wait):
                     await inst.stop(record, 0)  # the taps
                     await self._boot(spec, record)
                     return

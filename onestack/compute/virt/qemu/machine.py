@@ -28,6 +28,8 @@ from onestack.host.base import GuestControl, Host
 from onestack.host.errors import HostError
 from onestack.host.qemu import Guest
 
+# Seconds between presses of the ACPI power button while a guest does not shut down
+POWER_BUTTON_RETRY = 3.0
 # QEMU run states (query-status) a guest counts as paused in
 PAUSED_STATES = ("paused", "suspended", "inmigrate", "postmigrate", "prelaunch",
                  "restore-vm", "finish-migrate", "save-vm", "debug", "watchdog", "colo")
@@ -152,11 +154,34 @@ class Instances:
         await asyncio.to_thread(files.state.unlink, True)
         return record
 
+    async def shut_down(self, uuid: str, timeout: float) -> bool:
+        """Presses the ACPI power button, again every ``POWER_BUTTON_RETRY``
+        seconds (a guest still booting has nothing listening to it yet: Nova
+        re-sends its shutdown every 10 s), until the guest has gone or
+        ``timeout`` seconds passed; True if it went."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (left := deadline - loop.time()) > 0:
+            try:
+                async with self.qmp(uuid) as q:
+                    await q.powerdown()
+            except InvalidInstanceState:
+                return True  # gone meanwhile
+            except HostError:
+                pass  # QEMU exiting: it cannot take the command any more
+            if await self.wait_gone(uuid, min(POWER_BUTTON_RETRY, left)):
+                return True
+        return await self.running(uuid) is None
+
     async def stop(self, record: Record, graceful: float) -> bool:
-        """Stops QEMU (the ACPI power button first, waiting ``graceful``
-        seconds) and removes the taps; True if it ran."""
+        """Stops QEMU (with ``graceful`` > 0 the ACPI power button first,
+        waiting that long for the guest to shut down) and removes the taps;
+        True if it ran."""
+        running = await self.running(record.uuid) is not None
+        if running and graceful > 0:
+            await self.shut_down(record.uuid, graceful)
         try:
-            was = await self.host.guests.stop(record.uuid, graceful_timeout=graceful)
+            was = await self.host.guests.stop(record.uuid) or running
         except HostError as exc:
             raise VirtError(f"Stopping the instance failed: {exc}") from exc
         await taps.unplug_guest(self.host, record.guest)
