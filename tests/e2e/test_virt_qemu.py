@@ -184,6 +184,13 @@ def test_an_instance_life_through_the_driver(guest_image: Path, guest_net: TestN
         assert ssh("cat /proc/cmdline") == cmdline.read_text().strip()  # direct kernel boot
         assert ssh("blkid -L config-2 -o device") == "/dev/vdb"
         assert "virtio_rng" in ssh("cat /sys/class/misc/hw_random/rng_available")
+        diag = loop.run(driver.diagnostics(inst))
+        assert (diag.num_cpus, diag.memory_max_mb, diag.config_drive) == (1, 256, True)
+        assert diag.uptime is not None and diag.uptime < 3600
+        assert diag.cpu_details[0].time and diag.cpu_details[0].time > 10**9  # it booted
+        assert diag.disk_details[0].read_bytes and diag.disk_details[0].read_bytes > 1 << 20
+        assert diag.nic_details[0].mac_address == MAC0
+        assert (diag.nic_details[0].rx_packets or 0) > 0 < (diag.nic_details[0].tx_packets or 0)
 
         # --- the consoles' sockets: the serial port (a login prompt) and VNC (RFB)
         serial = loop.run(driver.serial_console(inst))

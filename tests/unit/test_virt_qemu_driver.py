@@ -588,3 +588,23 @@ def test_init_host_does_not_wait_for_the_accelerator_probe(tmp_path: Path) -> No
         assert (await driver.resources()).accelerator == "kvm"
 
     run(tmp_path, body)
+
+
+def test_diagnostics(tmp_path: Path) -> None:
+    async def body(r: Rig) -> None:
+        await r.driver.spawn(r.spec())
+        r.host.net.spaces[NS].links["tap8a7c2d1e-00"].counters.update(
+            rx_packets=5, rx_bytes=500, tx_packets=7, tx_bytes=700, tx_dropped=1)
+        d = await r.driver.diagnostics(UUID)
+        assert (d.state, d.num_cpus, d.memory_max_mb, d.config_drive) == (
+            PowerState.RUNNING, 1, 128, True)
+        assert len(d.disk_details) == 2  # (no such process here: no uptime)
+        (nic,) = d.nic_details
+        # the host's tx is the guest's rx
+        assert (nic.mac_address, nic.rx_packets, nic.rx_octets, nic.rx_drop, nic.tx_packets,
+                nic.tx_octets) == ("fa:16:3e:00:00:01", 7, 700, 1, 5, 500)
+        await r.driver.power_off(UUID, 0)
+        with pytest.raises(InvalidInstanceState):
+            await r.driver.diagnostics(UUID)
+
+    run(tmp_path, body)

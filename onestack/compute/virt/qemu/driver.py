@@ -32,6 +32,7 @@ from pathlib import Path
 from onestack.compute.virt.base import (
     BlockDevice,
     CachedImage,
+    Diagnostics,
     HostResources,
     ImageData,
     ImageRef,
@@ -345,6 +346,11 @@ class QemuDriver:
         if await inst.record(uuid) is None and await inst.running(uuid) is None:
             raise InstanceNotFound(f"Instance {uuid} could not be found.")
         return await self.host.guests.console_output(uuid, max_bytes)
+
+    async def diagnostics(self, uuid: str) -> Diagnostics:
+        from onestack.compute.virt.qemu import diagnostics
+
+        return await diagnostics.collect(self.instances, uuid, await self.power_state(uuid))
 
     async def serial_console(self, uuid: str) -> Path:
         guest = await self.instances.running(uuid)
