@@ -328,7 +328,7 @@ driver = QemuDriver.for_settings(settings)
 
 async def main():
     await driver.init_host("compute-e2e")
-    specs = []
+    specs: list[dict[str, Any]] = []
     for s in job["specs"]:
         s["vifs"] = tuple(Vif(**v) for v in s["vifs"])
         for k in ("image_path", "kernel_path", "ramdisk_path"):
@@ -351,7 +351,7 @@ def test_killed_while_spawning_guests_keep_running_and_nothing_leaks(
     kernel, initrd, cmdline = boot_files(guest_image)
     macs = {f"fa:16:3e:77:03:{i:02x}": f"{SUBNET}.{50 + i}" for i in range(5)}
     guest_net.open(macs)
-    specs = []
+    specs: list[dict[str, Any]] = []
     for i, mac in enumerate(macs):
         port = str(uuid.uuid4())
         specs.append({
@@ -406,3 +406,38 @@ def test_killed_while_spawning_guests_keep_running_and_nothing_leaks(
         for u in (s["uuid"] for s in specs):
             loop.run(driver.destroy(u))
         loop.close()
+
+
+def test_image_properties_shape_the_machine(guest_image: Path, guest_net: TestNetwork,
+                                            short_dir: Path) -> None:
+    """An image asking for the i440FX machine and IDE disks boots (from its disk,
+    SeaBIOS reading IDE) and still finds its config drive and its address."""
+    guest_net.open({MAC0: IP0})
+    loop = Loop()
+    driver = QemuDriver.for_settings(load_settings(short_dir / "s", {}, env={}))
+    inst, port = str(uuid.uuid4()), str(uuid.uuid4())
+    spec = InstanceSpec(
+        uuid=inst, name="instance-00000002", hostname="vm-two", vcpus=1, memory_mb=128,
+        root_gb=1, image_path=guest_image,
+        vifs=(Vif(port, MAC0, "tap" + port[:11], "br0", guest_net.name),),
+        config_drive={"openstack/latest/meta_data.json": b'{"hostname": "vm-two"}'},
+        properties={"hw_machine_type": "pc", "hw_disk_bus": "ide", "hw_video_model": "cirrus"})
+    try:
+        loop.run(driver.init_host("compute-e2e"))
+        loop.run(driver.spawn(spec))
+        out = until("the banner", lambda: (lambda o: o if BANNER.search(o) else None)(
+            loop.run(driver.console_output(inst))))
+        assert "hostname: vm-two" in out and "data: config-drive" in out
+        assert BANNER.search(out).group(1) == IP0  # type: ignore[union-attr]
+        cmd = Path(f"/proc/{loop.run(driver.host.guests.get(inst)).pid}/cmdline")  # type: ignore[union-attr]
+        argv = cmd.read_bytes().split(b"\0")
+        assert b"pc,smm=off,hpet=off,smbus=off,vmport=off,usb=off,sata=off" in argv
+        assert any(a.startswith(b"ide-hd,drive=root-fmt") for a in argv)
+        assert b"cirrus-vga" in argv
+        loop.run(driver.destroy(inst))
+        assert procs.find(str(short_dir)) == [] and links(guest_net) == ["br0", "lo"]
+    finally:
+        try:
+            loop.run(driver.destroy(inst))
+        finally:
+            loop.close()
