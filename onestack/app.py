@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -24,7 +23,7 @@ from onestack import __version__
 from onestack.common.auth import CachingValidator, TokenValidator
 from onestack.common.db import Database
 from onestack.common.requestid import RequestIdMiddleware
-from onestack.common.web import json_response
+from onestack.common.web import json_response, keystone_error, service_app
 from onestack.config import Settings
 
 log = logging.getLogger("onestack")
@@ -190,11 +189,8 @@ def build_app(cloud: Cloud) -> ASGIApp:
             }
         )
 
-    async def not_found(request: Request) -> Response:
-        return json_response({"error": {"code": 404, "title": "Not Found",
-                                        "message": "The resource could not be found."}}, 404)
-
-    root_app = Starlette(routes=[Route("/", root)])
-    root_app.add_exception_handler(404, lambda r, e: not_found(r))
+    # Paths no service owns (``/foo``, ``/compute/v2.1`` before Compute exists)
+    # get the same JSON errors as a service's own unknown paths.
+    root_app = service_app([Route("/", root)], keystone_error)
     root_app.state.cloud = cloud
     return RequestIdMiddleware(Dispatcher(cloud, root_app))
