@@ -39,7 +39,13 @@ from onestack.identity.models import (
     Role,
 )
 from onestack.identity.service import revoke
-from onestack.identity.service._resources import authorize_action, expecting, get_row, merge_extra
+from onestack.identity.service._resources import (
+    authorize_action,
+    expecting,
+    get_row,
+    merge_extra,
+    require_matching_id,
+)
 
 if TYPE_CHECKING:
     from onestack.identity.core import Identity
@@ -240,8 +246,7 @@ def list_consumers(identity: Identity, ctx: AuthContext) -> list[dict[str, Any]]
 def update_consumer(identity: Identity, ctx: AuthContext, consumer_id: str, body: Any) -> dict[str, Any]:
     authorize_action(identity, ctx, "update_consumer")
     fields = _check_consumer(body, create=False)
-    if "id" in fields and fields["id"] != consumer_id:
-        raise ValidationError("Cannot change consumer ID.")
+    require_matching_id(fields, consumer_id)
     with identity.db.write() as s:
         c = _consumer(s, consumer_id)
         if "description" in fields:
