@@ -49,7 +49,8 @@ from onestack.identity.service._resources import (
 
 if TYPE_CHECKING:
     from onestack.identity.core import Identity
-    from onestack.identity.service.auth import AuthRequest, AuthResult
+    from onestack.identity.service.auth import AuthResult
+    from onestack.identity.service.auth_request import AuthRequest
 
 ADMIN = "rule:admin_required"
 ADMIN_OR_SYSTEM_READER = "rule:admin_required or (role:reader and system_scope:all)"
