@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,6 +24,7 @@ from onestack.common.db import Database
 from onestack.common.requestid import RequestIdMiddleware
 from onestack.common.web import json_response, keystone_error, service_app
 from onestack.config import Settings
+from onestack.startup import secure_state_dir
 
 log = logging.getLogger("onestack")
 
@@ -79,20 +79,6 @@ class Cloud:
     def set_validator(self, validator: TokenValidator) -> None:
         self.validator = validator
         self.cached_validator = CachingValidator(validator, ttl=self.settings.identity.token_cache_seconds)
-
-
-def secure_state_dir(path: Path) -> None:
-    """Create the state directory private to its owner (0700).
-
-    It holds the token keys, password hashes and images: nobody else on the
-    host may read it. An existing directory we own is tightened too, and the
-    process umask makes every file created under it private.
-    """
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.umask(0o077)
-    st = path.stat()
-    if st.st_uid == os.getuid() and st.st_mode & 0o077:
-        path.chmod(0o700)
 
 
 def build_cloud(settings: Settings, modules: tuple[str, ...] = SERVICE_MODULES) -> Cloud:
