@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,7 +17,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from onestack import __version__
-from onestack.common.auth import CachingValidator, TokenValidator
+from onestack.common.cloud import CatalogEntry, Cloud, Service
 from onestack.common.db import Database
 from onestack.common.requestid import RequestIdMiddleware
 from onestack.common.web import json_response, keystone_error, service_app
@@ -28,57 +26,10 @@ from onestack.startup import secure_state_dir
 
 log = logging.getLogger("onestack")
 
+__all__ = ["CatalogEntry", "Cloud", "Service", "build_app", "build_cloud", "prepare", "secure_state_dir"]
+
 # The services of the all-in-one cloud, in start order (identity first).
 SERVICE_MODULES = ("onestack.identity", "onestack.image")
-
-
-@dataclass(frozen=True)
-class CatalogEntry:
-    service_type: str  # "identity", "image", "compute" ...
-    name: str  # "keystone", "glance", "nova" ...
-    path: str  # URL path of the endpoint, e.g. "/identity" or "/compute/v2.1"
-    description: str = ""
-
-
-class Service(Protocol):
-    name: str
-    prefix: str  # mount point, e.g. "/identity"
-    catalog: list[CatalogEntry]
-
-    def asgi(self) -> ASGIApp: ...
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-
-@dataclass
-class Cloud:
-    """Everything the running process shares: settings, database, services."""
-
-    settings: Settings
-    db: Database
-    services: dict[str, Any] = field(default_factory=dict)
-    # Identity's validator (uncached) and the cached one other services use.
-    validator: TokenValidator | None = None
-    cached_validator: CachingValidator | None = None
-
-    @property
-    def state_dir(self) -> Path:
-        return self.settings.state_dir
-
-    def service(self, name: str) -> Any:
-        return self.services[name]
-
-    def catalog(self) -> list[CatalogEntry]:
-        entries: list[CatalogEntry] = []
-        for svc in self.services.values():
-            entries.extend(svc.catalog)
-        return entries
-
-    def set_validator(self, validator: TokenValidator) -> None:
-        self.validator = validator
-        self.cached_validator = CachingValidator(validator, ttl=self.settings.identity.token_cache_seconds)
 
 
 def build_cloud(settings: Settings, modules: tuple[str, ...] = SERVICE_MODULES) -> Cloud:

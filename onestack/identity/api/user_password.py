@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from onestack.common.web import empty, run
 from onestack.identity.api._resources import read_json
-from onestack.identity.service.auth import change_password
+from onestack.identity.service.user_password import change_password
 
 
 async def change(request: Request) -> Response:
