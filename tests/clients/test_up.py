@@ -47,10 +47,10 @@ class Up:
         return code, time.monotonic() - t0
 
 
-def up(state_dir: Path, port: int | None = None) -> Up:
+def up(state_dir: Path, port: int | None = None, extra_env: dict[str, str] | None = None) -> Up:
     port = port or free_port()
     log = state_dir.parent / f"up-{port}-{time.monotonic_ns()}.log"
-    env = dict(os.environ, **TEST_ENV)
+    env = dict(os.environ, **TEST_ENV, **(extra_env or {}))
     t0 = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "onestack.cli", "up", "--port", str(port),
@@ -332,9 +332,11 @@ def test_a_busy_port_is_one_line_and_creates_nothing(tmp_path: Path) -> None:
 
 def test_the_banner_commands_work_as_printed(tmp_path: Path) -> None:
     """The start banner names this process, how to stop it, and commands that work when
-    pasted into a shell whose PATH does not have the virtual environment."""
+    pasted into the shell it was started from, here one whose PATH does not have the
+    virtual environment (so the banner must name the client's full path)."""
     state = tmp_path / "state"
-    cloud = up(state)
+    shell_path = "/usr/bin:/bin"
+    cloud = up(state, extra_env={"PATH": shell_path})
     try:
         deadline = time.monotonic() + 5
         while "as the demo user" not in cloud.output() and time.monotonic() < deadline:
@@ -347,9 +349,10 @@ def test_the_banner_commands_work_as_printed(tmp_path: Path) -> None:
         assert banner[3] == f"  stop it:  Ctrl-C here, or kill {pid}"
         assert banner[4] == f"  use it:   export OS_CLIENT_CONFIG_FILE={state / 'clouds.yaml'}"
         commands = [line.strip().split("   # ")[0] for line in banner[5:7]]
-        assert commands[0].endswith(" --os-cloud onestack-admin catalog list")
-        assert commands[1].endswith(" --os-cloud onestack image list")
-        shell_env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+        client = str(Path(sys.executable).parent / "openstack")
+        assert commands[0] == f"{client} --os-cloud onestack-admin catalog list"
+        assert commands[1] == f"{client} --os-cloud onestack image list"
+        shell_env = {"PATH": shell_path, "HOME": str(tmp_path)}
         script = f"{banner[4].split('use it:')[1].strip()}\n" + "\n".join(commands)
         r = subprocess.run(["bash", "-euc", script], capture_output=True, text=True, env=shell_env,
                            timeout=120)
