@@ -178,9 +178,14 @@ def _fill(path: str, world: dict[str, str], odd: tuple[str, str] | None = None) 
     return "/".join(out)
 
 
+SWEPT = ("/identity", "/image")  # the services whose routes and error shapes this knows
+
+
 def routes_of(app: Any) -> Iterator[tuple[str, str, set[str]]]:
-    """(mount prefix, path template, methods) of every route of every service."""
+    """(mount prefix, path template, methods) of every route of the swept services."""
     for prefix, sub in app.app.mounts.items():
+        if prefix not in SWEPT:
+            continue
         while not hasattr(sub, "routes"):
             sub = sub.app  # ASGI wrappers in front of the service's Starlette app
         yield from _routes(prefix, sub.routes)

@@ -345,7 +345,9 @@ def test_the_banner_commands_work_as_printed(tmp_path: Path) -> None:
         pid = cloud.proc.pid
         assert banner[0].startswith(f"onestack is up at {cloud.url} (")
         assert banner[1] == f"  state:    {state} (locked by this process, pid {pid})"
-        assert banner[2] == "  services: identity, image"
+        types = {e["type"] for e in password_token(cloud.url, clouds(state)["onestack-admin"]["auth"])
+                 .json()["token"]["catalog"]}
+        assert banner[2] == f"  services: {', '.join(sorted(types))}"
         assert banner[3] == f"  stop it:  Ctrl-C here, or kill {pid}"
         assert banner[4] == f"  use it:   export OS_CLIENT_CONFIG_FILE={state / 'clouds.yaml'}"
         commands = [line.strip().split("   # ")[0] for line in banner[5:7]]
