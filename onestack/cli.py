@@ -16,7 +16,7 @@ import argparse
 import gc
 import sys
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 # Nothing else at import time: `onestack up` starts hashing a first start's
 # bootstrap passwords before it imports anything heavier (asyncio included).
@@ -45,14 +45,46 @@ def _logging(level: str) -> None:
     )
 
 
+def _fail(command: str, message: object) -> int:
+    print(f"onestack {command}: {message}", file=sys.stderr)
+    return 1
+
+
+def _take_state_dir(settings: Any, host_port: tuple[str, int] | None = None) -> tuple[Any, Any]:
+    """Before anything is created: nobody else holds the state directory, the port is
+    free (bound now, served later), then the directory is created and locked.
+    (lock, socket or None); StartError says why not."""
+    from onestack.startup import StartError, StateLock, listen_socket, secure_state_dir
+
+    lock = StateLock(settings.state_dir)
+    pid = lock.holder()
+    if pid is not None:
+        raise StartError(lock.message(pid))
+    sock = listen_socket(*host_port) if host_port else None
+    try:
+        secure_state_dir(settings.state_dir)
+        lock.acquire()
+    except BaseException:
+        if sock is not None:
+            sock.close()
+        raise
+    return lock, sock
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     # Start-up allocates hundreds of thousands of long-lived objects (modules,
     # classes, mappers, routes): collecting while they are built is wasted
     # work. Collection resumes once the cloud is up.
     gc.disable()
+    from onestack.startup import StartError
+
+    try:
+        settings = _settings(args)
+        lock, sock = _take_state_dir(settings, (settings.host, settings.port))
+    except (StartError, ValueError) as exc:
+        return _fail("up", exc)
     from onestack.identity.bootstrap import prestart
 
-    settings = _settings(args)
     # A first start hashes two bootstrap passwords (bcrypt, slow on purpose):
     # begin now, in a background thread, while the rest of the cloud is imported.
     prestart(settings)
@@ -98,22 +130,15 @@ def cmd_up(args: argparse.Namespace) -> int:
             super().handle_exit(sig, frame)
 
     server = Server(config)
+    banner = _banner(settings, cloud)
 
     async def serve() -> None:
-        task = asyncio.create_task(server.serve())
+        task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started and not task.done():
             await asyncio.sleep(0.01)
         if server.started:
             elapsed = time.perf_counter() - STARTED
-            clouds = settings.state_dir / "clouds.yaml"
-            print(
-                f"onestack is up at {settings.base_url} ({elapsed:.2f}s)\n"
-                f"  state:  {settings.state_dir}\n"
-                f"  use it: export OS_CLIENT_CONFIG_FILE={clouds}\n"
-                f"          openstack --os-cloud onestack-admin catalog list\n"
-                f"          openstack --os-cloud onestack server list   # the demo user",
-                flush=True,
-            )
+            print(f"onestack is up at {settings.base_url} ({elapsed:.2f}s)\n{banner}", flush=True)
         # Move everything start-up made out of the collector's sight, so that
         # later collections only walk new objects. No collection first: it
         # would hold the event loop for ~50 ms to free a few hundred objects.
@@ -128,7 +153,44 @@ def cmd_up(args: argparse.Namespace) -> int:
         asyncio.run(serve())
     except KeyboardInterrupt:
         pass
+    finally:
+        lock.release()
     return 0
+
+
+def _banner(settings: Any, cloud: Any) -> str:
+    """How to use the cloud, with commands that work here: the ``openstack`` client on
+    PATH, else the one installed next to this Python, else how to install it; one
+    command per service the cloud has."""
+    import os
+    import shlex
+    import shutil
+    from pathlib import Path
+
+    clouds = settings.state_dir / "clouds.yaml"
+    client = shutil.which("openstack")
+    beside = Path(sys.executable).parent / "openstack"
+    if client is None and os.access(beside, os.X_OK):
+        client = str(beside)
+    elif client is not None:
+        client = "openstack"
+    services = sorted({e.service_type for e in cloud.catalog()})
+    lines = [
+        f"  state:    {settings.state_dir} (locked by this process, pid {os.getpid()})",
+        f"  services: {', '.join(services)}",
+        f"  stop it:  Ctrl-C here, or kill {os.getpid()}",
+        f"  use it:   export OS_CLIENT_CONFIG_FILE={shlex.quote(str(clouds))}",
+    ]
+    if client is None:
+        lines.append("            (no openstack client here: pip install python-openstackclient)")
+        client = "openstack"
+    cmd = shlex.quote(client)
+    lines.append(f"            {cmd} --os-cloud onestack-admin catalog list")
+    if "image" in services:
+        lines.append(f"            {cmd} --os-cloud onestack image list   # as the demo user")
+    else:
+        lines.append(f"            {cmd} --os-cloud onestack token issue   # as the demo user")
+    return "\n".join(lines)
 
 
 def _exit_cleanly(_signum: int, _frame: Any) -> None:
@@ -138,8 +200,13 @@ def _exit_cleanly(_signum: int, _frame: Any) -> None:
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from onestack.common import migrate
     from onestack.common.db import Database
+    from onestack.startup import StartError
 
-    settings = _settings(args)
+    try:
+        settings = _settings(args)
+        _take_state_dir(settings)  # not under a running cloud's feet
+    except (StartError, ValueError) as exc:
+        return _fail("db upgrade", exc)
     db = Database(settings.db_url)
     with db.schema_lock():
         ran = migrate.upgrade(db)
@@ -230,8 +297,25 @@ def cmd_image_build_test(args: argparse.Namespace) -> int:
     return build_main(args.rest)
 
 
+def _port(text: str) -> int:
+    """--port: a TCP port number (1-65535), else argparse's one-line usage error."""
+    from onestack.startup import StartError, check_port
+
+    try:
+        return check_port(int(text))
+    except (ValueError, StartError):
+        raise argparse.ArgumentTypeError(f"{text} is not a TCP port number (1-65535)") from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line (the usage itself is one --help away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="onestack", description="An OpenStack-compatible cloud")
+    parser = _Parser(prog="onestack", description="An OpenStack-compatible cloud")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -240,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="serve the all-in-one cloud")
     common(up)
     up.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    up.add_argument("--port", type=int, help="port to listen on (default 8800)")
+    up.add_argument("--port", type=_port, help="port to listen on (default 8800)")
     up.add_argument("--public-url", help="URL clients use to reach this cloud")
     up.add_argument("--quiet", action="store_true", help="log warnings only")
     up.set_defaults(func=cmd_up)

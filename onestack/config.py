@@ -231,11 +231,21 @@ def _apply(obj: Any, values: dict[str, Any], prefix: str, env: dict[str, str]) -
         if dataclasses.is_dataclass(current):
             _apply(current, values.get(f.name, {}) or {}, f"{prefix}{f.name.upper()}_", env)
             continue
-        if f.name in values:
-            setattr(obj, f.name, _coerce(values[f.name], f.type))
         env_name = f"{prefix}{f.name.upper()}"
+        if f.name in values:
+            setattr(obj, f.name, _named(values[f.name], f.type, f"{f.name} in onestack.toml"))
         if env_name in env:
-            setattr(obj, f.name, _coerce(env[env_name], f.type))
+            setattr(obj, f.name, _named(env[env_name], f.type, env_name))
+
+
+def _named(value: Any, target_type: Any, name: str) -> Any:
+    """``_coerce``, with a ValueError that names the setting (one line for the user)."""
+    try:
+        return _coerce(value, target_type)
+    except (TypeError, ValueError):
+        kind = {"int": "an integer", "float": "a number"}.get(getattr(target_type, "__name__", str(target_type)),
+                                                             str(target_type))
+        raise ValueError(f"{name}={value!r}: not {kind}") from None
 
 
 def load_settings(
