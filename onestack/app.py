@@ -30,7 +30,7 @@ from onestack.config import Settings
 log = logging.getLogger("onestack")
 
 # The services of the all-in-one cloud, in start order (identity first).
-SERVICE_MODULES = ("onestack.identity", "onestack.image")
+SERVICE_MODULES = ("onestack.identity", "onestack.image", "onestack.network")
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,32 @@ class ImageSettings:
 
 
 @dataclass
+class NetworkSettings:
+    # Neutron's per-project default quotas; -1 = unlimited
+    quota_network: int = 100
+    quota_subnet: int = 100
+    quota_subnetpool: int = -1
+    quota_port: int = 500
+    quota_router: int = 10
+    quota_floatingip: int = 50
+    quota_security_group: int = 10
+    quota_security_group_rule: int = 100
+    # project (VXLAN) networks: MTU leaves room for the VXLAN header between hosts
+    tenant_network_mtu: int = 1450
+    flat_network_mtu: int = 1500
+    vni_ranges: str = "1:16000"
+    physical_networks: str = "public"  # comma-separated, usable by flat networks
+    base_mac: str = "fa:16:3e:00:00:00"  # Neutron's; the last three octets are random
+    dns_domain: str = "openstacklocal."
+    max_allowed_address_pair: int = 10
+    # all-in-one defaults created at first start, as DevStack creates them
+    create_defaults: bool = True
+    public_cidr: str = "172.24.4.0/24"
+    public_gateway: str = "172.24.4.1"
+    private_cidr: str = "10.0.0.0/26"
+
+
+@dataclass
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8800
@@ -59,6 +85,7 @@ class Settings:
     policy_file: str = ""  # operator overrides (yaml or json); default <state_dir>/policy.yaml
     identity: IdentitySettings = field(default_factory=IdentitySettings)
     image: ImageSettings = field(default_factory=ImageSettings)
+    network: NetworkSettings = field(default_factory=NetworkSettings)
 
     @property
     def base_url(self) -> str:
