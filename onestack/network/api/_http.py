@@ -116,8 +116,7 @@ def fields_of(request: Request) -> list[str]:
 
 
 def collection_url(request: Request) -> str:
-    base = str(request.base_url).rstrip("/")
-    return base + request.url.path
+    return str(request.url.replace(query=""))
 
 
 def page_links(request: Request, collection: str, items: list[dict[str, Any]], page: Any) -> dict[str, Any]:
