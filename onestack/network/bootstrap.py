@@ -15,21 +15,29 @@ an operator who deleted them) does not get them again.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
-
-from sqlalchemy import select
+from typing import TYPE_CHECKING, Any, Protocol
 
 from onestack.common.auth import AuthContext
+from onestack.network.service.deps import Net
 
 if TYPE_CHECKING:
-    from onestack.network.core import NetworkService
+    from onestack.network.service.policy import Caller
+
+
+class _Service(Net, Protocol):
+    """What the bootstrap needs of the service object (``core.NetworkService``)."""
+
+    cloud: Any
+
+    def caller(self, ctx: AuthContext) -> Caller: ...
+
 
 log = logging.getLogger(__name__)
 
 MARKER = "defaults_created"
 
 
-def create_defaults(net: NetworkService) -> bool:
+def create_defaults(net: _Service) -> bool:
     """Create the defaults unless this database has had them; True if created now."""
     from onestack.network.models import NetworkState
 
@@ -74,7 +82,5 @@ def create_defaults(net: NetworkService) -> bool:
         routers.add_interface(net, admin, router["id"], {"subnet_id": private_subnet["id"]})
         s.add(NetworkState(name=MARKER, value="1"))
         s.flush()
-        existing = s.scalars(select(NetworkState.name)).all()
-    log.info("network defaults created: public %s, private %s, router1 (%d markers)",
-             cfg.public_cidr, cfg.private_cidr, len(existing))
+    log.info("network defaults created: public %s, private %s, router1", cfg.public_cidr, cfg.private_cidr)
     return True

@@ -3,7 +3,16 @@ filters / fields / sorting / paging, revisions and If-Match, error shapes."""
 
 from __future__ import annotations
 
-from tests.api._network import N, as_token, name, network, neutron_error, ok, other_member, project_of
+from tests.api._network import (
+    N,
+    as_token,
+    name,
+    network,
+    neutron_error,
+    ok,
+    other_member,
+    project_of,
+)
 from tests.api.conftest import Api
 
 

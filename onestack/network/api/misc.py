@@ -112,6 +112,18 @@ async def show_ip_availability(request: Request) -> Response:
     return json_response({"network_ip_availability": item})
 
 
+async def list_agents(request: Request) -> Response:
+    caller = await caller_of(request)
+    q = query.parse(availability.AGENTS, query_pairs(request), taggable=False)
+    return json_response({"agents": availability.list_agents(net_of(request), caller, q)})
+
+
+async def show_agent(request: Request) -> Response:
+    caller = await caller_of(request)
+    item = availability.show_agent(net_of(request), caller, request.path_params["id"], fields_of(request))
+    return json_response({"agent": item})
+
+
 async def service_providers(request: Request) -> Response:
     """No advanced services (load balancers, VPN ...) are offered: an empty list."""
     await authenticate(request)
@@ -134,4 +146,6 @@ routes = [
     Route("/v2.0/network-ip-availabilities", list_ip_availabilities, methods=["GET"]),
     Route("/v2.0/network-ip-availabilities/{id}", show_ip_availability, methods=["GET"]),
     Route("/v2.0/service-providers", service_providers, methods=["GET"]),
+    Route("/v2.0/agents", list_agents, methods=["GET"]),
+    Route("/v2.0/agents/{id}", show_agent, methods=["GET"]),
 ]

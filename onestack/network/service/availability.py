@@ -8,16 +8,18 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
+from onestack.common.errors import NotFound
 from onestack.network.models import IPAllocation, Network, Subnet
 from onestack.network.service import ipam
 from onestack.network.service.attributes import Attr, Resource
 from onestack.network.service.common import owner
-from onestack.network.service.errors import HTTPBadRequest, NetworkNotFound
+from onestack.network.service.dataplane import AgentInfo
+from onestack.network.service.errors import HTTPBadRequest, NetworkNotFound, _Templated
 from onestack.network.service.policy import Caller
 from onestack.network.service.query import ListQuery, project
 
 if TYPE_CHECKING:
-    from onestack.network.core import NetworkService
+    from onestack.network.service.deps import Net
 
 IP_AVAILABILITIES = Resource(
     "network_ip_availability",
@@ -73,7 +75,7 @@ def _network_item(network: Network, subnets: Sequence[Subnet], session: Any) -> 
     }
 
 
-def list_availabilities(net: NetworkService, caller: Caller, q: ListQuery) -> list[dict[str, Any]]:
+def list_availabilities(net: Net, caller: Caller, q: ListQuery) -> list[dict[str, Any]]:
     caller.enforce("get_network_ip_availability", {"project_id": caller.project_id,
                                                    "tenant_id": caller.project_id})
     with net.db.read() as s:
@@ -104,7 +106,7 @@ def list_availabilities(net: NetworkService, caller: Caller, q: ListQuery) -> li
     return project(items, q.fields, set())
 
 
-def show_availability(net: NetworkService, caller: Caller, network_id: str,
+def show_availability(net: Net, caller: Caller, network_id: str,
                       fields: Sequence[str] = ()) -> dict[str, Any]:
     caller.enforce("get_network_ip_availability", {"project_id": caller.project_id,
                                                    "tenant_id": caller.project_id})
@@ -125,7 +127,7 @@ def used_count(session: Any, subnet_id: str) -> int:
 # --- availability zones ---------------------------------------------------------------------------
 
 
-def availability_zones(net: NetworkService) -> list[dict[str, Any]]:
+def availability_zones(net: Net) -> list[dict[str, Any]]:
     """Zones of the DHCP (``network``) and L3 (``router``) agents, available if any is alive."""
     zones: dict[tuple[str, str], bool] = {}
     for agent in net.agent_source.agents():
@@ -142,9 +144,55 @@ def availability_zones(net: NetworkService) -> list[dict[str, Any]]:
     ]
 
 
-def list_zones(net: NetworkService, caller: Caller, q: ListQuery) -> list[dict[str, Any]]:
+def list_zones(net: Net, caller: Caller, q: ListQuery) -> list[dict[str, Any]]:
     caller.enforce("get_availability_zone", {})
     items = availability_zones(net)
     for key, values in q.filters.items():
         items = [i for i in items if str(i.get(key)) in [str(x) for x in values]]
     return project(items, q.fields, set())
+
+
+# --- agents (the seam: rendered from the agent source) ---------------------------------------------
+
+AGENTS = Resource(
+    "agent",
+    "agents",
+    {
+        name: Attr(filter=True, sort=True)
+        for name in ("id", "agent_type", "binary", "topic", "host", "admin_state_up", "alive",
+                     "availability_zone", "description")
+    },
+    has_project=False,
+)
+
+
+class AgentNotFound(_Templated, NotFound):
+    template = "Agent %(id)s could not be found."
+
+
+def _agent_view(a: AgentInfo) -> dict[str, Any]:
+    return {
+        "id": a.id, "agent_type": a.agent_type, "binary": a.binary, "topic": a.topic, "host": a.host,
+        "admin_state_up": a.admin_state_up, "created_at": a.created_at, "started_at": a.started_at,
+        "heartbeat_timestamp": a.heartbeat_timestamp, "alive": a.alive, "description": a.description,
+        "configurations": dict(a.configurations), "availability_zone": a.availability_zone,
+        "resources_synced": None,
+    }
+
+
+def list_agents(net: Net, caller: Caller, q: ListQuery) -> list[dict[str, Any]]:
+    """The hosts' agents an admin may see (a non-admin sees none, as in Neutron)."""
+    items = [_agent_view(a) for a in net.agent_source.agents()]
+    for key, values in q.filters.items():
+        items = [i for i in items if str(i.get(key)) in [str(x) for x in values]]
+    items = [i for i in items if caller.can("get_agent", i)]
+    return project(items, q.fields, set())
+
+
+def show_agent(net: Net, caller: Caller, agent_id: str, fields: Sequence[str] = ()) -> dict[str, Any]:
+    for agent in net.agent_source.agents():
+        if agent.id == agent_id:
+            item = _agent_view(agent)
+            caller.enforce("get_agent", item)
+            return project([item], fields, set())[0]
+    raise AgentNotFound(id=agent_id)

@@ -19,14 +19,13 @@ from sqlalchemy.orm import Session
 
 from onestack.common.errors import Conflict
 from onestack.network.models import FloatingIP, IPAllocation, Network, Port, PortForwarding, Subnet
-from onestack.network.service import dataplane, fixed_ips, networks, port_views, quotas
+from onestack.network.service import dataplane, fixed_ips, networks, port_views, quotas, teardown
 from onestack.network.service import ports as port_service
 from onestack.network.service.attributes import parse_create as _parse
 from onestack.network.service.common import (
     attr_rules,
     bump,
     check_revision,
-    drop_tags,
     finish,
     new_uuid,
     one,
@@ -50,7 +49,7 @@ from onestack.network.service.query import ListQuery, chunks, fetch, load_tags, 
 from onestack.network.service.resources import FLOATINGIPS, PORTS
 
 if TYPE_CHECKING:
-    from onestack.network.core import NetworkService
+    from onestack.network.service.deps import Net
 
 FIP_OWNER = "network:floatingip"
 INTERFACE = "network:router_interface"
@@ -91,8 +90,6 @@ def views(session: Session, rows: Sequence[FloatingIP]) -> list[dict[str, Any]]:
     ids = [r.id for r in rows]
     for part in chunks(ids):
         for pf in session.scalars(select(PortForwarding).where(PortForwarding.floatingip_id.in_(part))):
-            from onestack.network.service.port_forwardings import brief
-
             forwardings.setdefault(pf.floatingip_id, []).append(brief(pf))
     tags = load_tags(session, ids)
     return [
@@ -113,6 +110,28 @@ def views(session: Session, rows: Sequence[FloatingIP]) -> list[dict[str, Any]]:
     ]
 
 
+def forwarding_view(pf: PortForwarding) -> dict[str, Any]:
+    """A port forwarding as the API shows it (single ports, and ranges ``a:b``)."""
+    return {
+        "id": pf.id,
+        "external_port": pf.external_port_start if pf.external_port_start == pf.external_port_end else None,
+        "internal_port": pf.internal_port_start if pf.internal_port_start == pf.internal_port_end else None,
+        "external_port_range": f"{pf.external_port_start}:{pf.external_port_end}",
+        "internal_port_range": f"{pf.internal_port_start}:{pf.internal_port_end}",
+        "internal_ip_address": pf.internal_ip_address,
+        "protocol": pf.protocol,
+        "internal_port_id": pf.internal_port_id,
+        "description": pf.description,
+    }
+
+
+def brief(pf: PortForwarding) -> dict[str, Any]:
+    """How a floating IP lists its forwardings (floating-ip-port-forwarding-detail)."""
+    out = forwarding_view(pf)
+    out.pop("description")
+    return out
+
+
 def target_of(row: FloatingIP) -> dict[str, Any]:
     return {"id": row.id, **owner(row.project_id), "floating_network_id": row.floating_network_id}
 
@@ -127,7 +146,7 @@ def load(session: Session, caller: Caller, fip_id: str, *, lock: bool = False) -
     return row
 
 
-def list_fips(net: NetworkService, caller: Caller, q: ListQuery) -> tuple[list[dict[str, Any]], Any]:
+def list_fips(net: Net, caller: Caller, q: ListQuery) -> tuple[list[dict[str, Any]], Any]:
     with net.db.read() as s:
         vis = visible(caller)
         stmt = select(FloatingIP).where(*vis, *where(q, COLUMNS, id_column=FloatingIP.id))
@@ -138,7 +157,7 @@ def list_fips(net: NetworkService, caller: Caller, q: ListQuery) -> tuple[list[d
     return finish(caller, FLOATINGIPS, items, q.fields), page
 
 
-def show(net: NetworkService, caller: Caller, fip_id: str, fields: Sequence[str] = ()) -> dict[str, Any]:
+def show(net: Net, caller: Caller, fip_id: str, fields: Sequence[str] = ()) -> dict[str, Any]:
     with net.db.read() as s:
         return one(caller, FLOATINGIPS, views(s, [load(s, caller, fip_id)])[0], fields)
 
@@ -172,7 +191,7 @@ def router_for(s: Session, port: Port, subnet: Subnet, external_network_id: str)
     )
 
 
-def _association(net: NetworkService, s: Session, caller: Caller, row: FloatingIP, port_id: str,
+def _association(net: Net, s: Session, caller: Caller, row: FloatingIP, port_id: str,
                  fixed_ip: str | None) -> tuple[Port, str, str]:
     """(port, fixed IP, router) of an association, with Neutron's checks."""
     port, item, _target = port_views.load(s, caller, port_id, net.config.dns_domain)
@@ -212,7 +231,7 @@ def _association(net: NetworkService, s: Session, caller: Caller, row: FloatingI
     return port, chosen["ip_address"], router_id
 
 
-def _associate(net: NetworkService, s: Session, caller: Caller, row: FloatingIP, port_id: str | None,
+def _associate(net: Net, s: Session, caller: Caller, row: FloatingIP, port_id: str | None,
                fixed_ip: str | None) -> None:
     if fixed_ip and not port_id:
         raise bad_request("floatingip", "fixed_ip_address cannot be specified without a port_id")
@@ -243,7 +262,7 @@ def _associate(net: NetworkService, s: Session, caller: Caller, row: FloatingIP,
 # --- create / update / delete ----------------------------------------------------------------------
 
 
-def create(net: NetworkService, caller: Caller, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def create(net: Net, caller: Caller, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
     parsed = [parse_create(caller, FLOATINGIPS, b) for b in bodies]
     for p in parsed:
         caller.enforce("create_floatingip", p.values, attr_rules("create_floatingip", FLOATINGIPS, p, True))
@@ -297,7 +316,7 @@ def create(net: NetworkService, caller: Caller, bodies: list[dict[str, Any]]) ->
         return finish(caller, FLOATINGIPS, views(s, rows))
 
 
-def update(net: NetworkService, caller: Caller, fip_id: str, body: dict[str, Any],
+def update(net: Net, caller: Caller, fip_id: str, body: dict[str, Any],
            if_match: int | None = None) -> dict[str, Any]:
     p = parse_update(caller, FLOATINGIPS, body)
     with net.writing() as s:
@@ -318,19 +337,10 @@ def update(net: NetworkService, caller: Caller, fip_id: str, body: dict[str, Any
         return one(caller, FLOATINGIPS, views(s, [row])[0])
 
 
-def delete(net: NetworkService, caller: Caller, fip_id: str, if_match: int | None = None) -> None:
+def delete(net: Net, caller: Caller, fip_id: str, if_match: int | None = None) -> None:
     with net.writing() as s:
         row = load(s, caller, fip_id, lock=True)
         caller.enforce_or_hide("delete_floatingip", target_of(row), "get_floatingip",
                                FloatingIPNotFound(floatingip_id=fip_id))
         check_revision(row, if_match)
-        port = s.get(Port, row.floating_port_id)
-        details = {"floating_ip_address": row.floating_ip_address, "fixed_ip_address": row.fixed_ip_address,
-                   "router_id": row.router_id}
-        drop_tags(s, [row.id])
-        s.delete(row)
-        s.flush()
-        if port is not None:
-            port_service.remove(s, port)
-        dataplane.record(s, dataplane.Change(dataplane.FLOATING_IP, dataplane.DELETED, row.id,
-                                             row.floating_network_id, "", details))
+        teardown.remove_floating_ip(s, row)

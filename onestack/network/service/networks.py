@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from onestack.network import models
 from onestack.network.models import Network, Port, Subnet
-from onestack.network.service import dataplane, quotas
+from onestack.network.service import dataplane, quotas, teardown
 from onestack.network.service.attributes import NOT_SPECIFIED, Parsed
 from onestack.network.service.common import (
     attr_rules,
@@ -51,7 +51,7 @@ from onestack.network.service.query import ListQuery, chunks, fetch, load_tags, 
 from onestack.network.service.resources import NETWORKS
 
 if TYPE_CHECKING:
-    from onestack.network.core import NetworkService
+    from onestack.network.service.deps import Net
 
 # Ports Neutron deletes with their network (DHCP, distributed, agent gateway).
 AUTO_DELETE_OWNERS = ("network:dhcp", "network:distributed", "network:floatingip_agent_gateway")
@@ -173,7 +173,7 @@ def load(session: Session, caller: Caller, network_id: str, *, lock: bool = Fals
     return row
 
 
-def list_networks(net: NetworkService, caller: Caller, q: ListQuery) -> tuple[list[dict[str, Any]], Any]:
+def list_networks(net: Net, caller: Caller, q: ListQuery) -> tuple[list[dict[str, Any]], Any]:
     with net.db.read() as s:
         vis = visible(caller)
         stmt = select(Network).where(*vis, *where(q, COLUMNS, id_column=Network.id))
@@ -184,7 +184,7 @@ def list_networks(net: NetworkService, caller: Caller, q: ListQuery) -> tuple[li
     return finish(caller, NETWORKS, items, q.fields), page
 
 
-def show(net: NetworkService, caller: Caller, network_id: str, fields: Sequence[str] = ()) -> dict[str, Any]:
+def show(net: Net, caller: Caller, network_id: str, fields: Sequence[str] = ()) -> dict[str, Any]:
     with net.db.read() as s:
         row = load(s, caller, network_id)
         return one(caller, NETWORKS, views(s, [row])[0], fields)
@@ -193,16 +193,16 @@ def show(net: NetworkService, caller: Caller, network_id: str, fields: Sequence[
 # --- writes -----------------------------------------------------------------------------
 
 
-def _physnets(net: NetworkService) -> list[str]:
+def _physnets(net: Net) -> list[str]:
     return [p.strip() for p in net.config.physical_networks.split(",") if p.strip()]
 
 
-def _vni_range(net: NetworkService) -> tuple[int, int]:
+def _vni_range(net: Net) -> tuple[int, int]:
     low, _, high = net.config.vni_ranges.partition(":")
     return int(low), int(high or low)
 
 
-def _segment(net: NetworkService, session: Session, p: Parsed) -> tuple[str, str | None, int | None, int]:
+def _segment(net: Net, session: Session, p: Parsed) -> tuple[str, str | None, int | None, int]:
     """(network_type, physical_network, segmentation_id, max MTU) for a new network."""
     kind = p.get("provider:network_type", NOT_SPECIFIED)
     physnet = p.get("provider:physical_network", NOT_SPECIFIED)
@@ -239,7 +239,7 @@ def _segment(net: NetworkService, session: Session, p: Parsed) -> tuple[str, str
     raise InvalidInput(f"network_type value '{kind}' not supported")
 
 
-def _free_vni(net: NetworkService, session: Session) -> int:
+def _free_vni(net: Net, session: Session) -> int:
     low, high = _vni_range(net)
     used = session.scalars(
         select(Network.segmentation_id)
@@ -258,14 +258,14 @@ def _free_vni(net: NetworkService, session: Session) -> int:
     return candidate
 
 
-def check_az_hints(net: NetworkService, hints: Iterable[str], resource: str) -> None:
+def check_az_hints(net: Net, hints: Iterable[str], resource: str) -> None:
     zones = {a.availability_zone for a in net.agent_source.agents() if a.availability_zone}
     for hint in hints:
         if hint not in zones:
             raise AvailabilityZoneNotFound(availability_zone=hint)
 
 
-def create(net: NetworkService, caller: Caller, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def create(net: Net, caller: Caller, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
     parsed = [parse_create(caller, NETWORKS, b) for b in bodies]
     for p in parsed:
         caller.enforce("create_network", p.values, attr_rules("create_network", NETWORKS, p, True))
@@ -309,7 +309,7 @@ def create(net: NetworkService, caller: Caller, bodies: list[dict[str, Any]]) ->
 
 
 def update(
-    net: NetworkService, caller: Caller, network_id: str, body: dict[str, Any], if_match: int | None = None
+    net: Net, caller: Caller, network_id: str, body: dict[str, Any], if_match: int | None = None
 ) -> dict[str, Any]:
     p = parse_update(caller, NETWORKS, body)
     with net.writing() as s:
@@ -373,7 +373,7 @@ def update(
         return one(caller, NETWORKS, views(s, [row])[0])
 
 
-def _check_mtu(net: NetworkService, session: Session, row: Network, mtu: int) -> None:
+def _check_mtu(net: Net, session: Session, row: Network, mtu: int) -> None:
     max_mtu = net.config.flat_network_mtu if row.network_type == FLAT else net.config.tenant_network_mtu
     mtu = mtu or max_mtu
     if mtu > max_mtu:
@@ -386,11 +386,13 @@ def _check_mtu(net: NetworkService, session: Session, row: Network, mtu: int) ->
     row.mtu = mtu
 
 
-def delete(net: NetworkService, caller: Caller, network_id: str, if_match: int | None = None) -> None:
+def delete(net: Net, caller: Caller, network_id: str, if_match: int | None = None) -> None:
     with net.writing() as s:
         row = load(s, caller, network_id, lock=True)
         caller.enforce_or_hide("delete_network", target_of(row), "get_network", NetworkNotFound(net_id=network_id))
         check_revision(row, if_match)
+        if row.external:
+            teardown.remove_free_floating_ips(s, row.id)
         in_use = s.scalars(
             select(Port.id)
             .where(Port.network_id == row.id, ~Port.device_owner.in_(AUTO_DELETE_OWNERS))

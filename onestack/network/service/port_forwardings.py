@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from onestack.network.models import FloatingIP, PortForwarding, Subnet
-from onestack.network.service import dataplane, port_views
+from onestack.network.service import dataplane, floatingips, port_views
 from onestack.network.service.attributes import NOT_SPECIFIED, Parsed
 from onestack.network.service.common import finish, new_uuid, one, parse_create, parse_update
 from onestack.network.service.errors import (
@@ -31,7 +31,7 @@ from onestack.network.service.query import ListQuery, fetch, where
 from onestack.network.service.resources import PORT_FORWARDINGS
 
 if TYPE_CHECKING:
-    from onestack.network.core import NetworkService
+    from onestack.network.service.deps import Net
 
 
 COLUMNS = {
@@ -46,30 +46,10 @@ def _range(start: int, end: int) -> str:
     return f"{start}:{end}"
 
 
-def view(pf: PortForwarding) -> dict[str, Any]:
-    return {
-        "id": pf.id,
-        "external_port": pf.external_port_start if pf.external_port_start == pf.external_port_end else None,
-        "internal_port": pf.internal_port_start if pf.internal_port_start == pf.internal_port_end else None,
-        "external_port_range": _range(pf.external_port_start, pf.external_port_end),
-        "internal_port_range": _range(pf.internal_port_start, pf.internal_port_end),
-        "internal_ip_address": pf.internal_ip_address,
-        "protocol": pf.protocol,
-        "internal_port_id": pf.internal_port_id,
-        "description": pf.description,
-    }
-
-
-def brief(pf: PortForwarding) -> dict[str, Any]:
-    """How a floating IP lists its forwardings (floating-ip-port-forwarding-detail)."""
-    out = view(pf)
-    out.pop("description")
-    return out
+view = floatingips.forwarding_view
 
 
 def _fip(session: Session, caller: Caller, fip_id: str, *, lock: bool = False) -> FloatingIP:
-    from onestack.network.service import floatingips
-
     return floatingips.load(session, caller, fip_id, lock=lock)
 
 
@@ -78,7 +58,7 @@ def _target(fip: FloatingIP, extra: dict[str, Any] | None = None) -> dict[str, A
             "ext_parent_floatingip_id": fip.id}
 
 
-def list_forwardings(net: NetworkService, caller: Caller, fip_id: str, q: ListQuery) -> tuple[list[dict[str, Any]], Any]:
+def list_forwardings(net: Net, caller: Caller, fip_id: str, q: ListQuery) -> tuple[list[dict[str, Any]], Any]:
     with net.db.read() as s:
         fip = _fip(s, caller, fip_id)
         caller.enforce("get_floatingip_port_forwarding", _target(fip))
@@ -90,7 +70,7 @@ def list_forwardings(net: NetworkService, caller: Caller, fip_id: str, q: ListQu
     return finish(caller, PORT_FORWARDINGS, items, q.fields), page
 
 
-def show(net: NetworkService, caller: Caller, fip_id: str, pf_id: str, fields: Sequence[str] = ()) -> dict[str, Any]:
+def show(net: Net, caller: Caller, fip_id: str, pf_id: str, fields: Sequence[str] = ()) -> dict[str, Any]:
     with net.db.read() as s:
         fip = _fip(s, caller, fip_id)
         caller.enforce("get_floatingip_port_forwarding", _target(fip))
@@ -144,11 +124,9 @@ def _ports(values: dict[str, Any], current: PortForwarding | None) -> tuple[int,
     return internal[0], internal[1], external[0], external[1]
 
 
-def _check(net: NetworkService, s: Session, caller: Caller, fip: FloatingIP, values: dict[str, Any],
+def _check(net: Net, s: Session, caller: Caller, fip: FloatingIP, values: dict[str, Any],
            ports: tuple[int, int, int, int], pf_id: str | None) -> str:
     """Checks of a forwarding; returns the router that serves it."""
-    from onestack.network.service import floatingips
-
     if fip.fixed_port_id:
         raise FloatingIPPortAlreadyAssociated(
             port_id=values["internal_port_id"], fip_id=fip.id, floating_ip_address=fip.floating_ip_address,
@@ -213,7 +191,7 @@ def _check(net: NetworkService, s: Session, caller: Caller, fip: FloatingIP, val
     return router_id
 
 
-def create(net: NetworkService, caller: Caller, fip_id: str, body: dict[str, Any]) -> dict[str, Any]:
+def create(net: Net, caller: Caller, fip_id: str, body: dict[str, Any]) -> dict[str, Any]:
     p: Parsed = parse_create(caller, PORT_FORWARDINGS, body)
     with net.writing() as s:
         fip = _fip(s, caller, fip_id, lock=True)
@@ -235,7 +213,7 @@ def create(net: NetworkService, caller: Caller, fip_id: str, body: dict[str, Any
         return view(row)
 
 
-def update(net: NetworkService, caller: Caller, fip_id: str, pf_id: str, body: dict[str, Any]) -> dict[str, Any]:
+def update(net: Net, caller: Caller, fip_id: str, pf_id: str, body: dict[str, Any]) -> dict[str, Any]:
     p = parse_update(caller, PORT_FORWARDINGS, body)
     with net.writing() as s:
         fip = _fip(s, caller, fip_id, lock=True)
@@ -260,7 +238,7 @@ def update(net: NetworkService, caller: Caller, fip_id: str, pf_id: str, body: d
         return view(row)
 
 
-def delete(net: NetworkService, caller: Caller, fip_id: str, pf_id: str) -> None:
+def delete(net: Net, caller: Caller, fip_id: str, pf_id: str) -> None:
     with net.writing() as s:
         fip = _fip(s, caller, fip_id, lock=True)
         caller.enforce("delete_floatingip_port_forwarding", _target(fip))

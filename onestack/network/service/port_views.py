@@ -24,7 +24,7 @@ from onestack.network.service.query import ListQuery, chunks, fetch, load_tags, 
 from onestack.network.service.resources import PORTS
 
 if TYPE_CHECKING:
-    from onestack.network.core import NetworkService
+    from onestack.network.service.deps import Net
 
 COLS = (
     Port.id, Port.name, Port.network_id, Port.project_id, Port.mac_address, Port.admin_state_up,
@@ -185,7 +185,7 @@ def load(session: Session, caller: Caller, port_id: str, domain: str, *,
     return row, items[0], targets[0]
 
 
-def list_ports(net: NetworkService, caller: Caller, q: ListQuery) -> tuple[list[dict[str, Any]], Any]:
+def list_ports(net: Net, caller: Caller, q: ListQuery) -> tuple[list[dict[str, Any]], Any]:
     from onestack.network.service.common import finish
 
     with net.db.read() as s:
@@ -201,7 +201,7 @@ def list_ports(net: NetworkService, caller: Caller, q: ListQuery) -> tuple[list[
     return finish(caller, PORTS, items, q.fields, targets), page
 
 
-def show(net: NetworkService, caller: Caller, port_id: str, fields: Sequence[str] = ()) -> dict[str, Any]:
+def show(net: Net, caller: Caller, port_id: str, fields: Sequence[str] = ()) -> dict[str, Any]:
     from onestack.network.service.common import one
 
     with net.db.read() as s:

@@ -23,18 +23,16 @@ from onestack.network.models import (
     FloatingIP,
     Network,
     Port,
-    PortForwarding,
     PortSecurityGroup,
     Router,
 )
-from onestack.network.service import dataplane, fixed_ips, networks, port_views, quotas
+from onestack.network.service import dataplane, fixed_ips, networks, port_views, quotas, teardown
 from onestack.network.service import security_groups as groups
 from onestack.network.service.attributes import NOT_SPECIFIED, Parsed
 from onestack.network.service.common import (
     attr_rules,
     bump,
     check_revision,
-    drop_tags,
     finish,
     new_uuid,
     now,
@@ -57,7 +55,7 @@ from onestack.network.service.resources import PORTS
 from onestack.network.service.subnets import check_network_owner
 
 if TYPE_CHECKING:
-    from onestack.network.core import NetworkService
+    from onestack.network.service.deps import Net
 
 UNBOUND, BINDING_FAILED, BRIDGE = "unbound", "binding_failed", "bridge"
 L3_OWNERS = (
@@ -94,7 +92,7 @@ def binding(network_id: str, host: str, vnic_type: str) -> tuple[str, dict[str, 
     }
 
 
-def random_mac(net: NetworkService, session: Session, network_id: str) -> str:
+def random_mac(net: Net, session: Session, network_id: str) -> str:
     base = net.config.base_mac.split(":")
     for _ in range(16):
         tail = secrets.token_bytes(3)
@@ -129,7 +127,7 @@ def _dhcp_opts(opts: Any) -> list[dict[str, Any]] | None:
 # --- create ---------------------------------------------------------------------------------------
 
 
-def create(net: NetworkService, caller: Caller, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def create(net: Net, caller: Caller, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
     parsed = [parse_create(caller, PORTS, b) for b in bodies]
     with net.writing() as s:
         rows = [create_one(net, caller, s, p) for p in parsed]
@@ -138,7 +136,7 @@ def create(net: NetworkService, caller: Caller, bodies: list[dict[str, Any]]) ->
         return finish(caller, PORTS, items, (), targets)
 
 
-def create_one(net: NetworkService, caller: Caller, s: Session, p: Parsed) -> Port:
+def create_one(net: Net, caller: Caller, s: Session, p: Parsed) -> Port:
     network = networks.load(s, caller, p["network_id"])
     check_network_owner(caller, network, p["project_id"])
     target = port_views.target(p.values, network.project_id, network.shared)
@@ -203,7 +201,7 @@ def create_one(net: NetworkService, caller: Caller, s: Session, p: Parsed) -> Po
 # --- update ---------------------------------------------------------------------------------------
 
 
-def update(net: NetworkService, caller: Caller, port_id: str, body: dict[str, Any],
+def update(net: Net, caller: Caller, port_id: str, body: dict[str, Any],
            if_match: int | None = None) -> dict[str, Any]:
     p = parse_update(caller, PORTS, body)
     with net.writing() as s:
@@ -212,7 +210,7 @@ def update(net: NetworkService, caller: Caller, port_id: str, body: dict[str, An
         return one(caller, PORTS, items[0], (), targets[0])
 
 
-def update_in(net: NetworkService, caller: Caller, s: Session, port_id: str, p: Parsed,
+def update_in(net: Net, caller: Caller, s: Session, port_id: str, p: Parsed,
               if_match: int | None = None) -> Port:
     domain = net.config.dns_domain
     row, _item, target = port_views.load(s, caller, port_id, domain, lock=True)
@@ -279,7 +277,7 @@ def update_in(net: NetworkService, caller: Caller, s: Session, port_id: str, p: 
 # --- delete ---------------------------------------------------------------------------------------
 
 
-def delete(net: NetworkService, caller: Caller, port_id: str, if_match: int | None = None) -> None:
+def delete(net: Net, caller: Caller, port_id: str, if_match: int | None = None) -> None:
     with net.writing() as s:
         row, _item, target = port_views.load(s, caller, port_id, net.config.dns_domain, lock=True)
         caller.enforce_or_hide("delete_port", target, "get_port", PortNotFound(port_id=port_id))
@@ -291,34 +289,13 @@ def delete(net: NetworkService, caller: Caller, port_id: str, if_match: int | No
             )
             if owner_exists is not None:
                 raise ServicePortInUse(port_id=row.id, reason=f"has device owner {row.device_owner}")
-        remove(s, row)
-
-
-def remove(s: Session, row: Port) -> None:
-    """Delete a port: its floating IPs are disassociated, its forwardings go."""
-    fips = list(s.scalars(select(FloatingIP).where(FloatingIP.fixed_port_id == row.id)))
-    for fip in fips:
-        fip.fixed_port_id = None
-        fip.fixed_ip_address = None
-        fip.router_id = None
-        fip.status = "DOWN"
-        bump(fip)
-        dataplane.record(s, dataplane.Change(dataplane.FLOATING_IP, dataplane.UPDATED, fip.id,
-                                             fip.floating_network_id))
-    s.execute(sql_delete(PortForwarding).where(PortForwarding.internal_port_id == row.id))
-    details = {"mac_address": row.mac_address, "fixed_ips": fixed_ips.current(s, row.id),
-               "device_owner": row.device_owner}
-    drop_tags(s, [row.id])
-    s.delete(row)
-    s.flush()
-    dataplane.record(s, dataplane.Change(dataplane.PORT, dataplane.DELETED, row.id, row.network_id,
-                                         row.host_id, details))
+        teardown.remove_port(s, row)
 
 
 # --- for the data plane and other services -------------------------------------------------------
 
 
-def set_status(net: NetworkService, port_id: str, status: str) -> bool:
+def set_status(net: Net, port_id: str, status: str) -> bool:
     """The data plane says a port is ``ACTIVE`` / ``DOWN`` / ``BUILD`` / ``ERROR``."""
     with net.db.write() as s:
         result = s.execute(

@@ -19,7 +19,7 @@ from onestack.network.service.errors import HTTPBadRequest, OverQuota, bad_reque
 from onestack.network.service.policy import Caller
 
 if TYPE_CHECKING:
-    from onestack.network.core import NetworkService
+    from onestack.network.service.deps import Net
 
 # resource -> (model counted by project_id)
 COUNTED: dict[str, Any] = {
@@ -35,12 +35,12 @@ COUNTED: dict[str, Any] = {
 RESOURCES = tuple(COUNTED)
 
 
-def defaults(net: NetworkService) -> dict[str, int]:
+def defaults(net: Net) -> dict[str, int]:
     cfg = net.config
     return {name: int(getattr(cfg, f"quota_{name}")) for name in RESOURCES}
 
 
-def limits(net: NetworkService, session: Session, project_id: str) -> dict[str, int]:
+def limits(net: Net, session: Session, project_id: str) -> dict[str, int]:
     out = defaults(net)
     for resource, limit in session.execute(
         select(models.NetworkQuota.resource, models.NetworkQuota.limit).where(
@@ -59,7 +59,7 @@ def usage(session: Session, project_id: str, resource: str) -> int:
     )
 
 
-def check(net: NetworkService, session: Session, project_id: str, wanted: dict[str, int]) -> None:
+def check(net: Net, session: Session, project_id: str, wanted: dict[str, int]) -> None:
     """409 OverQuota unless ``project_id`` may have ``wanted`` more of each resource."""
     if not project_id:
         return
@@ -80,7 +80,7 @@ def _target(project_id: str) -> dict[str, Any]:
     return {"project_id": project_id, "tenant_id": project_id}
 
 
-def list_quotas(net: NetworkService, caller: Caller) -> list[dict[str, Any]]:
+def list_quotas(net: Net, caller: Caller) -> list[dict[str, Any]]:
     """The projects with non-default limits (admin)."""
     caller.enforce("get_quota", _target(caller.project_id or ""))
     with net.db.read() as s:
@@ -93,7 +93,7 @@ def list_quotas(net: NetworkService, caller: Caller) -> list[dict[str, Any]]:
         return out
 
 
-def show(net: NetworkService, caller: Caller, project_id: str, *, details: bool = False) -> dict[str, Any]:
+def show(net: Net, caller: Caller, project_id: str, *, details: bool = False) -> dict[str, Any]:
     caller.enforce("get_quota", _target(project_id))
     with net.db.read() as s:
         row = limits(net, s, project_id)
@@ -105,12 +105,12 @@ def show(net: NetworkService, caller: Caller, project_id: str, *, details: bool 
         }
 
 
-def show_default(net: NetworkService, caller: Caller, project_id: str) -> dict[str, Any]:
+def show_default(net: Net, caller: Caller, project_id: str) -> dict[str, Any]:
     caller.enforce("get_quota", _target(project_id))
     return defaults(net)
 
 
-def update(net: NetworkService, caller: Caller, project_id: str, body: Any) -> dict[str, Any]:
+def update(net: Net, caller: Caller, project_id: str, body: Any) -> dict[str, Any]:
     caller.enforce("update_quota", _target(project_id))
     if not isinstance(body, dict):
         raise HTTPBadRequest("Unable to find 'quota' in request body")
@@ -153,7 +153,7 @@ def update(net: NetworkService, caller: Caller, project_id: str, body: Any) -> d
         return limits(net, s, project_id)
 
 
-def reset(net: NetworkService, caller: Caller, project_id: str) -> None:
+def reset(net: Net, caller: Caller, project_id: str) -> None:
     caller.enforce("delete_quota", _target(project_id))
     with net.db.write() as s:
         s.execute(delete(models.NetworkQuota).where(models.NetworkQuota.project_id == project_id))

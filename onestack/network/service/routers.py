@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from onestack.common.errors import BadRequest, Conflict
 from onestack.network.models import FloatingIP, IPAllocation, Network, Port, Router, Subnet
-from onestack.network.service import dataplane, fixed_ips, networks, quotas
+from onestack.network.service import dataplane, fixed_ips, networks, quotas, teardown
 from onestack.network.service import ports as port_service
 from onestack.network.service import subnets as subnet_service
 from onestack.network.service.attributes import NOT_SPECIFIED, Parsed
@@ -54,7 +54,7 @@ from onestack.network.service.query import ListQuery, chunks, fetch, load_tags, 
 from onestack.network.service.resources import PORTS, ROUTERS
 
 if TYPE_CHECKING:
-    from onestack.network.core import NetworkService
+    from onestack.network.service.deps import Net
 
 GATEWAY = "network:router_gateway"
 INTERFACE = "network:router_interface"
@@ -141,7 +141,7 @@ def load(session: Session, caller: Caller, router_id: str, *, lock: bool = False
     return row
 
 
-def list_routers(net: NetworkService, caller: Caller, q: ListQuery) -> tuple[list[dict[str, Any]], Any]:
+def list_routers(net: Net, caller: Caller, q: ListQuery) -> tuple[list[dict[str, Any]], Any]:
     with net.db.read() as s:
         vis = visible(caller)
         stmt = select(Router).where(*vis, *where(q, COLUMNS, id_column=Router.id))
@@ -152,7 +152,7 @@ def list_routers(net: NetworkService, caller: Caller, q: ListQuery) -> tuple[lis
     return finish(caller, ROUTERS, items, q.fields), page
 
 
-def show(net: NetworkService, caller: Caller, router_id: str, fields: Sequence[str] = ()) -> dict[str, Any]:
+def show(net: Net, caller: Caller, router_id: str, fields: Sequence[str] = ()) -> dict[str, Any]:
     with net.db.read() as s:
         return one(caller, ROUTERS, views(s, [load(s, caller, router_id)])[0], fields)
 
@@ -168,7 +168,7 @@ def _gateway_values(info: dict[str, Any] | None) -> tuple[str | None, bool, list
     return info["network_id"], snat, info.get("external_fixed_ips")
 
 
-def _set_gateway(net: NetworkService, caller: Caller, s: Session, router: Router,
+def _set_gateway(net: Net, caller: Caller, s: Session, router: Router,
                  info: dict[str, Any] | None) -> None:
     """Create, move, change or clear the router's gateway port."""
     network_id, snat, fixed = _gateway_values(info)
@@ -193,7 +193,7 @@ def _set_gateway(net: NetworkService, caller: Caller, s: Session, router: Router
         else:
             router.gw_port_id = None
             s.flush()
-            port_service.remove(s, current)
+            teardown.remove_port(s, current)
             current = None
     if network_id is not None and current is None:
         body: dict[str, Any] = {
@@ -251,7 +251,7 @@ def validate_routes(s: Session, router: Router, routes: list[dict[str, str]]) ->
 # --- create / update / delete --------------------------------------------------------------------
 
 
-def create(net: NetworkService, caller: Caller, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def create(net: Net, caller: Caller, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
     parsed = [parse_create(caller, ROUTERS, b) for b in bodies]
     for p in parsed:
         caller.enforce("create_router", p.values, attr_rules("create_router", ROUTERS, p, True))
@@ -274,7 +274,7 @@ def create(net: NetworkService, caller: Caller, bodies: list[dict[str, Any]]) ->
         return finish(caller, ROUTERS, views(s, rows))
 
 
-def update(net: NetworkService, caller: Caller, router_id: str, body: dict[str, Any],
+def update(net: Net, caller: Caller, router_id: str, body: dict[str, Any],
            if_match: int | None = None) -> dict[str, Any]:
     p = parse_update(caller, ROUTERS, body)
     with net.writing() as s:
@@ -282,7 +282,7 @@ def update(net: NetworkService, caller: Caller, router_id: str, body: dict[str, 
         return one(caller, ROUTERS, views(s, [row])[0])
 
 
-def update_in(net: NetworkService, caller: Caller, s: Session, router_id: str, p: Parsed,
+def update_in(net: Net, caller: Caller, s: Session, router_id: str, p: Parsed,
               if_match: int | None = None) -> Router:
     row = load(s, caller, router_id, lock=True)
     caller.enforce_or_hide("update_router", {**target_of(row), **p.values}, "get_router",
@@ -303,7 +303,7 @@ def update_in(net: NetworkService, caller: Caller, s: Session, router_id: str, p
     return row
 
 
-def delete(net: NetworkService, caller: Caller, router_id: str, if_match: int | None = None) -> None:
+def delete(net: Net, caller: Caller, router_id: str, if_match: int | None = None) -> None:
     with net.writing() as s:
         row = load(s, caller, router_id, lock=True)
         caller.enforce_or_hide("delete_router", target_of(row), "get_router", RouterNotFound(router_id=router_id))
@@ -317,7 +317,7 @@ def delete(net: NetworkService, caller: Caller, router_id: str, if_match: int | 
         row.gw_port_id = None
         s.flush()
         if gw is not None:
-            port_service.remove(s, gw)
+            teardown.remove_port(s, gw)
         drop_tags(s, [row.id])
         s.delete(row)
         s.flush()
@@ -376,7 +376,7 @@ def _check_overlap(s: Session, router: Router, new: list[Subnet]) -> None:
                 )
 
 
-def add_interface(net: NetworkService, caller: Caller, router_id: str, info: Any) -> dict[str, Any]:
+def add_interface(net: Net, caller: Caller, router_id: str, info: Any) -> dict[str, Any]:
     with net.writing() as s:
         router = load(s, caller, router_id, lock=True)
         caller.enforce_or_hide("add_router_interface", target_of(router), "get_router",
@@ -394,7 +394,7 @@ def add_interface(net: NetworkService, caller: Caller, router_id: str, info: Any
         return result
 
 
-def _add_by_port(s: Session, caller: Caller, net: NetworkService, router: Router, port_id: str) -> dict[str, Any]:
+def _add_by_port(s: Session, caller: Caller, net: Net, router: Router, port_id: str) -> dict[str, Any]:
     from onestack.network.service import port_views
 
     port, item, _target = port_views.load(s, caller, port_id, net.config.dns_domain, lock=True)
@@ -413,7 +413,7 @@ def _add_by_port(s: Session, caller: Caller, net: NetworkService, router: Router
     return _interface_info(router, port, [x.id for x in subs])
 
 
-def _add_by_subnet(net: NetworkService, s: Session, caller: Caller, router: Router, subnet_id: str) -> dict[str, Any]:
+def _add_by_subnet(net: Net, s: Session, caller: Caller, router: Router, subnet_id: str) -> dict[str, Any]:
     subnet, _tgt = subnet_service.load(s, caller, subnet_id)
     if not subnet.gateway_ip:
         raise bad_request("router", "Subnet for router interface must have a gateway IP")
@@ -439,7 +439,7 @@ def _add_by_subnet(net: NetworkService, s: Session, caller: Caller, router: Rout
     return _interface_info(router, port, [subnet.id])
 
 
-def remove_interface(net: NetworkService, caller: Caller, router_id: str, info: Any) -> dict[str, Any]:
+def remove_interface(net: Net, caller: Caller, router_id: str, info: Any) -> dict[str, Any]:
     with net.writing() as s:
         router = load(s, caller, router_id, lock=True)
         caller.enforce_or_hide("remove_router_interface", target_of(router), "get_router",
@@ -469,7 +469,7 @@ def remove_interface(net: NetworkService, caller: Caller, router_id: str, info: 
         for sid in subnet_ids:
             _check_not_in_use(s, router, sid)
         result = _interface_info(router, port, subnet_ids)
-        port_service.remove(s, port)
+        teardown.remove_port(s, port)
         bump(router)
         s.flush()
         dataplane.record(s, dataplane.Change(dataplane.ROUTER, dataplane.UPDATED, router.id, result["network_id"]))
@@ -493,7 +493,7 @@ def _check_not_in_use(s: Session, router: Router, subnet_id: str) -> None:
 # --- extraroute-atomic ---------------------------------------------------------------------------
 
 
-def change_routes(net: NetworkService, caller: Caller, router_id: str, body: Any, add: bool) -> dict[str, Any]:
+def change_routes(net: Net, caller: Caller, router_id: str, body: Any, add: bool) -> dict[str, Any]:
     from onestack.network.service import validators
 
     if not isinstance(body, dict) or not isinstance(body.get("router"), dict):

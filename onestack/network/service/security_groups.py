@@ -50,7 +50,7 @@ from onestack.network.service.query import ListQuery, chunks, fetch, load_tags, 
 from onestack.network.service.resources import SECURITY_GROUPS
 
 if TYPE_CHECKING:
-    from onestack.network.core import NetworkService
+    from onestack.network.service.deps import Net
 
 
 class SecurityGroupCannotRemoveDefault(_Templated, Conflict):
@@ -201,7 +201,7 @@ def ensure_default(session: Session, project_id: str) -> str:
     return group.id
 
 
-def ensure_default_for(net: NetworkService, project_id: str | None) -> None:
+def ensure_default_for(net: Net, project_id: str | None) -> None:
     """Create the default group of ``project_id`` unless it exists (a read first)."""
     if not project_id:
         return
@@ -244,7 +244,7 @@ def bind(session: Session, port_id: str, group_ids: Sequence[str]) -> None:
 # --- the API ---------------------------------------------------------------------------------
 
 
-def list_groups(net: NetworkService, caller: Caller, q: ListQuery) -> tuple[list[dict[str, Any]], Any]:
+def list_groups(net: Net, caller: Caller, q: ListQuery) -> tuple[list[dict[str, Any]], Any]:
     if caller.project_scoped:
         wanted = q.filters.get("project_id") or q.filters.get("tenant_id")
         ensure_default_for(net, wanted[0] if wanted else caller.project_id)
@@ -260,12 +260,12 @@ def list_groups(net: NetworkService, caller: Caller, q: ListQuery) -> tuple[list
     return finish(caller, SECURITY_GROUPS, items, q.fields), page
 
 
-def show(net: NetworkService, caller: Caller, group_id: str, fields: Sequence[str] = ()) -> dict[str, Any]:
+def show(net: Net, caller: Caller, group_id: str, fields: Sequence[str] = ()) -> dict[str, Any]:
     with net.db.read() as s:
         return one(caller, SECURITY_GROUPS, views(s, [load(s, caller, group_id)])[0], fields)
 
 
-def create(net: NetworkService, caller: Caller, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def create(net: Net, caller: Caller, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
     parsed = [parse_create(caller, SECURITY_GROUPS, b) for b in bodies]
     for p in parsed:
         caller.enforce("create_security_group", p.values,
@@ -288,7 +288,7 @@ def create(net: NetworkService, caller: Caller, bodies: list[dict[str, Any]]) ->
         return finish(caller, SECURITY_GROUPS, views(s, rows))
 
 
-def update(net: NetworkService, caller: Caller, group_id: str, body: dict[str, Any],
+def update(net: Net, caller: Caller, group_id: str, body: dict[str, Any],
            if_match: int | None = None) -> dict[str, Any]:
     p = parse_update(caller, SECURITY_GROUPS, body)
     if "name" in p.values and isinstance(p["name"], str) and p["name"].lower() == "default":
@@ -318,7 +318,7 @@ def _in_use(session: Session, group_id: str) -> bool:
     ) is not None
 
 
-def delete(net: NetworkService, caller: Caller, group_id: str, if_match: int | None = None) -> None:
+def delete(net: Net, caller: Caller, group_id: str, if_match: int | None = None) -> None:
     with net.writing() as s:
         row = load(s, caller, group_id, lock=True)
         caller.enforce_or_hide("delete_security_group", target_of(row), "get_security_group",

@@ -48,7 +48,7 @@ from onestack.network.service.sg_convert import (
 )
 
 if TYPE_CHECKING:
-    from onestack.network.core import NetworkService
+    from onestack.network.service.deps import Net
 
 class SecurityGroupInvalidPortRange(_Templated, BadRequest):
     template = "For TCP/UDP protocols, port_range_min must be <= port_range_max"
@@ -242,7 +242,7 @@ def _default_filter(values: list[Any]) -> Any:
     return column.in_(defaults) if wanted else column.not_in(defaults)
 
 
-def list_rules(net: NetworkService, caller: Caller, q: ListQuery) -> tuple[list[dict[str, Any]], Any]:
+def list_rules(net: Net, caller: Caller, q: ListQuery) -> tuple[list[dict[str, Any]], Any]:
     with net.db.read() as s:
         vis = _visible(caller)
         stmt = select(SecurityGroupRule).where(
@@ -264,13 +264,13 @@ def _load(session: Session, caller: Caller, rule_id: str) -> tuple[SecurityGroup
     return row, item, tgt
 
 
-def show(net: NetworkService, caller: Caller, rule_id: str, fields: Sequence[str] = ()) -> dict[str, Any]:
+def show(net: Net, caller: Caller, rule_id: str, fields: Sequence[str] = ()) -> dict[str, Any]:
     with net.db.read() as s:
         _row, item, tgt = _load(s, caller, rule_id)
         return one(caller, SECURITY_GROUP_RULES, item, fields, tgt)
 
 
-def create(net: NetworkService, caller: Caller, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def create(net: Net, caller: Caller, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rules = []
     for body in bodies:
         p = parse_create(caller, SECURITY_GROUP_RULES, body)
@@ -327,7 +327,7 @@ def create(net: NetworkService, caller: Caller, bodies: list[dict[str, Any]]) ->
         return finish(caller, SECURITY_GROUP_RULES, [p[0] for p in pairs], (), [p[1] for p in pairs])
 
 
-def delete(net: NetworkService, caller: Caller, rule_id: str) -> None:
+def delete(net: Net, caller: Caller, rule_id: str) -> None:
     with net.writing() as s:
         row, _item, tgt = _load(s, caller, rule_id)
         caller.enforce_or_hide("delete_security_group_rule", tgt, "get_security_group_rule",

@@ -47,7 +47,7 @@ from onestack.network.service.query import ListQuery, fetch, load_tags, where
 from onestack.network.service.resources import ADDRESS_SCOPES, SUBNETPOOLS
 
 if TYPE_CHECKING:
-    from onestack.network.core import NetworkService
+    from onestack.network.service.deps import Net as NetService
 
 Net = ipaddress.IPv4Network | ipaddress.IPv6Network
 VERSION_INFO = {4: (32, 8, 32), 6: (128, 64, 64)}  # max prefixlen, default min, quota unit
@@ -142,7 +142,7 @@ def load_scope(session: Session, caller: Caller, scope_id: str) -> AddressScope:
     return row
 
 
-def list_scopes(net: NetworkService, caller: Caller, q: ListQuery) -> tuple[list[dict[str, Any]], Any]:
+def list_scopes(net: NetService, caller: Caller, q: ListQuery) -> tuple[list[dict[str, Any]], Any]:
     with net.db.read() as s:
         vis = _scope_visible(caller)
         stmt = select(AddressScope).where(*vis, *where(q, SCOPE_COLUMNS))
@@ -153,12 +153,12 @@ def list_scopes(net: NetworkService, caller: Caller, q: ListQuery) -> tuple[list
     return finish(caller, ADDRESS_SCOPES, items, q.fields), page
 
 
-def show_scope(net: NetworkService, caller: Caller, scope_id: str, fields: Sequence[str] = ()) -> dict[str, Any]:
+def show_scope(net: NetService, caller: Caller, scope_id: str, fields: Sequence[str] = ()) -> dict[str, Any]:
     with net.db.read() as s:
         return one(caller, ADDRESS_SCOPES, scope_view(load_scope(s, caller, scope_id)), fields)
 
 
-def create_scopes(net: NetworkService, caller: Caller, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def create_scopes(net: NetService, caller: Caller, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
     parsed = [parse_create(caller, ADDRESS_SCOPES, b) for b in bodies]
     for p in parsed:
         caller.enforce("create_address_scope", p.values, attr_rules("create_address_scope", ADDRESS_SCOPES, p, True))
@@ -173,7 +173,7 @@ def create_scopes(net: NetworkService, caller: Caller, bodies: list[dict[str, An
         return finish(caller, ADDRESS_SCOPES, [scope_view(r) for r in rows])
 
 
-def update_scope(net: NetworkService, caller: Caller, scope_id: str, body: dict[str, Any]) -> dict[str, Any]:
+def update_scope(net: NetService, caller: Caller, scope_id: str, body: dict[str, Any]) -> dict[str, Any]:
     p = parse_update(caller, ADDRESS_SCOPES, body)
     with net.db.write() as s:
         row = load_scope(s, caller, scope_id)
@@ -189,7 +189,7 @@ def update_scope(net: NetworkService, caller: Caller, scope_id: str, body: dict[
         return one(caller, ADDRESS_SCOPES, scope_view(row))
 
 
-def delete_scope(net: NetworkService, caller: Caller, scope_id: str) -> None:
+def delete_scope(net: NetService, caller: Caller, scope_id: str) -> None:
     with net.db.write() as s:
         row = load_scope(s, caller, scope_id)
         caller.enforce_or_hide("delete_address_scope", scope_view(row), "get_address_scope",
@@ -248,7 +248,7 @@ def load_pool(session: Session, caller: Caller, pool_id: str, *, lock: bool = Fa
     return row
 
 
-def list_pools(net: NetworkService, caller: Caller, q: ListQuery) -> tuple[list[dict[str, Any]], Any]:
+def list_pools(net: NetService, caller: Caller, q: ListQuery) -> tuple[list[dict[str, Any]], Any]:
     with net.db.read() as s:
         vis = _pool_visible(caller)
         stmt = select(SubnetPool).where(*vis, *where(q, POOL_COLUMNS, id_column=SubnetPool.id))
@@ -261,7 +261,7 @@ def list_pools(net: NetworkService, caller: Caller, q: ListQuery) -> tuple[list[
     return finish(caller, SUBNETPOOLS, items, q.fields), page
 
 
-def show_pool(net: NetworkService, caller: Caller, pool_id: str, fields: Sequence[str] = ()) -> dict[str, Any]:
+def show_pool(net: NetService, caller: Caller, pool_id: str, fields: Sequence[str] = ()) -> dict[str, Any]:
     with net.db.read() as s:
         row = load_pool(s, caller, pool_id)
         return one(caller, SUBNETPOOLS, pool_view(row, load_tags(s, [row.id]).get(row.id, [])), fields)
@@ -337,7 +337,7 @@ def _check_scope(session: Session, caller: Caller, scope_id: Any, pool_id: str, 
     return scope.id
 
 
-def create_pools(net: NetworkService, caller: Caller, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def create_pools(net: NetService, caller: Caller, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
     parsed = [parse_create(caller, SUBNETPOOLS, b) for b in bodies]
     for p in parsed:
         caller.enforce("create_subnetpool", p.values, attr_rules("create_subnetpool", SUBNETPOOLS, p, True))
@@ -346,7 +346,7 @@ def create_pools(net: NetworkService, caller: Caller, bodies: list[dict[str, Any
         return finish(caller, SUBNETPOOLS, [pool_view(r, []) for r in rows])
 
 
-def _create_pool(net: NetworkService, caller: Caller, s: Session, p: Parsed) -> SubnetPool:
+def _create_pool(net: NetService, caller: Caller, s: Session, p: Parsed) -> SubnetPool:
     prefixes = _prefixes(p["prefixes"])
     version = prefixes[0].version
     min_len, max_len, default = _bounds(version, p.values)
@@ -368,7 +368,7 @@ def _create_pool(net: NetworkService, caller: Caller, s: Session, p: Parsed) -> 
     return row
 
 
-def update_pool(net: NetworkService, caller: Caller, pool_id: str, body: dict[str, Any],
+def update_pool(net: NetService, caller: Caller, pool_id: str, body: dict[str, Any],
                 if_match: int | None = None) -> dict[str, Any]:
     p = parse_update(caller, SUBNETPOOLS, body)
     with net.writing() as s:
@@ -403,7 +403,7 @@ def update_pool(net: NetworkService, caller: Caller, pool_id: str, body: dict[st
         return one(caller, SUBNETPOOLS, pool_view(row, load_tags(s, [row.id]).get(row.id, [])))
 
 
-def delete_pool(net: NetworkService, caller: Caller, pool_id: str, if_match: int | None = None) -> None:
+def delete_pool(net: NetService, caller: Caller, pool_id: str, if_match: int | None = None) -> None:
     with net.writing() as s:
         row = load_pool(s, caller, pool_id, lock=True)
         caller.enforce_or_hide("delete_subnetpool", pool_view(row, []), "get_subnetpool",
@@ -509,7 +509,7 @@ def check_affinity(session: Session, network_id: str, version: int, pool_id: str
 # --- subnetpool-prefix-ops ---------------------------------------------------------------------
 
 
-def change_prefixes(net: NetworkService, caller: Caller, pool_id: str, body: Any, add: bool) -> dict[str, Any]:
+def change_prefixes(net: NetService, caller: Caller, pool_id: str, body: Any, add: bool) -> dict[str, Any]:
     """``PUT /subnetpools/{id}/add_prefixes`` / ``remove_prefixes``: ``{"prefixes": [...]}``."""
     from onestack.network.service import validators
     from onestack.network.service.errors import HTTPBadRequest

@@ -46,7 +46,7 @@ from onestack.network.service.query import ListQuery, fetch, load_tags, where
 from onestack.network.service.resources import SUBNETS
 
 if TYPE_CHECKING:
-    from onestack.network.core import NetworkService
+    from onestack.network.service.deps import Net
 
 MAX_DNS_NAMESERVERS = 5
 MAX_HOST_ROUTES = 20
@@ -164,7 +164,7 @@ def load(session: Session, caller: Caller, subnet_id: str, *, lock: bool = False
     return row, tgt
 
 
-def list_subnets(net: NetworkService, caller: Caller, q: ListQuery) -> tuple[list[dict[str, Any]], Any]:
+def list_subnets(net: Net, caller: Caller, q: ListQuery) -> tuple[list[dict[str, Any]], Any]:
     with net.db.read() as s:
         vis = visible(caller)
         stmt = select(Subnet).join(Network, Network.id == Subnet.network_id).where(
@@ -176,7 +176,7 @@ def list_subnets(net: NetworkService, caller: Caller, q: ListQuery) -> tuple[lis
     return finish(caller, SUBNETS, [p[0] for p in pairs], q.fields, [p[1] for p in pairs]), page
 
 
-def show(net: NetworkService, caller: Caller, subnet_id: str, fields: Sequence[str] = ()) -> dict[str, Any]:
+def show(net: Net, caller: Caller, subnet_id: str, fields: Sequence[str] = ()) -> dict[str, Any]:
     with net.db.read() as s:
         row, tgt = load(s, caller, subnet_id)
         return one(caller, SUBNETS, views(s, [row])[0][0], fields, tgt)
@@ -286,14 +286,14 @@ def check_network_owner(caller: Caller, network: Network, project_id: str) -> No
 # --- writes ----------------------------------------------------------------------------------
 
 
-def create(net: NetworkService, caller: Caller, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def create(net: Net, caller: Caller, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
     parsed = [parse_create(caller, SUBNETS, b) for b in bodies]
     with net.writing() as s:
         rows = [_create_one(net, caller, s, p) for p in parsed]
         return finish(caller, SUBNETS, [v[0] for v in views(s, rows)])
 
 
-def _create_one(net: NetworkService, caller: Caller, s: Session, p: Parsed) -> Subnet:
+def _create_one(net: Net, caller: Caller, s: Session, p: Parsed) -> Subnet:
     network = networks.load(s, caller, p["network_id"], lock=True)
     check_network_owner(caller, network, p["project_id"])
     tgt = target(p.values, network)
@@ -366,7 +366,7 @@ def _add_auto_addresses(s: Session, subnet: Subnet) -> None:
 
 
 def update(
-    net: NetworkService, caller: Caller, subnet_id: str, body: dict[str, Any], if_match: int | None = None
+    net: Net, caller: Caller, subnet_id: str, body: dict[str, Any], if_match: int | None = None
 ) -> dict[str, Any]:
     p = parse_update(caller, SUBNETS, body)
     with net.writing() as s:
@@ -413,7 +413,7 @@ def update(
         return one(caller, SUBNETS, item, (), tgt)
 
 
-def delete(net: NetworkService, caller: Caller, subnet_id: str, if_match: int | None = None) -> None:
+def delete(net: Net, caller: Caller, subnet_id: str, if_match: int | None = None) -> None:
     with net.writing() as s:
         row, tgt = load(s, caller, subnet_id, lock=True)
         caller.enforce_or_hide("delete_subnet", tgt, "get_subnet", SubnetNotFound(subnet_id=subnet_id))

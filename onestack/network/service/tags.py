@@ -36,7 +36,7 @@ from onestack.network.service.errors import (
 from onestack.network.service.policy import Caller
 
 if TYPE_CHECKING:
-    from onestack.network.core import NetworkService
+    from onestack.network.service.deps import Net
 
 MAX_TAG_LEN = 255
 MAX_TAGS = 50
@@ -117,7 +117,7 @@ def _tags(s: Session, rid: str) -> list[str]:
     return sorted(s.scalars(select(NetworkTag.tag).where(NetworkTag.resource_id == rid)))
 
 
-def _resource(net: NetworkService, s: Session, caller: Caller, collection: str, rid: str,
+def _resource(net: Net, s: Session, caller: Caller, collection: str, rid: str,
               action: str) -> Any:
     name, loader = TAGGABLE[collection]
     row, target = loader(net, s, caller, rid)
@@ -125,13 +125,13 @@ def _resource(net: NetworkService, s: Session, caller: Caller, collection: str, 
     return row
 
 
-def list_tags(net: NetworkService, caller: Caller, collection: str, rid: str) -> list[str]:
+def list_tags(net: Net, caller: Caller, collection: str, rid: str) -> list[str]:
     with net.db.read() as s:
         _resource(net, s, caller, collection, rid, "get")
         return _tags(s, rid)
 
 
-def check(net: NetworkService, caller: Caller, collection: str, rid: str, tag: str) -> None:
+def check(net: Net, caller: Caller, collection: str, rid: str, tag: str) -> None:
     _check_tag(tag)
     with net.db.read() as s:
         _resource(net, s, caller, collection, rid, "get")
@@ -139,7 +139,7 @@ def check(net: NetworkService, caller: Caller, collection: str, rid: str, tag: s
             raise TagNotFound(tag=tag)
 
 
-def replace(net: NetworkService, caller: Caller, collection: str, rid: str, body: Any) -> list[str]:
+def replace(net: Net, caller: Caller, collection: str, rid: str, body: Any) -> list[str]:
     tags = _check_body(body)
     with net.db.write() as s:
         row = _resource(net, s, caller, collection, rid, "update")
@@ -152,7 +152,7 @@ def replace(net: NetworkService, caller: Caller, collection: str, rid: str, body
         return _tags(s, rid)
 
 
-def add_many(net: NetworkService, caller: Caller, collection: str, rid: str, body: Any) -> list[str]:
+def add_many(net: Net, caller: Caller, collection: str, rid: str, body: Any) -> list[str]:
     tags = _check_body(body)
     with net.db.write() as s:
         row = _resource(net, s, caller, collection, rid, "create")
@@ -164,7 +164,7 @@ def add_many(net: NetworkService, caller: Caller, collection: str, rid: str, bod
         return tags
 
 
-def add(net: NetworkService, caller: Caller, collection: str, rid: str, tag: str) -> None:
+def add(net: Net, caller: Caller, collection: str, rid: str, tag: str) -> None:
     _check_tag(tag)
     with net.db.write() as s:
         row = _resource(net, s, caller, collection, rid, "update")
@@ -174,7 +174,7 @@ def add(net: NetworkService, caller: Caller, collection: str, rid: str, tag: str
             bump(row)
 
 
-def remove(net: NetworkService, caller: Caller, collection: str, rid: str, tag: str) -> None:
+def remove(net: Net, caller: Caller, collection: str, rid: str, tag: str) -> None:
     _check_tag(tag)
     with net.db.write() as s:
         row = _resource(net, s, caller, collection, rid, "delete")
@@ -185,7 +185,7 @@ def remove(net: NetworkService, caller: Caller, collection: str, rid: str, tag: 
         bump(row)
 
 
-def remove_all(net: NetworkService, caller: Caller, collection: str, rid: str) -> None:
+def remove_all(net: Net, caller: Caller, collection: str, rid: str) -> None:
     with net.db.write() as s:
         row = _resource(net, s, caller, collection, rid, "delete")
         s.execute(delete(NetworkTag).where(NetworkTag.resource_id == rid))
