@@ -76,6 +76,8 @@ _EXTENSIONS: tuple[tuple[str, str, str, str], ...] = (
      "Expose mapping of virtual networks to physical networks"),
     ("quota-check-limit", "Quota engine limit check", "2021-09-08T16:00:00-00:00",
      "Support for checking the resource usage before applying a new quota limit"),
+    ("quota-check-limit-default", "Quota engine limit check by default", "2024-08-21T16:00:00-00:00",
+     "By default, the Neutron quota engine checks the resource usage before applying a new quota limit"),
     ("quota_details", "Quota details management support", "2017-02-10T10:00:00-00:00",
      "Expose functions for quotas usage statistics per project"),
     ("quotas", "Quota management support", "2012-07-29T10:00:00-00:00",

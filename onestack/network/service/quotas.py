@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from onestack.common.errors import NotFound
 from onestack.network import models
-from onestack.network.service.errors import HTTPBadRequest, OverQuota, bad_request
+from onestack.network.service.errors import HTTPBadRequest, OverQuota, _Templated
 from onestack.network.service.policy import Caller
+from onestack.network.service.validators import to_bool, to_int
 
 if TYPE_CHECKING:
     from onestack.network.service.deps import Net
@@ -33,6 +35,10 @@ COUNTED: dict[str, Any] = {
     "security_group_rule": models.SecurityGroupRule,
 }
 RESOURCES = tuple(COUNTED)
+
+
+class TenantQuotaNotFound(_Templated, NotFound):
+    template = "Quota for project %(tenant_id)s could not be found."
 
 
 def defaults(net: Net) -> dict[str, int]:
@@ -111,37 +117,31 @@ def show_default(net: Net, caller: Caller, project_id: str) -> dict[str, Any]:
 
 
 def update(net: Net, caller: Caller, project_id: str, body: Any) -> dict[str, Any]:
+    """Set limits; a limit below what the project already uses is refused unless
+    ``check_limit`` is false (quota-check-limit, on by default as in Neutron)."""
     caller.enforce("update_quota", _target(project_id))
     if not isinstance(body, dict):
         raise HTTPBadRequest("Unable to find 'quota' in request body")
-    check_limit = False
+    check_limit = True
     values: dict[str, int] = {}
+    unknown = [k for k in body if k not in RESOURCES and k != "check_limit"]
+    if unknown:
+        raise HTTPBadRequest("Unrecognized attribute(s) '{}'".format(", ".join(unknown)))
     for key, value in body.items():
         if key == "check_limit":
-            check_limit = _bool(value)
+            check_limit = to_bool(value)
             continue
-        if key not in RESOURCES:
-            raise HTTPBadRequest(f"Unrecognized attribute(s) '{key}'")
-        try:
-            number = int(value)
-        except (TypeError, ValueError):
-            raise HTTPBadRequest(
-                f"Invalid input for {key}. Reason: '{value}' is not an integer."
-            ) from None
-        if isinstance(value, bool) or number < -1:
-            raise HTTPBadRequest(
-                f"Invalid input for {key}. Reason: '{value}' is too small - must be at least '-1'."
-            )
+        number = to_int(value)
+        if number < -1:
+            raise HTTPBadRequest(f"Invalid input for {key}. Reason: '{number}' is too small - must be at least '-1'.")
         values[key] = number
     with net.db.write() as s:
         if check_limit:
             for key, number in values.items():
                 used = usage(s, project_id, key)
                 if number >= 0 and used > number:
-                    raise bad_request(
-                        "quota",
-                        f"Quota limit {number} for {key} must be greater than or equal to "
-                        f"already used and reserved {used}",
+                    raise HTTPBadRequest(
+                        f"Quota limit {number} for {key} must be greater than or equal to already used {used}"
                     )
         for key, number in values.items():
             row = s.get(models.NetworkQuota, (project_id, key))
@@ -156,10 +156,6 @@ def update(net: Net, caller: Caller, project_id: str, body: Any) -> dict[str, An
 def reset(net: Net, caller: Caller, project_id: str) -> None:
     caller.enforce("delete_quota", _target(project_id))
     with net.db.write() as s:
-        s.execute(delete(models.NetworkQuota).where(models.NetworkQuota.project_id == project_id))
-
-
-def _bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in ("1", "t", "true", "on", "y", "yes")
+        result = s.execute(delete(models.NetworkQuota).where(models.NetworkQuota.project_id == project_id))
+        if not getattr(result, "rowcount", 0):
+            raise TenantQuotaNotFound(tenant_id=project_id)
