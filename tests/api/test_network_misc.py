@@ -6,7 +6,18 @@ from __future__ import annotations
 from typing import Any
 
 from onestack.network.service import dataplane
-from tests.api._network import N, as_token, name, network, neutron_error, ok, other_member, port, project_of, subnet
+from tests.api._network import (
+    N,
+    as_token,
+    name,
+    network,
+    neutron_error,
+    ok,
+    other_member,
+    port,
+    project_of,
+    subnet,
+)
 from tests.api.conftest import Api
 
 

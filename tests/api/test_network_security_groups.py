@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.api._network import N, as_token, name, network, neutron_error, ok, other_member, port, subnet
+from tests.api._network import (
+    N,
+    as_token,
+    name,
+    network,
+    neutron_error,
+    ok,
+    other_member,
+    port,
+    subnet,
+)
 from tests.api.conftest import Api
 
 

@@ -284,9 +284,10 @@ def create(net: Net, caller: Caller, bodies: list[dict[str, Any]]) -> list[dict[
         created: list[SecurityGroupRule] = []
         for rule in rules:
             group = s.get(SecurityGroup, rule["security_group_id"])
-            group_owner = group.project_id if group is not None else ""
-            caller.enforce("create_security_group_rule", _target(rule, group_owner))
-            if group is None or not (caller.sees_all or group.project_id == rule["project_id"]):
+            if group is None:  # before the policy check, which needs the group's owner (404 as Neutron)
+                raise SecurityGroupNotFound(id=rule["security_group_id"])
+            caller.enforce("create_security_group_rule", _target(rule, group.project_id))
+            if not (caller.sees_all or group.project_id == rule["project_id"]):
                 raise SecurityGroupNotFound(id=rule["security_group_id"])
             if rule["remote_group_id"]:
                 remote = s.get(SecurityGroup, rule["remote_group_id"])
