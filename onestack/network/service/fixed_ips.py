@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from onestack.common.errors import BadRequest
@@ -41,12 +41,18 @@ class InvalidIpForSubnet(_Templated, BadRequest):
 class Wanted:
     subnet: Subnet
     address: str | None  # None: the next free one
+    free: bool = False  # the address was found free with the subnet locked, in this transaction
 
 
-def subnets_of(session: Session, network_id: str) -> list[Subnet]:
-    return list(
-        session.scalars(select(Subnet).where(Subnet.network_id == network_id).order_by(Subnet.created_at, Subnet.id))
-    )
+_SUBNETS_OF = select(Subnet).where(Subnet.network_id == bindparam("net")).order_by(Subnet.created_at, Subnet.id)
+_SUBNETS_OF_LOCKED = _SUBNETS_OF.with_for_update()
+
+
+def subnets_of(session: Session, network_id: str, *, lock: bool = False) -> list[Subnet]:
+    """The network's subnets (locked for the transaction with ``lock``: the IPAM of
+    the network is then ours until the commit, on PostgreSQL as on SQLite)."""
+    stmt = _SUBNETS_OF_LOCKED if lock else _SUBNETS_OF
+    return list(session.execute(stmt, {"net": network_id}).scalars())
 
 
 def _resolve(session: Session, network: Network, subnets: list[Subnet], entry: dict[str, Any],
@@ -83,7 +89,7 @@ def _auto_address(subnet: Subnet, mac: str, owner: str) -> bool:
 
 def plan(session: Session, network: Network, requested: Any, owner: str, mac: str) -> list[Wanted]:
     """The addresses a new port asks for (``requested`` is its ``fixed_ips``)."""
-    subnets = subnets_of(session, network.id)
+    subnets = subnets_of(session, network.id, lock=True)
     wanted: list[Wanted] = []
     if requested is NOT_SPECIFIED or requested is None:
         for version, stateful in ((4, True), (6, True)):
@@ -114,21 +120,25 @@ def plan(session: Session, network: Network, requested: Any, owner: str, mac: st
 
 def _first_with_room(session: Session, network: Network, subnets: list[Subnet]) -> Wanted:
     """The next free address of the first subnet that has one (each subnet locked)."""
-    for subnet in subnets:
-        locked = ipam.lock(session, subnet.id) or subnet
-        found = ipam.next_free(session, locked)
+    for subnet in subnets:  # locked by plan()
+        found = ipam.next_free(session, subnet)
         if found is not None:
-            return Wanted(locked, found)
+            return Wanted(subnet, found, free=True)
     raise IpAddressGenerationFailure(net_id=network.id)
 
 
 def assign(session: Session, port_id: str, wanted: list[Wanted]) -> list[dict[str, str]]:
-    """Write the allocations (locking each subnet first); the port's ``fixed_ips``."""
+    """Write the allocations (locking each subnet first, unless its address was
+    found free under the lock already); the port's ``fixed_ips``."""
     out = []
     for item in wanted:
-        subnet = ipam.lock(session, item.subnet.id) or item.subnet
-        address = ipam.allocate(session, subnet, port_id, address=item.address)
-        out.append({"subnet_id": subnet.id, "ip_address": address})
+        if item.free and item.address is not None:
+            ipam.insert(session, item.subnet, port_id, item.address)
+            address = item.address
+        else:
+            subnet = ipam.lock(session, item.subnet.id) or item.subnet
+            address = ipam.allocate(session, subnet, port_id, address=item.address)
+        out.append({"subnet_id": item.subnet.id, "ip_address": address})
     return out
 
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from onestack.common.errors import BadRequest, Conflict
@@ -199,9 +199,16 @@ def _batches(numbers: Iterator[int], size: int) -> Iterator[list[int]]:
         yield batch
 
 
+_LOCK = select(Subnet).where(Subnet.id == bindparam("id")).with_for_update()
+_TAKEN_AMONG = select(IPAllocation.ip_address).where(
+    IPAllocation.subnet_id == bindparam("subnet"), IPAllocation.ip_address.in_(bindparam("ips", expanding=True))
+)
+_INSERT = cast(Table, IPAllocation.__table__).insert()
+
+
 def lock(session: Session, subnet_id: str) -> Subnet | None:
     """The subnet row, locked for the rest of the transaction (PostgreSQL)."""
-    return session.execute(select(Subnet).where(Subnet.id == subnet_id).with_for_update()).scalars().first()
+    return session.execute(_LOCK, {"id": subnet_id}).scalars().first()
 
 
 def taken(session: Session, subnet_id: str, address: str) -> bool:
@@ -220,13 +227,7 @@ def next_free(session: Session, subnet: Subnet) -> str | None:
         if tries == 4:
             break
         texts = [text(n, version) for n in batch]
-        used = set(
-            session.scalars(
-                select(IPAllocation.ip_address).where(
-                    IPAllocation.subnet_id == subnet.id, IPAllocation.ip_address.in_(texts)
-                )
-            )
-        )
+        used = set(session.execute(_TAKEN_AMONG, {"subnet": subnet.id, "ips": texts}).scalars())
         for value, address in zip(batch, texts, strict=True):
             if address not in used:
                 subnet.next_ip = text(value + 1, version)
@@ -258,10 +259,15 @@ def allocate(
         address = found
     elif taken(session, subnet.id, address):
         raise IpAddressAlreadyAllocated(ip=address, subnet_id=subnet.id)
-    session.add(
-        IPAllocation(subnet_id=subnet.id, ip_address=address, port_id=port_id, network_id=subnet.network_id)
-    )
+    insert(session, subnet, port_id, address)
     return address
+
+
+def insert(session: Session, subnet: Any, port_id: str, address: str) -> None:
+    """The allocation row itself (its primary key refuses a second holder)."""
+    session.execute(
+        _INSERT, {"subnet_id": subnet.id, "ip_address": address, "port_id": port_id, "network_id": subnet.network_id}
+    )
 
 
 def availability(session: Session, subnet: Any) -> dict[str, int]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from onestack.network import models
@@ -162,12 +162,13 @@ def target_of(row: Network) -> dict[str, Any]:
 # --- reads ------------------------------------------------------------------------------
 
 
+_BY_ID = select(Network).where(Network.id == bindparam("id"))
+_BY_ID_LOCKED = _BY_ID.with_for_update()
+
+
 def load(session: Session, caller: Caller, network_id: str, *, lock: bool = False) -> Network:
     """The network if the caller may see it; else 404 (as Neutron hides it)."""
-    stmt = select(Network).where(Network.id == network_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    row = session.execute(stmt).scalars().first()
+    row = session.execute(_BY_ID_LOCKED if lock else _BY_ID, {"id": network_id}).scalars().first()
     if row is None or not caller.can("get_network", target_of(row)):
         raise NetworkNotFound(net_id=network_id)
     return row

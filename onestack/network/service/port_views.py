@@ -128,39 +128,44 @@ def views(
         fixed = ips.get(r.id, empty)
         if len(fixed) > 1:
             fixed.sort(key=lambda x: (x["subnet_id"], x["ip_address"]))
-        item = {
-            "id": r.id,
-            "name": r.name,
-            "network_id": r.network_id,
-            "tenant_id": r.project_id,
-            "project_id": r.project_id,
-            "mac_address": r.mac_address,
-            "admin_state_up": r.admin_state_up,
-            "status": r.status,
-            "device_id": r.device_id,
-            "device_owner": r.device_owner,
-            "fixed_ips": fixed,
-            "port_security_enabled": r.port_security_enabled,
-            "security_groups": sorted(groups.get(r.id, empty)),
-            "binding:vnic_type": r.vnic_type,
-            "binding:profile": r.profile or {},
-            "binding:host_id": r.host_id,
-            "binding:vif_type": r.vif_type,
-            "binding:vif_details": r.vif_details or {},
-            "allowed_address_pairs": r.allowed_address_pairs or [],
-            "extra_dhcp_opts": r.extra_dhcp_opts or [],
-            "dns_name": r.dns_name,
-            "dns_assignment": dns_assignment(r.dns_name, fixed, domain),
-            "description": r.description,
-            "tags": tags.get(r.id, empty),
-            "created_at": iso(r.created_at),
-            "updated_at": iso(r.updated_at),
-            "revision_number": r.revision_number,
-        }
+        item = render(r, fixed, sorted(groups.get(r.id, empty)), tags.get(r.id, empty), domain)
         net_owner, shared = nets.get(r.network_id, ("", False))
         items.append(item)
         targets.append(target(item, net_owner, shared))
     return items, targets
+
+
+def render(r: Any, fixed: list[dict[str, str]], groups: list[str], tags: list[str], domain: str) -> dict[str, Any]:
+    """The wire shape of one port (``r``: a row, ``Port`` or anything with its attributes)."""
+    return {
+        "id": r.id,
+        "name": r.name,
+        "network_id": r.network_id,
+        "tenant_id": r.project_id,
+        "project_id": r.project_id,
+        "mac_address": r.mac_address,
+        "admin_state_up": r.admin_state_up,
+        "status": r.status,
+        "device_id": r.device_id,
+        "device_owner": r.device_owner,
+        "fixed_ips": fixed,
+        "port_security_enabled": r.port_security_enabled,
+        "security_groups": groups,
+        "binding:vnic_type": r.vnic_type,
+        "binding:profile": r.profile or {},
+        "binding:host_id": r.host_id,
+        "binding:vif_type": r.vif_type,
+        "binding:vif_details": r.vif_details or {},
+        "allowed_address_pairs": r.allowed_address_pairs or [],
+        "extra_dhcp_opts": r.extra_dhcp_opts or [],
+        "dns_name": r.dns_name,
+        "dns_assignment": dns_assignment(r.dns_name, fixed, domain),
+        "description": r.description,
+        "tags": tags,
+        "created_at": iso(r.created_at),
+        "updated_at": iso(r.updated_at),
+        "revision_number": r.revision_number,
+    }
 
 
 def target(item: dict[str, Any], net_owner: str, shared: bool) -> dict[str, Any]:

@@ -11,10 +11,11 @@ the port up (``set_status``).
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING, Any
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, cast
 
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy import delete as sql_delete
-from sqlalchemy import select
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
@@ -102,10 +103,11 @@ def random_mac(net: Net, session: Session, network_id: str) -> str:
     raise MacAddressInUse(net_id=network_id, mac=mac)
 
 
+_MAC_IN_USE = select(Port.id).where(Port.network_id == bindparam("net"), Port.mac_address == bindparam("mac"))
+
+
 def _mac_in_use(session: Session, network_id: str, mac: str) -> bool:
-    return session.scalar(
-        select(Port.id).where(Port.network_id == network_id, Port.mac_address == mac).limit(1)
-    ) is not None
+    return session.execute(_MAC_IN_USE, {"net": network_id, "mac": mac}).first() is not None
 
 
 def _pairs(pairs: Any, mac: str) -> list[dict[str, str]] | None:
@@ -130,13 +132,31 @@ def _dhcp_opts(opts: Any) -> list[dict[str, Any]] | None:
 def create(net: Net, caller: Caller, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
     parsed = [parse_create(caller, PORTS, b) for b in bodies]
     with net.writing() as s:
-        rows = [create_one(net, caller, s, p) for p in parsed]
-        s.flush()
-        items, targets = port_views.views(s, rows, net.config.dns_domain)
-        return finish(caller, PORTS, items, (), targets)
+        made = [create_one(net, caller, s, p) for p in parsed]
+    return finish(caller, PORTS, [m.item for m in made], (), [m.target for m in made])
 
 
-def create_one(net: Net, caller: Caller, s: Session, p: Parsed) -> Port:
+_INSERT_PORT = cast(Table, Port.__table__).insert()
+_INSERT_BINDING = cast(Table, PortSecurityGroup.__table__).insert()
+
+
+class Created:
+    """A port just written: its row values, and its wire shape and policy target."""
+
+    def __init__(self, values: dict[str, Any], item: dict[str, Any], target: dict[str, Any]) -> None:
+        self.values, self.item, self.target = values, item, target
+
+    @property
+    def id(self) -> str:
+        return str(self.values["id"])
+
+    @property
+    def network_id(self) -> str:
+        return str(self.values["network_id"])
+
+
+def create_one(net: Net, caller: Caller, s: Session, p: Parsed) -> Created:
+    """Validate and write one port (plain inserts: this is the hot path of a cloud)."""
     network = networks.load(s, caller, p["network_id"])
     check_network_owner(caller, network, p["project_id"])
     target = port_views.target(p.values, network.project_id, network.shared)
@@ -164,38 +184,42 @@ def create_one(net: Net, caller: Caller, s: Session, p: Parsed) -> Port:
     pairs = _pairs(p["allowed_address_pairs"], mac)
     if pairs and not security:
         raise AddressPairAndPortSecurityRequired()
-    host = p["binding:host_id"] if p.specified("binding:host_id") else ""
-    vif_type, vif_details = binding(network.id, host or "", p["binding:vnic_type"])
+    host = (p["binding:host_id"] if p.specified("binding:host_id") else "") or ""
+    vif_type, vif_details = binding(network.id, host, p["binding:vnic_type"])
     profile = p["binding:profile"] if p.specified("binding:profile") else None
-    row = Port(
-        id=new_uuid(),
-        project_id=p["project_id"],
-        network_id=network.id,
-        name=p["name"],
-        mac_address=mac,
-        admin_state_up=p["admin_state_up"],
-        status="DOWN",
-        device_id=p["device_id"],
-        device_owner=owner,
-        port_security_enabled=security,
-        dns_name=p["dns_name"],
-        host_id=host or "",
-        vif_type=vif_type,
-        vif_details=vif_details,
-        vnic_type=p["binding:vnic_type"],
-        profile=profile or None,
-        allowed_address_pairs=pairs,
-        extra_dhcp_opts=_dhcp_opts(p["extra_dhcp_opts"]),
+    values: dict[str, Any] = {
+        "id": new_uuid(),
+        "project_id": p["project_id"],
+        "network_id": network.id,
+        "name": p["name"],
+        "mac_address": mac,
+        "admin_state_up": p["admin_state_up"],
+        "status": "DOWN",
+        "device_id": p["device_id"],
+        "device_owner": owner,
+        "port_security_enabled": security,
+        "dns_name": p["dns_name"],
+        "host_id": host,
+        "vif_type": vif_type,
+        "vif_details": vif_details,
+        "vnic_type": p["binding:vnic_type"],
+        "profile": profile or None,
+        "allowed_address_pairs": pairs,
+        "extra_dhcp_opts": _dhcp_opts(p["extra_dhcp_opts"]),
         **std_columns(p["description"]),
-    )
-    s.add(row)
-    s.flush()
-    fixed_ips.assign(s, row.id, wanted)
-    groups.bind(s, row.id, group_ids)
-    if p.get("tags"):
-        set_tags(s, row.id, p["tags"])
-    dataplane.record(s, dataplane.Change(dataplane.PORT, dataplane.CREATED, row.id, network.id, row.host_id))
-    return row
+    }
+    s.execute(_INSERT_PORT, values)
+    fixed = fixed_ips.assign(s, values["id"], wanted)
+    if group_ids:
+        s.execute(_INSERT_BINDING, [{"port_id": values["id"], "security_group_id": g} for g in group_ids])
+    tags = sorted(set(p.get("tags") or []))
+    if tags:
+        set_tags(s, values["id"], tags)
+    dataplane.record(s, dataplane.Change(dataplane.PORT, dataplane.CREATED, values["id"], network.id, host))
+    if len(fixed) > 1:
+        fixed.sort(key=lambda x: (x["subnet_id"], x["ip_address"]))
+    item = port_views.render(SimpleNamespace(**values), fixed, sorted(group_ids), tags, net.config.dns_domain)
+    return Created(values, item, port_views.target(item, network.project_id, network.shared))
 
 
 # --- update ---------------------------------------------------------------------------------------

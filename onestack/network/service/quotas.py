@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from onestack.common.errors import NotFound
@@ -46,13 +46,14 @@ def defaults(net: Net) -> dict[str, int]:
     return {name: int(getattr(cfg, f"quota_{name}")) for name in RESOURCES}
 
 
+_LIMITS = select(models.NetworkQuota.resource, models.NetworkQuota.limit).where(
+    models.NetworkQuota.project_id == bindparam("project")
+)
+
+
 def limits(net: Net, session: Session, project_id: str) -> dict[str, int]:
     out = defaults(net)
-    for resource, limit in session.execute(
-        select(models.NetworkQuota.resource, models.NetworkQuota.limit).where(
-            models.NetworkQuota.project_id == project_id
-        )
-    ):
+    for resource, limit in session.execute(_LIMITS, {"project": project_id}):
         if resource in out:
             out[resource] = limit
     return out
@@ -70,7 +71,7 @@ def check(net: Net, session: Session, project_id: str, wanted: dict[str, int]) -
     if not project_id:
         return
     limit = limits(net, session, project_id)
-    overs = [
+    overs = [  # counted only where limited (-1: unlimited)
         resource
         for resource, count in wanted.items()
         if count > 0 and limit[resource] >= 0 and usage(session, project_id, resource) + count > limit[resource]

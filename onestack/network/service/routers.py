@@ -327,7 +327,7 @@ def delete(net: Net, caller: Caller, router_id: str, if_match: int | None = None
 # --- interfaces ----------------------------------------------------------------------------------
 
 
-def _interface_info(router: Router, port: Port, subnet_ids: list[str]) -> dict[str, Any]:
+def _interface_info(router: Router, port: Any, subnet_ids: list[str]) -> dict[str, Any]:
     return {"id": router.id, **owner(router.project_id), "port_id": port.id,
             "network_id": port.network_id, "subnet_id": subnet_ids[0] if subnet_ids else None,
             "subnet_ids": subnet_ids}

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from onestack.common.errors import Conflict
@@ -177,10 +177,14 @@ def _rule(project_id: str, group_id: str, direction: str, ethertype: str,
     )
 
 
+_DEFAULT_OF = select(DefaultSecurityGroup.security_group_id).where(
+    DefaultSecurityGroup.project_id == bindparam("project")
+)
+
+
 def default_group_id(session: Session, project_id: str) -> str | None:
-    return session.scalar(
-        select(DefaultSecurityGroup.security_group_id).where(DefaultSecurityGroup.project_id == project_id)
-    )
+    found = session.execute(_DEFAULT_OF, {"project": project_id}).scalar()
+    return str(found) if found else None
 
 
 def ensure_default(session: Session, project_id: str) -> str:
