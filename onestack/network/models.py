@@ -38,6 +38,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from onestack.common.db import Base
 
+# JSON that stores Python None as SQL NULL (not the text "null"): an empty
+# optional list costs nothing to read back.
+OPTIONAL_JSON = JSON(none_as_null=True)
 PROJECT = 64  # Neutron's PROJECT_ID_FIELD_SIZE is 255; Keystone ids are 32/64
 NAME = 255
 DESCRIPTION = 255
@@ -75,7 +78,7 @@ class Network(_StandardAttributes, Base):
     network_type: Mapped[str] = mapped_column(String(32))
     physical_network: Mapped[str | None] = mapped_column(String(64), default=None)
     segmentation_id: Mapped[int | None] = mapped_column(Integer, default=None)
-    availability_zone_hints: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+    availability_zone_hints: Mapped[list[Any] | None] = mapped_column(OPTIONAL_JSON, default=None)
     dns_domain: Mapped[str] = mapped_column(String(255), default="")
 
 
@@ -123,8 +126,8 @@ class Subnet(_StandardAttributes, Base):
     cidr: Mapped[str] = mapped_column(String(IP))
     gateway_ip: Mapped[str | None] = mapped_column(String(IP), default=None)
     allocation_pools: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    dns_nameservers: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
-    host_routes: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+    dns_nameservers: Mapped[list[Any] | None] = mapped_column(OPTIONAL_JSON, default=None)
+    host_routes: Mapped[list[Any] | None] = mapped_column(OPTIONAL_JSON, default=None)
     enable_dhcp: Mapped[bool] = mapped_column(Boolean, default=True)
     ipv6_ra_mode: Mapped[str | None] = mapped_column(String(16), default=None)
     ipv6_address_mode: Mapped[str | None] = mapped_column(String(16), default=None)
@@ -155,11 +158,11 @@ class Port(_StandardAttributes, Base):
     # binding:* (portbindings)
     host_id: Mapped[str] = mapped_column(String(255), default="")
     vif_type: Mapped[str] = mapped_column(String(64), default="unbound")
-    vif_details: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    vif_details: Mapped[dict[str, Any] | None] = mapped_column(OPTIONAL_JSON, default=None)
     vnic_type: Mapped[str] = mapped_column(String(64), default="normal")
-    profile: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
-    allowed_address_pairs: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
-    extra_dhcp_opts: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+    profile: Mapped[dict[str, Any] | None] = mapped_column(OPTIONAL_JSON, default=None)
+    allowed_address_pairs: Mapped[list[Any] | None] = mapped_column(OPTIONAL_JSON, default=None)
+    extra_dhcp_opts: Mapped[list[Any] | None] = mapped_column(OPTIONAL_JSON, default=None)
 
 
 class IPAllocation(Base):
@@ -239,8 +242,8 @@ class Router(_StandardAttributes, Base):
         String(36), ForeignKey("port.id", ondelete="SET NULL"), default=None, index=True
     )
     enable_snat: Mapped[bool] = mapped_column(Boolean, default=True)
-    routes: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
-    availability_zone_hints: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+    routes: Mapped[list[Any] | None] = mapped_column(OPTIONAL_JSON, default=None)
+    availability_zone_hints: Mapped[list[Any] | None] = mapped_column(OPTIONAL_JSON, default=None)
 
 
 class FloatingIP(_StandardAttributes, Base):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -27,8 +28,21 @@ def now() -> datetime:
     return utcnow().replace(microsecond=0)
 
 
-def iso(dt: datetime | None) -> str | None:
+@lru_cache(maxsize=4096)
+def _iso(dt: datetime) -> str | None:
     return isotime(dt)
+
+
+def iso(dt: datetime | str | None) -> str | None:
+    """``2026-12-05T07:12:29Z`` (memoised: rows made in one second share their times).
+
+    Also takes the text SQLite keeps (``2026-12-05 07:12:29.000000``), which the
+    long lists read without parsing it into a ``datetime`` first."""
+    if dt is None:
+        return None
+    if isinstance(dt, str):
+        return f"{dt[:10]}T{dt[11:19]}Z"
+    return _iso(dt)
 
 
 def std_columns(description: str = "") -> dict[str, Any]:
@@ -41,8 +55,8 @@ def std(row: Any, tags: Sequence[str] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"description": row.description}
     if tags is not None:
         out["tags"] = list(tags)
-    out["created_at"] = isotime(row.created_at)
-    out["updated_at"] = isotime(row.updated_at)
+    out["created_at"] = iso(row.created_at)
+    out["updated_at"] = iso(row.updated_at)
     out["revision_number"] = row.revision_number
     return out
 

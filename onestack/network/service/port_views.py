@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import String, and_, bindparam, or_, select, type_coerce
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -20,17 +20,20 @@ from onestack.network.models import IPAllocation, Network, Port, PortSecurityGro
 from onestack.network.service.common import iso
 from onestack.network.service.errors import PortNotFound
 from onestack.network.service.policy import Caller
-from onestack.network.service.query import ListQuery, chunks, fetch, load_tags, where
+from onestack.network.service.query import CHUNK, ListQuery, chunks, fetch, load_tags, where
 from onestack.network.service.resources import PORTS
 
 if TYPE_CHECKING:
     from onestack.network.service.deps import Net
 
+# The list reads timestamps as stored (text on SQLite, not parsed into datetimes).
 COLS = (
     Port.id, Port.name, Port.network_id, Port.project_id, Port.mac_address, Port.admin_state_up,
     Port.status, Port.device_id, Port.device_owner, Port.port_security_enabled, Port.host_id,
     Port.vif_type, Port.vif_details, Port.vnic_type, Port.profile, Port.allowed_address_pairs,
-    Port.extra_dhcp_opts, Port.dns_name, Port.description, Port.created_at, Port.updated_at,
+    Port.extra_dhcp_opts, Port.dns_name, Port.description,
+    type_coerce(Port.created_at, String).label("created_at"),
+    type_coerce(Port.updated_at, String).label("updated_at"),
     Port.revision_number,
 )
 
@@ -53,6 +56,11 @@ COLUMNS = {
     "revision_number": Port.revision_number,
 }
 SORT = {"tenant_id": "project_id"}
+_IPS = select(IPAllocation.port_id, IPAllocation.subnet_id, IPAllocation.ip_address)
+_IPS_OF = _IPS.where(IPAllocation.port_id.in_(bindparam("ids", expanding=True)))
+_GROUPS = select(PortSecurityGroup.port_id, PortSecurityGroup.security_group_id)
+_GROUPS_OF = _GROUPS.where(PortSecurityGroup.port_id.in_(bindparam("ids", expanding=True)))
+_NETS = select(Network.id, Network.project_id, Network.shared).where(Network.id.in_(bindparam("ids", expanding=True)))
 
 
 def _fixed_ips_filter(values: list[Any]) -> ColumnElement[bool]:
@@ -94,32 +102,32 @@ def dns_assignment(dns_name: str, ips: list[dict[str, str]], domain: str) -> lis
 
 
 def views(
-    session: Session, rows: Sequence[Any], domain: str
+    session: Session, rows: Sequence[Any], domain: str, scope: Any = None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Wire shapes and policy targets of port rows (``COLS`` tuples or ``Port`` objects)."""
+    """Wire shapes and policy targets of port rows (``COLS`` tuples or ``Port`` objects).
+
+    ``scope``: a select of the ids of exactly these ports (a whole, unpaged list):
+    their addresses and groups are then read with it instead of lists of ids.
+    """
     ids = [r.id for r in rows]
     ips: dict[str, list[dict[str, str]]] = {}
     groups: dict[str, list[str]] = {}
-    for part in chunks(ids):
-        for pid, sid, address in session.execute(
-            select(IPAllocation.port_id, IPAllocation.subnet_id, IPAllocation.ip_address).where(
-                IPAllocation.port_id.in_(part)
-            )
-        ):
+    run = session.connection().execute
+    queries: list[tuple[Any, Any, dict[str, Any]]]
+    if scope is not None:
+        queries = [(_IPS.where(IPAllocation.port_id.in_(scope)), _GROUPS.where(PortSecurityGroup.port_id.in_(scope)),
+                    {})]
+    else:
+        queries = [(_IPS_OF, _GROUPS_OF, {"ids": list(part)}) for part in chunks(ids)]
+    for ips_query, groups_query, params in queries:
+        for pid, sid, address in run(ips_query, params):
             ips.setdefault(pid, []).append({"subnet_id": sid, "ip_address": address})
-        for pid, sg in session.execute(
-            select(PortSecurityGroup.port_id, PortSecurityGroup.security_group_id).where(
-                PortSecurityGroup.port_id.in_(part)
-            )
-        ):
+        for pid, sg in run(groups_query, params):
             groups.setdefault(pid, []).append(sg)
-    tags = load_tags(session, ids) if ids else {}
-    net_ids = list({r.network_id for r in rows})
+    tags = load_tags(session, ids, scope) if ids else {}
     nets: dict[str, tuple[str, bool]] = {}
-    for part in chunks(net_ids):
-        for nid, pid, shared in session.execute(
-            select(Network.id, Network.project_id, Network.shared).where(Network.id.in_(part))
-        ):
+    for part in chunks(list({r.network_id for r in rows})):
+        for nid, pid, shared in run(_NETS, {"ids": list(part)}):
             nets[nid] = (pid, shared)
     items: list[dict[str, Any]] = []
     targets: list[dict[str, Any]] = []
@@ -195,10 +203,12 @@ def list_ports(net: Net, caller: Caller, q: ListQuery) -> tuple[list[dict[str, A
 
     with net.db.read() as s:
         vis = visible(caller)
-        stmt = select(*COLS).where(*vis, *where(q, COLUMNS, SPECIAL, id_column=Port.id))
+        conds = [*vis, *where(q, COLUMNS, SPECIAL, id_column=Port.id)]
+        stmt = select(*COLS).where(*conds)
         page = fetch(s, stmt, Port, q, sort_columns=SORT, visible=vis,
-                     not_found=lambda m: PortNotFound(port_id=m))
-        items, targets = views(s, page.rows, net.config.dns_domain)
+                     not_found=lambda m: PortNotFound(port_id=m), columns_only=True)
+        scope = select(Port.id).where(*conds) if page.limit is None and len(page.rows) > CHUNK else None
+        items, targets = views(s, page.rows, net.config.dns_domain, scope)
     keep = [i for i, t in enumerate(targets) if caller.can("get_port", t)]
     if len(keep) != len(items):
         items = [items[i] for i in keep]

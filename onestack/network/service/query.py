@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, false, func, not_, select
+from sqlalchemy import Select, bindparam, false, func, not_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -28,6 +28,8 @@ from onestack.network.service.errors import HTTPBadRequest, bad_request
 PAGING = ("limit", "marker", "page_reverse", "sort_key", "sort_dir", "fields")
 TAG_FILTERS = ("tags", "tags-any", "not-tags", "not-tags-any")
 CHUNK = 500  # ids per IN (...) when loading side tables for a page
+_TAGS = select(NetworkTag.resource_id, NetworkTag.tag)
+_TAGS_OF = _TAGS.where(NetworkTag.resource_id.in_(bindparam("ids", expanding=True)))
 
 FilterFn = Callable[[list[Any]], ColumnElement[bool]]
 
@@ -175,14 +177,18 @@ def fetch(
     sort_columns: Mapping[str, str],
     visible: Sequence[ColumnElement[bool]],
     not_found: Callable[[str], ApiError],
+    columns_only: bool = False,
 ) -> Page:
     """One page of ``stmt`` (a select of columns from ``model``, filters applied).
 
     ``sort_columns`` maps API sort keys to model attribute names; ``visible`` are
     the caller's visibility conditions (the marker must be among those rows).
+    ``columns_only``: ``stmt`` selects plain columns, run it on the connection
+    (no ORM row processing: the long lists).
     """
+    run = session.connection().execute if columns_only else session.execute
     if not q.paged and not q.sort_keys:
-        return Page(list(session.execute(stmt).all()), False, None, None, False)
+        return Page(list(run(stmt).all()), False, None, None, False)
     keys = [sort_columns.get(k, k) for k in q.sort_keys]
     dirs = list(q.sort_dirs)
     if q.page_reverse:
@@ -201,7 +207,7 @@ def fetch(
     query = paginate_query(
         stmt, model, limit=probe, sort_keys=keys, sort_dirs=dirs, marker=marker_row, tie_breaker=None
     )
-    rows = list(session.execute(query).all())
+    rows = list(run(query).all())
     has_more = q.limit is not None and len(rows) > q.limit
     if has_more:
         rows = rows[: q.limit]
@@ -215,15 +221,19 @@ def chunks(ids: Sequence[str], size: int = CHUNK) -> Iterable[Sequence[str]]:
         yield ids[start : start + size]
 
 
-def load_tags(session: Session, ids: Sequence[str]) -> dict[str, list[str]]:
-    """Tags of many resources, a few set-based queries (not one per row)."""
+def load_tags(session: Session, ids: Sequence[str], scope: Any = None) -> dict[str, list[str]]:
+    """Tags of many resources, a few set-based queries (not one per row);
+    ``scope``: a select of exactly these ids, used instead of lists of them."""
     out: dict[str, list[str]] = {}
     if not ids:
         return out
-    for part in chunks(ids):
-        for rid, tag in session.execute(
-            select(NetworkTag.resource_id, NetworkTag.tag).where(NetworkTag.resource_id.in_(part))
-        ):
+    run = session.connection().execute
+    if scope is not None:
+        batches: list[tuple[Any, dict[str, Any]]] = [(_TAGS.where(NetworkTag.resource_id.in_(scope)), {})]
+    else:
+        batches = [(_TAGS_OF, {"ids": list(part)}) for part in chunks(ids)]
+    for stmt, params in batches:
+        for rid, tag in run(stmt, params):
             out.setdefault(rid, []).append(tag)
     for tags in out.values():
         tags.sort()
