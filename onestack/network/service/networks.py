@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from onestack.network import models
@@ -241,7 +241,18 @@ def _segment(net: Net, session: Session, p: Parsed) -> tuple[str, str | None, in
 
 
 def _free_vni(net: Net, session: Session) -> int:
+    """The VNI after the highest in use (one indexed read); only when the range's
+    end is reached, the lowest gap."""
     low, high = _vni_range(net)
+    top = session.scalar(
+        select(func.max(Network.segmentation_id)).where(
+            Network.network_type == VXLAN, Network.segmentation_id >= low, Network.segmentation_id <= high
+        )
+    )
+    if top is None:
+        return low
+    if top < high:
+        return int(top) + 1
     used = session.scalars(
         select(Network.segmentation_id)
         .where(Network.network_type == VXLAN, Network.segmentation_id >= low, Network.segmentation_id <= high)

@@ -17,13 +17,25 @@ and one rule per attribute the request sets, ``create_network:shared``), and
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from onestack.common.auth import AuthContext
 from onestack.common.errors import ApiError
-from onestack.common.policy import Check, Enforcer, register_check
+from onestack.common.policy import (
+    AndCheck,
+    Check,
+    Enforcer,
+    FalseCheck,
+    GenericCheck,
+    NotCheck,
+    OrCheck,
+    RoleCheck,
+    RuleCheck,
+    TrueCheck,
+    register_check,
+)
 from onestack.network.service.errors import PolicyNotAuthorized
 
 ADMIN = "rule:admin_only"
@@ -328,11 +340,43 @@ class FieldCheck(Check):
 register_check("field", FieldCheck)
 
 
+_SUBSTITUTION = re.compile(r"%\(([^)]+)\)s")
+
+
 class NetworkEnforcer(Enforcer):
     """The common enforcer, read once per request, then evaluated many times."""
 
     def refresh(self) -> None:
         self._maybe_reload()
+
+    def target_keys(self, rule: str) -> frozenset[str] | None:
+        """The target keys ``rule`` can look at (None when it cannot tell): a rule's
+        answer for one caller depends on nothing else, so lists evaluate it once per
+        distinct combination of these values instead of once per item."""
+        return self._keys(self._compiled.get(rule), 0)
+
+    def _keys(self, check: Check | None, depth: int) -> frozenset[str] | None:
+        if check is None or depth > 32:
+            return None
+        if isinstance(check, TrueCheck | FalseCheck):
+            return frozenset()
+        if isinstance(check, NotCheck):
+            return self._keys(check.rule, depth + 1)
+        if isinstance(check, AndCheck | OrCheck):
+            found: set[str] = set()
+            for inner in check.rules:
+                keys = self._keys(inner, depth + 1)
+                if keys is None:
+                    return None
+                found |= keys
+            return frozenset(found)
+        if isinstance(check, RuleCheck):
+            return self._keys(self._compiled.get(check.name) or self._compiled.get("default"), depth + 1)
+        if isinstance(check, RoleCheck | GenericCheck):
+            return frozenset(_SUBSTITUTION.findall(check.match))
+        if isinstance(check, FieldCheck):
+            return frozenset({check.field})
+        return None
 
     def evaluate(self, rule: str, target: Mapping[str, Any], creds: Mapping[str, Any]) -> bool:
         return self._evaluate(rule, target, creds, 0)
@@ -392,6 +436,23 @@ class Caller:
             return False
         return self.enforcer.evaluate(rule, target, self.creds)
 
+    def can_each(self, rule: str, targets: Sequence[Mapping[str, Any]]) -> list[bool]:
+        """``can(rule, t)`` for every target, evaluated once per distinct set of the
+        values the rule looks at."""
+        keys = self.enforcer.target_keys(rule)
+        if keys is None or len(targets) < 8:
+            return [self.can(rule, t) for t in targets]
+        ordered = sorted(keys)
+        memo: dict[tuple[Any, ...], bool] = {}
+        out = []
+        for t in targets:
+            sig = tuple(_hashable(t.get(k)) for k in ordered)
+            answer = memo.get(sig)
+            if answer is None:
+                answer = memo[sig] = self.can(rule, t)
+            out.append(answer)
+        return out
+
     def can_all(self, rules: Iterable[str], target: Mapping[str, Any]) -> bool:
         return all(self.can(rule, target) for rule in rules)
 
@@ -426,6 +487,12 @@ class Caller:
             if self.enforcer.defines(rule) and not self.can(rule, sample):
                 hidden.add(name)
         return hidden
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, list | dict | set):
+        return repr(value)
+    return value
 
 
 def describe(rules: list[str]) -> str:

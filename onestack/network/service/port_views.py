@@ -209,7 +209,8 @@ def list_ports(net: Net, caller: Caller, q: ListQuery) -> tuple[list[dict[str, A
                      not_found=lambda m: PortNotFound(port_id=m), columns_only=True)
         scope = select(Port.id).where(*conds) if page.limit is None and len(page.rows) > CHUNK else None
         items, targets = views(s, page.rows, net.config.dns_domain, scope)
-    keep = [i for i, t in enumerate(targets) if caller.can("get_port", t)]
+    allowed = caller.can_each("get_port", targets)
+    keep = [i for i, ok in enumerate(allowed) if ok]
     if len(keep) != len(items):
         items = [items[i] for i in keep]
         targets = [targets[i] for i in keep]
