@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from onestack.app import CatalogEntry
 from onestack.common.web import service_app
@@ -91,12 +91,22 @@ class NetworkService:
     def asgi(self) -> ASGIApp:
         from onestack.network.api import all_routes
         from onestack.network.api._http import render_error
+        from onestack.network.service.errors import HTTPNotFound
 
-        return service_app(
+        app = service_app(
             all_routes(),
             render_error,
             state={"network": self, "validator": self.cloud.cached_validator},
         )
+
+        async def no_nul_in_path(scope: Scope, receive: Receive, send: Send) -> None:
+            # No id, tag or name holds a NUL character (PostgreSQL refuses one).
+            if scope["type"] == "http" and "\x00" in scope["path"]:
+                await render_error(HTTPNotFound())(scope, receive, send)
+                return
+            await app(scope, receive, send)
+
+        return no_nul_in_path
 
     def prepare(self) -> None:
         """Runs before serving (schema upgraded, identity bootstrapped)."""

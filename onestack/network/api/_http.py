@@ -40,9 +40,23 @@ async def body_of(request: Request) -> Any:
     if not raw.strip():
         return None
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise HTTPBadRequest("Body contains invalid data") from None
+    if b"\\u0000" in raw and _has_nul(body):
+        # No database column holds a NUL character (PostgreSQL refuses one).
+        raise HTTPBadRequest("Body contains invalid data")
+    return body
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def resource_items(body: Any, resource: str, collection: str, *, allow_bulk: bool = True) -> list[dict[str, Any]]:
@@ -108,7 +122,12 @@ def if_match(request: Request) -> int | None:
 
 
 def query_pairs(request: Request) -> list[tuple[str, str]]:
-    return list(request.query_params.multi_items())
+    pairs = list(request.query_params.multi_items())
+    if "\x00" in request.url.query or "%00" in request.url.query:
+        for key, value in pairs:
+            if "\x00" in key or "\x00" in value:
+                raise bad_request(key.replace("\x00", ""), "Invalid input: NUL character in the query string.")
+    return pairs
 
 
 def fields_of(request: Request) -> list[str]:

@@ -68,7 +68,8 @@ def parse(resource: Resource, params: Iterable[tuple[str, str]], *, taggable: bo
         number = -1
     if number < 0:
         raise bad_request("limit", f"Limit must be an integer 0 or greater and not '{limit}'")
-    q.limit = number or None
+    # A limit past any table's size is no limit (and must fit a BIGINT).
+    q.limit = (number or None) if number < 2**62 else None
     marker = raw.get("marker", [None])[-1]
     q.marker = marker or None
     q.page_reverse = (raw.get("page_reverse", ["False"])[-1] or "").lower() == "true"
