@@ -10,9 +10,8 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -21,7 +20,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from onestack import __version__
-from onestack.common.auth import CachingValidator, TokenValidator
+from onestack.common.cloud import CatalogEntry, Cloud, Service
 from onestack.common.db import Database
 from onestack.common.requestid import RequestIdMiddleware
 from onestack.common.web import json_response
@@ -29,57 +28,10 @@ from onestack.config import Settings
 
 log = logging.getLogger("onestack")
 
+__all__ = ["CatalogEntry", "Cloud", "Service", "build_app", "build_cloud", "prepare", "secure_state_dir"]
+
 # The services of the all-in-one cloud, in start order (identity first).
 SERVICE_MODULES = ("onestack.identity", "onestack.image", "onestack.network")
-
-
-@dataclass(frozen=True)
-class CatalogEntry:
-    service_type: str  # "identity", "image", "compute" ...
-    name: str  # "keystone", "glance", "nova" ...
-    path: str  # URL path of the endpoint, e.g. "/identity" or "/compute/v2.1"
-    description: str = ""
-
-
-class Service(Protocol):
-    name: str
-    prefix: str  # mount point, e.g. "/identity"
-    catalog: list[CatalogEntry]
-
-    def asgi(self) -> ASGIApp: ...
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-
-@dataclass
-class Cloud:
-    """Everything the running process shares: settings, database, services."""
-
-    settings: Settings
-    db: Database
-    services: dict[str, Any] = field(default_factory=dict)
-    # Identity's validator (uncached) and the cached one other services use.
-    validator: TokenValidator | None = None
-    cached_validator: CachingValidator | None = None
-
-    @property
-    def state_dir(self) -> Path:
-        return self.settings.state_dir
-
-    def service(self, name: str) -> Any:
-        return self.services[name]
-
-    def catalog(self) -> list[CatalogEntry]:
-        entries: list[CatalogEntry] = []
-        for svc in self.services.values():
-            entries.extend(svc.catalog)
-        return entries
-
-    def set_validator(self, validator: TokenValidator) -> None:
-        self.validator = validator
-        self.cached_validator = CachingValidator(validator, ttl=self.settings.identity.token_cache_seconds)
 
 
 def secure_state_dir(path: Path) -> None:

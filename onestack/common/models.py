@@ -1,11 +1,12 @@
-"""Shared tables: the durable task queue long operations run through."""
+"""Shared tables: the durable task queue long operations run through, and the
+per-project quota limits every service's quotas read (``common.quota``)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from onestack.common.db import Base
@@ -51,3 +52,17 @@ class Task(Base):
         return (
             f"<Task {self.kind} {self.id} {self.state} attempt {self.attempts}/{self.max_attempts}>"
         )
+
+
+class QuotaLimit(Base):
+    """A project's own limit for one resource of one service, overriding the
+    service's default (Nova's ``os-quota-sets``, Neutron's ``quotas``, Cinder's
+    quota sets write these). -1 means unlimited."""
+
+    __tablename__ = "quota_limit"
+
+    service: Mapped[str] = mapped_column(String(32), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    resource: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hard_limit: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)

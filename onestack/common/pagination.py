@@ -9,6 +9,9 @@
   the sort keys (with ``id`` as the last key, so the order is total and paging
   is stable) and continue after the marker row; NULLs sort first ascending
   and last descending on every database.
+* :class:`json_text` / :class:`json_contains` filter on JSON columns (a
+  member of an object, an element of an array) in SQL, on SQLite and on
+  PostgreSQL alike.
 * Link builders for each wire style: Nova's ``"servers_links"``, Neutron's
   ``"networks_links"`` (next and previous), Glance's ``"next"`` and Keystone's
   ``"links"`` (no marker paging).
@@ -21,9 +24,12 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlencode
 
-from sqlalchemy import Select, and_, case, false, or_
+from sqlalchemy import Boolean, Select, String, and_, case, false, literal, or_
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
 
 from onestack.common.errors import ApiError, BadRequest
 
@@ -251,6 +257,8 @@ def _equal(column: Any, value: Any) -> ColumnElement[bool]:
 
 def _after(column: Any, value: Any, direction: str) -> ColumnElement[bool]:
     """Rows strictly after ``value`` in this column's order (NULLs first asc)."""
+    if isinstance(value, bool):  # SQLAlchemy compares True/False only with = and IS
+        value = literal(value, Boolean())
     if direction == ASC:
         if value is None:
             return column.is_not(None)  # type: ignore[no-any-return]
@@ -359,6 +367,55 @@ def paginate_list(
         limit=page.limit,
         marker=page.marker,
     )
+
+
+# --------------------------------------------------------------------------- JSON filters
+
+
+class json_text(FunctionElement[str]):
+    """``json_text(column, key)``: the text of member ``key`` of the JSON object in
+    ``column`` (NULL when absent), for filters on free-form properties. Any key
+    works, quotes and dots included (no JSON path is built from it)."""
+
+    type = String()
+    inherit_cache = True
+    name = "json_text"
+
+
+@compiles(json_text)
+def _json_text(element: json_text, compiler: SQLCompiler, **kw: Any) -> str:  # PostgreSQL
+    column, key = list(element.clauses)
+    return f"({compiler.process(column, **kw)} ->> CAST({compiler.process(key, **kw)} AS TEXT))"
+
+
+@compiles(json_text, "sqlite")
+def _json_text_sqlite(element: json_text, compiler: SQLCompiler, **kw: Any) -> str:
+    column, key = list(element.clauses)
+    return (f"(SELECT value FROM json_each({compiler.process(column, **kw)}) "
+            f"WHERE key = {compiler.process(key, **kw)})")
+
+
+class json_contains(FunctionElement[bool]):
+    """``json_contains(column, value)``: the JSON array in ``column`` holds the
+    string ``value`` (false for anything that is not an array)."""
+
+    type = Boolean()
+    inherit_cache = True
+    name = "json_contains"
+
+
+@compiles(json_contains)
+def _json_contains(element: json_contains, compiler: SQLCompiler, **kw: Any) -> str:  # PostgreSQL
+    column, value = list(element.clauses)
+    return (f"(CAST({compiler.process(column, **kw)} AS JSONB) @> "
+            f"jsonb_build_array(CAST({compiler.process(value, **kw)} AS TEXT)))")
+
+
+@compiles(json_contains, "sqlite")
+def _json_contains_sqlite(element: json_contains, compiler: SQLCompiler, **kw: Any) -> str:
+    column, value = list(element.clauses)
+    return (f"EXISTS (SELECT 1 FROM json_each({compiler.process(column, **kw)}) "
+            f"WHERE type = 'text' AND value = {compiler.process(value, **kw)})")
 
 
 # --------------------------------------------------------------------------- links

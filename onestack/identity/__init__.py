@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from onestack.app import Cloud
-    from onestack.identity.core import Identity
+    from onestack.common.cloud import Cloud
+    from onestack.identity.app import IdentityApp
 
 
-def create(cloud: Cloud) -> Identity:
-    from onestack.identity.core import Identity
+def create(cloud: Cloud) -> IdentityApp:
+    from onestack.identity.app import IdentityApp
 
-    return Identity(cloud)
+    return IdentityApp(cloud)

@@ -469,7 +469,7 @@ def bootstrap(identity: Identity) -> None:
     plain queries, and prunes old revocation events."""
     from sqlalchemy.orm import configure_mappers
 
-    from onestack.identity.service import revoke
+    from onestack.identity import revoke
 
     if _nothing_to_do(identity):
         with identity.db.write() as s:
@@ -483,9 +483,9 @@ def bootstrap(identity: Identity) -> None:
 def _reconcile(identity: Identity) -> None:
     from sqlalchemy import select
 
+    from onestack.identity import revoke
     from onestack.identity.models import Project, User
     from onestack.identity.passwords import set_password
-    from onestack.identity.service import revoke
 
     path = identity.settings.state_dir / "clouds.yaml"
     clouds = _read_clouds(path)

@@ -1,44 +1,44 @@
-"""The Identity service object: what the rest of the cloud holds on to.
+"""The Identity service object: what the identity service functions share.
 
-It owns the identity sub-app, the token provider and the policy enforcer,
-and it is the cloud's token validator. Service logic lives in
-``identity/service/*.py`` as functions taking this object first.
+It holds the settings, the database, the policy enforcer and the token
+provider, and it is the cloud's token validator. Service logic lives in
+``identity/service/*.py`` as functions taking this object first; the HTTP
+API, the bootstrap and the ASGI wiring (``identity/app.py``) sit above it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from starlette.types import ASGIApp
-
-from onestack.app import CatalogEntry
 from onestack.common.auth import AuthContext
-from onestack.common.web import keystone_error, service_app
+from onestack.common.cloud import CatalogEntry
 
 if TYPE_CHECKING:
-    from onestack.app import Cloud
+    from onestack.common.cloud import Cloud
+    from onestack.common.policy import Enforcer
+    from onestack.identity.tokens import TokenProvider
 
 
 class Identity:
     name = "identity"
     prefix = "/identity"
 
-    def __init__(self, cloud: Cloud) -> None:
+    def __init__(self, cloud: Cloud, policy_defaults: Callable[[], dict[str, str]]) -> None:
+        """``policy_defaults`` gives the enforcer's default rules when it is first
+        needed (the service modules declare them; the wiring collects them)."""
         self.cloud = cloud
         self.settings = cloud.settings
         self.db = cloud.db
         self.catalog = [CatalogEntry("identity", "keystone", "/identity", "Identity (Keystone v3)")]
-        self._enforcer: Any = None
-        self._tokens: Any = None
+        self._policy_defaults = policy_defaults
+        self._enforcer: Enforcer | None = None
+        self._tokens: TokenProvider | None = None
         # Bumped after every committed identity change that can alter what a
         # token carries (users, projects, roles, assignments, catalog ...).
         # Caches of derived data remember the generation they were built at.
         self.generation = 0
         cloud.set_validator(self)
-        # First start: hash the bootstrap passwords while the migrations run.
-        from onestack.identity.bootstrap import start_early
-
-        self.bootstrap_hashes = start_early(self)
 
     def touch(self) -> None:
         """Call after committing a change that affects tokens or the catalog."""
@@ -53,16 +53,15 @@ class Identity:
     # --- pieces built on first use (keeps start-up cheap) -------------------
 
     @property
-    def enforcer(self) -> Any:
+    def enforcer(self) -> Enforcer:
         if self._enforcer is None:
             from onestack.common.policy import Enforcer
-            from onestack.identity.service import default_policies
 
-            self._enforcer = Enforcer(default_policies(), self.settings.policy_path)
+            self._enforcer = Enforcer(self._policy_defaults(), self.settings.policy_path)
         return self._enforcer
 
     @property
-    def tokens(self) -> Any:
+    def tokens(self) -> TokenProvider:
         if self._tokens is None:
             from onestack.identity.tokens import TokenProvider
 
@@ -74,28 +73,3 @@ class Identity:
     def validate(self, token: str) -> AuthContext:
         """Full validation of a token for any service (no cache)."""
         return self.tokens.validate_context(token)
-
-    # --- Service protocol -----------------------------------------------------
-
-    def asgi(self) -> ASGIApp:
-        from onestack.identity.api import all_routes
-        from onestack.identity.api.auth import FastTokenValidation
-
-        app = service_app(
-            all_routes(),
-            keystone_error,
-            state={"identity": self, "validator": self},
-        )
-        return FastTokenValidation(self, app)
-
-    def prepare(self) -> None:
-        """Runs before serving (schema already upgraded): keys and bootstrap."""
-        from onestack.identity.bootstrap import bootstrap
-
-        bootstrap(self)
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None

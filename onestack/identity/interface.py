@@ -1,21 +1,110 @@
-"""What other services may ask Identity directly (in-process), besides
-validating tokens (``common.auth.TokenValidator``): look-ups by name."""
+"""What other services may ask of Identity in-process - and nothing else.
+
+Every other service reaches Identity through this module only (an
+import-linter contract holds it): token validation, and lookups of projects
+and users by id or name. Functions take the ``Cloud`` and find the Identity
+service in it; when Identity does not run in this process they answer as
+for an unknown id (None), so a service can start without it. Services that
+run apart from Identity use its REST API instead.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from onestack.common.errors import Unauthorized
+from onestack.identity.core import Identity
+from onestack.identity.models import Project
+from onestack.identity.tokens.resolve import ADMIN_PROJECT_DOMAIN, ADMIN_PROJECT_NAME
+
+if TYPE_CHECKING:
+    from onestack.common.auth import AuthContext
+    from onestack.common.cloud import Cloud
 
 
-def project_id(identity: Any, name: str, domain_id: str = "default") -> str | None:
-    """The id of the project ``name`` in ``domain_id`` (None if there is none)."""
-    from sqlalchemy import select
+@dataclass(frozen=True)
+class ProjectRef:
+    id: str
+    name: str
+    domain_id: str
+    # False when the project, its domain or a project above it is disabled.
+    enabled: bool
 
-    from onestack.identity.models import Project
 
+@dataclass(frozen=True)
+class UserRef:
+    id: str
+    name: str
+    domain_id: str
+    # False when the user or their domain is disabled.
+    enabled: bool
+
+
+def _identity(cloud: Cloud) -> Identity | None:
+    svc = cloud.services.get(Identity.name)
+    return svc if isinstance(svc, Identity) else None
+
+
+def validate_token(cloud: Cloud, token: str) -> AuthContext:
+    """The token's context, through the cloud's validator cache (a revoked
+    token may be accepted for ``[identity] token_cache_seconds``, as with
+    keystonemiddleware); ``Unauthorized`` (401) for an invalid token."""
+    validator = cloud.cached_validator or cloud.validator
+    if validator is None:
+        raise Unauthorized("The request you have made requires authentication.")
+    return validator.validate(token)
+
+
+def get_project(cloud: Cloud, project_id: str) -> ProjectRef | None:
+    """A project (not a domain) by id, or None."""
+    identity = _identity(cloud)
+    if identity is None:
+        return None
+    tokens = identity.tokens
+    with tokens.read() as s:
+        info = tokens.project_info(s, project_id)
+    if info is None:
+        return None
+    return ProjectRef(info["id"], info["name"], info["domain"]["id"], bool(info["_enabled"]))
+
+
+def find_project(cloud: Cloud, name: str, domain_id: str = "default") -> ProjectRef | None:
+    """A project by name in a domain, or None."""
+    identity = _identity(cloud)
+    if identity is None:
+        return None
     with identity.db.read() as s:
-        found = s.scalar(
+        project_id = s.scalars(
             select(Project.id).where(
-                Project.domain_id == domain_id, Project.name == name, Project.is_domain.is_(False)
+                Project.name == name, Project.domain_id == domain_id, Project.is_domain.is_(False)
             )
-        )
-    return str(found) if found else None
+        ).first()
+    return get_project(cloud, project_id) if project_id is not None else None
+
+
+def project_id(cloud: Cloud, name: str, domain_id: str = "default") -> str | None:
+    """The id of the project ``name`` in ``domain_id``, or None."""
+    project = find_project(cloud, name, domain_id)
+    return project.id if project is not None else None
+
+
+def admin_project_id(cloud: Cloud) -> str | None:
+    """The cloud's admin project (Keystone's ``[resource] admin_project_name``),
+    or None before the bootstrap made it."""
+    return project_id(cloud, ADMIN_PROJECT_NAME, ADMIN_PROJECT_DOMAIN)
+
+
+def get_user(cloud: Cloud, user_id: str) -> UserRef | None:
+    """A user by id, or None."""
+    identity = _identity(cloud)
+    if identity is None:
+        return None
+    tokens = identity.tokens
+    with tokens.read() as s:
+        info = tokens.user_info(s, user_id)
+    if info is None:
+        return None
+    return UserRef(info["id"], info["name"], info["domain"]["id"], bool(info["_enabled"]))

@@ -245,7 +245,7 @@ def set_password(
     user.failed_auth_at = None
     session.flush()
     if history:
-        from onestack.identity.service import revoke
+        from onestack.identity import revoke
 
         revoke.revoke_user(session, user.id)
     return row

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from onestack.app import Cloud
-    from onestack.image.core import ImageService
+    from onestack.common.cloud import Cloud
+    from onestack.image.app import ImageApp
 
 
-def create(cloud: Cloud) -> ImageService:
-    from onestack.image.core import ImageService
+def create(cloud: Cloud) -> ImageApp:
+    from onestack.image.app import ImageApp
 
-    return ImageService(cloud)
+    return ImageApp(cloud)

@@ -1,21 +1,23 @@
-"""The Image service object: sub-app, store, policy enforcer, background imports."""
+"""The Image service object: what the image service functions share.
+
+Settings, the database, the stores (images and staging), the policy
+enforcer, and the background jobs (imports) the service waits for on stop.
+Service logic lives in ``image/service/`` as functions taking this object
+first; the HTTP API and the ASGI wiring (``image/app.py``) sit above it.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import TYPE_CHECKING, Any
 
-from starlette.types import ASGIApp
-
-from onestack.app import CatalogEntry
-from onestack.common.web import glance_error, service_app
+from onestack.common.cloud import CatalogEntry
 from onestack.image.stores import FileStore, Store
 
 if TYPE_CHECKING:
-    from onestack.app import Cloud
+    from onestack.common.cloud import Cloud
+    from onestack.common.policy import Enforcer
 
-log = logging.getLogger(__name__)
 
 
 class ImageService:
@@ -30,7 +32,7 @@ class ImageService:
         self.data_dir = cloud.state_dir / "images"
         self._store: FileStore | None = None
         self._staging: FileStore | None = None
-        self._enforcer: Any = None
+        self._enforcer: Enforcer | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
 
     @property
@@ -54,13 +56,12 @@ class ImageService:
         return self._staging
 
     @property
-    def enforcer(self) -> Any:
+    def enforcer(self) -> Enforcer:
         if self._enforcer is None:
             from onestack.common.policy import Enforcer
-            from onestack.image.metadefs import policy_defaults
-            from onestack.image.policies import DEFAULTS
+            from onestack.image.policies import DEFAULTS, metadef_defaults
 
-            self._enforcer = Enforcer({**DEFAULTS, **policy_defaults()}, self.settings.policy_path)
+            self._enforcer = Enforcer({**DEFAULTS, **metadef_defaults()}, self.settings.policy_path)
         return self._enforcer
 
     def spawn(self, coro: Any) -> None:
@@ -68,29 +69,3 @@ class ImageService:
         task = asyncio.ensure_future(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
-
-    # --- Service protocol -----------------------------------------------------
-
-    def asgi(self) -> ASGIApp:
-        from onestack.image.api import routes
-
-        return service_app(
-            routes,
-            glance_error,
-            state={"image": self, "validator": self.cloud.cached_validator},
-        )
-
-    def prepare(self) -> None:
-        from onestack.image import service
-
-        self.file_store.sweep()
-        self.staging.sweep()
-        service.recover_interrupted(self)
-        service.register_test_guest(self)
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        if self.tasks:
-            await asyncio.gather(*list(self.tasks), return_exceptions=True)

@@ -42,3 +42,20 @@ DEFAULTS: dict[str, str] = {
     "modify_member": f"{ADMIN} or (role:member and project_id:%(member_id)s)",
     "get_usage": ADMIN_OR_PROJECT_READER,
 }
+
+# The metadata definitions catalog: reads for everyone, changes for admins.
+METADEF_KINDS = ("namespace", "object", "property", "tag", "resource_type_association")
+
+
+def metadef_defaults() -> dict[str, str]:
+    rules = {"metadef_admin": "role:admin", "metadef_default": ""}
+    for kind in METADEF_KINDS:
+        rules[f"get_metadef_{kind}"] = "rule:metadef_default"
+        rules[f"get_metadef_{kind}s"] = "rule:metadef_default"
+        rules[f"add_metadef_{kind}"] = "rule:metadef_admin"
+        rules[f"modify_metadef_{kind}"] = "rule:metadef_admin"
+        rules[f"delete_metadef_{kind}"] = "rule:metadef_admin"
+    rules["list_metadef_resource_types"] = "rule:metadef_default"
+    rules["delete_metadef_tags"] = "rule:metadef_admin"
+    rules["add_metadef_tags"] = "rule:metadef_admin"
+    return rules

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from onestack.app import Cloud
-    from onestack.network.core import NetworkService
+    from onestack.common.cloud import Cloud
+    from onestack.network.app import NetworkApp
 
 
-def create(cloud: Cloud) -> NetworkService:
-    from onestack.network.core import NetworkService
+def create(cloud: Cloud) -> NetworkApp:
+    from onestack.network.app import NetworkApp
 
-    return NetworkService(cloud)
+    return NetworkApp(cloud)

@@ -15,21 +15,13 @@ an operator who deleted them) does not get them again.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 from onestack.common.auth import AuthContext
-from onestack.network.service.deps import Net
+from onestack.network.service.policy import caller_for
 
 if TYPE_CHECKING:
-    from onestack.network.service.policy import Caller
-
-
-class _Service(Net, Protocol):
-    """What the bootstrap needs of the service object (``core.NetworkService``)."""
-
-    cloud: Any
-
-    def caller(self, ctx: AuthContext) -> Caller: ...
+    from onestack.network.core import NetworkService
 
 
 log = logging.getLogger(__name__)
@@ -37,28 +29,25 @@ log = logging.getLogger(__name__)
 MARKER = "defaults_created"
 
 
-def create_defaults(net: _Service) -> bool:
+def create_defaults(net: NetworkService) -> bool:
     """Create the defaults unless this database has had them; True if created now."""
     from onestack.network.models import NetworkState
 
     with net.db.read() as s:
         if s.get(NetworkState, MARKER) is not None:
             return False
-    identity = net.cloud.services.get("identity")
-    if identity is None:
-        return False
     from onestack.identity import interface as identity_interface
 
-    admin_project = identity_interface.project_id(identity, "admin")
-    demo_project = identity_interface.project_id(identity, "demo")
+    admin_project = identity_interface.admin_project_id(net.cloud)
+    demo_project = identity_interface.project_id(net.cloud, "demo")
     if not admin_project or not demo_project:
         log.warning("network defaults not created: no admin or demo project")
         return False
     cfg = net.config
     from onestack.network.service import networks, routers, subnets
 
-    admin = net.caller(AuthContext(token="", user_id="onestack", project_id=admin_project,
-                                   roles=("admin", "member", "reader")))
+    admin = caller_for(net, AuthContext(token="", user_id="onestack", project_id=admin_project,
+                                        roles=("admin", "member", "reader")))
     with net.writing() as s:
         if s.get(NetworkState, MARKER) is not None:
             return False

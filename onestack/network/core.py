@@ -1,31 +1,29 @@
-"""The Networking service object: what the rest of the cloud holds on to.
+"""The Networking service object: what the Networking service functions share.
 
-It owns the sub-app served under ``/networking``, the policy enforcer, the
-data-plane notifier and the agent source (both seams, see
-``service/dataplane.py``), and ``writing()``, the one place where a write
-transaction hands its data-plane changes to the notifier. Service logic lives
-in ``network/service/*.py`` as functions taking this object first; other
-services call it through ``network/interface.py``.
+Settings, the database, the policy enforcer, the data-plane notifier and the
+agent source (both seams, see ``network/dataplane.py``), and ``writing()``,
+the one place where a write transaction hands its data-plane changes to the
+notifier. Service logic lives in ``network/service/`` as functions taking
+this object first; the HTTP API and the ASGI wiring (``network/app.py``) sit
+above it; other services call it through ``network/interface.py``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from starlette.types import ASGIApp, Receive, Scope, Send
-
-from onestack.app import CatalogEntry
-from onestack.common.web import service_app
+from onestack.common.cloud import CatalogEntry
+from onestack.network import dataplane
+from onestack.network.dataplane import AgentSource, DataPlaneNotifier, NoAgents, NoDataPlane
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from onestack.app import Cloud
-    from onestack.common.auth import AuthContext
-    from onestack.network.service.dataplane import AgentSource, DataPlaneNotifier
-    from onestack.network.service.policy import Caller, NetworkEnforcer
+    from onestack.common.cloud import Cloud
+    from onestack.network.enforcer import NetworkEnforcer
 
 
 class NetworkService:
@@ -33,13 +31,12 @@ class NetworkService:
     prefix = "/networking"
 
     def __init__(self, cloud: Cloud) -> None:
-        from onestack.network.service.dataplane import NoAgents, NoDataPlane
-
         self.cloud = cloud
         self.settings = cloud.settings
         self.config = cloud.settings.network
         self.db = cloud.db
         self.catalog = [CatalogEntry("network", "neutron", "/networking", "Networking (Neutron v2.0)")]
+        # The seams the data plane plugs into (no-ops until it does).
         self.notifier: DataPlaneNotifier = NoDataPlane()
         self.agent_source: AgentSource = NoAgents()
         self._enforcer: NetworkEnforcer | None = None
@@ -49,28 +46,22 @@ class NetworkService:
         return self.settings.base_url + self.prefix
 
     @property
-    def policy_path(self) -> Any:
+    def policy_path(self) -> Path:
         return self.settings.state_dir / "policy" / "network.yaml"
 
     @property
     def enforcer(self) -> NetworkEnforcer:
         if self._enforcer is None:
-            from onestack.network.service.policy import DEFAULTS, NetworkEnforcer
+            from onestack.network.enforcer import NetworkEnforcer
+            from onestack.network.policies import DEFAULTS
 
             self._enforcer = NetworkEnforcer(DEFAULTS, self.policy_path)
         return self._enforcer
-
-    def caller(self, ctx: AuthContext) -> Caller:
-        from onestack.network.service.policy import Caller
-
-        return Caller.of(self.enforcer, ctx)
 
     @contextmanager
     def writing(self) -> Iterator[Session]:
         """A write transaction whose recorded data-plane changes reach the notifier:
         inside the transaction (durable tasks) and after the commit (wake-ups)."""
-        from onestack.network.service import dataplane
-
         with self.db.write() as session:
             if dataplane.pending(session) is not None:  # nested: the outer one notifies
                 yield session
@@ -85,38 +76,3 @@ class NetworkService:
                 dataplane.end(session)
         if changes:
             self.notifier.after_commit(changes)
-
-    # --- Service protocol -----------------------------------------------------
-
-    def asgi(self) -> ASGIApp:
-        from onestack.network.api import all_routes
-        from onestack.network.api._http import render_error
-        from onestack.network.service.errors import HTTPNotFound
-
-        app = service_app(
-            all_routes(),
-            render_error,
-            state={"network": self, "validator": self.cloud.cached_validator},
-        )
-
-        async def no_nul_in_path(scope: Scope, receive: Receive, send: Send) -> None:
-            # No id, tag or name holds a NUL character (PostgreSQL refuses one).
-            if scope["type"] == "http" and "\x00" in scope["path"]:
-                await render_error(HTTPNotFound())(scope, receive, send)
-                return
-            await app(scope, receive, send)
-
-        return no_nul_in_path
-
-    def prepare(self) -> None:
-        """Runs before serving (schema upgraded, identity bootstrapped)."""
-        if self.config.create_defaults:
-            from onestack.network.bootstrap import create_defaults
-
-            create_defaults(self)
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None

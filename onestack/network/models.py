@@ -13,7 +13,8 @@ shared table and most list-valued attributes in side tables. Here:
 * what is filtered on, counted, or must stay unique under concurrency lives in
   side tables: IP allocations (primary key subnet + address: two ports never
   get one address), port <-> security group bindings, the one ``default``
-  security group of a project (primary key project), tags, quotas.
+  security group of a project (primary key project), tags. Quota limits
+  are the shared ``quota_limit`` table (``common.quota``).
 
 Ids are dashed UUIDs; projects are Keystone ids (32 hex characters, or any
 string an admin gives).
@@ -301,16 +302,6 @@ class NetworkTag(Base):
 
     resource_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     tag: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
-
-
-class NetworkQuota(Base):
-    """A project's limit for one resource where it differs from the default."""
-
-    __tablename__ = "network_quota"
-
-    project_id: Mapped[str] = mapped_column(String(PROJECT), primary_key=True)
-    resource: Mapped[str] = mapped_column(String(64), primary_key=True)
-    limit: Mapped[int] = mapped_column(Integer)
 
 
 class NetworkState(Base):

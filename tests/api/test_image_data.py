@@ -256,8 +256,8 @@ def test_client_disconnect_leaves_no_partial_file(api: Api) -> None:
 
 
 def test_restart_recovers_interrupted_uploads(fresh_api: Api) -> None:
-    from onestack.image import service
     from onestack.image.models import Image
+    from onestack.image.service import guest as service
 
     api = fresh_api
     img = create(api)
@@ -297,7 +297,7 @@ def test_image_deleted_during_upload_keeps_no_data(api: Api) -> None:
     """The image goes away while its bytes stream in: 410, and nothing stays in the store."""
     import anyio
 
-    from onestack.image import service
+    from onestack.image.service import images as service
 
     img = create(api)
     token = api.token("admin")

@@ -74,6 +74,8 @@ def test_odd_ids_and_tags(api: Api, segment: str) -> None:
     _sane(api.put(f"{N}/routers/{segment}/add_router_interface", json={"subnet_id": segment}))
     _sane(api.get(f"{N}/floatingips/{segment}/port_forwardings"))
     _sane(api.get(f"{N}/quotas/{segment}"))
+    _sane(api.put(f"{N}/quotas/{segment}", json={"quota": {"network": 5}}))
+    _sane(api.delete(f"{N}/quotas/{segment}"))
     _sane(api.get(f"{N}/network-ip-availabilities/{segment}"))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from onestack.network.service import dataplane
+from onestack.network import dataplane
 from tests.api._network import (
     N,
     as_token,

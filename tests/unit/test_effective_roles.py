@@ -9,6 +9,13 @@ import pytest
 from sqlalchemy.orm import Session
 
 from onestack.common.db import Base, Database
+from onestack.identity.effective import (
+    effective_role_ids,
+    expand_implied,
+    role_names,
+    user_domain_ids,
+    user_project_ids,
+)
 from onestack.identity.models import (
     GROUP_DOMAIN,
     GROUP_PROJECT,
@@ -25,13 +32,6 @@ from onestack.identity.models import (
     Role,
     User,
     UserGroupMembership,
-)
-from onestack.identity.service.assignments import (
-    effective_role_ids,
-    expand_implied,
-    role_names,
-    user_domain_ids,
-    user_project_ids,
 )
 
 

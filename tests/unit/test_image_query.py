@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from onestack.common.errors import BadRequest
-from onestack.image.service import _decode_pointer, parse_changes, parse_list_query
+from onestack.image.service.images import _decode_pointer, parse_changes
+from onestack.image.service.listing import parse_list_query
 
 
 def test_defaults() -> None:

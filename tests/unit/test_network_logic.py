@@ -7,10 +7,12 @@ import pytest
 
 from onestack.common.auth import AuthContext
 from onestack.common.errors import ApiError
+from onestack.network.enforcer import NetworkEnforcer
+from onestack.network.policies import DEFAULTS
 from onestack.network.service import ipam, query
 from onestack.network.service import validators as v
 from onestack.network.service.attributes import NOT_SPECIFIED, parse_create, parse_update
-from onestack.network.service.policy import DEFAULTS, Caller, NetworkEnforcer, describe
+from onestack.network.service.policy import Caller, describe
 from onestack.network.service.resources import NETWORKS, PORTS, SUBNETS
 from onestack.network.service.sg_rules import key, normalize
 

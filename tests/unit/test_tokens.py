@@ -124,7 +124,7 @@ def test_revocation_matching(tmp_path: Path) -> None:
 
 def test_revocations_reload_from_the_database(tmp_path: Path) -> None:
     """Another replica's events are picked up by refresh(); old ones are ignored."""
-    from onestack.identity.service import revoke
+    from onestack.identity import revoke
 
     ident = _Identity(tmp_path)
     ident.settings.identity.token_expiration = 3600  # type: ignore[attr-defined]
@@ -144,7 +144,7 @@ def test_revocations_reload_from_the_database(tmp_path: Path) -> None:
 
 
 def test_catalog_url_substitution() -> None:
-    from onestack.identity.service.catalog import _fill
+    from onestack.identity.catalog import _fill
 
     assert _fill("http://h/volume/v3/$(project_id)s", "p1") == "http://h/volume/v3/p1"
     assert _fill("http://h/volume/v3/%(tenant_id)s", "p1") == "http://h/volume/v3/p1"

@@ -24,7 +24,7 @@ from onestack.common.web import empty, json_response, run
 from onestack.identity import wire
 from onestack.identity.api._resources import identity_and_caller, with_link
 from onestack.identity.models import SYSTEM_TARGET
-from onestack.identity.service import assignments as svc
+from onestack.identity.service import grants as svc
 
 _ACTOR = {"users": "user", "groups": "group"}
 _TARGET = {"projects": "project", "domains": "domain", "system": "system"}

@@ -10,7 +10,7 @@ from onestack.common.errors import BadRequest
 from onestack.common.web import json_response, query_flag, run
 from onestack.identity import wire
 from onestack.identity.api._resources import identity_and_caller
-from onestack.identity.service import assignments as svc
+from onestack.identity.service import role_assignments as svc
 
 _INHERITED_TO = "scope.OS-INHERIT:inherited_to"
 

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from onestack.common.web import empty, read_json, run
-from onestack.identity.service.auth import change_password
+from onestack.identity.service.user_password import change_password
 
 
 async def change(request: Request) -> Response:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from onestack.common.auth import AuthContext
 from onestack.common.ids import new_id
+from onestack.identity import revoke
 from onestack.identity.models import (
     ROOT_DOMAIN,
     Assignment,
@@ -27,7 +28,6 @@ from onestack.identity.models import (
     Role,
     User,
 )
-from onestack.identity.service import revoke
 from onestack.identity.service._resources import (
     ADMIN,
     SYSTEM_READER,
@@ -53,6 +53,14 @@ from onestack.identity.service._resources import (
     not_found,
     target,
 )
+from onestack.identity.service._rows import (
+    domain_as_project,
+    domain_dict,
+    purge_group,
+    purge_project,
+    purge_user,
+    tags_of,
+)
 
 POLICIES: dict[str, str] = {
     "identity:get_domain": (
@@ -69,37 +77,7 @@ DOMAIN_OPTIONS = {"immutable": "boolean"}
 COLUMNS = ("id", "name", "description", "enabled", "tags", "options", "explicit_domain_id")
 
 
-def _tags(session: Session, domain_id: str) -> list[str]:
-    from onestack.identity.service.projects import tags_of
-
-    return tags_of(session, [domain_id])[domain_id]
-
-
-def domain_dict(row: Project, tags: list[str]) -> dict[str, Any]:
-    body: dict[str, Any] = dict(row.extra or {})
-    body.update(
-        {
-            "id": row.id,
-            "name": row.name,
-            "description": row.description if row.description is not None else "",
-            "enabled": bool(row.enabled),
-            "tags": list(tags),
-            "options": dict(row.options or {}),
-        }
-    )
-    return body
-
-
-def domain_as_project(session: Session, row: Project) -> dict[str, Any]:
-    """A domain seen through ``/v3/projects`` (``is_domain`` true)."""
-    body = domain_dict(row, _tags(session, row.id))
-    body.update({"domain_id": None, "parent_id": None, "is_domain": True})
-    return body
-
-
 def _dicts(session: Session, rows: list[Project]) -> list[dict[str, Any]]:
-    from onestack.identity.service.projects import tags_of
-
     tags = tags_of(session, [r.id for r in rows])
     return [domain_dict(r, tags[r.id]) for r in rows]
 
@@ -242,10 +220,6 @@ def update_domain(
 
 def delete_domain(identity: Any, ctx: AuthContext, domain_id: str, *, as_project: bool = False) -> None:
     """DELETE /v3/domains/{id}: only a disabled domain; takes everything in it along."""
-    from onestack.identity.service.groups import purge_group
-    from onestack.identity.service.projects import purge_project
-    from onestack.identity.service.users import purge_user
-
     rule = "identity:delete_project" if as_project else "identity:delete_domain"
     with identity.db.write() as session:
         row = _row(session, domain_id)

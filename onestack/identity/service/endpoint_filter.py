@@ -24,8 +24,8 @@ from onestack.identity.models import (
     ProjectEndpointGroup,
 )
 from onestack.identity.service._resources import authorize_action, get_row, project_row
+from onestack.identity.service._rows import project_dicts
 from onestack.identity.service.endpoints import endpoint_ref
-from onestack.identity.service.projects import project_dicts
 
 if TYPE_CHECKING:
     from onestack.identity.core import Identity
@@ -93,7 +93,7 @@ def _allowed_endpoint_ids(session: Session, project_id: str) -> set[str] | None:
     return allowed or None
 
 
-def catalog_filter(_identity: Any, session: Session, project_id: str, endpoint_ids: set[str]) -> set[str] | None:
+def catalog_filter(session: Session, project_id: str, endpoint_ids: set[str]) -> set[str] | None:
     """``catalog.CATALOG_FILTERS`` adapter: the ids to keep, None when unfiltered."""
     allowed = _allowed_endpoint_ids(session, project_id)
     return None if allowed is None else allowed & endpoint_ids
@@ -101,7 +101,7 @@ def catalog_filter(_identity: Any, session: Session, project_id: str, endpoint_i
 
 def register() -> None:
     """Narrow every project's catalog through OS-EP-FILTER associations."""
-    from onestack.identity.service import catalog
+    from onestack.identity import catalog
 
     if catalog_filter not in catalog.CATALOG_FILTERS:
         catalog.CATALOG_FILTERS.append(catalog_filter)

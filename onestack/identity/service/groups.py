@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from onestack.common.auth import AuthContext
 from onestack.common.errors import NotFound
 from onestack.common.ids import new_id
+from onestack.identity import revoke
 from onestack.identity.models import Group, User, UserGroupMembership
-from onestack.identity.service import revoke
 from onestack.identity.service._resources import (
     ADMIN,
     SYSTEM_READER,
@@ -28,7 +28,6 @@ from onestack.identity.service._resources import (
     check_name,
     check_string,
     conflict,
-    delete_assignments,
     domain_row,
     extra_attributes,
     filter_rows,
@@ -40,6 +39,7 @@ from onestack.identity.service._resources import (
     target,
     token_domain,
 )
+from onestack.identity.service._rows import filter_users, group_dict, purge_group, user_dicts
 
 GROUP_READER = f"{ADMIN} or {SYSTEM_READER} or (role:reader and domain_id:%(target.group.domain_id)s)"
 GROUP_MANAGER = f"{ADMIN} or (role:manager and domain_id:%(target.group.domain_id)s)"
@@ -69,19 +69,6 @@ POLICIES: dict[str, str] = {
 
 COLUMNS = ("id", "name", "domain_id", "description", "links")
 NAME_MAX = 64
-
-
-def group_dict(row: Group) -> dict[str, Any]:
-    body: dict[str, Any] = dict(row.extra or {})
-    body.update(
-        {
-            "id": row.id,
-            "name": row.name,
-            "domain_id": row.domain_id,
-            "description": row.description if row.description is not None else "",
-        }
-    )
-    return body
 
 
 def _target(row: Group, user: User | None = None) -> dict[str, Any]:
@@ -173,13 +160,6 @@ def update_group(identity: Any, ctx: AuthContext, group_id: str, ref: dict[str, 
     return result
 
 
-def purge_group(session: Session, group_id: str) -> None:
-    """Delete a group, its memberships and its assignments (no checks)."""
-    delete_assignments(session, actor_id=group_id)
-    session.execute(delete(UserGroupMembership).where(UserGroupMembership.group_id == group_id))
-    session.execute(delete(Group).where(Group.id == group_id))
-
-
 def delete_group(identity: Any, ctx: AuthContext, group_id: str) -> None:
     with identity.db.write() as session:
         row = _group(identity, ctx, session, group_id, "identity:delete_group")
@@ -242,7 +222,6 @@ def remove_user(identity: Any, ctx: AuthContext, group_id: str, user_id: str) ->
 
 def list_users(identity: Any, ctx: AuthContext, group_id: str, query: Mapping[str, str]) -> list[dict[str, Any]]:
     """GET /v3/groups/{id}/users (filters as /v3/users, password_expires_at included)."""
-    from onestack.identity.service.users import filter_users, user_dicts
 
     with identity.db.read() as session:
         group = _group(identity, ctx, session, group_id, "identity:list_users_in_group")

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from onestack.common.auth import AuthContext
 from onestack.common.errors import Forbidden, NotFound, Unauthorized, ValidationError
 from onestack.common.ids import isotime, new_id, utcnow
+from onestack.identity import revoke
 from onestack.identity.models import (
     NULL_DOMAIN,
     OAuthAccessToken,
@@ -38,7 +39,6 @@ from onestack.identity.models import (
     Project,
     Role,
 )
-from onestack.identity.service import revoke
 from onestack.identity.service._resources import authorize_action, expecting, get_row, merge_extra
 
 if TYPE_CHECKING:

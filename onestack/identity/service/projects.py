@@ -18,16 +18,12 @@ from sqlalchemy.orm import Session
 from onestack.common.auth import AuthContext
 from onestack.common.errors import NotFound
 from onestack.common.ids import new_id
+from onestack.identity import revoke
+from onestack.identity.effective import user_project_ids
 from onestack.identity.models import (
-    Credential,
-    Limit,
     Project,
-    ProjectEndpoint,
-    ProjectEndpointGroup,
     ProjectTag,
-    Trust,
 )
-from onestack.identity.service import revoke
 from onestack.identity.service._resources import (
     ADMIN,
     SYSTEM_READER,
@@ -44,7 +40,6 @@ from onestack.identity.service._resources import (
     check_tag,
     check_tags,
     conflict,
-    delete_assignments,
     domain_row,
     extra_attributes,
     filter_rows,
@@ -58,6 +53,8 @@ from onestack.identity.service._resources import (
     target,
     token_domain,
 )
+from onestack.identity.service._rows import domain_as_project, project_dicts, purge_project, tags_of
+from onestack.identity.service.domains import create_domain, delete_domain, update_domain
 
 # Keystone's max_project_tree_depth (5) plus the domain level.
 MAX_DEPTH = 5
@@ -93,45 +90,6 @@ COLUMNS = ("id", "name", "description", "enabled", "domain_id", "parent_id", "is
 
 
 # --- wire shape -------------------------------------------------------------------
-
-
-def tags_of(session: Session, project_ids: list[str]) -> dict[str, list[str]]:
-    tags: dict[str, list[str]] = {pid: [] for pid in project_ids}
-    if not project_ids:
-        return tags
-    rows = session.execute(
-        select(ProjectTag.project_id, ProjectTag.name)
-        .where(ProjectTag.project_id.in_(project_ids))
-        .order_by(ProjectTag.name)
-    )
-    for pid, name in rows:
-        tags[pid].append(name)
-    return tags
-
-
-def project_dict(row: Project, tags: list[str]) -> dict[str, Any]:
-    """The Keystone wire shape of a project (no links)."""
-    body: dict[str, Any] = dict(row.extra or {})
-    body.update(
-        {
-            "id": row.id,
-            "name": row.name,
-            "domain_id": row.domain_id,
-            "description": row.description if row.description is not None else "",
-            "enabled": bool(row.enabled),
-            "parent_id": row.parent_id or row.domain_id,
-            "is_domain": False,
-            "tags": list(tags),
-            "options": dict(row.options or {}),
-        }
-    )
-    return body
-
-
-def project_dicts(session: Session, rows: list[Project]) -> list[dict[str, Any]]:
-    """The wire shapes of ``rows`` (projects, not domains), their tags read in one query."""
-    tags = tags_of(session, [r.id for r in rows])
-    return [project_dict(r, tags[r.id]) for r in rows]
 
 
 def _target(row: Project) -> dict[str, Any]:
@@ -270,8 +228,6 @@ def create_project(identity: Any, ctx: AuthContext, ref: dict[str, Any]) -> dict
         raise invalid("'name' is a required property")
     _check_common(ref)
     if ref.get("is_domain"):
-        from onestack.identity.service.domains import create_domain
-
         dom = {k: v for k, v in ref.items() if k not in ("is_domain", "domain_id", "parent_id")}
         return create_domain(identity, ctx, dom, as_project=True)
     ref = dict(ref)
@@ -353,7 +309,6 @@ def get_project(
             raise not_found("project", project_id)
         if row.is_domain:
             # Keystone serves domains through /v3/projects too (is_domain true).
-            from onestack.identity.service.domains import domain_as_project
 
             authorize(identity, ctx, "identity:get_project",
                       target(project={"id": row.id, "domain_id": row.id}))
@@ -379,7 +334,6 @@ def get_project(
 
 def _visible_ids(session: Session, ctx: AuthContext) -> set[str]:
     """Projects the caller holds a role on (Keystone filters *_as_list by these)."""
-    from onestack.identity.service.assignments import user_project_ids
 
     return set(user_project_ids(session, ctx.user_id))
 
@@ -392,7 +346,6 @@ def _tag_filter(value: str | None) -> list[str]:
 
 def list_projects(identity: Any, ctx: AuthContext, query: Mapping[str, str]) -> list[dict[str, Any]]:
     """GET /v3/projects with Keystone's filters (``is_domain=true`` lists domains)."""
-    from onestack.identity.service.domains import domain_as_project
 
     tgt = target(domain_id=ctx.domain_id) if ctx.domain_id else target()
     authorize(identity, ctx, "identity:list_projects", tgt)
@@ -443,8 +396,6 @@ def update_project(identity: Any, ctx: AuthContext, project_id: str, ref: dict[s
     check_min_properties(ref)
     _check_common(ref)
     if _is_domain(identity, project_id):
-        from onestack.identity.service.domains import update_domain
-
         if ref.get("is_domain") is False:
             raise invalid("Update of `is_domain` is not allowed.")
         dom = {k: v for k, v in ref.items() if k not in ("is_domain", "domain_id", "parent_id")}
@@ -488,24 +439,9 @@ def update_project(identity: Any, ctx: AuthContext, project_id: str, ref: dict[s
     return result
 
 
-def purge_project(session: Session, project_id: str) -> None:
-    """Everything that hangs off a project, then the project (no checks)."""
-    delete_assignments(session, target_id=project_id)
-    session.execute(delete(Credential).where(Credential.project_id == project_id))
-    session.execute(delete(Trust).where(Trust.project_id == project_id))
-    session.execute(delete(Limit).where(Limit.project_id == project_id))
-    session.execute(delete(ProjectEndpoint).where(ProjectEndpoint.project_id == project_id))
-    session.execute(delete(ProjectEndpointGroup).where(ProjectEndpointGroup.project_id == project_id))
-    session.execute(delete(ProjectTag).where(ProjectTag.project_id == project_id))
-    session.execute(delete(Project).where(Project.id == project_id))
-    revoke.revoke_project(session, project_id)
-
-
 def delete_project(identity: Any, ctx: AuthContext, project_id: str) -> None:
     """DELETE /v3/projects/{id}: leaves only."""
     if _is_domain(identity, project_id):
-        from onestack.identity.service.domains import delete_domain
-
         delete_domain(identity, ctx, project_id, as_project=True)
         return
     with identity.db.write() as session:

@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from onestack.common.auth import AuthContext
 from onestack.common.errors import BadRequest, Conflict, Forbidden, NotFound
 from onestack.common.ids import new_id
+from onestack.identity import revoke
 from onestack.identity.models import NULL_DOMAIN, Assignment, ImpliedRole, Role
-from onestack.identity.service import revoke
 from onestack.identity.service._resources import (
     domain_row,
     filter_rows,

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 from onestack.common.auth import AuthContext
 from onestack.common.errors import BadRequest, Forbidden, NotFound
 from onestack.common.ids import isotime, new_id, utcnow
+from onestack.identity import revoke
 from onestack.identity.models import Project, Trust, User
-from onestack.identity.service import revoke
 from onestack.identity.service._resources import parse_expiry
 from onestack.identity.service.app_creds import is_restricted_app_cred
 from onestack.identity.service.roles import brief_refs, resolve_refs

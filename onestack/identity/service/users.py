@@ -9,26 +9,21 @@ changing their password, revokes their tokens.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from onestack.common.auth import AuthContext
 from onestack.common.ids import new_id, utcnow
+from onestack.identity import revoke
+from onestack.identity.effective import user_project_ids
 from onestack.identity.models import (
-    AccessRule,
-    ApplicationCredential,
-    Credential,
     Group,
-    Password,
     Project,
-    Trust,
     User,
     UserGroupMembership,
 )
-from onestack.identity.service import revoke
 from onestack.identity.service._resources import (
     ADMIN,
     SYSTEM_READER,
@@ -41,9 +36,7 @@ from onestack.identity.service._resources import (
     check_name,
     check_options,
     check_string,
-    compare,
     conflict,
-    delete_assignments,
     domain_row,
     extra_attributes,
     filter_rows,
@@ -54,9 +47,15 @@ from onestack.identity.service._resources import (
     name_taken,
     not_found,
     target,
-    time_filter,
     token_domain,
     user_row,
+)
+from onestack.identity.service._rows import (
+    filter_users,
+    group_dict,
+    project_dicts,
+    purge_user,
+    user_dicts,
 )
 
 USER_READER = (
@@ -89,50 +88,6 @@ COLUMNS = (
 
 
 # --- wire shape -------------------------------------------------------------------
-
-
-def expiries(session: Session, user_ids: list[str]) -> dict[str, datetime | None]:
-    """Each user's current password expiry (None: no password or no expiry)."""
-    if not user_ids:
-        return {}
-    latest = (
-        select(func.max(Password.id))
-        .where(Password.user_id.in_(user_ids))
-        .group_by(Password.user_id)
-        .scalar_subquery()
-    )
-    rows = session.execute(select(Password.user_id, Password.expires_at).where(Password.id.in_(latest)))
-    found: dict[str, datetime | None] = {uid: None for uid in user_ids}
-    for uid, expires in rows:
-        found[uid] = expires
-    return found
-
-
-def user_dict(row: User, expires_at: datetime | None) -> dict[str, Any]:
-    body: dict[str, Any] = dict(row.extra or {})
-    body.update(
-        {
-            "id": row.id,
-            "name": row.name,
-            "domain_id": row.domain_id,
-            "enabled": bool(row.enabled),
-            # Keystone writes this one without a zone suffix: 2016-11-06T15:32:17.000000
-            "password_expires_at": expires_at.strftime("%Y-%m-%dT%H:%M:%S.%f") if expires_at else None,
-            "options": dict(row.options or {}),
-        }
-    )
-    if row.default_project_id is not None:
-        body["default_project_id"] = row.default_project_id
-    if row.description is not None:
-        body["description"] = row.description
-    if row.email is not None:
-        body["email"] = row.email
-    return body
-
-
-def user_dicts(session: Session, rows: list[User]) -> list[dict[str, Any]]:
-    exp = expiries(session, [r.id for r in rows])
-    return [user_dict(r, exp.get(r.id)) for r in rows]
 
 
 def _target(row: User) -> dict[str, Any]:
@@ -238,24 +193,6 @@ def get_user(identity: Any, ctx: AuthContext, user_id: str) -> dict[str, Any]:
         return user_dicts(session, [row])[0]
 
 
-def filter_users(session: Session, stmt: Any, query: Mapping[str, str]) -> list[User]:
-    """Apply the user list filters Keystone accepts to a ``select(User)``."""
-    stmt = filter_rows(stmt, User, query, ("name", "domain_id"), enabled=True)
-    rows = list(session.scalars(stmt.order_by(User.name, User.id)))
-    if "password_expires_at" in query:
-        conditions = time_filter(query["password_expires_at"], "password_expires_at")
-        exp = expiries(session, [r.id for r in rows])
-        rows = [
-            r for r in rows
-            if all(compare(op, _seconds(exp.get(r.id)), _seconds(when)) for op, when in conditions)
-        ]
-    return rows
-
-
-def _seconds(value: datetime | None) -> datetime | None:
-    return value.replace(microsecond=0) if value is not None else None
-
-
 def list_users(identity: Any, ctx: AuthContext, query: Mapping[str, str]) -> list[dict[str, Any]]:
     """GET /v3/users (filters name, domain_id, enabled, password_expires_at)."""
     tgt = target(domain_id=ctx.domain_id) if ctx.domain_id else target(domain_id=query.get("domain_id"))
@@ -317,21 +254,6 @@ def update_user(identity: Any, ctx: AuthContext, user_id: str, ref: dict[str, An
     return result
 
 
-def purge_user(session: Session, user_id: str) -> None:
-    """Delete a user and everything that is theirs (no checks)."""
-    delete_assignments(session, actor_id=user_id)
-    session.execute(delete(UserGroupMembership).where(UserGroupMembership.user_id == user_id))
-    session.execute(delete(Password).where(Password.user_id == user_id))
-    session.execute(delete(Credential).where(Credential.user_id == user_id))
-    session.execute(delete(ApplicationCredential).where(ApplicationCredential.user_id == user_id))
-    session.execute(delete(AccessRule).where(AccessRule.user_id == user_id))
-    session.execute(
-        delete(Trust).where(or_(Trust.trustor_user_id == user_id, Trust.trustee_user_id == user_id))
-    )
-    session.execute(delete(User).where(User.id == user_id))
-    revoke.revoke_user(session, user_id)
-
-
 def delete_user(identity: Any, ctx: AuthContext, user_id: str) -> None:
     with identity.db.write() as session:
         row = _user(identity, ctx, session, user_id, "identity:delete_user")
@@ -346,8 +268,6 @@ def list_user_projects(
     identity: Any, ctx: AuthContext, user_id: str, query: Mapping[str, str]
 ) -> list[dict[str, Any]]:
     """GET /v3/users/{id}/projects: projects where the user holds an effective role."""
-    from onestack.identity.service.assignments import user_project_ids
-    from onestack.identity.service.projects import project_dicts
 
     with identity.db.read() as session:
         row = _user(identity, ctx, session, user_id, "identity:list_user_projects")
@@ -363,7 +283,6 @@ def list_user_groups(
     identity: Any, ctx: AuthContext, user_id: str, query: Mapping[str, str]
 ) -> list[dict[str, Any]]:
     """GET /v3/users/{id}/groups."""
-    from onestack.identity.service.groups import group_dict
 
     with identity.db.read() as session:
         row = session.get(User, user_id)

@@ -64,13 +64,6 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_network_project_id"), "network", ["project_id"], unique=False)
     op.create_table(
-        "network_quota",
-        sa.Column("project_id", sa.String(length=64), nullable=False),
-        sa.Column("resource", sa.String(length=64), nullable=False),
-        sa.Column("limit", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("project_id", "resource", name=op.f("pk_network_quota")),
-    )
-    op.create_table(
         "network_state",
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("value", sa.String(length=255), nullable=False),
@@ -470,7 +463,6 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_network_tag_tag"), table_name="network_tag")
     op.drop_table("network_tag")
     op.drop_table("network_state")
-    op.drop_table("network_quota")
     op.drop_index(op.f("ix_network_project_id"), table_name="network")
     op.drop_table("network")
     op.drop_index(op.f("ix_address_scope_project_id"), table_name="address_scope")

@@ -15,17 +15,18 @@ from onestack.common.auth import authenticate
 from onestack.common.errors import ApiError, MethodNotAllowed, NotFound, Unauthorized
 from onestack.common.pagination import with_query
 from onestack.common.web import json_response, run
+from onestack.network.core import NetworkService
 from onestack.network.service.errors import HTTPBadRequest, bad_request
-from onestack.network.service.policy import Caller
+from onestack.network.service.policy import Caller, caller_for
 
 
-def net_of(request: Request) -> Any:
-    return request.app.state.network
+def net_of(request: Request) -> NetworkService:
+    net: NetworkService = request.app.state.network
+    return net
 
 
 async def caller_of(request: Request) -> Caller:
-    ctx = await authenticate(request)
-    return net_of(request).caller(ctx)  # type: ignore[no-any-return]
+    return caller_for(net_of(request), await authenticate(request))
 
 
 async def call(request: Request, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from onestack.common.errors import NotFound
+from onestack.network.dataplane import AgentInfo
 from onestack.network.models import IPAllocation, Network, Subnet
 from onestack.network.service import ipam
 from onestack.network.service.attributes import Attr, Resource
 from onestack.network.service.common import owner
-from onestack.network.service.dataplane import AgentInfo
 from onestack.network.service.errors import HTTPBadRequest, NetworkNotFound, _Templated
 from onestack.network.service.policy import Caller
 from onestack.network.service.query import ListQuery, project

@@ -1,5 +1,5 @@
 """What the service functions need of the service object (``core.NetworkService``):
-the database, the settings, the write transaction that notifies the data
+the database, the settings, the policy enforcer, the write transaction that notifies the data
 plane, and the agent source. A protocol, so that the service layer does not
 depend on the wiring above it."""
 
@@ -13,12 +13,16 @@ if TYPE_CHECKING:
 
     from onestack.common.db import Database
     from onestack.config import NetworkSettings
-    from onestack.network.service.dataplane import AgentSource
+    from onestack.network.dataplane import AgentSource
+    from onestack.network.enforcer import NetworkEnforcer
 
 
 class Net(Protocol):
     db: Database
     config: NetworkSettings
     agent_source: AgentSource
+
+    @property
+    def enforcer(self) -> NetworkEnforcer: ...
 
     def writing(self) -> AbstractContextManager[Session]: ...

@@ -18,8 +18,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from onestack.common.errors import Conflict
+from onestack.network import dataplane
 from onestack.network.models import FloatingIP, IPAllocation, Network, Port, PortForwarding, Subnet
-from onestack.network.service import dataplane, fixed_ips, networks, port_views, quotas, teardown
+from onestack.network.service import fixed_ips, networks, port_views, quotas, teardown
 from onestack.network.service import ports as port_service
 from onestack.network.service.attributes import parse_create as _parse
 from onestack.network.service.common import (

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
-from onestack.network import models
+from onestack.network import dataplane, models
 from onestack.network.models import Network, Port, Subnet
-from onestack.network.service import dataplane, quotas, teardown
+from onestack.network.service import quotas, teardown
 from onestack.network.service.attributes import NOT_SPECIFIED, Parsed
 from onestack.network.service.common import (
     attr_rules,

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from onestack.network import dataplane
 from onestack.network.models import FloatingIP, PortForwarding, Subnet
-from onestack.network.service import dataplane, floatingips, port_views
+from onestack.network.service import floatingips, port_views
 from onestack.network.service.attributes import NOT_SPECIFIED, Parsed
 from onestack.network.service.common import finish, new_uuid, one, parse_create, parse_update
 from onestack.network.service.errors import (

@@ -19,7 +19,8 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
-from onestack.common.errors import Conflict
+from onestack.common.errors import BadRequest, Conflict
+from onestack.network import dataplane
 from onestack.network.models import (
     FloatingIP,
     Network,
@@ -27,7 +28,7 @@ from onestack.network.models import (
     PortSecurityGroup,
     Router,
 )
-from onestack.network.service import dataplane, fixed_ips, networks, port_views, quotas, teardown
+from onestack.network.service import fixed_ips, networks, port_views, quotas, teardown
 from onestack.network.service import security_groups as groups
 from onestack.network.service.attributes import NOT_SPECIFIED, Parsed
 from onestack.network.service.common import (
@@ -319,8 +320,14 @@ def delete(net: Net, caller: Caller, port_id: str, if_match: int | None = None) 
 # --- for the data plane and other services -------------------------------------------------------
 
 
+PORT_STATUSES = ("ACTIVE", "DOWN", "BUILD", "ERROR")
+
+
 def set_status(net: Net, port_id: str, status: str) -> bool:
-    """The data plane says a port is ``ACTIVE`` / ``DOWN`` / ``BUILD`` / ``ERROR``."""
+    """The data plane says a port is ``ACTIVE`` / ``DOWN`` / ``BUILD`` / ``ERROR``;
+    True if that changed it (False too for a port that is gone)."""
+    if status not in PORT_STATUSES:
+        raise BadRequest(f"Invalid port status {status!r}")
     with net.db.write() as s:
         result = s.execute(
             sql_update(Port).where(Port.id == port_id, Port.status != status).values(

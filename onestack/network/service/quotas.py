@@ -1,19 +1,20 @@
-"""Quotas (``/v2.0/quotas``): per-project limits, counted in the write transaction.
+"""Quotas (``/v2.0/quotas``): Neutron's resources on the shared ``common.quota``.
 
-``check(session, ...)`` runs inside the same ``db.write()`` transaction as the
-insert that consumes the quota: writers are serialized (SQLite's single
-writer, PostgreSQL's write lock), so two concurrent creates cannot both take
-the last slot. The counting and limit lookup are narrow functions so that
-moving onto a shared ``common/quota.py`` is a small change.
+``check(net, session, ...)`` runs inside the same write transaction as the
+insert that consumes the quota: ``common.quota`` takes the project's quota
+lock, then counts, so two concurrent creates cannot both take the last slot.
+A project's own limits are ``quota_limit`` rows of service ``network``.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
+from onestack.common import quota as common_quota
 from onestack.common.errors import NotFound
 from onestack.network import models
 from onestack.network.service.errors import HTTPBadRequest, OverQuota, _Templated
@@ -41,43 +42,51 @@ class TenantQuotaNotFound(_Templated, NotFound):
     template = "Quota for project %(tenant_id)s could not be found."
 
 
+def _counter(model: Any) -> common_quota.Counter:
+    stmt = select(func.count()).select_from(model).where(model.project_id == bindparam("project"))
+
+    def count(session: Session, project_id: str | None) -> int:
+        return int(session.scalar(stmt, {"project": project_id}) or 0)
+
+    return count
+
+
+_COUNTERS = {name: _counter(model) for name, model in COUNTED.items()}
+
+
+@lru_cache(maxsize=8)
+def _quotas(default_limits: tuple[tuple[str, int], ...]) -> common_quota.Quotas:
+    return common_quota.Quotas(
+        "network", [common_quota.Resource(name, _COUNTERS[name], limit) for name, limit in default_limits]
+    )
+
+
 def defaults(net: Net) -> dict[str, int]:
     cfg = net.config
     return {name: int(getattr(cfg, f"quota_{name}")) for name in RESOURCES}
 
 
-_LIMITS = select(models.NetworkQuota.resource, models.NetworkQuota.limit).where(
-    models.NetworkQuota.project_id == bindparam("project")
-)
+def quotas_of(net: Net) -> common_quota.Quotas:
+    """The service's quota resources, with the configured default limits."""
+    return _quotas(tuple(defaults(net).items()))
 
 
 def limits(net: Net, session: Session, project_id: str) -> dict[str, int]:
-    out = defaults(net)
-    for resource, limit in session.execute(_LIMITS, {"project": project_id}):
-        if resource in out:
-            out[resource] = limit
-    return out
+    return quotas_of(net).limits(session, project_id)
 
 
 def usage(session: Session, project_id: str, resource: str) -> int:
-    model = COUNTED[resource]
-    return int(
-        session.scalar(select(func.count()).select_from(model).where(model.project_id == project_id)) or 0
-    )
+    return _COUNTERS[resource](session, project_id)
 
 
 def check(net: Net, session: Session, project_id: str, wanted: dict[str, int]) -> None:
     """409 OverQuota unless ``project_id`` may have ``wanted`` more of each resource."""
     if not project_id:
         return
-    limit = limits(net, session, project_id)
-    overs = [  # counted only where limited (-1: unlimited)
-        resource
-        for resource, count in wanted.items()
-        if count > 0 and limit[resource] >= 0 and usage(session, project_id, resource) + count > limit[resource]
-    ]
-    if overs:
-        raise OverQuota(overs=sorted(overs))
+    try:
+        quotas_of(net).check(session, project_id, wanted)
+    except common_quota.OverQuota as over:
+        raise OverQuota(overs=sorted(over.resources)) from None
 
 
 # --- the API -------------------------------------------------------------------------
@@ -91,7 +100,7 @@ def list_quotas(net: Net, caller: Caller) -> list[dict[str, Any]]:
     """The projects with non-default limits (admin)."""
     caller.enforce("get_quota", _target(caller.project_id or ""))
     with net.db.read() as s:
-        projects = sorted(set(s.scalars(select(models.NetworkQuota.project_id))))
+        projects = quotas_of(net).projects_with_limits(s)
         out = []
         for pid in projects:
             row = limits(net, s, pid)
@@ -121,6 +130,8 @@ def update(net: Net, caller: Caller, project_id: str, body: Any) -> dict[str, An
     """Set limits; a limit below what the project already uses is refused unless
     ``check_limit`` is false (quota-check-limit, on by default as in Neutron)."""
     caller.enforce("update_quota", _target(project_id))
+    if len(project_id) > models.PROJECT:
+        raise HTTPBadRequest(f"Invalid input for project_id. Reason: longer than {models.PROJECT} characters.")
     if not isinstance(body, dict):
         raise HTTPBadRequest("Unable to find 'quota' in request body")
     check_limit = True
@@ -144,19 +155,14 @@ def update(net: Net, caller: Caller, project_id: str, body: Any) -> dict[str, An
                     raise HTTPBadRequest(
                         f"Quota limit {number} for {key} must be greater than or equal to already used {used}"
                     )
-        for key, number in values.items():
-            row = s.get(models.NetworkQuota, (project_id, key))
-            if row is None:
-                s.add(models.NetworkQuota(project_id=project_id, resource=key, limit=number))
-            else:
-                row.limit = number
-        s.flush()
+        quotas_of(net).set_limits(s, project_id, values)
         return limits(net, s, project_id)
 
 
 def reset(net: Net, caller: Caller, project_id: str) -> None:
     caller.enforce("delete_quota", _target(project_id))
+    q = quotas_of(net)
     with net.db.write() as s:
-        result = s.execute(delete(models.NetworkQuota).where(models.NetworkQuota.project_id == project_id))
-        if not getattr(result, "rowcount", 0):
+        if project_id not in q.projects_with_limits(s):
             raise TenantQuotaNotFound(tenant_id=project_id)
+        q.reset(s, project_id)

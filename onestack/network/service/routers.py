@@ -17,8 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from onestack.common.errors import BadRequest, Conflict
+from onestack.network import dataplane
 from onestack.network.models import FloatingIP, IPAllocation, Network, Port, Router, Subnet
-from onestack.network.service import dataplane, fixed_ips, networks, quotas, teardown
+from onestack.network.service import fixed_ips, networks, quotas, teardown
 from onestack.network.service import ports as port_service
 from onestack.network.service import subnets as subnet_service
 from onestack.network.service.attributes import NOT_SPECIFIED, Parsed

@@ -16,13 +16,14 @@ from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from onestack.common.errors import Conflict
+from onestack.network import dataplane
 from onestack.network.models import (
     DefaultSecurityGroup,
     PortSecurityGroup,
     SecurityGroup,
     SecurityGroupRule,
 )
-from onestack.network.service import dataplane, quotas
+from onestack.network.service import quotas
 from onestack.network.service.common import (
     attr_rules,
     bump,

@@ -18,8 +18,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from onestack.common.errors import BadRequest, Conflict
+from onestack.network import dataplane
 from onestack.network.models import SecurityGroup, SecurityGroupRule
-from onestack.network.service import dataplane, quotas
+from onestack.network.service import quotas
 from onestack.network.service import security_groups as groups
 from onestack.network.service.common import (
     bump,

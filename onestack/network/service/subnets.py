@@ -16,8 +16,9 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from onestack.common.errors import BadRequest, Conflict
+from onestack.network import dataplane
 from onestack.network.models import IPAllocation, Network, Port, Subnet
-from onestack.network.service import dataplane, ipam, networks, quotas, subnetpools
+from onestack.network.service import ipam, networks, quotas, subnetpools
 from onestack.network.service.attributes import NOT_SPECIFIED, Parsed
 from onestack.network.service.common import (
     attr_rules,

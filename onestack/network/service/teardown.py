@@ -7,8 +7,9 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from onestack.network import dataplane
 from onestack.network.models import FloatingIP, Port, PortForwarding
-from onestack.network.service import dataplane, fixed_ips
+from onestack.network.service import fixed_ips
 from onestack.network.service.common import bump, drop_tags
 
 

@@ -12,25 +12,29 @@ from starlette.routing import Route
 from onestack.common.auth import authenticate
 from onestack.common.errors import NotFound
 from onestack.common.web import empty, json_response, read_json, run
-from onestack.image import metadefs
+from onestack.image import metadef_schemas
+from onestack.image.api._common import image_service
+from onestack.image.core import ImageService
+from onestack.image.service.metadefs import contents
+from onestack.image.service.metadefs import namespaces as ns_service
 
 
-def _svc(request: Request) -> Any:
-    return request.app.state.image
+def _svc(request: Request) -> ImageService:
+    return image_service(request)
 
 
 async def resource_types(request: Request) -> Response:
     ctx = await authenticate(request)
-    return json_response(await run(metadefs.list_resource_types, _svc(request), ctx))
+    return json_response(await run(ns_service.list_resource_types, _svc(request), ctx))
 
 
 async def namespaces(request: Request) -> Response:
     ctx = await authenticate(request)
     if request.method == "POST":
         body = await read_json(request)
-        return json_response(await run(metadefs.create_namespace, _svc(request), ctx, body), status=201)
+        return json_response(await run(ns_service.create_namespace, _svc(request), ctx, body), status=201)
     params = dict(request.query_params)
-    return json_response(await run(metadefs.list_namespaces, _svc(request), ctx, params))
+    return json_response(await run(ns_service.list_namespaces, _svc(request), ctx, params))
 
 
 async def namespace(request: Request) -> Response:
@@ -38,11 +42,11 @@ async def namespace(request: Request) -> Response:
     name = request.path_params["ns"]
     svc = _svc(request)
     if request.method == "GET":
-        return json_response(await run(metadefs.show_namespace, svc, ctx, name))
+        return json_response(await run(ns_service.show_namespace, svc, ctx, name))
     if request.method == "PUT":
         body = await read_json(request)
-        return json_response(await run(metadefs.update_namespace, svc, ctx, name, body))
-    await run(metadefs.delete_namespace, svc, ctx, name)
+        return json_response(await run(ns_service.update_namespace, svc, ctx, name, body))
+    await run(ns_service.delete_namespace, svc, ctx, name)
     return empty(204)
 
 
@@ -87,11 +91,11 @@ def _member(show_fn: Callable[..., Any], update_fn: Callable[..., Any],
     return handler
 
 
-objects = _collection(metadefs.list_objects, metadefs.create_object, metadefs.delete_objects)
-one_object = _member(metadefs.show_object, metadefs.update_object, metadefs.delete_object)
-properties = _collection(metadefs.list_properties, metadefs.create_property,
-                         metadefs.delete_properties)
-one_property = _member(metadefs.show_property, metadefs.update_property, metadefs.delete_property)
+objects = _collection(contents.list_objects, contents.create_object, contents.delete_objects)
+one_object = _member(contents.show_object, contents.update_object, contents.delete_object)
+properties = _collection(contents.list_properties, contents.create_property,
+                         contents.delete_properties)
+one_property = _member(contents.show_property, contents.update_property, contents.delete_property)
 
 
 async def tags(request: Request) -> Response:
@@ -99,12 +103,12 @@ async def tags(request: Request) -> Response:
     name = request.path_params["ns"]
     svc = _svc(request)
     if request.method == "GET":
-        return json_response(await run(metadefs.list_tags, svc, ctx, name))
+        return json_response(await run(contents.list_tags, svc, ctx, name))
     if request.method == "POST":
         body = await read_json(request)
         append = request.headers.get("x-openstack-append", "").lower() == "true"
-        return json_response(await run(metadefs.create_tags, svc, ctx, name, body, append), status=201)
-    await run(metadefs.delete_tags, svc, ctx, name)
+        return json_response(await run(contents.create_tags, svc, ctx, name, body, append), status=201)
+    await run(contents.delete_tags, svc, ctx, name)
     return empty(204)
 
 
@@ -113,13 +117,13 @@ async def one_tag(request: Request) -> Response:
     name, tag = request.path_params["ns"], request.path_params["name"]
     svc = _svc(request)
     if request.method == "GET":
-        return json_response(await run(metadefs.show_tag, svc, ctx, name, tag))
+        return json_response(await run(contents.show_tag, svc, ctx, name, tag))
     if request.method == "POST":
-        return json_response(await run(metadefs.create_tag, svc, ctx, name, tag), status=201)
+        return json_response(await run(contents.create_tag, svc, ctx, name, tag), status=201)
     if request.method == "PUT":
         body = await read_json(request)
-        return json_response(await run(metadefs.update_tag, svc, ctx, name, tag, body))
-    await run(metadefs.delete_tag, svc, ctx, name, tag)
+        return json_response(await run(contents.update_tag, svc, ctx, name, tag, body))
+    await run(contents.delete_tag, svc, ctx, name, tag)
     return empty(204)
 
 
@@ -128,24 +132,24 @@ async def associations(request: Request) -> Response:
     name = request.path_params["ns"]
     svc = _svc(request)
     if request.method == "GET":
-        return json_response(await run(metadefs.list_associations, svc, ctx, name))
+        return json_response(await run(contents.list_associations, svc, ctx, name))
     body = await read_json(request)
-    return json_response(await run(metadefs.create_association, svc, ctx, name, body), status=201)
+    return json_response(await run(contents.create_association, svc, ctx, name, body), status=201)
 
 
 async def one_association(request: Request) -> Response:
     ctx = await authenticate(request)
     p = request.path_params
-    await run(metadefs.delete_association, _svc(request), ctx, p["ns"], p["name"])
+    await run(contents.delete_association, _svc(request), ctx, p["ns"], p["name"])
     return empty(204)
 
 
 async def schema(request: Request) -> Response:
     await authenticate(request)
     name = request.path_params["name"]
-    if name not in metadefs.SCHEMAS:
+    if name not in metadef_schemas.SCHEMAS:
         raise NotFound("The resource could not be found.")
-    return json_response(metadefs.SCHEMAS[name])
+    return json_response(metadef_schemas.SCHEMAS[name])
 
 
 NS = "/v2/metadefs/namespaces/{ns}"

@@ -11,8 +11,8 @@ URLs may hold ``$(project_id)s`` / ``%(project_id)s`` / ``$(tenant_id)s`` /
 a project are left out of catalogs without one).
 
 ``CATALOG_FILTERS`` lets other areas narrow a project's catalog (OS-EP-FILTER):
-each is called as ``filter(identity, session, project_id, endpoint_ids)`` and
-returns the endpoint ids to keep, or None for "no filtering configured".
+each is called as ``filter(session, project_id, endpoint_ids)`` and returns the
+endpoint ids to keep, or None for "no filtering configured".
 """
 
 from __future__ import annotations
@@ -26,14 +26,10 @@ from sqlalchemy.orm import Session
 
 from onestack.identity.models import Endpoint, Service
 
-CatalogFilter = Callable[[Any, Session, str, set[str]], set[str] | None]
+CatalogFilter = Callable[[Session, str, set[str]], set[str] | None]
 CATALOG_FILTERS: list[CatalogFilter] = []
 
 _SUBST = re.compile(r"[$%]\((project_id|tenant_id|user_id)\)s")
-
-POLICIES = {
-    "identity:get_auth_catalog": "",
-}
 
 
 def _fill(url: str, project_id: str | None) -> str | None:
@@ -54,7 +50,7 @@ def _fill(url: str, project_id: str | None) -> str | None:
     return None if failed else out
 
 
-def build_catalog(identity: Any, session: Session, project_id: str | None) -> list[dict[str, Any]]:
+def build_catalog(session: Session, project_id: str | None) -> list[dict[str, Any]]:
     services = {s.id: s for s in session.scalars(select(Service).where(Service.enabled.is_(True)))}
     endpoints = list(
         session.scalars(select(Endpoint).where(Endpoint.enabled.is_(True)).order_by(Endpoint.id))
@@ -63,7 +59,7 @@ def build_catalog(identity: Any, session: Session, project_id: str | None) -> li
     if project_id:
         ids = {e.id for e in endpoints}
         for flt in CATALOG_FILTERS:
-            chosen = flt(identity, session, project_id, ids)
+            chosen = flt(session, project_id, ids)
             if chosen is not None:
                 keep = chosen if keep is None else keep & chosen
     by_service: dict[str, list[dict[str, Any]]] = {}

@@ -1,0 +1,46 @@
+"""The Image service as the cloud mounts it: the service object plus its HTTP
+application and its life cycle.
+
+``onestack.image.create(cloud)`` returns an :class:`ImageApp`: the
+:class:`~onestack.image.core.ImageService` every image service function
+takes, with what only the top of the image layers may do: build the ASGI app
+from the API routes, recover after a restart, wait for imports on stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from onestack.image.core import ImageService
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
+
+class ImageApp(ImageService):
+    def asgi(self) -> ASGIApp:
+        from onestack.common.web import glance_error, service_app
+        from onestack.image.api import routes
+
+        return service_app(
+            routes,
+            glance_error,
+            state={"image": self, "validator": self.cloud.cached_validator},
+        )
+
+    def prepare(self) -> None:
+        """Runs before serving (schema already upgraded): left-overs of a crash."""
+        from onestack.image.service import guest, imports
+
+        self.file_store.sweep()
+        self.staging.sweep()
+        imports.recover_interrupted(self)
+        guest.register_test_guest(self)
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        if self.tasks:
+            await asyncio.gather(*list(self.tasks), return_exceptions=True)

@@ -1,0 +1,66 @@
+"""What other services may ask of Image in-process - and nothing else.
+
+Compute reaches Image through this module only (an import-linter contract
+holds it): the image a server boots from, and the snapshot of a server
+(``createImage``: a new image record, then its data streamed in). Every call
+acts for the caller's ``AuthContext``, so Glance's policy, visibility and
+quotas apply exactly as through the REST API, and errors are the same
+``ApiError`` subclasses (404, 403, 409, 413 ...). Services that run apart
+from Image use its REST API instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from onestack.common.errors import NotFound
+from onestack.common.web import run
+from onestack.image.core import ImageService
+from onestack.image.service import images, upload
+
+if TYPE_CHECKING:
+    from onestack.common.auth import AuthContext
+    from onestack.common.cloud import Cloud
+
+
+def _image(cloud: Cloud) -> ImageService:
+    svc = cloud.services.get(ImageService.name)
+    if not isinstance(svc, ImageService):
+        raise NotFound("The image service does not run in this process.")
+    return svc
+
+
+def get_image(cloud: Cloud, ctx: AuthContext, image_id: str) -> dict[str, Any]:
+    """The image as ``GET /v2/images/{id}`` shows it (blocking: call it in a thread)."""
+    return images.get_image(_image(cloud), ctx, image_id)
+
+
+def create_image(cloud: Cloud, ctx: AuthContext, body: dict[str, Any]) -> dict[str, Any]:
+    """A new ``queued`` image, as ``POST /v2/images`` makes it (blocking)."""
+    return images.create_image(_image(cloud), ctx, body)
+
+
+def delete_image(cloud: Cloud, ctx: AuthContext, image_id: str) -> None:
+    """Delete an image and its data, as ``DELETE /v2/images/{id}`` (blocking)."""
+    images.delete_image(_image(cloud), ctx, image_id)
+
+
+async def upload_image_data(
+    cloud: Cloud,
+    ctx: AuthContext,
+    image_id: str,
+    chunks: AsyncIterator[bytes],
+    *,
+    size: int | None = None,
+) -> dict[str, Any]:
+    """Stream ``chunks`` in as the data of a ``queued`` image, as
+    ``PUT /v2/images/{id}/file`` does; returns the image, now ``active``.
+
+    On any failure (the data is not the image's ``disk_format``, it is over
+    the quota, the image was deleted meanwhile, ``chunks`` raised) nothing
+    is kept, the image is ``queued`` again and the error propagates.
+    """
+    svc = _image(cloud)
+    await upload.upload_image_data(svc, ctx, image_id, chunks, size=size)
+    return await run(images.get_image, svc, ctx, image_id)
