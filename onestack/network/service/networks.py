@@ -316,7 +316,7 @@ def create(net: Net, caller: Caller, bodies: list[dict[str, Any]]) -> list[dict[
             s.flush()
             rows.append(row)
             dataplane.record(s, dataplane.Change(dataplane.NETWORK, dataplane.CREATED, row.id, row.id))
-        items = views(s, rows)
+        items = [view(r, [], [], {}) for r in rows]  # new: no subnets, no tags yet
     return finish(caller, NETWORKS, items)
 
 

@@ -10,12 +10,14 @@ page size. The policy target of a port adds its network's owner and
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import String, and_, bindparam, or_, select, type_coerce
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from onestack.common import gcpause
 from onestack.network.models import IPAllocation, Network, Port, PortSecurityGroup
 from onestack.network.service.common import iso
 from onestack.network.service.errors import PortNotFound
@@ -109,7 +111,8 @@ def views(
     ``scope``: a select of the ids of exactly these ports (a whole, unpaged list):
     their addresses and groups are then read with it instead of lists of ids.
     """
-    ids = [r.id for r in rows]
+    values = [tuple(r) for r in rows] if rows and not isinstance(rows[0], Port) else [_values(r) for r in rows]
+    ids = [v[0] for v in values]
     ips: dict[str, list[dict[str, str]]] = {}
     groups: dict[str, list[str]] = {}
     run = session.connection().execute
@@ -121,58 +124,87 @@ def views(
         queries = [(_IPS_OF, _GROUPS_OF, {"ids": list(part)}) for part in chunks(ids)]
     for ips_query, groups_query, params in queries:
         for pid, sid, address in run(ips_query, params):
-            ips.setdefault(pid, []).append({"subnet_id": sid, "ip_address": address})
+            found = ips.get(pid)
+            if found is None:
+                ips[pid] = [{"subnet_id": sid, "ip_address": address}]
+            else:
+                found.append({"subnet_id": sid, "ip_address": address})
         for pid, sg in run(groups_query, params):
-            groups.setdefault(pid, []).append(sg)
+            gs = groups.get(pid)
+            if gs is None:
+                groups[pid] = [sg]
+            else:
+                gs.append(sg)
     tags = load_tags(session, ids, scope) if ids else {}
     nets: dict[str, tuple[str, bool]] = {}
-    for part in chunks(list({r.network_id for r in rows})):
+    for part in chunks(list({v[2] for v in values})):
         for nid, pid, shared in run(_NETS, {"ids": list(part)}):
             nets[nid] = (pid, shared)
     items: list[dict[str, Any]] = []
     targets: list[dict[str, Any]] = []
-    empty: list[Any] = []
-    for r in rows:
-        fixed = ips.get(r.id, empty)
+    no_net = ("", False)
+    for v in values:
+        pid = v[0]
+        fixed = ips.get(pid) or []
         if len(fixed) > 1:
             fixed.sort(key=lambda x: (x["subnet_id"], x["ip_address"]))
-        item = render(r, fixed, sorted(groups.get(r.id, empty)), tags.get(r.id, empty), domain)
-        net_owner, shared = nets.get(r.network_id, ("", False))
+        gs = groups.get(pid)
+        if gs is not None and len(gs) > 1:
+            gs.sort()
+        item = _render(v, fixed, gs or [], tags.get(pid) or [], domain)
+        net_owner, shared = nets.get(v[2], no_net)
         items.append(item)
         targets.append(target(item, net_owner, shared))
     return items, targets
 
 
+# The attributes of a port a view is made of, in ``COLS`` order.
+_NAMES = tuple(c.key if hasattr(c, "key") else c.name for c in COLS)
+
+
+def _values(r: Any) -> tuple[Any, ...]:
+    return tuple(getattr(r, name) for name in _NAMES)
+
+
 def render(r: Any, fixed: list[dict[str, str]], groups: list[str], tags: list[str], domain: str) -> dict[str, Any]:
-    """The wire shape of one port (``r``: a row, ``Port`` or anything with its attributes)."""
+    """The wire shape of one port (``r``: a ``Port`` or anything with its attributes)."""
+    return _render(_values(r), fixed, groups, tags, domain)
+
+
+def _render(
+    v: tuple[Any, ...], fixed: list[dict[str, str]], groups: list[str], tags: list[str], domain: str
+) -> dict[str, Any]:
+    (port_id, name, network_id, project_id, mac, admin_state_up, status, device_id, device_owner,
+     port_security, host_id, vif_type, vif_details, vnic_type, profile, pairs, dhcp_opts, dns_name,
+     description, created_at, updated_at, revision) = v
     return {
-        "id": r.id,
-        "name": r.name,
-        "network_id": r.network_id,
-        "tenant_id": r.project_id,
-        "project_id": r.project_id,
-        "mac_address": r.mac_address,
-        "admin_state_up": r.admin_state_up,
-        "status": r.status,
-        "device_id": r.device_id,
-        "device_owner": r.device_owner,
+        "id": port_id,
+        "name": name,
+        "network_id": network_id,
+        "tenant_id": project_id,
+        "project_id": project_id,
+        "mac_address": mac,
+        "admin_state_up": admin_state_up,
+        "status": status,
+        "device_id": device_id,
+        "device_owner": device_owner,
         "fixed_ips": fixed,
-        "port_security_enabled": r.port_security_enabled,
+        "port_security_enabled": port_security,
         "security_groups": groups,
-        "binding:vnic_type": r.vnic_type,
-        "binding:profile": r.profile or {},
-        "binding:host_id": r.host_id,
-        "binding:vif_type": r.vif_type,
-        "binding:vif_details": r.vif_details or {},
-        "allowed_address_pairs": r.allowed_address_pairs or [],
-        "extra_dhcp_opts": r.extra_dhcp_opts or [],
-        "dns_name": r.dns_name,
-        "dns_assignment": dns_assignment(r.dns_name, fixed, domain),
-        "description": r.description,
+        "binding:vnic_type": vnic_type,
+        "binding:profile": profile or {},
+        "binding:host_id": host_id,
+        "binding:vif_type": vif_type,
+        "binding:vif_details": vif_details or {},
+        "allowed_address_pairs": pairs or [],
+        "extra_dhcp_opts": dhcp_opts or [],
+        "dns_name": dns_name,
+        "dns_assignment": dns_assignment(dns_name, fixed, domain),
+        "description": description,
         "tags": tags,
-        "created_at": iso(r.created_at),
-        "updated_at": iso(r.updated_at),
-        "revision_number": r.revision_number,
+        "created_at": iso(created_at),
+        "updated_at": iso(updated_at),
+        "revision_number": revision,
     }
 
 
@@ -207,14 +239,17 @@ def list_ports(net: Net, caller: Caller, q: ListQuery) -> tuple[list[dict[str, A
         stmt = select(*COLS).where(*conds)
         page = fetch(s, stmt, Port, q, sort_columns=SORT, visible=vis,
                      not_found=lambda m: PortNotFound(port_id=m), columns_only=True)
-        scope = select(Port.id).where(*conds) if page.limit is None and len(page.rows) > CHUNK else None
-        items, targets = views(s, page.rows, net.config.dns_domain, scope)
-    allowed = caller.can_each("get_port", targets)
-    keep = [i for i, ok in enumerate(allowed) if ok]
-    if len(keep) != len(items):
-        items = [items[i] for i in keep]
-        targets = [targets[i] for i in keep]
-    return finish(caller, PORTS, items, q.fields, targets), page
+        large = len(page.rows) > CHUNK
+        scope = select(Port.id).where(*conds) if page.limit is None and large else None
+        with gcpause.paused() if large else nullcontext():
+            items, targets = views(s, page.rows, net.config.dns_domain, scope)
+    with gcpause.paused() if large else nullcontext():
+        allowed = caller.can_each("get_port", targets)
+        keep = [i for i, ok in enumerate(allowed) if ok]
+        if len(keep) != len(items):
+            items = [items[i] for i in keep]
+            targets = [targets[i] for i in keep]
+        return finish(caller, PORTS, items, q.fields, targets), page
 
 
 def show(net: Net, caller: Caller, port_id: str, fields: Sequence[str] = ()) -> dict[str, Any]:

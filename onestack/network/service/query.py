@@ -246,6 +246,8 @@ def project(items: list[dict[str, Any]], fields: Sequence[str], hidden: set[str]
     if fields:
         keep = [f for f in dict.fromkeys(fields) if f not in hidden]
         return [{k: item[k] for k in keep if k in item} for item in items]
-    if hidden:
-        return [{k: val for k, val in item.items() if k not in hidden} for item in items]
+    if hidden:  # the items are this request's own: drop the keys in place
+        for item in items:
+            for k in hidden:
+                item.pop(k, None)
     return items
