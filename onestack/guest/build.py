@@ -51,6 +51,8 @@ from pathlib import Path
 from onestack.guest import IMAGE_NAME, image_path
 from onestack.guest.debs import BuildError, DebCache, LibraryIndex, modinfo
 from onestack.guest.disk import SECTOR, CpioEntry, Partition, assemble, write_cpio
+from onestack.host import qemu_img
+from onestack.host.errors import HostError
 
 log = logging.getLogger(__name__)
 
@@ -519,7 +521,10 @@ def _build_image(output: Path, cache_dir: Path, refresh: bool, kernel_args: str)
         )
         assert raw.stat().st_size == DISK_MIB * 2048 * SECTOR
         tmp_out = work / "out.qcow2"
-        _run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(tmp_out)])
+        try:
+            qemu_img.run(qemu_img.convert_argv(raw, "raw", tmp_out, "qcow2"))
+        except HostError as exc:
+            raise BuildError(str(exc)) from exc
         os.replace(tmp_out, output)
         log.info("built %s (kernel %s)", output, version)
     return output

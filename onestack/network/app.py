@@ -27,7 +27,8 @@ class NetworkApp(NetworkService):
         app = service_app(
             all_routes(),
             render_error,
-            state={"network": self, "validator": self.cloud.cached_validator},
+            state={"network": self, "validator": self.cloud.cached_validator, "service_type": "network",
+                   "auth_uri": self.settings.base_url + "/identity"},
         )
 
         async def no_nul_in_path(scope: Scope, receive: Receive, send: Send) -> None:

@@ -47,15 +47,21 @@ class NetworkService:
 
     @property
     def policy_path(self) -> Path:
-        return self.settings.state_dir / "policy" / "network.yaml"
+        """The operator's overrides (``<policy_dir>/network.yaml``)."""
+        from onestack.common.policy import override_path
+
+        return override_path(self.settings, self.name)
 
     @property
     def enforcer(self) -> NetworkEnforcer:
         if self._enforcer is None:
             from onestack.network.enforcer import NetworkEnforcer
-            from onestack.network.policies import DEFAULTS
+            from onestack.network.policies import DEFAULTS, SCOPE_TYPES
 
-            self._enforcer = NetworkEnforcer(DEFAULTS, self.policy_path)
+            self._enforcer = NetworkEnforcer(
+                DEFAULTS, self.policy_path,
+                scope_types=SCOPE_TYPES, enforce_scope=self.settings.enforce_scope,
+            )
         return self._enforcer
 
     @contextmanager

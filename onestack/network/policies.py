@@ -276,3 +276,4 @@ DEFAULTS: dict[str, str] = {
 # Every rule but the base ones is for project-scoped tokens only (upstream's
 # scope_types; enforce_scope is on by default in Neutron).
 PROJECT_SCOPED = frozenset(DEFAULTS) - frozenset(BASE_RULES)
+SCOPE_TYPES: dict[str, tuple[str, ...]] = {rule: ("project",) for rule in sorted(PROJECT_SCOPED)}

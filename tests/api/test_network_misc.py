@@ -173,3 +173,31 @@ def test_data_plane_notifier_sees_each_change_once(api: Api) -> None:
     assert bound.host == "h1" and bound.network_id == net["id"]
     deleted = recorder.after[4][0]
     assert deleted.details["fixed_ips"][0]["subnet_id"] == sub["id"]
+
+
+def test_application_credential_access_rules_guard_networking(api: Api) -> None:
+    """keystonemiddleware's access rules in front of Networking: service type
+    ``network``, paths below ``/networking``."""
+    from tests.api.test_access_rules_enforced import _denied, _restricted_token
+
+    rules = [{"service": "network", "method": "GET", "path": "/v2.0/networks"}]
+    token, _user, _project = _restricted_token(api, rules)
+    assert as_token(api, token, "GET", f"{N}/networks").status_code == 200
+    _denied(as_token(api, token, "POST", f"{N}/networks", json={"network": {"name": "no"}}))
+    _denied(as_token(api, token, "GET", f"{N}/ports"))
+
+
+def test_a_policy_file_for_networking_changes_only_networking(fresh_api: Api) -> None:
+    """``<policy_dir>/network.yaml`` is Networking's own: read on the next request,
+    and Identity's rules of the same names are untouched."""
+    api = fresh_api
+    path = api.cloud.service("network").policy_path
+    assert path.name == "network.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('"get_network": "role:admin"\n"default": "!"\n')
+    assert ok(api.get(f"{N}/networks", "demo"))["networks"] == []
+    assert ok(api.get(f"{N}/networks"))["networks"]
+    assert api.get("/identity/v3/auth/tokens", "demo",
+                   headers={"X-Subject-Token": api.token("demo")}).status_code == 200
+    path.unlink()
+    assert ok(api.get(f"{N}/networks", "demo"))["networks"]

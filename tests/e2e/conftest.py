@@ -4,26 +4,28 @@
   ``onestack image build-test``'s own stamp; ONESTACK_GUEST_IMAGE may name a
   ready image instead).
 * ``guest_net``: an isolated network namespace with a bridge, DHCP and the
-  means to serve metadata (``onestack.guest.testnet``), removed afterwards.
+  means to serve metadata (``tests/e2e/testnet.py``), removed afterwards.
+* Every end-to-end test is checked for leftovers: no network namespace of the
+  tests' prefix and no process started from the test's directory may outlive it.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from onestack.guest import testnet, vm
+from onestack.host import kvm, netns, procs, qemu_img
+from tests.e2e import testnet
 
 
 def e2e_skip_reason() -> str | None:
     if os.geteuid() != 0:
         return "end-to-end tests need root (network namespaces, taps)"
-    if vm.qemu_binary() is None:
+    if kvm.qemu_binary() is None:
         return "qemu-system-x86_64 is not installed (scripts/setup installs it)"
     if shutil.which("qemu-img") is None:
         return "qemu-img is not installed (scripts/setup installs it)"
@@ -31,6 +33,24 @@ def e2e_skip_reason() -> str | None:
     if missing:
         return f"missing {', '.join(missing)} (scripts/setup installs them)"
     return None
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[None]:
+    """Fails a test that leaves a namespace or a process of its own behind."""
+    if request.node.get_closest_marker("e2e") is None:
+        yield
+        return
+    before = set(netns.names(testnet.OWN_PREFIX))
+    yield
+    left_ns = sorted(set(netns.names(testnet.OWN_PREFIX)) - before)
+    left_procs = procs.find(str(tmp_path))
+    for name in left_ns:  # clean up anyway, then fail
+        netns.delete(name)
+    for pid in left_procs:
+        procs.terminate(pid, str(tmp_path))
+    assert not left_ns, f"network namespaces left behind: {left_ns}"
+    assert not left_procs, f"processes left behind: {left_procs}"
 
 
 @pytest.fixture(scope="session")
@@ -55,11 +75,7 @@ def guest_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def guest_disk(guest_image: Path, tmp_path: Path) -> Path:
     """A copy-on-write overlay of the guest image, so each test boots a fresh disk."""
     disk = tmp_path / "disk.qcow2"
-    subprocess.run(
-        ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(guest_image), "-F", "qcow2",
-         str(disk)],
-        check=True,
-    )
+    qemu_img.run(qemu_img.create_argv(disk, "qcow2", backing=guest_image, backing_fmt="qcow2"))
     return disk
 
 

@@ -8,8 +8,10 @@ user data from a metadata server (or a config drive), lets root and cirros in
 over SSH with ed25519, RSA and ECDSA keys, sees hot-plugged NICs and disks and
 keeps what was written across a hard reset.
 
-Everything runs in a network namespace of the test's own (see
-``onestack.guest.testnet``), removed afterwards.
+The guest is started, controlled over QMP and stopped by the real driver
+(``onestack.host.qemu``; ``tests/e2e/guestvm.py`` is a thin synchronous
+harness over it). Everything runs in a network namespace of the test's own
+(``tests/e2e/testnet.py``, over ``onestack.host``), removed afterwards.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from onestack.guest.testnet import TestNetwork
-from onestack.guest.vm import GuestVM, Nic
+from onestack.host import qemu_img
+from tests.e2e.guestvm import GuestVM, Nic
+from tests.e2e.testnet import TestNetwork
 
 pytestmark = pytest.mark.e2e
 
@@ -44,7 +47,7 @@ def keygen(directory: Path, kind: str) -> tuple[Path, str]:
     return path, path.with_suffix(".pub").read_text().strip()
 
 
-def poll(fn: Callable[[], str | None], timeout: float, what: str) -> str:
+def poll(fn: Callable[[], object], timeout: float, what: str) -> object:
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -129,20 +132,24 @@ def test_guest_boots_with_metadata_service(
         assert "GET /openstack/latest/meta_data.json 200" in requests
         assert "GET /latest/meta-data/public-keys/0/openssh-key 200" in requests
 
-        # hot-plugged NIC: DHCP on it; hot-plugged disk: visible
-        machine.qmp("netdev_add", type="tap", id="hn1", ifname="tap1", script="no",
-                    downscript="no")
-        machine.qmp("device_add", driver="virtio-net-pci", id="hnic1", netdev="hn1", mac=MAC1,
-                    romfile="")
+        # hot-plugged NIC (onto a free PCIe root port): DHCP on it; hot-plugged disk: visible
+        port = machine.control(lambda q: q.add_nic("hnic1", "tap1", MAC1))
+        assert port.startswith("rp")
         poll(lambda: out(guest_net.ssh(IP0, "cat /run/onestack/ip.eth1 2>/dev/null || true", ed))
              == f"{IP1}/24" or None, 60, "DHCP on the hot-plugged NIC")
         extra = tmp_path / "extra.qcow2"
-        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(extra), "64M"], check=True)
-        machine.qmp("blockdev-add", driver="qcow2", **{"node-name": "hd1"},
-                    file={"driver": "file", "filename": str(extra)})
-        machine.qmp("device_add", driver="virtio-blk-pci", id="hdisk1", drive="hd1")
+        qemu_img.run(qemu_img.create_argv(extra, "qcow2", 64 << 20))
+        machine.control(lambda q: q.add_disk("hdisk1", extra, "qcow2", serial="vol-1"))
         poll(lambda: "vdb" in out(guest_net.ssh(IP0, "lsblk -dn -o NAME", ed)).split() or None,
              60, "the hot-plugged disk")
+        assert out(guest_net.ssh(IP0, "cat /sys/block/vdb/serial", ed)) == "vol-1"
+        # unplugged again: the guest lets go of both (DEVICE_DELETED), the ports are free
+        free = machine.control(lambda q: q.free_ports())
+        machine.control(lambda q: q.remove_disk("hdisk1"))
+        machine.control(lambda q: q.remove_nic("hnic1"))
+        assert len(machine.control(lambda q: q.free_ports())) == len(free) + 2
+        poll(lambda: "vdb" not in out(guest_net.ssh(IP0, "lsblk -dn -o NAME", ed)).split()
+             or None, 60, "the unplugged disk gone")
 
         # a file written before a hard reset is still there after it
         token = f"persisted-{time.time_ns()}"
@@ -189,7 +196,7 @@ def test_guest_boots_with_config_drive(
 
     guest_net.open({MAC0: IP0})  # DHCP, but no metadata server
     guest_net.add_tap("tap0")
-    machine = GuestVM(guest_disk, tmp_path, nics=[Nic("tap0", MAC0)], cdrom=iso,
+    machine = GuestVM(guest_disk, tmp_path, nics=[Nic("tap0", MAC0)], config_drive=iso,
                       netns=guest_net.name)
     try:
         machine.start()
@@ -199,15 +206,14 @@ def test_guest_boots_with_config_drive(
         guest_net.wait_ssh(IP0, key, BOOT_TIMEOUT, user="cirros")
         assert out(guest_net.ssh(IP0, "id -un", key)) == "root"
         assert out(guest_net.ssh(IP0, "hostname", key)) == "guest-two"
-        assert out(guest_net.ssh(IP0, "blkid -L config-2 -o device", key)) == "/dev/sr0"
+        assert out(guest_net.ssh(IP0, "blkid -L config-2 -o device", key)) == "/dev/vdb"
         poll(lambda: out(guest_net.ssh(IP0, "cat /root/user-data-ran 2>/dev/null || true", key))
              or None, 60, "user data")
         assert out(guest_net.ssh(IP0, "cat /root/user-data-ran", key)) == "ran as root on guest-two"
         assert guest_net.metadata_requests() == []
         # the ACPI power button shuts it down cleanly (what Nova's stop sends first)
-        machine.qmp("system_powerdown")
-        assert machine.proc is not None
-        machine.proc.wait(120)
+        machine.control(lambda q: q.powerdown())
+        machine.wait_exit(120)
     finally:
         machine.stop()
         (tmp_path / "console.log").write_text(machine.output)

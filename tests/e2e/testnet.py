@@ -1,27 +1,37 @@
 """An isolated network for booting the test guest (tests and bench; root).
 
-A network namespace of its own with a bridge (10.77.0.1/24 and
-169.254.169.254), taps for the guests, dnsmasq serving DHCP on that bridge
-only, and optionally a tiny metadata server on 169.254.169.254:80. Nothing
-connects the namespace to the host's network: the only traffic stays inside
-it. :meth:`TestNetwork.close` removes everything (processes, then the
-namespace, which takes the bridge and taps with it).
+A network namespace of its own (``onestack-e2e-<pid>-<n>``) with a bridge
+(10.77.0.1/24 and 169.254.169.254), taps for the guests, dnsmasq serving DHCP
+on that bridge only, and optionally a tiny metadata server on
+169.254.169.254:80 — all made through ``onestack.host``. Nothing connects the
+namespace to the host's network. :meth:`TestNetwork.close` removes everything
+(dnsmasq, the metadata server, then the namespace with its bridge and taps).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+from onestack.host import dnsmasq, links, netns
 
 SUBNET = "10.77.0"
 GATEWAY = f"{SUBNET}.1"
 METADATA_IP = "169.254.169.254"
+PREFIX = "onestack-e2e-"
+# The namespaces of this test process: several test runs (other checkouts) may
+# run at once, and each looks after only its own.
+OWN_PREFIX = f"{PREFIX}{os.getpid()}-"
+T = TypeVar("T")
+_seq = itertools.count(1)
 
 # Run inside the namespace: serves {path: body} from a JSON file on
 # 169.254.169.254:80 (paths without the leading "/"; a body of null = 404).
@@ -53,12 +63,9 @@ srv.serve_forever()
 """
 
 
-def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
-
-
 def missing_tools() -> list[str]:
-    return [t for t in ("ip", "dnsmasq", "ssh", "ssh-keygen") if shutil.which(t) is None]
+    return [t for t in ("dnsmasq", "ssh", "ssh-keygen", "nft", "busybox")
+            if shutil.which(t) is None]
 
 
 class TestNetwork:
@@ -66,10 +73,9 @@ class TestNetwork:
 
     def __init__(self, workdir: Path, name: str | None = None) -> None:
         self.workdir = workdir
-        self.name = name or f"onestack-guest-{os.getpid()}"
-        self.procs: list[subprocess.Popen[bytes]] = []
+        self.name = name or f"{OWN_PREFIX}{next(_seq)}"
+        self.dhcp = dnsmasq.Dnsmasq(workdir / "dnsmasq")
         self.metadata: subprocess.Popen[bytes] | None = None
-        self.taps: list[str] = []
         self.hosts: dict[str, str] = {}  # mac -> ip
 
     # --- set-up / tear-down ------------------------------------------------
@@ -77,44 +83,37 @@ class TestNetwork:
     def open(self, hosts: dict[str, str] | None = None) -> TestNetwork:
         """Creates the namespace, bridge and dnsmasq. ``hosts``: MAC -> fixed IP."""
         self.hosts = dict(hosts or {})
-        _ip("netns", "add", self.name)
+        netns.ensure(self.name)
         try:
-            ns = ["-n", self.name]
-            _ip(*ns, "link", "set", "lo", "up")
-            _ip(*ns, "link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0")
-            _ip(*ns, "addr", "add", f"{GATEWAY}/24", "dev", "br0")
-            _ip(*ns, "addr", "add", f"{METADATA_IP}/32", "dev", "br0")
-            _ip(*ns, "link", "set", "br0", "up")
-            self._dnsmasq()
+            def wire(nl: links.Netlink) -> None:
+                nl.ensure_bridge("br0")
+                nl.ensure_address("br0", f"{GATEWAY}/24")
+                nl.ensure_address("br0", f"{METADATA_IP}/32")
+
+            self.netlink(wire)
+            self.dhcp.ensure(self._dhcp_spec())
         except BaseException:
             self.close()
             raise
         return self
 
-    def _dnsmasq(self) -> None:
-        leases = self.workdir / f"{self.name}.leases"
-        leases.unlink(missing_ok=True)
-        cmd = [
-            "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--port=0",
-            "--bind-interfaces", "--interface=br0", "--except-interface=lo",
-            f"--dhcp-range={SUBNET}.100,{SUBNET}.199,255.255.255.0,1h",
-            f"--dhcp-option=option:router,{GATEWAY}",
-            "--dhcp-authoritative", "--no-ping", "--no-resolv", "--no-hosts",
-            f"--dhcp-leasefile={leases}", "--pid-file=",
-            f"--log-facility={self.workdir / (self.name + '.dnsmasq.log')}", "--log-dhcp",
-        ]
-        for mac, ip in self.hosts.items():
-            cmd.append(f"--dhcp-host={mac},{ip}")
-        self.procs.append(self.spawn(cmd))
-        time.sleep(0.2)
-        if self.procs[-1].poll() is not None:
-            raise RuntimeError(f"dnsmasq exited ({self.procs[-1].returncode})")
+    def _dhcp_spec(self) -> dnsmasq.DnsmasqSpec:
+        return dnsmasq.DnsmasqSpec(
+            name="br0", interface="br0", netns=self.name,
+            ranges=(dnsmasq.DhcpRange("guests", f"{SUBNET}.0/24", lease_seconds=3600),),
+            hosts=tuple(dnsmasq.DhcpHost(mac, (ip,)) for mac, ip in self.hosts.items()),
+            options=(f"tag:guests,option:router,{GATEWAY}",), log_dhcp=True)
+
+    def netlink(self, fn: Callable[[links.Netlink], T]) -> T:
+        """Runs ``fn`` with the namespace's netlink (links, addresses, routes)."""
+        def work() -> T:
+            with links.Netlink() as nl:
+                return fn(nl)
+
+        return netns.call(self.name, work)
 
     def add_tap(self, name: str) -> str:
-        ns = ["-n", self.name]
-        _ip(*ns, "tuntap", "add", "dev", name, "mode", "tap")
-        _ip(*ns, "link", "set", name, "master", "br0", "up")
-        self.taps.append(name)
+        self.netlink(lambda nl: nl.ensure_tap(name, master="br0"))
         return name
 
     def serve_metadata(self, routes: dict[str, str | None]) -> None:
@@ -123,11 +122,12 @@ class TestNetwork:
         path = self.workdir / f"{self.name}.metadata.json"
         path.write_text(json.dumps(routes))
         log = self.workdir / f"{self.name}.metadata.log"
-        proc = self.spawn([sys.executable, "-c", METADATA_SERVER, str(path), str(log)],
-                          stdout=subprocess.PIPE)
+        proc = netns.popen(self.name, [sys.executable, "-c", METADATA_SERVER, str(path),
+                                       str(log)], stdout=subprocess.PIPE)
         assert proc.stdout is not None
         if proc.stdout.readline().strip() != b"ready":
             proc.kill()
+            proc.wait()
             raise RuntimeError("metadata server did not start")
         self.metadata = proc
 
@@ -137,26 +137,18 @@ class TestNetwork:
 
     def stop_metadata(self) -> None:
         if self.metadata is not None:
-            self._kill(self.metadata)
-            self.procs.remove(self.metadata)
+            self.metadata.terminate()
+            try:
+                self.metadata.wait(5)
+            except subprocess.TimeoutExpired:
+                self.metadata.kill()
+                self.metadata.wait(5)
             self.metadata = None
 
     def close(self) -> None:
-        for proc in reversed(self.procs):
-            self._kill(proc)
-        self.procs.clear()
-        self.metadata = None
-        _ip("netns", "del", self.name, check=False)
-
-    @staticmethod
-    def _kill(proc: subprocess.Popen[bytes]) -> None:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        self.stop_metadata()
+        self.dhcp.stop("br0")
+        netns.delete(self.name)  # ends whatever else still runs inside
 
     def __enter__(self) -> TestNetwork:
         return self
@@ -166,17 +158,8 @@ class TestNetwork:
 
     # --- running things inside ----------------------------------------------
 
-    def spawn(self, cmd: list[str], **kw: object) -> subprocess.Popen[bytes]:
-        kw.setdefault("stdin", subprocess.DEVNULL)
-        kw.setdefault("stdout", subprocess.DEVNULL)
-        kw.setdefault("stderr", subprocess.DEVNULL)
-        proc = subprocess.Popen(["ip", "netns", "exec", self.name, *cmd], **kw)  # type: ignore[call-overload]
-        self.procs.append(proc)
-        return proc
-
-    def run(self, cmd: list[str], timeout: float = 30, **kw: object) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["ip", "netns", "exec", self.name, *cmd], capture_output=True,
-                              text=True, timeout=timeout, **kw)  # type: ignore[call-overload]
+    def run(self, cmd: list[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        return netns.run(self.name, cmd, timeout=timeout)
 
     def ssh(self, ip: str, command: str, key: Path, user: str = "root", timeout: float = 30,
             connect_timeout: int = 3) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,1 @@
+"""Virt drivers: the seam between the compute agent and the host."""

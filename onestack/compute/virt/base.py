@@ -1,0 +1,178 @@
+"""The virt driver seam: what the compute agent asks of a hypervisor.
+
+The compute agent (the durable-task handlers of ``boot``, ``reboot``,
+``resize`` ...) decides *what* an instance should be; a driver makes the host
+so, through ``onestack/host/`` only. Two drivers implement this protocol:
+``virt/qemu.py`` (real QEMU guests, KVM where it really runs a guest, TCG
+otherwise) and ``virt/fake.py`` (in memory, for fast tests and for the
+``bench/compute`` scheduling figures).
+
+It follows the shape of Nova's ``nova.virt.driver.ComputeDriver``, cut down to
+what onestack serves. Every call is idempotent where Nova's is (destroying a
+missing instance is not an error; spawning an instance that already runs with
+the same spec is a no-op), so that a task retried after a crash converges.
+Power states are Nova's numbers (``nova.compute.power_state``), which the API
+shows as ``OS-EXT-STS:power_state``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+
+class PowerState(enum.IntEnum):
+    NOSTATE = 0
+    RUNNING = 1
+    PAUSED = 3
+    SHUTDOWN = 4
+    CRASHED = 6
+    SUSPENDED = 7
+
+
+@dataclass(frozen=True)
+class Vif:
+    """One NIC: a Networking port plugged as a tap on its network's bridge."""
+
+    port_id: str
+    mac: str
+    tap: str  # the tap device's name ("tap" + port_id[:11], as Nova and Neutron name it)
+    bridge: str  # the network's bridge the tap is enslaved to
+    netns: str | None  # the namespace that holds the bridge (the data plane's root)
+    mtu: int = 1500
+
+
+@dataclass(frozen=True)
+class BlockDevice:
+    """A volume attached to the instance (Block Storage, later): a file the guest writes."""
+
+    volume_id: str
+    path: Path
+    format: str  # "qcow2" | "raw"
+    serial: str  # shown to the guest as /dev/disk/by-id/virtio-<serial> (first 20 chars)
+    readonly: bool = False
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """Everything a driver needs to build (or rebuild) one instance."""
+
+    uuid: str
+    name: str  # Nova's instance name ("instance-0000002a"), also the guest's SMBIOS name
+    hostname: str
+    vcpus: int
+    memory_mb: int
+    root_gb: int  # 0: the image's own virtual size
+    ephemeral_gb: int = 0
+    swap_mb: int = 0
+    image_path: Path | None = None  # the base image in the host's image cache
+    image_format: str = "qcow2"  # the cached base image's format ("qcow2" | "raw")
+    vifs: tuple[Vif, ...] = ()
+    block_devices: tuple[BlockDevice, ...] = ()
+    # The files of a config drive (path inside the drive -> bytes, e.g.
+    # "openstack/latest/meta_data.json"), or None for no config drive. The
+    # driver makes it an ISO 9660 image labelled "config-2".
+    config_drive: dict[str, bytes] | None = None
+    # hw_* image properties and flavor extra specs the driver honours.
+    properties: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HostResources:
+    """What the host offers, for the scheduler and os-hypervisors."""
+
+    hypervisor_type: str  # "QEMU" (TCG or KVM: Nova's libvirt driver says "QEMU" for both)
+    hypervisor_version: int  # e.g. 7002000 for QEMU 7.2.0, as Nova encodes it
+    hypervisor_hostname: str
+    vcpus: int
+    memory_mb: int
+    local_gb: int
+    accelerator: str  # "kvm" | "tcg"
+
+
+class Driver(Protocol):
+    async def init_host(self, host: str) -> None:
+        """Prepare the host (directories, probes) before the agent claims tasks."""
+        ...
+
+    async def resources(self) -> HostResources: ...
+
+    async def list_instances(self) -> list[str]:
+        """UUIDs of the instances that exist on this host (running or not)."""
+        ...
+
+    async def power_state(self, uuid: str) -> PowerState: ...
+
+    async def spawn(self, spec: InstanceSpec) -> None:
+        """Create the disks (an overlay on the cached base image, grown to
+        ``root_gb``), the config drive, the taps, and start the guest."""
+        ...
+
+    async def destroy(self, uuid: str) -> None:
+        """Stop the guest and remove everything of it: process, disks, taps, files."""
+        ...
+
+    async def reboot(self, spec: InstanceSpec, hard: bool) -> None: ...
+
+    async def power_off(self, uuid: str, timeout: float = 60.0) -> None:
+        """ACPI power button, then hard stop after ``timeout`` seconds (0: at once)."""
+        ...
+
+    async def power_on(self, spec: InstanceSpec) -> None: ...
+
+    async def pause(self, uuid: str) -> None: ...
+
+    async def unpause(self, uuid: str) -> None: ...
+
+    async def suspend(self, uuid: str) -> None:
+        """Save the guest's memory to disk and stop its process."""
+        ...
+
+    async def resume(self, spec: InstanceSpec) -> None: ...
+
+    async def attach_interface(self, uuid: str, vif: Vif) -> None: ...
+
+    async def detach_interface(self, uuid: str, port_id: str) -> None: ...
+
+    async def attach_volume(self, uuid: str, device: BlockDevice) -> None: ...
+
+    async def detach_volume(self, uuid: str, volume_id: str) -> None: ...
+
+    async def snapshot(self, uuid: str, dest: Path) -> str:
+        """Write a standalone copy of the root disk to ``dest`` (consistent:
+        the guest is paused or stopped around the copy by the caller's rules);
+        returns its format ("qcow2")."""
+        ...
+
+    async def rebuild(self, spec: InstanceSpec) -> None:
+        """A new root disk from ``spec.image_path``, the guest started again."""
+        ...
+
+    async def resize(self, spec: InstanceSpec) -> None:
+        """Stop, keep the old root disk aside, grow the disk and start with the
+        new flavor; the old disk stays until confirm or revert."""
+        ...
+
+    async def confirm_resize(self, uuid: str) -> None: ...
+
+    async def revert_resize(self, spec: InstanceSpec) -> None:
+        """Back to the kept disk with the old flavor's ``spec``."""
+        ...
+
+    async def rescue(self, spec: InstanceSpec, rescue_image: Path, rescue_format: str) -> None:
+        """Boot from a fresh disk of the rescue image, the original root disk attached second."""
+        ...
+
+    async def unrescue(self, spec: InstanceSpec) -> None: ...
+
+    async def console_output(self, uuid: str, max_bytes: int = 1 << 20) -> str: ...
+
+    async def serial_console(self, uuid: str) -> Path:
+        """The unix socket of the guest's serial port (for the console proxy)."""
+        ...
+
+    async def vnc_console(self, uuid: str) -> Path:
+        """The unix socket of the guest's VNC server (for the noVNC proxy)."""
+        ...

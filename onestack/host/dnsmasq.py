@@ -1,0 +1,334 @@
+"""One dnsmasq per network, in a namespace, with files of its own; adopted after a restart.
+
+Each instance has a directory ``<run_dir>/<name>/`` holding its configuration
+(``dnsmasq.conf``: interface, ranges, domain; a change restarts it), its
+reloadable files (``hosts``: static DHCP entries by MAC; ``opts``: DHCP options
+by tag; ``addn_hosts``: the network's own names for DNS; a change only sends
+SIGHUP, which makes dnsmasq read them again), its pid file, leases and log.
+The configuration file's path is on dnsmasq's command line: that marks the
+process as this instance's, so after a restart a running dnsmasq is adopted
+(pid file + ``/proc/<pid>/cmdline``) instead of started twice, and a stray one
+is found by scanning for the run directory.
+
+dnsmasq never forwards a query: no ``/etc/resolv.conf``, no ``/etc/hosts``, no
+upstream server. With ``dns=False`` it serves no DNS at all (``port=0``); with
+``dns=True`` it answers only for names in ``addn_hosts`` under ``domain``.
+It runs as root (``user=root``): the files it re-reads on SIGHUP live in the
+state directory, which is private to root.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from onestack.host import netns, procs
+from onestack.host.errors import CommandError, HostError
+from onestack.host.links import check_ifname
+
+MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+
+CONF = "dnsmasq.conf"
+RELOADABLE = ("hosts", "opts", "addn_hosts")
+RA_MODES = ("static", "slaac", "ra-only", "ra-stateless", "ra-names")
+
+
+@dataclass(frozen=True)
+class DhcpRange:
+    """One subnet served. IPv4: ``static`` (addresses only from host entries).
+    IPv6: ``static`` (DHCPv6 stateful), ``slaac``, ``ra-only`` or ``ra-stateless``
+    (router advertisements; the last with DHCPv6 for options)."""
+
+    tag: str
+    cidr: str
+    mode: str = "static"
+    lease_seconds: int = 86400
+
+    def line(self) -> str:
+        try:
+            net = ipaddress.ip_network(self.cidr)
+        except ValueError:
+            raise HostError(f"invalid subnet {self.cidr!r}") from None
+        if self.mode not in RA_MODES or (net.version == 4 and self.mode != "static"):
+            raise HostError(f"invalid DHCP mode {self.mode!r} for {self.cidr}")
+        lease = "infinite" if self.lease_seconds <= 0 else f"{self.lease_seconds}s"
+        mask = str(net.netmask) if net.version == 4 else str(net.prefixlen)
+        return f"dhcp-range=set:{self.tag},{net.network_address},{self.mode},{mask},{lease}"
+
+
+@dataclass(frozen=True)
+class DhcpHost:
+    """A static entry: this MAC gets these addresses (and name, and tag)."""
+
+    mac: str
+    addresses: tuple[str, ...]
+    hostname: str | None = None
+    tag: str | None = None
+
+    def line(self) -> str:
+        parts = [self.mac.lower()]
+        if self.tag:
+            parts.append(f"set:{self.tag}")
+        for addr in self.addresses:
+            ip = ipaddress.ip_address(addr)
+            parts.append(f"[{ip}]" if ip.version == 6 else str(ip))
+        if self.hostname:
+            parts.append(self.hostname)
+        return ",".join(parts)
+
+
+@dataclass(frozen=True)
+class DnsmasqSpec:
+    name: str  # unique per host; names the directory (e.g. the network's id)
+    interface: str  # where it listens, in ``netns``
+    netns: str | None
+    ranges: tuple[DhcpRange, ...]
+    hosts: tuple[DhcpHost, ...] = ()
+    # dhcp-optsfile lines, e.g. "tag:subnet-1,option:router,10.0.0.1"
+    options: tuple[str, ...] = ()
+    dns: bool = False
+    domain: str = "openstacklocal"
+    # (address, name...) for DNS; written as an additional hosts file
+    names: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    router_advertisements: bool = False
+    lease_max: int = 16777216
+    log_dhcp: bool = False
+    extra: tuple[str, ...] = field(default_factory=tuple)  # more dnsmasq.conf lines
+
+
+@dataclass(frozen=True)
+class Lease:
+    expires: int
+    mac: str
+    address: str
+    hostname: str | None
+
+
+DOMAIN_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9][A-Za-z0-9-]{0,62})*$")
+HOSTNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")
+TAG_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def _one_line(what: str, value: str) -> str:
+    """A value written into a file dnsmasq parses line by line: one line, no NUL.
+    (A newline in, say, a DHCP option's value would add a line of the caller's
+    choosing to dnsmasq's configuration.)"""
+    if any(c in value for c in "\n\r\0"):
+        raise HostError(f"{what} may not contain a line break: {value!r}")
+    return value
+
+
+def check(spec: DnsmasqSpec) -> None:
+    """Refuses anything that could change dnsmasq's configuration beyond the spec."""
+    if not spec.name or "/" in spec.name or spec.name.startswith("."):
+        raise HostError(f"invalid dnsmasq instance name {spec.name!r}")
+    check_ifname(spec.interface)
+    if not DOMAIN_RE.fullmatch(spec.domain):
+        raise HostError(f"invalid domain {spec.domain!r}")
+    for rng in spec.ranges:
+        if not TAG_RE.fullmatch(rng.tag):
+            raise HostError(f"invalid tag {rng.tag!r}")
+    for host in spec.hosts:
+        if not MAC_RE.fullmatch(host.mac):
+            raise HostError(f"invalid MAC address {host.mac!r}")
+        if host.hostname is not None and not HOSTNAME_RE.fullmatch(host.hostname):
+            raise HostError(f"invalid host name {host.hostname!r}")
+        if host.tag is not None and not TAG_RE.fullmatch(host.tag):
+            raise HostError(f"invalid tag {host.tag!r}")
+        for addr in host.addresses:
+            _address(addr)
+    for address, hostnames in spec.names:
+        _address(address)
+        for name in hostnames:
+            if not HOSTNAME_RE.fullmatch(name):
+                raise HostError(f"invalid host name {name!r}")
+    for option in spec.options:
+        _one_line("a DHCP option", option)
+    for line in spec.extra:
+        _one_line("a dnsmasq.conf line", line)
+
+
+def _address(addr: str) -> None:
+    try:
+        ipaddress.ip_address(addr)
+    except ValueError:
+        raise HostError(f"invalid address {addr!r}") from None
+
+
+def render(spec: DnsmasqSpec, directory: Path) -> dict[str, str]:
+    """The instance's files, by name (pure: no I/O)."""
+    check(spec)
+    d = directory
+    lines = [
+        "# written by onestack for this network; changes here are overwritten",
+        f"interface={spec.interface}",
+        "bind-interfaces",
+        "except-interface=lo",
+        "no-resolv",
+        "no-hosts",
+        "user=root",
+        "dhcp-authoritative",
+        f"pid-file={d / 'pid'}",
+        f"dhcp-leasefile={d / 'leases'}",
+        f"dhcp-hostsfile={d / 'hosts'}",
+        f"dhcp-optsfile={d / 'opts'}",
+        f"log-facility={d / 'log'}",
+        f"dhcp-lease-max={spec.lease_max}",
+    ]
+    if spec.dns:
+        lines += [f"domain={spec.domain}", f"local=/{spec.domain}/", "expand-hosts",
+                  f"addn-hosts={d / 'addn_hosts'}"]
+    else:
+        lines.append("port=0")
+    if spec.router_advertisements:
+        lines.append("enable-ra")
+    if spec.log_dhcp:
+        lines.append("log-dhcp")
+    lines += [r.line() for r in spec.ranges]
+    lines += list(spec.extra)
+    names = "".join(f"{addr}\t{' '.join(hostnames)}\n" for addr, hostnames in spec.names)
+    return {
+        CONF: "\n".join(lines) + "\n",
+        "hosts": "".join(h.line() + "\n" for h in spec.hosts),
+        "opts": "".join(o + "\n" for o in spec.options),
+        "addn_hosts": names,
+    }
+
+
+def _write_atomic(path: Path, text: str) -> bool:
+    """Writes ``text`` unless the file already holds it; True if it changed."""
+    try:
+        if path.read_text() == text:
+            return False
+    except FileNotFoundError:
+        pass
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return True
+
+
+class Dnsmasq:
+    """The dnsmasq instances under one run directory."""
+
+    def __init__(self, run_dir: Path, binary: str | None = None) -> None:
+        self.run_dir = Path(run_dir)
+        self.binary = binary
+
+    def directory(self, name: str) -> Path:
+        return self.run_dir / name
+
+    def _marker(self, name: str) -> str:
+        return str(self.directory(name) / CONF)
+
+    def pid(self, name: str) -> int | None:
+        """The pid of instance ``name`` if it is running (adopted or ours)."""
+        d = self.directory(name)
+        return procs.running(d / "pid", self._marker(name))
+
+    def ensure(self, spec: DnsmasqSpec) -> str:
+        """Makes instance ``spec.name`` run with exactly this configuration.
+
+        Returns what it did: "started", "restarted" (the configuration changed),
+        "reloaded" (only hosts/options/names changed: SIGHUP) or "unchanged"."""
+        d = self.directory(spec.name)
+        files = render(spec, d)
+        d.mkdir(parents=True, exist_ok=True)
+        pid = self.pid(spec.name)
+        conf_changed = _write_atomic(d / CONF, files[CONF])
+        reload = [_write_atomic(d / n, files[n]) for n in RELOADABLE]
+        if pid is not None and not conf_changed:
+            if any(reload):
+                os.kill(pid, signal.SIGHUP)
+                return "reloaded"
+            return "unchanged"
+        if pid is not None:
+            procs.terminate(pid, self._marker(spec.name))
+        self._start(spec)
+        return "restarted" if pid is not None else "started"
+
+    def _start(self, spec: DnsmasqSpec) -> int:
+        d = self.directory(spec.name)
+        binary = self.binary or shutil.which("dnsmasq")
+        if binary is None:
+            raise HostError("dnsmasq is not installed (Debian package dnsmasq-base)")
+        (d / "pid").unlink(missing_ok=True)
+        argv = [binary, f"--conf-file={d / CONF}"]
+        # dnsmasq daemonizes: the process we start exits once the daemon is
+        # ready, non-zero with the reason on stderr if it could not start.
+        proc = netns.popen(spec.netns, argv, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            _out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise HostError(f"dnsmasq {spec.name} did not start within 30 s") from None
+        if proc.returncode != 0:
+            raise CommandError(argv, proc.returncode, err.decode(errors="replace"))
+        deadline = time.monotonic() + 5
+        while True:
+            pid = self.pid(spec.name)
+            if pid is not None:
+                return pid
+            if time.monotonic() > deadline:
+                raise HostError(f"dnsmasq {spec.name} started but wrote no pid file")
+            time.sleep(0.01)
+
+    def reload(self, name: str) -> bool:
+        """SIGHUP: dnsmasq reads its hosts, options and names files again."""
+        pid = self.pid(name)
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGHUP)
+        return True
+
+    def stop(self, name: str, remove: bool = True) -> bool:
+        """Ends instance ``name`` (and removes its directory unless ``remove`` is
+        false); True if it was running."""
+        marker = self._marker(name)
+        was = False
+        for pid in procs.find(marker):  # pid file or not
+            was = procs.terminate(pid, marker) or was
+        if remove:
+            shutil.rmtree(self.directory(name), ignore_errors=True)
+        return was
+
+    def names(self) -> list[str]:
+        """Instances that have a directory here (running or not)."""
+        if not self.run_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.run_dir.iterdir()
+                      if p.is_dir() and (p / CONF).exists())
+
+    def running(self) -> dict[str, int]:
+        """Every dnsmasq started from this run directory that is alive, by
+        instance name, including ones whose directory is gone."""
+        found: dict[str, int] = {}
+        prefix = f"--conf-file={self.run_dir}/"
+        for pid in procs.find(prefix):
+            for arg in procs.cmdline(pid) or []:
+                if arg.startswith(prefix) and arg.endswith("/" + CONF):
+                    found[arg[len(prefix):-len(CONF) - 1]] = pid
+        return found
+
+    def leases(self, name: str) -> list[Lease]:
+        try:
+            text = (self.directory(name) / "leases").read_text()
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) >= 4 and parts[0].isdigit():
+                out.append(Lease(int(parts[0]), parts[1], parts[2],
+                                 None if parts[3] == "*" else parts[3]))
+        return out
+

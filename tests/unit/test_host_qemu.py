@@ -1,0 +1,118 @@
+"""QEMU's command line for a guest spec, and the spec's checks (nothing started)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from onestack.host import qemu
+from onestack.host.errors import HostError
+from onestack.host.qemu import Disk, GuestSpec, Nic
+
+D = Path("/run/os/qemu/vm1")
+
+
+def after(argv: list[str], flag: str) -> list[str]:
+    return [argv[i + 1] for i, a in enumerate(argv) if a == flag]
+
+
+def test_the_fast_q35_machine_with_hotplug_ports() -> None:
+    spec = GuestSpec(
+        name="vm1", memory_mb=512, cpus=2, netns="onestack-dp",
+        disks=(Disk("/i/root.qcow2"), Disk("/i/vol.raw", "raw", "vol1", serial="abc")),
+        nics=(Nic("tap1", "fa:16:3e:00:00:01", "nic1", mtu=1450),),
+        uuid="6f0b1c1e-8d1c-4d55-9a1e-0e57ac4b0001",
+        smbios=(("manufacturer", "OpenStack Foundation"), ("product", "OpenStack Nova")),
+        hotplug_slots=2)
+    argv = qemu.command(spec, D, "tcg", "/usr/bin/qemu-system-x86_64")
+    assert argv[0] == "/usr/bin/qemu-system-x86_64"
+    assert after(argv, "-machine") == ["q35,smm=off,hpet=off,smbus=off,vmport=off,usb=off,sata=off"]
+    assert after(argv, "-accel") == ["tcg"]
+    assert after(argv, "-cpu") == ["qemu64,+rdrand"]
+    assert after(argv, "-m") == ["512"] and after(argv, "-smp") == ["2"]
+    assert "-daemonize" in argv and after(argv, "-pidfile") == [f"{D}/pid"]
+    assert after(argv, "-name") == ["guest=vm1,debug-threads=on"]
+    assert after(argv, "-chardev") == [
+        f"socket,id=qmp,path={D}/qmp.sock,server=on,wait=off",
+        f"socket,id=serial0,path={D}/serial.sock,server=on,wait=off,"
+        f"logfile={D}/console.log,logappend=on"]
+    assert after(argv, "-uuid") == ["6f0b1c1e-8d1c-4d55-9a1e-0e57ac4b0001"]
+    assert after(argv, "-smbios") == [
+        "type=1,manufacturer=OpenStack Foundation,product=OpenStack Nova"]
+    # the format of every disk is stated; the boot disk on pcie.0, the rest on root ports
+    assert after(argv, "-blockdev") == [
+        "driver=file,node-name=disk0-file,filename=/i/root.qcow2,cache.direct=on,"
+        "cache.no-flush=off",
+        "driver=qcow2,node-name=disk0-fmt,file=disk0-file,cache.direct=on,cache.no-flush=off",
+        "driver=file,node-name=vol1-file,filename=/i/vol.raw,cache.direct=on,cache.no-flush=off",
+        "driver=raw,node-name=vol1-fmt,file=vol1-file,cache.direct=on,cache.no-flush=off"]
+    assert after(argv, "-device") == [
+        "virtio-blk-pci,drive=disk0-fmt,id=disk0,bootindex=1",
+        "pcie-root-port,id=rp1,chassis=1,slot=1",
+        "virtio-blk-pci,drive=vol1-fmt,id=vol1,bus=rp1,serial=abc",
+        "pcie-root-port,id=rp2,chassis=2,slot=2",
+        "virtio-net-pci,netdev=nic1-net,id=nic1,mac=fa:16:3e:00:00:01,romfile=,bus=rp2,"
+        "host_mtu=1450",
+        "pcie-root-port,id=rp3,chassis=3,slot=3",
+        "pcie-root-port,id=rp4,chassis=4,slot=4"]
+    assert after(argv, "-netdev") == ["tap,id=nic1-net,ifname=tap1,script=no,downscript=no"]
+    assert "-kernel" not in argv and "-incoming" not in argv
+
+
+def test_kvm_direct_kernel_cdrom_and_restore() -> None:
+    spec = GuestSpec(name="vm1", disks=(Disk("/i/root.qcow2", cache="unsafe"),
+                                        Disk("/i/config.iso", "raw", "cd", cdrom=True)),
+                     kernel="/k/vmlinux", initrd="/k/initrd", append="console=ttyS0 quiet",
+                     incoming="/state/vm1 saved.bin", hotplug_slots=0)
+    argv = qemu.command(spec, D, "kvm")
+    assert after(argv, "-cpu") == ["host"]
+    assert after(argv, "-machine") == ["q35,smm=off,hpet=off,smbus=off,vmport=off,usb=off"]
+    assert "virtio-blk-pci,drive=disk0-fmt,id=disk0" in after(argv, "-device")  # no bootindex
+    assert "ide-cd,drive=cd-fmt,id=cd,bus=ide.1" in after(argv, "-device")
+    assert "driver=raw,node-name=cd-fmt,file=cd-file,cache.direct=on,cache.no-flush=off," \
+        "read-only=on" in after(argv, "-blockdev")
+    assert after(argv, "-kernel") == ["/k/vmlinux"] and after(argv, "-initrd") == ["/k/initrd"]
+    assert after(argv, "-append") == ["console=ttyS0 quiet"]
+    assert after(argv, "-incoming") == ["exec:cat '/state/vm1 saved.bin'"]
+    assert not any(a.startswith("pcie-root-port") for a in after(argv, "-device"))
+
+
+@pytest.mark.parametrize("change", [
+    {"name": "../etc"}, {"name": ""}, {"name": "vm1\n"}, {"memory_mb": 8}, {"cpus": 0}, {"hotplug_slots": 33},
+    {"disks": (Disk("/a,b"),)}, {"disks": (Disk("/a", "iso"),)},
+    {"disks": (Disk("/a", cache="directsync"),)},
+    {"disks": (Disk("/a"), Disk("/b"))},  # two disks called disk0
+    {"nics": (Nic("tap0", "not-a-mac"),)}, {"nics": (Nic("tap0", "fa:16:3e:00:00:01", "1x"),)},
+    {"smbios": (("serial", "a,b"),)},
+])
+def test_bad_specs_are_refused(change: dict[str, object]) -> None:
+    spec = dataclasses.replace(GuestSpec(name="vm1"), **change)  # type: ignore[arg-type]
+    with pytest.raises(HostError):
+        qemu.command(spec, D, "tcg")
+
+
+def test_spec_round_trips_through_json() -> None:
+    spec = GuestSpec(name="vm1", disks=(Disk("/i/a.qcow2"),), nics=(Nic("t", "fa:16:3e:00:00:01"),),
+                     smbios=(("product", "OpenStack Nova"),), extra=("-S",))
+    assert GuestSpec.from_json(spec.to_json()) == spec
+
+
+def test_a_run_directory_too_long_for_a_socket_is_refused(tmp_path: Path) -> None:
+    guests = qemu.Guests(tmp_path / ("x" * 100))
+    with pytest.raises(HostError, match="too long"):
+        guests._prepare(GuestSpec(name="vm1", accel="tcg"))
+    assert guests.names() == [] and guests.running() == {} and guests.get("vm1") is None
+
+
+@pytest.mark.parametrize("change", [
+    {"disks": (Disk("/a", serial="x,drive=other"),)}, {"disks": (Disk("/a", serial="s" * 21),)},
+    {"nics": (Nic("tap0,script=/bin/x", "fa:16:3e:00:00:01"),)},
+    {"nics": (Nic("tap0", "fa:16:3e:00:00:01", mtu=10),)},
+    {"uuid": "not-a-uuid"},
+])
+def test_no_option_can_be_smuggled_into_a_device(change: dict[str, object]) -> None:
+    spec = dataclasses.replace(GuestSpec(name="vm1"), **change)  # type: ignore[arg-type]
+    with pytest.raises(HostError):
+        qemu.command(spec, D, "tcg")
