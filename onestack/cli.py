@@ -4,6 +4,7 @@
     onestack db upgrade [--state-dir D]                  upgrade the schema in place
     onestack fernet rotate [--state-dir D]               rotate the token keys
     onestack image build-test [--output F]               build the test guest image
+    onestack ring show|build|add|rebalance ...           object storage rings
 """
 
 from __future__ import annotations
@@ -178,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     bt = image_sub.add_parser("build-test", help="build the test guest image offline", add_help=False)
     bt.add_argument("rest", nargs=argparse.REMAINDER)
     bt.set_defaults(func=cmd_image_build_test)
+
+    from onestack.objectstore.ringcmd import add_parser as ring_parser
+
+    ring_parser(sub, common)
 
     args, unknown = parser.parse_known_args(argv)
     if unknown:

@@ -73,6 +73,49 @@ class NetworkSettings:
 
 
 @dataclass
+class ObjectStoreSettings:
+    """Object Storage (Swift v1): the all-in-one storage node and its limits."""
+
+    # The rings the first start builds (``onestack ring`` changes them later).
+    part_power: int = 10
+    replicas: int = 3
+    devices: int = 3  # directories under <state_dir>/objectstore/devices
+    min_part_hours: int = 1
+    # Swift's [swift-constraints] defaults.
+    max_file_size: int = 5368709122
+    max_meta_name_length: int = 128
+    max_meta_value_length: int = 256
+    max_meta_count: int = 90
+    max_meta_overall_size: int = 4096
+    max_header_size: int = 8192
+    max_object_name_length: int = 1024
+    container_listing_limit: int = 10000
+    account_listing_limit: int = 10000
+    max_account_name_length: int = 256
+    max_container_name_length: int = 256
+    # Roles (keystoneauth): operator roles own their project's account.
+    operator_roles: str = "admin,member,swiftoperator"
+    reseller_admin_role: str = "ResellerAdmin"
+    # Large objects (SLO) and bulk requests.
+    max_manifest_segments: int = 1000
+    max_manifest_size: int = 8388608
+    min_segment_size: int = 1
+    max_containers_per_extraction: int = 10000
+    max_deletes_per_request: int = 10000
+    # TempURL: the digests accepted (``/info`` advertises exactly these).
+    tempurl_digests: str = "sha1,sha256,sha512"
+    # Background work (seconds between passes; 0 = off).
+    replicator_interval: float = 30.0
+    auditor_interval: float = 300.0
+    expirer_interval: float = 10.0
+    updater_interval: float = 5.0
+    # Bytes per second the auditor reads at most (Swift's files_per_second / bytes_per_second).
+    auditor_bytes_per_second: int = 10000000
+    # fsync object data before the rename (durable across a power cut).
+    fsync: bool = True
+
+
+@dataclass
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8800
@@ -100,6 +143,7 @@ class Settings:
     identity: IdentitySettings = field(default_factory=IdentitySettings)
     image: ImageSettings = field(default_factory=ImageSettings)
     network: NetworkSettings = field(default_factory=NetworkSettings)
+    objectstore: ObjectStoreSettings = field(default_factory=ObjectStoreSettings)
 
     @property
     def base_url(self) -> str:

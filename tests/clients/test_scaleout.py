@@ -113,7 +113,7 @@ def test_two_nodes_started_together_on_an_empty_database(tmp_path: Path, pg_serv
                           headers={"X-Auth-Token": token, "X-Subject-Token": token})
             assert r.status_code == 200, r.text
             catalog = r.json()["token"]["catalog"]
-            assert sorted(s["type"] for s in catalog) == ["identity", "image"]  # once each
+            assert sorted(s["type"] for s in catalog) == ["identity", "image", "object-store"]  # once each
             for service in catalog:
                 assert sorted(e["interface"] for e in service["endpoints"]) == ["admin", "internal", "public"]
                 assert {e["url"].split("/")[2] for e in service["endpoints"]} == {owner.url.split("/")[2]}
