@@ -113,13 +113,18 @@ def test_two_nodes_started_together_on_an_empty_database(tmp_path: Path, pg_serv
                           headers={"X-Auth-Token": token, "X-Subject-Token": token})
             assert r.status_code == 200, r.text
             catalog = r.json()["token"]["catalog"]
-            assert sorted(s["type"] for s in catalog) == ["identity", "image", "object-store"]  # once each
+            assert sorted(s["type"] for s in catalog) == ["identity", "image", "network", "object-store"]  # once each
             for service in catalog:
                 assert sorted(e["interface"] for e in service["endpoints"]) == ["admin", "internal", "public"]
                 assert {e["url"].split("/")[2] for e in service["endpoints"]} == {owner.url.split("/")[2]}
             r = httpx.get(node.url + "/identity/v3/users", params={"name": "admin"},
                           headers={"X-Auth-Token": token})
             assert len(r.json()["users"]) == 1
+            # the all-in-one networks were made once, by the node that bootstrapped
+            r = httpx.get(node.url + "/networking/v2.0/networks", headers={"X-Auth-Token": token})
+            assert sorted(n["name"] for n in r.json()["networks"]) == ["private", "public"]
+            r = httpx.get(node.url + "/networking/v2.0/routers", headers={"X-Auth-Token": token})
+            assert [x["name"] for x in r.json()["routers"]] == ["router1"]
         for node in (a, b):
             out = node.output()
             assert "Traceback" not in out and "duplicate key" not in out, out[-3000:]
