@@ -95,6 +95,14 @@ class S3App:
         self.credentials = Credentials(cloud, cloud.settings.identity.token_cache_seconds)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":  # the main listener runs the services' lifespan
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
         if scope["type"] != "http":
             return
         request_id = new_request_id()
@@ -156,6 +164,7 @@ class S3App:
                         raw_headers, _body(receive), request_id, host=headers.get("host", ""),
                         remote_addr=client[0])
         req.capabilities = self.capabilities
+        req.raw_path = raw.decode("latin-1") or "/"
         return req
 
     async def authenticate(self, req: S3Request) -> None:
