@@ -177,7 +177,8 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     db = Database(settings.db_url)
-    ran = migrate.upgrade(db)
+    with db.schema_lock():
+        ran = migrate.upgrade(db)
     print("upgraded" if ran else "already up to date")
     return 0
 
@@ -246,7 +247,13 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         args.rest = [*unknown, *args.rest]
     # `up`: uvicorn turns SIGINT/SIGTERM into a graceful shutdown.
-    return int(args.func(args))
+    from onestack.common.masterkey import MasterKeyError
+
+    try:
+        return int(args.func(args))
+    except MasterKeyError as exc:  # a configuration error: one line, no traceback
+        print(f"onestack: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

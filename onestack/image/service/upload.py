@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from onestack.common.auth import AuthContext
+from onestack.common.db import retrying
 from onestack.common.errors import (
     ApiError,
     BadRequest,
@@ -23,6 +24,7 @@ from onestack.common.errors import (
     Forbidden,
     Gone,
     PayloadTooLarge,
+    UnsupportedMediaType,
 )
 from onestack.common.ids import utcnow
 from onestack.common.web import run
@@ -44,6 +46,7 @@ class Upload:
     limit: int
     limit_message: str
     previous_status: str
+    container_format: str | None = "bare"
 
 
 def begin_upload(
@@ -63,15 +66,17 @@ def begin_upload(
             raise PayloadTooLarge(message)
         img.status = new_status
         img.updated_at = utcnow()
-        return Upload(img.id, img.disk_format, limit, message, "queued")
+        return Upload(img.id, img.disk_format, limit, message, "queued", img.container_format)
 
 
 def finish_upload(svc: ImageService, up: Upload, location: str, size: int, checksum: str,
                   os_hash_value: str, virtual_size: int | None) -> None:
-    """saving -> active with the data's facts; the data is dropped if the image went away."""
-    keep = False
-    error: ApiError | None = None
-    try:
+    """saving -> active with the data's facts; the data is dropped if the image went away.
+
+    The write runs in a retrying scope of its own: a re-run of the whole call
+    after a lost race (``common/db``) would find its data already dropped."""
+
+    def record() -> ApiError | None:
         with svc.db.write() as s:
             img = s.get(Image, up.image_id)
             if img is None or img.status != "saving":
@@ -84,17 +89,21 @@ def finish_upload(svc: ImageService, up: Upload, location: str, size: int, check
             if size > limit:
                 img.status = "queued"
                 img.updated_at = utcnow()
-                error = PayloadTooLarge(message)
-            else:
-                img.status = "active"
-                img.size = size
-                img.virtual_size = virtual_size
-                img.checksum = checksum
-                img.os_hash_algo = "sha512"
-                img.os_hash_value = os_hash_value
-                img.location = location
-                img.updated_at = utcnow()
-                keep = True
+                return PayloadTooLarge(message)
+            img.status = "active"
+            img.size = size
+            img.virtual_size = virtual_size
+            img.checksum = checksum
+            img.os_hash_algo = "sha512"
+            img.os_hash_value = os_hash_value
+            img.location = location
+            img.updated_at = utcnow()
+            return None
+
+    keep = False
+    try:
+        error = retrying(record)
+        keep = error is None
     finally:
         if not keep:
             svc.store.delete(location)
@@ -159,7 +168,8 @@ async def upload_image_data(
     ``chunks`` are the bytes in order; ``size``, when known before the first
     byte (a Content-Length), is checked against the quota up front. Policy,
     status and quota errors are Glance's (404, 403, 409, 400, 413); data that
-    is not the image's ``disk_format`` is a 400, more than the quota allows a
+    is not the image's ``disk_format``, or unsafe, is Glance's 415
+    (``formats``), more than the quota allows a
     413; whatever ``chunks`` raises propagates. On any failure nothing is kept
     and the image is ``queued`` again.
     """
@@ -167,7 +177,7 @@ async def upload_image_data(
     sink: DataSink | None = None
     try:
         writer = await run(svc.store.writer, up.image_id)
-        sink = DataSink(writer, Inspector(up.disk_format), up.limit)
+        sink = DataSink(writer, Inspector(up.disk_format, up.container_format), up.limit)
         got = await _receive(chunks, sink, up)
         location = await run(writer.commit)
     except BaseException:
@@ -226,8 +236,8 @@ async def _receive(chunks: AsyncIterator[bytes], sink: DataSink, up: Upload) -> 
         return await run(sink.finish)
     except TooLarge:
         raise PayloadTooLarge(up.limit_message) from None
-    except FormatError as exc:
-        raise BadRequest(f"Image data is invalid: {exc}") from None
+    except FormatError as exc:  # Glance: InvalidImageData -> 415
+        raise UnsupportedMediaType(str(exc)) from None
     except OSError as exc:
         if exc in source_errors:
             raise

@@ -19,7 +19,6 @@ from onestack.objectstore.ring import Device as RingDevice
 from onestack.objectstore.storage.diskfile import DiskError, Found, ObjectWriter
 from onestack.objectstore.storage.server import ContainerUpdate, StorageServer, Target
 
-
 PREFETCH = 1 << 16  # bodies up to this size are read with their metadata
 
 
