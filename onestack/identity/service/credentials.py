@@ -382,7 +382,7 @@ def ec2_credential(identity: Any, access: str) -> dict[str, Any] | None:
         row = session.get(Credential, hashlib.sha256(access.encode("utf-8")).hexdigest())
         if row is None or row.type.lower() != "ec2":
             return None
-        view = ec2_view(session, row)
+        view = ec2_view(identity, session, row)
         return view if view["access"] == access and view["secret"] else None
 
 
