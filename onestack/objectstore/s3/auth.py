@@ -13,6 +13,9 @@ it streams.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -41,6 +44,7 @@ class Signed:
     request_time: str  # 20130524T000000Z
     payload_hash: str
     query: bool
+    v2: bool = False  # Signature Version 2 (what boto3 presigns with by default)
 
 
 def _server_time(now: float) -> str:
@@ -56,9 +60,10 @@ def parse(req: S3Request, location: str, skew: int, now: float | None = None) ->
         return _parse_query(req, location, now)
     if auth.startswith(sigv4.ALGORITHM + " "):
         return _parse_header(req, auth, location, skew, now)
-    if auth.startswith("AWS ") or "AWSAccessKeyId" in params:
-        raise S3Error("InvalidRequest", "The authorization mechanism you have provided is not "
-                                        "supported. Please use AWS4-HMAC-SHA256.")
+    if "AWSAccessKeyId" in params:
+        return _parse_v2_query(req, now)
+    if auth.startswith("AWS "):
+        return _parse_v2_header(req, auth, skew, now)
     if auth:
         raise invalid_argument("Authorization", auth.split(" ", 1)[0],
                                "Unsupported Authorization Type")
@@ -173,6 +178,77 @@ def _parse_query(req: S3Request, location: str, now: float) -> Signed:
     return Signed(cred, signed, params["X-Amz-Signature"], request_time, payload, query=True)
 
 
+def _v2(access: str, signature: str, request_time: str, query: bool) -> Signed:
+    cred = sigv4.Credential(access, request_time[:8], "", "", "")
+    return Signed(cred, [], signature, request_time, sigv4.UNSIGNED, query=query, v2=True)
+
+
+def _parse_v2_query(req: S3Request, now: float) -> Signed:
+    params = req.params
+    access, expires, signature = (params.get(k) for k in ("AWSAccessKeyId", "Expires",
+                                                          "Signature"))
+    if not access or not expires or not signature:
+        raise S3Error("AccessDenied")
+    try:
+        at = float(expires)
+    except ValueError:
+        raise S3Error("AccessDenied") from None
+    if at < now:
+        raise S3Error("AccessDenied", "Request has expired",
+                      extra={"Expires": _server_time(at), "ServerTime": _server_time(now)})
+    if at >= 2 ** 31:
+        raise S3Error("AccessDenied", f"Invalid date (should be seconds since epoch): {expires}")
+    return _v2(access, signature, sigv4.amz_date(now), query=True)
+
+
+def _parse_v2_header(req: S3Request, auth: str, skew: int, now: float) -> Signed:
+    access, sep, signature = auth[4:].rpartition(":")
+    if not sep or not access:
+        raise S3Error("AccessDenied")
+    amz = req.headers.get("x-amz-date")
+    date = amz or req.headers.get("date")
+    ts = _http_date(date or "")
+    if ts is None and amz:
+        ts = sigv4.parse_amz_date(amz)
+    if ts is None or ts < 0:
+        raise S3Error("AccessDenied", "AWS authentication requires a valid Date or "
+                                      "x-amz-date header")
+    if abs(ts - now) > skew:
+        raise S3Error("RequestTimeTooSkewed", RequestTime=date, ServerTime=_server_time(now),
+                      MaxAllowedSkewMilliseconds=skew * 1000)
+    return _v2(access, signature, sigv4.amz_date(ts), query=False)
+
+
+# sub-resources a Signature Version 2 signs
+V2_SUBRESOURCES = frozenset({
+    "acl", "delete", "lifecycle", "location", "logging", "notification", "partNumber",
+    "policy", "publicAccessBlock", "requestPayment", "torrent", "uploads", "uploadId",
+    "versionId", "versioning", "versions", "website", "response-cache-control",
+    "response-content-disposition", "response-content-encoding", "response-content-language",
+    "response-content-type", "response-expires", "cors", "tagging", "restore", "object-lock"})
+
+
+def v2_string_to_sign(req: S3Request, signed: Signed) -> str:
+    h = req.headers
+    lines = [req.method, (h.get("content-md5") or "").strip(), (h.get("content-type") or "").strip()]
+    amz: dict[str, list[str]] = {}
+    for name, value in req.raw_headers:
+        key = name.strip().lower()
+        if key.startswith("x-amz-"):
+            amz.setdefault(key, []).append(value.strip())
+    if signed.query:
+        lines.append(req.params.get("Expires", ""))
+    else:
+        lines.append("" if "x-amz-date" in amz else (h.get("date") or ""))
+    lines.extend(f"{k}:{','.join(v)}" for k, v in sorted(amz.items()))
+    resource = req.raw_path
+    subresources = sorted((k, v) for k, v in req.params.items() if k in V2_SUBRESOURCES)
+    if subresources:
+        resource += "?" + "&".join(f"{k}={v}" if v else k for k, v in subresources)
+    lines.append(resource)
+    return "\n".join(lines)
+
+
 def _query_params_message() -> str:
     return ("Query-string authentication version 4 requires the X-Amz-Algorithm, "
             "X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and "
@@ -198,6 +274,14 @@ def canonical(req: S3Request, signed: Signed) -> str:
 
 def check_signature(req: S3Request, signed: Signed, secret: str) -> bytes:
     """The signing key, if the signature is right; SignatureDoesNotMatch if not."""
+    if signed.v2:
+        sts = v2_string_to_sign(req, signed)
+        digest = hmac.new(secret.encode("utf-8"), sts.encode("utf-8"), hashlib.sha1).digest()
+        if not sigv4.equal(base64.b64encode(digest).decode("ascii"), signed.signature):
+            raise S3Error("SignatureDoesNotMatch", AWSAccessKeyId=signed.credential.access,
+                          StringToSign=sts, SignatureProvided=signed.signature,
+                          StringToSignBytes=" ".join(f"{b:02x}" for b in sts.encode()))
+        return b""
     cr = canonical(req, signed)
     sts = sigv4.string_to_sign(signed.request_time, signed.credential.scope, cr)
     key = sigv4.signing_key(secret, signed.credential.date, signed.credential.region)
@@ -260,8 +344,10 @@ def wrap_body(req: S3Request, signed: Signed, key: bytes) -> None:
         return
     verify_checksum = req.method == "PUT" or "delete" in req.params
     header, trailer, hasher = _checksum(req)
-    payload = signed.payload_hash
+    payload = req.headers.get("x-amz-content-sha256", "") if signed.v2 else signed.payload_hash
     if payload in sigv4.STREAMING_VALUES:
+        if signed.v2:
+            raise S3Error("InvalidRequest", "aws-chunked uploads need AWS4-HMAC-SHA256.")
         if signed.query:
             raise S3Error("XAmzContentSHA256Mismatch", ClientComputedContentSHA256=payload)
         if "ECDSA" in payload:

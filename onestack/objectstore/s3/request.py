@@ -43,6 +43,7 @@ class S3Request:
         self.pipeline = pipeline
         self.method = method
         self.path = path
+        self.raw_path = path  # as the client sent it (Signature Version 2 signs it)
         self.query_string = query_string
         self.param_list = params
         self.params: dict[str, str] = {}
