@@ -128,7 +128,7 @@ def build_app(cloud: Cloud) -> ASGIApp:
                 "name": "onestack",
                 "version": __version__,
                 "services": [
-                    {"type": e.service_type, "name": e.name, "url": base + e.path}
+                    {"type": e.service_type, "name": e.name, "url": e.url_for(base)}
                     for e in cloud.catalog()
                 ],
             }

@@ -1,6 +1,7 @@
 """The ``onestack`` command.
 
-    onestack up [--host H] [--port P] [--state-dir D]   serve the all-in-one cloud
+    onestack up [--host H] [--port P] [--s3-port P] [--state-dir D]
+                                                         serve the all-in-one cloud
     onestack db upgrade [--state-dir D]                  upgrade the schema in place
     onestack fernet rotate [--state-dir D]               rotate the token keys
     onestack image build-test [--output F]               build the test guest image
@@ -31,6 +32,7 @@ def _settings(args: argparse.Namespace) -> Any:
         "host": getattr(args, "host", None),
         "port": getattr(args, "port", None),
         "public_url": getattr(args, "public_url", None),
+        "objectstore.s3_port": getattr(args, "s3_port", None),
     }
     return load_settings(getattr(args, "state_dir", None), overrides)
 
@@ -131,19 +133,41 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     server = Server(config)
     banner = _banner(settings, cloud)
+    listeners = [item for svc in cloud.services.values()
+                 for item in getattr(svc, "listeners", list)()]
 
     async def serve() -> None:
         task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started and not task.done():
             await asyncio.sleep(0.01)
+        extra = []
         if server.started:
+            # The services' own ports (S3), once the services have started.
+            lines = []
+            for listener in listeners:
+                started = await _serve_listener(listener)
+                if started is not None:
+                    extra.append(started)
+                    lines.append(f"  {listener.name + ':':9} {listener.url}\n")
+                else:
+                    lines.append(f"  {listener.name + ':':9} not served: "
+                                 f"{listener.host}:{listener.port} is in use\n")
             elapsed = time.perf_counter() - STARTED
-            print(f"onestack is up at {settings.base_url} ({elapsed:.2f}s)\n{banner}", flush=True)
+            print(f"onestack is up at {settings.base_url} ({elapsed:.2f}s)\n"
+                  f"{''.join(lines)}{banner}", flush=True)
         # Move everything start-up made out of the collector's sight, so that
         # later collections only walk new objects. No collection first: it
         # would hold the event loop for ~50 ms to free a few hundred objects.
         gc.freeze()
         gc.enable()
+        # The other listeners stop first, before the services do.
+        while extra and not task.done() and not server.should_exit:
+            await asyncio.sleep(0.1)
+        for other, _loop in extra:
+            other.should_exit = True
+        for other, loop in extra:
+            await loop
+            await other.shutdown()
         await task
 
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the
@@ -191,6 +215,36 @@ def _banner(settings: Any, cloud: Any) -> str:
     else:
         lines.append(f"            {cmd} --os-cloud onestack token issue   # as the demo user")
     return "\n".join(lines)
+
+
+async def _serve_listener(listener: Any) -> tuple[Any, Any] | None:
+    """Serve a service's own port (no lifespan: the main server runs it, and
+    stops this one when it stops). None if the port cannot be bound."""
+    import asyncio
+    import logging
+    import socket
+
+    import uvicorn
+
+    family = socket.AF_INET6 if ":" in listener.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((listener.host, listener.port))
+    except OSError as exc:
+        sock.close()
+        logging.getLogger("onestack").error("%s listener on %s:%s: %s", listener.name,
+                                            listener.host, listener.port, exc)
+        return None
+    sock.listen(2048)
+    sock.setblocking(False)
+    config = uvicorn.Config(listener.app, log_config=None, access_log=False, lifespan="off",
+                            ws="none", timeout_graceful_shutdown=5)
+    config.load()
+    other = uvicorn.Server(config)
+    other.lifespan = config.lifespan_class(config)
+    await other.startup(sockets=[sock])
+    return other, asyncio.create_task(other.main_loop())
 
 
 def _exit_cleanly(_signum: int, _frame: Any) -> None:
@@ -326,6 +380,8 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     up.add_argument("--port", type=_port, help="port to listen on (default 8800)")
     up.add_argument("--public-url", help="URL clients use to reach this cloud")
+    up.add_argument("--s3-port", type=int,
+                    help="port of the S3 listener (default: the port + 1; 0: no S3)")
     up.add_argument("--quiet", action="store_true", help="log warnings only")
     up.set_defaults(func=cmd_up)
 

@@ -182,6 +182,18 @@ class ObjectStoreSettings:
     auditor_bytes_per_second: int = 10000000
     # fsync object data before the rename (durable across a power cut).
     fsync: bool = True
+    # S3 (its own listener: S3 clients expect buckets at the root of their
+    # endpoint). -1 = the main port + 1 (8801 by default), 0 = not served.
+    s3_port: int = -1
+    s3_public_url: str = ""  # URL S3 clients use; defaults to http://host:s3_port
+    # The region S3 clients sign for (what boto3 and the aws CLI use when told none).
+    s3_location: str = "us-east-1"
+    s3_allowable_clock_skew: int = 900  # seconds (S3's 15 minutes)
+    s3_max_bucket_listing: int = 1000
+    s3_max_parts_listing: int = 1000
+    s3_max_multi_delete_objects: int = 1000
+    s3_max_upload_part_num: int = 1000  # at most max_manifest_segments
+    s3_min_segment_size: int = 5242880  # every part but the last (S3's 5 MiB)
 
 
 @dataclass

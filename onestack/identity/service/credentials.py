@@ -380,6 +380,17 @@ def _ec2_row(session: Session, user_id: str, access: str) -> Credential | None:
     return row
 
 
+def ec2_credential(identity: Any, access: str) -> dict[str, Any] | None:
+    """The OS-EC2 view of the credential with this access key, or None (no
+    policy: for services checking a signature made with it, in-process)."""
+    with identity.db.read() as session:
+        row = session.get(Credential, hashlib.sha256(access.encode("utf-8")).hexdigest())
+        if row is None or row.type.lower() != "ec2":
+            return None
+        view = ec2_view(identity, session, row)
+        return view if view["access"] == access and view["secret"] else None
+
+
 def ec2_get(identity: Any, ctx: AuthContext, user_id: str, access: str) -> dict[str, Any]:
     with identity.db.read() as session:
         row = _ec2_row(session, user_id, access)

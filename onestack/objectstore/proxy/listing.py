@@ -102,8 +102,8 @@ def object_entries(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
                 key, _, value = param.strip().partition("=")
                 if key == "swift_bytes":
                     entry["bytes"] = int(value)
-                elif key == "slo_etag":
-                    entry["slo_etag"] = value
+                elif key in ("slo_etag", "s3_etag"):
+                    entry[key] = value
                 elif key == "symlink_target":
                     entry["symlink_path"] = unquote(value)
                 else:
