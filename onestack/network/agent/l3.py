@@ -1,0 +1,342 @@
+"""Routers in the data plane: one network namespace per router (Neutron's legacy L3 agent).
+
+A router is the namespace ``layout.router_ns(router_id)`` holding
+
+* one ``qr-<port>`` interface per router interface and one ``qg-<port>`` for
+  its external gateway: each the router end of a veth whose other end,
+  ``tap<port>``, is a port of the network's bridge in ``layout.root_ns``; the
+  router port's MAC, MTU and addresses (the floating IPs are held on
+  ``qg-`` as /32 so that the router answers ARP for them on the external
+  network);
+* IPv4 and IPv6 forwarding (in that namespace only, never in the host's), the
+  default route via the external subnet's gateway, the static routes;
+* one nftables table (``ip onestack-l3``) with the NAT, replaced atomically:
+  the metadata redirect (tcp to 169.254.169.254:80 arriving on a ``qr-``
+  device goes to the local port 9697, where the metadata proxy listens), DNAT
+  of floating IPs and port forwardings, SNAT of floating IPs, SNAT of
+  everything else leaving by ``qg-`` to the gateway address when
+  ``enable_snat``, hairpin (an instance reaching a floating IP behind the same
+  router) as Neutron's iptables rules do. IPv6 is routed, not translated.
+
+:func:`sync_router` makes a router exactly a :class:`RouterState`; it is
+idempotent (a second call changes nothing: links, addresses and routes are
+diffed, and the NAT table carries a digest of itself so an unchanged table is
+not rewritten) and cheap. :func:`remove_router` removes everything of one
+router; :func:`existing_routers` says which routers have a namespace here.
+The rendering (:func:`nat_table`, :func:`device_addresses`,
+:func:`wanted_routes`) is pure; the effects go through ``onestack.host``.
+These functions block: the agent calls them from a worker thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from onestack.host import nft
+from onestack.host.errors import HostError
+from onestack.network.agent.layout import (
+    METADATA_ADDRESS,
+    METADATA_PORT,
+    ROUTER_GATEWAY_PREFIX,
+    ROUTER_INTERFACE_PREFIX,
+    Layout,
+)
+
+log = logging.getLogger(__name__)
+
+NAT_TABLE = "onestack-l3"
+DIGEST_CHAIN = "digest"
+DEVICE_PREFIXES = (ROUTER_INTERFACE_PREFIX, ROUTER_GATEWAY_PREFIX)
+# Sysctls of a router's namespace (set before its devices are made, so the
+# "default" ones apply to them): forwarding; no duplicate address detection
+# (an address is usable at once, as the agent wrote it); a secondary address
+# promoted when the primary of its subnet goes.
+ROUTER_SYSCTLS: tuple[tuple[str, str], ...] = (
+    ("net.ipv4.ip_forward", "1"),
+    ("net/ipv6/conf/all/forwarding", "1"),
+    ("net/ipv6/conf/default/accept_dad", "0"),
+    ("net/ipv6/conf/all/accept_dad", "0"),
+    ("net/ipv6/conf/default/accept_ra", "0"),
+    ("net/ipv4/conf/default/promote_secondaries", "1"),
+    ("net/ipv4/conf/all/promote_secondaries", "1"),
+)
+
+
+@dataclass(frozen=True)
+class RouterPort:
+    port_id: str
+    network_id: str
+    mac: str
+    cidrs: tuple[str, ...]  # the port's addresses with their subnet's prefix, "10.0.0.1/26"
+    mtu: int = 1500
+
+
+@dataclass(frozen=True)
+class FloatingIp:
+    floating_ip: str  # on the external network
+    fixed_ip: str  # the associated port's address behind this router
+
+
+@dataclass(frozen=True)
+class PortForwarding:
+    floating_ip: str
+    protocol: str  # "tcp" | "udp"
+    external_port: str  # "80" or "8000:8010"
+    internal_ip: str
+    internal_port: str
+
+
+@dataclass(frozen=True)
+class RouterState:
+    router_id: str
+    admin_state_up: bool
+    gateway: RouterPort | None  # on the external network (None: no external gateway)
+    gateway_ip: str | None  # the external subnet's gateway_ip (default route), if any
+    enable_snat: bool
+    interfaces: tuple[RouterPort, ...]
+    routes: tuple[tuple[str, str], ...]  # (destination CIDR, nexthop)
+    floating_ips: tuple[FloatingIp, ...]
+    port_forwardings: tuple[PortForwarding, ...]
+
+
+# --- rendering (pure) ----------------------------------------------------------
+
+
+def _is_v4(address: str) -> bool:
+    try:
+        return ipaddress.ip_interface(address).version == 4
+    except ValueError:
+        return False
+
+
+def gateway_address(state: RouterState) -> str | None:
+    """The router's IPv4 address on the external network (the SNAT source)."""
+    if state.gateway is None:
+        return None
+    for cidr in state.gateway.cidrs:
+        if _is_v4(cidr):
+            return str(ipaddress.ip_interface(cidr).ip)
+    return None
+
+
+def _floating_addresses(state: RouterState) -> list[str]:
+    """The IPv4 floating IPs the router holds: associated ones and those with
+    port forwardings (once each, in order)."""
+    seen: dict[str, None] = {}
+    for fip in state.floating_ips:
+        if _is_v4(fip.floating_ip):
+            seen.setdefault(fip.floating_ip, None)
+    for pf in state.port_forwardings:
+        if _is_v4(pf.floating_ip):
+            seen.setdefault(pf.floating_ip, None)
+    return list(seen)
+
+
+def device_addresses(state: RouterState) -> dict[str, tuple[str, ...]]:
+    """Each router device's addresses: ``qr-`` its port's, ``qg-`` its port's
+    and the floating IPs as /32 (only with a gateway: without one a floating IP
+    cannot be reached, and Neutron refuses it)."""
+    out = {Layout.router_interface(p.port_id): tuple(p.cidrs) for p in state.interfaces}
+    if state.gateway is not None:
+        fips = tuple(f"{a}/32" for a in _floating_addresses(state))
+        out[Layout.router_gateway(state.gateway.port_id)] = tuple(state.gateway.cidrs) + fips
+    return out
+
+
+def wanted_routes(state: RouterState) -> dict[str, str]:
+    """Destination -> nexthop of the routes with a nexthop: the default route(s)
+    via the external gateway, then the static routes (one of which may replace
+    a default route, as with Neutron's ``ip route replace``)."""
+    out: dict[str, str] = {}
+    if state.gateway is not None and state.gateway_ip:
+        version = ipaddress.ip_address(state.gateway_ip).version
+        out["0.0.0.0/0" if version == 4 else "::/0"] = state.gateway_ip
+    for destination, nexthop in state.routes:
+        out[str(ipaddress.ip_network(destination, strict=False))] = nexthop
+    return out
+
+
+def _port_range(text: str) -> tuple[int, int]:
+    low, _, high = str(text).partition(":")
+    return int(low), int(high or low)
+
+
+def _ports_json(low: int, high: int) -> int | dict[str, list[int]]:
+    return low if low == high else {"range": [low, high]}
+
+
+def _daddr(address: str) -> nft.Json:
+    return nft.match(nft.payload("ip", "daddr"), address)
+
+
+def _saddr(address: str) -> nft.Json:
+    return nft.match(nft.payload("ip", "saddr"), address)
+
+
+def _iif(name: str, op: str = "==") -> nft.Json:
+    return nft.match(nft.meta("iifname"), name, op=op)
+
+
+def _oif(name: str, op: str = "==") -> nft.Json:
+    return nft.match(nft.meta("oifname"), name, op=op)
+
+
+def _forwarding_rule(pf: PortForwarding) -> nft.Json:
+    """DNAT of floating_ip:external_port/proto to internal_ip:internal_port; a
+    range goes to the range of the same length, port by port."""
+    proto = pf.protocol.lower()
+    if proto not in ("tcp", "udp"):
+        raise ValueError(f"port forwarding protocol {pf.protocol!r}")
+    ext_low, ext_high = _port_range(pf.external_port)
+    int_low, int_high = _port_range(pf.internal_port)
+    dport = nft.payload(proto, "dport")
+    target: object
+    if (ext_low, ext_high) == (int_low, int_high) or int_low == int_high:
+        # the same ports (the kernel keeps a port already in the range), or one port
+        target = _ports_json(int_low, int_high)
+    else:
+        if ext_high - ext_low != int_high - int_low:
+            raise ValueError(f"port ranges of unequal length: {pf.external_port} "
+                             f"-> {pf.internal_port}")
+        target = {"map": {"key": dport, "data": {"set": [
+            [ext_low + i, int_low + i] for i in range(ext_high - ext_low + 1)]}}}
+    return nft.rule("prerouting", _daddr(pf.floating_ip),
+                    nft.match(dport, _ports_json(ext_low, ext_high)),
+                    {"dnat": {"addr": pf.internal_ip, "port": target}})
+
+
+def nat_items(state: RouterState) -> list[nft.Json]:
+    """The chains and rules of the router's NAT table (IPv4), as Neutron's L3
+    agent writes them with iptables:
+
+    * prerouting: the metadata redirect; port forwardings; floating IP DNAT;
+    * output: floating IP DNAT for the router's own traffic;
+    * postrouting: routed traffic between the router's own networks is left
+      alone (not from and not to ``qg-``, not DNAT'ed); a floating IP's fixed
+      address is SNAT'ed to it; with ``enable_snat`` whatever else leaves by
+      ``qg-``, and DNAT'ed traffic that did not come in by ``qg-`` (hairpin),
+      is SNAT'ed to the gateway address.
+    """
+    items: list[nft.Json] = [
+        nft.chain("prerouting", type="nat", hook="prerouting", priority=-100, policy="accept"),
+        nft.chain("output", type="nat", hook="output", priority=-100, policy="accept"),
+        nft.chain("postrouting", type="nat", hook="postrouting", priority=100,
+                  policy="accept"),
+        nft.rule("prerouting", _iif(ROUTER_INTERFACE_PREFIX + "*"), _daddr(METADATA_ADDRESS),
+                 nft.match(nft.payload("tcp", "dport"), 80),
+                 {"redirect": {"port": METADATA_PORT}}, comment="metadata"),
+    ]
+    if state.gateway is None:
+        return items
+    qg = Layout.router_gateway(state.gateway.port_id)
+    for pf in sorted(state.port_forwardings, key=lambda p: (
+            p.floating_ip, p.protocol, _port_range(p.external_port))):
+        if _is_v4(pf.floating_ip):
+            items.append(_forwarding_rule(pf))
+    fips = sorted({(f.floating_ip, f.fixed_ip) for f in state.floating_ips
+                   if _is_v4(f.floating_ip) and _is_v4(f.fixed_ip)})
+    for floating, fixed in fips:
+        items.append(nft.rule("prerouting", _daddr(floating), nft.dnat(fixed)))
+        items.append(nft.rule("output", _daddr(floating), nft.dnat(fixed)))
+    items.append(nft.rule("postrouting", _iif(qg, "!="), _oif(qg, "!="),
+                          nft.match(nft.ct("status"), "dnat", op="!"), nft.accept()))
+    for floating, fixed in fips:
+        items.append(nft.rule("postrouting", _saddr(fixed), nft.snat(floating)))
+    gateway = gateway_address(state)
+    if state.enable_snat and gateway is not None:
+        items.append(nft.rule("postrouting", _oif(qg), nft.snat(gateway)))
+        items.append(nft.rule("postrouting", _iif(qg, "!="),
+                              nft.match(nft.ct("status"), "dnat", op="in"), nft.snat(gateway)))
+    return items
+
+
+def digest(items: Iterable[nft.Json]) -> str:
+    return hashlib.sha256(json.dumps(list(items), sort_keys=True).encode()).hexdigest()[:32]
+
+
+def nat_table(state: RouterState) -> nft.Table:
+    """The whole table, with a chain that is never jumped to whose one rule's
+    comment is the digest of the rest (how :func:`sync_router` tells that the
+    table in the kernel is already this one)."""
+    items = nat_items(state)
+    mark = digest(items)
+    return nft.Table("ip", NAT_TABLE, items + [
+        nft.chain(DIGEST_CHAIN), nft.rule(DIGEST_CHAIN, nft.accept(), comment=mark)])
+
+
+# --- effects --------------------------------------------------------------------
+
+
+def _router_ns(layout: Layout, router_id: str) -> str:
+    return layout.router_ns(router_id)
+
+
+def sync_router(layout: Layout, state: RouterState) -> None:
+    """Makes the router's namespace, veths, addresses, routes, forwarding and
+    NAT table exactly ``state``. Idempotent; blocking (call it from a thread)."""
+    from onestack.host import netns, routerns
+
+    ns = _router_ns(layout, state.router_id)
+    ports = ([state.gateway] if state.gateway is not None else []) + list(state.interfaces)
+    devices = {(Layout.router_gateway(p.port_id) if p is state.gateway
+                else Layout.router_interface(p.port_id)): p for p in ports}
+    taps = {Layout.tap(p.port_id): name for name, p in devices.items()}
+    netns.ensure(layout.root_ns)
+    netns.ensure(ns)
+    # 1. which bridge ends exist; 2. in the router: its sysctls, and the
+    #    devices no longer wanted (or whose bridge end is gone) removed
+    paired = {taps[t] for t in netns.call(layout.root_ns, routerns.taps, set(taps))}
+    present = netns.call(ns, routerns.prepare, ROUTER_SYSCTLS, set(devices), DEVICE_PREFIXES,
+                         paired)
+    # 3. in the root namespace: the veths, bridge ends on their bridges
+    wires = [routerns.Wire(tap=Layout.tap(p.port_id), peer=name,
+                           bridge=Layout.bridge(p.network_id), mtu=p.mtu)
+             for name, p in devices.items()]
+    netns.call(layout.root_ns, routerns.wire_root, wires, ns, present)
+    # 4. in the router: MAC, MTU, state, addresses, routes
+    addresses = device_addresses(state)
+    settings = [routerns.Device(name=name, mac=p.mac, mtu=p.mtu, up=state.admin_state_up,
+                                cidrs=addresses[name]) for name, p in devices.items()]
+    added = netns.call(ns, routerns.configure, settings, wanted_routes(state))
+    # 5. the NAT table, replaced in one transaction unless it is already this one
+    table = nat_table(state)
+    current = netns.call(ns, routerns.rule_comment, table.family, table.name, DIGEST_CHAIN)
+    if current != table.items[-1]["rule"]["comment"]:
+        nft.apply(ns, table)
+    # 6. new floating IPs announced on the external network (gratuitous ARP)
+    if state.gateway is not None and state.admin_state_up:
+        qg = Layout.router_gateway(state.gateway.port_id)
+        fresh = [c.split("/")[0] for c in added.get(qg, []) if _is_v4(c)]
+        if fresh:
+            try:
+                netns.call(ns, routerns.announce, qg, state.gateway.mac, fresh)
+            except (HostError, OSError) as exc:  # an optimisation only
+                log.warning("router %s: gratuitous ARP failed: %s", state.router_id, exc)
+
+
+def remove_router(layout: Layout, router_id: str) -> None:
+    """Removes the router's namespace and its devices (and so their bridge-side
+    ends); a no-op if it is not there."""
+    from onestack.host import netns, routerns
+
+    ns = _router_ns(layout, router_id)
+    if not netns.exists(ns):
+        netns.delete(ns)  # a stale file left by a crash, if any
+        return
+    # the veths first, synchronously: a deleted namespace's devices go only
+    # when the kernel gets round to it
+    netns.call(ns, routerns.prepare, (), set(), DEVICE_PREFIXES)
+    netns.delete(ns)
+
+
+def existing_routers(layout: Layout) -> set[str]:
+    """The ids of the routers with a namespace on this host (for reconcile)."""
+    from onestack.host import netns
+
+    prefix = layout.router_ns("")
+    return {name[len(prefix):] for name in netns.names(prefix) if len(name) > len(prefix)}
