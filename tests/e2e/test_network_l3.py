@@ -125,8 +125,12 @@ def cloud() -> Iterator[Layout]:
                 ("ext", EXT, EXT_PORT, f"{EXT_IP}/24", None)):
             ns = f"{layout.prefix}-{name}"
             netns.ensure(ns)
-            nl(layout.root_ns, lambda n, ns=ns, net=net, pid=pid: n.ensure_veth(
-                Layout.tap(pid), "eth0", peer_netns=ns, master=Layout.bridge(net)))
+
+            def plug(n: links.Netlink, ns: str = ns, net: str = net, pid: str = pid) -> bool:
+                return n.ensure_veth(Layout.tap(pid), "eth0", peer_netns=ns,
+                                     master=Layout.bridge(net))
+
+            nl(layout.root_ns, plug)
 
             def inside(n: links.Netlink, cidr: str = cidr, gateway: str | None = gateway) -> None:
                 n.set_up("eth0")
