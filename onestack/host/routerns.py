@@ -4,8 +4,7 @@ A router (``onestack.network.agent.l3``) is a namespace joined to bridges in
 another namespace by veths. Each function here runs in the namespace it works
 on, through :func:`onestack.host.netns.call`, with one netlink socket::
 
-    netns.call(root, routerns.taps, names)            # which bridge ends exist
-    netns.call(router, routerns.prepare, sysctls, keep, prefixes, paired)
+    present = netns.call(router, routerns.prepare, sysctls, keep, prefixes)
     netns.call(root, routerns.wire_root, wires, router, present)
     netns.call(router, routerns.configure, devices, routes)
 
@@ -53,22 +52,11 @@ class Device:
     cidrs: tuple[str, ...]
 
 
-def taps(names: Collection[str]) -> set[str]:
-    """Which of ``names`` exist here as veths."""
-    with links.Netlink() as nl:
-        found = set()
-        for name in names:
-            link = nl.link(name)
-            if link is not None and link.kind == "veth":
-                found.add(name)
-        return found
-
-
 def prepare(sysctls: Sequence[tuple[str, str]], keep: Collection[str],
-            prefixes: tuple[str, ...], paired: Collection[str] = ()) -> set[str]:
+            prefixes: tuple[str, ...]) -> set[str]:
     """In the routing namespace: sets ``sysctls``; deletes every link whose name
-    starts with one of ``prefixes`` unless it is in ``keep`` and ``paired``
-    (its other end is where it must be); returns the names left."""
+    starts with one of ``prefixes`` unless it is in ``keep``; returns the names
+    of those left."""
     from onestack.host import netns
 
     for key, value in sysctls:
@@ -78,27 +66,44 @@ def prepare(sysctls: Sequence[tuple[str, str]], keep: Collection[str],
         for link in nl.links():
             if not link.name.startswith(prefixes):
                 continue
-            if link.name in keep and link.name in paired:
+            if link.name in keep:
                 left.add(link.name)
             else:
                 nl.delete(link.name)
     return left
 
 
-def wire_root(wires: Sequence[Wire], peer_ns: str, present: Collection[str]) -> None:
+def delete(names: Collection[str]) -> None:
+    """Deletes these links here (those that exist)."""
+    with links.Netlink() as nl:
+        for name in names:
+            nl.delete(name)
+
+
+def wire_root(wires: Sequence[Wire], peer_ns: str, present: Collection[str]) -> list[str]:
     """In the bridges' namespace: each wire's veth, its bridge end up on its
     bridge (made if missing) with its MTU, its other end in ``peer_ns``
-    (``present``: the peers already there). A bridge end whose peer is missing
-    is made again."""
+    (``present``: the peers already there). Returns the peers that are present
+    but whose bridge end is missing (they must be deleted there and this run
+    again); a bridge end whose peer is missing is made again."""
+    orphans = []
     with links.Netlink() as nl:
+        have = {link.name: link for link in nl.links()}
         for wire in wires:
-            if nl.link(wire.bridge) is None:
+            if wire.bridge not in have:
                 nl.ensure_bridge(wire.bridge)
-            link = nl.link(wire.tap)
+            link = have.get(wire.tap)
+            if link is None and wire.peer in present:
+                orphans.append(wire.peer)
+                continue
+            if (link is not None and link.kind == "veth" and wire.peer in present
+                    and link.master == wire.bridge and link.mtu == wire.mtu and link.up):
+                continue  # as it must be
             if link is not None and (link.kind != "veth" or wire.peer not in present):
                 nl.delete(wire.tap)
             nl.ensure_veth(wire.tap, wire.peer, peer_netns=peer_ns, mtu=wire.mtu,
                            master=wire.bridge, up=True)
+    return orphans
 
 
 def _route_key(route: links.Route) -> str:
@@ -115,15 +120,18 @@ def configure(devices: Sequence[Device], routes: Mapping[str, str]) -> dict[str,
     skipped (and logged), not fatal."""
     added: dict[str, list[str]] = {}
     with links.Netlink() as nl:
+        have = {link.name: link for link in nl.links()}
         for dev in devices:
-            nl.set_mac(dev.name, dev.mac)
-            nl.set_mtu(dev.name, dev.mtu)
-            new, _removed = nl.sync_addresses(dev.name, dev.cidrs)
-            added[dev.name] = new
-            if dev.up:
-                nl.set_up(dev.name)
-            else:
-                nl.set_down(dev.name)
+            link = have.get(dev.name)
+            if link is None:
+                raise HostError(f"no link {dev.name}")
+            if link.mac.lower() != dev.mac.lower():
+                nl.set_mac(dev.name, dev.mac)
+            if link.mtu != dev.mtu:
+                nl.set_mtu(dev.name, dev.mtu)
+            added[dev.name] = _sync_addresses(nl, dev.name, dev.cidrs)
+            if link.up != dev.up:
+                (nl.set_up if dev.up else nl.set_down)(dev.name)
         for route in nl.routes():
             if route.gateway is None:
                 continue
@@ -136,6 +144,19 @@ def configure(devices: Sequence[Device], routes: Mapping[str, str]) -> dict[str,
             except HostError as exc:
                 log.warning("route %s via %s not installed: %s", dst, nexthop, exc)
     return added
+
+
+def _sync_addresses(nl: links.Netlink, name: str, cidrs: Sequence[str]) -> list[str]:
+    """Exactly ``cidrs`` on ``name`` (IPv6 link-local ones left alone): one
+    dump, then only the differences. Returns the addresses added."""
+    wanted = {ipaddress.ip_interface(c) for c in cidrs}
+    have = {ipaddress.ip_interface(c) for c in nl.addresses(name)}
+    for iface in sorted(have - wanted, key=str):
+        nl.remove_address(name, str(iface))
+    new = [str(i) for i in sorted(wanted - have, key=str)]
+    for cidr in new:
+        nl.ensure_address(name, cidr)
+    return new
 
 
 def rule_comment(family: str, table: str, chain: str) -> str | None:

@@ -285,30 +285,31 @@ def sync_router(layout: Layout, state: RouterState) -> None:
     ports = ([state.gateway] if state.gateway is not None else []) + list(state.interfaces)
     devices = {(Layout.router_gateway(p.port_id) if p is state.gateway
                 else Layout.router_interface(p.port_id)): p for p in ports}
-    taps = {Layout.tap(p.port_id): name for name, p in devices.items()}
     netns.ensure(layout.root_ns)
     netns.ensure(ns)
-    # 1. which bridge ends exist; 2. in the router: its sysctls, and the
-    #    devices no longer wanted (or whose bridge end is gone) removed
-    paired = {taps[t] for t in netns.call(layout.root_ns, routerns.taps, set(taps))}
-    present = netns.call(ns, routerns.prepare, ROUTER_SYSCTLS, set(devices), DEVICE_PREFIXES,
-                         paired)
-    # 3. in the root namespace: the veths, bridge ends on their bridges
+    # 1. in the router: its sysctls; the devices no longer wanted removed
+    #    (their bridge ends go with them)
+    present = netns.call(ns, routerns.prepare, ROUTER_SYSCTLS, set(devices), DEVICE_PREFIXES)
+    # 2. in the root namespace: the veths, bridge ends on their bridges; a
+    #    router device whose bridge end went is made again
     wires = [routerns.Wire(tap=Layout.tap(p.port_id), peer=name,
                            bridge=Layout.bridge(p.network_id), mtu=p.mtu)
              for name, p in devices.items()]
-    netns.call(layout.root_ns, routerns.wire_root, wires, ns, present)
-    # 4. in the router: MAC, MTU, state, addresses, routes
+    orphans = netns.call(layout.root_ns, routerns.wire_root, wires, ns, present)
+    if orphans:
+        netns.call(ns, routerns.delete, orphans)
+        netns.call(layout.root_ns, routerns.wire_root, wires, ns, present - set(orphans))
+    # 3. in the router: MAC, MTU, state, addresses, routes
     addresses = device_addresses(state)
     settings = [routerns.Device(name=name, mac=p.mac, mtu=p.mtu, up=state.admin_state_up,
                                 cidrs=addresses[name]) for name, p in devices.items()]
     added = netns.call(ns, routerns.configure, settings, wanted_routes(state))
-    # 5. the NAT table, replaced in one transaction unless it is already this one
+    # 4. the NAT table, replaced in one transaction unless it is already this one
     table = nat_table(state)
     current = netns.call(ns, routerns.rule_comment, table.family, table.name, DIGEST_CHAIN)
     if current != table.items[-1]["rule"]["comment"]:
         nft.apply(ns, table)
-    # 6. new floating IPs announced on the external network (gratuitous ARP)
+    # 5. new floating IPs announced on the external network (gratuitous ARP)
     if state.gateway is not None and state.admin_state_up:
         qg = Layout.router_gateway(state.gateway.port_id)
         fresh = [c.split("/")[0] for c in added.get(qg, []) if _is_v4(c)]
