@@ -15,16 +15,13 @@ run with the same input changes nothing. No OpenStack logic lives here.
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
-import shutil
 import socket
 import struct
-import subprocess
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from onestack.host import links
+from onestack.host import links, nft
 from onestack.host.errors import HostError
 
 log = logging.getLogger(__name__)
@@ -88,28 +85,21 @@ def wire_root(wires: Sequence[Wire], peer_ns: str, present: Collection[str]) -> 
     again); a bridge end whose peer is missing is made again."""
     orphans = []
     with links.Netlink() as nl:
-        have = {link.name: link for link in nl.links()}
         for wire in wires:
-            if wire.bridge not in have:
-                nl.ensure_bridge(wire.bridge)
-            link = have.get(wire.tap)
+            link = nl.link(wire.tap)  # one link asked by name: the root holds every port
             if link is None and wire.peer in present:
                 orphans.append(wire.peer)
                 continue
             if (link is not None and link.kind == "veth" and wire.peer in present
                     and link.master == wire.bridge and link.mtu == wire.mtu and link.up):
                 continue  # as it must be
+            if nl.link(wire.bridge) is None:
+                nl.ensure_bridge(wire.bridge)
             if link is not None and (link.kind != "veth" or wire.peer not in present):
                 nl.delete(wire.tap)
             nl.ensure_veth(wire.tap, wire.peer, peer_netns=peer_ns, mtu=wire.mtu,
                            master=wire.bridge, up=True)
     return orphans
-
-
-def _route_key(route: links.Route) -> str:
-    if route.dst == "default":
-        return "0.0.0.0/0" if route.family == 4 else "::/0"
-    return str(ipaddress.ip_network(route.dst, strict=False))
 
 
 def configure(devices: Sequence[Device], routes: Mapping[str, str]) -> dict[str, list[str]]:
@@ -119,8 +109,10 @@ def configure(devices: Sequence[Device], routes: Mapping[str, str]) -> dict[str,
     the addresses added, per device. A route whose nexthop is not reachable is
     skipped (and logged), not fatal."""
     added: dict[str, list[str]] = {}
-    with links.Netlink() as nl:
+    nl = _Netlink()
+    try:
         have = {link.name: link for link in nl.links()}
+        addresses = nl.all_addresses()
         for dev in devices:
             link = have.get(dev.name)
             if link is None:
@@ -129,28 +121,62 @@ def configure(devices: Sequence[Device], routes: Mapping[str, str]) -> dict[str,
                 nl.set_mac(dev.name, dev.mac)
             if link.mtu != dev.mtu:
                 nl.set_mtu(dev.name, dev.mtu)
-            added[dev.name] = _sync_addresses(nl, dev.name, dev.cidrs)
+            added[dev.name] = _sync_addresses(nl, dev.name, addresses.get(link.index, []),
+                                              dev.cidrs)
             if link.up != dev.up:
                 (nl.set_up if dev.up else nl.set_down)(dev.name)
-        for route in nl.routes():
-            if route.gateway is None:
-                continue
-            key = _route_key(route)
-            if routes.get(key) != route.gateway:
-                nl.delete_route(key)
+        current = nl.gateway_routes()
+        for dst, nexthop in current.items():
+            if routes.get(dst) != nexthop:
+                nl.delete_route(dst)
         for dst, nexthop in routes.items():
+            if current.get(dst) == nexthop:
+                continue
             try:
                 nl.ensure_route(dst, gateway=nexthop)
             except HostError as exc:
                 log.warning("route %s via %s not installed: %s", dst, nexthop, exc)
+    finally:
+        nl.close()
     return added
 
 
-def _sync_addresses(nl: links.Netlink, name: str, cidrs: Sequence[str]) -> list[str]:
-    """Exactly ``cidrs`` on ``name`` (IPv6 link-local ones left alone): one
-    dump, then only the differences. Returns the addresses added."""
+class _Netlink(links.Netlink):
+    def all_addresses(self) -> dict[int, list[str]]:
+        """Every link's addresses (link index -> CIDRs, IPv6 link-local ones
+        left out), in one dump."""
+        out: dict[int, list[str]] = {}
+        for msg in self._nl("get_addr"):
+            address = msg.get_attr("IFA_ADDRESS")
+            if msg["family"] == 2:
+                address = msg.get_attr("IFA_LOCAL") or address
+            elif ipaddress.ip_address(address).is_link_local:
+                continue
+            out.setdefault(msg["index"], []).append(f"{address}/{msg['prefixlen']}")
+        return out
+
+    def gateway_routes(self) -> dict[str, str]:
+        """The main table's unicast routes with a nexthop: destination CIDR
+        ("0.0.0.0/0", "::/0" for the defaults) -> nexthop, without a dump of
+        the links."""
+        out: dict[str, str] = {}
+        for family, default in ((2, "0.0.0.0/0"), (10, "::/0")):
+            for msg in self._nl("get_routes", family=family, table=links.MAIN_TABLE):
+                gateway = msg.get_attr("RTA_GATEWAY")
+                table = msg.get_attr("RTA_TABLE") or msg["table"]
+                if msg["type"] != 1 or not gateway or table != links.MAIN_TABLE:
+                    continue
+                dst = msg.get_attr("RTA_DST")
+                out[f"{dst}/{msg['dst_len']}" if dst is not None else default] = gateway
+        return out
+
+
+def _sync_addresses(nl: links.Netlink, name: str, current: Sequence[str],
+                    cidrs: Sequence[str]) -> list[str]:
+    """Exactly ``cidrs`` on ``name`` (``current``: what it has; IPv6 link-local
+    addresses left alone), only the differences applied. Returns those added."""
     wanted = {ipaddress.ip_interface(c) for c in cidrs}
-    have = {ipaddress.ip_interface(c) for c in nl.addresses(name)}
+    have = {ipaddress.ip_interface(c) for c in current}
     for iface in sorted(have - wanted, key=str):
         nl.remove_address(name, str(iface))
     new = [str(i) for i in sorted(wanted - have, key=str)]
@@ -159,20 +185,21 @@ def _sync_addresses(nl: links.Netlink, name: str, cidrs: Sequence[str]) -> list[
     return new
 
 
-def rule_comment(family: str, table: str, chain: str) -> str | None:
-    """The comment of the first rule of a chain here (None if no such chain)."""
-    binary = shutil.which("nft")
-    if binary is None:
-        raise HostError("nft is not installed (Debian package nftables)")
-    proc = subprocess.run([binary, "-j", "list", "chain", family, table, chain],
-                          capture_output=True, text=True, timeout=60)
-    if proc.returncode != 0:
-        return None
-    for item in json.loads(proc.stdout or '{"nftables": []}')["nftables"]:
-        rule = item.get("rule")
-        if rule is not None and "comment" in rule:
-            return str(rule["comment"])
-    return None
+def ensure_table(table: nft.Table, marker_chain: str) -> bool:
+    """Applies ``table`` here (replaced atomically) unless the table in the
+    kernel is already it: the first rule of its chain ``marker_chain`` carries
+    a comment (a digest of the rest) that ``table``'s last item carries too.
+    True if it was applied."""
+    from onestack.host import libnft
+
+    wanted = table.items[-1].get("rule", {}).get("comment")
+    found = libnft.list_json(f"chain {table.family} {table.name} {marker_chain}")
+    if wanted is not None and found is not None:
+        comments = [x["rule"].get("comment") for x in found if "rule" in x]
+        if comments[:1] == [wanted]:
+            return False
+    libnft.apply_document(table.document())
+    return True
 
 
 def announce(device: str, mac: str, addresses: Sequence[str]) -> None:

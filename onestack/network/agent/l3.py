@@ -299,16 +299,15 @@ def sync_router(layout: Layout, state: RouterState) -> None:
     if orphans:
         netns.call(ns, routerns.delete, orphans)
         netns.call(layout.root_ns, routerns.wire_root, wires, ns, present - set(orphans))
-    # 3. in the router: MAC, MTU, state, addresses, routes
+    # 3. in the router: MAC, MTU, state, addresses, routes, then
     addresses = device_addresses(state)
     settings = [routerns.Device(name=name, mac=p.mac, mtu=p.mtu, up=state.admin_state_up,
                                 cidrs=addresses[name]) for name, p in devices.items()]
-    added = netns.call(ns, routerns.configure, settings, wanted_routes(state))
     # 4. the NAT table, replaced in one transaction unless it is already this one
     table = nat_table(state)
-    current = netns.call(ns, routerns.rule_comment, table.family, table.name, DIGEST_CHAIN)
-    if current != table.items[-1]["rule"]["comment"]:
-        nft.apply(ns, table)
+    added, _ = netns.call(ns, lambda: (
+        routerns.configure(settings, wanted_routes(state)),
+        routerns.ensure_table(table, DIGEST_CHAIN)))
     # 5. new floating IPs announced on the external network (gratuitous ARP)
     if state.gateway is not None and state.admin_state_up:
         qg = Layout.router_gateway(state.gateway.port_id)
