@@ -102,13 +102,14 @@ def wire_root(wires: Sequence[Wire], peer_ns: str, present: Collection[str]) -> 
     return orphans
 
 
-def configure(devices: Sequence[Device], routes: Mapping[str, str]) -> dict[str, list[str]]:
+def configure(devices: Sequence[Device], routes: Mapping[str, str]
+              ) -> dict[str, tuple[list[str], list[str]]]:
     """In the routing namespace: each device's MAC, MTU, state and exactly its
     addresses; the routes with a nexthop exactly ``routes`` (destination CIDR ->
     nexthop; the connected routes of the addresses are the kernel's). Returns
-    the addresses added, per device. A route whose nexthop is not reachable is
+    the addresses (added, removed), per device. A route whose nexthop is not reachable is
     skipped (and logged), not fatal."""
-    added: dict[str, list[str]] = {}
+    changed: dict[str, tuple[list[str], list[str]]] = {}
     nl = _Netlink()
     try:
         have = {link.name: link for link in nl.links()}
@@ -121,7 +122,7 @@ def configure(devices: Sequence[Device], routes: Mapping[str, str]) -> dict[str,
                 nl.set_mac(dev.name, dev.mac)
             if link.mtu != dev.mtu:
                 nl.set_mtu(dev.name, dev.mtu)
-            added[dev.name] = _sync_addresses(nl, dev.name, addresses.get(link.index, []),
+            changed[dev.name] = _sync_addresses(nl, dev.name, addresses.get(link.index, []),
                                               dev.cidrs)
             if link.up != dev.up:
                 (nl.set_up if dev.up else nl.set_down)(dev.name)
@@ -138,7 +139,7 @@ def configure(devices: Sequence[Device], routes: Mapping[str, str]) -> dict[str,
                 log.warning("route %s via %s not installed: %s", dst, nexthop, exc)
     finally:
         nl.close()
-    return added
+    return changed
 
 
 class _Netlink(links.Netlink):
@@ -172,17 +173,18 @@ class _Netlink(links.Netlink):
 
 
 def _sync_addresses(nl: links.Netlink, name: str, current: Sequence[str],
-                    cidrs: Sequence[str]) -> list[str]:
+                    cidrs: Sequence[str]) -> tuple[list[str], list[str]]:
     """Exactly ``cidrs`` on ``name`` (``current``: what it has; IPv6 link-local
-    addresses left alone), only the differences applied. Returns those added."""
+    addresses left alone), only the differences applied. Returns (added, removed)."""
     wanted = {ipaddress.ip_interface(c) for c in cidrs}
     have = {ipaddress.ip_interface(c) for c in current}
-    for iface in sorted(have - wanted, key=str):
-        nl.remove_address(name, str(iface))
+    gone = [str(i) for i in sorted(have - wanted, key=str)]
+    for cidr in gone:
+        nl.remove_address(name, cidr)
     new = [str(i) for i in sorted(wanted - have, key=str)]
     for cidr in new:
         nl.ensure_address(name, cidr)
-    return new
+    return new, gone
 
 
 def ensure_table(table: nft.Table, marker_chain: str) -> bool:

@@ -63,6 +63,33 @@ except OSError as exc:
     print("error", exc)
     sys.exit(1)
 """
+# Echoes each line on every connection it accepts (a long-lived connection).
+ECHO_SERVER = r"""
+import socket, sys, threading
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("0.0.0.0", int(sys.argv[1])))
+srv.listen(4)
+print("ready", flush=True)
+def echo(conn):
+    for line in conn.makefile("rb"):
+        conn.sendall(line)
+while True:
+    conn, _ = srv.accept()
+    threading.Thread(target=echo, args=(conn,), daemon=True).start()
+"""
+# One connection; for each line on stdin sends it and says whether it came back.
+ECHO_CLIENT = r"""
+import socket, sys
+conn = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)
+print("ready", flush=True)
+for line in sys.stdin:
+    try:
+        conn.sendall(line.encode())
+        print("ok" if conn.recv(100) == line.encode() else "wrong", flush=True)
+    except OSError as exc:
+        print("lost", exc, flush=True)
+"""
 
 
 def nl(ns: str, fn: Callable[[links.Netlink], T]) -> T:
@@ -209,9 +236,36 @@ def test_a_router_routes_nats_and_goes(cloud: Layout) -> None:
     routes = nl(rns, lambda n: n.routes(family=4))
     assert any(r.dst == "192.168.50.0/24" and r.gateway == IP_B for r in routes)
 
-    # disassociated: the floating IP answers no more, the instance goes out as the router
-    state = replace(state, floating_ips=(), routes=())
-    l3.sync_router(layout, state)
+    # disassociated: the floating IP answers no more, the instance goes out as the
+    # router, and a connection made through it is cut (its conntrack entry forgotten)
+    server = netns.popen(vm_a, [sys.executable, "-c", ECHO_SERVER, "5001"],
+                         stdout=subprocess.PIPE)
+    client = None
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == b"ready"
+        client = netns.popen(ext, [sys.executable, "-c", ECHO_CLIENT, FIP_A, "5001"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert client.stdin is not None and client.stdout is not None
+        assert client.stdout.readline().strip() == b"ready"
+
+        def echoed() -> str:
+            assert client is not None and client.stdin is not None
+            assert client.stdout is not None
+            client.stdin.write(b"x\n")
+            client.stdin.flush()
+            return client.stdout.readline().decode().strip()
+
+        assert echoed() == "ok"
+        l3.sync_router(layout, state)  # nothing changed: the connection lives on
+        assert echoed() == "ok"
+        state = replace(state, floating_ips=(), routes=())
+        l3.sync_router(layout, state)
+        assert echoed().startswith("lost")
+    finally:
+        for proc in (server, client):
+            if proc is not None:
+                proc.kill()
+                proc.wait()
     assert not ping(ext, FIP_A)
     assert who(ext, FIP_A, 5000) is None
     assert who(vm_a, EXT_IP, 5000) == GW_IP

@@ -34,10 +34,11 @@ import hashlib
 import ipaddress
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from onestack.host import nft
+from onestack.host.conntrack import Flow
 from onestack.host.errors import HostError
 from onestack.network.agent.layout import (
     METADATA_ADDRESS,
@@ -48,6 +49,8 @@ from onestack.network.agent.layout import (
 )
 
 log = logging.getLogger(__name__)
+
+_PROTOCOLS = {"tcp": 6, "udp": 17}
 
 NAT_TABLE = "onestack-l3"
 DIGEST_CHAIN = "digest"
@@ -299,24 +302,76 @@ def sync_router(layout: Layout, state: RouterState) -> None:
     if orphans:
         netns.call(ns, routerns.delete, orphans)
         netns.call(layout.root_ns, routerns.wire_root, wires, ns, present - set(orphans))
-    # 3. in the router: MAC, MTU, state, addresses, routes, then
+    # 3. in the router: MAC, MTU, state, addresses, routes, and
     addresses = device_addresses(state)
     settings = [routerns.Device(name=name, mac=p.mac, mtu=p.mtu, up=state.admin_state_up,
                                 cidrs=addresses[name]) for name, p in devices.items()]
     # 4. the NAT table, replaced in one transaction unless it is already this one
     table = nat_table(state)
-    added, _ = netns.call(ns, lambda: (
+    changed, applied = netns.call(ns, lambda: (
         routerns.configure(settings, wanted_routes(state)),
         routerns.ensure_table(table, DIGEST_CHAIN)))
-    # 5. new floating IPs announced on the external network (gratuitous ARP)
-    if state.gateway is not None and state.admin_state_up:
-        qg = Layout.router_gateway(state.gateway.port_id)
-        fresh = [c.split("/")[0] for c in added.get(qg, []) if _is_v4(c)]
-        if fresh:
-            try:
-                netns.call(ns, routerns.announce, qg, state.gateway.mac, fresh)
-            except (HostError, OSError) as exc:  # an optimisation only
-                log.warning("router %s: gratuitous ARP failed: %s", state.router_id, exc)
+    if state.gateway is None:
+        return
+    qg = Layout.router_gateway(state.gateway.port_id)
+    added, removed = changed.get(qg, ([], []))
+    # 5. connections through translations that are gone are forgotten (as
+    #    Neutron's conntrack -D): they would go on flowing otherwise
+    if applied or removed:
+        floating = set(_floating_addresses(state))
+        floating.update(c.split("/")[0] for c in removed if _is_v4(c))
+        netns.call(ns, _forget_stale, state, floating)
+    # 6. new floating IPs announced on the external network (gratuitous ARP)
+    fresh = [c.split("/")[0] for c in added if _is_v4(c)]
+    if fresh and state.admin_state_up:
+        try:
+            netns.call(ns, routerns.announce, qg, state.gateway.mac, fresh)
+        except (HostError, OSError) as exc:  # an optimisation only
+            log.warning("router %s: gratuitous ARP failed: %s", state.router_id, exc)
+
+
+def _forget_stale(state: RouterState, addresses: set[str]) -> int:
+    from onestack.host import conntrack
+
+    if not addresses:
+        return 0
+    return conntrack.forget(f for f in conntrack.flows(addresses)
+                            if is_stale(state, f, addresses))
+
+
+def _forwarded_port(pf: PortForwarding, dport: int) -> int | None:
+    """Where a port forwarding sends external port ``dport`` (None: not its port)."""
+    ext_low, ext_high = _port_range(pf.external_port)
+    int_low, int_high = _port_range(pf.internal_port)
+    if not ext_low <= dport <= ext_high:
+        return None
+    if (ext_low, ext_high) == (int_low, int_high):
+        return dport
+    return int_low if int_low == int_high else int_low + dport - ext_low
+
+
+def is_stale(state: RouterState, flow: Flow, addresses: Collection[str]) -> bool:
+    """Whether a tracked connection to or from one of ``addresses`` (the
+    router's floating IPs, and those it just gave up) was translated in a way
+    ``state`` no longer does: a floating IP gone or moved to another fixed
+    address, a port forwarding gone or changed."""
+    fips = {f.floating_ip: f.fixed_ip for f in state.floating_ips}
+    forwardings = state.port_forwardings
+    if state.gateway is None:
+        fips, forwardings = {}, ()
+    if flow.orig_dst in addresses:  # to a floating IP: where was it sent?
+        dnat_ok = fips.get(flow.orig_dst) == flow.reply_src or any(
+            pf.floating_ip == flow.orig_dst and pf.internal_ip == flow.reply_src
+            and _PROTOCOLS.get(pf.protocol.lower()) == flow.proto
+            and flow.orig_dport is not None
+            and _forwarded_port(pf, flow.orig_dport) == flow.reply_sport
+            for pf in forwardings)
+        if not dnat_ok:
+            return True
+    if flow.reply_dst in addresses and flow.reply_dst != flow.orig_src:
+        # from a fixed address, seen outside as a floating IP
+        return fips.get(flow.reply_dst) != flow.orig_src
+    return False
 
 
 def remove_router(layout: Layout, router_id: str) -> None:
