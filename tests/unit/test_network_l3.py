@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 
 from onestack.host import nft
+from onestack.host.conntrack import Flow
 from onestack.network.agent import l3
 from onestack.network.agent.layout import Layout
 
@@ -169,3 +170,50 @@ def test_the_table_carries_the_digest_of_its_content() -> None:
     assert commands[:3] == [{"add": {"table": {"family": "ip", "name": "onestack-l3"}}},
                             {"delete": {"table": {"family": "ip", "name": "onestack-l3"}}},
                             {"add": {"table": {"family": "ip", "name": "onestack-l3"}}}]
+
+
+def flow(orig_src: str, orig_dst: str, reply_src: str, reply_dst: str, *, proto: int = 6,
+         dport: int | None = 22, sport: int | None = 22) -> Flow:
+    return Flow(proto=proto, orig_src=orig_src, orig_dst=orig_dst, orig_dport=dport,
+                reply_src=reply_src, reply_sport=sport, reply_dst=reply_dst)
+
+
+FIP = "172.24.4.9"
+FIPS = (l3.FloatingIp(FIP, "10.0.0.5"),)
+ALL = {FIP, "172.24.4.7"}
+
+
+@pytest.mark.parametrize("st, f, stale", [
+    # inbound to a floating IP: kept while it still goes to that fixed address
+    (state(floating_ips=FIPS), flow("8.8.8.8", FIP, "10.0.0.5", "8.8.8.8"), False),
+    (state(floating_ips=(l3.FloatingIp(FIP, "10.0.0.6"),)),
+     flow("8.8.8.8", FIP, "10.0.0.5", "8.8.8.8"), True),
+    (state(), flow("8.8.8.8", FIP, "10.0.0.5", "8.8.8.8"), True),
+    (state(gateway=None, floating_ips=FIPS), flow("8.8.8.8", FIP, "10.0.0.5", "8.8.8.8"), True),
+    # outbound from the fixed address, seen as the floating IP
+    (state(floating_ips=FIPS), flow("10.0.0.5", "8.8.8.8", "8.8.8.8", FIP), False),
+    (state(), flow("10.0.0.5", "8.8.8.8", "8.8.8.8", FIP), True),
+    # hairpin between two floating IPs: both translations must still hold
+    (state(floating_ips=(*FIPS, l3.FloatingIp("172.24.4.7", "10.0.0.6"))),
+     flow("10.0.0.6", FIP, "10.0.0.5", "172.24.4.7"), False),
+    (state(floating_ips=FIPS), flow("10.0.0.6", FIP, "10.0.0.5", "172.24.4.7"), True),
+    # a port forwarding: the same protocol, port and internal address
+    (state(port_forwardings=(l3.PortForwarding("172.24.4.7", "tcp", "2222", "10.0.0.5",
+                                               "22"),)),
+     flow("8.8.8.8", "172.24.4.7", "10.0.0.5", "8.8.8.8", dport=2222, sport=22), False),
+    (state(port_forwardings=(l3.PortForwarding("172.24.4.7", "udp", "2222", "10.0.0.5",
+                                               "22"),)),
+     flow("8.8.8.8", "172.24.4.7", "10.0.0.5", "8.8.8.8", dport=2222, sport=22), True),
+    (state(port_forwardings=(l3.PortForwarding("172.24.4.7", "tcp", "2222", "10.0.0.5",
+                                               "23"),)),
+     flow("8.8.8.8", "172.24.4.7", "10.0.0.5", "8.8.8.8", dport=2222, sport=22), True),
+    (state(port_forwardings=(l3.PortForwarding("172.24.4.7", "tcp", "9000:9001", "10.0.0.5",
+                                               "7000:7001"),)),
+     flow("8.8.8.8", "172.24.4.7", "10.0.0.5", "8.8.8.8", dport=9001, sport=7001), False),
+    # SNAT to the gateway address, or no translation at all: not ours to judge
+    (state(), flow("10.0.0.5", "8.8.8.8", "8.8.8.8", "172.24.4.2"), False),
+    (state(), flow("10.0.0.5", "10.0.1.5", "10.0.1.5", "10.0.0.5"), False),
+])
+def test_connections_through_translations_that_are_gone_are_stale(
+        st: l3.RouterState, f: Flow, stale: bool) -> None:
+    assert l3.is_stale(st, f, ALL) is stale
