@@ -118,9 +118,14 @@ def test_port_forwardings() -> None:
     (l3.PortForwarding("172.24.4.7", "icmp", "1", "10.0.0.5", "1"), "protocol"),
     (l3.PortForwarding("172.24.4.7", "tcp", "1:3", "10.0.0.5", "5:6"), "unequal length"),
 ])
-def test_port_forwardings_that_cannot_be_rendered(pf: l3.PortForwarding, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        l3.nat_items(state(port_forwardings=(pf,)))
+def test_port_forwardings_that_cannot_be_rendered(pf: l3.PortForwarding, message: str,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    good = l3.PortForwarding("172.24.4.7", "sctp", "80", "10.0.0.5", "8080")
+    got = rules(l3.nat_items(state(port_forwardings=(pf, good))), "prerouting")
+    assert got == [METADATA, [m(DADDR, "172.24.4.7"),
+                              m({"payload": {"protocol": "sctp", "field": "dport"}}, 80),
+                              {"dnat": {"addr": "10.0.0.5", "port": 8080}}]]
+    assert message in caplog.text
 
 
 def test_addresses_hold_the_floating_ips_on_the_gateway() -> None:

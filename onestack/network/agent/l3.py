@@ -50,7 +50,8 @@ from onestack.network.agent.layout import (
 
 log = logging.getLogger(__name__)
 
-_PROTOCOLS = {"tcp": 6, "udp": 17}
+# The protocols a port forwarding may name (Neutron's), with their numbers.
+_PROTOCOLS = {"tcp": 6, "udp": 17, "dccp": 33, "sctp": 132, "udplite": 136}
 
 NAT_TABLE = "onestack-l3"
 DIGEST_CHAIN = "digest"
@@ -193,7 +194,7 @@ def _forwarding_rule(pf: PortForwarding) -> nft.Json:
     """DNAT of floating_ip:external_port/proto to internal_ip:internal_port; a
     range goes to the range of the same length, port by port."""
     proto = pf.protocol.lower()
-    if proto not in ("tcp", "udp"):
+    if proto not in _PROTOCOLS:
         raise ValueError(f"port forwarding protocol {pf.protocol!r}")
     ext_low, ext_high = _port_range(pf.external_port)
     int_low, int_high = _port_range(pf.internal_port)
@@ -239,8 +240,12 @@ def nat_items(state: RouterState) -> list[nft.Json]:
     qg = Layout.router_gateway(state.gateway.port_id)
     for pf in sorted(state.port_forwardings, key=lambda p: (
             p.floating_ip, p.protocol, _port_range(p.external_port))):
-        if _is_v4(pf.floating_ip):
+        if not _is_v4(pf.floating_ip):
+            continue
+        try:
             items.append(_forwarding_rule(pf))
+        except ValueError as exc:  # the API refuses these: one such row breaks no other
+            log.warning("port forwarding %s not applied: %s", pf, exc)
     fips = sorted({(f.floating_ip, f.fixed_ip) for f in state.floating_ips
                    if _is_v4(f.floating_ip) and _is_v4(f.fixed_ip)})
     for floating, fixed in fips:
@@ -341,8 +346,11 @@ def _forget_stale(state: RouterState, addresses: set[str]) -> int:
 
 def _forwarded_port(pf: PortForwarding, dport: int) -> int | None:
     """Where a port forwarding sends external port ``dport`` (None: not its port)."""
-    ext_low, ext_high = _port_range(pf.external_port)
-    int_low, int_high = _port_range(pf.internal_port)
+    try:
+        ext_low, ext_high = _port_range(pf.external_port)
+        int_low, int_high = _port_range(pf.internal_port)
+    except ValueError:
+        return None
     if not ext_low <= dport <= ext_high:
         return None
     if (ext_low, ext_high) == (int_low, int_high):
