@@ -122,7 +122,7 @@ def configure(devices: Sequence[Device], routes: Mapping[str, str]
                 nl.set_mac(dev.name, dev.mac)
             if link.mtu != dev.mtu:
                 nl.set_mtu(dev.name, dev.mtu)
-            changed[dev.name] = _sync_addresses(nl, dev.name, addresses.get(link.index, []),
+            changed[dev.name] = nl.sync_known(link.index, addresses.get(link.index, []),
                                               dev.cidrs)
             if link.up != dev.up:
                 (nl.set_up if dev.up else nl.set_down)(dev.name)
@@ -156,6 +156,23 @@ class _Netlink(links.Netlink):
             out.setdefault(msg["index"], []).append(f"{address}/{msg['prefixlen']}")
         return out
 
+    def sync_known(self, index: int, current: Sequence[str],
+                   cidrs: Sequence[str]) -> tuple[list[str], list[str]]:
+        """Exactly ``cidrs`` on link ``index`` whose addresses are ``current``
+        (IPv6 link-local ones left alone): only the differences, one request
+        each, no dump. Returns (added, removed)."""
+        wanted = {ipaddress.ip_interface(c) for c in cidrs}
+        have = {ipaddress.ip_interface(c) for c in current}
+        gone = sorted(have - wanted, key=str)
+        new = sorted(wanted - have, key=str)
+        for iface in gone:
+            self._nl("addr", "del", index=index, address=str(iface.ip),
+                     prefixlen=iface.network.prefixlen)
+        for iface in new:
+            self._nl("addr", "add", index=index, address=str(iface.ip),
+                     prefixlen=iface.network.prefixlen)
+        return [str(i) for i in new], [str(i) for i in gone]
+
     def gateway_routes(self) -> dict[str, str]:
         """The main table's unicast routes with a nexthop: destination CIDR
         ("0.0.0.0/0", "::/0" for the defaults) -> nexthop, without a dump of
@@ -170,21 +187,6 @@ class _Netlink(links.Netlink):
                 dst = msg.get_attr("RTA_DST")
                 out[f"{dst}/{msg['dst_len']}" if dst is not None else default] = gateway
         return out
-
-
-def _sync_addresses(nl: links.Netlink, name: str, current: Sequence[str],
-                    cidrs: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Exactly ``cidrs`` on ``name`` (``current``: what it has; IPv6 link-local
-    addresses left alone), only the differences applied. Returns (added, removed)."""
-    wanted = {ipaddress.ip_interface(c) for c in cidrs}
-    have = {ipaddress.ip_interface(c) for c in current}
-    gone = [str(i) for i in sorted(have - wanted, key=str)]
-    for cidr in gone:
-        nl.remove_address(name, cidr)
-    new = [str(i) for i in sorted(wanted - have, key=str)]
-    for cidr in new:
-        nl.ensure_address(name, cidr)
-    return new, gone
 
 
 def ensure_table(table: nft.Table, marker_chain: str) -> bool:
