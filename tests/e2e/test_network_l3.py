@@ -44,14 +44,15 @@ FIP_A, FIP_PF = "172.24.4.10", "172.24.4.20"
 # Answers every connection with the peer address it sees, then closes it.
 WHO_SERVER = r"""
 import socket, sys
-srv = socket.socket()
+srv = socket.socket(socket.AF_INET6)  # both families ("::" with v6only off)
+srv.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 srv.bind((sys.argv[1], int(sys.argv[2])))
 srv.listen(16)
 print("ready", flush=True)
 while True:
     conn, peer = srv.accept()
-    conn.sendall((peer[0] + "\n").encode())
+    conn.sendall((peer[0].removeprefix("::ffff:") + "\n").encode())
     conn.close()
 """
 WHO_CLIENT = r"""
@@ -118,17 +119,17 @@ def serve(ns: str, ip: str, port: int) -> subprocess.Popen[bytes]:
     return proc
 
 
-def port(port_id: str, network_id: str, cidr: str, mac: str) -> l3.RouterPort:
-    return l3.RouterPort(port_id=port_id, network_id=network_id, mac=mac, cidrs=(cidr,))
+def port(port_id: str, network_id: str, mac: str, *cidrs: str) -> l3.RouterPort:
+    return l3.RouterPort(port_id=port_id, network_id=network_id, mac=mac, cidrs=cidrs)
 
 
 def base_state() -> l3.RouterState:
     return l3.RouterState(
         router_id=ROUTER, admin_state_up=True,
-        gateway=port(PORT_GW, EXT, f"{GW_IP}/24", "fa:16:3e:00:00:01"),
+        gateway=port(PORT_GW, EXT, "fa:16:3e:00:00:01", f"{GW_IP}/24"),
         gateway_ip=EXT_IP, enable_snat=True,
-        interfaces=(port(PORT_A, NET_A, "10.10.1.1/24", "fa:16:3e:00:00:0a"),
-                    port(PORT_B, NET_B, "10.10.2.1/24", "fa:16:3e:00:00:0b")),
+        interfaces=(port(PORT_A, NET_A, "fa:16:3e:00:00:0a", "10.10.1.1/24", "fd00:a::1/64"),
+                    port(PORT_B, NET_B, "fa:16:3e:00:00:0b", "10.10.2.1/24", "fd00:b::1/64")),
         routes=(), floating_ips=(), port_forwardings=())
 
 
@@ -146,10 +147,10 @@ def cloud() -> Iterator[Layout]:
         nl(layout.root_ns, lambda n: [n.ensure_bridge(Layout.bridge(net))
                                       for net in (NET_A, NET_B, EXT)])
         # the stand-ins: an instance on each tenant network, a host on the external one
-        for name, net, pid, cidr, gateway in (
-                ("vm-a", NET_A, VM_A_PORT, f"{IP_A}/24", "10.10.1.1"),
-                ("vm-b", NET_B, VM_B_PORT, f"{IP_B}/24", "10.10.2.1"),
-                ("ext", EXT, EXT_PORT, f"{EXT_IP}/24", None)):
+        for name, net, pid, cidr, gateway, v6 in (
+                ("vm-a", NET_A, VM_A_PORT, f"{IP_A}/24", "10.10.1.1", "a"),
+                ("vm-b", NET_B, VM_B_PORT, f"{IP_B}/24", "10.10.2.1", "b"),
+                ("ext", EXT, EXT_PORT, f"{EXT_IP}/24", None, None)):
             ns = f"{layout.prefix}-{name}"
             netns.ensure(ns)
 
@@ -159,14 +160,19 @@ def cloud() -> Iterator[Layout]:
 
             nl(layout.root_ns, plug)
 
-            def inside(n: links.Netlink, cidr: str = cidr, gateway: str | None = gateway) -> None:
+            def inside(n: links.Netlink, cidr: str = cidr, gateway: str | None = gateway,
+                       v6: str | None = v6) -> None:
+                n.set_sysctl("net/ipv6/conf/eth0/accept_dad", 0)
                 n.set_up("eth0")
                 n.ensure_address("eth0", cidr)
                 if gateway:
                     n.ensure_route("default", gateway=gateway)
+                if v6:  # routed by the router too (IPv6 is never translated)
+                    n.ensure_address("eth0", f"fd00:{v6}::10/64")
+                    n.ensure_route("default6", gateway=f"fd00:{v6}::1")
 
             nl(ns, inside)
-            servers.append(serve(ns, "0.0.0.0", 5000))
+            servers.append(serve(ns, "::", 5000))
         yield layout
     finally:
         for proc in servers:
@@ -197,8 +203,10 @@ def test_a_router_routes_nats_and_goes(cloud: Layout) -> None:
     assert nl(layout.root_ns, lambda n: n.sysctl("net.ipv4.ip_forward")) == "0"
     assert netns.read_sysctl("net.ipv4.ip_forward") == host_forwarding
 
-    # instances on two subnets reach each other through it, unchanged
+    # instances on two subnets reach each other through it, unchanged, IPv6 too
     assert ping(vm_a, IP_B)
+    assert ping(vm_a, "fd00:b::10")
+    assert who(vm_a, "fd00:b::10", 5000) == "fd00:a::10"
     assert who(vm_a, IP_B, 5000) == IP_A
     # SNAT: the external host sees the gateway address
     assert who(vm_a, EXT_IP, 5000) == GW_IP
@@ -313,7 +321,7 @@ def test_metadata_redirect_reconcile_and_several_routers(cloud: Layout) -> None:
     assert l3.existing_routers(layout) == {ROUTER, OTHER}
 
     # tcp to 169.254.169.254:80 from an instance lands on the router's port 9697
-    proxy = serve(rns, "0.0.0.0", 9697)
+    proxy = serve(rns, "::", 9697)
     try:
         assert who(vm_a, "169.254.169.254", 80) == IP_A
     finally:
