@@ -94,7 +94,11 @@ def wire_root(wires: Sequence[Wire], peer_ns: str, present: Collection[str]) -> 
                     and link.master == wire.bridge and link.mtu == wire.mtu and link.up):
                 continue  # as it must be
             if nl.link(wire.bridge) is None:
-                nl.ensure_bridge(wire.bridge)
+                try:
+                    nl.ensure_bridge(wire.bridge)
+                except HostError:  # made meanwhile by the network agent: fine
+                    if nl.link(wire.bridge) is None:
+                        raise
             if link is not None and (link.kind != "veth" or wire.peer not in present):
                 nl.delete(wire.tap)
             nl.ensure_veth(wire.tap, wire.peer, peer_netns=peer_ns, mtu=wire.mtu,
