@@ -16,7 +16,10 @@ A router is the namespace ``layout.router_ns(router_id)`` holding
   of floating IPs and port forwardings, SNAT of floating IPs, SNAT of
   everything else leaving by ``qg-`` to the gateway address when
   ``enable_snat``, hairpin (an instance reaching a floating IP behind the same
-  router) as Neutron's iptables rules do. IPv6 is routed, not translated.
+  router) as Neutron's iptables rules do. IPv6 is routed, not translated;
+* no tracked connection through a translation that is gone: when a floating
+  IP or port forwarding goes or changes, the conntrack entries it made are
+  deleted (Neutron's ``conntrack -D``), so established connections stop too.
 
 :func:`sync_router` makes a router exactly a :class:`RouterState`; it is
 idempotent (a second call changes nothing: links, addresses and routes are
