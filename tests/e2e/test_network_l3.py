@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -26,7 +27,7 @@ from typing import TypeVar
 
 import pytest
 
-from onestack.host import links, netns, nft
+from onestack.host import links, netns, nft, radvd
 from onestack.network.agent import l3
 from onestack.network.agent.layout import Layout
 from tests.e2e import testnet
@@ -101,6 +102,15 @@ def nl(ns: str, fn: Callable[[links.Netlink], T]) -> T:
     return netns.call(ns, work)
 
 
+def wait(check: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def ping(ns: str, ip: str) -> bool:
     return netns.run(ns, ["busybox", "ping", "-c", "1", "-W", "1", ip]).returncode == 0
 
@@ -169,6 +179,7 @@ def cloud() -> Iterator[Layout]:
                     n.ensure_route("default", gateway=gateway)
                 if v6:  # routed by the router too (IPv6 is never translated)
                     n.ensure_address("eth0", f"fd00:{v6}::10/64")
+                if v6 == "a":  # vm-b learns its route from the router's advertisements
                     n.ensure_route("default6", gateway=f"fd00:{v6}::1")
 
             nl(ns, inside)
@@ -180,6 +191,7 @@ def cloud() -> Iterator[Layout]:
             proc.wait()
         for name in netns.names(layout.prefix + "-"):
             netns.delete(name)
+        shutil.rmtree(l3.RUN_ROOT / layout.prefix, ignore_errors=True)
 
 
 def test_a_router_routes_nats_and_goes(cloud: Layout) -> None:
@@ -203,10 +215,23 @@ def test_a_router_routes_nats_and_goes(cloud: Layout) -> None:
     assert nl(layout.root_ns, lambda n: n.sysctl("net.ipv4.ip_forward")) == "0"
     assert netns.read_sysctl("net.ipv4.ip_forward") == host_forwarding
 
-    # instances on two subnets reach each other through it, unchanged, IPv6 too
+    # instances on two subnets reach each other through it, unchanged, IPv6 too:
+    # vm-b's IPv6 default route comes from the router's advertisements (its
+    # link going up again sends a router solicitation)
     assert ping(vm_a, IP_B)
+
+    def relink(n: links.Netlink) -> None:
+        n.set_down("eth0")
+        n.set_up("eth0")
+        n.ensure_address("eth0", "fd00:b::10/64")
+        n.ensure_route("default", gateway="10.10.2.1")  # a link going down loses its routes
+
+    nl(vm_b, relink)
+    assert wait(lambda: any(r.dst == "default" and r.gateway and r.gateway.startswith("fe80:")
+                            for r in nl(vm_b, lambda n: n.routes(family=6))), 10)
     assert ping(vm_a, "fd00:b::10")
-    assert who(vm_a, "fd00:b::10", 5000) == "fd00:a::10"
+    assert who(vm_b, "fd00:a::10", 5000) == "fd00:b::10"
+    assert radvd.running(l3.run_dir(layout, ROUTER)) is not None
     assert who(vm_a, IP_B, 5000) == IP_A
     # SNAT: the external host sees the gateway address
     assert who(vm_a, EXT_IP, 5000) == GW_IP
@@ -285,10 +310,11 @@ def test_a_router_routes_nats_and_goes(cloud: Layout) -> None:
     nl(ext, lambda n: n.ensure_route("10.10.1.0/24", gateway=GW_IP))
     assert who(vm_a, EXT_IP, 5000) == IP_A
 
-    # administratively down: interfaces down, nothing routed
+    # administratively down: interfaces down, nothing routed, nothing advertised
     l3.sync_router(layout, replace(state, admin_state_up=False))
     link = nl(rns, lambda n: n.link(qr_a))
     assert link is not None and not link.up
+    assert radvd.running(l3.run_dir(layout, ROUTER)) is None
     assert not ping(vm_a, IP_B)
     l3.sync_router(layout, state)
     assert ping(vm_a, IP_B)
@@ -299,9 +325,11 @@ def test_a_router_routes_nats_and_goes(cloud: Layout) -> None:
     assert nl(layout.root_ns, lambda n: n.link(Layout.tap(PORT_B))) is None
     assert not ping(vm_a, IP_B)
 
-    # removed: namespace and bridge ends gone
+    # removed: namespace, bridge ends and radvd gone
     l3.remove_router(layout, ROUTER)
     assert not netns.exists(rns)
+    assert radvd.running(l3.run_dir(layout, ROUTER)) is None
+    assert not l3.run_dir(layout, ROUTER).exists()
     assert nl(layout.root_ns, lambda n: n.link(Layout.tap(PORT_A))) is None
     assert nl(layout.root_ns, lambda n: n.link(Layout.tap(PORT_GW))) is None
     assert l3.existing_routers(layout) == set()

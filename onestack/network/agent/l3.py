@@ -39,10 +39,12 @@ import json
 import logging
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from onestack.host import nft
 from onestack.host.conntrack import Flow
 from onestack.host.errors import HostError
+from onestack.host.radvd import Advertised
 from onestack.network.agent.layout import (
     METADATA_ADDRESS,
     METADATA_PORT,
@@ -56,6 +58,9 @@ log = logging.getLogger(__name__)
 # The protocols a port forwarding may name (Neutron's), with their numbers.
 _PROTOCOLS = {"tcp": 6, "udp": 17, "dccp": 33, "sctp": 132, "udplite": 136}
 
+# radvd's files, per cloud and router (run/ state of the host, gone at reboot
+# like the namespaces)
+RUN_ROOT = Path("/run/onestack")
 NAT_TABLE = "onestack-l3"
 DIGEST_CHAIN = "digest"
 DEVICE_PREFIXES = (ROUTER_INTERFACE_PREFIX, ROUTER_GATEWAY_PREFIX)
@@ -166,6 +171,31 @@ def wanted_routes(state: RouterState) -> dict[str, str]:
     for destination, nexthop in state.routes:
         out[str(ipaddress.ip_network(destination, strict=False))] = nexthop
     return out
+
+
+def advertised(state: RouterState) -> list[Advertised]:
+    """The router's interfaces on which it advertises itself as the IPv6
+    default router: those with a global IPv6 address, while it is up."""
+    if not state.admin_state_up:
+        return []
+    out = []
+    for port in state.interfaces:
+        if any(_global_v6(c) for c in port.cidrs):
+            out.append(Advertised(device=Layout.router_interface(port.port_id), mtu=port.mtu))
+    return out
+
+
+def _global_v6(cidr: str) -> bool:
+    try:
+        iface = ipaddress.ip_interface(cidr)
+    except ValueError:
+        return False
+    return iface.version == 6 and not iface.ip.is_link_local
+
+
+def run_dir(layout: Layout, router_id: str) -> Path:
+    """Where the router's daemon (radvd) keeps its files."""
+    return RUN_ROOT / layout.prefix / f"qrouter-{router_id}"
 
 
 def _port_range(text: str) -> tuple[int, int]:
@@ -319,23 +349,42 @@ def sync_router(layout: Layout, state: RouterState) -> None:
     changed, applied = netns.call(ns, lambda: (
         routerns.configure(settings, wanted_routes(state)),
         routerns.ensure_table(table, DIGEST_CHAIN)))
+    # 5. IPv6 router advertisements on the interfaces with IPv6 subnets
+    _advertise(ns, run_dir(layout, state.router_id), advertised(state))
     if state.gateway is None:
         return
     qg = Layout.router_gateway(state.gateway.port_id)
     added, removed = changed.get(qg, ([], []))
-    # 5. connections through translations that are gone are forgotten (as
+    # 6. connections through translations that are gone are forgotten (as
     #    Neutron's conntrack -D): they would go on flowing otherwise
     if applied or removed:
         floating = set(_floating_addresses(state))
         floating.update(c.split("/")[0] for c in removed if _is_v4(c))
         netns.call(ns, _forget_stale, state, floating)
-    # 6. new floating IPs announced on the external network (gratuitous ARP)
+    # 7. new floating IPs announced on the external network (gratuitous ARP)
     fresh = [c.split("/")[0] for c in added if _is_v4(c)]
     if fresh and state.admin_state_up:
         try:
             netns.call(ns, routerns.announce, qg, state.gateway.mac, fresh)
         except (HostError, OSError) as exc:  # an optimisation only
             log.warning("router %s: gratuitous ARP failed: %s", state.router_id, exc)
+
+
+def _advertise(ns: str, where: Path, links: list[Advertised]) -> None:
+    import shutil
+
+    from onestack.host import radvd
+
+    if links and shutil.which("radvd") is None:
+        global _radvd_warned
+        if not _radvd_warned:
+            _radvd_warned = True
+            log.warning("radvd is not installed: routers send no IPv6 router advertisements")
+        return
+    radvd.ensure(ns, where, links)
+
+
+_radvd_warned = False
 
 
 def _forget_stale(state: RouterState, addresses: set[str]) -> int:
@@ -388,9 +437,10 @@ def is_stale(state: RouterState, flow: Flow, addresses: Collection[str]) -> bool
 def remove_router(layout: Layout, router_id: str) -> None:
     """Removes the router's namespace and its devices (and so their bridge-side
     ends); a no-op if it is not there."""
-    from onestack.host import netns, routerns
+    from onestack.host import netns, radvd, routerns
 
     ns = _router_ns(layout, router_id)
+    radvd.stop(run_dir(layout, router_id))
     if not netns.exists(ns):
         netns.delete(ns)  # a stale file left by a crash, if any
         return
