@@ -8,8 +8,10 @@ from dataclasses import replace
 
 import pytest
 
-from onestack.host import nft
+from onestack.host import nft, radvd
 from onestack.host.conntrack import Flow
+from onestack.host.errors import HostError
+from onestack.host.radvd import Advertised
 from onestack.network.agent import l3
 from onestack.network.agent.layout import Layout
 
@@ -222,3 +224,28 @@ ALL = {FIP, "172.24.4.7"}
 def test_connections_through_translations_that_are_gone_are_stale(
         st: l3.RouterState, f: Flow, stale: bool) -> None:
     assert l3.is_stale(st, f, ALL) is stale
+
+
+def test_advertised_on_interfaces_with_ipv6_subnets_while_up() -> None:
+    v6 = l3.RouterPort("bbbbbbbb-0000-0000-0000-000000000000", "net-b", "fa:16:3e:00:00:0b",
+                       ("10.0.1.1/24", "fd00:b::1/64"), mtu=1450)
+    local = l3.RouterPort("cccccccc-0000-0000-0000-000000000000", "net-c", "fa:16:3e:00:00:0c",
+                          ("fe80::1/64",))
+    st = state(interfaces=(*state().interfaces, v6, local))
+    assert l3.advertised(st) == [Advertised("qr-bbbbbbbb-00", 1450)]
+    assert l3.advertised(replace(st, admin_state_up=False)) == []
+    # the gateway's IPv6 address is not advertised on the external network
+    assert l3.advertised(state()) == []
+    assert l3.run_dir(Layout("os123456"), "r1") == l3.RUN_ROOT / "os123456" / "qrouter-r1"
+
+
+def test_radvd_configuration() -> None:
+    assert radvd.render([Advertised("qr-2", 1500), Advertised("qr-1", 1450)]) == (
+        "interface qr-1 {\n    AdvSendAdvert on;\n    MinRtrAdvInterval 30;\n"
+        "    MaxRtrAdvInterval 100;\n    AdvLinkMTU 1450;\n};\n"
+        "interface qr-2 {\n    AdvSendAdvert on;\n    MinRtrAdvInterval 30;\n"
+        "    MaxRtrAdvInterval 100;\n    AdvLinkMTU 1500;\n};\n")
+    with pytest.raises(HostError, match="invalid interface name"):
+        radvd.render([Advertised("qr-1 {\n}", 1500)])
+    with pytest.raises(HostError, match="interval"):
+        radvd.render([Advertised("qr-1", 1500, min_interval=100, max_interval=30)])

@@ -17,6 +17,8 @@ A router is the namespace ``layout.router_ns(router_id)`` holding
   everything else leaving by ``qg-`` to the gateway address when
   ``enable_snat``, hairpin (an instance reaching a floating IP behind the same
   router) as Neutron's iptables rules do. IPv6 is routed, not translated;
+* radvd advertising the router as the IPv6 default router on the interfaces
+  with IPv6 subnets;
 * no tracked connection through a translation that is gone: when a floating
   IP or port forwarding goes or changes, the conntrack entries it made are
   deleted (Neutron's ``conntrack -D``), so established connections stop too.
