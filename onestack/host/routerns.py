@@ -6,7 +6,8 @@ on, through :func:`onestack.host.netns.call`, with one netlink socket::
 
     present = netns.call(router, routerns.prepare, sysctls, keep, prefixes)
     netns.call(root, routerns.wire_root, wires, router, present)
-    netns.call(router, routerns.configure, devices, routes)
+    netns.call(router, routerns.configure, devices, routes)   # and ensure_table(...)
+    netns.call(router, routerns.announce, device, mac, addresses)
 
 Everything is idempotent and diffed (links, addresses, routes), so a second
 run with the same input changes nothing. No OpenStack logic lives here.
