@@ -36,8 +36,7 @@ class AsgiAdapter:
         state["request_id"] = trans_id
         method = scope["method"]
         resp = await self._respond(scope, receive, trans_id)
-        headers = [(k.encode("latin-1"), v.encode("latin-1", "replace"))
-                   for k, v in _out_headers(resp)]
+        headers = [(k.encode("latin-1"), _header_value(v)) for k, v in _out_headers(resp)]
         headers.append((b"x-trans-id", trans_id.encode()))
         try:
             await send({"type": "http.response.start", "status": resp.status, "headers": headers})
@@ -120,6 +119,15 @@ def _out_headers(resp: Response) -> list[tuple[str, str]]:
             continue
         out.append((_title(k), v))
     return out
+
+
+def _header_value(value: str) -> bytes:
+    """Header values go out as latin-1; text beyond it as its UTF-8 bytes (what
+    Swift's WSGI strings carry, e.g. an object name in Content-Location)."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "replace")
 
 
 _TITLES: dict[str, str] = {}

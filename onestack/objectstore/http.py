@@ -285,7 +285,8 @@ class Request:
         """A sub-request made by a middleware (pre-authorized unless told not to)."""
         environ: dict[str, Any] = {"swift.source": source,
                                    "swift.trans_id": self.environ.get("swift.trans_id", ""),
-                                   "swift.info_cache": self.environ.get("swift.info_cache")}
+                                   "swift.info_cache": self.environ.setdefault(
+                                       "swift.info_cache", {})}
         for key in ("keystone.identity", "swift.auth_ctx", "reseller_request", "swift.owner"):
             if key in self.environ:
                 environ[key] = self.environ[key]

@@ -9,7 +9,7 @@ request's own headers win. The answer names the source (``X-Copied-From``,
 
 from __future__ import annotations
 
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlencode
 
 from onestack.objectstore.http import Handler, Headers, Request, Response, error, fail
 
@@ -68,9 +68,17 @@ class Copy:
             value = req.headers.get(key)
             if value is not None:
                 get_headers[key] = value
-        query = "multipart-manifest=get" if req.params.get("multipart-manifest") == "get" else ""
+        manifest = req.params.get("multipart-manifest") == "get"
+        # an SLO manifest is copied in the form a manifest PUT takes (format=raw)
+        source_query = {"multipart-manifest": "get", "format": "raw"} if manifest else {}
+        version_id = req.params.get("version-id")
+        if version_id is not None:  # a version of the source; the copy is a new object
+            source_query["version-id"] = version_id
+            req.set_param("version-id", None)
+        query = "multipart-manifest=get" if manifest else ""
         get = Request("GET", f"/v1/{src_account}/{src_container}/{src_obj}", headers=get_headers,
-                      query_string=query, environ=dict(req.environ), script_name=req.script_name)
+                      query_string=urlencode(source_query), environ=dict(req.environ),
+                      script_name=req.script_name)
         get.environ.pop("swift.owner", None)
         source = await self.app(get)
         if not source.is_success:
@@ -79,15 +87,13 @@ class Copy:
         fresh = req.headers.get("x-fresh-metadata", "").lower() in ("true", "1", "yes", "on")
         sink = Headers()
         for key, value in source.headers.items():
-            if key in SKIP:
+            if key in SKIP or (not manifest and key.startswith("x-object-sysmeta-slo-")):
                 continue
             if fresh and (key.startswith("x-object-meta-") or key in (
                     "content-disposition", "content-encoding", "content-language",
                     "cache-control", "expires")):
                 continue
             sink[key] = value
-        if query and "x-static-large-object" in source.headers:
-            sink["X-Static-Large-Object"] = "True"
         for key, value in req.headers.items():
             if key in ("x-copy-from", "x-copy-from-account", "x-fresh-metadata",
                        "content-length"):
@@ -98,8 +104,13 @@ class Copy:
         sink["Content-Length"] = source.headers.get("content-length", "0")
         if "x-object-manifest" in source.headers and query:
             sink["X-Object-Manifest"] = source.headers["x-object-manifest"]
-        body = source.body if not isinstance(source.body, bytes) else source.body
-        put = Request("PUT", req.path, headers=sink, body=body, environ=req.environ,
+        if query and "x-static-large-object" in source.headers:
+            req.set_param("multipart-manifest", "put")  # the manifest is checked again
+            for key in [k for k in sink if k.startswith("x-object-sysmeta-slo-")]:
+                del sink[key]
+        elif query:
+            req.set_param("multipart-manifest", None)
+        put = Request("PUT", req.path, headers=sink, body=source.body, environ=req.environ,
                       script_name=req.script_name, query_string=req.query_string)
         try:
             resp = await self.app(put)

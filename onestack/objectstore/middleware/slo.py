@@ -58,6 +58,10 @@ class StaticLargeObject:
             return await self.delete_manifest(req, account, container or "", obj)
         if req.method in ("GET", "HEAD") and mm != "get":
             return await self.get(req, account)
+        if "x-static-large-object" in req.headers and req.method not in ("GET", "HEAD"):
+            raise fail(400, "X-Static-Large-Object is a reserved header. To create a static "
+                            "large object add query param multipart-manifest=put.",
+                       content_type="text/html; charset=UTF-8")
         resp = await self.app(req)
         if req.method == "GET" and mm == "get" and "x-static-large-object" in resp.headers:
             return await self.manifest_view(req, resp)
@@ -128,7 +132,7 @@ class StaticLargeObject:
         put = Request("PUT", req.path, headers=headers, body=body, environ=req.environ,
                       script_name=req.script_name)
         put.environ["swift.container_update_override"] = {
-            "content_type": f"{ctype};swift_bytes={total};slo_etag={slo_etag}"}
+            "etag_params": f"swift_bytes={total}; slo_etag={slo_etag}"}
         resp = await self.app(put)
         if resp.is_success:
             resp.headers["Etag"] = f'"{slo_etag}"'
@@ -176,7 +180,10 @@ class StaticLargeObject:
             return resp
         resp.close()
         # the manifest itself; the request's range and conditions are for the whole object
-        sub = req.sub("GET", req.path, query_string="multipart-manifest=get", source="SLO")
+        query = "multipart-manifest=get"
+        if "version-id" in req.params:  # that version's manifest
+            query += f"&version-id={quote(req.params['version-id'], safe='')}"
+        sub = req.sub("GET", req.path, query_string=query, source="SLO")
         manifest_resp = await self.app(sub)
         if not manifest_resp.is_success:
             return manifest_resp

@@ -60,7 +60,9 @@ class Info:
 def info_from_stat(status: int, stat: dict[str, Any] | None) -> Info:
     if stat is None:
         return Info(status, {})
-    meta = {k: v[0] for k, v in stat["metadata"].items() if v[0] != ""}
+    # a deleted container or account shows no metadata (as Swift's servers answer)
+    meta = {k: v[0] for k, v in stat["metadata"].items() if v[0] != ""} \
+        if 200 <= status < 300 else {}
     return Info(status, meta, object_count=stat["object_count"] if stat["container"] is None
                 else stat["item_count"], bytes_used=stat["bytes_used"],
                 container_count=stat["item_count"] if stat["container"] is None else 0,

@@ -22,12 +22,12 @@ POLICY = "Policy-0"
 
 
 def meta_headers(info: Info, owner: bool) -> Headers:
+    """Metadata headers of an account or container (system metadata too, for the
+    middlewares: the gatekeeper keeps it from clients, as Swift's does)."""
     h = Headers()
     for key, value in info.meta.items():
         if not owner and key in ("x-container-read", "x-container-write",
                                  "x-container-sync-key", "x-container-sync-to"):
-            continue
-        if "-sysmeta-" in key:
             continue
         h[title_case(key)] = value
     return h
@@ -139,7 +139,8 @@ class AccountController:
         async def one(node: Any) -> tuple[int, Any]:
             status, stat, rows = await client.db_list(
                 "account", node, part, name_hash, params.limit, params.marker,
-                params.end_marker, params.prefix, params.delimiter, params.reverse)
+                params.end_marker, params.prefix, params.delimiter, params.reverse, False,
+                bool(req.environ.get("swift.allow_reserved_names")))
             return status, (stat, rows)
 
         status, value = await self.proxy.first_success(ring, part, one)
@@ -227,7 +228,8 @@ class ContainerController:
         async def one(node: Any) -> tuple[int, Any]:
             status, stat, rows = await client.db_list(
                 "container", node, part, name_hash, params.limit, params.marker,
-                params.end_marker, params.prefix, params.delimiter, params.reverse, names_only)
+                params.end_marker, params.prefix, params.delimiter, params.reverse, names_only,
+                bool(req.environ.get("swift.allow_reserved_names")))
             return status, (stat, rows)
 
         status, value = await self.proxy.first_success(ring, part, one)
