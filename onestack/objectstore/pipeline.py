@@ -2,8 +2,9 @@
 
 Top to bottom (as Swift orders its proxy filters): info / healthcheck,
 gatekeeper, CORS, bulk, TempURL, keystoneauth, FormPost, staticweb, copy,
-container and account quotas, SLO, DLO, versioned writes, symlinks, and the
-proxy application. ``/info`` advertises what each of them registers.
+container and account quotas, SLO, DLO, versioned writes (the legacy modes
+above object versioning, as Swift's versioned_writes filter stacks them),
+symlinks, and the proxy application. ``/info`` advertises what each of them registers.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def build(proxy: Proxy, validator: Any,
     from onestack.objectstore.middleware.gatekeeper import Gatekeeper
     from onestack.objectstore.middleware.info import Info
     from onestack.objectstore.middleware.keystoneauth import KeystoneAuth
+    from onestack.objectstore.middleware.object_versioning import ObjectVersioning
     from onestack.objectstore.middleware.quotas import AccountQuotas, ContainerQuotas
     from onestack.objectstore.middleware.slo import StaticLargeObject
     from onestack.objectstore.middleware.staticweb import StaticWeb
@@ -68,6 +70,8 @@ def build(proxy: Proxy, validator: Any,
     app: Handler = ProxyApp(proxy)
     app = sym = Symlink(app)
     caps["symlink"] = sym.info()
+    app = ov = ObjectVersioning(app, proxy)
+    caps["object_versioning"] = ov.info()
     app = vw = VersionedWrites(app, proxy)
     caps["versioned_writes"] = vw.info()
     app = dlo = DynamicLargeObject(app)
