@@ -121,9 +121,10 @@ class Copy:
                 if key.startswith("x-object-meta-"):
                     resp.headers[key] = value
             resp.headers["X-Copied-From"] = quote(f"{src_container}/{src_obj}")
-            if src_account != account:
-                resp.headers["X-Copied-From-Account"] = quote(src_account)
+            resp.headers["X-Copied-From-Account"] = quote(src_account)
             lm = source.headers.get("last-modified")
             if lm:
                 resp.headers["X-Copied-From-Last-Modified"] = lm
+            if "x-object-version-id" in source.headers:
+                resp.headers["X-Copied-From-Version-Id"] = source.headers["x-object-version-id"]
         return resp

@@ -248,10 +248,13 @@ class ObjectVersioning:
         await self._copy_current(req, account, obj, vcont)
         version_id = timestamp.now()
         name = version_object(obj, version_id)
-        ctype = req.headers.get("content-type")
-        if not ctype or true_value(req.headers.get("x-detect-content-type", "")):
-            ctype = mimetypes.guess_type(obj)[0] or "application/octet-stream"
-            req.headers["Content-Type"] = ctype
+        if "x-symlink-target" not in req.headers and (not req.headers.get("content-type") or
+                                                       true_value(req.headers.get(
+                                                           "x-detect-content-type", ""))):
+            # guessed from the object's name, not its version's (Swift guesses from the
+            # version's reserved name, which always gives application/octet-stream)
+            req.headers["Content-Type"] = mimetypes.guess_type(obj)[0] or \
+                "application/octet-stream"
             req.headers.pop("x-detect-content-type")
         headers = Headers((k, v) for k, v in req.headers.items() if k not in EXPIRY)
         counted = _Counter(req.body)
@@ -269,6 +272,7 @@ class ObjectVersioning:
         resp.close()
         size = req.headers.get("x-object-sysmeta-slo-size") or str(counted.bytes)
         slo_etag = req.headers.get("x-object-sysmeta-slo-etag")
+        ctype = put.headers.get("content-type") or "application/octet-stream"  # as stored
         return await self._link(req, vcont, name, resp.headers.get("etag", ""), size,
                                 ctype.split(";")[0].strip(),
                                 f"slo_etag={slo_etag}" if slo_etag else "")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import mimetypes
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote, unquote
@@ -22,6 +23,7 @@ from urllib.parse import quote, unquote
 import orjson
 
 from onestack.config import ObjectStoreSettings
+from onestack.objectstore import timestamp
 from onestack.objectstore.http import REASONS, Handler, Headers, Request, Response, error, fail
 from onestack.objectstore.middleware import segments as segs
 from onestack.objectstore.proxy import ranges
@@ -150,7 +152,7 @@ class StaticLargeObject:
         rng = item.get("range")
         seg: dict[str, Any] = {"name": path, "bytes": size, "hash": etag,
                                "content_type": head.headers.get("content-type", ""),
-                               "last_modified": head.headers.get("last-modified", "")}
+                               "last_modified": _iso(head.headers.get("last-modified", ""))}
         if rng:
             spans = ranges.ranges_for_length(ranges.parse_range(f"bytes={rng}") or [], size)
             if not spans:
@@ -189,9 +191,11 @@ class StaticLargeObject:
             return manifest_resp
         headers = manifest_resp.headers.copy()
         slo_etag = headers.get(SLO_ETAG, "")
+        manifest_etag = headers.get("etag", "")
         for key in ("content-range", "content-length", "etag", "accept-ranges"):
             del headers[key]
         headers["Etag"] = f'"{slo_etag}"'
+        headers["X-Manifest-Etag"] = manifest_etag.strip('"')
         if req.method == "HEAD" and SLO_SIZE in headers:
             manifest_resp.close()
             size = int(headers[SLO_SIZE])
@@ -310,6 +314,14 @@ class StaticLargeObject:
         resp = await self.app(sub)
         resp.close()
         return resp.status
+
+
+def _iso(http_date: str) -> str:
+    """A segment's Last-Modified as the manifest keeps it (Swift's strftime format)."""
+    when = timestamp.parse_http_date(http_date) if http_date else None
+    if when is None:
+        when = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(when)) + ".000000"
 
 
 def parse_manifest(raw: bytes) -> list[dict[str, Any]]:

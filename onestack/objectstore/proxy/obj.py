@@ -169,6 +169,7 @@ class ObjectController:
         detect = req.headers.get("x-detect-content-type", "").lower() in ("true", "1", "yes", "on")
         if not ctype or detect:
             ctype = mimetypes.guess_type(obj)[0] or "application/octet-stream"
+            req.headers["Content-Type"] = ctype  # what was stored, for the middlewares above
         ts = req.environ.get("swift.put_timestamp") or timestamp.now()
         meta = stored_headers(req.headers)
         meta.pop(LISTING_PARAMS, None)
