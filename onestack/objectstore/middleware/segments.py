@@ -18,6 +18,7 @@ class Segment:
     path: str  # /container/object (in the manifest's account)
     start: int  # first byte of the segment object used
     length: int  # bytes used from it
+    data: bytes | None = None  # an SLO's inline bytes (no object)
 
 
 CONDITIONAL = ("range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since")
@@ -42,7 +43,7 @@ def plan(segments: list[Segment], start: int, end: int) -> list[Segment]:
         if seg_end > start and pos < end:
             a = max(start, pos) - pos
             b = min(end, seg_end) - pos
-            out.append(Segment(seg.path, seg.start + a, b - a))
+            out.append(Segment(seg.path, seg.start + a, b - a, seg.data))
         pos = seg_end
         if pos >= end:
             break
@@ -54,6 +55,9 @@ async def stream(req: Request, app: object, account: str, segments: list[Segment
     """GET each slice down the pipeline and yield its bytes."""
     for seg in segments:
         if seg.length <= 0:
+            continue
+        if seg.data is not None:
+            yield seg.data[seg.start:seg.start + seg.length]
             continue
         headers = Headers({"Range": f"bytes={seg.start}-{seg.start + seg.length - 1}"})
         sub = req.sub("GET", f"/v1/{account}{seg.path}", headers=headers, source=source)

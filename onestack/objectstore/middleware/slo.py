@@ -15,26 +15,26 @@ from __future__ import annotations
 import base64
 import hashlib
 import mimetypes
-import time
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 import orjson
 
 from onestack.config import ObjectStoreSettings
-from onestack.objectstore import timestamp
-from onestack.objectstore.http import REASONS, Handler, Headers, Request, Response, error, fail
+from onestack.objectstore.http import Handler, Headers, Request, Response, fail
 from onestack.objectstore.middleware import segments as segs
+from onestack.objectstore.middleware.slo_manifest import (
+    HTML,
+    SLO_ETAG,
+    SLO_SIZE,
+    check_segment,
+    parse_manifest,
+)
+from onestack.objectstore.middleware.slo_manifest import status_line as _status_line
 from onestack.objectstore.proxy import ranges
 
-SLO_ETAG = "x-object-sysmeta-slo-etag"
-SLO_SIZE = "x-object-sysmeta-slo-size"
 MAX_NESTING = 10
-
-
-def _status_line(status: int) -> str:
-    return f"{status} {REASONS.get(status, ('Unknown', ''))[0]}"
 
 
 class StaticLargeObject:
@@ -63,7 +63,7 @@ class StaticLargeObject:
         if "x-static-large-object" in req.headers and req.method not in ("GET", "HEAD"):
             raise fail(400, "X-Static-Large-Object is a reserved header. To create a static "
                             "large object add query param multipart-manifest=put.",
-                       content_type="text/html; charset=UTF-8")
+                       content_type=HTML)
         resp = await self.app(req)
         if req.method == "GET" and mm == "get" and "x-static-large-object" in resp.headers:
             return await self.manifest_view(req, resp)
@@ -74,35 +74,36 @@ class StaticLargeObject:
     async def put_manifest(self, req: Request, account: str, container: str,
                            obj: str) -> Response:
         if "x-copy-from" in req.headers:
-            raise fail(405, "Multipart Manifest PUTs cannot be COPY requests")
+            raise fail(405, "Multipart Manifest PUTs cannot be COPY requests",
+                       content_type=HTML)
         length = req.content_length
         if length is None and req.headers.get("transfer-encoding", "").lower() != "chunked":
             raise fail(411)
         if length is not None and length > self.max_size:
-            raise fail(413, f"Manifest File > {self.max_size} bytes")
+            raise fail(413, f"Manifest File > {self.max_size} bytes", content_type=HTML)
         raw = await req.read_body(limit=self.max_size)
-        items = parse_manifest(raw)
-        paths = [i for i in items if "path" in i]
-        if len(paths) > self.max_segments:
-            raise fail(413, f"Number of object-backed segments must be <= {self.max_segments}")
+        items = parse_manifest(raw, container, obj)
+        if sum(1 for i in items if "path" in i) > self.max_segments:
+            raise fail(413, f"Number of object-backed segments must be <= {self.max_segments}",
+                       content_type=HTML)
         problems: list[list[str]] = []
         stored: list[dict[str, Any]] = []
         total = 0
         heads: dict[str, Response] = {}
         for index, item in enumerate(items):
             if "data" in item:
-                data = base64.b64decode(item["data"])
                 stored.append({"data": item["data"]})
-                total += len(data)
+                total += len(base64.b64decode(item["data"]))
                 continue
-            path = "/" + item["path"].lstrip("/")
-            if path not in heads:
-                head = req.sub("HEAD", f"/v1/{account}{path}", source="SLO", authorized=False)
-                heads[path] = await self.app(head)
-            head_resp = heads[path]
-            last = index == len(items) - 1
-            length_used, seg = self._validate(item, path, head_resp, last, problems)
-            total += length_used
+            path = item["path"]
+            if path not in heads:  # as the caller, through this middleware (a sub-SLO's size)
+                head = req.sub("HEAD", f"/v1/{account}/{path.lstrip('/')}", source="SLO",
+                               authorized=False)
+                heads[path] = await self(head)
+                heads[path].close()
+            used, seg = check_segment(item, heads[path], index == len(items) - 1,
+                                      self.min_segment_size, problems)
+            total += used
             stored.append(seg)
         if problems:
             ctype = segs.accept_format(req)
@@ -139,39 +140,6 @@ class StaticLargeObject:
         if resp.is_success:
             resp.headers["Etag"] = f'"{slo_etag}"'
         return resp
-
-    def _validate(self, item: dict[str, Any], path: str, head: Response, last: bool,
-                  problems: list[list[str]]) -> tuple[int, dict[str, Any]]:
-        name = quote(path.lstrip("/"))
-        if not head.is_success:
-            problems.append([name, _status_line(head.status)])
-            return 0, {}
-        size = int(head.headers.get("content-length", "0"))
-        etag = (head.headers.get("etag") or "").strip('"')
-        used = size
-        rng = item.get("range")
-        seg: dict[str, Any] = {"name": path, "bytes": size, "hash": etag,
-                               "content_type": head.headers.get("content-type", ""),
-                               "last_modified": _iso(head.headers.get("last-modified", ""))}
-        if rng:
-            spans = ranges.ranges_for_length(ranges.parse_range(f"bytes={rng}") or [], size)
-            if not spans:
-                problems.append([name, "Unsatisfiable Range"])
-            elif spans != [(0, size)]:
-                a, b = spans[0]
-                seg["range"] = f"{a}-{b - 1}"
-                used = b - a
-        if used < max(self.min_segment_size, 1) and not last:
-            problems.append([name, "Too small; each segment must be at least 1 byte."])
-        if item.get("size_bytes") is not None and int(item["size_bytes"]) != size:
-            problems.append([name, "Size Mismatch"])
-        if item.get("etag") is not None and item["etag"] != etag:
-            problems.append([name, "Etag Mismatch"])
-        if head.headers.get("x-static-large-object", "").lower() == "true":
-            seg["sub_slo"] = True
-            seg["bytes"] = int(head.headers.get(SLO_SIZE, str(size)))
-            used = seg["bytes"] if not rng else used
-        return used, seg
 
     # ---------------------------------------------------------------- GET
 
@@ -217,7 +185,9 @@ class StaticLargeObject:
         out: list[segs.Segment] = []
         for seg in manifest:
             if "data" in seg:
-                raise fail(501, "Inline data segments are not served")
+                data = base64.b64decode(seg["data"])
+                out.append(segs.Segment("", 0, len(data), data))
+                continue
             start, length = 0, int(seg["bytes"])
             if seg.get("range"):
                 a, _, b = str(seg["range"]).partition("-")
@@ -271,12 +241,12 @@ class StaticLargeObject:
                 continue
             if not resp.is_success:
                 resp.close()
-                errors.append([quote(path.lstrip("/")), _status_line(resp.status)])
+                errors.append([quote(path), _status_line(resp.status)])
                 continue
             if resp.headers.get("x-static-large-object", "").lower() != "true":
                 resp.close()
                 if path == f"/{container}/{obj}":
-                    return error(400, "Not an SLO manifest")
+                    errors.append([quote(path), "Not an SLO manifest"])
                 continue
             manifests.append(path)
             for seg in orjson.loads(await resp.read()):
@@ -291,8 +261,7 @@ class StaticLargeObject:
                 elif status // 100 == 2:
                     deleted += 1
                 else:
-                    errors.append([quote(unquote(seg["name"]).lstrip("/")),
-                                   _status_line(status)])
+                    errors.append([quote(seg["name"]), _status_line(status)])
         for path in reversed(manifests):
             status = await self._delete(req, account, path, manifest=True)
             if status // 100 == 2:
@@ -300,7 +269,7 @@ class StaticLargeObject:
             elif status == 404:
                 missing += 1
             else:
-                errors.append([quote(path.lstrip("/")), _status_line(status)])
+                errors.append([quote(path), _status_line(status)])
         status = 400 if errors else 200
         data = {"Number Deleted": deleted, "Number Not Found": missing,
                 "Response Body": "", "Response Status": _status_line(status)}
@@ -316,57 +285,3 @@ class StaticLargeObject:
         return resp.status
 
 
-def _iso(http_date: str) -> str:
-    """A segment's Last-Modified as the manifest keeps it (Swift's strftime format)."""
-    when = timestamp.parse_http_date(http_date) if http_date else None
-    if when is None:
-        when = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(when)) + ".000000"
-
-
-def parse_manifest(raw: bytes) -> list[dict[str, Any]]:
-    try:
-        items = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise fail(400, "Manifest must be valid JSON.\n") from None
-    if not isinstance(items, list):
-        raise fail(400, "Manifest must be a list.\n")
-    errors = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict):
-            errors.append(f"Index {i}: not a JSON object")
-            continue
-        if "data" in item:
-            if set(item) != {"data"}:
-                errors.append(f"Index {i}: data segments may not have other keys")
-            else:
-                try:
-                    base64.b64decode(item["data"], validate=True)
-                except (ValueError, TypeError):
-                    errors.append(f"Index {i}: data must be valid base64")
-            continue
-        extra = set(item) - {"path", "etag", "size_bytes", "range"}
-        if "path" not in item:
-            errors.append(f'Index {i}: expected keys to include path')
-            continue
-        if extra:
-            errors.append(f"Index {i}: extraneous keys {', '.join(sorted(repr(k) for k in extra))}")
-        path = item["path"]
-        if not isinstance(path, str) or path.strip("/").count("/") < 1:
-            errors.append(f'Index {i}: path does not refer to an object. Path must be of the '
-                          f'form /container/object.')
-        if item.get("etag") is not None and not isinstance(item["etag"], str):
-            errors.append(f'Index {i}: "etag" must be a string or null (if provided)')
-        size = item.get("size_bytes")
-        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
-            errors.append(f"Index {i}: invalid size_bytes")
-        rng = item.get("range")
-        if rng is not None:
-            parsed = ranges.parse_range(f"bytes={rng}") if isinstance(rng, str) else None
-            if not parsed or len(parsed) != 1:
-                errors.append(f"Index {i}: invalid range")
-    if errors:
-        raise fail(400, "\n".join(errors) + "\n")
-    if not items:
-        raise fail(400, "Manifest must have at least one segment.\n")
-    return items
