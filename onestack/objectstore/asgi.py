@@ -18,6 +18,7 @@ from urllib.parse import unquote_to_bytes
 from onestack.objectstore.http import Handler, HTTPError, Request, Response, error
 
 log = logging.getLogger("onestack.objectstore")
+HTML = "text/html; charset=UTF-8"
 
 
 def new_trans_id(suffix: str = "") -> str:
@@ -84,9 +85,10 @@ def _request(scope: dict[str, Any], receive: Any, trans_id: str) -> Request:
             try:
                 path = unquote_to_bytes(raw[len(root):]).decode("utf-8")
             except UnicodeDecodeError:
-                raise HTTPError(error(412, "Invalid UTF8 or contains NULL")) from None
+                raise HTTPError(error(412, "Invalid UTF8 or contains NULL", content_type=HTML)) \
+                    from None
     if "\x00" in path:
-        raise HTTPError(error(412, "Invalid UTF8 or contains NULL"))
+        raise HTTPError(error(412, "Invalid UTF8 or contains NULL", content_type=HTML))
     headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
     client = scope.get("client") or ("", 0)
     host = ""

@@ -24,7 +24,8 @@ def split_path_header(value: str, what: str) -> tuple[str, str]:
     path = path[1:] if path.startswith("/") else path
     container, _, obj = path.partition("/")
     if not container or not obj:
-        raise fail(412, f"{what} header must be of the form <container name>/<object name>")
+        raise fail(412, f"{what} header must be of the form <container name>/<object name>",
+                   content_type="text/html; charset=UTF-8")
     return container, obj
 
 
@@ -39,7 +40,8 @@ class Copy:
         if req.method == "COPY":
             dest = req.headers.get("destination")
             if not dest:
-                return error(412, "Destination header required")
+                return error(412, "Destination header required",
+                             content_type="text/html; charset=UTF-8")
             dest_container, dest_obj = split_path_header(dest, "Destination")
             dest_account = req.headers.get("destination-account") or account
             req.headers["X-Copy-From"] = quote(f"{container}/{obj}")

@@ -65,8 +65,6 @@ class Symlink:
             return await self.app(req)
         if req.method == "PUT" and "x-symlink-target" in req.headers:
             return await self.put(req, account, container, obj)
-        if req.method == "PUT" and "x-symlink-target-account" in req.headers:
-            raise fail(412, "X-Symlink-Target header must be present")
         if req.method in ("GET", "HEAD"):
             if req.params.get("symlink") == "get":
                 resp = await self.app(req)
@@ -87,7 +85,8 @@ class Symlink:
         if taccount is not None:
             taccount = unquote(taccount)
             if not taccount or "/" in taccount:
-                raise fail(412, "Account name cannot contain slashes")
+                raise fail(412, "Account name cannot contain slashes",
+                           content_type="text/html; charset=UTF-8")
         if (taccount or account, tcontainer, tobj) == (account, container, obj):
             raise fail(400, "Symlink cannot target itself")
         etag = req.headers.pop("x-symlink-target-etag")

@@ -63,14 +63,15 @@ class VersionedWrites:
     def _check_container_headers(self, req: Request) -> None:
         if "x-versions-location" in req.headers and "x-history-location" in req.headers:
             if req.headers["x-versions-location"] and req.headers["x-history-location"]:
-                raise fail(400, "Only one of X-Versions-Location or X-History-Location may be "
+                raise fail(400, "Only one of x-versions-location or x-history-location may be "
                                 "specified")
         for key, other in (("x-versions-location", "x-remove-history-location"),
                            ("x-history-location", "x-remove-versions-location")):
             value = req.headers.get(key)
             if value:
-                if "/" in value.strip("/") or len(value) > 256:
-                    raise fail(412, "Container name cannot contain slashes")
+                if "/" in value:
+                    raise fail(412, "Container name cannot contain slashes",
+                               content_type="text/html; charset=UTF-8")
                 req.headers[other] = "1"  # one mode at a time
 
     async def _archive(self, req: Request, account: str, container: str, obj: str,

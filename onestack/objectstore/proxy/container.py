@@ -19,6 +19,7 @@ from onestack.objectstore.proxy.base import (
 )
 
 POLICY = "Policy-0"
+HTML = "text/html; charset=UTF-8"
 
 
 def meta_headers(info: Info, owner: bool) -> Headers:
@@ -81,11 +82,11 @@ def clean_acls(req: Request) -> None:
         if value is None:
             continue
         if clean is None:
-            raise fail(400, "This server does not support ACLs")
+            raise fail(400, "This server does not support ACLs", content_type=HTML)
         try:
             req.headers[header] = clean(header, value)
         except ValueError as exc:
-            raise fail(400, str(exc)) from None
+            raise fail(400, str(exc), content_type=HTML) from None
 
 
 class AccountController:
@@ -109,7 +110,8 @@ class AccountController:
         """Account auto-create (on a first write by its owner)."""
         if len(account) > self.proxy.settings.max_account_name_length:
             limit = self.proxy.settings.max_account_name_length
-            raise fail(400, f"Account name length of {len(account)} longer than {limit}")
+            raise fail(400, f"Account name length of {len(account)} longer than {limit}",
+                       content_type=HTML)
         ring, part, name_hash = self._where(account)
         ts = timestamp.now()
         client = self.proxy.client
@@ -257,7 +259,7 @@ class ContainerController:
         s = self.proxy.settings
         if len(container) > s.max_container_name_length:
             raise fail(400, f"Container name length of {len(container)} longer than "
-                            f"{s.max_container_name_length}")
+                            f"{s.max_container_name_length}", content_type=HTML)
         check_metadata(req, "container", s)
         clean_acls(req)
         await self._account_ready(req, account)

@@ -41,10 +41,9 @@ def listing_params(req: Request, max_limit: int) -> ListingParams:
     if given and given.isdigit():
         limit = int(given)
         if limit > max_limit:
-            raise fail(412, f"Maximum limit is {max_limit}")
-    delimiter = _param(req, "delimiter")
-    if delimiter and (len(delimiter) > 1 or ord(delimiter) > 254):
-        raise fail(412, "Bad delimiter")
+            raise fail(412, f"Maximum limit is {max_limit}",
+                       content_type="text/html; charset=UTF-8")
+    delimiter = _param(req, "delimiter")  # one character or more (Swift 2.38)
     prefix = _param(req, "prefix")
     path = req.params.get("path")
     if path is not None:
@@ -74,7 +73,8 @@ def content_type_for(req: Request) -> str:
                 try:
                     q = float(p[2:])
                 except ValueError:
-                    raise fail(400, "Invalid Accept header") from None
+                    raise fail(400, "Invalid Accept header",
+                               content_type="text/html; charset=UTF-8") from None
         if q <= 0:
             continue
         for rank, offer in enumerate(offers):

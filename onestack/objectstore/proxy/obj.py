@@ -45,6 +45,14 @@ def response_headers(metadata: dict[str, Any], ts: str) -> Headers:
     return h
 
 
+def _valid_utf8(value: str) -> bool:
+    """A header value (latin-1 text of its bytes) that is UTF-8 without NUL."""
+    try:
+        return "\x00" not in value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return False
+
+
 def check_delete_headers(req: Request, now: float) -> None:
     """X-Delete-After becomes X-Delete-At; both must be integers in the future."""
     after = req.headers.get("x-delete-after")
@@ -166,6 +174,8 @@ class ObjectController:
                 body.close()
                 raise fail(412)
         ctype = req.headers.get("content-type")
+        if ctype and not _valid_utf8(ctype):
+            raise fail(400, "Invalid Content-Type")
         detect = req.headers.get("x-detect-content-type", "").lower() in ("true", "1", "yes", "on")
         if not ctype or detect:
             ctype = mimetypes.guess_type(obj)[0] or "application/octet-stream"
