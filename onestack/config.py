@@ -47,6 +47,101 @@ class ImageSettings:
 
 
 @dataclass
+class TasksSettings:
+    # How long a claimed task's lease lasts; the holder heartbeats every third of it.
+    lease_seconds: float = 60.0
+    # How often an idle worker looks for work when no wake-up came (the fallback).
+    poll_interval: float = 5.0
+    # Tasks the cloud's own worker runs at once (handlers registered in-process).
+    local_concurrency: int = 4
+    # The longest a remote agent's claim waits in the API for work (long poll).
+    long_poll_seconds: float = 20.0
+    # A queued task pinned to a host silent this long is failed or re-targeted
+    # (its kind's rule); a host that never reported gets this long from the task's creation.
+    dead_host_seconds: float = 300.0
+    # How often the sweeper (one API process at a time) looks for such tasks.
+    sweep_interval: float = 30.0
+    # Finished tasks are deleted this long after they finished (0 keeps them).
+    keep_finished_seconds: float = 7 * 86400.0
+
+
+@dataclass
+class HostsSettings:
+    # This host's name in the host/service table (os-services, agents); default: hostname.
+    name: str = ""
+    availability_zone: str = "nova"
+    # How often services heartbeat (Nova's report_interval).
+    report_interval: float = 10.0
+    # A service is down after this long without a heartbeat: Nova's
+    # service_down_time and Neutron's agent_down_time.
+    service_down_time: float = 60.0
+    agent_down_time: float = 75.0
+
+
+@dataclass
+class NetworkSettings:
+    # Neutron's per-project default quotas; -1 = unlimited
+    quota_network: int = 100
+    quota_subnet: int = 100
+    quota_subnetpool: int = -1
+    quota_port: int = 500
+    quota_router: int = 10
+    quota_floatingip: int = 50
+    quota_security_group: int = 10
+    quota_security_group_rule: int = 100
+    # project (VXLAN) networks: MTU leaves room for the VXLAN header between hosts
+    tenant_network_mtu: int = 1450
+    flat_network_mtu: int = 1500
+    vni_ranges: str = "1:16000"
+    physical_networks: str = "public"  # comma-separated, usable by flat networks
+    base_mac: str = "fa:16:3e:00:00:00"  # Neutron's; the last three octets are random
+    dns_domain: str = "openstacklocal."
+    max_allowed_address_pair: int = 10
+    # all-in-one defaults created at first start, as DevStack creates them
+    create_defaults: bool = True
+    public_cidr: str = "172.24.4.0/24"
+    public_gateway: str = "172.24.4.1"
+    private_cidr: str = "10.0.0.0/26"
+
+
+@dataclass
+class ComputeSettings:
+    # --- the QEMU driver and the host's image cache (onestack/compute/virt/qemu) ---
+    # QEMU's accelerator: "auto" (KVM where /dev/kvm really runs a guest, else
+    # TCG), "kvm" or "tcg".
+    accelerator: str = "auto"
+    # Instances' disks and files (<uuid>/), and the image cache (_base/);
+    # empty: <state_dir>/instances. QEMU's sockets and logs: <state_dir>/run/qemu.
+    instances_dir: str = ""
+    # The image cache (Nova's _base): unused base images go after this long
+    # (Nova's remove_unused_original_minimum_age_seconds), and the least
+    # recently used unused ones sooner while the cache is over its size.
+    image_cache_max_gb: float = 20.0
+    image_cache_min_age_seconds: int = 86400
+    # Base images as raw files (Nova's force_raw_images; faster reads, more
+    # disk) instead of qcow2 kept as uploaded.
+    force_raw_images: bool = False
+    # Seconds a clean power-off (stop, resize, shelve) waits for the guest to
+    # shut down before QEMU is stopped (Nova's shutdown_timeout), and a soft
+    # reboot before it turns hard (Nova's libvirt wait_soft_reboot_seconds).
+    shutdown_timeout: int = 60
+    wait_soft_reboot_seconds: int = 120
+    # A VNC server per guest on a unix socket (for the noVNC console) and its
+    # video device when the image names none (hw_video_model).
+    vnc_enabled: bool = True
+    default_video_model: str = "vga"
+    # Empty PCIe slots a guest gets for interfaces and volumes attached later.
+    hotplug_slots: int = 4
+    # Where guests without a NIC run (so that an interface attached later can
+    # join them); empty: the host's own namespace.
+    default_netns: str = ""
+    # How far the scheduler may overcommit this host (Nova's initial_*_allocation_ratio).
+    cpu_allocation_ratio: float = 4.0
+    ram_allocation_ratio: float = 1.0
+    disk_allocation_ratio: float = 1.0
+
+
+@dataclass
 class ObjectStoreSettings:
     """Object Storage (Swift v1): the all-in-one storage node and its limits."""
 
@@ -87,6 +182,18 @@ class ObjectStoreSettings:
     auditor_bytes_per_second: int = 10000000
     # fsync object data before the rename (durable across a power cut).
     fsync: bool = True
+    # S3 (its own listener: S3 clients expect buckets at the root of their
+    # endpoint). -1 = the main port + 1 (8801 by default), 0 = not served.
+    s3_port: int = -1
+    s3_public_url: str = ""  # URL S3 clients use; defaults to http://host:s3_port
+    # The region S3 clients sign for (what boto3 and the aws CLI use when told none).
+    s3_location: str = "us-east-1"
+    s3_allowable_clock_skew: int = 900  # seconds (S3's 15 minutes)
+    s3_max_bucket_listing: int = 1000
+    s3_max_parts_listing: int = 1000
+    s3_max_multi_delete_objects: int = 1000
+    s3_max_upload_part_num: int = 1000  # at most max_manifest_segments
+    s3_min_segment_size: int = 5242880  # every part but the last (S3's 5 MiB)
 
 
 @dataclass
@@ -116,6 +223,10 @@ class Settings:
     master_key_file: str = ""
     identity: IdentitySettings = field(default_factory=IdentitySettings)
     image: ImageSettings = field(default_factory=ImageSettings)
+    tasks: TasksSettings = field(default_factory=TasksSettings)
+    hosts: HostsSettings = field(default_factory=HostsSettings)
+    network: NetworkSettings = field(default_factory=NetworkSettings)
+    compute: ComputeSettings = field(default_factory=ComputeSettings)
     objectstore: ObjectStoreSettings = field(default_factory=ObjectStoreSettings)
 
     @property
@@ -159,11 +270,21 @@ def _apply(obj: Any, values: dict[str, Any], prefix: str, env: dict[str, str]) -
         if dataclasses.is_dataclass(current):
             _apply(current, values.get(f.name, {}) or {}, f"{prefix}{f.name.upper()}_", env)
             continue
-        if f.name in values:
-            setattr(obj, f.name, _coerce(values[f.name], f.type))
         env_name = f"{prefix}{f.name.upper()}"
+        if f.name in values:
+            setattr(obj, f.name, _named(values[f.name], f.type, f"{f.name} in onestack.toml"))
         if env_name in env:
-            setattr(obj, f.name, _coerce(env[env_name], f.type))
+            setattr(obj, f.name, _named(env[env_name], f.type, env_name))
+
+
+def _named(value: Any, target_type: Any, name: str) -> Any:
+    """``_coerce``, with a ValueError that names the setting (one line for the user)."""
+    try:
+        return _coerce(value, target_type)
+    except (TypeError, ValueError):
+        kind = {"int": "an integer", "float": "a number"}.get(getattr(target_type, "__name__", str(target_type)),
+                                                             str(target_type))
+        raise ValueError(f"{name}={value!r}: not {kind}") from None
 
 
 def load_settings(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import subprocess
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,7 +25,7 @@ from onestack.host.base import Host
 from onestack.host.dnsmasq import DnsmasqSpec, Lease
 from onestack.host.errors import HostError, NotFound
 from onestack.host.fake_guests import FakeGuests, FakeQMP
-from onestack.host.links import Link, Route, check_ifname
+from onestack.host.links import COUNTERS, Link, Route, check_ifname
 from onestack.host.nft import Table
 from onestack.host.qemu_img import FORMATS, ImageInfo
 
@@ -45,6 +45,7 @@ class _Link:
     master: str | None = None
     peer: tuple[str | None, str] | None = None  # (namespace, name) of a veth's other end
     addresses: list[str] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)  # what a test wants it to show
 
 
 @dataclass
@@ -108,6 +109,12 @@ class FakeNetlink:
 
     def link(self, name: str) -> Link | None:
         return next((x for x in self.links() if x.name == name), None)
+
+    def counters(self, name: str) -> dict[str, int] | None:
+        link = self._space.links.get(check_ifname(name))
+        if link is None:
+            return None
+        return {key: link.counters.get(key, 0) for key in COUNTERS}
 
     def ensure_bridge(self, name: str, *, mtu: int | None = None, mac: str | None = None,
                       up: bool | None = True) -> bool:
@@ -436,6 +443,7 @@ class FakeImages:
     def __init__(self, calls: list[tuple[Any, ...]]) -> None:
         self.calls = calls
         self.files: dict[Path, FakeImage] = {}
+        self.isos: dict[Path, tuple[str, dict[str, bytes]]] = {}  # path -> (label, files)
 
     def _image(self, path: Path, fmt: str) -> FakeImage:
         image = self.files.get(Path(path))
@@ -468,7 +476,7 @@ class FakeImages:
                                            backing_fmt)
 
     async def convert(self, src: Path, src_fmt: str, dst: Path, dst_fmt: str, *,
-                      compress: bool = False) -> None:
+                      compress: bool = False, force_share: bool = False) -> None:
         self._fmt(dst_fmt)
         image = self._image(src, src_fmt)
         self.calls.append(("qemu-img.convert", Path(src), src_fmt, Path(dst), dst_fmt))
@@ -486,6 +494,26 @@ class FakeImages:
             raise HostError("qemu-img: Use the --shrink option to perform a shrink operation.")
         self.calls.append(("qemu-img.resize", Path(path), size))
         image.size = size
+
+    async def copy(self, src: Path, dst: Path) -> None:
+        image = self.files.get(Path(src))
+        if image is None:
+            raise HostError(f"cp: cannot stat '{src}': No such file or directory")
+        self.calls.append(("copy", Path(src), Path(dst)))
+        self.files[Path(dst)] = FakeImage(image.format, image.size, image.backing,
+                                          image.backing_format)
+        if Path(src) in self.isos:
+            self.isos[Path(dst)] = self.isos[Path(src)]
+
+    async def make_iso(self, path: Path, label: str, files: Mapping[str, bytes]) -> None:
+        from onestack.host import iso
+
+        iso.check_files(files)
+        iso.argv(["genisoimage"], Path(path), label, Path("/fake"))  # checks the label
+        self.calls.append(("iso.make", Path(path), label))
+        self.isos[Path(path)] = (label, dict(files))
+        size = 2048 * (20 + sum(1 + len(data) // 2048 for data in files.values()))
+        self.files[Path(path)] = FakeImage("raw", size)
 
 
 class FakeHost(Host):

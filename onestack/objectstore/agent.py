@@ -4,7 +4,8 @@ Each job (replicator, updater, expirer, auditor) is a task kind; a small
 scheduler enqueues one when its interval has passed and none is queued or
 running, and a :class:`~onestack.common.tasks.Worker` runs them - so a job
 survives a restart (its task is claimed again) and two processes never run
-the same pass at once. All the wiring to ``common/tasks.py`` is here.
+the same pass at once (the job's resource key). All the wiring to
+``common/tasks`` is here.
 """
 
 from __future__ import annotations
@@ -113,12 +114,12 @@ class ObjectAgent:
     async def start(self) -> None:
         if not self.intervals:
             return
-        from onestack.common.tasks import TaskQueue, Worker
+        from onestack.common.tasks import Worker
 
-        self.queue = TaskQueue(self.service.cloud.db)
-        owner = f"objectstore-{socket.gethostname()}-{os.getpid()}"
+        self.queue = self.service.cloud.tasks
+        name = f"objectstore-{socket.gethostname()}-{os.getpid()}"
         handlers = {k: v for k, v in self.handlers().items() if k in self.intervals}
-        self.worker = Worker(self.queue, owner, None, handlers, lease_seconds=600,
+        self.worker = Worker(self.queue, None, handlers, name=name, lease_seconds=600,
                              poll_interval=5.0)
         await self.worker.start()
         now = time.monotonic()
@@ -141,17 +142,16 @@ class ObjectAgent:
                     busy = await run(queue.find, kind=kind, states=[QUEUED, RUNNING])
                     if not busy:
                         await run(self._enqueue, kind)
-                if now - self._last.get("purge", 0.0) > 3600:
-                    self._last["purge"] = now
-                    from datetime import timedelta
-
-                    await run(queue.purge, timedelta(hours=1))
+                # (finished tasks are purged by the cloud's tasks service:
+                # [tasks] keep_finished_seconds)
             except Exception:
                 log.exception("objectstore: scheduling background work failed")
 
     def _enqueue(self, kind: str) -> None:
         with self.service.cloud.db.write() as session:
-            self.queue.enqueue(session, kind, {}, max_attempts=1)
+            # one pass of a job at a time, across processes too (its resource key)
+            self.queue.enqueue(session, kind, {}, max_attempts=1,
+                               resource_key=f"objectstore:{kind}")
 
     async def stop(self) -> None:
         if self._scheduler is not None:

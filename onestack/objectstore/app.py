@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from onestack.common.cloud import Listener
 from onestack.objectstore.core import ObjectStoreService
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ class ObjectStoreApp(ObjectStoreService):
     def __init__(self, cloud: Any) -> None:
         super().__init__(cloud)
         self._pipeline: Handler | None = None
+        self._entries: dict[str, Any] = {}
         self._asgi: Any = None
         self.agent: Any = None
 
@@ -42,7 +44,8 @@ class ObjectStoreApp(ObjectStoreService):
                 # account totals up to date (the updater's account reports, now)
                 await run(jobs.report_containers)
 
-            self._pipeline = build(self.proxy, self.cloud.cached_validator, settle)
+            self._pipeline = build(self.proxy, self.cloud.cached_validator, settle,
+                                   self._entries)
         return self._pipeline
 
     def asgi(self) -> Any:
@@ -52,6 +55,28 @@ class ObjectStoreApp(ObjectStoreService):
 
                 self._asgi = AsgiAdapter(self.pipeline())
             await self._asgi(scope, receive, send)
+
+        return dispatch
+
+    def listeners(self) -> list[Listener]:
+        """S3's own port (S3 clients expect buckets at the root of their endpoint)."""
+        if self.s3_port <= 0:
+            return []
+        return [Listener("s3", self.cloud.settings.host, self.s3_port, self.s3_url,
+                         self.s3_asgi())]
+
+    def s3_asgi(self) -> Any:
+        """The S3 API in front of the Swift pipeline (built on its first request)."""
+        built: list[Any] = []
+
+        async def dispatch(scope: Any, receive: Any, send: Any) -> None:
+            if not built:
+                from onestack.objectstore.s3.app import S3App
+
+                self.pipeline()
+                built.append(S3App(self._entries["auth"], self._entries["capabilities"],
+                                   self.cloud, self.settings))
+            await built[0](scope, receive, send)
 
         return dispatch
 

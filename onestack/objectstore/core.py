@@ -30,10 +30,27 @@ class ObjectStoreService:
         self.root = cloud.state_dir / "objectstore"
         self.catalog = [CatalogEntry("object-store", "swift", "/object-store/v1/AUTH_%(project_id)s",
                                      "Object Storage (Swift v1)")]
+        if self.s3_port > 0:
+            self.catalog.append(CatalogEntry("s3", "s3", "", "Object Storage (S3)",
+                                             url=self.s3_url))
         self._cluster: Cluster | None = None
         self._server: StorageServer | None = None
         self._client: LocalClient | None = None
         self._proxy: Proxy | None = None
+
+    @property
+    def s3_port(self) -> int:
+        """The S3 listener's port: the main port + 1 unless set; 0 = no S3."""
+        port = self.settings.s3_port
+        return self.cloud.settings.port + 1 if port < 0 else port
+
+    @property
+    def s3_url(self) -> str:
+        if self.settings.s3_public_url:
+            return self.settings.s3_public_url.rstrip("/")
+        host = self.cloud.settings.host
+        host = host if host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        return f"http://{host}:{self.s3_port}"
 
     # ---------------------------------------------------------------- parts
 

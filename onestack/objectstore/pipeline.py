@@ -47,7 +47,12 @@ def capabilities(proxy: Proxy) -> dict[str, Any]:
 
 
 def build(proxy: Proxy, validator: Any,
-          settle: Callable[[], Awaitable[Any]] | None = None) -> Handler:
+          settle: Callable[[], Awaitable[Any]] | None = None,
+          entries: dict[str, Any] | None = None) -> Handler:
+    """The pipeline; ``entries`` (if given) receives ``"auth"``, the handler from
+    keystoneauth down (where S3 enters, as Swift's s3api sits after the
+    gatekeeper, so its requests may carry system metadata), and
+    ``"capabilities"``, what ``/info`` shows."""
     from onestack.objectstore.middleware.bulk import Bulk
     from onestack.objectstore.middleware.copy import Copy
     from onestack.objectstore.middleware.cors import Cors
@@ -86,6 +91,9 @@ def build(proxy: Proxy, validator: Any,
     app = sw = StaticWeb(app, proxy)
     caps["staticweb"] = sw.info()
     app = KeystoneAuth(app, proxy, validator)
+    if entries is not None:
+        entries["auth"] = app
+        entries["capabilities"] = caps
     app = fp = FormPost(app, proxy, [d.strip() for d in s.tempurl_digests.split(",")])
     caps["formpost"] = fp.info()
     app = tu = TempURL(app, proxy, [d.strip() for d in s.tempurl_digests.split(",")])

@@ -34,6 +34,7 @@ from onestack.objectstore.middleware.slo_manifest import (
 from onestack.objectstore.middleware.slo_manifest import status_line as _status_line
 from onestack.objectstore.proxy import ranges
 
+OVERRIDE_ETAG = "x-object-sysmeta-container-update-override-etag"
 MAX_NESTING = 10
 
 
@@ -134,8 +135,11 @@ class StaticLargeObject:
                         "Etag": hashlib.md5(body, usedforsecurity=False).hexdigest()})
         put = Request("PUT", req.path, headers=headers, body=body, environ=req.environ,
                       script_name=req.script_name)
+        # Parameters a middleware above wants in the listing (s3api's ``s3_etag``).
+        extra = "".join(f"; {p.strip()}" for p in headers.get(OVERRIDE_ETAG, "").split(";")
+                        if "=" in p)
         put.environ["swift.container_update_override"] = {
-            "etag_params": f"swift_bytes={total}; slo_etag={slo_etag}"}
+            "etag_params": f"swift_bytes={total}; slo_etag={slo_etag}{extra}"}
         resp = await self.app(put)
         if resp.is_success:
             resp.headers["Etag"] = f'"{slo_etag}"'

@@ -128,6 +128,8 @@ def _entry_params(entry: dict[str, Any], ctype: str, etag: str) -> None:
                 entry["bytes"] = int(value)
             elif key == "slo_etag":
                 entry["slo_etag"] = f'"{value}"'
+            elif key == "s3_etag":  # s3api's multipart etag (X-Object-Sysmeta-Container-
+                entry["s3_etag"] = value  # Update-Override-Etag on the manifest)
             elif key == "symlink_target":
                 entry["symlink_path"] = value if kept is kept_etag else quote(unquote(value))
             elif key == "symlink_target_etag":
