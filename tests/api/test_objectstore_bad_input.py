@@ -241,3 +241,30 @@ def test_bulk_delete_answers(sw: Swift) -> None:
     sw.req("PUT", "/bulk")
     sw.req("PUT", "/bulk/o", content=b"x")
     assert bulk(b"/bulk\n/bulk/o\n").startswith(b"Number Deleted: 2\n")
+
+
+def test_objects_over_the_configured_maximum(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Over ``max_file_size``: announced by Content-Length, refused before any byte
+    is read; sent chunked, refused when the stream passes it - and nothing is kept
+    (no object, no listing row, no temporary file on any device)."""
+    state = tmp_path_factory.mktemp("maxsize") / "state"
+    small = next(make_swift(state, {"ONESTACK_OBJECTSTORE_MAX_FILE_SIZE": "100000"}))
+    small.req("PUT", "/c")
+    r = small.req("PUT", "/c/big", content=b"x" * 100001)
+    assert answer(r) == (413, b"Your request is too large.", TEXT)
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(30):
+            yield b"x" * 4096
+
+    r = small.req("PUT", "/c/big", content=chunks())
+    assert r.request.headers.get("transfer-encoding") == "chunked"
+    assert answer(r) == (413, b"<html><h1>Request Entity Too Large</h1><p>The body of your "
+                              b"request was too large for this server.</p></html>", HTML)
+    r = small.req("PUT", "/c/fits", content=b"x" * 100000)
+    assert r.status_code == 201
+    assert small.req("HEAD", "/c/big").status_code == 404
+    assert small.req("GET", "/c").text == "fits\n"
+    tmp_dirs = list(state.glob("objectstore/devices/*/tmp"))
+    assert tmp_dirs  # (where the writes went)
+    assert [p for d in tmp_dirs for p in d.iterdir()] == []
