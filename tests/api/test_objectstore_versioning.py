@@ -250,6 +250,36 @@ def test_legacy_modes_cannot_be_mixed_in(sw: Swift) -> None:
     assert r.status_code == 201  # both at once: Swift's legacy filter is applied first
 
 
+PRECONDITION = (b"<html><h1>Precondition Failed</h1><p>A precondition for this request was not "
+                b"met.</p></html>")
+
+
+def test_legacy_location_set_later_on_a_versioned_container(sw: Swift) -> None:
+    """Swift takes a legacy location on a container already versioned the new way;
+    the legacy filter (above) then archives first: to a missing container that is
+    a bare 412 for every write, and nothing changes."""
+    sw.req("PUT", "/later", headers={"X-Versions-Enabled": "true"})
+    first = put(sw, "/later/o", b"one")
+    r = sw.req("POST", "/later", headers={"X-History-Location": "nowhere"})
+    assert r.status_code == 204
+    for method, query, body in (("PUT", "", b"two"), ("PUT", f"?version-id={first}", b""),
+                                ("DELETE", "", b"")):
+        r = sw.req(method, "/later/o" + query, content=body)
+        assert (r.status_code, r.content, r.headers["content-type"]) == (412, PRECONDITION, HTML)
+    r = sw.req("GET", "/later/o")
+    assert r.content == b"one" and r.headers["x-object-version-id"] == first
+    assert [v["version_id"] for v in versions(sw, "later")] == [first]
+    # the archive container made, still: the link to a version cannot be archived
+    sw.req("PUT", "/nowhere")
+    r = sw.req("PUT", "/later/o", content=b"two")
+    assert (r.status_code, r.content) == (412, PRECONDITION)
+    assert sw.req("GET", "/later/o").content == b"one"
+    assert sw.req("GET", "/nowhere").status_code == 204
+    # a new object has no current version to archive: it is written
+    r = sw.req("PUT", "/later/new", content=b"x")
+    assert r.status_code == 201 and "x-object-version-id" in r.headers
+
+
 def test_deleting_a_versioned_container(sw: Swift) -> None:
     sw.req("PUT", "/gone", headers={"X-Versions-Enabled": "true"})
     v1 = put(sw, "/gone/o", b"x")
@@ -378,3 +408,24 @@ def test_version_names() -> None:
     assert parse_version_object("plain") == ("plain", None)
     assert version_object("o", "1700000000.2") < version_object("o", "1700000000.1")
     assert versions_container("c") == "\x00versions\x00c"
+
+
+def test_legacy_versions_of_a_symlink_are_symlinks(sw: Swift) -> None:
+    """X-Versions-Location archives a symlink as the link (not its target's data)
+    and a DELETE brings the link back, as Swift's legacy filter does."""
+    sw.req("PUT", "/arch3")
+    sw.req("PUT", "/leg3", headers={"X-Versions-Location": "arch3"})
+    sw.req("PUT", "/leg3/target", content=b"T")
+    r = sw.req("PUT", "/leg3/link", headers={"X-Symlink-Target": "leg3/target"}, content=b"")
+    assert r.status_code == 201
+    assert sw.req("PUT", "/leg3/link", content=b"new").status_code == 201
+    [archived] = sw.req("GET", "/arch3?format=json").json()
+    assert (archived["bytes"], archived["hash"], archived["content_type"]) == (
+        0, md5(b""), "application/symlink")
+    r = sw.req("GET", f"/arch3/{archived['name']}?symlink=get")
+    assert r.status_code == 200 and r.headers["x-symlink-target"] == "leg3/target"
+    assert sw.req("DELETE", "/leg3/link").status_code == 204
+    r = sw.req("GET", "/leg3/link?symlink=get")
+    assert r.status_code == 200 and r.headers["x-symlink-target"] == "leg3/target"
+    assert sw.req("GET", "/leg3/link").content == b"T"
+    assert sw.req("GET", "/arch3").status_code == 204
