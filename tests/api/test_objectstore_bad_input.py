@@ -159,18 +159,41 @@ def test_slo_delete_of_something_else(sw: Swift) -> None:
      b"No host/domain value after referrer designation in ACL: '.r:'", HTML),
     ("POST", "/c", {"X-Container-Meta-Quota-Bytes": "abc"}, 400, b"Invalid bytes quota.", HTML),
     ("GET", "/c?limit=10001", {}, 412, b"Maximum limit is 10000", HTML),
+    ("GET", "/c?prefix=%FF", {}, 400, b'"prefix" parameter not valid UTF-8', TEXT),
+    ("GET", "/c?marker=a%C3", {}, 400, b'"marker" parameter not valid UTF-8', TEXT),
+    ("COPY", "/c/seg", {"Destination": "/c/x", "Destination-Account": "a/b"}, 412,
+     b"Account name cannot contain slashes", HTML),
+    ("PUT", "/c/cp2", {"X-Copy-From": "c/seg", "X-Copy-From-Account": "a/b"}, 412,
+     b"Account name cannot contain slashes", HTML),
+    ("COPY", "/c/seg", {"Destination": "/c/x", "Destination-Account": ""}, 412,
+     b"Account name cannot be empty", HTML),
+    ("PUT", "/c/sym", {"X-Symlink-Target": "nocontainer"}, 412,
+     b"X-Symlink-Target header must be of the form <container name>/<object name>", HTML),
+    ("POST", "/c", {"X-Container-Sync-To": "http://127.0.0.1"}, 400,
+     b"Path required in X-Container-Sync-To", HTML),
+    ("POST", "/c", {"X-Container-Sync-To": "ftp://127.0.0.1/v1/a/c"}, 400,
+     b"Invalid scheme 'ftp' in X-Container-Sync-To, must be \"//\", \"http\", or \"https\".",
+     HTML),
+    ("POST", "/c", {"X-Container-Sync-To": "http://127.0.0.1/v1/a/c?x=1"}, 400,
+     b"Params, queries, and fragments not allowed in X-Container-Sync-To", HTML),
+    ("POST", "/c", {"X-Container-Sync-To": "http://example.com/v1/a/c"}, 400,
+     b"Invalid host 'example.com' in X-Container-Sync-To", HTML),
+    ("POST", "/c", {"X-Container-Sync-To": "//realm/cluster/a/c"}, 400,
+     b"No realm key for 'realm'", HTML),
+    ("POST", "/c", {"X-Container-Sync-To": "//realm/c"}, 400,
+     b"Invalid X-Container-Sync-To format '//realm/c'", HTML),
 ])
 def test_bad_requests(sw: Swift, method: str, path: str, headers: dict[str, object],
                       status: int, body: bytes, ctype: str) -> None:
     r = sw.req(method, path, headers=headers, content=b"x" if method == "PUT" and not
-               headers.get("X-Copy-From") else b"")
+               headers.get("X-Copy-From") and not headers.get("X-Symlink-Target") else b"")
     assert answer(r) == (status, body, ctype)
     if method == "PUT":
         assert sw.req("HEAD", path).status_code == 404
     if method == "POST":
         head = sw.req("HEAD", path)
         assert not {"x-versions-location", "x-history-location", "x-container-read",
-                    "x-container-meta-quota-bytes"} & set(head.headers)
+                    "x-container-meta-quota-bytes", "x-container-sync-to"} & set(head.headers)
 
 
 def raw_asgi(sw: Swift, method: str, path: str, headers: list[tuple[bytes, bytes]],
@@ -203,6 +226,16 @@ def raw_asgi(sw: Swift, method: str, path: str, headers: list[tuple[bytes, bytes
     anyio.run(call)
     headers_out = {k.lower(): v for k, v in out["headers"].items()}  # type: ignore[attr-defined]
     return int(out["status"]), bytes(out["body"]), headers_out[b"content-type"].decode()  # type: ignore[call-overload]
+
+
+def test_container_sync_to_that_is_kept(sw: Swift) -> None:
+    """A valid X-Container-Sync-To is kept and shown (Swift's container server
+    accepts it; container sync itself is not run by onestack)."""
+    r = sw.req("POST", "/c", headers={"X-Container-Sync-To": "http://127.0.0.1/v1/a/c"})
+    assert r.status_code == 204
+    assert sw.req("HEAD", "/c").headers["x-container-sync-to"] == "http://127.0.0.1/v1/a/c"
+    assert sw.req("POST", "/c", headers={"X-Container-Sync-To": ""}).status_code == 204
+    assert "x-container-sync-to" not in sw.req("HEAD", "/c").headers
 
 
 def test_content_type_must_be_utf8(sw: Swift) -> None:

@@ -29,6 +29,17 @@ def split_path_header(value: str, what: str) -> tuple[str, str]:
     return container, obj
 
 
+def check_account_name(value: str) -> str:
+    """A Destination-Account / X-Copy-From-Account value (unquoted), as Swift checks it."""
+    name = unquote(value)
+    if not name:
+        raise fail(412, "Account name cannot be empty", content_type="text/html; charset=UTF-8")
+    if "/" in name:
+        raise fail(412, "Account name cannot contain slashes",
+                   content_type="text/html; charset=UTF-8")
+    return name
+
+
 class Copy:
     def __init__(self, app: Handler) -> None:
         self.app = app
@@ -42,11 +53,12 @@ class Copy:
             if not dest:
                 return error(412, "Destination header required",
                              content_type="text/html; charset=UTF-8")
+            dest_account = account
+            if "destination-account" in req.headers:
+                dest_account = check_account_name(req.headers.pop("destination-account") or "")
+                req.headers["X-Copy-From-Account"] = quote(account)
             dest_container, dest_obj = split_path_header(dest, "Destination")
-            dest_account = req.headers.get("destination-account") or account
             req.headers["X-Copy-From"] = quote(f"{container}/{obj}")
-            if dest_account != account:
-                req.headers["X-Copy-From-Account"] = account
             req.headers["Content-Length"] = "0"
             del req.headers["destination"]
             put = req.sub("PUT", f"/v1/{dest_account}/{dest_container}/{dest_obj}",
@@ -62,7 +74,9 @@ class Copy:
     async def copy(self, req: Request, account: str) -> Response:
         if (req.content_length or 0) != 0:
             raise fail(400, "Copy requests require a zero byte body")
-        src_account = req.headers.get("x-copy-from-account") or account
+        src_account = account
+        if req.headers.get("x-copy-from-account"):  # (empty: the request's account)
+            src_account = check_account_name(req.headers["x-copy-from-account"] or "")
         src_container, src_obj = split_path_header(req.headers["x-copy-from"], "X-Copy-From")
         get_headers = Headers()
         for key in ("x-auth-token", "if-match", "if-none-match", "if-modified-since",

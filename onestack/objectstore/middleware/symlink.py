@@ -45,10 +45,10 @@ def _true(value: str | None) -> bool:
 def _target(value: str) -> tuple[str, str]:
     path = unquote(value)
     if path.startswith("/"):
-        raise fail(412, FORM)
+        raise fail(412, FORM, content_type="text/html; charset=UTF-8")
     container, _, obj = path.partition("/")
     if not container or not obj:
-        raise fail(412, FORM)
+        raise fail(412, FORM, content_type="text/html; charset=UTF-8")
     return container, obj
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlparse
 
 from onestack.objectstore import timestamp
 from onestack.objectstore.http import Headers, Request, Response, error, fail, title_case
@@ -87,6 +88,44 @@ def clean_acls(req: Request) -> None:
             req.headers[header] = clean(header, value)
         except ValueError as exc:
             raise fail(400, str(exc), content_type=HTML) from None
+
+
+SYNC_HOSTS = ("127.0.0.1",)  # Swift's allowed_sync_hosts default
+
+
+def check_sync_to(req: Request) -> None:
+    """X-Container-Sync-To as Swift's container server checks it (the value is
+    kept; container sync itself is not run here)."""
+    value = req.headers.get("x-container-sync-to")
+    if value is None:
+        return
+    problem = sync_to_problem(value)
+    if problem:
+        raise fail(400, problem, content_type=HTML)
+
+
+def sync_to_problem(value: str) -> str | None:
+    """Swift's message for a value it refuses (names shown as Python's ``%r``)."""
+    _r = repr
+    stripped = value.rstrip("/")
+    if not stripped:
+        return None
+    if stripped.startswith("//"):  # //realm/cluster/account/container: no realms here
+        parts = stripped[2:].split("/")
+        if len(parts) != 4:
+            return f"Invalid X-Container-Sync-To format {_r(value)}"
+        return f"No realm key for {_r(parts[0])}"
+    p = urlparse(stripped)
+    if p.scheme not in ("http", "https"):
+        return (f"Invalid scheme {_r(p.scheme)} in X-Container-Sync-To, must be \"//\", "
+                f"\"http\", or \"https\".")
+    if not p.path:
+        return "Path required in X-Container-Sync-To"
+    if p.params or p.query or p.fragment:
+        return "Params, queries, and fragments not allowed in X-Container-Sync-To"
+    if p.hostname not in SYNC_HOSTS:
+        return f"Invalid host {_r(p.hostname)} in X-Container-Sync-To"
+    return None
 
 
 class AccountController:
@@ -262,6 +301,7 @@ class ContainerController:
                             f"{s.max_container_name_length}", content_type=HTML)
         check_metadata(req, "container", s)
         clean_acls(req)
+        check_sync_to(req)
         await self._account_ready(req, account)
         ts = timestamp.now()
         updates = db_metadata_updates(req.headers, "container", ts, CONTAINER_HEADERS)
@@ -295,6 +335,7 @@ class ContainerController:
     async def post(self, req: Request, account: str, container: str) -> Response:
         check_metadata(req, "container", self.proxy.settings)
         clean_acls(req)
+        check_sync_to(req)
         ts = timestamp.now()
         updates = db_metadata_updates(req.headers, "container", ts, CONTAINER_HEADERS)
         ring, part, name_hash = self._where(account, container)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import parse_qsl, quote, unquote
 from xml.sax.saxutils import escape, quoteattr
 
 import orjson
@@ -28,10 +28,15 @@ class ListingParams:
 
 def _param(req: Request, name: str) -> str:
     value = req.params.get(name, "")
-    try:
-        value.encode("utf-8")
-    except UnicodeError:
-        raise fail(400, f'"{name}" parameter not valid UTF-8') from None
+    if "\ufffd" in value:  # (decoding replaced something: were the bytes UTF-8?)
+        for key, raw in parse_qsl(req.query_string, keep_blank_values=True,
+                                  encoding="latin-1"):
+            if key != name:
+                continue
+            try:
+                raw.encode("latin-1").decode("utf-8")
+            except UnicodeDecodeError:
+                raise fail(400, f'"{name}" parameter not valid UTF-8') from None
     return value
 
 
