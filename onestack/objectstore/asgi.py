@@ -15,7 +15,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from onestack.objectstore.http import Handler, HTTPError, Request, Response, error
+from onestack.objectstore.http import (
+    Handler,
+    HTTPError,
+    Request,
+    Response,
+    default_page,
+    error,
+)
 
 log = logging.getLogger("onestack.objectstore")
 HTML = "text/html; charset=UTF-8"
@@ -37,6 +44,8 @@ class AsgiAdapter:
         state["request_id"] = trans_id
         method = scope["method"]
         resp = await self._respond(scope, receive, trans_id)
+        if method == "HEAD" and resp.status >= 400 and resp.body == default_page(resp.status):
+            resp.headers["Content-Length"] = "0"  # swob makes that page for a GET only
         headers = [(k.encode("latin-1"), _header_value(v)) for k, v in _out_headers(resp)]
         headers.append((b"x-trans-id", trans_id.encode()))
         try:

@@ -301,3 +301,15 @@ def test_objects_over_the_configured_maximum(tmp_path_factory: pytest.TempPathFa
     tmp_dirs = list(state.glob("objectstore/devices/*/tmp"))
     assert tmp_dirs  # (where the writes went)
     assert [p for d in tmp_dirs for p in d.iterdir()] == []
+
+
+def test_head_errors_carry_no_page(sw: Swift) -> None:
+    """A HEAD's error has Content-Length 0 where swob would have made its HTML
+    page (a GET's), and the length of a message of its own otherwise."""
+    for path in ("/c/nope", "/nocontainer", "/nocontainer/x"):
+        r = sw.req("HEAD", path)
+        assert (r.status_code, r.headers["content-length"], r.headers["content-type"]) == (
+            404, "0", HTML)
+        assert sw.req("GET", path).headers["content-length"] == "70"
+    r = sw.req("HEAD", "/c/seg?version-id=bad")
+    assert (r.status_code, r.headers["content-length"]) == (400, "64")
