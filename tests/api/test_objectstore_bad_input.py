@@ -313,3 +313,27 @@ def test_head_errors_carry_no_page(sw: Swift) -> None:
         assert sw.req("GET", path).headers["content-length"] == "70"
     r = sw.req("HEAD", "/c/seg?version-id=bad")
     assert (r.status_code, r.headers["content-length"]) == (400, "64")
+
+
+CONFLICT = b"<html><h1>Conflict</h1><p>There was a conflict when trying to complete your request.</p></html>"
+
+
+def test_slo_whose_segments_are_gone(sw: Swift) -> None:
+    """As Swift: the first segment is fetched before the status goes out, so a
+    manifest whose first segment is gone answers 409; a HEAD still answers from
+    the manifest, and a range within segments that are there is served."""
+    sw.req("PUT", "/gone")
+    sw.req("PUT", "/gone/s1", content=b"a" * 10)
+    sw.req("PUT", "/gone/s2", content=b"b" * 5)
+    manifest = [{"path": "/gone/s1"}, {"path": "/gone/s2"}]
+    r = sw.req("PUT", "/gone/m?multipart-manifest=put", content=json.dumps(manifest))
+    assert r.status_code == 201
+    sw.req("DELETE", "/gone/s2")
+    r = sw.req("GET", "/gone/m", headers={"Range": "bytes=0-3"})
+    assert (r.status_code, r.content) == (206, b"aaaa")
+    sw.req("DELETE", "/gone/s1")
+    for headers in ({}, {"Range": "bytes=0-3"}):
+        r = sw.req("GET", "/gone/m", headers=headers)
+        assert answer(r) == (409, CONFLICT, HTML)
+    r = sw.req("HEAD", "/gone/m")
+    assert (r.status_code, r.headers["content-length"]) == (200, "15")

@@ -57,8 +57,8 @@ class DynamicLargeObject:
             del headers[key]
         etag = md5.hexdigest()
         headers["Etag"] = f'"{etag}"'
-        return segs.respond(req, self.app, account, headers, segments, etag,
-                            "DLO")  # type: ignore[return-value]
+        return await segs.respond(req, self.app, account, headers, segments,
+                                  etag, "DLO")
 
     async def _list(self, req: Request, account: str, container: str,
                     prefix: str) -> list[dict[str, Any]]:

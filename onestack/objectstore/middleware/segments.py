@@ -9,7 +9,7 @@ from xml.sax.saxutils import escape
 
 import orjson
 
-from onestack.objectstore.http import Headers, Request, fail
+from onestack.objectstore.http import Headers, HTTPError, Request, Response, error, fail
 from onestack.objectstore.proxy import ranges
 
 
@@ -95,14 +95,41 @@ async def stream(req: Request, app: object, account: str, segments: list[Segment
             raise fail(409, f"Segment {seg.path} changed size")
 
 
-def respond(req: Request, app: object, account: str, headers: Headers, segments: list[Segment],
-            etag: str, source: str) -> object:
+async def respond(req: Request, app: object, account: str, headers: Headers,
+                  segments: list[Segment], etag: str, source: str) -> Response:
+    """The large object's response. Its first segment is fetched before the
+    status goes out (Swift's validate_first_segment): if that one is gone the
+    answer is a 409; a later segment that is gone cuts the body short."""
     total = sum(s.length for s in segments)
 
     def body_range(start: int, end: int) -> AsyncIterator[bytes]:
         return stream(req, app, account, plan(segments, start, end), source)
 
-    return ranges.respond(req, headers, total, etag, body_range)
+    resp = ranges.respond(req, headers, total, etag, body_range)
+    if req.method != "GET" or isinstance(resp.body, bytes):
+        return resp
+    chunks = resp.body.__aiter__()
+    try:
+        first = await chunks.__anext__()
+    except StopAsyncIteration:
+        first = b""
+    except HTTPError:
+        resp.close()
+        return error(409)
+    resp.body = _then(first, chunks)
+    return resp
+
+
+async def _then(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        if first:
+            yield first
+        async for chunk in rest:
+            yield chunk
+    finally:
+        close = getattr(rest, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def result_body(ctype: str, data: dict[str, object], errors: list[list[str]], root: str) -> bytes:

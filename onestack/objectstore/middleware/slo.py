@@ -179,8 +179,8 @@ class StaticLargeObject:
             return ranges.respond(req, headers, size, slo_etag, nothing)
         manifest = orjson.loads(await manifest_resp.read())
         segments = await self._expand(req, account, manifest, 0)
-        return segs.respond(req, self.app, account, headers, segments, slo_etag,
-                            "SLO")  # type: ignore[return-value]
+        return await segs.respond(req, self.app, account, headers, segments,
+                                  slo_etag, "SLO")
 
     async def _expand(self, req: Request, account: str, manifest: list[dict[str, Any]],
                       depth: int) -> list[segs.Segment]:
