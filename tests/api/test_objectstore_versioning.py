@@ -356,6 +356,26 @@ def test_large_objects_and_copies_in_a_versioned_container(sw: Swift) -> None:
     assert sw.req("GET", "/segs/copied").content == seg * 2
 
 
+def test_deleting_one_version_of_a_large_object_with_its_segments(sw: Swift) -> None:
+    """``DELETE ?version-id=<v>&multipart-manifest=delete`` deletes that version's
+    manifest and its segments; the current version stays (as Swift does)."""
+    sw.req("PUT", "/vsegs")
+    sw.req("PUT", "/vsegs/a", content=b"a" * 10)
+    sw.req("PUT", "/vsegs/b", content=b"b" * 5)
+    sw.req("PUT", "/vslo", headers={"X-Versions-Enabled": "true"})
+    manifest = json.dumps([{"path": "/vsegs/a"}, {"path": "/vsegs/b"}]).encode()
+    r = sw.req("PUT", "/vslo/m?multipart-manifest=put", content=manifest)
+    old = r.headers["x-object-version-id"]
+    new = put(sw, "/vslo/m", b"plain")
+    r = sw.req("DELETE", f"/vslo/m?version-id={old}&multipart-manifest=delete")
+    assert r.status_code == 200
+    assert r.content == (b"Number Deleted: 3\nNumber Not Found: 0\nResponse Body: \n"
+                         b"Response Status: 200 OK\nErrors:\n")
+    assert sw.req("GET", "/vsegs").status_code == 204
+    assert [v["version_id"] for v in versions(sw, "vslo")] == [new]
+    assert sw.req("GET", "/vslo/m").content == b"plain"
+
+
 def test_expiring_link_keeps_its_version(sw: Swift) -> None:
     sw.req("PUT", "/exp", headers={"X-Versions-Enabled": "true"})
     v1 = put(sw, "/exp/o", b"soon gone", **{"X-Delete-After": "600"})

@@ -231,11 +231,17 @@ class StaticLargeObject:
         deleted = 0
         missing = 0
         errors: list[list[str]] = []
-        todo = [f"/{container}/{obj}"]
+        top = f"/{container}/{obj}"
+        # ?version-id: that version of the manifest (and its segments) goes
+        version = req.params.get("version-id")
+        top_query = f"version-id={quote(version, safe='')}" if version else ""
+        todo = [top]
         manifests: list[str] = []
         while todo:
             path = todo.pop()
-            sub = req.sub("GET", f"/v1/{account}{path}", query_string="multipart-manifest=get",
+            query = "multipart-manifest=get" + (f"&{top_query}" if path == top and top_query
+                                                else "")
+            sub = req.sub("GET", f"/v1/{account}{path}", query_string=query,
                           source="SLO", authorized=False)
             resp = await self.app(sub)
             if resp.status == 404:
@@ -267,7 +273,8 @@ class StaticLargeObject:
                 else:
                     errors.append([quote(seg["name"]), _status_line(status)])
         for path in reversed(manifests):
-            status = await self._delete(req, account, path, manifest=True)
+            status = await self._delete(req, account, path,
+                                        query=top_query if path == top else "")
             if status // 100 == 2:
                 deleted += 1
             elif status == 404:
@@ -280,10 +287,9 @@ class StaticLargeObject:
         return Response(200, segs.result_body(ctype, data, errors, "delete"),
                         content_type=ctype)
 
-    async def _delete(self, req: Request, account: str, path: str,
-                      manifest: bool = False) -> int:
+    async def _delete(self, req: Request, account: str, path: str, query: str = "") -> int:
         sub = req.sub("DELETE", f"/v1/{account}{path}", source="SLO", authorized=False,
-                      headers=Headers())
+                      headers=Headers(), query_string=query)
         resp = await self.app(sub)
         resp.close()
         return resp.status
