@@ -334,6 +334,32 @@ def test_only_the_owner_reads_versions(sw: Swift) -> None:
     assert [v["version_id"] for v in versions(sw, "acl")] == [v1]  # nothing was kept
 
 
+def test_writers_by_acl_and_versions(sw: Swift) -> None:
+    """Another project's user with the write ACL (compared with Swift 2.38.3):
+    writes versions, reads and deletes none of the older ones, and deleting the
+    current version by its id deletes its link and its data together."""
+    demo_project = sw.accounts["demo"][len("AUTH_"):]
+    admin = sw.accounts["admin"]
+    sw.req("PUT", "/aclw", headers={"X-Versions-Enabled": "true",
+                                    "X-Container-Read": f"{demo_project}:*",
+                                    "X-Container-Write": f"{demo_project}:*"})
+    v1 = put(sw, "/aclw/o", b"one")
+    r = sw.req("PUT", "/aclw/o", who="demo", account=admin, content=b"two")
+    assert r.status_code == 201
+    v2 = r.headers["x-object-version-id"]
+    r = sw.req("GET", "/aclw?versions", who="demo", account=admin)
+    assert r.status_code == 200 and [v["version_id"] for v in r.json()] == [v2, v1]
+    r = sw.req("DELETE", f"/aclw/o?version-id={v1}", who="demo", account=admin)
+    assert (r.status_code, r.content) == (403, FORBIDDEN)
+    assert r.headers["x-object-current-version-id"] == v2
+    r = sw.req("DELETE", f"/aclw/o?version-id={v2}", who="demo", account=admin)
+    assert r.status_code == 204
+    assert (r.headers["x-object-version-id"], r.headers["x-object-current-version-id"]) == (
+        v2, "null")
+    assert sw.req("GET", "/aclw/o").status_code == 404
+    assert [v["version_id"] for v in versions(sw, "aclw")] == [v1]
+
+
 def test_large_objects_and_copies_in_a_versioned_container(sw: Swift) -> None:
     sw.req("PUT", "/segs")
     seg = b"s" * 1024

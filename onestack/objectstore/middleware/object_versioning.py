@@ -407,15 +407,21 @@ class ObjectVersioning:
             if head.headers.get(SYSMETA_SYMLINK) == "true":
                 target = unquote(head.headers.get("x-symlink-target", ""))
         name = version_object(obj, version_id)
+        path = f"/v1/{account}/{vcont}/{name}"
         if target != f"{vcont}/{name}":
             current = parse_version_object(target.split("/", 1)[1])[1] or NULL \
                 if target else NULL
+            # as the caller, on the versions container (no ACLs there: owner only)
+            resp = await self.app(self._reroute(req, path))
         else:
+            # the current version: its link goes first, as the caller; who may
+            # delete that may delete the data behind it (as in Swift, where the
+            # first authorization covers the rewritten request too)
             link = await self.app(self._reroute(req, req.path, query=""))
             await self._check(link)
             link.close()
             current = NULL
-        resp = await self.app(self._reroute(req, f"/v1/{account}/{vcont}/{name}"))
+            resp = await self.app(self._pre(req, "DELETE", path))
         resp.headers["X-Object-Version-Id"] = version_id
         resp.headers["X-Object-Current-Version-Id"] = current
         return resp
