@@ -254,12 +254,18 @@ def run_up(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 
 
 def snapshot(state: Path) -> dict[str, tuple[int, int, bytes]]:
-    """Every file under the state directory: size, mtime and (for small files) content."""
+    """Every file under the state directory: size, mtime and (for small files) content,
+    except what the running cloud itself keeps writing in the background (the database
+    and its SQLite journal files: host heartbeats, periodic tasks; the object store's
+    devices: its periodic jobs) - the catalog those hold is checked through the API."""
     out = {}
     for path in sorted(state.rglob("*")):
+        rel = path.relative_to(state)
+        if rel.name.startswith("onestack.db") or rel.parts[0] == "objectstore":
+            continue
         if path.is_file():
             st = path.stat()
-            out[str(path.relative_to(state))] = (st.st_size, st.st_mtime_ns,
+            out[str(rel)] = (st.st_size, st.st_mtime_ns,
                                                  path.read_bytes() if st.st_size < 65536 else b"")
     return out
 
