@@ -47,6 +47,48 @@ class ImageSettings:
 
 
 @dataclass
+class ComputeSettings:
+    # --- the API, scheduler and agent (compute engineer) ---------------------
+    # The virt driver of this host's compute agent: "qemu" (real guests) or
+    # "fake" (in memory: API and scale tests only); "none" runs no agent here.
+    driver: str = "qemu"
+    # Nova's allocation ratios (its pre-Stein defaults, which suit a small
+    # all-in-one host running many tiny guests) and reserved host resources.
+    cpu_allocation_ratio: float = 16.0
+    ram_allocation_ratio: float = 1.5
+    disk_allocation_ratio: float = 1.0
+    reserved_host_memory_mb: int = 512
+    reserved_host_disk_mb: int = 0
+    default_availability_zone: str = "nova"
+    # The fake driver's host (what it reports to the scheduler).
+    fake_vcpus: int = 64
+    fake_memory_mb: int = 262144
+    fake_local_gb: int = 4096
+    # Nova's [api] max_limit: the longest page of any list.
+    max_limit: int = 1000
+    # Per-project quota defaults (Nova's [quota]); -1 = unlimited.
+    quota_instances: int = 10
+    quota_cores: int = 20
+    quota_ram: int = 51200
+    quota_metadata_items: int = 128
+    quota_key_pairs: int = 100
+    quota_server_groups: int = 10
+    quota_server_group_members: int = 10
+    # The shared secret that signs the Networking metadata proxy's
+    # X-Instance-ID headers (Nova's metadata_proxy_shared_secret); empty: one
+    # is generated in the state directory on first use.
+    metadata_proxy_shared_secret: str = ""
+    # Console tokens live this long (Nova's [consoleauth] token_ttl).
+    console_token_ttl: int = 600
+    # How often the compute agent reports its host and syncs power states.
+    report_interval: float = 10.0
+    sync_power_state_interval: float = 60.0
+    # A server in ERROR or being deleted keeps its row (soft delete) for
+    # changes-since and os-instance-actions; purged after this many seconds.
+    deleted_server_retention: float = 7 * 86400.0
+
+
+@dataclass
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8800
@@ -59,6 +101,7 @@ class Settings:
     policy_file: str = ""  # operator overrides (yaml or json); default <state_dir>/policy.yaml
     identity: IdentitySettings = field(default_factory=IdentitySettings)
     image: ImageSettings = field(default_factory=ImageSettings)
+    compute: ComputeSettings = field(default_factory=ComputeSettings)
 
     @property
     def base_url(self) -> str:

@@ -1,0 +1,17 @@
+"""Compute v2.1 HTTP API: parse, call the service, serialize (Nova's wire format).
+
+One module per area; each defines ``routes``.
+"""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from onestack.compute.api import flavors, keypairs, quotas, versions
+
+routes: list[BaseRoute] = [
+    *versions.routes,
+    *flavors.routes,
+    *keypairs.routes,
+    *quotas.routes,
+]
