@@ -185,7 +185,13 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         args.rest = [*unknown, *args.rest]
     # `up`: uvicorn turns SIGINT/SIGTERM into a graceful shutdown.
-    return int(args.func(args))
+    from onestack.common.masterkey import MasterKeyError
+
+    try:
+        return int(args.func(args))
+    except MasterKeyError as exc:  # a configuration error: one line, no traceback
+        print(f"onestack: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

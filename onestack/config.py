@@ -98,7 +98,21 @@ class Settings:
     database_url: str = ""  # defaults to sqlite:///<state_dir>/onestack.db
     region: str = "RegionOne"
     log_level: str = "info"
-    policy_file: str = ""  # operator overrides (yaml or json); default <state_dir>/policy.yaml
+    # Policy overrides, one file per service: <policy_dir>/<service>.yaml
+    # (default <state_dir>/policy/identity.yaml, image.yaml ...). policy_file is
+    # the single shared file of earlier versions (default <state_dir>/policy.yaml),
+    # read for every service only while policy_dir does not exist.
+    policy_dir: str = ""
+    policy_file: str = ""
+    # oslo.policy's scope enforcement: a token of a scope a rule does not take
+    # (its upstream scope_types) is refused.
+    enforce_scope: bool = True
+    # The master key that wraps the token and credential keys in the database
+    # (common/masterkey.py): the key itself (base64), or a file holding it;
+    # default <state_dir>/master.key, made on first start. API processes that
+    # share a database must share it.
+    master_key: str = ""
+    master_key_file: str = ""
     identity: IdentitySettings = field(default_factory=IdentitySettings)
     image: ImageSettings = field(default_factory=ImageSettings)
     compute: ComputeSettings = field(default_factory=ComputeSettings)
@@ -116,7 +130,12 @@ class Settings:
 
     @property
     def policy_path(self) -> Path:
+        """The shared policy file of earlier versions (see ``policy_dir``)."""
         return Path(self.policy_file) if self.policy_file else self.state_dir / "policy.yaml"
+
+    @property
+    def policy_dir_path(self) -> Path:
+        return Path(self.policy_dir).expanduser() if self.policy_dir else self.state_dir / "policy"
 
 
 def _coerce(value: Any, target_type: Any) -> Any:

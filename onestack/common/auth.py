@@ -3,20 +3,31 @@
 Identity validates tokens; every other service asks it through a
 ``TokenValidator`` (in-process in all-in-one mode) wrapped in a short-lived
 cache, so a busy API does not re-validate the same token on every request.
+
+``authenticate`` is what keystonemiddleware's ``auth_token`` is in front of an
+OpenStack service, Identity's own API included: besides validating the token
+it enforces an application credential's *access rules* - the request's
+service type, method and path (relative to the service's endpoint, e.g.
+``/v2/images/{id}``) must match one of them, or the answer is 401.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Protocol
 
 from starlette.requests import Request
 
-from onestack.common.errors import Unauthorized
+from onestack.common.errors import AuthenticationRequired, Unauthorized
+
+AUTH_REQUIRED = "The request you have made requires authentication."
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,11 @@ class AuthContext:
     trust_id: str | None = None
     app_cred_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # An application credential's access rules ({service, method, path}), or
+    # None when the token is not limited by any; and then the service types of
+    # the token's catalog (keystonemiddleware checks the service is in it).
+    access_rules: tuple[Mapping[str, str], ...] | None = None
+    catalog_types: frozenset[str] = frozenset()
 
     @property
     def is_admin(self) -> bool:
@@ -135,21 +151,98 @@ class CachingValidator:
 def token_from(request: Request) -> str:
     token = request.headers.get("x-auth-token")
     if not token:
-        raise Unauthorized("The request you have made requires authentication.")
+        raise AuthenticationRequired(AUTH_REQUIRED)
     return token
 
 
 async def authenticate(request: Request) -> AuthContext:
-    """The caller's context, using the validator on the app's state.
+    """The caller's context, using the validator on the app's state; 401 if
+    the token is missing or invalid, or its access rules do not allow this
+    request.
 
-    Each service sub-app puts its validator at ``app.state.validator``.
+    Each service sub-app puts its validator at ``app.state.validator`` and its
+    catalog service type at ``app.state.service_type``.
     """
     from onestack.common.web import run
 
     token = token_from(request)
     validator: TokenValidator = request.app.state.validator
+    ctx: AuthContext | None = None
     if isinstance(validator, CachingValidator):
         ctx = validator.cached(token)
-        if ctx is not None:
-            return ctx
-    return await run(validator.validate, token)
+    if ctx is None:
+        try:
+            ctx = await run(validator.validate, token)
+        except AuthenticationRequired:
+            raise
+        except Unauthorized as exc:
+            raise AuthenticationRequired(exc.message) from None
+    if ctx.access_rules is not None:
+        enforce_access_rules(ctx, getattr(request.app.state, "service_type", None),
+                             request.method, service_path(request.scope))
+    return ctx
+
+
+# --- application credential access rules (keystonemiddleware's semantics) ------------
+
+
+def service_path(scope: Mapping[str, Any]) -> str:
+    """The request path below the service's mount point (``/v2/images``)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root):]
+    return path or "/"
+
+
+@lru_cache(maxsize=1024)
+def _path_regex(pattern: str) -> re.Pattern[str]:
+    """``*`` and ``{name}`` match one path segment, ``**`` any rest (slashes
+    included); everything else matches itself."""
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]+")
+            i += 1
+        elif pattern[i] == "{" and (end := pattern.find("}", i)) > 0:
+            out.append("[^/]+")
+            i = end + 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out), re.DOTALL)
+
+
+def path_matches(path: str, pattern: str) -> bool:
+    return _path_regex(pattern).fullmatch(path) is not None
+
+
+def access_allowed(
+    rules: Sequence[Mapping[str, str]], catalog_types: frozenset[str],
+    service_type: str | None, method: str, path: str,
+) -> bool:
+    """Would keystonemiddleware let a token with these access rules make this request?"""
+    if not service_type:
+        return False  # a service that does not say what it is cannot check the rules
+    # A token may always be validated, whatever its rules.
+    if service_type == "identity" and method == "GET" and path.endswith("/v3/auth/tokens"):
+        return True
+    if service_type not in catalog_types:
+        return False
+    return any(
+        rule.get("method") == method and rule.get("service") == service_type
+        and isinstance(rule.get("path"), str) and path_matches(path, rule["path"])
+        for rule in rules
+    )
+
+
+def enforce_access_rules(ctx: AuthContext, service_type: str | None, method: str, path: str) -> None:
+    """401 unless the caller's access rules (if any) allow the request."""
+    if ctx.access_rules is None:
+        return
+    if not access_allowed(ctx.access_rules, ctx.catalog_types, service_type, method, path):
+        raise AuthenticationRequired(AUTH_REQUIRED)

@@ -46,6 +46,13 @@ class Unauthorized(ApiError):
     fault = "unauthorized"
 
 
+class AuthenticationRequired(Unauthorized):
+    """401 from the authentication layer (a missing or invalid token, or one
+    whose access rules do not allow the request). In OpenStack that answer
+    comes from keystonemiddleware in front of the service, so every service
+    renders it in Keystone's shape with a ``WWW-Authenticate`` header."""
+
+
 class Forbidden(ApiError):
     status = 403
     fault = "forbidden"

@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute
 
 from onestack.common.errors import (
     ApiError,
+    AuthenticationRequired,
     BadRequest,
     MethodNotAllowed,
     NotFound,
@@ -110,10 +111,22 @@ def service_app(
     *,
     state: dict[str, Any] | None = None,
 ) -> Starlette:
-    """A service's sub-application: its routes plus its error format."""
+    """A service's sub-application: its routes plus its error format.
 
-    async def on_api_error(_request: Request, exc: Exception) -> Response:
+    ``state`` goes onto ``app.state``; every service gives ``validator`` (the
+    token validator), ``service_type`` (its catalog type, which application
+    credential access rules name) and ``auth_uri`` (Identity's public URL,
+    for the ``WWW-Authenticate`` header of a 401).
+    """
+
+    async def on_api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
+        if isinstance(exc, AuthenticationRequired):
+            # keystonemiddleware's answer, in front of every service
+            uri = getattr(request.app.state, "auth_uri", None)
+            if uri:
+                exc.headers.setdefault("WWW-Authenticate", f'Keystone uri="{uri}"')
+            return keystone_error(exc)
         return render_error(exc)
 
     async def on_http_error(_request: Request, exc: Exception) -> Response:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from onestack.identity.bootstrap import bootstrap, start_early
 from onestack.identity.core import Identity
 from onestack.identity.service import default_policies
+from onestack.identity.service.scope_types import scope_types
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 class IdentityApp(Identity):
     def __init__(self, cloud: Cloud) -> None:
-        super().__init__(cloud, default_policies)
+        super().__init__(cloud, default_policies, scope_types)
         # First start: hash the bootstrap passwords while the migrations run.
         self.bootstrap_hashes = start_early(self)
 
@@ -35,7 +36,8 @@ class IdentityApp(Identity):
         app = service_app(
             all_routes(),
             keystone_error,
-            state={"identity": self, "validator": self},
+            state={"identity": self, "validator": self, "service_type": "identity",
+                   "auth_uri": self.public_url},
         )
         return FastTokenValidation(self, app)
 

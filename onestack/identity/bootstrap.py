@@ -136,12 +136,19 @@ def _hash_all(identity: Identity, passwords: dict[str, str]) -> dict[str, str]:
 
 
 def _bcrypt(rounds: int, plain: str) -> tuple[str, bytes]:
-    """What ``passwords.hash_password`` computes, importing nothing but bcrypt
-    (a test checks the two agree)."""
+    """What ``passwords.hash_password`` computes (bcrypt-sha256), importing
+    nothing but bcrypt and the standard library (a test checks the two agree)."""
+    import base64
+    import hmac
+
     import bcrypt
 
-    encoded = plain.encode("utf-8")[:72]
-    return bcrypt.hashpw(encoded, bcrypt.gensalt(rounds)).decode("ascii"), encoded
+    encoded = plain.encode("utf-8")
+    salted = bcrypt.gensalt(rounds)
+    salt = salted[-22:]
+    digest = bcrypt.hashpw(base64.b64encode(hmac.digest(salt, encoded, "sha256")), salted)[-31:]
+    hashed = f"$bcrypt-sha256$v=2,t=2b,r={rounds}${salt.decode('ascii')}${digest.decode('ascii')}"
+    return hashed, encoded
 
 
 class EarlyHashes:
@@ -462,6 +469,57 @@ def _nothing_to_do(identity: Identity) -> bool:
     )
 
 
+def wrap_keys(identity: Identity) -> None:
+    """The token and credential keys are stored wrapped by the master key:
+    wrap those an older version stored in the clear, in place; refuse to start
+    (``MasterKeyMismatch``) if they were wrapped with another master key than
+    this process has (a new state directory on a copied or shared database).
+    One small query when there is nothing to do."""
+    from sqlalchemy import text
+
+    from onestack.common.masterkey import (
+        FILE_NAME,
+        MasterKeyMismatch,
+        configured,
+        is_wrapped,
+        wrapped_fingerprint,
+    )
+
+    with identity.db.read() as s:
+        rows = [(str(r[0]), int(r[1]), str(r[2])) for r in s.execute(text("SELECT kind, idx, key FROM identity_key"))]
+    if not rows:
+        return
+    wrapped_with = sorted({fp for r in rows if (fp := wrapped_fingerprint(r[2]))})
+    if wrapped_with and not configured(identity.settings):
+        # Do not make a new master key that could never open these keys.
+        raise MasterKeyMismatch(
+            f"the database's token and credential keys are wrapped with a master key (fingerprint "
+            f"{', '.join(wrapped_with)}) that this state directory does not have: copy the cloud's "
+            f"{FILE_NAME} to {identity.settings.state_dir}, or give it with master_key_file or "
+            f"ONESTACK_MASTER_KEY"
+        )
+    master = identity.master_key
+    foreign = sorted({fp for r in rows if (fp := wrapped_fingerprint(r[2])) and fp != master.fingerprint})
+    if foreign:
+        raise MasterKeyMismatch(
+            f"the database's token and credential keys were wrapped with another master key "
+            f"(fingerprint {', '.join(foreign)}) than the one from {master.source} "
+            f"(fingerprint {master.fingerprint}): give this cloud's master key with master_key_file "
+            f"or ONESTACK_MASTER_KEY"
+        )
+    clear = [r for r in rows if not is_wrapped(r[2])]
+    if not clear:
+        return
+    with identity.db.write() as s:
+        for kind, idx, key in clear:
+            s.execute(
+                text("UPDATE identity_key SET key = :wrapped WHERE kind = :kind AND idx = :idx AND key = :key"),
+                {"wrapped": master.wrap(key, f"identity_key/{kind}"), "kind": kind, "idx": idx, "key": key},
+            )
+    log.warning("wrapped %d identity keys that were stored in the clear with the master key from %s",
+                len(clear), master.source)
+
+
 def bootstrap(identity: Identity) -> None:
     """Idempotent: first start creates everything, later starts reconcile.
 
@@ -471,6 +529,7 @@ def bootstrap(identity: Identity) -> None:
 
     from onestack.identity import revoke
 
+    wrap_keys(identity)
     if _nothing_to_do(identity):
         with identity.db.write() as s:
             revoke.prune(s, identity.tokens.revocations.lifetime())

@@ -8,7 +8,7 @@ API, the bootstrap and the ASGI wiring (``identity/app.py``) sit above it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from onestack.common.auth import AuthContext
@@ -16,6 +16,7 @@ from onestack.common.cloud import CatalogEntry
 
 if TYPE_CHECKING:
     from onestack.common.cloud import Cloud
+    from onestack.common.masterkey import MasterKey
     from onestack.common.policy import Enforcer
     from onestack.identity.tokens import TokenProvider
 
@@ -24,16 +25,24 @@ class Identity:
     name = "identity"
     prefix = "/identity"
 
-    def __init__(self, cloud: Cloud, policy_defaults: Callable[[], dict[str, str]]) -> None:
+    def __init__(
+        self,
+        cloud: Cloud,
+        policy_defaults: Callable[[], dict[str, str]],
+        policy_scopes: Callable[[Iterable[str]], dict[str, tuple[str, ...]]] | None = None,
+    ) -> None:
         """``policy_defaults`` gives the enforcer's default rules when it is first
-        needed (the service modules declare them; the wiring collects them)."""
+        needed, ``policy_scopes`` their scope types (the service modules declare
+        them; the wiring collects them)."""
         self.cloud = cloud
         self.settings = cloud.settings
         self.db = cloud.db
         self.catalog = [CatalogEntry("identity", "keystone", "/identity", "Identity (Keystone v3)")]
         self._policy_defaults = policy_defaults
+        self._policy_scopes = policy_scopes
         self._enforcer: Enforcer | None = None
         self._tokens: TokenProvider | None = None
+        self._master_key: MasterKey | None = None
         # Bumped after every committed identity change that can alter what a
         # token carries (users, projects, roles, assignments, catalog ...).
         # Caches of derived data remember the generation they were built at.
@@ -55,10 +64,24 @@ class Identity:
     @property
     def enforcer(self) -> Enforcer:
         if self._enforcer is None:
-            from onestack.common.policy import Enforcer
+            from onestack.common.policy import Enforcer, override_path
 
-            self._enforcer = Enforcer(self._policy_defaults(), self.settings.policy_path)
+            rules = self._policy_defaults()
+            self._enforcer = Enforcer(
+                rules, override_path(self.settings, self.name),
+                scope_types=self._policy_scopes(rules) if self._policy_scopes else None,
+                enforce_scope=self.settings.enforce_scope,
+            )
         return self._enforcer
+
+    @property
+    def master_key(self) -> MasterKey:
+        """The master key wrapping the token and credential keys (common/masterkey.py)."""
+        if self._master_key is None:
+            from onestack.common import masterkey
+
+            self._master_key = masterkey.load(self.settings)
+        return self._master_key
 
     @property
     def tokens(self) -> TokenProvider:

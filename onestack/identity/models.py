@@ -253,13 +253,14 @@ class IdentityKey(Base):
 
     ``kind`` is "fernet" or "credential"; ``idx`` orders keys as Keystone's key
     repository does: the highest index is primary (signs), index 0 is staged.
+    ``key`` is wrapped by the master key (``common/masterkey.py``), never clear.
     """
 
     __tablename__ = "identity_key"
 
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     idx: Mapped[int] = mapped_column(Integer, primary_key=True)
-    key: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
 

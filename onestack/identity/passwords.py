@@ -1,8 +1,12 @@
 """Password hashing and Keystone's security-compliance rules for setting one.
 
-* ``hash_password`` / ``check_password``: bcrypt, cost from
-  ``settings.identity.password_hash_rounds``. bcrypt reads at most 72 bytes;
-  longer passwords are cut there consistently on both sides (as classic bcrypt).
+* ``hash_password`` / ``check_password``: Keystone's ``bcrypt_sha256`` (the
+  passlib format ``$bcrypt-sha256$v=2,t=2b,r=<cost>$<salt>$<digest>``), cost
+  from ``settings.identity.password_hash_rounds``. bcrypt reads at most 72
+  bytes (bcrypt 5 raises on more); the password first goes through
+  HMAC-SHA-256 keyed with the salt, so every byte of a password of any length
+  counts. Plain bcrypt hashes (``$2b$...``) of earlier versions still verify,
+  against the first 72 bytes they were made from.
 * ``set_password``: the one way to give a user a (new) password. It applies
   the ``[security_compliance]`` options (regex, history, minimum age, expiry,
   change upon first use) and keeps the history table short. Call it inside the
@@ -11,6 +15,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
@@ -34,14 +39,52 @@ if TYPE_CHECKING:
 
 MAX_PASSWORD_LENGTH = 4096
 _BCRYPT_MAX = 72
+BCRYPT_SHA256_PREFIX = "$bcrypt-sha256$"
 
 
 def _encode(plain: str) -> bytes:
-    return plain.encode("utf-8")[:_BCRYPT_MAX]
+    return plain.encode("utf-8")
+
+
+def _prehash(salt: bytes, plain: bytes) -> bytes:
+    """What bcrypt sees: base64(HMAC-SHA-256(key=salt, password)), 44 bytes."""
+    return base64.b64encode(hmac.digest(salt, plain, "sha256"))
+
+
+def bcrypt_sha256(plain: bytes, rounds: int) -> str:
+    """A new ``$bcrypt-sha256$`` hash of ``plain`` (Keystone's and passlib's format)."""
+    salted = bcrypt.gensalt(rounds)  # b"$2b$<cost>$<22 salt characters>"
+    salt = salted[-22:]
+    digest = bcrypt.hashpw(_prehash(salt, plain), salted)[-31:]
+    return f"{BCRYPT_SHA256_PREFIX}v=2,t=2b,r={rounds}${salt.decode('ascii')}${digest.decode('ascii')}"
+
+
+def verify_hash(password_hash: str, plain: bytes) -> bool:
+    """Does ``plain`` (UTF-8 bytes, any length) match the stored hash?
+
+    ``$bcrypt-sha256$`` hashes take the whole password; plain bcrypt hashes
+    (``$2a$``/``$2b$``/``$2y$``, made by earlier versions from the first 72
+    bytes) are checked against those 72 bytes. ``ValueError`` for a hash in
+    neither form.
+    """
+    if password_hash.startswith(BCRYPT_SHA256_PREFIX):
+        try:
+            params, salt, digest = password_hash[len(BCRYPT_SHA256_PREFIX):].split("$")
+            opts = dict(p.split("=", 1) for p in params.split(","))
+            ident, rounds = opts["t"], int(opts["r"])
+        except (ValueError, KeyError):
+            raise ValueError("malformed bcrypt-sha256 hash") from None
+        if opts.get("v") != "2" or ident not in ("2a", "2b") or len(salt) != 22:
+            raise ValueError("unsupported bcrypt-sha256 hash")
+        key = _prehash(salt.encode("ascii"), plain)
+        return bcrypt.checkpw(key, f"${ident}${rounds:02d}${salt}{digest}".encode("ascii"))
+    if password_hash.startswith("$2"):
+        return bcrypt.checkpw(plain[:_BCRYPT_MAX], password_hash.encode("ascii"))
+    raise ValueError("not a password hash")
 
 
 def hash_password(settings: Settings, plain: str) -> str:
-    """A salted bcrypt hash of ``plain`` at the configured cost.
+    """A salted bcrypt-sha256 hash of ``plain`` at the configured cost.
 
     The new hash is known to match ``plain``, so it is remembered as verified
     (see ``VerifiedPasswords``): the first login after setting a password does
@@ -49,7 +92,7 @@ def hash_password(settings: Settings, plain: str) -> str:
     """
     rounds = max(4, min(31, int(settings.identity.password_hash_rounds)))
     encoded = _encode(plain)
-    hashed = bcrypt.hashpw(encoded, bcrypt.gensalt(rounds)).decode("ascii")
+    hashed = bcrypt_sha256(encoded, rounds)
     ttl = settings.identity.password_check_cache_seconds
     if ttl > 0:
         verified_passwords.remember(hashed, encoded, ttl)
@@ -84,7 +127,7 @@ class VerifiedPasswords:
             hit = self._entries.get(password_hash)
         if hit is not None and hit[0] > now and hmac.compare_digest(hit[1], digest):
             return True
-        ok = bcrypt.checkpw(plain, password_hash.encode("ascii"))
+        ok = verify_hash(password_hash, plain)
         if ok:
             self._store(password_hash, digest, now + ttl)
         return ok
@@ -119,14 +162,14 @@ def check_password(password_hash: str | None, plain: str | None, *, cache_second
     try:
         if cache_seconds > 0:
             return verified_passwords.check(password_hash, _encode(plain), cache_seconds)
-        return bcrypt.checkpw(_encode(plain), password_hash.encode("ascii"))
-    except ValueError:
+        return verify_hash(password_hash, _encode(plain))
+    except (ValueError, UnicodeError):
         return False
 
 
 def check_secret(secret_hash: str, plain: str) -> bool:
     """Constant-time check for secrets that may be bcrypt hashes."""
-    if secret_hash.startswith("$2"):
+    if secret_hash.startswith(("$2", BCRYPT_SHA256_PREFIX)):
         return check_password(secret_hash, plain)
     return hmac.compare_digest(secret_hash, plain)
 
@@ -135,6 +178,10 @@ def validate_password_value(plain: Any) -> str:
     """Type and length rules every password (or secret) passes: else 400."""
     if not isinstance(plain, str):
         raise BadRequest("Invalid input for field 'password': the value must be a string.")
+    try:
+        plain.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800") from a JSON body
+        raise BadRequest("Invalid input for field 'password': the value is not valid Unicode.") from None
     if len(plain) > MAX_PASSWORD_LENGTH:
         raise BadRequest(
             f"Invalid input for field 'password': the value is longer than {MAX_PASSWORD_LENGTH} characters."

@@ -26,7 +26,8 @@ class ImageApp(ImageService):
         return service_app(
             routes,
             glance_error,
-            state={"image": self, "validator": self.cloud.cached_validator},
+            state={"image": self, "validator": self.cloud.cached_validator, "service_type": "image",
+                   "auth_uri": self.settings.base_url + "/identity"},
         )
 
     def prepare(self) -> None:

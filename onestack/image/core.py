@@ -58,10 +58,14 @@ class ImageService:
     @property
     def enforcer(self) -> Enforcer:
         if self._enforcer is None:
-            from onestack.common.policy import Enforcer
-            from onestack.image.policies import DEFAULTS, metadef_defaults
+            from onestack.common.policy import Enforcer, override_path
+            from onestack.image.policies import DEFAULTS, metadef_defaults, scope_types
 
-            self._enforcer = Enforcer({**DEFAULTS, **metadef_defaults()}, self.settings.policy_path)
+            rules = {**DEFAULTS, **metadef_defaults()}
+            self._enforcer = Enforcer(
+                rules, override_path(self.settings, self.name),
+                scope_types=scope_types(rules), enforce_scope=self.settings.enforce_scope,
+            )
         return self._enforcer
 
     def spawn(self, coro: Any) -> None:

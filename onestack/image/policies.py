@@ -6,6 +6,8 @@ project when it is a member of the image) and ``visibility``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 ADMIN = "role:admin"
 PROJECT_MEMBER = "role:member and project_id:%(project_id)s"
 PROJECT_READER = "role:reader and project_id:%(project_id)s"
@@ -59,3 +61,12 @@ def metadef_defaults() -> dict[str, str]:
     rules["delete_metadef_tags"] = "rule:metadef_admin"
     rules["add_metadef_tags"] = "rule:metadef_admin"
     return rules
+
+
+# Glance's scope_types: every image call is made on behalf of a project; a
+# system- or domain-scoped token is refused (the building blocks take any).
+UNSCOPED = ("context_is_admin", "default", "metadef_admin", "metadef_default")
+
+
+def scope_types(rule_names: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    return {name: ("project",) for name in rule_names if name not in UNSCOPED}

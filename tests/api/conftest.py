@@ -74,8 +74,8 @@ class Api:
         return self.request("DELETE", path, who, **kw)
 
 
-def make_api(state_dir: Path, database_url: str = "") -> Iterator[Api]:
-    env = dict(TEST_ENV)
+def make_api(state_dir: Path, database_url: str = "", extra_env: dict[str, str] | None = None) -> Iterator[Api]:
+    env = {**TEST_ENV, **(extra_env or {})}
     if database_url:
         env["ONESTACK_DATABASE_URL"] = database_url
     settings = load_settings(state_dir, env=env)

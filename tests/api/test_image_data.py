@@ -14,7 +14,21 @@ import pytest
 from onestack.guest.build import image_path
 from tests.api.conftest import Api
 from tests.api.test_image import OCTET, V2, assert_glance_error, create, project_of
-from tests.unit.test_image_formats import GiB, make_qcow2
+from tests.unit.image_samples import (
+    GiB,
+    make_iso,
+    make_mbr,
+    make_qcow2,
+    make_qed,
+    make_vhd,
+    make_vhdx,
+    make_vmdk,
+    make_vmdk_text,
+    partition,
+    protective_gpt,
+    vmdk_descriptor,
+    vmdk_footer,
+)
 
 
 def store_files(api: Api) -> list[str]:
@@ -118,34 +132,84 @@ def test_qcow2_upload_reads_the_virtual_size(api: Api) -> None:
     assert got["virtual_size"] == 20 * GiB and got["size"] == len(data)
 
 
-@pytest.mark.parametrize(
-    ("disk_format", "data", "words"),
-    [
-        ("qcow2", make_qcow2(backing_file=b"/etc/shadow"), "backing file"),
-        ("qcow2", make_qcow2(incompatible=1 << 2), "external data file"),
-        ("raw", make_qcow2(), "does not match disk_format raw"),
-        ("iso", make_qcow2(), "does not match disk_format iso"),
-        ("qcow2", os.urandom(200_000), "not in qcow2 format"),
-        ("qcow2", b"QFI", "not in qcow2 format"),
-    ],
-)
-def test_unsafe_or_mismatched_data_is_rejected(api: Api, disk_format: str, data: bytes, words: str) -> None:
+SAFETY = "Image failed safety checks"
+
+
+def _mismatch(declared: str, found: str) -> str:
+    return f"Image disk_format {declared} does not match stream data {found}"
+
+
+# Each malicious (or mislabelled) sample, the disk_format it is uploaded as, and
+# Glance's message. Every one is a 415 and leaves nothing behind.
+MALICIOUS = [
+    ("qcow2-backing-file", "qcow2", make_qcow2(backing_file=b"/etc/shadow"), SAFETY),
+    ("qcow2-data-file", "qcow2", make_qcow2(incompatible=1 << 2), SAFETY),
+    ("qcow2-unknown-feature", "qcow2", make_qcow2(incompatible=1 << 9), SAFETY),
+    ("qcow2-as-raw", "raw", make_qcow2(), _mismatch("raw", "qcow2")),
+    ("qcow2-as-iso", "iso", make_qcow2(), _mismatch("iso", "qcow2")),
+    ("random-as-qcow2", "qcow2", os.urandom(200_000), _mismatch("qcow2", "raw")),
+    ("short-as-qcow2", "qcow2", b"QFI", _mismatch("qcow2", "raw")),
+    ("vmdk-monolithic-flat-etc-shadow", "vmdk", make_vmdk_text(), SAFETY),
+    ("vmdk-monolithic-flat-as-raw", "raw", make_vmdk_text(), SAFETY),
+    ("vmdk-sparse-external-extent", "vmdk",
+     make_vmdk(vmdk_descriptor(extents=('RW 20480 SPARSE "disk.vmdk"', 'RW 2048 FLAT "victim" 0'))), SAFETY),
+    ("vmdk-sparse-parent", "vmdk", make_vmdk(vmdk_descriptor(extra=('parentFileNameHint="/etc/shadow"',))),
+     SAFETY),
+    ("vmdk-bad-footer", "vmdk", make_vmdk(vmdk_descriptor("streamOptimized"), footer=vmdk_footer(eos_type=9)),
+     SAFETY),
+    ("vhd-as-raw", "raw", make_vhd(), _mismatch("raw", "vhd")),
+    ("raw-as-vhd", "vhd", bytes(70_000), _mismatch("vhd", "raw")),
+    ("vhdx-as-raw", "raw", make_vhdx(), _mismatch("raw", "vhdx")),
+    ("broken-vhdx", "vhdx", make_vhdx(region_signature=b"xxxx"), _mismatch("vhdx", "raw")),
+    ("iso-as-raw", "raw", make_iso(), _mismatch("raw", "iso")),
+    ("iso-and-qcow2", "iso", make_qcow2(total=512) + make_iso()[512:], "Multiple formats detected: iso,qcow2"),
+    ("mbr-bad-boot-flag", "raw", make_mbr(partition(boot=0x12)), SAFETY),
+    ("mbr-no-partitions", "raw", make_mbr(), SAFETY),
+    ("gpt-extra-partition", "raw", protective_gpt(partition()), SAFETY),
+    ("qed", "raw", make_qed(), SAFETY),
+    ("qcow2-in-an-ami", "ami", make_qcow2(), _mismatch("ami", "qcow2")),
+]
+
+
+@pytest.mark.parametrize(("disk_format", "data", "message"), [m[1:] for m in MALICIOUS],
+                         ids=[m[0] for m in MALICIOUS])
+def test_unsafe_or_mismatched_data_is_refused(api: Api, disk_format: str, data: bytes, message: str) -> None:
     img = create(api, disk_format=disk_format)
     before = store_files(api)
     r = upload(api, img["id"], data)
-    assert_glance_error(r, 400)
-    assert words in r.json()["message"]
+    assert r.status_code == 415, r.text
+    assert r.json() == {"message": message, "code": "415 Unsupported Media Type", "title": "Unsupported Media Type"}
     got = api.get(f"{V2}/images/{img['id']}").json()
     assert got["status"] == "queued" and got["size"] is None and got["checksum"] is None
+    assert got["virtual_size"] is None
     assert store_files(api) == before
     assert not any(n.startswith(".tmp") for n in os.listdir(api.cloud.state_dir / "images"))
     # a correct upload afterwards still works
-    good = make_qcow2() if disk_format == "qcow2" else b"\x00" * 0x9000
-    if disk_format == "iso":
-        good = bytearray(0x9000)
-        good[0x8001:0x8006] = b"CD001"
-        good = bytes(good)
+    good = {"qcow2": make_qcow2(), "iso": make_iso(), "vmdk": make_vmdk(), "vhd": make_vhd(),
+            "vhdx": make_vhdx()}.get(disk_format, b"\x00" * 0x9000)
     assert upload(api, img["id"], good).status_code == 204
+    assert status(api, img["id"]) == "active"
+
+
+@pytest.mark.parametrize(
+    ("disk_format", "data", "virtual_size"),
+    [
+        ("vmdk", make_vmdk(sectors=4096), 4096 * 512),
+        ("vmdk", make_vmdk(vmdk_descriptor("streamOptimized"), footer=vmdk_footer()), 20480 * 512),
+        ("vhd", make_vhd(3 * GiB), 3 * GiB),
+        ("vhdx", make_vhdx(5 * GiB), 5 * GiB),
+        ("iso", make_iso(blocks=1000), 1000 * 2048),
+        ("raw", make_mbr(partition()), 64 * 1024),  # a partitioned whole disk is raw
+        ("ami", b"\x01" * 1000, None),  # not inspectable: no virtual size
+    ],
+    ids=["vmdk-sparse", "vmdk-stream-optimized", "vhd", "vhdx", "iso", "raw-partitioned", "ami"],
+)
+def test_good_images_of_each_format_are_accepted(api: Api, disk_format: str, data: bytes,
+                                                 virtual_size: int | None) -> None:
+    img = create(api, disk_format=disk_format)
+    assert upload(api, img["id"], data).status_code == 204
+    got = api.get(f"{V2}/images/{img['id']}").json()
+    assert got["status"] == "active" and got["size"] == len(data) and got["virtual_size"] == virtual_size
 
 
 def test_delete_removes_the_data(api: Api) -> None:

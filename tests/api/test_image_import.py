@@ -74,6 +74,6 @@ def test_import_of_unsafe_data_fails_back_to_queued(api: Api) -> None:
     assert got["status"] == "queued" and got["size"] is None
     assert got["os_glance_failed_import"] == "file"
     tasks = api.get(f"{url}/tasks").json()["tasks"]
-    assert [t["status"] for t in tasks] == ["failure"] and "backing file" in tasks[0]["message"]
+    assert [t["status"] for t in tasks] == ["failure"] and tasks[0]["message"] == "Image failed safety checks"
     assert img["id"] not in os.listdir(api.cloud.state_dir / "images")
     assert os.listdir(api.cloud.state_dir / "images" / "staging") == []

@@ -38,8 +38,50 @@ def test_create_and_show(api: Any) -> None:
     assert u["links"]["self"].endswith(f"/identity/v3/users/{u['id']}")
     r = api.get(f"{U}/{u['id']}")
     assert r.status_code == 200 and r.json()["user"]["name"] == u["name"]
-    assert "secret-1" not in r.text and "$2" not in r.text
+    assert "secret-1" not in r.text and "$2" not in r.text and "bcrypt" not in r.text
     assert _login(api, u["name"], "secret-1").status_code == 201
+
+
+UNAUTHORIZED = {"error": {"code": 401, "title": "Unauthorized",
+                           "message": "The request you have made requires authentication."}}
+
+
+def test_password_longer_than_bcrypts_72_bytes(api: Any) -> None:
+    """A 100-byte password works in full: neither cut at 72 bytes nor a 500."""
+    password = "L" * 70 + "-" + "t" * 29
+    assert len(password.encode()) == 100
+    u = _user(api, password=password)
+    assert _login(api, u["name"], password).status_code == 201
+    for other in (password[:72], password[:72] + "x" * 28, password + "!"):
+        r = _login(api, u["name"], other)
+        assert r.status_code == 401 and r.json() == UNAUTHORIZED
+    # the same through a password change by the user
+    token = _login(api, u["name"], password).headers["X-Subject-Token"]
+    longer = "C" * 72 + "é" * 20  # 112 bytes
+    r = api.client.post(f"{U}/{u['id']}/password", headers={"X-Auth-Token": token},
+                        json={"user": {"original_password": password, "password": longer}})
+    assert r.status_code == 204, r.text
+    assert _login(api, u["name"], longer).status_code == 201
+    assert _login(api, u["name"], "C" * 72 + "e" * 20).status_code == 401
+
+
+def test_a_hash_from_an_earlier_version_still_verifies(api: Any) -> None:
+    """Plain bcrypt hashes (earlier versions: the first 72 bytes) keep working."""
+    import bcrypt
+    from sqlalchemy import update
+
+    from onestack.identity.models import Password
+
+    u = _user(api, password="will-be-replaced")
+    old = bcrypt.hashpw(b"legacy-password", bcrypt.gensalt(4)).decode()
+    with api.cloud.db.write() as s:
+        s.execute(update(Password).where(Password.user_id == u["id"]).values(password_hash=old))
+    api.cloud.service("identity").touch()
+    from onestack.identity.passwords import verified_passwords
+
+    verified_passwords.clear()
+    assert _login(api, u["name"], "legacy-password").status_code == 201
+    assert _login(api, u["name"], "legacy-passworD").json() == UNAUTHORIZED
 
 
 def test_duplicate_name(api: Any) -> None:

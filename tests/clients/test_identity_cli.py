@@ -196,6 +196,39 @@ def test_application_credential_create_then_authenticate(
     assert after.returncode != 0
 
 
+def test_application_credential_access_rules_are_enforced(
+    running_cloud: CloudInfo, tmp_path: Path,
+) -> None:
+    """`openstack application credential create --access-rules`, then use it:
+    what the rules allow works, the rest is 401 (image and identity alike)."""
+    image = osc_json(running_cloud, "image", "create", "--disk-format", "raw",
+                     "--container-format", "bare", unique("guarded"))
+    rules = [{"service": "image", "method": "GET", "path": "/v2/images"},
+             {"service": "image", "method": "GET", "path": "/v2/images/*"}]
+    cred = normalized(osc_json(running_cloud, "application", "credential", "create",
+                               "--access-rules", json.dumps(rules), unique("cli-rules")))
+    assert sorted((r["method"], r["path"]) for r in cred["access_rules"]) == [
+        ("GET", "/v2/images"), ("GET", "/v2/images/*")]
+    cloud = base_cloud(running_cloud)
+    cloud["auth_type"] = "v3applicationcredential"
+    cloud["auth"] = {"auth_url": cloud["auth"]["auth_url"], "application_credential_id": cred["id"],
+                     "application_credential_secret": cred["secret"]}
+    env = env_with_clouds(running_cloud, tmp_path, {"limited": cloud})
+    listed = osc_json(running_cloud, "image", "list", cloud="limited", env=env)
+    assert image["id"] in {i["ID"] for i in listed}
+    shown = osc_json(running_cloud, "image", "show", image["id"], cloud="limited", env=env)
+    assert shown["id"] == image["id"]
+    denied = osc(running_cloud, "image", "delete", image["id"], cloud="limited", env=env, check=False)
+    assert denied.returncode != 0
+    assert "401" in denied.stderr or "requires authentication" in denied.stderr, denied.stderr
+    assert osc_json(running_cloud, "image", "show", image["id"])["status"] == image["status"]
+    denied = osc(running_cloud, "project", "list", cloud="limited", env=env, check=False)
+    assert denied.returncode != 0
+    assert "401" in denied.stderr or "requires authentication" in denied.stderr, denied.stderr
+    osc(running_cloud, "image", "delete", image["id"])
+    osc(running_cloud, "application", "credential", "delete", cred["id"])
+
+
 def test_token_revoke(running_cloud: CloudInfo) -> None:
     token = osc_json(running_cloud, "token", "issue")
     auth_url = running_cloud.cloud("onestack-admin")["auth"]["auth_url"]

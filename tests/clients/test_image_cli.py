@@ -150,7 +150,7 @@ def test_raw_declared_qcow2_is_refused(running_cloud: CloudInfo, tmp_path: Path)
     name = unique("cli-liar")
     r = osc(info, "image", "create", "--file", str(raw), "--disk-format", "qcow2", name, check=False)
     assert r.returncode != 0
-    assert "does not match disk_format qcow2" in r.stderr
+    assert "Image disk_format qcow2 does not match stream data raw" in r.stderr, r.stderr
     # the SDK deletes the image it created when the upload fails; nothing became active
     left = osc_json(info, "image", "list", "--name", name, "--long")
     assert all(i["Status"] == "queued" for i in left)

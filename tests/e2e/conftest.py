@@ -41,9 +41,9 @@ def no_leftovers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Non
     if request.node.get_closest_marker("e2e") is None:
         yield
         return
-    before = set(netns.names(testnet.PREFIX))
+    before = set(netns.names(testnet.OWN_PREFIX))
     yield
-    left_ns = sorted(set(netns.names(testnet.PREFIX)) - before)
+    left_ns = sorted(set(netns.names(testnet.OWN_PREFIX)) - before)
     left_procs = procs.find(str(tmp_path))
     for name in left_ns:  # clean up anyway, then fail
         netns.delete(name)

@@ -41,7 +41,7 @@ def test_build_under_a_private_umask(tmp_path: Path) -> None:
     finally:
         os.umask(previous)
     raw = tmp_path / "disk.raw"
-    subprocess.run(["qemu-img", "convert", "-O", "raw", str(out), str(raw)], check=True)
+    subprocess.run(["qemu-img", "convert", "-f", "qcow2", "-O", "raw", str(out), str(raw)], check=True)
     root_start = 2048 + build.BOOT_MIB * 2048
     fs = tmp_path / "root.img"
     with raw.open("rb") as src, fs.open("wb") as dst:

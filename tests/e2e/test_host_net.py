@@ -12,7 +12,6 @@ Layout (every namespace is this test's own, named onestack-e2e-<pid>-<n>-*):
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -45,7 +44,7 @@ def spaces() -> Iterator[dict[str, str]]:
     reason = e2e_skip_reason()
     if reason:
         pytest.skip(reason)
-    prefix = f"{testnet.PREFIX}{os.getpid()}-{next(testnet._seq)}-"
+    prefix = f"{testnet.OWN_PREFIX}{next(testnet._seq)}-"
     names = {k: prefix + k for k in ("dp", "dhcp", "a", "b")}
     try:
         yield names
@@ -70,7 +69,7 @@ def test_bridge_dhcp_and_a_firewall_table(spaces: dict[str, str], tmp_path: Path
     for name in spaces.values():
         assert netns.ensure(name) is True
     assert netns.ensure(dp) is False  # idempotent
-    assert set(spaces.values()) <= set(netns.names(testnet.PREFIX))
+    assert set(spaces.values()) <= set(netns.names(testnet.OWN_PREFIX))
 
     def plumb(n: links.Netlink) -> None:
         assert n.ensure_bridge("br0") is True
@@ -163,7 +162,7 @@ def test_bridge_dhcp_and_a_firewall_table(spaces: dict[str, str], tmp_path: Path
     assert procs.find(str(run_dir)) == [] and not (run_dir / "net1").exists()
     for name in spaces.values():
         assert netns.delete(name) is True
-    assert not set(spaces.values()) & set(netns.names(testnet.PREFIX))
+    assert not set(spaces.values()) & set(netns.names(testnet.OWN_PREFIX))
     assert nl_gone(dp)
 
 
@@ -196,7 +195,7 @@ def test_the_real_host_seam_from_an_event_loop(spaces: dict[str, str], tmp_path:
 
     async def agent() -> None:
         assert await host.net.ensure_netns(ns) is True
-        assert ns in await host.net.list_netns(testnet.PREFIX)
+        assert ns in await host.net.list_netns(testnet.OWN_PREFIX)
         made = await host.net.netlink(ns, lambda n: [
             n.ensure_bridge("br0"), n.ensure_tap("tap-p1", master="br0", mtu=1450),
             n.ensure_address("br0", "10.98.0.1/24")])
@@ -212,7 +211,7 @@ def test_the_real_host_seam_from_an_event_loop(spaces: dict[str, str], tmp_path:
         assert await host.guests.accelerator() == "tcg"
         assert await host.dhcp.stop("net9") is True
         assert await host.net.delete_netns(ns) is True
-        assert ns not in await host.net.list_netns(testnet.PREFIX)
+        assert ns not in await host.net.list_netns(testnet.OWN_PREFIX)
 
     asyncio.run(agent())
     assert procs.find(str(tmp_path)) == []

@@ -27,6 +27,9 @@ SUBNET = "10.77.0"
 GATEWAY = f"{SUBNET}.1"
 METADATA_IP = "169.254.169.254"
 PREFIX = "onestack-e2e-"
+# The namespaces of this test process: several test runs (other checkouts) may
+# run at once, and each looks after only its own.
+OWN_PREFIX = f"{PREFIX}{os.getpid()}-"
 T = TypeVar("T")
 _seq = itertools.count(1)
 
@@ -70,7 +73,7 @@ class TestNetwork:
 
     def __init__(self, workdir: Path, name: str | None = None) -> None:
         self.workdir = workdir
-        self.name = name or f"{PREFIX}{os.getpid()}-{next(_seq)}"
+        self.name = name or f"{OWN_PREFIX}{next(_seq)}"
         self.dhcp = dnsmasq.Dnsmasq(workdir / "dnsmasq")
         self.metadata: subprocess.Popen[bytes] | None = None
         self.hosts: dict[str, str] = {}  # mac -> ip

@@ -456,3 +456,51 @@ def test_system_scope_rules_like_keystone() -> None:
     assert enforcer.check("identity:get_user", dom_reader, target)
     target["target"]["user"]["domain_id"] = "d2"  # type: ignore[index]
     assert not enforcer.check("identity:get_user", dom_reader, target)
+
+
+# --------------------------------------------------------------------------- scope types
+
+
+def test_scope_types_refuse_a_token_of_another_scope() -> None:
+    from onestack.common.policy import token_scope
+
+    rules = {"sys_or_proj": "role:admin", "proj_only": "role:admin", "any": "role:admin"}
+    scopes = {"sys_or_proj": ("system", "project"), "proj_only": ("project",)}
+    enforcer = Enforcer(rules, scope_types=scopes)
+    system_admin = ctx(project_id=None, system_scope=True, roles=("admin",))
+    domain_admin = ctx(project_id=None, domain_id="d1", roles=("admin",))
+    unscoped = ctx(project_id=None, roles=())
+    assert [token_scope(enforcer.credentials(c)) for c in (system_admin, domain_admin, ADMIN, unscoped)] == [
+        "system", "domain", "project", "project"]
+    assert enforcer.check("sys_or_proj", system_admin) and enforcer.check("sys_or_proj", ADMIN)
+    assert not enforcer.check("sys_or_proj", domain_admin)
+    assert not enforcer.check("proj_only", system_admin) and enforcer.check("proj_only", ADMIN)
+    assert enforcer.check("any", domain_admin)
+    with pytest.raises(Forbidden, match="proj_only"):
+        enforcer.authorize("proj_only", system_admin)
+    # an override changes the check string, never the scope types
+    assert not Enforcer({**rules, "proj_only": "@"}, scope_types=scopes).check("proj_only", domain_admin)
+    # and without scope enforcement only the check string counts
+    assert Enforcer(rules, scope_types=scopes, enforce_scope=False).check("proj_only", system_admin)
+
+
+def test_identity_scope_types_follow_keystone() -> None:
+    from onestack.identity.service.scope_types import scope_types
+
+    got = scope_types(["identity:list_users", "identity:list_services", "identity:create_trust",
+                       "identity:get_auth_catalog", "admin_required"])
+    assert got == {"identity:list_users": ("system", "domain", "project"),
+                   "identity:list_services": ("system", "project"),
+                   "identity:create_trust": ("project",)}
+
+
+def test_override_path_per_service(tmp_path: Path) -> None:
+    from onestack.common.policy import override_path
+    from onestack.config import load_settings
+
+    settings = load_settings(tmp_path, env={})
+    assert override_path(settings, "image") == tmp_path / "policy" / "image.yaml"
+    (tmp_path / "policy.yaml").write_text("{}")
+    assert override_path(settings, "image") == tmp_path / "policy.yaml"  # the shared file of before
+    (tmp_path / "policy").mkdir()
+    assert override_path(settings, "identity") == tmp_path / "policy" / "identity.yaml"

@@ -77,6 +77,9 @@ class _Identity:
         migrate.upgrade(self.db)
         self.settings = SimpleNamespace(identity=SimpleNamespace(max_fernet_keys=max_keys))
         self.touched = 0
+        from onestack.common import masterkey
+
+        self.master_key = masterkey.parse_key(masterkey.new_key_text(), "test")
 
     def touch(self) -> None:
         self.touched += 1
@@ -97,6 +100,14 @@ def test_key_rotation(tmp_path: Path) -> None:
         keys.fernet.decrypt(old)
     # the staged key is already accepted: a token signed by it validates after promotion
     assert ident.touched == 2
+    # every key in the database is wrapped by the master key, none is in the clear
+    from sqlalchemy import text
+
+    with ident.db.read() as s:
+        stored = [str(r[0]) for r in s.execute(text("SELECT key FROM identity_key"))]
+    assert len(stored) == 3 and all(k.startswith("mk1:" + ident.master_key.fingerprint + ":") for k in stored)
+    clear = {ident.master_key.unwrap(k, "identity_key/fernet") for k in stored}
+    assert len(clear) == 3 and not any(c in k for c in clear for k in stored)
 
 
 def test_revocation_matching(tmp_path: Path) -> None:

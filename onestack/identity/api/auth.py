@@ -16,8 +16,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from onestack.common.auth import AuthContext
-from onestack.common.errors import BadRequest, Forbidden, Unauthorized
+from onestack.common.auth import AuthContext, enforce_access_rules, service_path
+from onestack.common.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from onestack.common.web import json_response, query_flag, read_json, run
 from onestack.identity import wire
 from onestack.identity.api._resources import identity_of
@@ -42,12 +42,45 @@ def _caller_slow(identity: Any, token: str) -> ValidatedToken:
 
 
 async def caller(request: Request) -> AuthContext:
-    """The caller's context (X-Auth-Token); 401 if missing or invalid."""
+    """The caller's context (X-Auth-Token); 401 if missing or invalid, or if
+    its access rules do not allow this request."""
     identity = identity_of(request)
     vt = _caller_fast(identity, request)
     if vt is None:
         vt = await run(_caller_slow, identity, request.headers["x-auth-token"])
-    return identity.tokens.context(vt)  # type: ignore[no-any-return]
+    ctx: AuthContext = identity.tokens.context(vt)
+    enforce_access_rules(ctx, "identity", request.method, service_path(request.scope))
+    return ctx
+
+
+# Keystone's ACCESS_RULES_MIN_VERSION: a validator that does not send
+# ``OpenStack-Identity-Access-Rules`` of at least this version cannot enforce
+# access rules, so a token that has some is not valid for it.
+ACCESS_RULES_HEADER = "openstack-identity-access-rules"
+ACCESS_RULES_MIN_VERSION = 1.0
+
+
+def _has_access_rules(vt: ValidatedToken) -> bool:
+    return bool((vt.app_cred or {}).get("access_rules"))
+
+
+def _check_subject_rules(request: Request, svt: ValidatedToken) -> None:
+    """404 for a subject token with access rules, unless the validator says it
+    enforces them (as Keystone: an old middleware would let everything through)."""
+    if not _has_access_rules(svt):
+        return
+    try:
+        version = float(request.headers.get(ACCESS_RULES_HEADER, "") or 0)
+    except ValueError:
+        version = 0.0
+    if version < ACCESS_RULES_MIN_VERSION:
+        raise NotFound("Failed to validate token")
+
+
+def _check_caller_rules(identity: Any, request: Request, cvt: ValidatedToken) -> None:
+    if _has_access_rules(cvt):
+        enforce_access_rules(identity.tokens.context(cvt), "identity", request.method,
+                             service_path(request.scope))
 
 
 def authorize_cached(identity: Any, rule: str, cvt: ValidatedToken, svt: ValidatedToken) -> None:
@@ -111,13 +144,17 @@ async def _validate(request: Request, rule: str) -> tuple[ValidatedToken, bytes 
         cvt = _caller_fast(identity, request)
         svt = tokens.lookup_fast(subject) if cvt is not None else None
         if cvt is not None and svt is not None and (not want_body or nocatalog in svt.bodies):
+            _check_caller_rules(identity, request, cvt)
+            _check_subject_rules(request, svt)
             authorize_cached(identity, rule, cvt, svt)
             return svt, svt.bodies.get(nocatalog) if want_body else None
     caller_token = request.headers["x-auth-token"]
 
     def work() -> tuple[ValidatedToken, bytes | None]:
         cvt = _caller_slow(identity, caller_token)
+        _check_caller_rules(identity, request, cvt)
         vt = tokens.validate(subject, allow_expired=allow_expired)
+        _check_subject_rules(request, vt)
         authorize_cached(identity, rule, cvt, vt)
         return vt, tokens.body_bytes(vt, nocatalog=nocatalog) if want_body else None
 
@@ -241,8 +278,8 @@ class FastTokenValidation:
             svt = tokens.lookup_fast(subject.decode("ascii")) if cvt is not None else None
         except UnicodeDecodeError:
             return None
-        if cvt is None or svt is None:
-            return None
+        if cvt is None or svt is None or _has_access_rules(cvt) or _has_access_rules(svt):
+            return None  # the full handler checks access rules
         get = scope["method"] == "GET"
         rule = "identity:validate_token" if get else "identity:check_token"
         if cvt.decisions.get((rule, svt.data.user_id)) is not True or _policy_changed(self.identity):

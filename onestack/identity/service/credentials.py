@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from onestack.common.auth import AuthContext
-from onestack.common.errors import ApiError
+from onestack.common.errors import ApiError, ServiceUnavailable
 from onestack.common.ids import new_id, utcnow
+from onestack.common.masterkey import KeyUnavailable
 from onestack.identity.models import Credential, IdentityKey, Project, User
 from onestack.identity.service._resources import (
     ADMIN,
@@ -44,6 +46,11 @@ from onestack.identity.service._resources import (
     target,
 )
 
+if TYPE_CHECKING:
+    from onestack.identity.core import Identity
+
+log = logging.getLogger(__name__)
+
 KEY_KIND = "credential"
 CRED_OWNER = "user_id:%(target.credential.user_id)s"
 
@@ -63,20 +70,31 @@ _FIXED_BLOB_KEYS = ("trust_id", "app_cred_id", "access_token_id", "access_id")
 # --- encryption --------------------------------------------------------------------
 
 
-def _keys(session: Session) -> list[str]:
+# The keys are stored wrapped by the master key (common/masterkey.py).
+KEY_PURPOSE = "identity_key/credential"
+
+
+def _keys(identity: Identity, session: Session) -> list[str]:
+    """The credential keys, primary first, unwrapped (503 if the master key cannot)."""
     rows = session.scalars(
         select(IdentityKey.key).where(IdentityKey.kind == KEY_KIND).order_by(IdentityKey.idx.desc())
     )
-    return list(rows)
+    master = identity.master_key
+    try:
+        return [master.unwrap(row, KEY_PURPOSE) for row in rows]
+    except KeyUnavailable as exc:
+        log.error("credential keys cannot be unwrapped: %s", exc)
+        raise ServiceUnavailable("The credential keys cannot be read with this cloud's master key.") from None
 
 
-def _primary_key(session: Session) -> str:
+def _primary_key(identity: Identity, session: Session) -> str:
     """The encrypting key, created on first use (call inside a write transaction)."""
-    keys = _keys(session)
+    keys = _keys(identity, session)
     if keys:
         return keys[0]
     key = Fernet.generate_key().decode("ascii")
-    session.add(IdentityKey(kind=KEY_KIND, idx=1, key=key, created_at=utcnow()))
+    wrapped = identity.master_key.wrap(key, KEY_PURPOSE)
+    session.add(IdentityKey(kind=KEY_KIND, idx=1, key=wrapped, created_at=utcnow()))
     session.flush()
     return key
 
@@ -85,13 +103,13 @@ def _key_hash(key: str) -> str:
     return hashlib.sha1(key.encode("ascii")).hexdigest()  # noqa: S324 - an identifier, as Keystone
 
 
-def encrypt(session: Session, blob: str) -> tuple[bytes, str]:
-    key = _primary_key(session)
+def encrypt(identity: Identity, session: Session, blob: str) -> tuple[bytes, str]:
+    key = _primary_key(identity, session)
     return Fernet(key.encode("ascii")).encrypt(blob.encode("utf-8")), _key_hash(key)
 
 
-def decrypt(session: Session, token: bytes) -> str:
-    keys = _keys(session)
+def decrypt(identity: Identity, session: Session, token: bytes) -> str:
+    keys = _keys(identity, session)
     if not keys:
         raise ApiError("Credential keys are missing; credentials cannot be decrypted.")
     try:
@@ -103,7 +121,7 @@ def decrypt(session: Session, token: bytes) -> str:
 # --- wire shape ----------------------------------------------------------------------
 
 
-def credential_dict(session: Session, row: Credential) -> dict[str, Any]:
+def credential_dict(identity: Identity, session: Session, row: Credential) -> dict[str, Any]:
     body: dict[str, Any] = dict(row.extra or {})
     body.update(
         {
@@ -111,7 +129,7 @@ def credential_dict(session: Session, row: Credential) -> dict[str, Any]:
             "user_id": row.user_id,
             "project_id": row.project_id,
             "type": row.type,
-            "blob": decrypt(session, row.encrypted_blob),
+            "blob": decrypt(identity, session, row.encrypted_blob),
         }
     )
     return body
@@ -194,7 +212,7 @@ def create_credential(identity: Any, ctx: AuthContext, ref: dict[str, Any]) -> d
         _assert_refs(session, ref["user_id"], ref.get("project_id"))
         if session.get(Credential, cred_id) is not None:
             raise conflict("credential", f"Duplicate entry found with ID {cred_id}")
-        encrypted, key_hash = encrypt(session, blob)
+        encrypted, key_hash = encrypt(identity, session, blob)
         row = Credential(
             id=cred_id,
             user_id=ref["user_id"],
@@ -206,14 +224,14 @@ def create_credential(identity: Any, ctx: AuthContext, ref: dict[str, Any]) -> d
         )
         session.add(row)
         flush_or_conflict(session, conflict("credential", f"Duplicate entry found with ID {cred_id}"))
-        result = credential_dict(session, row)
+        result = credential_dict(identity, session, row)
     return result
 
 
 def get_credential(identity: Any, ctx: AuthContext, credential_id: str) -> dict[str, Any]:
     with identity.db.read() as session:
         row = _credential(identity, ctx, session, credential_id, "identity:get_credential")
-        return credential_dict(session, row)
+        return credential_dict(identity, session, row)
 
 
 def list_credentials(identity: Any, ctx: AuthContext, query: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -226,7 +244,7 @@ def list_credentials(identity: Any, ctx: AuthContext, query: Mapping[str, str]) 
         out = []
         for row in session.scalars(stmt.order_by(Credential.id)):
             if allowed(identity, ctx, "identity:get_credential", _target(row)):
-                out.append(credential_dict(session, row))
+                out.append(credential_dict(identity, session, row))
         return out
 
 
@@ -239,7 +257,7 @@ def update_credential(
         check_min_properties(ref)
         _check(ref, create=False)
         check_fixed_ids(ref, row, "credential", domain=False)
-        current = credential_dict(session, row)
+        current = credential_dict(identity, session, row)
         new_type = ref.get("type", row.type)
         if row.type.lower() == "ec2" and "blob" in ref:
             new_blob = ec2_blob(ref["blob"])
@@ -265,10 +283,10 @@ def update_credential(
         if "type" in ref:
             row.type = ref["type"]
         if "blob" in ref:
-            row.encrypted_blob, row.key_hash = encrypt(session, ref["blob"])
+            row.encrypted_blob, row.key_hash = encrypt(identity, session, ref["blob"])
         merge_extra(row, ref, COLUMNS)
         session.flush()
-        return credential_dict(session, row)
+        return credential_dict(identity, session, row)
 
 
 def delete_credential(identity: Any, ctx: AuthContext, credential_id: str) -> None:
@@ -289,10 +307,10 @@ POLICIES.update(
 )
 
 
-def ec2_view(session: Session, row: Credential) -> dict[str, Any]:
+def ec2_view(identity: Identity, session: Session, row: Credential) -> dict[str, Any]:
     """Keystone's OS-EC2 shape of an ec2 credential."""
     try:
-        blob = json.loads(decrypt(session, row.encrypted_blob))
+        blob = json.loads(decrypt(identity, session, row.encrypted_blob))
     except ValueError:
         blob = {}
     if not isinstance(blob, dict):
@@ -331,14 +349,14 @@ def ec2_create(identity: Any, ctx: AuthContext, user_id: str, body: Any) -> dict
     with identity.db.write() as session:
         user = _ec2_user(identity, ctx, session, user_id, "identity:ec2_create_credential")
         _assert_refs(session, None, tenant_id)
-        encrypted, key_hash = encrypt(session, json.dumps(blob))
+        encrypted, key_hash = encrypt(identity, session, json.dumps(blob))
         row = Credential(
             id=cred_id, user_id=user.id, project_id=tenant_id, type="ec2",
             encrypted_blob=encrypted, key_hash=key_hash, extra={},
         )
         session.add(row)
         session.flush()
-        return ec2_view(session, row)
+        return ec2_view(identity, session, row)
 
 
 def ec2_list(identity: Any, ctx: AuthContext, user_id: str) -> list[dict[str, Any]]:
@@ -347,7 +365,7 @@ def ec2_list(identity: Any, ctx: AuthContext, user_id: str) -> list[dict[str, An
         rows = session.scalars(
             select(Credential).where(Credential.user_id == user.id, Credential.type == "ec2").order_by(Credential.id)
         )
-        return [ec2_view(session, r) for r in rows]
+        return [ec2_view(identity, session, r) for r in rows]
 
 
 def _ec2_row(session: Session, user_id: str, access: str) -> Credential | None:
@@ -366,7 +384,7 @@ def ec2_get(identity: Any, ctx: AuthContext, user_id: str, access: str) -> dict[
             raise not_found("user", user_id)
         if row is None:
             raise not_found("credential", access)
-        return ec2_view(session, row)
+        return ec2_view(identity, session, row)
 
 
 def ec2_delete(identity: Any, ctx: AuthContext, user_id: str, access: str) -> None:

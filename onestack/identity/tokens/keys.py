@@ -5,7 +5,8 @@ Keystone's key repository: the highest index is the primary (it signs), index
 0 is the staged key (the next primary, already accepted), the others are old
 primaries kept so that their tokens stay valid. ``KeyRepository.rotate``
 promotes the staged key, stages a new one, and drops the oldest beyond
-``max_fernet_keys``. Every replica reads the same rows.
+``max_fernet_keys``. Every replica reads the same rows. The rows hold the keys
+wrapped by the master key (``common/masterkey.py``), never in the clear.
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ class KeyRepository:
         self._loaded_at = 0.0
         self._lock = threading.Lock()
 
+    # Keys are stored wrapped by the master key (common/masterkey.py).
+    PURPOSE = "identity_key/fernet"  # as bootstrap.wrap_keys names it
+
+    def _new_key(self) -> str:
+        return self.identity.master_key.wrap(Fernet.generate_key().decode(), self.PURPOSE)
+
     def ensure(self, session: Session) -> None:
         """First start: a staged key (0) and a primary key (1)."""
         existing = session.scalars(select(IdentityKey).where(IdentityKey.kind == self.KIND)).first()
@@ -45,11 +52,12 @@ class KeyRepository:
             return
         now = utcnow()
         for idx in (0, 1):
-            session.add(IdentityKey(kind=self.KIND, idx=idx, key=Fernet.generate_key().decode(), created_at=now))
+            session.add(IdentityKey(kind=self.KIND, idx=idx, key=self._new_key(), created_at=now))
         session.flush()
         self._fernet = None
 
     def _load(self) -> MultiFernet:
+        """The keys, unwrapped; ``masterkey.KeyUnavailable`` if the master key cannot."""
         stmt = select(IdentityKey.idx, IdentityKey.key).where(IdentityKey.kind == self.KIND)
         with self.identity.db.read() as s:
             rows = [(int(r[0]), str(r[1])) for r in s.execute(stmt)]
@@ -59,8 +67,10 @@ class KeyRepository:
             with self.identity.db.read() as s:
                 rows = [(int(r[0]), str(r[1])) for r in s.execute(stmt)]
         rows.sort(key=lambda r: r[0], reverse=True)  # primary first, staged (0) last
+        master = self.identity.master_key
+        keys = [master.unwrap(r[1], self.PURPOSE) for r in rows]
         self._loaded_at = time.monotonic()
-        return MultiFernet([Fernet(r[1].encode()) for r in rows])
+        return MultiFernet([Fernet(k.encode()) for k in keys])
 
     @property
     def fernet(self) -> MultiFernet:
@@ -95,7 +105,7 @@ class KeyRepository:
             staged = rows[0]
             new_primary = max(rows) + 1
             s.add(IdentityKey(kind=self.KIND, idx=new_primary, key=staged.key, created_at=now))
-            staged.key = Fernet.generate_key().decode()
+            staged.key = self._new_key()
             staged.created_at = now
             indexes = sorted([*rows, new_primary])
             while len(indexes) > limit:

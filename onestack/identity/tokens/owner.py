@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from onestack.common.db import Database
+    from onestack.common.masterkey import MasterKey
     from onestack.config import Settings
 
 
@@ -21,6 +22,10 @@ class Owner(Protocol):
     # token carries; caches of derived data remember the generation they were
     # built at.
     generation: int
+
+    @property
+    def master_key(self) -> MasterKey:
+        """The master key the token keys are wrapped with."""
 
     def touch(self) -> None:
         """Call after committing a change that affects tokens or the catalog."""

@@ -10,6 +10,7 @@ a dictionary lookup; ``api/auth.py`` answers repeated ``GET``/``HEAD
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from datetime import datetime, timedelta
@@ -18,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 from cryptography.fernet import InvalidToken
 
 from onestack.common.auth import AuthContext
-from onestack.common.errors import Unauthorized
+from onestack.common.errors import ServiceUnavailable, Unauthorized
 from onestack.common.ids import isotime, utcnow
+from onestack.common.masterkey import KeyUnavailable
 from onestack.identity import revoke
 from onestack.identity.tokens.keys import KeyRepository
 from onestack.identity.tokens.payload import (
@@ -36,6 +38,8 @@ from onestack.identity.tokens.validated import ValidatedToken
 
 if TYPE_CHECKING:
     from onestack.identity.tokens.owner import Owner
+
+log = logging.getLogger(__name__)
 
 
 class TokenProvider(Resolver):
@@ -85,7 +89,12 @@ class TokenProvider(Resolver):
             app_cred_id=app_cred_id,
             access_token_id=access_token_id,
         )
-        raw = self.keys.fernet.encrypt(encode_payload(data))
+        try:
+            fernet = self.keys.fernet
+        except KeyUnavailable as exc:  # the master key does not open the token keys
+            log.error("cannot issue tokens: the token keys cannot be unwrapped: %s", exc)
+            raise ServiceUnavailable("The token keys cannot be read with this cloud's master key.") from None
+        raw = fernet.encrypt(encode_payload(data))
         return raw.decode("ascii").rstrip("="), data
 
     # --- decoding ----------------------------------------------------------------
@@ -96,15 +105,19 @@ class TokenProvider(Resolver):
             raise TokenNotFound(token if token and len(token) < 300 else "")
         padded = token + "=" * (-len(token) % 4)
         try:
-            raw = self.keys.fernet.decrypt(padded.encode("ascii"))
-        except InvalidToken:
-            # Another replica may have rotated the keys: try once with fresh ones.
-            if not self.keys.reload():
-                raise TokenNotFound(token) from None
             try:
                 raw = self.keys.fernet.decrypt(padded.encode("ascii"))
             except InvalidToken:
-                raise TokenNotFound(token) from None
+                # Another replica may have rotated the keys: try once with fresh ones.
+                if not self.keys.reload():
+                    raise TokenNotFound(token) from None
+                try:
+                    raw = self.keys.fernet.decrypt(padded.encode("ascii"))
+                except InvalidToken:
+                    raise TokenNotFound(token) from None
+        except KeyUnavailable as exc:  # the master key does not open the token keys
+            log.error("cannot validate tokens: the token keys cannot be unwrapped: %s", exc)
+            raise TokenNotFound(token) from None
         try:
             return decode_payload(raw)
         except ValueError:
@@ -169,6 +182,7 @@ class TokenProvider(Resolver):
         if vt.context is None:
             d = vt.data
             project, domain = vt.project, vt.domain
+            rules = (vt.app_cred or {}).get("access_rules") or None
             vt.context = AuthContext(
                 token=vt.token,
                 user_id=vt.user["id"],
@@ -196,6 +210,8 @@ class TokenProvider(Resolver):
                     "application_credential": vt.app_cred,
                     "oauth": vt.oauth,
                 },
+                access_rules=tuple(rules) if rules else None,
+                catalog_types=vt.catalog_types,
             )
         return vt.context
 

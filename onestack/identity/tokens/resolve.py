@@ -175,6 +175,13 @@ class Resolver:
         rules = self.cached(("implications",), lambda: implication_map(s))
         return expand_implied(role_ids, rules)
 
+    def catalog_types(self, s: Session, project_id: str | None) -> frozenset[str]:
+        """The service types in a project's catalog (what access rules may name)."""
+        from onestack.identity.catalog import build_catalog
+
+        catalog = self.cached(("catalog", project_id), lambda: build_catalog(s, project_id))
+        return frozenset(e["type"] for e in catalog)
+
     def resolve(self, s: Session, token: str, data: TokenData) -> ValidatedToken:
         """Check the token's user, scope, roles, trust ... still hold; build the view."""
         invalid = TokenNotFound(token)
@@ -239,6 +246,8 @@ class Resolver:
             }
             if ac.access_rules:
                 vt.app_cred["access_rules"] = list(ac.access_rules)
+                # keystonemiddleware checks the service is in the token's catalog
+                vt.catalog_types = self.catalog_types(s, data.project_id)
         if data.access_token_id:
             at = s.get(OAuthAccessToken, data.access_token_id)
             if at is None or (at.expires_at is not None and at.expires_at <= now):

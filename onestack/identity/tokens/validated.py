@@ -29,6 +29,7 @@ class ValidatedToken:
     trust: dict[str, Any] | None = None
     app_cred: dict[str, Any] | None = None
     oauth: dict[str, Any] | None = None  # access_token_id, consumer_id
+    catalog_types: frozenset[str] = frozenset()  # set for tokens with access rules
     context: AuthContext | None = None
     bodies: dict[bool, bytes] = field(default_factory=dict)  # nocatalog -> rendered JSON
     # Policy decisions of this token as a caller: (rule, subject user id) -> allowed.

@@ -84,10 +84,10 @@ def run_import(svc: ImageService, image_id: str, staged: Path, task_id: str | No
         if img is None:
             staged.unlink(missing_ok=True)
             return
-        disk_format = img.disk_format
+        disk_format, container_format = img.disk_format, img.container_format
         limit, _ = data_limit(svc, s, img, lock=False)  # fail early; checked again below
     try:
-        sink = DataSink(None, Inspector(disk_format), limit)
+        sink = DataSink(None, Inspector(disk_format, container_format), limit)
         with open(staged, "rb") as fh:
             while chunk := fh.read(4 << 20):
                 sink.write(chunk)

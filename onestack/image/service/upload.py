@@ -23,6 +23,7 @@ from onestack.common.errors import (
     Forbidden,
     Gone,
     PayloadTooLarge,
+    UnsupportedMediaType,
 )
 from onestack.common.ids import utcnow
 from onestack.common.web import run
@@ -44,6 +45,7 @@ class Upload:
     limit: int
     limit_message: str
     previous_status: str
+    container_format: str | None = "bare"
 
 
 def begin_upload(
@@ -63,7 +65,7 @@ def begin_upload(
             raise PayloadTooLarge(message)
         img.status = new_status
         img.updated_at = utcnow()
-        return Upload(img.id, img.disk_format, limit, message, "queued")
+        return Upload(img.id, img.disk_format, limit, message, "queued", img.container_format)
 
 
 def finish_upload(svc: ImageService, up: Upload, location: str, size: int, checksum: str,
@@ -159,7 +161,8 @@ async def upload_image_data(
     ``chunks`` are the bytes in order; ``size``, when known before the first
     byte (a Content-Length), is checked against the quota up front. Policy,
     status and quota errors are Glance's (404, 403, 409, 400, 413); data that
-    is not the image's ``disk_format`` is a 400, more than the quota allows a
+    is not the image's ``disk_format``, or unsafe, is Glance's 415
+    (``formats``), more than the quota allows a
     413; whatever ``chunks`` raises propagates. On any failure nothing is kept
     and the image is ``queued`` again.
     """
@@ -167,7 +170,7 @@ async def upload_image_data(
     sink: DataSink | None = None
     try:
         writer = await run(svc.store.writer, up.image_id)
-        sink = DataSink(writer, Inspector(up.disk_format), up.limit)
+        sink = DataSink(writer, Inspector(up.disk_format, up.container_format), up.limit)
         got = await _receive(chunks, sink, up)
         location = await run(writer.commit)
     except BaseException:
@@ -226,8 +229,8 @@ async def _receive(chunks: AsyncIterator[bytes], sink: DataSink, up: Upload) -> 
         return await run(sink.finish)
     except TooLarge:
         raise PayloadTooLarge(up.limit_message) from None
-    except FormatError as exc:
-        raise BadRequest(f"Image data is invalid: {exc}") from None
+    except FormatError as exc:  # Glance: InvalidImageData -> 415
+        raise UnsupportedMediaType(str(exc)) from None
     except OSError as exc:
         if exc in source_errors:
             raise
