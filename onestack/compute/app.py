@@ -21,7 +21,8 @@ class ComputeApp(ComputeService):
         app = service_app(
             routes,
             nova_error,
-            state={"compute": self, "validator": self.cloud.cached_validator},
+            state={"compute": self, "validator": self.cloud.cached_validator,
+                   "service_type": "compute"},
         )
         return VersionMiddleware(app, self)
 

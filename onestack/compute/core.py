@@ -74,10 +74,13 @@ class ComputeService:
     @property
     def enforcer(self) -> Enforcer:
         if self._enforcer is None:
-            from onestack.common.policy import Enforcer
-            from onestack.compute.policies import DEFAULTS
+            from onestack.common.policy import Enforcer, override_path
+            from onestack.compute.policies import DEFAULTS, scope_types
 
-            self._enforcer = Enforcer(DEFAULTS, self.state_dir.parent / "policy" / "compute.yaml")
+            self._enforcer = Enforcer(
+                DEFAULTS, override_path(self.settings, "compute"),
+                scope_types=scope_types(), enforce_scope=self.settings.enforce_scope,
+            )
         return self._enforcer
 
     def allowed(self, rule: str, ctx: AuthContext, target: dict[str, Any] | None = None) -> bool:

@@ -165,3 +165,8 @@ RULES: dict[str, str] = {
 }
 
 DEFAULTS: dict[str, str] = {**BASE, **RULES}
+
+
+def scope_types() -> dict[str, tuple[str, ...]]:
+    """Nova's scope_types: every API rule takes project-scoped tokens only."""
+    return {name: ("project",) for name in RULES}
