@@ -31,7 +31,9 @@ log = logging.getLogger("onestack")
 __all__ = ["CatalogEntry", "Cloud", "Service", "build_app", "build_cloud", "prepare", "secure_state_dir"]
 
 # The services of the all-in-one cloud, in start order (identity first).
-SERVICE_MODULES = ("onestack.identity", "onestack.image", "onestack.compute")
+SERVICE_MODULES = (
+    "onestack.identity", "onestack.image", "onestack.compute", "onestack.common.tasks.core",
+)
 
 
 def secure_state_dir(path: Path) -> None:

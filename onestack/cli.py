@@ -4,6 +4,9 @@
     onestack db upgrade [--state-dir D]                  upgrade the schema in place
     onestack fernet rotate [--state-dir D]               rotate the token keys
     onestack image build-test [--output F]               build the test guest image
+    onestack agent --url URL [--host H] --role R          run a host's agent (no database)
+    onestack agent-credential create --host H            a credential for a host's agent
+    onestack agent-credential list | delete ID
 """
 
 from __future__ import annotations
@@ -78,7 +81,22 @@ def cmd_up(args: argparse.Namespace) -> int:
         http="auto",
         timeout_graceful_shutdown=5,
     )
-    server = uvicorn.Server(config)
+    tasks_service = cloud.services.get("tasks")
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            # End remote agents' long-polling claims now, so that the
+            # graceful shutdown does not wait for them (on the loop, not in
+            # the signal handler, which may have interrupted a lock holder).
+            if tasks_service is not None:
+                try:
+                    asyncio.get_running_loop().call_soon_threadsafe(
+                        tasks_service.begin_shutdown)
+                except RuntimeError:
+                    pass
+            super().handle_exit(sig, frame)
+
+    server = Server(config)
 
     async def serve() -> None:
         task = asyncio.create_task(server.serve())
@@ -139,6 +157,71 @@ def cmd_fernet_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_agent(args: argparse.Namespace) -> int:
+    import asyncio
+    import os
+    import socket
+    from pathlib import Path
+
+    from onestack.common.tasks.agent import AgentConfig, run_agent
+
+    _logging("warning" if args.quiet else "info")
+    credential = os.environ.get("ONESTACK_AGENT_CREDENTIAL", "")
+    if args.credential_file:
+        try:
+            credential = Path(args.credential_file).read_text().strip()
+        except OSError as exc:
+            print(f"onestack agent: cannot read the credential file: {exc}", file=sys.stderr)
+            return 2
+    if not credential:
+        print("onestack agent: no credential: set ONESTACK_AGENT_CREDENTIAL or give "
+              "--credential-file (onestack agent-credential create makes one)", file=sys.stderr)
+        return 2
+    url = args.url or os.environ.get("ONESTACK_AGENT_URL", "")
+    if not url:
+        print("onestack agent: no cloud URL: give --url or set ONESTACK_AGENT_URL",
+              file=sys.stderr)
+        return 2
+    config = AgentConfig(
+        url=url, host=args.host or socket.gethostname(), credential=credential,
+        modules=list(args.roles), binary=args.binary, concurrency=args.concurrency,
+        lease_seconds=args.lease_seconds, long_poll_seconds=args.long_poll,
+        report_interval=args.report_interval, availability_zone=args.availability_zone,
+    )
+    try:
+        return asyncio.run(run_agent(config))
+    except (ImportError, ValueError) as exc:
+        print(f"onestack agent: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_agent_credential(args: argparse.Namespace) -> int:
+    from onestack.common import migrate
+    from onestack.common.db import Database
+    from onestack.common.tasks import credentials
+
+    settings = _settings(args)
+    db = Database(settings.db_url)
+    try:
+        migrate.upgrade(db)
+        if args.credential_command == "create":
+            cred_id, secret = credentials.create(db, args.host, args.description)
+            print(secret)
+            print(f"agent credential {cred_id} for host {args.host}: give it to that host's "
+                  "agent (ONESTACK_AGENT_CREDENTIAL or --credential-file); it is not shown "
+                  "again", file=sys.stderr)
+        elif args.credential_command == "list":
+            for info in credentials.list_all(db):
+                print(f"{info.id}  {info.host}  {info.created_at:%Y-%m-%dT%H:%M:%SZ}  "
+                      f"{info.description or ''}".rstrip())
+        elif not credentials.delete_one(db, args.id):
+            print(f"no agent credential {args.id}", file=sys.stderr)
+            return 1
+    finally:
+        db.dispose()
+    return 0
+
+
 def cmd_image_build_test(args: argparse.Namespace) -> int:
     from onestack.guest.build import main as build_main
 
@@ -177,6 +260,38 @@ def main(argv: list[str] | None = None) -> int:
     bt = image_sub.add_parser("build-test", help="build the test guest image offline", add_help=False)
     bt.add_argument("rest", nargs=argparse.REMAINDER)
     bt.set_defaults(func=cmd_image_build_test)
+
+    agent = sub.add_parser("agent", help="run a host's agent against a cloud's internal API")
+    agent.add_argument("--url", help="the cloud's URL (or ONESTACK_AGENT_URL)")
+    agent.add_argument("--host", help="this host's name (default: the hostname)")
+    agent.add_argument("--role", dest="roles", action="append", default=[],
+                       help="a role to run (repeatable): a known role or a module path")
+    agent.add_argument("--credential-file",
+                       help="file holding the agent credential (or ONESTACK_AGENT_CREDENTIAL)")
+    agent.add_argument("--binary", help="the service name this agent heartbeats as")
+    agent.add_argument("--concurrency", type=int, default=4, help="tasks run at once")
+    agent.add_argument("--lease-seconds", type=float, default=60.0)
+    agent.add_argument("--long-poll", type=float, default=20.0,
+                       help="seconds a claim waits in the API for work")
+    agent.add_argument("--report-interval", type=float, default=10.0,
+                       help="seconds between heartbeats")
+    agent.add_argument("--availability-zone")
+    agent.add_argument("--quiet", action="store_true", help="log warnings only")
+    agent.set_defaults(func=cmd_agent)
+
+    cred = sub.add_parser("agent-credential", help="credentials of agents on other hosts")
+    cred_sub = cred.add_subparsers(dest="credential_command", required=True)
+    cred_create = cred_sub.add_parser("create", help="a new credential for a host's agent")
+    common(cred_create)
+    cred_create.add_argument("--host", required=True, help="the agent's host name")
+    cred_create.add_argument("--description")
+    cred_list = cred_sub.add_parser("list", help="the credentials (never their secrets)")
+    common(cred_list)
+    cred_delete = cred_sub.add_parser("delete", help="revoke a credential")
+    common(cred_delete)
+    cred_delete.add_argument("id")
+    for p in (cred_create, cred_list, cred_delete):
+        p.set_defaults(func=cmd_agent_credential)
 
     args, unknown = parser.parse_known_args(argv)
     if unknown:

@@ -89,6 +89,38 @@ class ComputeSettings:
 
 
 @dataclass
+class TasksSettings:
+    # How long a claimed task's lease lasts; the holder heartbeats every third of it.
+    lease_seconds: float = 60.0
+    # How often an idle worker looks for work when no wake-up came (the fallback).
+    poll_interval: float = 5.0
+    # Tasks the cloud's own worker runs at once (handlers registered in-process).
+    local_concurrency: int = 4
+    # The longest a remote agent's claim waits in the API for work (long poll).
+    long_poll_seconds: float = 20.0
+    # A queued task pinned to a host silent this long is failed or re-targeted
+    # (its kind's rule); a host that never reported gets this long from the task's creation.
+    dead_host_seconds: float = 300.0
+    # How often the sweeper (one API process at a time) looks for such tasks.
+    sweep_interval: float = 30.0
+    # Finished tasks are deleted this long after they finished (0 keeps them).
+    keep_finished_seconds: float = 7 * 86400.0
+
+
+@dataclass
+class HostsSettings:
+    # This host's name in the host/service table (os-services, agents); default: hostname.
+    name: str = ""
+    availability_zone: str = "nova"
+    # How often services heartbeat (Nova's report_interval).
+    report_interval: float = 10.0
+    # A service is down after this long without a heartbeat: Nova's
+    # service_down_time and Neutron's agent_down_time.
+    service_down_time: float = 60.0
+    agent_down_time: float = 75.0
+
+
+@dataclass
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8800
@@ -116,6 +148,8 @@ class Settings:
     identity: IdentitySettings = field(default_factory=IdentitySettings)
     image: ImageSettings = field(default_factory=ImageSettings)
     compute: ComputeSettings = field(default_factory=ComputeSettings)
+    tasks: TasksSettings = field(default_factory=TasksSettings)
+    hosts: HostsSettings = field(default_factory=HostsSettings)
 
     @property
     def base_url(self) -> str:

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.types import ASGIApp
 
 from onestack.common.auth import CachingValidator, TokenValidator
 from onestack.common.db import Database
 from onestack.config import Settings
+
+if TYPE_CHECKING:
+    from onestack.common.tasks.hosts import HostRegistry
+    from onestack.common.tasks.kinds import KindRegistry, KindRule
+    from onestack.common.tasks.queue import TaskQueue
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,11 @@ class Cloud:
     # Identity's validator (uncached) and the cached one other services use.
     validator: TokenValidator | None = None
     cached_validator: CachingValidator | None = None
+    # Task handlers this process runs itself (the all-in-one cloud's worker).
+    task_handlers: dict[str, Any] = field(default_factory=dict)
+    _task_kinds: Any = field(default=None, repr=False)
+    _tasks: Any = field(default=None, repr=False)
+    _hosts: Any = field(default=None, repr=False)
 
     @property
     def state_dir(self) -> Path:
@@ -56,6 +66,42 @@ class Cloud:
 
     def service(self, name: str) -> Any:
         return self.services[name]
+
+    @property
+    def task_kinds(self) -> KindRegistry:
+        """The rules of the task kinds the services own (attempts, backoff, hooks)."""
+        if self._task_kinds is None:
+            from onestack.common.tasks.kinds import KindRegistry
+
+            self._task_kinds = KindRegistry()
+        return self._task_kinds  # type: ignore[no-any-return]
+
+    def handle_tasks(self, kind: str, handler: Any, rule: KindRule | None = None) -> None:
+        """Run ``kind``'s tasks in this process - this host's and host-less
+        ones - with ``handler`` (see ``onestack.common.tasks.worker``), under
+        ``rule`` if given. Call from a service's ``create()``."""
+        if rule is not None:
+            self.task_kinds.register(kind, rule)
+        self.task_handlers[kind] = handler
+
+    @property
+    def tasks(self) -> TaskQueue:
+        """The durable task queue: services enqueue in their own write
+        transactions (``cloud.tasks.enqueue(session, kind, ...)``)."""
+        if self._tasks is None:
+            from onestack.common.tasks.queue import TaskQueue
+
+            self._tasks = TaskQueue(self.db, kinds=self.task_kinds)
+        return self._tasks  # type: ignore[no-any-return]
+
+    @property
+    def hosts(self) -> HostRegistry:
+        """The host/service heartbeat table (os-services, agents)."""
+        if self._hosts is None:
+            from onestack.common.tasks.hosts import HostRegistry
+
+            self._hosts = HostRegistry(self.db, clock=self.tasks.clock)
+        return self._hosts  # type: ignore[no-any-return]
 
     def catalog(self) -> list[CatalogEntry]:
         entries: list[CatalogEntry] = []

@@ -1,0 +1,227 @@
+"""Wake-ups: a worker waiting for work returns as soon as a task it can run
+may have appeared, instead of at its next poll.
+
+* In-process: every :class:`Listener` of one ``Database`` hangs off one
+  :class:`Hub`; an enqueue wakes the listeners of its kind once its
+  transaction commits (a rolled-back enqueue wakes nobody).
+* Across processes and hosts (PostgreSQL): the enqueueing transaction also
+  runs ``pg_notify('onestack_tasks', kind)``, which PostgreSQL delivers at
+  commit; each process keeps one connection that ``LISTEN``s (a thread of
+  :class:`PgListener`) and wakes its local listeners.
+* Polling remains as the fallback (a lost connection, SQLite across
+  processes): a listener's ``wait`` always has a timeout.
+
+``notify`` is safe from any thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import weakref
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from onestack.common.db import Database
+
+LOG = logging.getLogger(__name__)
+
+CHANNEL = "onestack_tasks"
+_PENDING_KEY = "onestack.tasks.pending_kinds"
+
+
+class Listener:
+    """A registration for wake-ups of some task kinds (all kinds if ``None``).
+
+    Notifications that arrive between waits are remembered, so a worker that
+    listens before it claims never misses one. Call from the loop that waits.
+    """
+
+    def __init__(self, hub: Hub, kinds: Iterable[str] | None) -> None:
+        self._hub = hub
+        self.kinds = frozenset(kinds) if kinds is not None else None
+        self._loop = asyncio.get_running_loop()
+        self._event = asyncio.Event()
+        self.closed = False
+
+    def wants(self, kind: str | None) -> bool:
+        return kind is None or self.kinds is None or kind in self.kinds
+
+    def wake(self) -> None:
+        """Wake this listener (any thread)."""
+        try:
+            self._loop.call_soon_threadsafe(self._event.set)
+        except RuntimeError:  # the loop is closed
+            pass
+
+    async def wait(self, timeout: float | None = None) -> bool:
+        """Wait for a notification; True if one came, False on timeout."""
+        try:
+            if timeout is None:
+                await self._event.wait()
+            elif timeout <= 0:
+                if not self._event.is_set():
+                    return False
+            else:
+                await asyncio.wait_for(self._event.wait(), timeout)
+        except TimeoutError:
+            return False
+        self._event.clear()
+        return True
+
+    def close(self) -> None:
+        self.closed = True
+        self._hub.remove(self)
+
+    def __enter__(self) -> Listener:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Hub:
+    """The listeners of one database's queues, and its cross-process listener."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.listeners: set[Listener] = set()
+        self._pg: PgListener | None = None
+        self._pg_users = 0
+
+    def listen(self, kinds: Iterable[str] | None = None) -> Listener:
+        listener = Listener(self, kinds)
+        with self.lock:
+            self.listeners.add(listener)
+        return listener
+
+    def remove(self, listener: Listener) -> None:
+        with self.lock:
+            self.listeners.discard(listener)
+
+    def notify(self, kind: str | None = None) -> None:
+        """Wake the local listeners of ``kind`` (all of them if None)."""
+        with self.lock:
+            targets = [item for item in self.listeners if item.wants(kind)]
+        for listener in targets:
+            listener.wake()
+
+    # -- PostgreSQL LISTEN ------------------------------------------------------
+
+    def retain_remote(self, db: Database) -> None:
+        """Start (or keep) this process's LISTEN connection (PostgreSQL only)."""
+        if not db.is_postgres:
+            return
+        with self.lock:
+            self._pg_users += 1
+            if self._pg is None or not self._pg.is_alive():
+                self._pg = PgListener(db.url, self)
+                self._pg.start()
+
+    def release_remote(self) -> None:
+        with self.lock:
+            if self._pg_users == 0:
+                return
+            self._pg_users -= 1
+            if self._pg_users == 0 and self._pg is not None:
+                self._pg.stop()
+                self._pg = None
+
+    @property
+    def remote_listening(self) -> bool:
+        pg = self._pg
+        return pg is not None and pg.connected.is_set()
+
+
+_HUBS: weakref.WeakKeyDictionary[Database, Hub] = weakref.WeakKeyDictionary()
+_HUBS_LOCK = threading.Lock()
+
+
+def hub_for(db: Database) -> Hub:
+    """The hub of ``db`` (every queue on the same Database shares it)."""
+    with _HUBS_LOCK:
+        hub = _HUBS.get(db)
+        if hub is None:
+            hub = _HUBS[db] = Hub()
+        return hub
+
+
+def notify_on_commit(session: Session, db: Database, kinds: Iterable[str]) -> None:
+    """Wake the workers of ``kinds`` once ``session``'s transaction commits:
+    in this process, and through PostgreSQL's NOTIFY in every other."""
+    from sqlalchemy import event, text
+
+    new = set(kinds)
+    if not new:
+        return
+    pending: set[str] | None = session.info.get(_PENDING_KEY)
+    fresh = new if pending is None else new - pending
+    if db.is_postgres:
+        for kind in sorted(fresh):
+            session.execute(text("SELECT pg_notify(:channel, :kind)"),
+                            {"channel": CHANNEL, "kind": kind})
+    if pending is not None:
+        pending |= new
+        return
+    session.info[_PENDING_KEY] = set(new)
+    hub = hub_for(db)
+
+    def after_commit(sess: Session) -> None:
+        for kind in sess.info.pop(_PENDING_KEY, set()):
+            hub.notify(kind)
+
+    def after_rollback(sess: Session, _transaction: Any) -> None:
+        sess.info.pop(_PENDING_KEY, None)
+
+    event.listen(session, "after_commit", after_commit, once=True)
+    event.listen(session, "after_soft_rollback", after_rollback, once=True)
+
+
+class PgListener(threading.Thread):
+    """One connection that LISTENs and wakes this process's listeners.
+
+    Reconnects with a growing delay after an error; after every (re)connect
+    it wakes everyone, since notifications sent meanwhile were lost.
+    """
+
+    TICK = 0.5  # how often the thread looks at its stop flag
+
+    def __init__(self, url: str, hub: Hub) -> None:
+        super().__init__(name="onestack-pg-listen", daemon=True)
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+        self.conninfo = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+        self.hub = hub
+        self._stop_flag = threading.Event()
+        self.connected = threading.Event()
+
+    def stop(self) -> None:
+        self._stop_flag.set()
+
+    def run(self) -> None:
+        import psycopg
+
+        delay = 0.2
+        while not self._stop_flag.is_set():
+            try:
+                with psycopg.connect(self.conninfo, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self.connected.set()
+                    delay = 0.2
+                    self.hub.notify(None)
+                    while not self._stop_flag.is_set():
+                        for note in conn.notifies(timeout=self.TICK):
+                            self.hub.notify(note.payload or None)
+            except Exception as exc:  # the server went away: poll meanwhile, retry
+                self.connected.clear()
+                if self._stop_flag.is_set():
+                    break
+                LOG.warning("task wake-ups: LISTEN connection failed (%s); retrying", exc)
+                self._stop_flag.wait(delay)
+                delay = min(delay * 2, 10.0)
+        self.connected.clear()
