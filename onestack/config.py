@@ -52,11 +52,8 @@ class ComputeSettings:
     # The virt driver of this host's compute agent: "qemu" (real guests) or
     # "fake" (in memory: API and scale tests only); "none" runs no agent here.
     driver: str = "qemu"
-    # Nova's allocation ratios (its pre-Stein defaults, which suit a small
-    # all-in-one host running many tiny guests) and reserved host resources.
-    cpu_allocation_ratio: float = 16.0
-    ram_allocation_ratio: float = 1.5
-    disk_allocation_ratio: float = 1.0
+    # Host resources kept from guests (Nova's reserved_host_*); the
+    # allocation ratios are in the QEMU driver's block below.
     reserved_host_memory_mb: int = 512
     reserved_host_disk_mb: int = 0
     default_availability_zone: str = "nova"
@@ -86,6 +83,40 @@ class ComputeSettings:
     # A server in ERROR or being deleted keeps its row (soft delete) for
     # changes-since and os-instance-actions; purged after this many seconds.
     deleted_server_retention: float = 7 * 86400.0
+
+    # --- the QEMU driver and the host's image cache (onestack/compute/virt/qemu) ---
+    # QEMU's accelerator: "auto" (KVM where /dev/kvm really runs a guest, else
+    # TCG), "kvm" or "tcg".
+    accelerator: str = "auto"
+    # Instances' disks and files (<uuid>/), and the image cache (_base/);
+    # empty: <state_dir>/instances. QEMU's sockets and logs: <state_dir>/run/qemu.
+    instances_dir: str = ""
+    # The image cache (Nova's _base): unused base images go after this long
+    # (Nova's remove_unused_original_minimum_age_seconds), and the least
+    # recently used unused ones sooner while the cache is over its size.
+    image_cache_max_gb: float = 20.0
+    image_cache_min_age_seconds: int = 86400
+    # Base images as raw files (Nova's force_raw_images; faster reads, more
+    # disk) instead of qcow2 kept as uploaded.
+    force_raw_images: bool = False
+    # Seconds a clean power-off (stop, resize, shelve) waits for the guest to
+    # shut down before QEMU is stopped (Nova's shutdown_timeout), and a soft
+    # reboot before it turns hard (Nova's libvirt wait_soft_reboot_seconds).
+    shutdown_timeout: int = 60
+    wait_soft_reboot_seconds: int = 120
+    # A VNC server per guest on a unix socket (for the noVNC console) and its
+    # video device when the image names none (hw_video_model).
+    vnc_enabled: bool = True
+    default_video_model: str = "vga"
+    # Empty PCIe slots a guest gets for interfaces and volumes attached later.
+    hotplug_slots: int = 4
+    # Where guests without a NIC run (so that an interface attached later can
+    # join them); empty: the host's own namespace.
+    default_netns: str = ""
+    # How far the scheduler may overcommit this host (Nova's initial_*_allocation_ratio).
+    cpu_allocation_ratio: float = 4.0
+    ram_allocation_ratio: float = 1.0
+    disk_allocation_ratio: float = 1.0
 
 
 @dataclass

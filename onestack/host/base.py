@@ -17,7 +17,7 @@ with a :class:`NetlinkOps` inside the namespace::
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,9 +98,11 @@ class ImageHost(Protocol):
     async def create_overlay(self, path: Path, backing: Path, backing_fmt: str, *,
                              size: int | None = None) -> None: ...
     async def convert(self, src: Path, src_fmt: str, dst: Path, dst_fmt: str, *,
-                      compress: bool = False) -> None: ...
+                      compress: bool = False, force_share: bool = False) -> None: ...
     async def info(self, path: Path, fmt: str, *, force_share: bool = False) -> ImageInfo: ...
     async def resize(self, path: Path, fmt: str, size: int, *, shrink: bool = False) -> None: ...
+    async def make_iso(self, path: Path, label: str, files: Mapping[str, bytes]) -> None: ...
+    async def copy(self, src: Path, dst: Path) -> None: ...
 
 
 class GuestControl(Protocol):
@@ -118,10 +120,12 @@ class GuestControl(Protocol):
     async def quit(self) -> None: ...
     async def free_ports(self) -> list[str]: ...
     async def add_nic(self, device_id: str, tap: str, mac: str, *, bus: str | None = None,
-                      mtu: int | None = None) -> str: ...
+                      mtu: int | None = None, addr: str | None = None,
+                      model: str = "virtio") -> str: ...
     async def remove_nic(self, device_id: str, timeout: float = 60.0) -> None: ...
     async def add_disk(self, device_id: str, path: Path, fmt: str, *, bus: str | None = None,
-                       readonly: bool = False, serial: str | None = None) -> str: ...
+                       readonly: bool = False, serial: str | None = None,
+                       addr: str | None = None) -> str: ...
     async def remove_disk(self, device_id: str, timeout: float = 60.0) -> None: ...
     async def save(self, path: Path, timeout: float = 600.0) -> None: ...
 
@@ -247,10 +251,11 @@ class LinuxImages:
         await qemu_img.create_overlay(path, backing, backing_fmt, size=size)
 
     async def convert(self, src: Path, src_fmt: str, dst: Path, dst_fmt: str, *,
-                      compress: bool = False) -> None:
+                      compress: bool = False, force_share: bool = False) -> None:
         from onestack.host import qemu_img
 
-        await qemu_img.convert(src, src_fmt, dst, dst_fmt, compress=compress)
+        await qemu_img.convert(src, src_fmt, dst, dst_fmt, compress=compress,
+                               force_share=force_share)
 
     async def info(self, path: Path, fmt: str, *, force_share: bool = False) -> ImageInfo:
         from onestack.host import qemu_img
@@ -261,6 +266,22 @@ class LinuxImages:
         from onestack.host import qemu_img
 
         await qemu_img.resize(path, fmt, size, shrink=shrink)
+
+    async def copy(self, src: Path, dst: Path) -> None:
+        """A byte copy of image file ``src`` (holes kept; a qcow2 overlay keeps
+        its backing file), appearing under ``dst`` only when complete."""
+        from onestack.host import qemu_img
+
+        await qemu_img.copy(src, dst)
+
+    async def make_iso(self, path: Path, label: str, files: Mapping[str, bytes]) -> None:
+        """An ISO 9660 image (Rock Ridge, Joliet) labelled ``label`` of ``files``
+        (relative path -> bytes), e.g. a config drive."""
+        import asyncio
+
+        from onestack.host import iso
+
+        await asyncio.to_thread(iso.make, path, label, files)
 
 
 class LinuxGuests:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import subprocess
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -436,6 +436,7 @@ class FakeImages:
     def __init__(self, calls: list[tuple[Any, ...]]) -> None:
         self.calls = calls
         self.files: dict[Path, FakeImage] = {}
+        self.isos: dict[Path, tuple[str, dict[str, bytes]]] = {}  # path -> (label, files)
 
     def _image(self, path: Path, fmt: str) -> FakeImage:
         image = self.files.get(Path(path))
@@ -468,7 +469,7 @@ class FakeImages:
                                            backing_fmt)
 
     async def convert(self, src: Path, src_fmt: str, dst: Path, dst_fmt: str, *,
-                      compress: bool = False) -> None:
+                      compress: bool = False, force_share: bool = False) -> None:
         self._fmt(dst_fmt)
         image = self._image(src, src_fmt)
         self.calls.append(("qemu-img.convert", Path(src), src_fmt, Path(dst), dst_fmt))
@@ -486,6 +487,26 @@ class FakeImages:
             raise HostError("qemu-img: Use the --shrink option to perform a shrink operation.")
         self.calls.append(("qemu-img.resize", Path(path), size))
         image.size = size
+
+    async def copy(self, src: Path, dst: Path) -> None:
+        image = self.files.get(Path(src))
+        if image is None:
+            raise HostError(f"cp: cannot stat '{src}': No such file or directory")
+        self.calls.append(("copy", Path(src), Path(dst)))
+        self.files[Path(dst)] = FakeImage(image.format, image.size, image.backing,
+                                          image.backing_format)
+        if Path(src) in self.isos:
+            self.isos[Path(dst)] = self.isos[Path(src)]
+
+    async def make_iso(self, path: Path, label: str, files: Mapping[str, bytes]) -> None:
+        from onestack.host import iso
+
+        iso.check_files(files)
+        iso.argv(["genisoimage"], Path(path), label, Path("/fake"))  # checks the label
+        self.calls.append(("iso.make", Path(path), label))
+        self.isos[Path(path)] = (label, dict(files))
+        size = 2048 * (20 + sum(1 + len(data) // 2048 for data in files.values()))
+        self.files[Path(path)] = FakeImage("raw", size)
 
 
 class FakeHost(Host):

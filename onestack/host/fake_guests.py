@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from onestack.host import qemu as qemu_mod
+from onestack.host import qemu_spec
 from onestack.host.errors import HostError, NotFound
 from onestack.host.qemu import Guest, GuestSpec
 from onestack.host.qmp import QMPError
@@ -95,13 +95,14 @@ class FakeQMP:
         used = {port for _kind, port in self._g.devices.values()}
         return [p for p in self._g.ports if p not in used]
 
-    async def _port(self, bus: str | None) -> str:
+    async def _port(self, bus: str | None, addr: str | None = None) -> str:
         free = await self.free_ports()
         if bus is not None:
-            if bus not in free:
+            key = _key(bus, addr)
+            if key not in free:
                 raise QMPError("device_add", {"class": "GenericError",
                                               "desc": f"Bus '{bus}' is full"})
-            return bus
+            return key
         if not free:
             raise HostError("no free PCIe root port left for a hot-plugged device")
         return free[0]
@@ -113,20 +114,24 @@ class FakeQMP:
         self._g.devices[device_id] = (kind, port)
 
     async def add_nic(self, device_id: str, tap: str, mac: str, *, bus: str | None = None,
-                      mtu: int | None = None) -> str:
-        port = await self._port(bus)
+                      mtu: int | None = None, addr: str | None = None,
+                      model: str = "virtio") -> str:
+        if model not in qemu_spec.NIC_MODELS:
+            raise HostError(f"unsupported NIC model {model!r}")
+        port = await self._port(bus, addr)
         self._plug(device_id, "nic", port)
-        self._rec("device_add", driver="virtio-net-pci", id=device_id, tap=tap, mac=mac,
-                  bus=port)
-        return port
+        self._rec("device_add", driver=qemu_spec.NIC_MODELS[model], id=device_id, tap=tap,
+                  mac=mac, bus=port)
+        return port.split("@")[0]
 
     async def add_disk(self, device_id: str, path: Path, fmt: str, *, bus: str | None = None,
-                       readonly: bool = False, serial: str | None = None) -> str:
-        port = await self._port(bus)
+                       readonly: bool = False, serial: str | None = None,
+                       addr: str | None = None) -> str:
+        port = await self._port(bus, addr)
         self._plug(device_id, "disk", port)
         self._rec("device_add", driver="virtio-blk-pci", id=device_id, path=str(path),
-                  format=fmt, bus=port)
-        return port
+                  format=fmt, bus=port, serial=serial, readonly=readonly)
+        return port.split("@")[0]
 
     async def _unplug(self, device_id: str, kind: str) -> None:
         have = self._g.devices.get(device_id)
@@ -151,6 +156,11 @@ class FakeQMP:
         self._guests.saved[Path(path)] = self._name
 
 
+def _key(bus: str, addr: str | None = None) -> str:
+    """A slot's name: its root port (q35), or pci.0@<address> (pc)."""
+    return bus if addr is None else f"{bus}@{addr}"
+
+
 class FakeGuests:
     def __init__(self, calls: list[tuple[Any, ...]],
                  netns_exists: Callable[[str | None], bool]) -> None:
@@ -167,22 +177,20 @@ class FakeGuests:
             self.exits.append((name, reason))
 
     async def start(self, spec: GuestSpec) -> Guest:
-        qemu_mod.validate(spec)
+        qemu_spec.validate(spec)
         if not self._netns_exists(spec.netns):
             raise NotFound(f"network namespace {spec.netns!r} does not exist")
         if spec.name in self.guests:
             raise HostError(f"guest {spec.name} is already running")
-        ports: list[str] = []
+        # the slots (root ports on q35) the real machine would have
+        ports = [_key(*qemu_spec.slot_address(spec, n))
+                 for n in range(1, qemu_spec.root_ports(spec) + 1)]
+        slots = qemu_spec.assign_slots(spec)
         devices: dict[str, tuple[str, str]] = {}
-        for i, disk in enumerate(spec.disks):
-            port = "" if i == 0 or disk.cdrom else f"rp{len(ports) + 1}"
-            if port:
-                ports.append(port)
-            devices[disk.id] = ("disk", port)
+        for disk in spec.disks:
+            devices[disk.id] = ("disk", ports[slots[disk.id] - 1] if disk.id in slots else "")
         for nic in spec.nics:
-            ports.append(f"rp{len(ports) + 1}")
-            devices[nic.id] = ("nic", ports[-1])
-        ports += [f"rp{len(ports) + i + 1}" for i in range(spec.hotplug_slots)]
+            devices[nic.id] = ("nic", ports[slots[nic.id] - 1])
         guest = FakeGuest(spec, next(_pids), "inmigrate" if spec.incoming else "running",
                           devices, ports)
         self.guests[spec.name] = guest

@@ -95,8 +95,10 @@ def create_argv(path: Path, fmt: str, size: int | None = None, *,
 
 def convert_argv(src: Path, src_fmt: str, dst: Path, dst_fmt: str, *,
                  compress: bool = False, options: Sequence[str] = (),
-                 cache: str | None = None) -> list[str]:
+                 cache: str | None = None, force_share: bool = False) -> list[str]:
     argv = ["qemu-img", "convert", "-f", _fmt(src_fmt), "-O", _fmt(dst_fmt)]
+    if force_share:
+        argv.append("-U")  # read an image a (paused) guest holds open
     if cache is not None:
         argv += ["-t", cache]  # the output's cache mode (qemu-img's default otherwise)
     if compress:
@@ -177,8 +179,9 @@ async def create_overlay(path: Path, backing: Path, backing_fmt: str, *,
 
 
 async def convert(src: Path, src_fmt: str, dst: Path, dst_fmt: str, *,
-                  compress: bool = False) -> None:
-    await arun(convert_argv(src, src_fmt, dst, dst_fmt, compress=compress))
+                  compress: bool = False, force_share: bool = False) -> None:
+    await arun(convert_argv(src, src_fmt, dst, dst_fmt, compress=compress,
+                            force_share=force_share))
 
 
 def parse_info(text: str) -> ImageInfo:
@@ -197,3 +200,18 @@ async def info(path: Path, fmt: str, *, force_share: bool = False) -> ImageInfo:
 
 async def resize(path: Path, fmt: str, size: int, *, shrink: bool = False) -> None:
     await arun(resize_argv(path, fmt, size, shrink=shrink))
+
+
+async def copy(src: Path, dst: Path) -> None:
+    """Copies the image file ``src`` to ``dst`` as it is (``cp --sparse=always``:
+    holes stay holes), through a temporary name next to ``dst``."""
+    tmp = dst.with_name(f".{dst.name}.copy")
+    proc = await asyncio.create_subprocess_exec(
+        "cp", "--sparse=always", "--", str(src), str(tmp), stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    _out, err = await proc.communicate()
+    if proc.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise CommandError(["cp", str(src), str(dst)], proc.returncode or 0,
+                           err.decode(errors="replace"))
+    tmp.replace(dst)

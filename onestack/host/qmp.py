@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from onestack.host.errors import HostError
+from onestack.host.qemu_spec import NIC_MODELS
 
 
 class QMPError(HostError):
@@ -179,15 +180,22 @@ class QMP:
         return free[0]
 
     async def add_nic(self, device_id: str, tap: str, mac: str, *, bus: str | None = None,
-                      mtu: int | None = None) -> str:
-        """Plugs a virtio NIC on tap ``tap``; returns the root port it went to."""
+                      mtu: int | None = None, addr: str | None = None,
+                      model: str = "virtio") -> str:
+        """Plugs a NIC (virtio unless ``model`` says otherwise) on tap ``tap``
+        into ``bus`` (and ``addr`` on it), or the first free root port;
+        returns the bus it went to."""
+        if model not in NIC_MODELS:
+            raise HostError(f"unsupported NIC model {model!r}")
         port = await self._port(bus)
         netdev = f"{device_id}-net"
         await self.execute("netdev_add", {"type": "tap", "id": netdev, "ifname": tap,
                                           "script": "no", "downscript": "no"})
-        args: dict[str, Any] = {"driver": "virtio-net-pci", "id": device_id, "netdev": netdev,
+        args: dict[str, Any] = {"driver": NIC_MODELS[model], "id": device_id, "netdev": netdev,
                                 "mac": mac, "bus": port, "romfile": ""}
-        if mtu is not None:
+        if addr is not None:
+            args["addr"] = addr
+        if mtu is not None and model == "virtio":
             args["host_mtu"] = mtu
         try:
             await self.execute("device_add", args)
@@ -201,8 +209,10 @@ class QMP:
         await self.execute("netdev_del", {"id": f"{device_id}-net"})
 
     async def add_disk(self, device_id: str, path: Path, fmt: str, *, bus: str | None = None,
-                       readonly: bool = False, serial: str | None = None) -> str:
-        """Plugs a virtio disk backed by ``path`` (format ``fmt``, never probed)."""
+                       readonly: bool = False, serial: str | None = None,
+                       addr: str | None = None) -> str:
+        """Plugs a virtio disk backed by ``path`` (format ``fmt``, never probed)
+        into ``bus`` (and ``addr`` on it), or the first free root port."""
         port = await self._port(bus)
         node = f"{device_id}-fmt"
         add: dict[str, Any] = {"driver": fmt, "node-name": node,
@@ -214,6 +224,8 @@ class QMP:
                                 "bus": port}
         if serial:
             args["serial"] = serial
+        if addr is not None:
+            args["addr"] = addr
         try:
             await self.execute("device_add", args)
         except BaseException:

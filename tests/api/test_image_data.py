@@ -402,3 +402,37 @@ def test_image_deleted_during_upload_keeps_no_data(api: Api) -> None:
     assert_glance_error(api.get(f"{V2}/images/{img['id']}"), 404)
     names = os.listdir(api.cloud.state_dir / "images")
     assert img["id"] not in names and not any(n.startswith(".tmp") for n in names)
+
+
+def test_test_guest_is_registered_with_its_kernel(fresh_api: Api) -> None:
+    """The build's kernel and initramfs become aki/ari images the disk names,
+    with its kernel command line: Compute boots it straight into its kernel."""
+    from onestack.guest import boot_files
+
+    api = fresh_api
+    guest = image_path(api.cloud.state_dir)
+    guest.parent.mkdir(parents=True)
+    data = make_qcow2(GiB)
+    guest.write_bytes(data)
+    kernel, initrd, cmdline = boot_files(guest)
+    kernel.write_bytes(b"\x7fELF" + b"k" * 5000)
+    initrd.write_bytes(b"070701" + b"r" * 3000)
+    cmdline.write_text("console=ttyS0 root=LABEL=onestack-root\n")
+    svc = api.cloud.service("image")
+    svc.prepare()
+    svc.prepare()
+    found = api.get(f"{V2}/images?name=onestack-test-guest", "demo").json()["images"]
+    assert len(found) == 1
+    img = found[0]
+    assert img["os_command_line"] == "console=ttyS0 root=LABEL=onestack-root"
+    k = api.get(f"{V2}/images/{img['kernel_id']}", "demo").json()
+    r = api.get(f"{V2}/images/{img['ramdisk_id']}", "demo").json()
+    assert (k["name"], k["disk_format"], k["container_format"], k["visibility"], k["status"]) \
+        == ("onestack-test-guest-kernel", "aki", "aki", "public", "active")
+    assert (r["name"], r["disk_format"], r["container_format"]) == (
+        "onestack-test-guest-ramdisk", "ari", "ari")
+    assert api.get(f"{V2}/images/{k['id']}/file", "demo").content == kernel.read_bytes()
+    assert api.get(f"{V2}/images/{r['id']}/file", "demo").content == initrd.read_bytes()
+    names = [i["name"] for i in api.get(f"{V2}/images", "admin").json()["images"]]
+    assert sorted(n for n in names if n.startswith("onestack-test-guest")) == [
+        "onestack-test-guest", "onestack-test-guest-kernel", "onestack-test-guest-ramdisk"]

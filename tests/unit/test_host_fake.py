@@ -156,3 +156,34 @@ def test_guests_hotplug_and_power() -> None:
 
     host = run(body)
     assert ("qmp", "vm1", "device_add") in host.calls
+
+
+def test_guest_slots_on_pc_and_explicit_slots() -> None:
+    spec = GuestSpec(name="vm2", machine="pc", disks=(Disk("/o.qcow2"),),
+                     nics=(Nic("tap1", "fa:16:3e:00:00:01", slot=2),), hotplug_slots=1)
+
+    async def body(host: FakeHost) -> None:
+        await host.guests.start(spec)
+        async with host.guests.qmp("vm2") as q:
+            assert await q.free_ports() == ["pci.0@0x11"]
+            with pytest.raises(HostError, match="is full"):
+                await q.add_nic("nic2", "tap2", "fa:16:3e:00:00:02", bus="pci.0", addr="0x12")
+            assert await q.add_disk("vol1", Path("/v"), "raw", bus="pci.0", addr="0x11") == "pci.0"
+            assert await q.free_ports() == []
+
+    run(body)
+
+
+def test_iso_images_are_recorded() -> None:
+    async def body(host: FakeHost) -> None:
+        await host.images.make_iso(Path("/i/disk.config"), "config-2",
+                                   {"openstack/latest/meta_data.json": b"{}"})
+        assert host.images.isos[Path("/i/disk.config")] == (
+            "config-2", {"openstack/latest/meta_data.json": b"{}"})
+        assert (await host.images.info(Path("/i/disk.config"), "raw")).format == "raw"
+        with pytest.raises(HostError, match="invalid file name"):
+            await host.images.make_iso(Path("/i/x"), "config-2", {"../etc/passwd": b""})
+        with pytest.raises(HostError, match="invalid volume label"):
+            await host.images.make_iso(Path("/i/x"), "config 2", {"a": b""})
+
+    run(body)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from onestack.host import qemu
+from onestack.host import qemu, qemu_spec
 from onestack.host.errors import HostError
 from onestack.host.qemu import Disk, GuestSpec, Nic
 
@@ -48,15 +48,16 @@ def test_the_fast_q35_machine_with_hotplug_ports() -> None:
         "driver=qcow2,node-name=disk0-fmt,file=disk0-file,cache.direct=on,cache.no-flush=off",
         "driver=file,node-name=vol1-file,filename=/i/vol.raw,cache.direct=on,cache.no-flush=off",
         "driver=raw,node-name=vol1-fmt,file=vol1-file,cache.direct=on,cache.no-flush=off"]
+    # the root bus in a fixed order (boot disk, root ports), then what sits on the ports
     assert after(argv, "-device") == [
         "virtio-blk-pci,drive=disk0-fmt,id=disk0,bootindex=1",
         "pcie-root-port,id=rp1,chassis=1,slot=1",
-        "virtio-blk-pci,drive=vol1-fmt,id=vol1,bus=rp1,serial=abc",
         "pcie-root-port,id=rp2,chassis=2,slot=2",
-        "virtio-net-pci,netdev=nic1-net,id=nic1,mac=fa:16:3e:00:00:01,romfile=,bus=rp2,"
-        "host_mtu=1450",
         "pcie-root-port,id=rp3,chassis=3,slot=3",
-        "pcie-root-port,id=rp4,chassis=4,slot=4"]
+        "pcie-root-port,id=rp4,chassis=4,slot=4",
+        "virtio-blk-pci,drive=vol1-fmt,id=vol1,bus=rp1,serial=abc",
+        "virtio-net-pci,netdev=nic1-net,id=nic1,mac=fa:16:3e:00:00:01,romfile=,bus=rp2,"
+        "host_mtu=1450"]
     assert after(argv, "-netdev") == ["tap,id=nic1-net,ifname=tap1,script=no,downscript=no"]
     assert "-kernel" not in argv and "-incoming" not in argv
 
@@ -70,7 +71,7 @@ def test_kvm_direct_kernel_cdrom_and_restore() -> None:
     assert after(argv, "-cpu") == ["host"]
     assert after(argv, "-machine") == ["q35,smm=off,hpet=off,smbus=off,vmport=off,usb=off"]
     assert "virtio-blk-pci,drive=disk0-fmt,id=disk0" in after(argv, "-device")  # no bootindex
-    assert "ide-cd,drive=cd-fmt,id=cd,bus=ide.1" in after(argv, "-device")
+    assert "ide-cd,drive=cd-fmt,id=cd,bus=ide.0" in after(argv, "-device")
     assert "driver=raw,node-name=cd-fmt,file=cd-file,cache.direct=on,cache.no-flush=off," \
         "read-only=on" in after(argv, "-blockdev")
     assert after(argv, "-kernel") == ["/k/vmlinux"] and after(argv, "-initrd") == ["/k/initrd"]
@@ -85,7 +86,15 @@ def test_kvm_direct_kernel_cdrom_and_restore() -> None:
     {"disks": (Disk("/a", cache="directsync"),)},
     {"disks": (Disk("/a"), Disk("/b"))},  # two disks called disk0
     {"nics": (Nic("tap0", "not-a-mac"),)}, {"nics": (Nic("tap0", "fa:16:3e:00:00:01", "1x"),)},
+    {"nics": (Nic("tap0", "fa:16:3e:00:00:01", "n" * 27),)},  # its node names would pass 31
     {"smbios": (("serial", "a,b"),)},
+    {"machine": "microvm"}, {"machine": "q35,accel=kvm"}, {"video": "3dfx"},
+    {"disks": (Disk("/a", bus="usb"),)}, {"nics": (Nic("tap0", "fa:16:3e:00:00:01", model="x"),)},
+    {"kernel": "/k,x"},
+    {"disks": (Disk("/a"), Disk("/b", id="d1", slot=3)), "hotplug_slots": 1},  # slot 3 of 2
+    {"disks": (Disk("/a"), Disk("/b", id="d1", slot=1)),
+     "nics": (Nic("tap0", "fa:16:3e:00:00:01", slot=1),)},  # one slot, two devices
+    {"disks": tuple(Disk(f"/d{i}", bus="ide", id=f"d{i}") for i in range(7))},
 ])
 def test_bad_specs_are_refused(change: dict[str, object]) -> None:
     spec = dataclasses.replace(GuestSpec(name="vm1"), **change)  # type: ignore[arg-type]
@@ -116,3 +125,57 @@ def test_no_option_can_be_smuggled_into_a_device(change: dict[str, object]) -> N
     spec = dataclasses.replace(GuestSpec(name="vm1"), **change)  # type: ignore[arg-type]
     with pytest.raises(HostError):
         qemu.command(spec, D, "tcg")
+
+
+def test_explicit_slots_keep_the_layout_a_restore_needs() -> None:
+    """A NIC hot-plugged into slot 3 before a disk went into slot 4: listed with
+    their slots (and two hot-plug slots fewer), the restore gets the same ports."""
+    nic0 = Nic("tap0", "fa:16:3e:00:00:01", "nic0")
+    started = GuestSpec(name="vm1", disks=(Disk("/i/root.qcow2"), Disk("/i/c.iso", "raw", "cfg")),
+                        nics=(nic0,), hotplug_slots=4)
+    assert qemu_spec.root_ports(started) == 6
+    assert qemu_spec.assign_slots(started) == {"cfg": 1, "nic0": 2}
+    restored = dataclasses.replace(
+        started, hotplug_slots=2,
+        disks=(*started.disks, Disk("/v/vol.raw", "raw", "vol1", slot=4)),
+        nics=(nic0, Nic("tap1", "fa:16:3e:00:00:02", "nic1", slot=3)))
+    assert qemu_spec.root_ports(restored) == 6
+    assert qemu_spec.assign_slots(restored) == {"cfg": 1, "vol1": 4, "nic0": 2, "nic1": 3}
+    argv = qemu.command(restored, D, "tcg")
+    devices = after(argv, "-device")
+    assert [x for x in devices if x.startswith("pcie-root-port")] == [
+        f"pcie-root-port,id=rp{i},chassis={i},slot={i}" for i in range(1, 7)]
+    assert "virtio-blk-pci,drive=vol1-fmt,id=vol1,bus=rp4" in devices
+    assert any(x.startswith("virtio-net-pci,netdev=nic1-net,id=nic1,") and x.endswith("bus=rp3")
+               for x in devices)
+
+
+def test_pc_machine_models_buses_rng_and_vnc() -> None:
+    spec = GuestSpec(
+        name="vm1", machine="pc", rng=True, vnc=True, video="vga", hotplug_slots=1,
+        disks=(Disk("/i/root.qcow2", bus="ide"), Disk("/i/data.qcow2", id="data", bus="scsi"),
+               Disk("/i/c.iso", "raw", "cfg", readonly=True)),
+        nics=(Nic("tap0", "fa:16:3e:00:00:01", model="e1000", mtu=1450),))
+    argv = qemu.command(spec, D, "tcg")
+    assert after(argv, "-machine") == ["pc,smm=off,hpet=off,smbus=off,vmport=off,usb=off,sata=off"]
+    assert after(argv, "-vnc") == [f"unix:{D}/vnc.sock"]
+    assert after(argv, "-object") == ["rng-random,id=rng0,filename=/dev/urandom"]
+    assert after(argv, "-device") == [
+        "virtio-scsi-pci,id=scsi0",
+        "virtio-rng-pci,rng=rng0",
+        "VGA",
+        "ide-hd,drive=disk0-fmt,id=disk0,bus=ide.0,unit=0,bootindex=1",
+        "scsi-hd,drive=data-fmt,id=data,bus=scsi0.0",
+        "virtio-blk-pci,drive=cfg-fmt,id=cfg,bus=pci.0,addr=0x11",
+        # no host_mtu: that is virtio-net's
+        "e1000,netdev=nic0-net,id=nic0,mac=fa:16:3e:00:00:01,romfile=,bus=pci.0,addr=0x12"]
+
+
+def test_q35_sata_disks_turn_the_ahci_on() -> None:
+    spec = GuestSpec(name="vm1", machine="pc-q35-7.2", hotplug_slots=0,
+                     disks=(Disk("/i/root.qcow2", bus="sata"), Disk("/i/b.qcow2", id="b", bus="sata")))
+    argv = qemu.command(spec, D, "tcg")
+    assert after(argv, "-machine") == ["pc-q35-7.2,smm=off,hpet=off,smbus=off,vmport=off,usb=off"]
+    assert after(argv, "-device") == [
+        "ide-hd,drive=disk0-fmt,id=disk0,bus=ide.0,bootindex=1",
+        "ide-hd,drive=b-fmt,id=b,bus=ide.1"]

@@ -174,3 +174,27 @@ def test_no_socket(tmp_path: Path) -> None:
 
     with pytest.raises(HostError, match="no QMP socket"):
         asyncio.run(go())
+
+
+def test_hotplug_into_a_named_slot_with_another_model(tmp_path: Path) -> None:
+    """A pc machine's slot is an address on pci.0; an e1000 gets no host_mtu."""
+    _, server = run(tmp_path, lambda cmd, args: ({}, []), lambda q: _plug_pc(q))
+    assert server.got[1:] == [
+        ("netdev_add", {"type": "tap", "id": "nic2-net", "ifname": "tap2", "script": "no",
+                        "downscript": "no"}),
+        ("device_add", {"driver": "e1000", "id": "nic2", "netdev": "nic2-net",
+                        "mac": "fa:16:3e:00:00:02", "bus": "pci.0", "romfile": "",
+                        "addr": "0x13"}),
+        ("blockdev-add", {"driver": "qcow2", "node-name": "vol2-fmt",
+                          "file": {"driver": "file", "filename": "/v/2"}}),
+        ("device_add", {"driver": "virtio-blk-pci", "id": "vol2", "drive": "vol2-fmt",
+                        "bus": "pci.0", "addr": "0x14"}),
+    ]
+
+
+async def _plug_pc(q: qmp.QMP) -> None:
+    with pytest.raises(HostError, match="unsupported NIC model"):
+        await q.add_nic("nic9", "tap9", "fa:16:3e:00:00:09", model="3c905")
+    await q.add_nic("nic2", "tap2", "fa:16:3e:00:00:02", bus="pci.0", addr="0x13",
+                    mtu=1450, model="e1000")
+    await q.add_disk("vol2", Path("/v/2"), "qcow2", bus="pci.0", addr="0x14")

@@ -3,7 +3,7 @@
 The compute agent (the durable-task handlers of ``boot``, ``reboot``,
 ``resize`` ...) decides *what* an instance should be; a driver makes the host
 so, through ``onestack/host/`` only. Two drivers implement this protocol:
-``virt/qemu.py`` (real QEMU guests, KVM where it really runs a guest, TCG
+``virt/qemu/`` (real QEMU guests, KVM where it really runs a guest, TCG
 otherwise) and ``virt/fake.py`` (in memory, for fast tests and for the
 ``bench/compute`` scheduling figures).
 
@@ -18,9 +18,24 @@ shows as ``OS-EXT-STS:power_state``.
 from __future__ import annotations
 
 import enum
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+
+class VirtError(Exception):
+    """A driver could not do what it was asked; the message is fit for a
+    server's ``fault`` (what failed and why, no host paths beyond need)."""
+
+
+class InstanceNotFound(VirtError):
+    """The instance does not exist on this host (for calls that need it to)."""
+
+
+class InvalidInstanceState(VirtError):
+    """The instance exists but is not in a state the call can act on (e.g.
+    ``pause`` of a guest that does not run)."""
 
 
 class PowerState(enum.IntEnum):
@@ -69,6 +84,12 @@ class InstanceSpec:
     swap_mb: int = 0
     image_path: Path | None = None  # the base image in the host's image cache
     image_format: str = "qcow2"  # the cached base image's format ("qcow2" | "raw")
+    # Direct kernel boot, as Nova does for an image with ``kernel_id`` /
+    # ``ramdisk_id`` (AMI/AKI/ARI): the cached kernel and ramdisk files. The
+    # kernel command line is the image property ``os_command_line`` (in
+    # ``properties``), else Nova's "root=/dev/vda console=tty0 console=ttyS0".
+    kernel_path: Path | None = None
+    ramdisk_path: Path | None = None
     vifs: tuple[Vif, ...] = ()
     block_devices: tuple[BlockDevice, ...] = ()
     # The files of a config drive (path inside the drive -> bytes, e.g.
@@ -92,6 +113,32 @@ class HostResources:
     accelerator: str  # "kvm" | "tcg"
 
 
+@dataclass(frozen=True)
+class ImageRef:
+    """An image to put into the host's image cache, as Image shows it."""
+
+    id: str
+    disk_format: str  # Glance's: "qcow2", "raw", "aki", "ari", "ami", "vmdk", "iso" ...
+    size: int | None = None  # bytes of data, checked after the download
+    os_hash_algo: str | None = None  # e.g. "sha512"; checked when given
+    os_hash_value: str | None = None
+    checksum: str | None = None  # MD5 (Glance's legacy checksum); checked when given
+
+
+# Opens the image's data from the start (e.g. an adapter over
+# ``onestack.image.interface``); called at most once per fetch.
+ImageData = Callable[[], AsyncIterator[bytes]]
+
+
+@dataclass(frozen=True)
+class CachedImage:
+    """A verified base image in the host's cache, shared by the instances on it."""
+
+    path: Path
+    format: str  # "qcow2" | "raw" (what InstanceSpec.image_format takes)
+    virtual_size: int  # bytes the guest sees
+
+
 class Driver(Protocol):
     async def init_host(self, host: str) -> None:
         """Prepare the host (directories, probes) before the agent claims tasks."""
@@ -103,7 +150,19 @@ class Driver(Protocol):
         """UUIDs of the instances that exist on this host (running or not)."""
         ...
 
-    async def power_state(self, uuid: str) -> PowerState: ...
+    async def power_state(self, uuid: str) -> PowerState:
+        """``NOSTATE`` when the host has nothing of the instance (never made,
+        destroyed, or lost with its files), ``SHUTDOWN`` when its disks are
+        there but no guest runs, ``SUSPENDED`` when its memory is saved."""
+        ...
+
+    async def fetch_image(self, image: ImageRef, data: ImageData) -> CachedImage:
+        """The image in the host's cache: downloaded once (concurrent callers
+        for one image share the download), verified (size, hash, the format
+        it claims, no backing file) and converted to what the driver runs;
+        kernels and ramdisks are kept as they are. Unused images are removed
+        later by the cache's own rules (age, size)."""
+        ...
 
     async def spawn(self, spec: InstanceSpec) -> None:
         """Create the disks (an overlay on the cached base image, grown to
@@ -146,19 +205,24 @@ class Driver(Protocol):
         returns its format ("qcow2")."""
         ...
 
-    async def rebuild(self, spec: InstanceSpec) -> None:
-        """A new root disk from ``spec.image_path``, the guest started again."""
+    async def rebuild(self, spec: InstanceSpec, power_on: bool = True) -> None:
+        """A new root disk from ``spec.image_path``, the guest started again
+        (left stopped with ``power_on=False``: Nova keeps a SHUTOFF server
+        SHUTOFF through a rebuild)."""
         ...
 
-    async def resize(self, spec: InstanceSpec) -> None:
+    async def resize(self, spec: InstanceSpec, power_on: bool = True) -> None:
         """Stop, keep the old root disk aside, grow the disk and start with the
-        new flavor; the old disk stays until confirm or revert."""
+        new flavor (not started with ``power_on=False``: a stopped server stays
+        stopped, as Nova's finish_migration); the old disk stays until confirm
+        or revert."""
         ...
 
     async def confirm_resize(self, uuid: str) -> None: ...
 
-    async def revert_resize(self, spec: InstanceSpec) -> None:
-        """Back to the kept disk with the old flavor's ``spec``."""
+    async def revert_resize(self, spec: InstanceSpec, power_on: bool = True) -> None:
+        """Back to the kept disk with the old flavor's ``spec`` (started unless
+        ``power_on=False``)."""
         ...
 
     async def rescue(self, spec: InstanceSpec, rescue_image: Path, rescue_format: str) -> None:
