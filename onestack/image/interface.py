@@ -64,3 +64,25 @@ async def upload_image_data(
     svc = _image(cloud)
     await upload.upload_image_data(svc, ctx, image_id, chunks, size=size)
     return await run(images.get_image, svc, ctx, image_id)
+
+
+async def download_image_data(
+    cloud: Cloud, ctx: AuthContext, image_id: str, *, chunk_size: int = 4 << 20
+) -> AsyncIterator[bytes]:
+    """The image's data, as ``GET /v2/images/{id}/file`` streams it (Glance's
+    download policy and status rules); what a compute host's image cache
+    fetches a base image, kernel or ramdisk through. Nothing is yielded for
+    an image without data."""
+    svc = _image(cloud)
+    got = await run(upload.begin_download, svc, ctx, image_id)
+    if got.location is None:
+        return
+    try:
+        fh = await run(svc.store.open, got.location)
+    except FileNotFoundError:
+        raise NotFound("Image data not found in the store.") from None
+    try:
+        while chunk := await run(fh.read, chunk_size):
+            yield chunk
+    finally:
+        await run(fh.close)
