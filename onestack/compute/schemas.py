@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from onestack.common.microversions import APIVersion
+
 Schema = dict[str, Any]
 
 # --- parameter types (Nova's nova/api/validation/parameter_types) ---------------------
@@ -210,5 +212,142 @@ def quota_update(resources: list[str]) -> Schema:
                           "additionalProperties": False},
         },
         "required": ["quota_set"],
+        "additionalProperties": False,
+    }
+
+
+# --- servers -----------------------------------------------------------------
+
+DISK_CONFIG: Schema = {"type": "string", "enum": ["AUTO", "MANUAL"]}
+_BDM_V2_ITEM: Schema = {
+    "type": "object",
+    "properties": {
+        "virtual_name": {"type": "string", "maxLength": 255},
+        "volume_id": UUID, "snapshot_id": UUID,
+        "volume_size": {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 1,
+                        "maximum": _MAX_INT},
+        "device_name": {"type": "string", "minLength": 1, "maxLength": 255,
+                        "pattern": "^[a-zA-Z0-9._/-]*$"},
+        "delete_on_termination": BOOLEAN, "no_device": {},
+        "connection_info": {"type": "string", "maxLength": 16777215},
+        "source_type": {"type": "string", "enum": ["volume", "image", "snapshot", "blank"]},
+        "uuid": {"type": "string", "minLength": 1, "maxLength": 255,
+                 "pattern": "^[a-zA-Z0-9._-]*$"},
+        "image_id": UUID,
+        "destination_type": {"type": "string", "enum": ["local", "volume"]},
+        "guest_format": {"type": "string", "maxLength": 255},
+        "device_type": {"type": "string", "maxLength": 255},
+        "disk_bus": {"type": "string", "maxLength": 255},
+        "boot_index": {"type": ["integer", "string", "null"], "pattern": "^-?[0-9]+$"},
+        "tag": TAG, "volume_type": {"type": ["string", "null"], "minLength": 0,
+                                    "maxLength": 255},
+    },
+    "additionalProperties": False,
+}
+_HINTS: Schema = {
+    "type": "object",
+    "properties": {
+        "group": {"oneOf": [{"type": "array", "items": UUID}, UUID]},
+        "different_host": {"oneOf": [UUID, {"type": "array", "items": UUID}]},
+        "same_host": {"type": ["string", "array"], "items": UUID},
+        "query": {"type": ["string", "object"]},
+        "target_cell": NAME,
+        "different_cell": {"type": ["string", "array"], "items": {"type": "string"}},
+        "build_near_host_ip": IP_ADDRESS,
+        "cidr": {"type": "string", "pattern": "^/[0-9a-f.:]+$"},
+    },
+    "additionalProperties": True,
+}
+TRUSTED_CERTS: Schema = {"type": ["array", "null"], "minItems": 1, "maxItems": 50,
+                         "uniqueItems": True, "items": {"type": "string", "minLength": 1}}
+FQDN: Schema = {"type": "string", "pattern": "^[a-zA-Z0-9-._]*$", "minLength": 1,
+                "maxLength": 255}
+PERSONALITY: Schema = {"type": "array", "items": {
+    "type": "object",
+    "properties": {"path": {"type": "string"}, "contents": {"type": "string", "format": "base64"}},
+    "additionalProperties": False,
+}}
+
+
+def _networks(v: APIVersion) -> Schema:
+    item: Schema = {
+        "type": "object",
+        "properties": {
+            "fixed_ip": IP_ADDRESS,
+            "port": {"type": ["string", "null"], "format": "uuid"},
+            "uuid": {"type": "string", "format": "uuid"} if v.matches("2.37") else STRING,
+        },
+        "additionalProperties": False,
+    }
+    if v.matches("2.32") and (v.matches("2.42") or not v.matches("2.37")):
+        item["properties"]["tag"] = TAG
+    if not v.matches("2.37"):
+        return {"type": "array", "items": item}
+    return {"oneOf": [{"type": "array", "items": item},
+                      {"type": "string", "enum": ["none", "auto"]}]}
+
+
+def server_create(v: APIVersion) -> Schema:
+    props: Schema = {
+        "name": NAME,
+        "imageRef": {"oneOf": [UUID, {"type": "string", "maxLength": 0}]},
+        "flavorRef": {"type": ["string", "integer"], "minLength": 1},
+        "adminPass": STRING,
+        "metadata": METADATA,
+        "networks": _networks(v),
+        "OS-DCF:diskConfig": DISK_CONFIG,
+        "accessIPv4": IPV4,
+        "accessIPv6": IPV6,
+        "availability_zone": NAME,
+        "block_device_mapping": {"type": "array", "items": _BDM_V2_ITEM},
+        "block_device_mapping_v2": {"type": "array", "items": _BDM_V2_ITEM},
+        "config_drive": BOOLEAN,
+        "key_name": NAME,
+        "min_count": POSITIVE_INTEGER,
+        "max_count": POSITIVE_INTEGER,
+        "return_reservation_id": BOOLEAN,
+        "security_groups": {"type": "array", "items": {
+            "type": "object", "properties": {"name": NAME}, "additionalProperties": False}},
+        "user_data": {"type": "string", "format": "base64", "maxLength": 65535},
+    }
+    if not v.matches("2.57"):
+        props["personality"] = PERSONALITY
+    if v.matches("2.19"):
+        props["description"] = DESCRIPTION
+    if v.matches("2.52"):
+        props["tags"] = {"type": "array", "items": TAG, "maxItems": 50}
+    if v.matches("2.63"):
+        props["trusted_image_certificates"] = TRUSTED_CERTS
+    if v.matches("2.74"):
+        props["host"] = FQDN
+        props["hypervisor_hostname"] = FQDN
+    if v.matches("2.90"):
+        props["hostname"] = FQDN if v.matches("2.94") else HOSTNAME
+    required = ["name", "flavorRef"] + (["networks"] if v.matches("2.37") else [])
+    return {
+        "type": "object",
+        "properties": {
+            "server": {"type": "object", "properties": props, "required": required,
+                       "additionalProperties": False},
+            "os:scheduler_hints": _HINTS,
+            "OS-SCH-HNT:scheduler_hints": _HINTS,
+        },
+        "required": ["server"],
+        "additionalProperties": False,
+    }
+
+
+def server_update(v: APIVersion) -> Schema:
+    props: Schema = {"name": NAME, "OS-DCF:diskConfig": DISK_CONFIG, "accessIPv4": IPV4,
+                     "accessIPv6": IPV6}
+    if v.matches("2.19"):
+        props["description"] = DESCRIPTION
+    if v.matches("2.90"):
+        props["hostname"] = FQDN if v.matches("2.94") else HOSTNAME
+    return {
+        "type": "object",
+        "properties": {"server": {"type": "object", "properties": props,
+                                  "additionalProperties": False}},
+        "required": ["server"],
         "additionalProperties": False,
     }

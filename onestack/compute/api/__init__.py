@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from onestack.compute.api import flavors, keypairs, quotas, versions
+from onestack.compute.api import flavors, keypairs, quotas, servers, versions, zones
 
 routes: list[BaseRoute] = [
     *versions.routes,
     *flavors.routes,
     *keypairs.routes,
     *quotas.routes,
+    *servers.routes,
+    *zones.routes,
 ]

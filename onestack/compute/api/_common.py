@@ -131,6 +131,9 @@ async def call(request: Request) -> Call:
             f"Malformed request URL: URL's project_id '{url_project}' doesn't match "
             f"Context's project_id '{ctx.project_id}'"
         )
+    from onestack.compute.service._common import REQUEST_ID
+
+    REQUEST_ID.set(request.scope.get("state", {}).get("request_id", ""))
     return Call(compute(request), ctx, version(request), request)
 
 

@@ -92,7 +92,7 @@ def load(s: Session, alive_clause: Any) -> list[HostState]:
     states: dict[str, HostState] = {}
     for node, alive, disabled in rows:
         states[node.host] = HostState(
-            host=node.host, node=node.hypervisor_hostname, zone=node.availability_zone,
+            host=node.host, node=node.hypervisor_hostname, zone=node.availability_zone or "",
             hypervisor_type=node.hypervisor_type, vcpus=node.vcpus, memory_mb=node.memory_mb,
             local_gb=node.local_gb, cpu_allocation_ratio=node.cpu_allocation_ratio,
             ram_allocation_ratio=node.ram_allocation_ratio,
@@ -106,15 +106,15 @@ def load(s: Session, alive_clause: Any) -> list[HostState]:
         select(Allocation.host, func.sum(Allocation.vcpus), func.sum(Allocation.memory_mb),
                func.sum(Allocation.disk_gb)).group_by(Allocation.host)
     ):
-        state = states.get(host)
+        state = states.get(str(host))
         if state is not None:
             state.used_vcpus, state.used_memory_mb, state.used_disk_gb = (
                 int(vcpus), int(memory), int(disk))
-    for server_id, host in s.execute(
+    for server_id, on in s.execute(
         select(Server.id, Server.host).where(Server.host.in_(list(states)),
                                              not_(Server.deleted))
     ):
-        states[host].servers.add(server_id)
+        states[str(on)].servers.add(server_id)
     return list(states.values())
 
 

@@ -87,10 +87,12 @@ def build(svc: ComputeService, tctx: TaskContext) -> dict[str, Any] | None:
             current.task_state = states.SPAWNING
             current.updated_at = utcnow()
             s.flush()
-            payload = {"server": server_id, "spec": specs.spec_payload(svc, current)}
+            unshelve = bool(tctx.payload.get("unshelve"))
+            image_id = (current.system_metadata or {}).get("shelved_image_id") if unshelve \
+                else None
+            payload = specs.task_payload(svc, current, image_id=image_id, unshelve=unshelve)
             svc.cloud.tasks.enqueue(s, kinds.SPAWN, payload, host=host_name,
-                                    resource_key=kinds.resource_key(server_id),
-                                    idempotency_key=f"spawn:{server_id}")
+                                    resource_key=kinds.resource_key(server_id))
         return {"host": host_name}
     except scheduling.NoValidHost as exc:
         raise _task_failed(exc.message) from None

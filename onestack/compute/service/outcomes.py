@@ -23,10 +23,10 @@ from onestack.common.ids import utcnow
 from onestack.compute import kinds, states
 from onestack.compute.models import (
     ConsoleToken,
+    Server,
     ServerGroupMember,
     VolumeAttachment,
 )
-from onestack.compute.models import Server
 from onestack.compute.scheduler import claims
 from onestack.compute.service._common import event_finish, fault, latest_action
 from onestack.compute.virt.base import PowerState

@@ -92,3 +92,41 @@ def build_spec(svc: ComputeService, server: Server, *, flavor: dict[str, Any] | 
 
 def spec_payload(svc: ComputeService, server: Server, **kw: Any) -> dict[str, Any]:
     return spec_to_dict(build_spec(svc, server, **kw))
+
+
+def _image_ref(image: dict[str, Any]) -> dict[str, Any]:
+    return {"id": image["id"], "disk_format": image.get("disk_format") or "qcow2",
+            "size": image.get("size"), "os_hash_algo": image.get("os_hash_algo"),
+            "os_hash_value": image.get("os_hash_value"), "checksum": image.get("checksum")}
+
+
+def image_refs(svc: ComputeService, server: Server, image_id: str) -> dict[str, Any]:
+    """The images the host must have in its cache to boot ``image_id``: the
+    disk, and the kernel and ramdisk it names (direct kernel boot)."""
+    from onestack.compute.service.netinfo import owner_context
+    from onestack.image import interface as image_api
+
+    ctx = owner_context(server)
+    image = image_api.get_image(svc.cloud, ctx, image_id)
+    refs: dict[str, Any] = {"root": _image_ref(image)}
+    for role, key in (("kernel", "kernel_id"), ("ramdisk", "ramdisk_id")):
+        other = image.get(key)
+        if other:
+            refs[role] = _image_ref(image_api.get_image(svc.cloud, ctx, str(other)))
+    return refs
+
+
+def task_payload(svc: ComputeService, server: Server, *, image_id: str | None = None,
+                 flavor: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """A host task's payload: the server, its driver spec, the images to
+    fetch and whose they are."""
+    image = image_id or server.image_ref
+    payload: dict[str, Any] = {
+        "server": server.id,
+        "spec": spec_payload(svc, server, flavor=flavor, image_ref=image),
+        "owner": {"user_id": server.user_id, "project_id": server.project_id},
+        **extra,
+    }
+    if image:
+        payload["images"] = image_refs(svc, server, image)
+    return payload

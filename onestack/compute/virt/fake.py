@@ -24,22 +24,22 @@ from pathlib import Path
 
 from onestack.compute.virt.base import (
     BlockDevice,
+    CachedImage,
     HostResources,
+    ImageData,
+    ImageRef,
+    InstanceNotFound,
     InstanceSpec,
     PowerState,
     Vif,
+    VirtError,
 )
 
 LOG = logging.getLogger(__name__)
 
 
-class FakeDriverError(Exception):
+class FakeDriverError(VirtError):
     """An injected failure (``FakeDriver.fail_next``)."""
-
-
-class InstanceNotFound(Exception):
-    def __init__(self, uuid: str) -> None:
-        super().__init__(f"Instance {uuid} could not be found.")
 
 
 @dataclass
@@ -70,6 +70,7 @@ class FakeDriver:
         self.spawn_delay = spawn_delay
         self.fail_next: dict[str, str] = {}  # action -> message of the next call's failure
         self.calls: list[tuple[str, str]] = []  # (action, uuid), for tests
+        self.images: dict[str, ImageRef] = {}
         self._servers: dict[str, asyncio.AbstractServer] = {}
 
     # --- helpers ------------------------------------------------------------------
@@ -83,7 +84,7 @@ class FakeDriver:
     def _get(self, uuid: str) -> FakeInstance:
         found = self.instances.get(uuid)
         if found is None:
-            raise InstanceNotFound(uuid)
+            raise InstanceNotFound(f"Instance {uuid} could not be found.")
         return found
 
     def _boot_log(self, inst: FakeInstance) -> None:
@@ -112,6 +113,14 @@ class FakeDriver:
     async def power_state(self, uuid: str) -> PowerState:
         inst = self.instances.get(uuid)
         return inst.power if inst is not None else PowerState.NOSTATE
+
+    async def fetch_image(self, image: ImageRef, data: ImageData) -> CachedImage:
+        """Nothing is downloaded: the fake cache only remembers the image."""
+        self._record("fetch_image", image.id)
+        self.images[image.id] = image
+        return CachedImage(path=self.state_dir / "_base" / image.id,
+                           format="raw" if image.disk_format in ("aki", "ari") else "qcow2",
+                           virtual_size=image.size or 0)
 
     async def spawn(self, spec: InstanceSpec) -> None:
         self._record("spawn", spec.uuid)
@@ -202,22 +211,22 @@ class FakeDriver:
         await asyncio.to_thread(_write_qcow2, dest, size)
         return "qcow2"
 
-    async def rebuild(self, spec: InstanceSpec) -> None:
+    async def rebuild(self, spec: InstanceSpec, power_on: bool = True) -> None:
         self._record("rebuild", spec.uuid)
         inst = self._get(spec.uuid)
         inst.spec = spec
-        inst.power = PowerState.RUNNING
+        inst.power = PowerState.RUNNING if power_on else PowerState.SHUTDOWN
         inst.boots += 1
         inst.vifs = {v.port_id: v for v in spec.vifs}
         self._boot_log(inst)
 
-    async def resize(self, spec: InstanceSpec) -> None:
+    async def resize(self, spec: InstanceSpec, power_on: bool = True) -> None:
         self._record("resize", spec.uuid)
         inst = self._get(spec.uuid)
         if inst.resize_from is None:
             inst.resize_from = inst.spec
         inst.spec = spec
-        inst.power = PowerState.RUNNING
+        inst.power = PowerState.RUNNING if power_on else PowerState.SHUTDOWN
         inst.boots += 1
         self._boot_log(inst)
 
@@ -225,12 +234,12 @@ class FakeDriver:
         self._record("confirm_resize", uuid)
         self._get(uuid).resize_from = None
 
-    async def revert_resize(self, spec: InstanceSpec) -> None:
+    async def revert_resize(self, spec: InstanceSpec, power_on: bool = True) -> None:
         self._record("revert_resize", spec.uuid)
         inst = self._get(spec.uuid)
         inst.spec = spec
         inst.resize_from = None
-        inst.power = PowerState.RUNNING
+        inst.power = PowerState.RUNNING if power_on else PowerState.SHUTDOWN
         inst.boots += 1
         self._boot_log(inst)
 

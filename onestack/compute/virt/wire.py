@@ -8,7 +8,7 @@ import base64
 from pathlib import Path
 from typing import Any
 
-from onestack.compute.virt.base import BlockDevice, InstanceSpec, Vif
+from onestack.compute.virt.base import BlockDevice, ImageRef, InstanceSpec, Vif
 
 
 def spec_to_dict(spec: InstanceSpec) -> dict[str, Any]:
@@ -18,6 +18,8 @@ def spec_to_dict(spec: InstanceSpec) -> dict[str, Any]:
         "swap_mb": spec.swap_mb,
         "image_path": str(spec.image_path) if spec.image_path is not None else None,
         "image_format": spec.image_format,
+        "kernel_path": str(spec.kernel_path) if spec.kernel_path is not None else None,
+        "ramdisk_path": str(spec.ramdisk_path) if spec.ramdisk_path is not None else None,
         "vifs": [{"port_id": v.port_id, "mac": v.mac, "tap": v.tap, "bridge": v.bridge,
                   "netns": v.netns, "mtu": v.mtu} for v in spec.vifs],
         "block_devices": [{"volume_id": b.volume_id, "path": str(b.path), "format": b.format,
@@ -38,6 +40,8 @@ def spec_from_dict(data: dict[str, Any]) -> InstanceSpec:
         ephemeral_gb=data.get("ephemeral_gb", 0), swap_mb=data.get("swap_mb", 0),
         image_path=Path(data["image_path"]) if data.get("image_path") else None,
         image_format=data.get("image_format", "qcow2"),
+        kernel_path=Path(data["kernel_path"]) if data.get("kernel_path") else None,
+        ramdisk_path=Path(data["ramdisk_path"]) if data.get("ramdisk_path") else None,
         vifs=tuple(Vif(**v) for v in data.get("vifs", [])),
         block_devices=tuple(BlockDevice(volume_id=b["volume_id"], path=Path(b["path"]),
                                         format=b["format"], serial=b["serial"],
@@ -47,3 +51,15 @@ def spec_from_dict(data: dict[str, Any]) -> InstanceSpec:
                       if drive is not None else None),
         properties=dict(data.get("properties", {})),
     )
+
+
+def image_ref_to_dict(ref: ImageRef) -> dict[str, Any]:
+    return {"id": ref.id, "disk_format": ref.disk_format, "size": ref.size,
+            "os_hash_algo": ref.os_hash_algo, "os_hash_value": ref.os_hash_value,
+            "checksum": ref.checksum}
+
+
+def image_ref_from_dict(data: dict[str, Any]) -> ImageRef:
+    return ImageRef(id=data["id"], disk_format=data.get("disk_format") or "qcow2",
+                    size=data.get("size"), os_hash_algo=data.get("os_hash_algo"),
+                    os_hash_value=data.get("os_hash_value"), checksum=data.get("checksum"))
