@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from onestack.compute.api import flavors, keypairs, quotas, servers, versions, zones
+from onestack.compute.api import actions, flavors, keypairs, quotas, servers, versions, zones
 
 routes: list[BaseRoute] = [
     *versions.routes,
@@ -15,5 +15,6 @@ routes: list[BaseRoute] = [
     *keypairs.routes,
     *quotas.routes,
     *servers.routes,
+    *actions.routes,
     *zones.routes,
 ]

@@ -43,18 +43,21 @@ def _task_failed(message: str) -> Exception:
 
 def build(svc: ComputeService, tctx: TaskContext) -> dict[str, Any] | None:
     server_id = tctx.payload["server"]
+    unshelve = bool(tctx.payload.get("unshelve"))
 
     def claimed(s: Any, server: Server, host: HostState) -> None:
         server.host = host.host
         server.node = host.node
         if not server.availability_zone:
             server.availability_zone = host.zone
-        server.task_state = states.NETWORKING
+        if not unshelve:
+            server.task_state = states.NETWORKING
         server.updated_at = utcnow()
-        action = latest_action(s, server.id, "create")
+        action = latest_action(s, server.id, "unshelve" if unshelve else "create")
         if action is not None:
             event_finish(s, action.id, SCHEDULE_EVENT, host=host.host)
-            event_start(s, action.id, BUILD_EVENT, host.host)
+            event_start(s, action.id, "compute_unshelve_instance" if unshelve else BUILD_EVENT,
+                        host.host)
 
     try:
         with svc.db.read() as s:
@@ -64,7 +67,7 @@ def build(svc: ComputeService, tctx: TaskContext) -> dict[str, Any] | None:
             host_name = server.host
         if host_name is None:
             with tctx.fenced_write() as s:
-                action = latest_action(s, server_id, "create")
+                action = latest_action(s, server_id, "unshelve" if unshelve else "create")
                 if action is not None:
                     event_start(s, action.id, SCHEDULE_EVENT, None)
             placed = scheduling.place(svc, server_id, tctx.fenced_write, on_claimed=claimed)
@@ -84,10 +87,10 @@ def build(svc: ComputeService, tctx: TaskContext) -> dict[str, Any] | None:
             if current is None or current.task_state == states.DELETING:
                 return {"skipped": True}
             current.network_info = network_info
-            current.task_state = states.SPAWNING
+            if not unshelve:
+                current.task_state = states.SPAWNING
             current.updated_at = utcnow()
             s.flush()
-            unshelve = bool(tctx.payload.get("unshelve"))
             image_id = (current.system_metadata or {}).get("shelved_image_id") if unshelve \
                 else None
             payload = specs.task_payload(svc, current, image_id=image_id, unshelve=unshelve)

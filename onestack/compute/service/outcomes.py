@@ -103,10 +103,16 @@ class Hooks:
         server.launched_at = server.launched_at or now
         if unshelved:
             sysmeta = dict(server.system_metadata or {})
+            image_id = sysmeta.get("shelved_image_id")
             for key in ("shelved_at", "shelved_image_id", "shelved_host"):
                 sysmeta.pop(key, None)
             server.system_metadata = sysmeta
             server.launched_at = now
+            if image_id:
+                self.svc.cloud.tasks.enqueue(s, kinds.UPLOAD_IMAGE, {
+                    "server": server.id, "image_id": image_id, "path": "", "delete": True,
+                    "user_id": server.user_id, "project_id": server.project_id,
+                }, resource_key=f"upload:{server.id}")
         server.fault = None
         server.updated_at = now
         event = "compute_unshelve_instance" if unshelved else "compute__do_build_and_run_instance"

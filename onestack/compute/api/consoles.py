@@ -1,0 +1,34 @@
+"""Consoles: ``os-getConsoleOutput`` (the serial console's log), read from
+the host's driver - which this process runs when the server is on its host."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from onestack.common.errors import Conflict
+from onestack.common.web import run
+from onestack.compute.api._common import Call
+from onestack.compute.service import actions
+
+if TYPE_CHECKING:
+    from onestack.compute.agent import ComputeAgent
+
+
+def local_agent(c: Call, host: str | None) -> ComputeAgent:
+    agent: ComputeAgent | None = getattr(c.svc, "agent", None)
+    if agent is None or host != agent.host:
+        raise Conflict(f"The console of a server on host {host} is not reachable from here.")
+    return agent
+
+
+async def console_output(c: Call, server_id: str, length: Any) -> str:
+    server = await run(actions.console_output_target, c.svc, c.ctx, server_id)
+    agent = local_agent(c, server.host)
+    try:
+        text = await agent.console_output(server.id, 1 << 20)
+    except Exception as exc:
+        raise Conflict(f"Instance {server.id} is not ready: {exc}") from None
+    if length is not None and int(length) >= 0:
+        lines = text.splitlines(keepends=True)
+        text = "".join(lines[-int(length):]) if int(length) else ""
+    return text
