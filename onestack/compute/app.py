@@ -65,6 +65,7 @@ class ComputeApp(ComputeService):
         from onestack.compute.agent import ComputeAgent
 
         self.agent = ComputeAgent(self)
+        self.host_calls = self.agent
         for kind, handler in self.agent.handlers().items():
             self.cloud.handle_tasks(kind, self._after_agent_start(handler))
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import secrets
 import socket
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from onestack.common.cloud import CatalogEntry
 from onestack.common.errors import Forbidden
@@ -33,6 +34,19 @@ MIN_VERSION = "2.1"
 LEGACY_HEADER = "X-OpenStack-Nova-API-Version"
 
 
+class HostCalls(Protocol):
+    """What the API asks of this process's compute agent directly (its host's
+    consoles), for servers on the host it runs."""
+
+    host: str
+
+    async def console_output(self, uuid: str, max_bytes: int) -> str: ...
+
+    async def serial_console(self, uuid: str) -> Path: ...
+
+    async def vnc_console(self, uuid: str) -> Path: ...
+
+
 class ComputeService:
     name = "compute"
     prefix = "/compute"
@@ -50,6 +64,8 @@ class ComputeService:
         self._network: Networking | None = None
         self._metadata_secret: bytes | None = None
         self.host_name = ""
+        # This process's compute agent, when it runs one (set by the app).
+        self.host_calls: HostCalls | None = None
 
     # --- settings-derived ---------------------------------------------------------
 

@@ -7,7 +7,20 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from onestack.compute.api import actions, flavors, keypairs, quotas, servers, versions, zones
+from onestack.compute.api import (
+    actions,
+    flavors,
+    groups,
+    hosts,
+    keypairs,
+    quotas,
+    server_data,
+    server_network,
+    servers,
+    usage,
+    versions,
+    zones,
+)
 
 routes: list[BaseRoute] = [
     *versions.routes,
@@ -16,5 +29,10 @@ routes: list[BaseRoute] = [
     *quotas.routes,
     *servers.routes,
     *actions.routes,
+    *server_data.routes,
+    *server_network.routes,
+    *groups.routes,
+    *hosts.routes,
+    *usage.routes,
     *zones.routes,
 ]

@@ -13,6 +13,7 @@ from onestack.common.errors import BadRequest, NotImplementedYet
 from onestack.common.web import empty, json_response, run
 from onestack.compute import schemas
 from onestack.compute.api._common import Call, body, call
+from onestack.compute.api.server_network import security_group_action
 from onestack.compute.service import actions, actions_image, servers
 from onestack.compute.validation import validate
 
@@ -233,6 +234,8 @@ ACTIONS: dict[str, Action] = {
     "shelveOffload": _simple("shelveOffload", actions_image.shelve_offload),
     "unshelve": _unshelve,
     "changePassword": _not_offered,
+    "addSecurityGroup": security_group_action,
+    "removeSecurityGroup": security_group_action,
 }
 
 

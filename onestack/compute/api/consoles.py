@@ -3,19 +3,17 @@ the host's driver - which this process runs when the server is on its host."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from onestack.common.errors import Conflict
 from onestack.common.web import run
 from onestack.compute.api._common import Call
+from onestack.compute.core import HostCalls
 from onestack.compute.service import actions
 
-if TYPE_CHECKING:
-    from onestack.compute.agent import ComputeAgent
 
-
-def local_agent(c: Call, host: str | None) -> ComputeAgent:
-    agent: ComputeAgent | None = getattr(c.svc, "agent", None)
+def local_agent(c: Call, host: str | None) -> HostCalls:
+    agent = c.svc.host_calls
     if agent is None or host != agent.host:
         raise Conflict(f"The console of a server on host {host} is not reachable from here.")
     return agent
