@@ -9,10 +9,12 @@ from starlette.routing import BaseRoute
 
 from onestack.compute.api import (
     actions,
+    consoles_proxy,
     flavors,
     groups,
     hosts,
     keypairs,
+    metadata,
     quotas,
     server_data,
     server_network,
@@ -24,11 +26,13 @@ from onestack.compute.api import (
 
 routes: list[BaseRoute] = [
     *versions.routes,
+    *metadata.routes,
     *flavors.routes,
     *keypairs.routes,
     *quotas.routes,
     *servers.routes,
     *actions.routes,
+    *consoles_proxy.routes,
     *server_data.routes,
     *server_network.routes,
     *groups.routes,

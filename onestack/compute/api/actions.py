@@ -13,6 +13,7 @@ from onestack.common.errors import BadRequest, NotImplementedYet
 from onestack.common.web import empty, json_response, run
 from onestack.compute import schemas
 from onestack.compute.api._common import Call, body, call
+from onestack.compute.api.consoles_proxy import legacy_console
 from onestack.compute.api.server_network import security_group_action
 from onestack.compute.service import actions, actions_image, servers
 from onestack.compute.validation import validate
@@ -235,6 +236,8 @@ ACTIONS: dict[str, Action] = {
     "unshelve": _unshelve,
     "changePassword": _not_offered,
     "addSecurityGroup": security_group_action,
+    "os-getSerialConsole": legacy_console,
+    "os-getVNCConsole": legacy_console,
     "removeSecurityGroup": security_group_action,
 }
 

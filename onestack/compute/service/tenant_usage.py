@@ -66,6 +66,7 @@ def usages(svc: ComputeService, ctx: AuthContext, params: Any, *, tenant_id: str
         stmt = stmt.where(Server.project_id == tenant_id)
     with svc.db.read() as s:
         servers = page_rows(s, stmt, Server, page, sort_keys=["created_at"], sort_dirs=["asc"])
+        s.expunge_all()
     now = utcnow()
     summaries: OrderedDict[str, dict[str, Any]] = OrderedDict()
     server_usages: list[dict[str, Any]] = []
