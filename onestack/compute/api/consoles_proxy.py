@@ -8,7 +8,6 @@ files are served at ``/compute/novnc/`` (Debian's ``novnc`` package).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from pathlib import Path
@@ -19,7 +18,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from onestack.common.errors import ApiError, NotFound
+from onestack.common.errors import NotFound
 from onestack.common.web import json_response, run
 from onestack.compute import schemas
 from onestack.compute.api._common import Call, body, call, compute
@@ -62,25 +61,9 @@ async def legacy_console(c: Call, sid: str, data: dict[str, Any]) -> Response:
     return json_response({"console": {"type": kind, "url": url}})
 
 
-async def _pump_socket_to_ws(reader: asyncio.StreamReader, ws: WebSocket) -> None:
-    while data := await reader.read(65536):
-        await ws.send_bytes(data)
-
-
-async def _pump_ws_to_socket(ws: WebSocket, writer: asyncio.StreamWriter) -> None:
-    while True:
-        message = await ws.receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        data = message.get("bytes")
-        if data is None and message.get("text") is not None:
-            data = message["text"].encode()
-        if data:
-            writer.write(data)
-            await writer.drain()
-
-
 async def _proxy(ws: WebSocket, console_type: str) -> None:
+    import anyio
+
     svc = compute(ws)  # type: ignore[arg-type]
     try:
         conn = await run(consoles.connect, svc, ws.query_params.get("token"), console_type)
@@ -89,26 +72,44 @@ async def _proxy(ws: WebSocket, console_type: str) -> None:
             raise NotFound("The console's host is not reachable from here.")
         path = await (agent.serial_console(conn.server_id) if console_type == "serial"
                       else agent.vnc_console(conn.server_id))
-        reader, writer = await asyncio.open_unix_connection(str(path))
-    except (ApiError, OSError, NotImplementedError, Exception) as exc:
+        stream = await anyio.connect_unix(str(path))
+    except Exception as exc:  # a bad token, a guest without that console, a gone socket
         LOG.info("console connection refused: %s", exc)
         await ws.close(code=1008)
         return
     offered = ws.scope.get("subprotocols") or []
     await ws.accept(subprotocol="binary" if "binary" in offered else None)
-    tasks = [asyncio.create_task(_pump_socket_to_ws(reader, ws)),
-             asyncio.create_task(_pump_ws_to_socket(ws, writer))]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    except WebSocketDisconnect:
-        pass
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        writer.close()
-        with contextlib.suppress(Exception):
-            await ws.close()
+
+    async def from_guest(tg: anyio.abc.TaskGroup) -> None:
+        try:
+            while True:
+                await ws.send_bytes(await stream.receive(65536))
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError,
+                RuntimeError, WebSocketDisconnect):
+            pass
+        tg.cancel_scope.cancel()
+
+    async def to_guest(tg: anyio.abc.TaskGroup) -> None:
+        try:
+            while True:
+                message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                data = message.get("bytes")
+                if data is None and message.get("text") is not None:
+                    data = message["text"].encode()
+                if data:
+                    await stream.send(data)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, WebSocketDisconnect):
+            pass
+        tg.cancel_scope.cancel()
+
+    async with stream:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(from_guest, tg)
+            tg.start_soon(to_guest, tg)
+    with contextlib.suppress(Exception):
+        await ws.close()
 
 
 async def serial_proxy(ws: WebSocket) -> None:
