@@ -141,3 +141,12 @@ def wait_gone(env: Env, server_id: str, timeout: float = 15.0) -> None:
 def action(env: Env, server_id: str, body: dict[str, Any], who: str = "admin",
            headers: dict[str, str] | None = None) -> Any:
     return env.api.post(f"{S}/{server_id}/action", who=who, json=body, headers=headers or V)
+
+
+def eventually(check: Any, timeout: float = 10.0) -> None:
+    """Wait until ``check()`` is true (work finishing after the API answered)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{check} never became true")
+        time.sleep(0.02)

@@ -15,6 +15,7 @@ from tests.api.compute_support import (
     Env,
     action,
     boot,
+    eventually,
     nova_error,
     setup,
     show,
@@ -64,7 +65,7 @@ def test_boot_goes_active_with_its_port_address_flavor_and_host(env: Env) -> Non
     assert r.status_code == 204
     wait_gone(env, created["id"])
     assert created["id"] not in env.driver.instances
-    assert env.network.ports_of([created["id"]]) == []
+    eventually(lambda: env.network.ports_of([created["id"]]) == [])
 
 
 def test_embedded_flavor_before_and_after_2_47(env: Env, server: dict[str, Any]) -> None:
