@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from tests.api.compute_support import (
+    Env,
     S,
     V,
-    Env,
     action,
     boot,
     eventually,
