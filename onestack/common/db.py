@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import JSON, MetaData, create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -52,6 +53,7 @@ class Base(DeclarativeBase):
 def _sqlite_engine(url: str, immediate: bool) -> Engine:
     engine = create_engine(
         url,
+        json_deserializer=orjson.loads,
         poolclass=QueuePool if not url.endswith(":memory:") else NullPool,
         pool_size=8 if not immediate else 1,
         max_overflow=32 if not immediate else 0,
@@ -90,7 +92,8 @@ class Database:
             self.engine = _sqlite_engine(url, immediate=False)
             self.write_engine = _sqlite_engine(url, immediate=True)
         else:
-            self.engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+            self.engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True,
+                                        json_deserializer=orjson.loads)
             self.write_engine = self.engine
         self._read_factory = sessionmaker(self.engine, expire_on_commit=False)
         self._write_factory = sessionmaker(self.write_engine, expire_on_commit=False)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, func, not_, select
 from sqlalchemy.orm import Session
 
 from onestack.common.models import HostService
-from onestack.compute.models import Allocation, ComputeNode, Server
+from onestack.compute.models import Allocation, ComputeNode
 
 COMPUTE_BINARY = "nova-compute"
 
@@ -33,7 +33,6 @@ class HostState:
     used_disk_gb: int = 0
     alive: bool = True
     disabled: bool = False
-    servers: set[str] = field(default_factory=set)  # live servers on the host
 
     @property
     def total_vcpus(self) -> float:
@@ -77,8 +76,8 @@ def usage(s: Session, host: str) -> tuple[int, int, int]:
 
 
 def load(s: Session, alive_clause: Any) -> list[HostState]:
-    """Every compute host with its claims, liveness and members (by the
-    database's clock: ``alive_clause`` is the host registry's)."""
+    """Every compute host with its claims and liveness (by the database's
+    clock: ``alive_clause`` is the host registry's)."""
     service = (
         select(HostService.host, alive_clause.label("alive"), HostService.disabled)
         .where(HostService.binary == COMPUTE_BINARY)
@@ -110,11 +109,6 @@ def load(s: Session, alive_clause: Any) -> list[HostState]:
         if state is not None:
             state.used_vcpus, state.used_memory_mb, state.used_disk_gb = (
                 int(vcpus), int(memory), int(disk))
-    for server_id, on in s.execute(
-        select(Server.id, Server.host).where(Server.host.in_(list(states)),
-                                             not_(Server.deleted))
-    ):
-        states[str(on)].servers.add(server_id)
     return list(states.values())
 
 

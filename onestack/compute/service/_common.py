@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextvars
 from collections.abc import Iterable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -123,7 +124,8 @@ def event_start(s: Session, action_id: int, event: str, host: str | None) -> Ins
 
 
 def event_finish(s: Session, action_id: int, event: str, *, host: str | None,
-                 error: str | None = None, details: str | None = None) -> None:
+                 error: str | None = None, details: str | None = None,
+                 started_at: datetime | None = None) -> None:
     """Finish the event (starting it if it was not), and the action with it:
     ``Success`` or ``Error`` (the action's message ``Error`` too, as Nova)."""
     now = utcnow()
@@ -133,7 +135,8 @@ def event_finish(s: Session, action_id: int, event: str, *, host: str | None,
         .order_by(InstanceActionEvent.id.desc()).limit(1)
     ).scalars().first()
     if row is None:
-        row = InstanceActionEvent(action_id=action_id, event=event, start_time=now, host=host)
+        row = InstanceActionEvent(action_id=action_id, event=event,
+                                  start_time=started_at or now, host=host)
         s.add(row)
     row.finish_time = now
     row.result = "Error" if error else "Success"

@@ -55,7 +55,8 @@ def build(svc: ComputeService, tctx: TaskContext) -> dict[str, Any] | None:
         server.updated_at = utcnow()
         action = latest_action(s, server.id, "unshelve" if unshelve else "create")
         if action is not None:
-            event_finish(s, action.id, SCHEDULE_EVENT, host=host.host)
+            event_finish(s, action.id, SCHEDULE_EVENT, host=host.host,
+                         started_at=action.start_time)
             event_start(s, action.id, "compute_unshelve_instance" if unshelve else BUILD_EVENT,
                         host.host)
 
@@ -66,10 +67,6 @@ def build(svc: ComputeService, tctx: TaskContext) -> dict[str, Any] | None:
                 return {"skipped": True}
             host_name = server.host
         if host_name is None:
-            with tctx.fenced_write() as s:
-                action = latest_action(s, server_id, "unshelve" if unshelve else "create")
-                if action is not None:
-                    event_start(s, action.id, SCHEDULE_EVENT, None)
             placed = scheduling.place(svc, server_id, tctx.fenced_write, on_claimed=claimed)
             if placed is None:
                 return {"skipped": True}

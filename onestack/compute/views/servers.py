@@ -37,12 +37,30 @@ class Context:
     host_statuses: dict[str, str] = field(default_factory=dict)
     volumes: dict[str, list[tuple[str, bool]]] = field(default_factory=dict)
     groups: dict[str, list[str]] | None = None  # 2.71: shown by show/update/rebuild only
+    at: dict[str, bool] = field(default_factory=dict)  # microversion -> reached (memo)
+
+    def since(self, minimum: str) -> bool:
+        """``version >= minimum``, memoised (asked for every field of every server)."""
+        found = self.at.get(minimum)
+        if found is None:
+            found = self.at[minimum] = self.version.matches(minimum)
+        return found
+
+
+_HOST_IDS: dict[tuple[str, str], str] = {}
 
 
 def host_id(server: Server) -> str:
+    """Nova's ``hostId``: SHA-224 of the project and the host (memoised)."""
     if not server.host:
         return ""
-    return hashlib.sha224((str(server.project_id) + server.host).encode()).hexdigest()
+    key = (str(server.project_id), server.host)
+    found = _HOST_IDS.get(key)
+    if found is None:
+        if len(_HOST_IDS) > 65536:
+            _HOST_IDS.clear()
+        found = _HOST_IDS[key] = hashlib.sha224((key[0] + key[1]).encode()).hexdigest()
+    return found
 
 
 def addresses(server: Server) -> dict[str, list[dict[str, Any]]]:
@@ -73,7 +91,7 @@ def brief(server: Server, ctx: Context) -> dict[str, Any]:
 
 def _flavor(server: Server, ctx: Context) -> dict[str, Any]:
     flavor = server.flavor or {}
-    if ctx.version.matches("2.47"):
+    if ctx.since("2.47"):
         out: dict[str, Any] = {
             "vcpus": flavor.get("vcpus"), "ram": flavor.get("memory_mb"),
             "disk": flavor.get("root_gb"), "ephemeral": flavor.get("ephemeral_gb", 0),
@@ -109,7 +127,7 @@ def _fault(server: Server, ctx: Context) -> dict[str, Any] | None:
 def full(server: Server, ctx: Context, *, minimal: bool = False,
          show_user_data: bool = True) -> dict[str, Any]:
     """The full view; ``minimal`` is what ``PUT /servers/{id}`` answered before 2.75."""
-    v = ctx.version
+    since = ctx.since
     shown = status(server)
     out: dict[str, Any] = {
         "accessIPv4": server.access_ip_v4 or "",
@@ -145,40 +163,40 @@ def full(server: Server, ctx: Context, *, minimal: bool = False,
         if server.network_info and server.security_groups:
             out["security_groups"] = [{"name": n} for n in server.security_groups]
         if ctx.extended:
-            _extended(server, out, v, show_user_data)
+            _extended(server, out, ctx, show_user_data)
         out["OS-EXT-STS:task_state"] = server.task_state
         out["OS-EXT-STS:vm_state"] = server.vm_state
         out["OS-EXT-STS:power_state"] = server.power_state
         volumes = ctx.volumes.get(server.id, [])
         out["os-extended-volumes:volumes_attached"] = [
-            {"id": vid, "delete_on_termination": dot} if v.matches("2.3") else {"id": vid}
+            {"id": vid, "delete_on_termination": dot} if since("2.3") else {"id": vid}
             for vid, dot in volumes]
-    if v.matches("2.9"):
+    if since("2.9"):
         out["locked"] = bool(server.locked)
-    if v.matches("2.16") and ctx.host_status and not minimal:
+    if since("2.16") and ctx.host_status and not minimal:
         out["host_status"] = ctx.host_statuses.get(server.host or "", "")
-    if v.matches("2.19"):
+    if since("2.19"):
         out["description"] = server.description
-    if v.matches("2.26"):
+    if since("2.26"):
         out["tags"] = list(server.tags or [])
-    if v.matches("2.63"):
+    if since("2.63"):
         out["trusted_image_certificates"] = server.trusted_certs or None
-    if ctx.groups is not None and v.matches("2.71"):
+    if ctx.groups is not None and since("2.71"):
         out["server_groups"] = ctx.groups.get(server.id, [])
-    if v.matches("2.73"):
+    if since("2.73"):
         out["locked_reason"] = server.locked_reason
-    if v.matches("2.90") and not ctx.extended:
+    if since("2.90") and not ctx.extended:
         out["OS-EXT-SRV-ATTR:hostname"] = server.hostname
-    if v.matches("2.96") and not minimal:
+    if since("2.96") and not minimal:
         out["pinned_availability_zone"] = server.requested_availability_zone
     return out
 
 
-def _extended(server: Server, out: dict[str, Any], v: APIVersion, show_user_data: bool) -> None:
+def _extended(server: Server, out: dict[str, Any], ctx: Context, show_user_data: bool) -> None:
     out["OS-EXT-SRV-ATTR:host"] = server.host
     out["OS-EXT-SRV-ATTR:instance_name"] = f"instance-{server.internal_id:08x}"
     out["OS-EXT-SRV-ATTR:hypervisor_hostname"] = server.node
-    if v.matches("2.3"):
+    if ctx.since("2.3"):
         sysmeta = server.system_metadata or {}
         out["OS-EXT-SRV-ATTR:hostname"] = server.hostname
         out["OS-EXT-SRV-ATTR:kernel_id"] = sysmeta.get("image_kernel_id", "")
