@@ -181,18 +181,25 @@ def _validate(schema: Schema, value: Any, path: list[str | int]) -> None:
     if "oneOf" in schema or "anyOf" in schema:
         alternatives = schema.get("oneOf") or schema.get("anyOf") or []
         matched = 0
+        failures: list[tuple[Schema, _Failure]] = []
         for alternative in alternatives:
             try:
                 _validate(alternative, value, path)
-            except _Failure:
+            except _Failure as failure:
+                failures.append((alternative, failure))
                 continue
             matched += 1
-        if matched == 0 or ("oneOf" in schema and matched > 1):
-            word = "oneOf" if "oneOf" in schema else "anyOf"
-            if matched > 1:
-                raise _fail(path, value, f"{_repr(value)} is valid under each of the given schemas")
-            raise _fail(path, value, f"{_repr(value)} is not valid under any of the given schemas"
-                        if word else "")
+        if matched > 1 and "oneOf" in schema:
+            raise _fail(path, value, f"{_repr(value)} is valid under each of the given schemas")
+        if matched == 0:
+            # As jsonschema's best_match: the one alternative of the value's own
+            # type says what is wrong with it.
+            typed = [f for alt, f in failures if "type" not in alt or any(
+                _is_type(value, k) for k in ([alt["type"]] if isinstance(alt["type"], str)
+                                             else alt["type"]))]
+            if len(typed) == 1:
+                raise typed[0]
+            raise _fail(path, value, f"{_repr(value)} is not valid under any of the given schemas")
     if isinstance(value, str):
         _validate_string(schema, value, path)
     elif isinstance(value, bool):
