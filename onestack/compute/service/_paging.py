@@ -24,9 +24,14 @@ def page_rows(
     sort_dirs: Sequence[str],
     marker_key: str = "id",
     tie_breaker: str = "id",
+    columns: Sequence[Any] | None = None,
 ) -> list[Any]:
+    """The page's rows: model instances, or plain rows of ``columns`` (no ORM
+    bookkeeping: what a long list reads)."""
     marker = find_marker(s, model, page.marker, key=marker_key, stmt=stmt,
                          error=lambda m: BadRequest(f"marker [{m}] not found"))
     query = paginate_query(stmt, model, limit=page.limit, sort_keys=sort_keys,
                            sort_dirs=sort_dirs, marker=marker, tie_breaker=tie_breaker)
+    if columns is not None:
+        return list(s.execute(query.with_only_columns(*columns)).all())
     return list(s.execute(query).scalars())

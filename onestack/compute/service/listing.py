@@ -65,6 +65,16 @@ _COLUMNS: dict[str, tuple[str, bool]] = {
 }
 
 
+# What a listed server is read with: plain rows (attribute access by the
+# models' attribute names), without the columns no view shows.
+_NOT_LISTED = {"key_data", "password", "requested_networks", "block_device_mapping",
+               "scheduler_hints", "old_flavor", "new_flavor"}
+LIST_COLUMNS = [
+    (c.label("metadata_") if c.name == "metadata" else c)
+    for c in Server.__table__.columns if c.name not in _NOT_LISTED
+]
+
+
 def allowed_filters(version: APIVersion) -> set[str]:
     """What a non-admin may filter on (others are dropped, as Nova does)."""
     names = {"reservation_id", "name", "status", "image", "flavor", "ip", "changes-since",
@@ -248,8 +258,8 @@ def list_servers(svc: ComputeService, ctx: AuthContext, params: Any, *, detail: 
         for name, ip_version in (("ip", 4), ("ip6", 6)):
             if name in first:
                 stmt = stmt.where(Server.id.in_(_ip_ids(s, stmt, first[name], ip_version)))
-        rows = page_rows(s, stmt, Server, page, sort_keys=sort_keys, sort_dirs=sort_dirs)
-        s.expunge_all()
+        rows = page_rows(s, stmt, Server, page, sort_keys=sort_keys, sort_dirs=sort_dirs,
+                         columns=LIST_COLUMNS)
     return rows, page.limit
 
 
