@@ -199,7 +199,7 @@ QUOTA_RESOURCES_V257 = ["instances", "cores", "ram", "metadata_items", "key_pair
 QUOTA_RESOURCES_V236 = [*QUOTA_RESOURCES_V257, "injected_files",
                         "injected_file_content_bytes", "injected_file_path_bytes"]
 QUOTA_RESOURCES_ALL = [*QUOTA_RESOURCES_V236, "fixed_ips", "floating_ips",
-                       "security_groups", "security_group_rules", "networks"]
+                       "security_groups", "security_group_rules"]
 
 
 def quota_update(resources: list[str]) -> Schema:

@@ -83,5 +83,4 @@ def build_quotas(conf: ComputeSettings) -> Quotas:
         Resource("floating_ips", _not_counted, 10),
         Resource("security_groups", _not_counted, 10),
         Resource("security_group_rules", _not_counted, 20),
-        Resource("networks", _not_counted, 3),
     ])

@@ -53,7 +53,8 @@ def project_of(env: Env, who: str) -> str:
 def test_version_documents_and_negotiation(env: Env) -> None:
     r = env.api.client.get("/compute/")
     assert r.status_code == 200
-    (v21,) = r.json()["versions"]
+    v20, v21 = r.json()["versions"]
+    assert v20["id"] == "v2.0" and v20["version"] == ""
     assert v21["id"] == "v2.1" and v21["min_version"] == "2.1" and v21["version"] == "2.96"
     r = env.api.client.get("/compute/v2.1/")
     assert r.json()["version"]["links"][0]["href"] == "http://127.0.0.1:8800/compute/v2.1/"

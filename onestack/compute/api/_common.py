@@ -25,6 +25,7 @@ from onestack.compute.core import ComputeService
 from onestack.compute.validation import Schema, validate
 
 V21 = "/v2.1"
+V20 = "/v2"
 # No resource of /v2.1 is named like this: such a first segment is a project id.
 _PROJECT_SEGMENT = re.compile(r"^[0-9a-fA-F]{32}$|^[0-9a-fA-F-]{36}$")
 _VERSION_KEY = "compute_version"
@@ -45,6 +46,14 @@ class VersionMiddleware:
         root: str = scope.get("root_path", "")
         full: str = scope["path"]
         path = full[len(root):] if root and full.startswith(root) else full
+        legacy = path.startswith(V20 + "/") and len(path) > len(V20) + 1
+        if legacy:
+            # The v2.0 API is v2.1 at its minimum microversion, without headers.
+            scope = dict(scope)
+            prefix = full[: len(full) - len(path)]
+            path = V21 + path[len(V20):]
+            scope["path"] = prefix + path
+            full = scope["path"]
         if not (path == V21 or path.startswith(V21 + "/")):
             await self.app(scope, receive, send)
             return
@@ -52,7 +61,7 @@ class VersionMiddleware:
         state = scope.setdefault("state", {})
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
         try:
-            version = versions.negotiate(headers)
+            version = versions.min_version if legacy else versions.negotiate(headers)
         except ApiError as exc:
             exc.headers.update(versions.response_headers())
             if scope["type"] == "http":
@@ -66,8 +75,8 @@ class VersionMiddleware:
             scope = dict(scope)
             scope["path"] = full[: len(full) - len(path)] + V21 + (
                 "/" + parts[2] if len(parts) > 2 else "")
-        extra = [(k.lower().encode(), v.encode())
-                 for k, v in versions.response_headers(version).items()]
+        extra = [] if legacy else [(k.lower().encode(), v.encode())
+                                   for k, v in versions.response_headers(version).items()]
 
         async def send_with_version(message: Message) -> None:
             if message["type"] == "http.response.start":

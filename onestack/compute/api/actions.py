@@ -146,6 +146,10 @@ async def _rebuild(c: Call, sid: str, data: dict[str, Any]) -> Response:
                        ("trusted_image_certificates", "trusted_certs")):
         if key in params:
             changes[field] = params[key].strip() if key == "name" else params[key]
+    if changes.get("access_ip_v6"):
+        from onestack.compute.api.servers import _ipv6
+
+        changes["access_ip_v6"] = _ipv6(changes["access_ip_v6"])
     server = await run(actions_image.rebuild, c.svc, c.ctx, sid, params["imageRef"], changes)
     from onestack.compute.api.servers import _password, _view
     from onestack.compute.views import servers as views

@@ -27,6 +27,8 @@ async def console_output(c: Call, server_id: str, length: Any) -> str:
     except Exception as exc:
         raise Conflict(f"Instance {server.id} is not ready: {exc}") from None
     if length is not None and int(length) >= 0:
-        lines = text.splitlines(keepends=True)
-        text = "".join(lines[-int(length):]) if int(length) else ""
+        # Nova's _tail_log: the trailing newline's empty piece counts as a line.
+        lines = text.split("\n")
+        if len(lines) > int(length):
+            text = "\n".join(lines[-int(length):])
     return text

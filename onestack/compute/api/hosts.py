@@ -46,7 +46,8 @@ async def _list(request: Request, detail: bool) -> Response:
     items = await run(render)
     out: dict[str, Any] = {}
     if c.at_least("2.33") and pattern is None:
-        page = PageParams.from_query(c.params, max_limit=c.svc.conf.max_limit)
+        page = PageParams.from_query(c.params, max_limit=c.svc.conf.max_limit,
+                                   zero_is_default=False)
         found = paginate_list(items, page, key=lambda h: str(h["id"]))
         items = found.items
         out.update(nova_links(c.url("/os-hypervisors" + ("/detail" if detail else "")),

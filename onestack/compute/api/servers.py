@@ -108,7 +108,7 @@ def _boot_request(c: Call, data: dict[str, Any]) -> boot.BootRequest:
         security_groups=groups, availability_zone=srv.get("availability_zone"),
         min_count=min_count, max_count=int(srv.get("max_count", min_count)),
         scheduler_hints=dict(hints), tags=list(srv.get("tags") or []),
-        access_ip_v4=srv.get("accessIPv4"), access_ip_v6=srv.get("accessIPv6"),
+        access_ip_v4=srv.get("accessIPv4"), access_ip_v6=_ipv6(srv.get("accessIPv6")),
         auto_disk_config=srv.get("OS-DCF:diskConfig") == "AUTO",
         trusted_certs=srv.get("trusted_image_certificates"),
         requested_host=srv.get("host"), requested_node=srv.get("hypervisor_hostname"),
@@ -136,6 +136,15 @@ async def create(request: Request) -> Response:
                          headers={"Location": c.url(f"/servers/{first.id}")})
 
 
+def _ipv6(value: str | None) -> str | None:
+    """An IPv6 address as Nova keeps it (netaddr's canonical, compressed form)."""
+    if not value:
+        return value
+    import ipaddress
+
+    return ipaddress.IPv6Address(value).compressed
+
+
 def _password(length: int = 12) -> str:
     import secrets
     import string
@@ -158,7 +167,7 @@ async def update(request: Request) -> Response:
     if "accessIPv4" in srv:
         changes["access_ip_v4"] = srv["accessIPv4"] or None
     if "accessIPv6" in srv:
-        changes["access_ip_v6"] = srv["accessIPv6"] or None
+        changes["access_ip_v6"] = _ipv6(srv["accessIPv6"]) or None
     server = await run(servers.update, c.svc, c.ctx, request.path_params["server_id"], changes)
     view = await run(_view, c, [server], groups=True)
     return json_response({"server": views.full(server, view, minimal=not c.at_least("2.75"))})

@@ -40,7 +40,15 @@ async def show(request: Request) -> Response:
     return json_response(out)
 
 
+async def no_tenant(request: Request) -> Response:
+    await call(request)
+    from onestack.common.errors import NotFound
+
+    raise NotFound("The resource could not be found.")
+
+
 routes = [
     Route("/v2.1/os-simple-tenant-usage", index, methods=["GET"]),
+    Route("/v2.1/os-simple-tenant-usage/", no_tenant, methods=["GET"]),
     Route("/v2.1/os-simple-tenant-usage/{tenant_id}", show, methods=["GET"]),
 ]

@@ -26,8 +26,25 @@ def _v21(request: Request) -> dict[str, Any]:
     }
 
 
+def _v20(request: Request) -> dict[str, Any]:
+    """The legacy v2.0 API: v2.1 at its minimum microversion (Nova's v2 compat)."""
+    svc = compute(request)
+    return {"id": "v2.0", "status": "SUPPORTED", "version": "", "min_version": "",
+            "updated": "2011-01-21T11:33:21Z",
+            "links": [{"rel": "self", "href": svc.settings.base_url + "/compute/v2/"}]}
+
+
 async def versions(request: Request) -> Response:
-    return json_response({"versions": [_v21(request)]})
+    return json_response({"versions": [_v20(request), _v21(request)]})
+
+
+async def version_v20(request: Request) -> Response:
+    doc = _v20(request)
+    doc["links"].append({"rel": "describedby", "type": "text/html",
+                         "href": "http://docs.openstack.org/"})
+    doc["media-types"] = [{"base": "application/json",
+                           "type": "application/vnd.openstack.compute+json;version=2"}]
+    return json_response({"version": doc})
 
 
 async def version_v21(request: Request) -> Response:
@@ -41,6 +58,8 @@ async def version_v21(request: Request) -> Response:
 
 routes = [
     Route("/", versions, methods=["GET", "HEAD"]),
+    Route("/v2", version_v20, methods=["GET", "HEAD"]),
+    Route("/v2/", version_v20, methods=["GET", "HEAD"]),
     Route("/v2.1", version_v21, methods=["GET", "HEAD"]),
     Route("/v2.1/", version_v21, methods=["GET", "HEAD"]),
 ]

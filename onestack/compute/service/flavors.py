@@ -69,7 +69,7 @@ def _parse_is_public(value: str | None) -> bool | None:
 
 def list_flavors(svc: ComputeService, ctx: AuthContext, params: Any) -> tuple[list[Flavor], int | None]:
     """A page of flavors by Nova's filters; returns the rows and the page limit."""
-    page = PageParams.from_query(params, max_limit=svc.conf.max_limit)
+    page = PageParams.from_query(params, max_limit=svc.conf.max_limit, zero_is_default=False)
     stmt = select(Flavor)
     if svc.is_admin(ctx):
         is_public = _parse_is_public(params.get("is_public"))

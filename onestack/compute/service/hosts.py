@@ -34,12 +34,21 @@ def service_view(svc: ComputeService, view: Any, version: APIVersion) -> dict[st
     out = view.as_nova_service(
         svc.conf.default_availability_zone if view.binary == kinds.COMPUTE_BINARY
         else "internal")
+    if not version.matches("2.53"):
+        out["id"] = legacy_id(view.id)
     out["binary"] = _SHOWN[view.binary]
     if view.binary == kinds.COMPUTE_BINARY and view.availability_zone:
         out["zone"] = view.availability_zone
     if not version.matches("2.11"):
         out.pop("forced_down", None)
     return dict(out)
+
+
+def legacy_id(uuid: str) -> int:
+    """The integer id a service had before 2.53 (stable: from its UUID)."""
+    import zlib
+
+    return zlib.crc32(uuid.encode()) & 0x7FFFFFFF
 
 
 def list_services(svc: ComputeService, ctx: AuthContext, host: str | None,
@@ -129,7 +138,9 @@ def hypervisor_view(svc: ComputeService, node: ComputeNode, version: APIVersion,
     if detail:
         out.update(hypervisor_type=node.hypervisor_type,
                    hypervisor_version=node.hypervisor_version, host_ip=node.host_ip)
-        out["service"] = {"id": service.id if service is not None else None, "host": node.host,
+        sid = service.id if service is not None else None
+        out["service"] = {"id": sid if uuid_ids or sid is None else legacy_id(sid),
+                          "host": node.host,
                           "disabled_reason": service.disabled_reason if service else None}
         if version.matches("2.88"):
             out["uptime"] = _uptime()
@@ -190,7 +201,7 @@ def get_hypervisor(svc: ComputeService, ctx: AuthContext, hypervisor_id: str,
         elif hypervisor_id.isdigit():
             node = s.get(ComputeNode, int(hypervisor_id))
         else:
-            raise BadRequest(f"Invalid ID {hypervisor_id}")
+            node = None
         if node is None:
             raise NotFound(f"Hypervisor with ID '{hypervisor_id}' could not be found.")
         s.expunge(node)

@@ -57,7 +57,7 @@ def list_actions(svc: ComputeService, ctx: AuthContext, server_id: str, params: 
     stmt = select(InstanceAction).where(InstanceAction.server_id == server.id)
     page = PageParams()
     if version.matches("2.58"):
-        page = PageParams.from_query(params, max_limit=svc.conf.max_limit)
+        page = PageParams.from_query(params, max_limit=svc.conf.max_limit, zero_is_default=False)
         since = before = None
         try:
             if "changes-since" in params:

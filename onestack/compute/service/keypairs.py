@@ -81,7 +81,7 @@ def list_keypairs(svc: ComputeService, ctx: AuthContext, user_id: str | None, pa
                   paged: bool) -> tuple[list[KeyPair], int | None]:
     owner = user_id or ctx.user_id
     _authorize(svc, ctx, "index", owner)
-    page = PageParams.from_query(params, max_limit=svc.conf.max_limit) if paged else PageParams()
+    page = PageParams.from_query(params, max_limit=svc.conf.max_limit, zero_is_default=False) if paged else PageParams()
     stmt = select(KeyPair).where(KeyPair.user_id == owner)
     with svc.db.read() as s:
         rows = page_rows(s, stmt, KeyPair, page, sort_keys=["name"], sort_dirs=["asc"],

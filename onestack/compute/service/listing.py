@@ -172,7 +172,7 @@ def list_servers(svc: ComputeService, ctx: AuthContext, params: Any, *, detail: 
         allowed = allowed_filters(version) | set(PAGING)
         opts = {k: v for k, v in opts.items() if k in allowed}
     first = {k: v[-1] for k, v in opts.items()}
-    page = PageParams.from_query(params, max_limit=svc.conf.max_limit)
+    page = PageParams.from_query(params, max_limit=svc.conf.max_limit, zero_is_default=False)
     stmt = select(Server)
 
     all_tenants = "all_tenants" in first and (first["all_tenants"] == "" or

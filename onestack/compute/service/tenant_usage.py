@@ -57,7 +57,7 @@ def usages(svc: ComputeService, ctx: AuthContext, params: Any, *, tenant_id: str
     if not start < stop:
         raise BadRequest("Invalid start time. The start time cannot occur after the end time.")
     stop = min(stop, utcnow())
-    page = (PageParams.from_query(params, max_limit=svc.conf.max_limit) if paged
+    page = (PageParams.from_query(params, max_limit=svc.conf.max_limit, zero_is_default=False) if paged
             else PageParams(limit=svc.conf.max_limit))
     stmt = select(Server).where(
         Server.launched_at.is_not(None), Server.launched_at < stop,
