@@ -61,14 +61,21 @@ def build_cloud(settings: Settings, modules: tuple[str, ...] = SERVICE_MODULES) 
 
 
 def prepare(cloud: Cloud) -> None:
-    """Upgrade the schema, then let each service set itself up (bootstrap)."""
-    from onestack.common import migrate
+    """Upgrade the schema, then let each service set itself up (bootstrap).
 
-    migrate.upgrade(cloud.db)
-    for svc in cloud.services.values():
-        hook = getattr(svc, "prepare", None)
-        if hook is not None:
-            hook()
+    Under the database's schema lock: processes starting together on one
+    PostgreSQL database take turns, so one creates the schema and bootstraps,
+    and the others find it done and join (see ``identity/bootstrap``)."""
+    from onestack.common import migrate
+    from onestack.common.db import retrying
+
+    with cloud.db.schema_lock():
+        migrate.upgrade(cloud.db)
+        for svc in cloud.services.values():
+            hook = getattr(svc, "prepare", None)
+            if hook is not None:
+                # Other nodes may be serving already: a unit that loses a race runs again.
+                retrying(hook)
 
 
 class Dispatcher:

@@ -140,7 +140,8 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     db = Database(settings.db_url)
-    ran = migrate.upgrade(db)
+    with db.schema_lock():
+        ran = migrate.upgrade(db)
     print("upgraded" if ran else "already up to date")
     return 0
 

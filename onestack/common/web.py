@@ -2,7 +2,9 @@
 
 * ``json_response`` / ``empty`` build responses (orjson, exact status codes).
 * ``read_json`` parses a request body or raises a 400 in the service's shape.
-* ``run`` runs blocking service logic (database, hashing) in the thread pool.
+* ``run`` runs blocking service logic (database, hashing) in the thread pool,
+  as one retryable unit of work: when the database says a write unit lost a
+  race (``db.RetryUnit``), the call is run again (``db.retrying``).
 * ``service_app`` builds a service's Starlette sub-application with its error
   renderer, so every ``ApiError`` - and every unexpected exception - comes out
   in that service's own error format.
@@ -19,14 +21,16 @@ import anyio.to_thread
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from onestack.common.db import RetryUnit, retrying
 from onestack.common.errors import (
     ApiError,
     AuthenticationRequired,
     BadRequest,
+    Conflict,
     MethodNotAllowed,
     NotFound,
     UnsupportedMediaType,
@@ -73,7 +77,10 @@ async def read_json(
     content type not in ``content_types`` -> 415.
     """
     ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    raw = await request.body()
+    try:
+        raw = await request.body()
+    except ClientDisconnect:  # nobody is left to answer; not a server error
+        raise BadRequest("The client closed the connection before the request body was read.") from None
     if not raw.strip():
         if required:
             raise BadRequest("The request body is required and must be a JSON object.")
@@ -87,10 +94,24 @@ async def read_json(
 
 
 async def run(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-    """Run blocking service logic in the worker thread pool."""
+    """Run blocking service logic in the worker thread pool, again if a write
+    unit in it lost a race (see ``common/db``)."""
     if kwargs:
         fn = functools.partial(fn, **kwargs)
-    return await anyio.to_thread.run_sync(fn, *args)
+    return await anyio.to_thread.run_sync(_unit_of_work, fn, *args)
+
+
+def _unit_of_work(fn: Callable[..., T], *args: Any) -> T:
+    try:
+        return retrying(fn, *args)
+    except RetryUnit as exc:
+        # Out of attempts (or a unit had already committed): the service's own
+        # answer if it gave one, else a 409 - never a 500 for a lost race.
+        if isinstance(exc.cause, ApiError):
+            raise exc.cause from None
+        log.warning("gave up on a write that kept losing races: %s", exc.reason)
+        raise Conflict("The request conflicted with concurrent changes to the same resources; "
+                       "please retry it.") from None
 
 
 def query_flag(request: Request, name: str) -> bool | None:

@@ -7,6 +7,10 @@ admin on it and on the system; project ``demo`` with user ``demo`` holding
 member; the region; the catalog. Every start: the catalog is reconciled with
 the running services (new services added, endpoint URLs moved when the host or
 port changed) and ``<state_dir>/clouds.yaml`` is (re)written with mode 0600.
+
+A node that finds the database bootstrapped by another node joins it as a
+member (``node.py``): it checks and adds what its own services need, and
+never resets the bootstrap users' passwords or moves the catalog to itself.
 """
 
 from __future__ import annotations
@@ -189,7 +193,10 @@ _early: dict[Path, EarlyHashes] = {}
 
 
 def _first_start_likely(settings: Settings) -> bool:
-    return not (settings.state_dir / "clouds.yaml").exists()
+    from onestack.identity.node import MARKER
+
+    state = settings.state_dir
+    return not (state / "clouds.yaml").exists() and not (state / MARKER).exists()
 
 
 def prestart(settings: Settings) -> None:
@@ -287,8 +294,11 @@ def _first_start(identity: Identity, s: Session, hashes: Callable[[], dict[str, 
     _password(s, demo_user, done["demo"])
 
 
-def reconcile_catalog(identity: Identity, s: Session) -> bool:
-    """Services and endpoints for every running service; True if anything changed."""
+def reconcile_catalog(identity: Identity, s: Session, *, follow: bool = True) -> bool:
+    """Services and endpoints for every running service; True if anything changed.
+
+    ``follow``: existing endpoints move to this node's URL (else only missing
+    ones are added: a member's start does not take the catalog over)."""
     from sqlalchemy import select
 
     from onestack.common.ids import new_id
@@ -327,7 +337,7 @@ def reconcile_catalog(identity: Identity, s: Session) -> bool:
                     region_id=settings.region, enabled=True, extra={},
                 ))
                 changed = True
-            elif ep.url != url and urlparse(ep.url).path.rstrip("/") == entry.path.rstrip("/"):
+            elif follow and ep.url != url and urlparse(ep.url).path.rstrip("/") == entry.path.rstrip("/"):
                 # Same service path, the host or port moved: follow it.
                 ep.url = url
                 changed = True
@@ -436,12 +446,22 @@ def _nothing_to_do(identity: Identity) -> bool:
     restart compiles no ORM statement and imports no YAML parser."""
     from sqlalchemy import JSON, text
 
+    from onestack.identity.node import follows_catalog, read_marker
+
     settings = identity.settings
+    sqlite = identity.db.is_sqlite
+    marker = read_marker(settings.state_dir)
+    if marker is None and not sqlite:
+        return False  # the reconcile decides this node's role and writes the marker
     try:
-        clouds_text = (settings.state_dir / "clouds.yaml").read_text()
+        clouds_text: str | None = (settings.state_dir / "clouds.yaml").read_text()
     except OSError:
-        return False
-    if not _clouds_yaml_current(identity, clouds_text):
+        clouds_text = None
+    owner = sqlite or (marker is not None and marker.here)
+    if clouds_text is None:
+        if owner:
+            return False  # the owner's clouds.yaml was lost: new passwords
+    elif not _clouds_yaml_current(identity, clouds_text):
         return False
     with identity.db.read() as s:
         def one(sql: str, **params: Any) -> bool:
@@ -451,6 +471,7 @@ def _nothing_to_do(identity: Identity) -> bool:
             one("SELECT 1 FROM project WHERE id = :id", id=DEFAULT_DOMAIN_ID)
             and one("SELECT 1 FROM identity_key WHERE kind = 'fernet'")
             and one("SELECT 1 FROM region WHERE id = :id", id=settings.region)
+            and (marker is None or one('SELECT 1 FROM "user" WHERE id = :id', id=marker.cloud))
         ):
             return False
         catalog = text(
@@ -462,6 +483,13 @@ def _nothing_to_do(identity: Identity) -> bool:
             for row in s.execute(catalog)
         }
     base = settings.base_url
+    if not follows_catalog(settings, owner):  # a member: present at whatever URL
+        present = {key[:4] for key in have}
+        return all(
+            (entry.service_type, entry.name, interface, settings.region) in present
+            for entry in identity.cloud.catalog()
+            for interface in INTERFACES
+        )
     return all(
         (entry.service_type, entry.name, interface, settings.region, base + entry.path) in have
         for entry in identity.cloud.catalog()
@@ -539,14 +567,26 @@ def bootstrap(identity: Identity) -> None:
     configure_mappers()
 
 
+def _admin_id(s: Session) -> str | None:
+    from sqlalchemy import select
+
+    from onestack.identity.models import User
+
+    return s.scalars(
+        select(User.id).where(User.domain_id == DEFAULT_DOMAIN_ID, User.name == "admin")
+    ).first()
+
+
 def _reconcile(identity: Identity) -> None:
     from sqlalchemy import select
 
     from onestack.identity import revoke
     from onestack.identity.models import Project, User
+    from onestack.identity.node import Marker, follows_catalog, is_owner, read_marker, write_marker
     from onestack.identity.passwords import set_password
 
-    path = identity.settings.state_dir / "clouds.yaml"
+    settings = identity.settings
+    path = settings.state_dir / "clouds.yaml"
     clouds = _read_clouds(path)
     early: EarlyHashes | None = getattr(identity, "bootstrap_hashes", None)
     known = _password_from(clouds, ADMIN_CLOUD) and _password_from(clouds, DEMO_CLOUD)
@@ -566,7 +606,12 @@ def _reconcile(identity: Identity) -> None:
         if fresh:
             first_start(identity, s, hashes)
             log.info("identity bootstrapped: domain Default, admin and demo projects and users")
-        elif not known:
+            owner = True
+        else:
+            own_file = bool(known) and _clouds_yaml_current(identity, path.read_text())
+            owner = is_owner(sqlite=identity.db.is_sqlite, marker=read_marker(settings.state_dir),
+                             cloud=_admin_id(s), own_clouds_yaml=own_file)
+        if not fresh and owner and not known:
             # clouds.yaml was lost: give the bootstrap users new passwords.
             for name in ("admin", "demo"):
                 user = s.scalars(
@@ -574,7 +619,15 @@ def _reconcile(identity: Identity) -> None:
                 ).first()
                 if user is not None:
                     set_password(identity, s, user, passwords[name], prehashed=hashes()[name])
-        reconcile_catalog(identity, s)
+        reconcile_catalog(identity, s, follow=follows_catalog(settings, owner))
         revoke.prune(s, identity.tokens.revocations.lifetime())
+        cloud = _admin_id(s)
     identity.touch()
-    write_clouds_yaml(identity, passwords)
+    if cloud is not None:
+        write_marker(settings.state_dir, Marker(cloud=cloud, here=owner))
+    if owner or known:
+        write_clouds_yaml(identity, passwords)
+    else:
+        log.warning("joined a cloud another node bootstrapped: the bootstrap credentials are in "
+                    "that node's clouds.yaml; the catalog stays at %s",
+                    settings.public_url or "the URLs already in it")

@@ -4,6 +4,14 @@ A token is revoked when an event matches it: every non-null field of the
 event equals the token's value for it, and the token was issued at or before
 ``issued_before``. Call these inside the same ``db.write()`` transaction as
 the change that causes them (password change, role removal, disable ...).
+
+Other processes notice new events by the table's highest id (the token
+provider's ``RevocationList.refresh``), so events must become visible in id
+order: the units that add events take one named lock before the insert and
+hold it to their commit (on PostgreSQL, two concurrent inserts could
+otherwise commit the higher id first, and a replica that saw it would never
+load the lower one). This process's listeners hear of an event once it is
+committed, never of one that was rolled back.
 """
 
 from __future__ import annotations
@@ -11,8 +19,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import cast
 
+from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
+from onestack.common import db
 from onestack.common.ids import utcnow
 from onestack.identity.models import RevocationEvent
 
@@ -24,12 +34,17 @@ def revoke(session: Session, **fields: str | None) -> RevocationEvent:
     """Record a revocation event; ``fields`` are RevocationEvent columns
     (user_id, project_id, domain_id, role_id, trust_id, consumer_id,
     access_token_id, audit_id, audit_chain_id)."""
+    db.lock(session, "revocation-events")
     now = utcnow()
     event = RevocationEvent(issued_before=now, revoked_at=now, **fields)
     session.add(event)
     session.flush()
-    for listener in list(listeners):
-        listener(event)
+
+    def committed(_session: Session) -> None:
+        for listener in list(listeners):
+            listener(event)
+
+    sa_event.listen(session, "after_commit", committed, once=True)
     return event
 
 

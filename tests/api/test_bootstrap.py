@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ import yaml
 from sqlalchemy import func, select
 
 from onestack.app import build_cloud, prepare
+from onestack.common.masterkey import new_key_text
 from onestack.config import load_settings
 from onestack.identity.models import Endpoint, Project, Role, Service, User
 from tests.api.conftest import Api
@@ -45,10 +47,13 @@ def test_bootstrap_contents(api: Api) -> None:
     assert system == [{"all": True}]
 
 
-def _start(state: Path, port: int, database_url: str = "") -> float:
+def _start(state: Path, port: int, database_url: str = "", *, public_url: str | None = None,
+           modules: tuple[str, ...] = ("onestack.identity",), master_key: str | None = None) -> float:
     env = dict(TEST_ENV, **({"ONESTACK_DATABASE_URL": database_url} if database_url else {}))
-    settings = load_settings(state, overrides={"port": port}, env=env)
-    cloud = build_cloud(settings, ("onestack.identity",))
+    if master_key:
+        env["ONESTACK_MASTER_KEY"] = master_key
+    settings = load_settings(state, overrides={"port": port, "public_url": public_url}, env=env)
+    cloud = build_cloud(settings, modules)
     started = time.perf_counter()
     prepare(cloud)
     elapsed = time.perf_counter() - started
@@ -159,3 +164,102 @@ def test_edited_clouds_yaml_is_reread_not_trusted(tmp_path: Path) -> None:
     assert again["onestack-admin"]["auth"]["password"] == password  # kept, not re-generated
     assert again["onestack"]["region_name"] == "RegionOne"  # rewritten for this cloud
     assert path.read_text().startswith("# Written by onestack up")
+
+
+# --- several nodes on one PostgreSQL database ------------------------------------------
+
+# Nodes on one database share its master key (given by configuration here).
+KEY = new_key_text()
+
+
+def _catalog(database_url: str) -> dict[tuple[str, str], str]:
+    """(service type, interface) -> URL, read straight from the database."""
+    from onestack.common.db import Database
+
+    db = Database(database_url)
+    try:
+        with db.read() as s:
+            types = {svc.id: svc.type for svc in s.scalars(select(Service))}
+            return {(types[e.service_id], e.interface): e.url for e in s.scalars(select(Endpoint))}
+    finally:
+        db.dispose()
+
+
+def _admin_password_works(database_url: str, password: str) -> bool:
+    from onestack.common.db import Database
+    from onestack.identity.passwords import check_password, current_password
+
+    db = Database(database_url)
+    try:
+        with db.read() as s:
+            admin = s.scalars(select(User).where(User.name == "admin", User.domain_id == "default")).one()
+            pw = current_password(s, admin.id)
+            return check_password(pw.password_hash if pw else None, password)
+    finally:
+        db.dispose()
+
+
+def test_a_second_node_joins_without_taking_over(tmp_path: Path, pg_server: object) -> None:
+    """Node B, with its own state directory and no clouds.yaml, starts on the
+    database node A bootstrapped: the bootstrap passwords stay A's, the catalog
+    keeps A's URLs, B writes no clouds.yaml; B's restart only checks."""
+    url = pg_server.new_database()  # type: ignore[attr-defined]
+    a, b = tmp_path / "a", tmp_path / "b"
+    _start(a, 8800, url, master_key=KEY)
+    password = yaml.safe_load((a / "clouds.yaml").read_text())["clouds"]["onestack-admin"]["auth"]["password"]
+    marker_a = json.loads((a / "bootstrap.json").read_text())
+    assert marker_a["bootstrapped_here"] is True
+    _start(b, 8801, url, master_key=KEY)
+    assert not (b / "clouds.yaml").exists()
+    marker_b = json.loads((b / "bootstrap.json").read_text())
+    assert marker_b["cloud"] == marker_a["cloud"] and marker_b["bootstrapped_here"] is False
+    assert _admin_password_works(url, password)
+    assert set(_catalog(url).values()) == {"http://127.0.0.1:8800/identity"}
+    with pytest.MonkeyPatch.context() as m:  # B's restart: nothing to do
+        _no_reconcile(m)
+        _start(b, 8801, url, master_key=KEY)
+    _start(a, 8800, url, master_key=KEY)  # and A's restart is still A's
+    assert _admin_password_works(url, password)
+
+
+def test_nodes_sharing_a_public_url_keep_the_catalog_there(tmp_path: Path, pg_server: object) -> None:
+    url = pg_server.new_database()  # type: ignore[attr-defined]
+    public = "http://cloud.example.test:5000"
+    _start(tmp_path / "a", 8800, url, public_url=public, master_key=KEY)
+    _start(tmp_path / "b", 8801, url, public_url=public, master_key=KEY)
+    assert set(_catalog(url).values()) == {public + "/identity"}
+    clouds = yaml.safe_load((tmp_path / "a" / "clouds.yaml").read_text())["clouds"]
+    assert clouds["onestack-admin"]["auth"]["auth_url"] == public + "/identity/v3"
+
+
+def test_a_member_adds_the_services_missing_from_the_catalog(tmp_path: Path, pg_server: object) -> None:
+    """A runs identity only; B runs identity and image: image's endpoints are
+    added at B's URL, identity's stay at A's."""
+    url = pg_server.new_database()  # type: ignore[attr-defined]
+    _start(tmp_path / "a", 8800, url, master_key=KEY)
+    _start(tmp_path / "b", 8801, url, modules=("onestack.identity", "onestack.image"),
+           master_key=KEY)
+    catalog = _catalog(url)
+    assert catalog[("identity", "public")] == "http://127.0.0.1:8800/identity"
+    assert catalog[("image", "public")] == "http://127.0.0.1:8801/image"
+    assert len(catalog) == 6
+
+
+def test_the_owner_still_follows_its_own_port_on_postgresql(tmp_path: Path, pg_server: object) -> None:
+    url = pg_server.new_database()  # type: ignore[attr-defined]
+    _start(tmp_path / "a", 8800, url, master_key=KEY)
+    _start(tmp_path / "a", 8802, url, master_key=KEY)
+    assert set(_catalog(url).values()) == {"http://127.0.0.1:8802/identity"}
+
+
+def test_the_owner_that_lost_clouds_yaml_gets_new_passwords_on_postgresql(
+    tmp_path: Path, pg_server: object
+) -> None:
+    url = pg_server.new_database()  # type: ignore[attr-defined]
+    a = tmp_path / "a"
+    _start(a, 8800, url, master_key=KEY)
+    old = yaml.safe_load((a / "clouds.yaml").read_text())["clouds"]["onestack-admin"]["auth"]["password"]
+    (a / "clouds.yaml").unlink()
+    _start(a, 8800, url, master_key=KEY)
+    new = yaml.safe_load((a / "clouds.yaml").read_text())["clouds"]["onestack-admin"]["auth"]["password"]
+    assert new != old and _admin_password_works(url, new) and not _admin_password_works(url, old)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from onestack.common import db
 from onestack.common.auth import AuthContext
 from onestack.common.errors import ApiError, Forbidden, NotFound, ValidationError
 from onestack.identity.models import DomainConfig
@@ -189,6 +190,7 @@ def create_config(identity: Identity, ctx: AuthContext, domain_id: str, config: 
     _authorize(identity, ctx, "create_domain_config", domain_id)
     with identity.db.write() as s:
         domain_row(s, domain_id)
+        db.lock(s, "domain-config", domain_id)  # the options are replaced as a set
         checked = _check_config(config)
         created = not _rows(s, domain_id, sensitive=None)
         s.execute(delete(DomainConfig).where(DomainConfig.domain_id == domain_id))
@@ -243,6 +245,7 @@ def update_config(identity: Identity, ctx: AuthContext, domain_id: str, config: 
     _authorize(identity, ctx, "update_domain_config", domain_id)
     with identity.db.write() as s:
         domain_row(s, domain_id)
+        db.lock(s, "domain-config", domain_id)  # the options are replaced as a set
         if group is not None and option is not None:
             if not isinstance(config, dict):
                 raise ValidationError("Invalid input for field 'config': it must be an object.")
@@ -284,6 +287,7 @@ def delete_config(identity: Identity, ctx: AuthContext, domain_id: str, group: s
     _authorize(identity, ctx, "delete_domain_config", domain_id)
     with identity.db.write() as s:
         domain_row(s, domain_id)
+        db.lock(s, "domain-config", domain_id)  # the options are replaced as a set
         _check_group_option(group, option)
         if group is not None and not _rows(s, domain_id, group, option, sensitive=None):
             raise _not_found(domain_id, group, option)

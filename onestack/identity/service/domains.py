@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from onestack.common import db
 from onestack.common.auth import AuthContext
 from onestack.common.ids import new_id
 from onestack.identity import revoke
@@ -206,6 +207,7 @@ def update_domain(
         if "options" in ref:
             row.options = merge_options(row.options, ref["options"])
         if "tags" in ref:
+            db.lock(session, "project-tags", row.id)  # as projects._set_tags
             session.execute(delete(ProjectTag).where(ProjectTag.project_id == row.id))
             for tag in dict.fromkeys(ref["tags"]):
                 session.add(ProjectTag(project_id=row.id, name=tag))
@@ -226,6 +228,7 @@ def delete_domain(identity: Any, ctx: AuthContext, domain_id: str, *, as_project
         authorize(identity, ctx, rule, _target(domain_id, row.name if row else None, rule))
         if row is None:
             raise not_found("domain", domain_id)
+        db.lock_row(session, row)  # before looking at what is in it: nothing may be added meanwhile
         if row.enabled:
             raise forbidden("Cannot delete a domain that is enabled, please disable it first.")
         if (row.options or {}).get("immutable"):

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from onestack.common import db
 from onestack.common.auth import AuthContext
 from onestack.common.errors import NotFound
 from onestack.common.ids import new_id
@@ -163,6 +164,7 @@ def update_group(identity: Any, ctx: AuthContext, group_id: str, ref: dict[str, 
 def delete_group(identity: Any, ctx: AuthContext, group_id: str) -> None:
     with identity.db.write() as session:
         row = _group(identity, ctx, session, group_id, "identity:delete_group")
+        db.lock_row(session, row)  # no grant or member may be added while it goes
         members = list(
             session.scalars(select(UserGroupMembership.user_id).where(UserGroupMembership.group_id == row.id))
         )

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from onestack.common import db
 from onestack.common.auth import AuthContext
 from onestack.common.errors import Conflict, Forbidden, NotFound, ValidationError
 from onestack.common.ids import new_id
@@ -180,6 +181,7 @@ def create_registered_limits(identity: Identity, ctx: AuthContext, body: Any) ->
         for i in _check_list(body, "registered_limits")
     ]
     with identity.db.write() as s:
+        db.lock(s, "unified-limits")  # uniqueness is checked by a query (region may be null)
         created: list[RegisteredLimit] = []
         seen: set[tuple[str, str | None, str]] = set()
         for item in items:
@@ -238,6 +240,7 @@ def update_registered_limit(identity: Identity, ctx: AuthContext, limit_id: str,
         if key in item and item[key] is None:
             raise _bad(key, "None is not of type 'string'.")
     with identity.db.write() as s:
+        db.lock(s, "unified-limits")  # uniqueness is checked by a query (region may be null)
         r = _registered(s, limit_id)
         _references(s, item, "registered_limit")
         new = {
@@ -267,6 +270,7 @@ def update_registered_limit(identity: Identity, ctx: AuthContext, limit_id: str,
 def delete_registered_limit(identity: Identity, ctx: AuthContext, limit_id: str) -> None:
     authorize_action(identity, ctx, "delete_registered_limit")
     with identity.db.write() as s:
+        db.lock(s, "unified-limits")  # uniqueness is checked by a query (region may be null)
         r = _registered(s, limit_id)
         if _has_limits(s, r):
             raise _in_use(limit_id)
@@ -303,6 +307,7 @@ def create_limits(identity: Identity, ctx: AuthContext, body: Any) -> list[dict[
                 "Invalid input for limit: exactly one of 'project_id' and 'domain_id' must be given."
             )
     with identity.db.write() as s:
+        db.lock(s, "unified-limits")  # uniqueness is checked by a query (region may be null)
         created: list[Limit] = []
         seen: set[tuple[Any, ...]] = set()
         for item in items:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from onestack.common import db
 from onestack.common.auth import AuthContext
 from onestack.common.errors import NotFound, ValidationError
 from onestack.common.ids import new_id
@@ -166,6 +167,7 @@ def create_association(identity: Identity, ctx: AuthContext, policy_id: str, *, 
     """Associate; an existing association of the same target moves to this policy."""
     authorize_action(identity, ctx, f"create_policy_association_for_{_kind(endpoint_id, region_id)}")
     with identity.db.write() as s:
+        db.lock(s, "policy-association")  # one association per target, found by a query
         _policy(s, policy_id)
         _target(s, endpoint_id, service_id, region_id)
         row = _find(s, endpoint_id, service_id, region_id)

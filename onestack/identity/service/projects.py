@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from onestack.common import db
 from onestack.common.auth import AuthContext
 from onestack.common.errors import NotFound
 from onestack.common.ids import new_id
@@ -201,6 +202,10 @@ def _assert_name_free(session: Session, domain_id: str, name: str, exclude: str 
 
 
 def _set_tags(session: Session, project_id: str, tags: list[str]) -> None:
+    # "delete them all, insert the new ones" would miss a tag another unit is
+    # adding (a row that does not exist yet cannot be locked): one tag writer
+    # per project at a time.
+    db.lock(session, "project-tags", project_id)
     session.execute(delete(ProjectTag).where(ProjectTag.project_id == project_id))
     for tag in dict.fromkeys(tags):
         session.add(ProjectTag(project_id=project_id, name=tag))
@@ -280,10 +285,12 @@ def create_project(identity: Any, ctx: AuthContext, ref: dict[str, Any]) -> dict
         )
         session.add(row)
         flush_or_conflict(session, _name_conflict(ref["name"]))
-        _set_tags(session, row.id, ref.get("tags") or [])
+        for tag in dict.fromkeys(ref.get("tags") or []):  # a new project: nothing to replace
+            session.add(ProjectTag(project_id=row.id, name=tag))
         session.flush()
         result = project_dicts(session, [row])[0]
-    identity.touch()
+    # No identity.touch(): no token, and nothing derived for one, names a project
+    # that did not exist (dropping those caches made every write re-validate tokens).
     return result
 
 
@@ -409,6 +416,7 @@ def update_project(identity: Any, ctx: AuthContext, project_id: str, ref: dict[s
             raise invalid("Update of `is_domain` is not allowed.")
         _assert_mutable(row, ref)
         was_enabled = bool(row.enabled)
+        before = (row.name, was_enabled)
         if "enabled" in ref and ref["enabled"] != was_enabled:
             if ref["enabled"]:
                 for p in parents(session, row):
@@ -434,8 +442,11 @@ def update_project(identity: Any, ctx: AuthContext, project_id: str, ref: dict[s
         flush_or_conflict(session, _name_conflict(str(ref.get("name"))))
         if was_enabled and not row.enabled:
             revoke.revoke_project(session, row.id)
+        # What tokens carry of a project: its name and whether it is enabled.
+        token_visible = row.name != before[0] or bool(row.enabled) != before[1]
         result = project_dicts(session, [row])[0]
-    identity.touch()
+    if token_visible:
+        identity.touch()
     return result
 
 
@@ -446,6 +457,7 @@ def delete_project(identity: Any, ctx: AuthContext, project_id: str) -> None:
         return
     with identity.db.write() as session:
         row = _project(identity, ctx, session, project_id, "identity:delete_project")
+        db.lock_row(session, row)  # before looking for children: none may be added meanwhile
         if (row.options or {}).get("immutable"):
             raise forbidden(
                 f"Unable to delete immutable project resource: `{row.id}. Set resource option "
@@ -504,6 +516,7 @@ def add_tag(identity: Any, ctx: AuthContext, project_id: str, tag: str) -> None:
     check_tag(tag, "tags")
     with identity.db.write() as session:
         row = _tag_project(identity, ctx, session, project_id, "identity:create_project_tag")
+        db.lock(session, "project-tags", row.id)  # the count below must not race another add
         current = tags_of(session, [row.id])[row.id]
         if tag in current:
             return

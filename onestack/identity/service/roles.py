@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
+from onestack.common import db
 from onestack.common.auth import AuthContext
 from onestack.common.errors import BadRequest, Conflict, Forbidden, NotFound
 from onestack.common.ids import new_id
@@ -312,6 +313,7 @@ def delete_role(identity: Identity, ctx: AuthContext, role_id: str) -> None:
         role = _authorized_role(identity, ctx, s, role_id, "delete")
         if _is_immutable(role):
             raise Forbidden(f"Unable to delete immutable role {role_id}.")
+        db.lock_row(s, role)  # no grant or implication may be added while it goes
         delete_role_rows(s, role_id)
         s.delete(role)
         revoke.revoke(s, role_id=role_id)

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from onestack.common import db
 from onestack.common.auth import AuthContext
 from onestack.common.ids import new_id, utcnow
 from onestack.identity import revoke
@@ -257,6 +258,7 @@ def update_user(identity: Any, ctx: AuthContext, user_id: str, ref: dict[str, An
 def delete_user(identity: Any, ctx: AuthContext, user_id: str) -> None:
     with identity.db.write() as session:
         row = _user(identity, ctx, session, user_id, "identity:delete_user")
+        db.lock_row(session, row)  # no grant or membership may be added while it goes
         purge_user(session, row.id)
     identity.touch()
 

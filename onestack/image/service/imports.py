@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from onestack.common.auth import AuthContext
+from onestack.common.db import retrying
 from onestack.common.errors import (
     BadRequest,
     Conflict,
@@ -96,39 +97,48 @@ def run_import(svc: ImageService, image_id: str, staged: Path, task_id: str | No
     except (FormatError, TooLarge, OSError) as exc:
         log.warning("import of image %s failed: %s", image_id, exc)
         staged.unlink(missing_ok=True)
+        reason = str(exc)
+
+        def failed() -> None:
+            with svc.db.write() as s:
+                img = s.get(Image, image_id)
+                if img is not None:
+                    _failed(img)
+                _finish_task(s, task_id, "failure", reason)
+
+        retrying(failed)  # a scope of its own: the staged data is gone, the call cannot run again
+        return
+
+    def done() -> None:
         with svc.db.write() as s:
             img = s.get(Image, image_id)
-            if img is not None:
+            if img is None or img.status != "importing":
+                svc.store.delete(location)
+                _finish_task(s, task_id, "failure", "The image was deleted during the import.")
+                return
+            limit, message = data_limit(svc, s, img)
+            if got.size > limit:  # the quota was used up while the data was inspected
+                log.warning("import of image %s failed: %s", image_id, message)
+                svc.store.delete(location)
                 _failed(img)
-            _finish_task(s, task_id, "failure", str(exc))
-        return
-    with svc.db.write() as s:
-        img = s.get(Image, image_id)
-        if img is None or img.status != "importing":
-            svc.store.delete(location)
-            _finish_task(s, task_id, "failure", "The image was deleted during the import.")
-            return
-        limit, message = data_limit(svc, s, img)
-        if got.size > limit:  # the quota was used up while the data was inspected
-            log.warning("import of image %s failed: %s", image_id, message)
-            svc.store.delete(location)
-            _failed(img)
-            _finish_task(s, task_id, "failure", message)
-            return
-        _finish_task(s, task_id, "success")
-        img.status = "active"
-        img.staging = None
-        img.size = got.size
-        img.virtual_size = got.virtual_size
-        img.checksum = got.checksum
-        img.os_hash_algo = "sha512"
-        img.os_hash_value = got.os_hash_value
-        img.location = location
-        props = dict(img.properties or {})
-        props.pop("os_glance_failed_import", None)
-        props["os_glance_importing_to_stores"] = ""
-        img.properties = props
-        img.updated_at = utcnow()
+                _finish_task(s, task_id, "failure", message)
+                return
+            _finish_task(s, task_id, "success")
+            img.status = "active"
+            img.staging = None
+            img.size = got.size
+            img.virtual_size = got.virtual_size
+            img.checksum = got.checksum
+            img.os_hash_algo = "sha512"
+            img.os_hash_value = got.os_hash_value
+            img.location = location
+            props = dict(img.properties or {})
+            props.pop("os_glance_failed_import", None)
+            props["os_glance_importing_to_stores"] = ""
+            img.properties = props
+            img.updated_at = utcnow()
+
+    retrying(done)  # a scope of its own: the staged data has moved into the store
 
 
 def _failed(img: Image) -> None:

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from onestack.common.auth import AuthContext
+from onestack.common.db import lock
 from onestack.common.errors import (
     BadRequest,
     Conflict,
@@ -44,6 +45,7 @@ def add_member(svc: ImageService, ctx: AuthContext, image_id: str, body: Any) ->
         authorize(svc, "add_member", ctx, tgt)
         if s.get(ImageMember, (img.id, member_id)) is not None:
             raise Conflict(f"Member {member_id} already associated with image {image_id}.")
+        lock(s, "image-members", img.id)  # the count below must not race another add
         count = s.scalar(select(func.count()).where(ImageMember.image_id == img.id)) or 0
         if count + 1 > schemas.IMAGE_MEMBER_QUOTA:
             raise PayloadTooLarge(f"Maximum number of image members exceeded: {schemas.IMAGE_MEMBER_QUOTA}.")

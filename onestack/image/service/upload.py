@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from onestack.common.auth import AuthContext
+from onestack.common.db import retrying
 from onestack.common.errors import (
     ApiError,
     BadRequest,
@@ -70,10 +71,12 @@ def begin_upload(
 
 def finish_upload(svc: ImageService, up: Upload, location: str, size: int, checksum: str,
                   os_hash_value: str, virtual_size: int | None) -> None:
-    """saving -> active with the data's facts; the data is dropped if the image went away."""
-    keep = False
-    error: ApiError | None = None
-    try:
+    """saving -> active with the data's facts; the data is dropped if the image went away.
+
+    The write runs in a retrying scope of its own: a re-run of the whole call
+    after a lost race (``common/db``) would find its data already dropped."""
+
+    def record() -> ApiError | None:
         with svc.db.write() as s:
             img = s.get(Image, up.image_id)
             if img is None or img.status != "saving":
@@ -86,17 +89,21 @@ def finish_upload(svc: ImageService, up: Upload, location: str, size: int, check
             if size > limit:
                 img.status = "queued"
                 img.updated_at = utcnow()
-                error = PayloadTooLarge(message)
-            else:
-                img.status = "active"
-                img.size = size
-                img.virtual_size = virtual_size
-                img.checksum = checksum
-                img.os_hash_algo = "sha512"
-                img.os_hash_value = os_hash_value
-                img.location = location
-                img.updated_at = utcnow()
-                keep = True
+                return PayloadTooLarge(message)
+            img.status = "active"
+            img.size = size
+            img.virtual_size = virtual_size
+            img.checksum = checksum
+            img.os_hash_algo = "sha512"
+            img.os_hash_value = os_hash_value
+            img.location = location
+            img.updated_at = utcnow()
+            return None
+
+    keep = False
+    try:
+        error = retrying(record)
+        keep = error is None
     finally:
         if not keep:
             svc.store.delete(location)
