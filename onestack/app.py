@@ -32,7 +32,8 @@ __all__ = ["CatalogEntry", "Cloud", "Service", "build_app", "build_cloud", "prep
 
 # The services of the all-in-one cloud, in start order (identity first).
 SERVICE_MODULES = (
-    "onestack.identity", "onestack.image", "onestack.compute", "onestack.common.tasks.core",
+    "onestack.identity", "onestack.image", "onestack.network", "onestack.compute",
+    "onestack.common.tasks.core",
 )
 
 

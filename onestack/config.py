@@ -152,6 +152,32 @@ class HostsSettings:
 
 
 @dataclass
+class NetworkSettings:
+    # Neutron's per-project default quotas; -1 = unlimited
+    quota_network: int = 100
+    quota_subnet: int = 100
+    quota_subnetpool: int = -1
+    quota_port: int = 500
+    quota_router: int = 10
+    quota_floatingip: int = 50
+    quota_security_group: int = 10
+    quota_security_group_rule: int = 100
+    # project (VXLAN) networks: MTU leaves room for the VXLAN header between hosts
+    tenant_network_mtu: int = 1450
+    flat_network_mtu: int = 1500
+    vni_ranges: str = "1:16000"
+    physical_networks: str = "public"  # comma-separated, usable by flat networks
+    base_mac: str = "fa:16:3e:00:00:00"  # Neutron's; the last three octets are random
+    dns_domain: str = "openstacklocal."
+    max_allowed_address_pair: int = 10
+    # all-in-one defaults created at first start, as DevStack creates them
+    create_defaults: bool = True
+    public_cidr: str = "172.24.4.0/24"
+    public_gateway: str = "172.24.4.1"
+    private_cidr: str = "10.0.0.0/26"
+
+
+@dataclass
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8800
@@ -181,6 +207,7 @@ class Settings:
     compute: ComputeSettings = field(default_factory=ComputeSettings)
     tasks: TasksSettings = field(default_factory=TasksSettings)
     hosts: HostsSettings = field(default_factory=HostsSettings)
+    network: NetworkSettings = field(default_factory=NetworkSettings)
 
     @property
     def base_url(self) -> str:

@@ -9,6 +9,7 @@ MODEL_MODULES = (
     "onestack.identity.models",
     "onestack.image.models",
     "onestack.compute.models",
+    "onestack.network.models",
 )
 
 

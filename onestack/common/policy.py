@@ -46,6 +46,7 @@ from onestack.common.policy_rules import (  # noqa: F401 - the rule language, re
     _as_text,
     _compile,
     parse_rule,
+    register_check,
 )
 
 if TYPE_CHECKING:
