@@ -117,3 +117,26 @@ def list_networks(cloud: Cloud, ctx: AuthContext, **filters: str) -> list[dict[s
     net = _network(cloud)
     q = query.parse(NETWORKS, list(filters.items()))
     return networks.list_networks(net, _caller(net, ctx), q)[0]
+
+
+def list_floating_ips(cloud: Cloud, ctx: AuthContext | None, **filters: str) -> list[dict[str, Any]]:
+    """Floating IPs matching API filters (``port_id=...``): the public addresses
+    Compute shows among a server's."""
+    from onestack.network.service import floatingips
+    from onestack.network.service.resources import FLOATINGIPS
+
+    net = _network(cloud)
+    q = query.parse(FLOATINGIPS, list(filters.items()))
+    return floatingips.list_fips(net, _caller(net, ctx), q)[0]
+
+
+def list_security_groups(cloud: Cloud, ctx: AuthContext, **filters: str) -> list[dict[str, Any]]:
+    """Security groups the caller sees matching API filters (``name=...``): the
+    groups a server's ports are given by name."""
+    from onestack.network.service import security_groups
+    from onestack.network.service.resources import SECURITY_GROUPS
+
+    net = _network(cloud)
+    security_groups.ensure_default_for(net, ctx.project_id)
+    q = query.parse(SECURITY_GROUPS, list(filters.items()))
+    return security_groups.list_groups(net, _caller(net, ctx), q)[0]

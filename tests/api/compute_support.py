@@ -50,6 +50,34 @@ class Env:
         return self.compute.network
 
 
+N = "/networking/v2.0"
+
+
+def create_network(api: Any, name: str, cidr: str, who: str = "admin") -> dict[str, Any]:
+    """A network with one subnet, through the Networking API."""
+    r = api.post(f"{N}/networks", who=who, json={"network": {"name": name}})
+    assert r.status_code == 201, r.text
+    net = r.json()["network"]
+    r = api.post(f"{N}/subnets", who=who, json={"subnet": {
+        "network_id": net["id"], "cidr": cidr, "ip_version": 4, "name": f"{name}-subnet"}})
+    assert r.status_code == 201, r.text
+    return dict(net)
+
+
+def ports_of(env: Env, server_id: str) -> list[dict[str, Any]]:
+    r = env.api.get(f"{N}/ports?device_id={server_id}")
+    assert r.status_code == 200, r.text
+    return list(r.json()["ports"])
+
+
+def port_exists(env: Env, port_id: str) -> bool:
+    return bool(env.api.get(f"{N}/ports/{port_id}").status_code == 200)
+
+
+def port_count(env: Env) -> int:
+    return len(env.api.get(f"{N}/ports").json()["ports"])
+
+
 def make_image(api: Any, tmp: Path, name: str = "cirros", **props: Any) -> str:
     r = api.post("/image/v2/images", json={"name": name, "disk_format": "qcow2",
                                            "container_format": "bare",
@@ -75,11 +103,12 @@ def setup(api: Any, tmp: Path) -> Env:
     r = api.client.get("/identity/v3/auth/tokens",
                        headers={"X-Auth-Token": admin, "X-Subject-Token": demo})
     demo_project = r.json()["token"]["project"]["id"]
-    net = compute.network
-    private = net.add_network("private", admin_project, "10.0.0.0/26")
-    demo_net = net.add_network("private", demo_project, "10.1.0.0/26")
+    del compute, admin_project
+    found = api.get(f"{N}/networks?name=admin-net").json()["networks"]
+    private = found[0] if found else create_network(api, "admin-net", "10.10.0.0/24")
+    demo = api.get(f"{N}/networks?name=private&project_id={demo_project}").json()["networks"]
     wait_for_host(api)
-    return Env(api, image_id, private["id"], demo_net["id"])
+    return Env(api, image_id, private["id"], demo[0]["id"])
 
 
 def wait_for_host(api: Any, timeout: float = 10.0) -> None:

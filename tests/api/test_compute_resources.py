@@ -16,8 +16,11 @@ from tests.api.compute_support import (
     S,
     V,
     boot,
+    create_network,
     eventually,
     nova_error,
+    port_exists,
+    ports_of,
     setup,
     show,
     version,
@@ -340,8 +343,10 @@ def test_interfaces_attach_and_detach(env: Env, server: dict[str, Any]) -> None:
     sid = server["id"]
     base = f"{S}/{sid}/os-interface"
     (first,) = env.api.get(base, headers=V).json()["interfaceAttachments"]
-    assert first["net_id"] == env.network_id and first["port_state"] == "ACTIVE"
-    other = env.network.add_network("second", project_of(env, "admin"), "10.2.0.0/24")
+    (port,) = ports_of(env, sid)
+    assert first["net_id"] == env.network_id and first["port_id"] == port["id"]
+    assert first["port_state"] == port["status"]  # what Networking says (its data plane's)
+    other = create_network(env.api, "second", "10.2.0.0/24")
     r = env.api.post(base, headers=V, json={"interfaceAttachment": {
         "net_id": other["id"], "fixed_ips": [{"ip_address": "10.2.0.50"}], "tag": "mgmt"}})
     assert r.status_code == 200, r.text
@@ -351,7 +356,7 @@ def test_interfaces_attach_and_detach(env: Env, server: dict[str, Any]) -> None:
     addresses = show(env, sid)["addresses"]
     assert addresses["second"][0]["addr"] == "10.2.0.50"
     assert env.api.delete(f"{base}/{attached['port_id']}", headers=V).status_code == 202
-    eventually(lambda: env.network.ports.get(attached["port_id"]) is None)
+    eventually(lambda: not port_exists(env, attached["port_id"]))
     assert attached["port_id"] not in env.driver.instances[sid].vifs
     assert "second" not in show(env, sid)["addresses"]
 
@@ -375,12 +380,12 @@ def test_metadata_service_signed_headers_and_password(env: Env) -> None:
     r = env.api.client.get("/compute/metadata/openstack/latest/user_data", headers=headers)
     assert r.content == b"#!/bin/sh\necho hi\n"
     r = env.api.client.get("/compute/metadata/latest/meta-data/local-ipv4", headers=headers)
-    assert r.text.startswith("10.0.0.")
+    assert r.text.startswith("10.10.0.")
     r = env.api.client.get("/compute/metadata/latest/meta-data/instance-id", headers=headers)
     assert r.text.startswith("i-")
     network = env.api.client.get("/compute/metadata/openstack/latest/network_data.json",
                                  headers=headers).json()
-    (port,) = env.network.ports_of([server["id"]])
+    (port,) = ports_of(env, server["id"])
     assert network["links"][0]["vif_id"] == port["id"]
     assert network["links"][0]["ethernet_mac_address"] == port["mac_address"]
     bad = dict(headers, **{"X-Instance-ID-Signature": "0" * 64})

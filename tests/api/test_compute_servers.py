@@ -17,6 +17,7 @@ from tests.api.compute_support import (
     boot,
     eventually,
     nova_error,
+    ports_of,
     setup,
     show,
     version,
@@ -51,7 +52,7 @@ def test_boot_goes_active_with_its_port_address_flavor_and_host(env: Env) -> Non
     assert server["flavor"]["original_name"] == "m1.nano" and server["flavor"]["ram"] == 128
     assert server["image"]["id"] == env.image_id
     (label, addresses), = server["addresses"].items()
-    assert label == "private" and addresses[0]["addr"].startswith("10.0.0.")
+    assert label == "admin-net" and addresses[0]["addr"].startswith("10.10.0.")
     assert addresses[0]["OS-EXT-IPS:type"] == "fixed" and addresses[0]["version"] == 4
     assert server["OS-EXT-SRV-ATTR:host"] == env.compute.this_host
     assert server["hostId"] and server["OS-SRV-USG:launched_at"]
@@ -59,13 +60,14 @@ def test_boot_goes_active_with_its_port_address_flavor_and_host(env: Env) -> Non
     assert server["pinned_availability_zone"] is None
     assert server["OS-EXT-AZ:availability_zone"] == "nova"
     assert env.driver.instances[created["id"]].spec.memory_mb == 128
-    port = env.network.ports_of([created["id"]])[0]
+    (port,) = ports_of(env, created["id"])
     assert port["binding:host_id"] == env.compute.this_host
+    assert port["device_owner"] == "compute:nova" and port["binding:vif_type"] == "bridge"
     r = env.api.delete(f"{S}/{created['id']}", headers=V)
     assert r.status_code == 204
     wait_gone(env, created["id"])
     assert created["id"] not in env.driver.instances
-    eventually(lambda: env.network.ports_of([created["id"]]) == [])
+    eventually(lambda: ports_of(env, created["id"]) == [])
 
 
 def test_embedded_flavor_before_and_after_2_47(env: Env, server: dict[str, Any]) -> None:
