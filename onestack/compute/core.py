@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from onestack.common.auth import AuthContext
     from onestack.common.cloud import Cloud
     from onestack.common.policy import Enforcer
-    from onestack.common.quota import Quotas
     from onestack.compute.networking.base import Networking
+    from onestack.compute.usage import ComputeQuotas
 
 LOG = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class ComputeService:
         self.versions = Microversions.create("compute", MIN_VERSION, MAX_VERSION, LEGACY_HEADER)
         self.state_dir = cloud.state_dir / "compute"
         self._enforcer: Enforcer | None = None
-        self._quotas: Quotas | None = None
+        self._quotas: ComputeQuotas | None = None
         self._network: Networking | None = None
         self._metadata_secret: bytes | None = None
         self.host_name = ""
@@ -123,7 +123,7 @@ class ComputeService:
     # --- quotas -------------------------------------------------------------------
 
     @property
-    def quotas(self) -> Quotas:
+    def quotas(self) -> ComputeQuotas:
         if self._quotas is None:
             from onestack.compute.usage import build_quotas
 

@@ -192,7 +192,7 @@ def keypair_create(v22: bool, v210: bool, v292: bool) -> Schema:
 
 # --- quota sets --------------------------------------------------------------
 
-_QUOTA_LIMIT: Schema = {"type": ["integer", "string"], "pattern": "^-?[0-9]+$",
+QUOTA_LIMIT: Schema = {"type": ["integer", "string"], "pattern": "^-?[0-9]+$",
                         "minimum": -1, "maximum": _MAX_INT}
 QUOTA_RESOURCES_V257 = ["instances", "cores", "ram", "metadata_items", "key_pairs",
                         "server_groups", "server_group_members"]
@@ -203,7 +203,7 @@ QUOTA_RESOURCES_ALL = [*QUOTA_RESOURCES_V236, "fixed_ips", "floating_ips",
 
 
 def quota_update(resources: list[str]) -> Schema:
-    props: Schema = {name: _QUOTA_LIMIT for name in resources}
+    props: Schema = {name: QUOTA_LIMIT for name in resources}
     props["force"] = BOOLEAN
     return {
         "type": "object",

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from onestack.common.models import QuotaLimit
 from onestack.common.quota import Quotas, Resource
 from onestack.compute.models import KeyPair, Server, ServerGroup, ServerGroupMember
 
@@ -65,8 +66,39 @@ def count_group_members(s: Session, group_id: str) -> int:
                         .where(ServerGroupMember.group_id == group_id)) or 0)
 
 
-def build_quotas(conf: ComputeSettings) -> Quotas:
-    return Quotas(SERVICE, [
+def class_key(name: str) -> str:
+    """Where a quota class's limits are kept (the project column of quota_limit)."""
+    return f"__class__:{name}"
+
+
+class ComputeQuotas(Quotas):
+    """Nova's quotas with quota classes: the ``default`` class (``os-quota-
+    class-sets``) overrides the configured defaults, a project's own limits
+    override both."""
+
+    def class_limits(self, s: Session, name: str = "default") -> dict[str, int]:
+        found = {n: r.default for n, r in self.resources.items()}
+        for resource, value in s.execute(
+            select(QuotaLimit.resource, QuotaLimit.hard_limit).where(
+                QuotaLimit.service == self.service, QuotaLimit.project_id == class_key(name))
+        ):
+            if resource in found:
+                found[resource] = int(value)
+        return found
+
+    def limits(self, s: Session, project_id: str | None) -> dict[str, int]:
+        found = self.class_limits(s)
+        for resource, value in s.execute(
+            select(QuotaLimit.resource, QuotaLimit.hard_limit).where(
+                QuotaLimit.service == self.service, QuotaLimit.project_id == project_id)
+        ):
+            if resource in found:
+                found[resource] = int(value)
+        return found
+
+
+def build_quotas(conf: ComputeSettings) -> ComputeQuotas:
+    return ComputeQuotas(SERVICE, [
         Resource("instances", _instances, conf.quota_instances),
         Resource("cores", _cores, conf.quota_cores),
         Resource("ram", _ram, conf.quota_ram),

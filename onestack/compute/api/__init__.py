@@ -9,11 +9,13 @@ from starlette.routing import BaseRoute
 
 from onestack.compute.api import (
     actions,
+    aggregates,
     consoles_proxy,
     flavors,
     groups,
     hosts,
     keypairs,
+    legacy,
     metadata,
     quotas,
     server_data,
@@ -32,11 +34,13 @@ routes: list[BaseRoute] = [
     *quotas.routes,
     *servers.routes,
     *actions.routes,
+    *aggregates.routes,
     *consoles_proxy.routes,
     *server_data.routes,
     *server_network.routes,
     *groups.routes,
     *hosts.routes,
+    *legacy.routes,
     *usage.routes,
     *zones.routes,
 ]

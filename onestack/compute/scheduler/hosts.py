@@ -9,7 +9,7 @@ from sqlalchemy import and_, func, not_, select
 from sqlalchemy.orm import Session
 
 from onestack.common.models import HostService
-from onestack.compute.models import Allocation, ComputeNode
+from onestack.compute.models import Aggregate, Allocation, ComputeNode
 
 COMPUTE_BINARY = "nova-compute"
 
@@ -101,6 +101,13 @@ def load(s: Session, alive_clause: Any) -> list[HostState]:
         )
     if not states:
         return []
+    for zone_hosts, metadata in s.execute(select(Aggregate.hosts, Aggregate.metadata_)):
+        zone = (metadata or {}).get("availability_zone")
+        if not zone:
+            continue
+        for host in zone_hosts or []:
+            if str(host) in states:
+                states[str(host)].zone = str(zone)
     for host, vcpus, memory, disk in s.execute(
         select(Allocation.host, func.sum(Allocation.vcpus), func.sum(Allocation.memory_mb),
                func.sum(Allocation.disk_gb)).group_by(Allocation.host)

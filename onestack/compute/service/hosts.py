@@ -37,8 +37,10 @@ def service_view(svc: ComputeService, view: Any, version: APIVersion) -> dict[st
     if not version.matches("2.53"):
         out["id"] = legacy_id(view.id)
     out["binary"] = _SHOWN[view.binary]
-    if view.binary == kinds.COMPUTE_BINARY and view.availability_zone:
-        out["zone"] = view.availability_zone
+    if view.binary == kinds.COMPUTE_BINARY:
+        from onestack.compute.service.aggregates import zone_of
+
+        out["zone"] = zone_of(svc, view.host)
     if not version.matches("2.11"):
         out.pop("forced_down", None)
     return dict(out)

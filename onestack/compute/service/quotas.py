@@ -56,7 +56,9 @@ def defaults(svc: ComputeService, ctx: AuthContext, project_id: str,
              names: list[str]) -> dict[str, int]:
     svc.authorize(_ROOT + "defaults", ctx, {"project_id": project_id})
     verify_project(svc, project_id)
-    return {name: svc.quotas.resources[name].default for name in names}
+    with svc.db.read() as s:
+        values = svc.quotas.class_limits(s)
+    return {name: values[name] for name in names}
 
 
 def update(svc: ComputeService, ctx: AuthContext, project_id: str, values: dict[str, Any],

@@ -20,18 +20,30 @@ def _services(svc: ComputeService) -> list[Any]:
     return list(svc.cloud.hosts.services(svc.settings.hosts.service_down_time))
 
 
+def _zones(svc: ComputeService) -> dict[str, str]:
+    from onestack.compute.service.aggregates import host_zones
+
+    with svc.db.read() as s:
+        return host_zones(s, svc.conf.default_availability_zone)
+
+
+def zone_of(svc: ComputeService, view: Any, zones: dict[str, str]) -> str:
+    return zones.get(view.host, svc.conf.default_availability_zone)
+
+
 def available_zone_names(svc: ComputeService) -> set[str]:
-    return {v.availability_zone or svc.conf.default_availability_zone
-            for v in _services(svc)
+    zones = _zones(svc)
+    return {zone_of(svc, v, zones) for v in _services(svc)
             if v.binary == kinds.COMPUTE_BINARY and v.alive and not v.disabled}
 
 
 def list_zones(svc: ComputeService, ctx: AuthContext) -> list[dict[str, Any]]:
     svc.authorize("os_compute_api:os-availability-zone:list", ctx, {})
     computes = [v for v in _services(svc) if v.binary == kinds.COMPUTE_BINARY]
+    host_zones = _zones(svc)
     zones: dict[str, bool] = {}
     for view in computes:
-        zone = view.availability_zone or svc.conf.default_availability_zone
+        zone = zone_of(svc, view, host_zones)
         zones[zone] = zones.get(zone, False) or (view.alive and not view.disabled)
     return [{"zoneName": name, "zoneState": {"available": up}, "hosts": None}
             for name, up in sorted(zones.items())]
@@ -40,9 +52,10 @@ def list_zones(svc: ComputeService, ctx: AuthContext) -> list[dict[str, Any]]:
 def detail_zones(svc: ComputeService, ctx: AuthContext) -> list[dict[str, Any]]:
     svc.authorize("os_compute_api:os-availability-zone:detail", ctx, {})
     zones: dict[str, dict[str, Any]] = {}
+    host_zones = _zones(svc)
     for view in _services(svc):
         if view.binary == kinds.COMPUTE_BINARY:
-            zone = view.availability_zone or svc.conf.default_availability_zone
+            zone = zone_of(svc, view, host_zones)
         else:
             zone = INTERNAL
         entry = zones.setdefault(zone, {"zoneName": zone, "zoneState": {"available": False},
