@@ -293,3 +293,27 @@ class Aggregate(Base):
     hosts: Mapped[list[Any]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+
+
+class Migration(Base):
+    """A move of a server (Nova's migration record): here, resizes on the
+    server's own host; listed by ``os-migrations``."""
+
+    __tablename__ = "compute_migration"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    server_id: Mapped[str] = mapped_column(String(36), index=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64))
+    migration_type: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32))
+    source_compute: Mapped[str | None] = mapped_column(String(255), default=None)
+    dest_compute: Mapped[str | None] = mapped_column(String(255), default=None)
+    source_node: Mapped[str | None] = mapped_column(String(255), default=None)
+    dest_node: Mapped[str | None] = mapped_column(String(255), default=None)
+    dest_host: Mapped[str | None] = mapped_column(String(255), default=None)
+    old_instance_type_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    new_instance_type_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)

@@ -2,7 +2,8 @@
 
 Compute reaches Image through this module only (an import-linter contract
 holds it): the image a server boots from, and the snapshot of a server
-(``createImage``: a new image record, then its data streamed in). Every call
+(``createImage``: a new image record, then its data streamed in; ``createBackup``
+lists a server's backups to rotate them). Every call
 acts for the caller's ``AuthContext``, so Glance's policy, visibility and
 quotas apply exactly as through the REST API, and errors are the same
 ``ApiError`` subclasses (404, 403, 409, 413 ...). Services that run apart
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from onestack.common.errors import NotFound
 from onestack.common.web import run
 from onestack.image.core import ImageService
-from onestack.image.service import images, upload
+from onestack.image.service import images, listing, upload
 
 if TYPE_CHECKING:
     from onestack.common.auth import AuthContext
@@ -34,6 +35,21 @@ def _image(cloud: Cloud) -> ImageService:
 def get_image(cloud: Cloud, ctx: AuthContext, image_id: str) -> dict[str, Any]:
     """The image as ``GET /v2/images/{id}`` shows it (blocking: call it in a thread)."""
     return images.get_image(_image(cloud), ctx, image_id)
+
+
+def list_images(cloud: Cloud, ctx: AuthContext, filters: dict[str, str]) -> list[dict[str, Any]]:
+    """Every image ``ctx`` sees that matches ``filters`` (Glance's list filters,
+    properties included), newest first, as ``GET /v2/images`` shows them,
+    all pages (blocking). What Compute's ``createBackup`` rotation lists."""
+    svc = _image(cloud)
+    params = [*filters.items(), ("limit", "1000")]
+    out: list[dict[str, Any]] = []
+    while True:
+        page = listing.list_images(svc, ctx, params)
+        out.extend(page["images"])
+        if "next" not in page or not page["images"]:
+            return out
+        params = [*filters.items(), ("limit", "1000"), ("marker", page["images"][-1]["id"])]
 
 
 def create_image(cloud: Cloud, ctx: AuthContext, body: dict[str, Any]) -> dict[str, Any]:

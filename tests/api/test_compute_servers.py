@@ -160,6 +160,34 @@ def test_resize_confirm_and_revert(env: Env, server: dict[str, Any]) -> None:
     assert msg == "When resizing, instances must change flavor!"
     msg = nova_error(action(env, sid, {"confirmResize": None}), 409)
     assert msg == f"Cannot 'confirmResize' instance {sid} while it is in vm_state active"
+    r = env.api.get(f"/compute/v2.1/os-migrations?instance_uuid={sid}", headers=V)
+    moves = r.json()["migrations"]
+    assert [m["status"] for m in moves] == ["confirmed", "reverted"]
+    assert moves[0]["migration_type"] == "resize" and moves[0]["uuid"]
+    assert moves[0]["source_compute"] == moves[0]["dest_compute"] == env.compute.this_host
+    old = env.api.get(f"/compute/v2.1/os-migrations?instance_uuid={sid}",
+                      headers=version("2.22")).json()["migrations"][0]
+    assert "migration_type" not in old and "uuid" not in old
+    assert env.api.get(f"{S}/{sid}/migrations", headers=V).json() == {"migrations": []}
+
+
+def test_moves_to_another_host_and_diagnostics(env: Env, server: dict[str, Any]) -> None:
+    sid = server["id"]
+    assert nova_error(action(env, sid, {"migrate": None}), 400) == \
+        "No valid host was found. No valid host found for cold migrate"
+    body = {"os-migrateLive": {"host": None, "block_migration": "auto"}}
+    assert nova_error(action(env, sid, body), 400) == \
+        "No valid host was found. No valid host found for live migrate"
+    assert action(env, "00000000-0000-0000-0000-000000000000", {"migrate": None}).status_code \
+        == 404
+    msg = nova_error(action(env, sid, {"migrate": None}, who="demo"), 404)
+    assert msg == f"Instance {sid} could not be found."
+    diag = env.api.get(f"{S}/{sid}/diagnostics", headers=V).json()
+    assert diag["state"] == "running" and diag["num_cpus"] == 1 and diag["num_nics"] == 1
+    assert diag["memory_details"] == {"maximum": 128, "used": None}
+    old = env.api.get(f"{S}/{sid}/diagnostics", headers=version("2.47")).json()
+    assert old == {"memory": 131072, "memory-actual": 131072}
+    assert nova_error(env.api.get(f"{S}/{sid}/diagnostics", who="demo", headers=V), 404)
 
 
 def test_rebuild_replaces_the_image_and_name(env: Env, server: dict[str, Any],
@@ -195,6 +223,28 @@ def test_create_image_uploads_a_snapshot(env: Env, server: dict[str, Any]) -> No
     booted = boot(env, name="from-snap", imageRef=image_id)
     wait(env, booted["id"], "ACTIVE")
     env.api.delete(f"{S}/{booted['id']}", headers=V)
+
+
+def test_create_backup_keeps_the_newest(env: Env, server: dict[str, Any]) -> None:
+    sid = server["id"]
+
+    def backups() -> list[str]:
+        r = env.api.get(f"/image/v2/images?instance_uuid={sid}&image_type=backup")
+        return [i["name"] for i in r.json()["images"] if i["status"] == "active"]
+
+    for name in ("b1", "b2"):
+        r = action(env, sid, {"createBackup": {"name": name, "backup_type": "daily",
+                                               "rotation": 1}})
+        assert r.status_code == 202, r.text
+        image = env.api.get(f"/image/v2/images/{r.json()['image_id']}").json()
+        assert image["backup_type"] == "daily" and image["image_type"] == "backup"
+        eventually(lambda n=name: backups() == [n])  # type: ignore[misc]
+        eventually(lambda: show(env, sid)["OS-EXT-STS:task_state"] is None)
+    actions = env.api.get(f"{S}/{sid}/os-instance-actions", headers=V).json()
+    assert actions["instanceActions"][0]["action"] == "createBackup"
+    msg = nova_error(action(env, sid, {"createBackup": {"name": "x", "backup_type": "daily"}}),
+                     400)
+    assert "'rotation' is a required property" in msg
 
 
 def test_shelve_offloads_and_unshelve_brings_it_back(env: Env, server: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from onestack.compute.api import (
     keypairs,
     legacy,
     metadata,
+    migrations,
     quotas,
     server_data,
     server_network,
@@ -41,6 +42,7 @@ routes: list[BaseRoute] = [
     *groups.routes,
     *hosts.routes,
     *legacy.routes,
+    *migrations.routes,
     *usage.routes,
     *zones.routes,
 ]

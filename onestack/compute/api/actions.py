@@ -14,6 +14,7 @@ from onestack.common.web import empty, json_response, run
 from onestack.compute import schemas
 from onestack.compute.api._common import Call, body, call
 from onestack.compute.api.consoles_proxy import legacy_console
+from onestack.compute.api.migrations import live_migrate_action, migrate_action
 from onestack.compute.api.server_network import security_group_action
 from onestack.compute.service import actions, actions_image, servers
 from onestack.compute.validation import validate
@@ -190,6 +191,27 @@ async def _create_image(c: Call, sid: str, data: dict[str, Any]) -> Response:
     return empty(202, headers={"Location": c.svc.settings.base_url + f"/image/v2/images/{image_id}"})
 
 
+async def _create_backup(c: Call, sid: str, data: dict[str, Any]) -> Response:
+    validate({"type": "object", "properties": {"createBackup": {
+        "type": "object", "properties": {
+            "name": schemas.NAME,
+            "backup_type": {"type": "string"},
+            "rotation": {"type": ["integer", "string"], "pattern": "^[0-9]*$", "minimum": 0,
+                         "minLength": 1},
+            "metadata": schemas.METADATA},
+        "required": ["name", "backup_type", "rotation"], "additionalProperties": False}},
+        "required": ["createBackup"], "additionalProperties": False}, data)
+    params = data["createBackup"]
+    rotation = int(params["rotation"])
+    image_id = await run(actions_image.create_backup, c.svc, c.ctx, sid, params["name"].strip(),
+                         params["backup_type"], rotation, dict(params.get("metadata") or {}))
+    if c.at_least("2.45"):
+        return json_response({"image_id": image_id}, 202)
+    headers = ({"Location": c.svc.settings.base_url + f"/image/v2/images/{image_id}"}
+               if rotation > 0 else {})
+    return empty(202, headers=headers)
+
+
 async def _unshelve(c: Call, sid: str, data: dict[str, Any]) -> Response:
     zone = host = None
     if c.at_least("2.77"):
@@ -235,6 +257,9 @@ ACTIONS: dict[str, Action] = {
     "confirmResize": _simple("confirmResize", actions_image.confirm_resize, status=204),
     "revertResize": _simple("revertResize", actions_image.revert_resize),
     "createImage": _create_image,
+    "createBackup": _create_backup,
+    "migrate": migrate_action,
+    "os-migrateLive": live_migrate_action,
     "shelve": _simple("shelve", actions_image.shelve),
     "shelveOffload": _simple("shelveOffload", actions_image.shelve_offload),
     "unshelve": _unshelve,

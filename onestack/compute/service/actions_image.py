@@ -1,5 +1,5 @@
 """Server actions about disks and images: rebuild, resize (with confirm and
-revert), ``createImage``, shelve (and shelve-offload), unshelve.
+revert), ``createImage``, ``createBackup``, shelve (and shelve-offload), unshelve.
 
 Snapshots become images through the image service's interface: the image
 record is made here (queued, owned by the server's project, with the boot
@@ -20,7 +20,7 @@ from onestack.compute import kinds, states
 from onestack.compute.models import Server
 from onestack.compute.scheduler import claims
 from onestack.compute.service import boot_checks as checks
-from onestack.compute.service import scheduling, specs
+from onestack.compute.service import migrations, scheduling, specs
 from onestack.compute.service._common import SERVERS, check_state, find, start_action
 from onestack.compute.service.actions import _begin, enqueue_host
 from onestack.compute.service.outcome_steps import MIGRATION
@@ -125,6 +125,7 @@ def resize(svc: ComputeService, ctx: AuthContext, server_id: str, flavor_ref: An
         if flavor.memory_mb < int(image_min.get("image_min_ram") or 0):
             raise BadRequest("Flavor's memory is too small for requested image.")
         _claim_same_host(svc, s, server, new)
+        migrations.begin_resize(s, server, new)
         start_action(s, server, "resize", ctx)
         server.new_flavor = new
         server.task_state = states.RESIZE_PREP
@@ -202,6 +203,8 @@ def _confirm_or_revert(svc: ComputeService, ctx: AuthContext, s: Session, server
         raise Conflict(f"Cannot '{action}' instance {server.id} while it is in task_state "
                        f"{server.task_state}")
     stopped = server.power_state == 4
+    migrations.set_status(s, server.id, "confirming" if kind == kinds.CONFIRM_RESIZE
+                          else "reverting", was=("finished",))
     start_action(s, server, action, ctx)
     server.task_state = task_state
     server.updated_at = utcnow()
@@ -255,6 +258,25 @@ def create_image(svc: ComputeService, ctx: AuthContext, server_id: str, name: st
         server.updated_at = utcnow()
         enqueue_host(svc, s, server, kinds.SNAPSHOT, {
             "image_id": image["id"], "user_id": ctx.user_id, "project_id": ctx.project_id})
+        return str(image["id"])
+
+
+def create_backup(svc: ComputeService, ctx: AuthContext, server_id: str, name: str,
+                  backup_type: str, rotation: int, metadata: dict[str, Any]) -> str:
+    """A snapshot kept as a backup of ``backup_type``; once uploaded, only
+    the ``rotation`` newest backups of that type are kept (Nova's rotation)."""
+    with svc.db.write() as s:
+        server = find(svc, ctx, s, server_id, "os_compute_api:os-create-backup", lock=True)
+        check_state(server, "createBackup", vm_states=[states.ACTIVE, states.STOPPED])
+        checks.check_metadata(svc, s, server.project_id, metadata)
+        image = _snapshot_image(svc, ctx, server, name,
+                                {**metadata, "backup_type": backup_type}, "backup")
+        start_action(s, server, "createBackup", ctx)
+        server.task_state = states.IMAGE_BACKUP
+        server.updated_at = utcnow()
+        enqueue_host(svc, s, server, kinds.SNAPSHOT, {
+            "image_id": image["id"], "user_id": ctx.user_id, "project_id": ctx.project_id,
+            "backup_type": backup_type, "rotation": rotation})
         return str(image["id"])
 
 

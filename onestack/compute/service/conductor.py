@@ -7,7 +7,8 @@ need the database and the other services.
 * ``release_network``: delete the ports Compute made for a server, unbind
   the user's own (after a delete or a failed boot).
 * ``upload_image``: stream a snapshot the agent wrote into the image service
-  (``createImage``, ``shelve``).
+  (``createImage``, ``shelve``; ``createBackup``, which then rotates the
+  server's older backups out).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from onestack.compute.service import netinfo, scheduling, specs
 from onestack.compute.service._common import event_finish, event_start, latest_action, load
 
 if TYPE_CHECKING:
+    from onestack.common.auth import AuthContext
     from onestack.common.tasks.worker import TaskContext
     from onestack.compute.core import ComputeService
     from onestack.compute.scheduler.hosts import HostState
@@ -155,4 +157,23 @@ async def upload_image(svc: ComputeService, tctx: TaskContext) -> dict[str, Any]
         raise _task_failed(f"Uploading the snapshot failed: {exc.message}") from None
     finally:
         path.unlink(missing_ok=True)
+    if "rotation" in payload:
+        await asyncio.to_thread(rotate_backups, svc, ctx, payload)
     return {"image_id": payload["image_id"]}
+
+
+def rotate_backups(svc: ComputeService, ctx: AuthContext, payload: dict[str, Any]) -> None:
+    """Nova's backup rotation: of the server's backups of this type, keep the
+    ``rotation`` newest, delete the rest."""
+    from onestack.image import interface as image_api
+
+    backups = image_api.list_images(svc.cloud, ctx, {
+        "instance_uuid": payload["server"], "image_type": "backup",
+        "backup_type": str(payload["backup_type"]), "sort_key": "created_at",
+        "sort_dir": "desc"})
+    for image in backups[int(payload["rotation"]):]:
+        try:
+            image_api.delete_image(svc.cloud, ctx, image["id"])
+        except ApiError as exc:
+            LOG.warning("backup %s of %s not rotated out: %s", image["id"], payload["server"],
+                        exc.message)

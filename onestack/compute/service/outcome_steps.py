@@ -17,6 +17,7 @@ from onestack.common.ids import utcnow
 from onestack.compute import kinds, states
 from onestack.compute.models import Server
 from onestack.compute.scheduler import claims
+from onestack.compute.service import migrations
 from onestack.compute.service._common import event_finish, fault, latest_action
 from onestack.compute.virt.base import PowerState
 
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
     from onestack.compute.core import ComputeService
 
 MIGRATION = "migration:"
+# The instance-action event an upload finishes, by what it was for.
+_EVENTS = {"shelve": "compute_shelve_offload_instance", "backup": "compute_backup_instance",
+           "snapshot": "compute_snapshot_instance"}
 
 
 def _sizes(server: Server, flavor: dict[str, Any]) -> None:
@@ -35,11 +39,14 @@ def _sizes(server: Server, flavor: dict[str, Any]) -> None:
 
 def _upload(svc: ComputeService, s: Session, server: Server, payload: Mapping[str, Any],
             result: Mapping[str, Any], then: str) -> None:
-    svc.cloud.tasks.enqueue(s, kinds.UPLOAD_IMAGE, {
+    upload = {
         "server": server.id, "image_id": payload["image_id"], "path": result["path"],
         "user_id": payload.get("user_id") or server.user_id,
         "project_id": payload.get("project_id") or server.project_id, "then": then,
-    }, resource_key=f"upload:{server.id}")
+    }
+    if "rotation" in payload:  # createBackup: keep the newest ``rotation`` backups
+        upload.update(rotation=payload["rotation"], backup_type=payload["backup_type"])
+    svc.cloud.tasks.enqueue(s, kinds.UPLOAD_IMAGE, upload, resource_key=f"upload:{server.id}")
 
 
 def apply(svc: ComputeService, s: Session, server: Server, kind: str,
@@ -50,10 +57,12 @@ def apply(svc: ComputeService, s: Session, server: Server, kind: str,
             server.flavor = server.new_flavor
             server.new_flavor = None
             _sizes(server, server.flavor)
+        migrations.set_status(s, server.id, "finished", was=("migrating",))
         return True
     if kind == kinds.CONFIRM_RESIZE:
         claims.release(s, MIGRATION + server.id)
         server.old_flavor = None
+        migrations.set_status(s, server.id, "confirmed", was=("confirming", "finished"))
         return True
     if kind == kinds.REVERT_RESIZE:
         if server.old_flavor:
@@ -62,10 +71,12 @@ def apply(svc: ComputeService, s: Session, server: Server, kind: str,
             _sizes(server, server.flavor)
         claims.release(s, server.id)
         claims.move(s, MIGRATION + server.id, server.id)
+        migrations.set_status(s, server.id, "reverted", was=("reverting", "finished"))
         return True
     if kind == kinds.SNAPSHOT:
         server.task_state = states.IMAGE_UPLOADING
-        _upload(svc, s, server, payload, result, "snapshot")
+        _upload(svc, s, server, payload, result,
+                "backup" if "rotation" in payload else "snapshot")
         return False
     if kind == kinds.SHELVE:
         server.task_state = states.SHELVING_IMAGE_UPLOADING
@@ -101,6 +112,9 @@ def failed(svc: ComputeService, s: Session, server: Server, kind: str,
         server.new_flavor = None
         claims.release(s, server.id)
         claims.move(s, MIGRATION + server.id, server.id)
+        migrations.set_status(s, server.id, "error", was=("migrating",))
+    elif kind in (kinds.CONFIRM_RESIZE, kinds.REVERT_RESIZE):
+        migrations.set_status(s, server.id, "error", was=("confirming", "reverting"))
     elif kind == kinds.ATTACH_INTERFACE:
         port_id = payload.get("port_id")
         gone = [v for v in server.network_info or [] if v["port_id"] == port_id]
@@ -142,7 +156,8 @@ def uploaded(svc: ComputeService, s: Session, payload: Mapping[str, Any]) -> Non
         if action is not None:
             event_finish(s, action.id, "compute_shelve_offload_instance", host=None)
     elif action is not None:
-        event_finish(s, action.id, "compute_snapshot_instance", host=server.host)
+        event_finish(s, action.id, _EVENTS.get(then or "", "compute_snapshot_instance"),
+                     host=server.host)
     if server.task_state != states.DELETING:
         server.task_state = None
     server.updated_at = now
@@ -155,8 +170,7 @@ def upload_failed(svc: ComputeService, s: Session, payload: Mapping[str, Any],
         return
     action = latest_action(s, server.id)
     if action is not None:
-        event = ("compute_shelve_offload_instance" if payload.get("then") == "shelve"
-                 else "compute_snapshot_instance")
+        event = _EVENTS.get(payload.get("then") or "", "compute_snapshot_instance")
         event_finish(s, action.id, event, host=server.host, error=reason)
     if server.task_state != states.DELETING:
         server.task_state = None

@@ -2,7 +2,7 @@
 
 Revision ID: compute_0001
 Revises:
-Create Date: 2026-12-05 09:22:16.626813
+Create Date: 2026-12-05 09:31:16.208434
 """
 
 from __future__ import annotations
@@ -108,6 +108,30 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('compute_keypair', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_compute_keypair_user_id'), ['user_id'], unique=False)
+
+    op.create_table('compute_migration',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('uuid', sa.String(length=36), nullable=False),
+    sa.Column('server_id', sa.String(length=36), nullable=False),
+    sa.Column('project_id', sa.String(length=64), nullable=False),
+    sa.Column('user_id', sa.String(length=64), nullable=False),
+    sa.Column('migration_type', sa.String(length=32), nullable=False),
+    sa.Column('status', sa.String(length=32), nullable=False),
+    sa.Column('source_compute', sa.String(length=255), nullable=True),
+    sa.Column('dest_compute', sa.String(length=255), nullable=True),
+    sa.Column('source_node', sa.String(length=255), nullable=True),
+    sa.Column('dest_node', sa.String(length=255), nullable=True),
+    sa.Column('dest_host', sa.String(length=255), nullable=True),
+    sa.Column('old_instance_type_id', sa.Integer(), nullable=True),
+    sa.Column('new_instance_type_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_compute_migration')),
+    sa.UniqueConstraint('uuid', name=op.f('uq_compute_migration_uuid'))
+    )
+    with op.batch_alter_table('compute_migration', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_compute_migration_created_at'), ['created_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_compute_migration_server_id'), ['server_id'], unique=False)
 
     op.create_table('compute_node',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
@@ -302,6 +326,11 @@ def downgrade() -> None:
 
     op.drop_table('compute_server')
     op.drop_table('compute_node')
+    with op.batch_alter_table('compute_migration', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_compute_migration_server_id'))
+        batch_op.drop_index(batch_op.f('ix_compute_migration_created_at'))
+
+    op.drop_table('compute_migration')
     with op.batch_alter_table('compute_keypair', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_compute_keypair_user_id'))
 
