@@ -3,7 +3,8 @@
 Compute reaches Image through this module only (an import-linter contract
 holds it): the image a server boots from, and the snapshot of a server
 (``createImage``: a new image record, then its data streamed in; ``createBackup``
-lists a server's backups to rotate them). Every call
+lists a server's backups to rotate them; the ``/images`` proxy of before 2.36
+reads and writes image properties). Every call
 acts for the caller's ``AuthContext``, so Glance's policy, visibility and
 quotas apply exactly as through the REST API, and errors are the same
 ``ApiError`` subclasses (404, 403, 409, 413 ...). Services that run apart
@@ -50,6 +51,13 @@ def list_images(cloud: Cloud, ctx: AuthContext, filters: dict[str, str]) -> list
         if "next" not in page or not page["images"]:
             return out
         params = [*filters.items(), ("limit", "1000"), ("marker", page["images"][-1]["id"])]
+
+
+def update_image(cloud: Cloud, ctx: AuthContext, image_id: str, patch: list[dict[str, Any]]) -> dict[str, Any]:
+    """As ``PATCH /v2/images/{id}`` with the JSON-patch ``patch`` (``op``,
+    ``path``, ``value``): what Compute's image metadata proxy writes
+    properties with (blocking)."""
+    return images.update_image(_image(cloud), ctx, image_id, images.parse_changes(patch))
 
 
 def create_image(cloud: Cloud, ctx: AuthContext, body: dict[str, Any]) -> dict[str, Any]:

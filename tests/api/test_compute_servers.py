@@ -206,6 +206,26 @@ def test_rebuild_replaces_the_image_and_name(env: Env, server: dict[str, Any],
     assert done["metadata"] == {"a": "b"} and done["image"]["id"] == other
 
 
+def test_disk_config_and_the_answers_before_2_75(env: Env, server: dict[str, Any]) -> None:
+    sid = server["id"]
+    r = env.api.put(f"{S}/{sid}", headers=version("2.74"),
+                    json={"server": {"OS-DCF:diskConfig": "AUTO"}})
+    assert r.status_code == 200 and r.json()["server"]["OS-DCF:diskConfig"] == "AUTO"
+    assert "x-compute-request-id" in r.headers
+    (entries,) = r.json()["server"]["addresses"].values()
+    assert set(entries[0]) == {"version", "addr"}  # the extended address fields came at 2.75
+    r = action(env, sid, {"rebuild": {"imageRef": env.image_id,
+                                      "OS-DCF:diskConfig": "MANUAL"}}, headers=version("2.74"))
+    assert r.status_code == 202 and r.json()["server"]["OS-DCF:diskConfig"] == "MANUAL"
+    (entries,) = r.json()["server"]["addresses"].values()
+    assert set(entries[0]) == {"version", "addr"}
+    wait(env, sid, "ACTIVE")
+    full = show(env, sid)
+    assert full["OS-DCF:diskConfig"] == "MANUAL"
+    (entries,) = full["addresses"].values()
+    assert "OS-EXT-IPS-MAC:mac_addr" in entries[0]
+
+
 def test_create_image_uploads_a_snapshot(env: Env, server: dict[str, Any]) -> None:
     r = action(env, server["id"], {"createImage": {"name": "snap", "metadata": {"k": "v"}}})
     assert r.status_code == 202, r.text

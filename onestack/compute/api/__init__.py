@@ -18,6 +18,7 @@ from onestack.compute.api import (
     legacy,
     metadata,
     migrations,
+    proxies,
     quotas,
     server_data,
     server_network,
@@ -43,6 +44,7 @@ routes: list[BaseRoute] = [
     *hosts.routes,
     *legacy.routes,
     *migrations.routes,
+    *proxies.routes,
     *usage.routes,
     *zones.routes,
 ]

@@ -77,6 +77,9 @@ class VersionMiddleware:
                 "/" + parts[2] if len(parts) > 2 else "")
         extra = [] if legacy else [(k.lower().encode(), v.encode())
                                    for k, v in versions.response_headers(version).items()]
+        request_id = state.get("request_id")
+        if request_id:  # Nova answers with its older header too
+            extra.append((b"x-compute-request-id", request_id.encode()))
 
         async def send_with_version(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -15,6 +15,7 @@ from onestack.compute import schemas
 from onestack.compute.api._common import Call, body, call
 from onestack.compute.api.consoles_proxy import legacy_console
 from onestack.compute.api.migrations import live_migrate_action, migrate_action
+from onestack.compute.api.proxies import add_floating_ip, inject_network_info, remove_floating_ip
 from onestack.compute.api.server_network import security_group_action
 from onestack.compute.service import actions, actions_image, servers
 from onestack.compute.validation import validate
@@ -147,6 +148,8 @@ async def _rebuild(c: Call, sid: str, data: dict[str, Any]) -> Response:
                        ("trusted_image_certificates", "trusted_certs")):
         if key in params:
             changes[field] = params[key].strip() if key == "name" else params[key]
+    if "OS-DCF:diskConfig" in params:
+        changes["auto_disk_config"] = params["OS-DCF:diskConfig"] == "AUTO"
     if changes.get("access_ip_v6"):
         from onestack.compute.api.servers import _ipv6
 
@@ -174,7 +177,9 @@ async def _resize(c: Call, sid: str, data: dict[str, Any]) -> Response:
                                          "OS-DCF:diskConfig": schemas.DISK_CONFIG},
         "required": ["flavorRef"], "additionalProperties": False}},
         "required": ["resize"], "additionalProperties": False}, data)
-    await run(actions_image.resize, c.svc, c.ctx, sid, data["resize"]["flavorRef"])
+    disk_config = data["resize"].get("OS-DCF:diskConfig")
+    await run(actions_image.resize, c.svc, c.ctx, sid, data["resize"]["flavorRef"],
+              None if disk_config is None else disk_config == "AUTO")
     return empty(202)
 
 
@@ -260,6 +265,9 @@ ACTIONS: dict[str, Action] = {
     "createBackup": _create_backup,
     "migrate": migrate_action,
     "os-migrateLive": live_migrate_action,
+    "addFloatingIp": add_floating_ip,
+    "removeFloatingIp": remove_floating_ip,
+    "injectNetworkInfo": inject_network_info,
     "shelve": _simple("shelve", actions_image.shelve),
     "shelveOffload": _simple("shelveOffload", actions_image.shelve_offload),
     "unshelve": _unshelve,

@@ -28,7 +28,7 @@ _HOST_UPDATE = {"type": "object", "properties": {"status": _ENABLE,
 async def list_hosts(request: Request) -> Response:
     c = await call(request)
     c.require("2.1", "2.42")
-    hosts = await run(legacy.list_hosts, c.svc, c.ctx, c.params.get("zone"))
+    hosts = await run(legacy.list_hosts, c.svc, c.ctx, c.params.get("zone") or None)
     return json_response({"hosts": hosts})
 
 

@@ -16,7 +16,7 @@ from onestack.common.web import empty, json_response, run
 from onestack.compute import schemas
 from onestack.compute.api._common import Call, body, call
 from onestack.compute.models import VolumeAttachment
-from onestack.compute.service import interfaces, server_misc
+from onestack.compute.service import interfaces, proxy_network, server_misc
 from onestack.compute.validation import validate
 
 S = "/v2.1/servers/{server_id}"
@@ -91,7 +91,7 @@ async def detach_interface(request: Request) -> Response:
 
 async def server_security_groups(request: Request) -> Response:
     c = await call(request)
-    groups = await run(interfaces.server_security_groups, c.svc, c.ctx,
+    groups = await run(proxy_network.server_groups, c.svc, c.ctx,
                        request.path_params["server_id"])
     return json_response({"security_groups": groups})
 

@@ -168,6 +168,8 @@ async def update(request: Request) -> Response:
         changes["access_ip_v4"] = srv["accessIPv4"] or None
     if "accessIPv6" in srv:
         changes["access_ip_v6"] = _ipv6(srv["accessIPv6"]) or None
+    if "OS-DCF:diskConfig" in srv:
+        changes["auto_disk_config"] = srv["OS-DCF:diskConfig"] == "AUTO"
     server = await run(servers.update, c.svc, c.ctx, request.path_params["server_id"], changes)
     view = await run(_view, c, [server], groups=True)
     return json_response({"server": views.full(server, view, minimal=not c.at_least("2.75"))})

@@ -103,6 +103,10 @@ class Networking(Protocol):
         project's own and the shared ones, not external (Nova's rule)."""
         ...
 
+    def visible_networks(self, ctx: AuthContext) -> list[Network]:
+        """Every network ``ctx`` sees (what ``os-networks`` lists)."""
+        ...
+
     def get_port(self, ctx: AuthContext | None, port_id: str) -> Port:
         """``PortNotFound`` if ``ctx`` cannot see it (None: as the service)."""
         ...

@@ -88,6 +88,11 @@ class FakeNetworking:
             return [dict(n) for n in self.networks.values()
                     if not n["router:external"] and (n["shared"] or n["project_id"] == ctx.project_id)]
 
+    def visible_networks(self, ctx: AuthContext) -> list[Network]:
+        with self._lock:
+            return [dict(n) for n in self.networks.values()
+                    if self._admin(ctx) or n["shared"] or n["project_id"] == ctx.project_id]
+
     def get_port(self, ctx: AuthContext | None, port_id: str) -> Port:
         with self._lock:
             port = self.ports.get(port_id)

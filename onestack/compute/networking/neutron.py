@@ -55,6 +55,9 @@ class NeutronNetworking:
                     found[net["id"]] = dict(net)
         return list(found.values())
 
+    def visible_networks(self, ctx: AuthContext) -> list[Network]:
+        return [dict(n) for n in _api().list_networks(self.cloud, ctx)]
+
     def get_port(self, ctx: AuthContext | None, port_id: str) -> Port:
         try:
             return dict(_api().show_port(self.cloud, ctx, port_id))

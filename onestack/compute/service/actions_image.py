@@ -60,11 +60,14 @@ def rebuild(svc: ComputeService, ctx: AuthContext, server_id: str, image_ref: st
             else:
                 server.key_name = key_name
                 server.key_data = checks.find_keypair(s, ctx.user_id, key_name).public_key
+        auto_disk_config = changes.pop("auto_disk_config", None)
         for field, value in changes.items():
             setattr(server, "metadata_" if field == "metadata" else field, value)
         props = checks.image_properties(image)
         sysmeta = {k: v for k, v in (server.system_metadata or {}).items()
                    if not k.startswith("image_")}
+        if auto_disk_config is not None:
+            sysmeta["auto_disk_config"] = auto_disk_config
         sysmeta.update({f"image_{k}": v for k, v in props.items()})
         for key in ("min_ram", "min_disk", "disk_format", "container_format"):
             if image.get(key) is not None:
@@ -105,7 +108,8 @@ def _check_image_against(flavor: dict[str, Any], image: dict[str, Any]) -> None:
                              f"{min_disk} bytes.")
 
 
-def resize(svc: ComputeService, ctx: AuthContext, server_id: str, flavor_ref: Any) -> None:
+def resize(svc: ComputeService, ctx: AuthContext, server_id: str, flavor_ref: Any,
+           auto_disk_config: bool | None = None) -> None:
     """Resize on the server's own host (Nova's allow_resize_to_same_host): the
     old flavor's claim moves to the migration, the new one is claimed."""
     with svc.db.write() as s:
@@ -126,6 +130,9 @@ def resize(svc: ComputeService, ctx: AuthContext, server_id: str, flavor_ref: An
             raise BadRequest("Flavor's memory is too small for requested image.")
         _claim_same_host(svc, s, server, new)
         migrations.begin_resize(s, server, new)
+        if auto_disk_config is not None:
+            server.system_metadata = {**(server.system_metadata or {}),
+                                      "auto_disk_config": auto_disk_config}
         start_action(s, server, "resize", ctx)
         server.new_flavor = new
         server.task_state = states.RESIZE_PREP

@@ -123,7 +123,7 @@ def network_view(network: dict[str, Any], admin: bool) -> dict[str, Any]:
 
 def list_networks(svc: ComputeService, ctx: AuthContext, rule: str) -> list[dict[str, Any]]:
     svc.authorize(rule, ctx, {"project_id": ctx.project_id})
-    return svc.network.available_networks(ctx)
+    return svc.network.visible_networks(ctx)
 
 
 def get_network(svc: ComputeService, ctx: AuthContext, network_id: str,
@@ -192,7 +192,8 @@ EXTENSIONS = [
     ("ServerExternalEvents", "os-server-external-events"), ("Rescue", "os-rescue"),
     ("PauseServer", "os-pause-server"), ("SuspendServer", "os-suspend-server"),
     ("LockServer", "os-lock-server"), ("Shelve", "os-shelve"),
-    ("ConsoleOutput", "os-console-output"), ("RemoteConsoles", "os-remote-consoles"),
+    ("ConsoleOutput", "os-console-output"), ("Consoles", "os-consoles"),
+    ("RemoteConsoles", "os-remote-consoles"),
     ("AdminActions", "os-admin-actions"), ("DeferredDelete", "os-deferred-delete"),
     ("SecurityGroups", "os-security-groups"), ("ExtendedServerAttributes",
                                                "OS-EXT-SRV-ATTR"),
@@ -202,6 +203,10 @@ EXTENSIONS = [
     ("SchedulerHints", "OS-SCH-HNT"), ("ConfigDrive", "os-config-drive"),
     ("CreateBackup", "os-create-backup"), ("ServerDiagnostics", "os-server-diagnostics"),
     ("InstanceUsageAuditLog", "os-instance-usage-audit-log"), ("Networks", "os-networks"),
+    ("FloatingIps", "os-floating-ips"), ("FloatingIpPools", "os-floating-ip-pools"),
+    ("SecurityGroupRules", "os-security-group-rules"), ("Images", "images"),
+    ("ImageMetadata", "image-metadata"), ("MigrateServer", "os-migrate-server"),
+    ("Migrations", "os-migrations"),
     ("TenantNetworks", "os-tenant-networks"), ("Versions", "versions"),
 ]
 

@@ -59,11 +59,19 @@ def update(svc: ComputeService, ctx: AuthContext, server_id: str,
     with svc.db.write() as s:
         server = find(svc, ctx, s, server_id, SERVERS + "update")
         for field, value in changes.items():
-            setattr(server, field, value)
+            if field == "auto_disk_config":
+                set_disk_config(server, value)
+            else:
+                setattr(server, field, value)
         server.updated_at = utcnow()
         s.flush()
         s.expunge(server)
         return server
+
+
+def set_disk_config(server: Server, auto: bool) -> None:
+    """``OS-DCF:diskConfig`` (kept in system metadata as Nova keeps it)."""
+    server.system_metadata = {**(server.system_metadata or {}), "auto_disk_config": auto}
 
 
 def _host_alive(svc: ComputeService, host: str) -> bool:

@@ -63,7 +63,9 @@ def host_id(server: Server) -> str:
     return found
 
 
-def addresses(server: Server) -> dict[str, list[dict[str, Any]]]:
+def addresses(server: Server, extended: bool = True) -> dict[str, list[dict[str, Any]]]:
+    """The server's addresses by network; without ``extended``, only version
+    and address (what Nova's rebuild and update answered before 2.75)."""
     if server.vm_state == states.BUILDING:
         return {}
     out: dict[str, list[dict[str, Any]]] = {}
@@ -73,9 +75,11 @@ def addresses(server: Server) -> dict[str, list[dict[str, Any]]]:
         fixed = [ip for ip in vif.get("ips", []) if ip.get("type") != "floating"]
         floating = [ip for ip in vif.get("ips", []) if ip.get("type") == "floating"]
         for ip in [*fixed, *floating]:
-            entries.append({"version": ip.get("version", 4), "addr": ip["address"],
-                            "OS-EXT-IPS:type": ip.get("type", "fixed"),
-                            "OS-EXT-IPS-MAC:mac_addr": vif.get("mac")})
+            entry = {"version": ip.get("version", 4), "addr": ip["address"]}
+            if extended:
+                entry["OS-EXT-IPS:type"] = ip.get("type", "fixed")
+                entry["OS-EXT-IPS-MAC:mac_addr"] = vif.get("mac")
+            entries.append(entry)
     return out
 
 
@@ -132,7 +136,7 @@ def full(server: Server, ctx: Context, *, minimal: bool = False,
     out: dict[str, Any] = {
         "accessIPv4": server.access_ip_v4 or "",
         "accessIPv6": server.access_ip_v6 or "",
-        "addresses": addresses(server),
+        "addresses": addresses(server, extended=not minimal),
         "created": zulu(server.created_at),
         "flavor": _flavor(server, ctx),
         "hostId": host_id(server),
