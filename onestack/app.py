@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
-from pathlib import Path
 from typing import Any
 
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -23,32 +20,17 @@ from onestack import __version__
 from onestack.common.cloud import CatalogEntry, Cloud, Service
 from onestack.common.db import Database
 from onestack.common.requestid import RequestIdMiddleware
-from onestack.common.web import json_response
+from onestack.common.web import json_response, keystone_error, service_app
 from onestack.config import Settings
+from onestack.startup import secure_state_dir
 
 log = logging.getLogger("onestack")
 
 __all__ = ["CatalogEntry", "Cloud", "Service", "build_app", "build_cloud", "prepare", "secure_state_dir"]
 
 # The services of the all-in-one cloud, in start order (identity first).
-SERVICE_MODULES = (
-    "onestack.identity", "onestack.image", "onestack.network", "onestack.compute",
-    "onestack.common.tasks.core",
-)
-
-
-def secure_state_dir(path: Path) -> None:
-    """Create the state directory private to its owner (0700).
-
-    It holds the token keys, password hashes and images: nobody else on the
-    host may read it. An existing directory we own is tightened too, and the
-    process umask makes every file created under it private.
-    """
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.umask(0o077)
-    st = path.stat()
-    if st.st_uid == os.getuid() and st.st_mode & 0o077:
-        path.chmod(0o700)
+SERVICE_MODULES = ("onestack.identity", "onestack.image", "onestack.network", "onestack.compute",
+                   "onestack.objectstore", "onestack.common.tasks.core")
 
 
 def build_cloud(settings: Settings, modules: tuple[str, ...] = SERVICE_MODULES) -> Cloud:
@@ -146,17 +128,14 @@ def build_app(cloud: Cloud) -> ASGIApp:
                 "name": "onestack",
                 "version": __version__,
                 "services": [
-                    {"type": e.service_type, "name": e.name, "url": base + e.path}
+                    {"type": e.service_type, "name": e.name, "url": e.url_for(base)}
                     for e in cloud.catalog()
                 ],
             }
         )
 
-    async def not_found(request: Request) -> Response:
-        return json_response({"error": {"code": 404, "title": "Not Found",
-                                        "message": "The resource could not be found."}}, 404)
-
-    root_app = Starlette(routes=[Route("/", root)])
-    root_app.add_exception_handler(404, lambda r, e: not_found(r))
+    # Paths no service owns (``/foo``, ``/compute/v2.1`` before Compute exists)
+    # get the same JSON errors as a service's own unknown paths.
+    root_app = service_app([Route("/", root)], keystone_error)
     root_app.state.cloud = cloud
     return RequestIdMiddleware(Dispatcher(cloud, root_app))

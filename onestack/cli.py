@@ -1,12 +1,14 @@
 """The ``onestack`` command.
 
-    onestack up [--host H] [--port P] [--state-dir D]   serve the all-in-one cloud
+    onestack up [--host H] [--port P] [--s3-port P] [--state-dir D]
+                                                         serve the all-in-one cloud
     onestack db upgrade [--state-dir D]                  upgrade the schema in place
     onestack fernet rotate [--state-dir D]               rotate the token keys
     onestack image build-test [--output F]               build the test guest image
     onestack agent --url URL [--host H] --role R          run a host's agent (no database)
     onestack agent-credential create --host H            a credential for a host's agent
     onestack agent-credential list | delete ID
+    onestack ring show|build|add|rebalance ...           object storage rings
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import argparse
 import gc
 import sys
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 # Nothing else at import time: `onestack up` starts hashing a first start's
 # bootstrap passwords before it imports anything heavier (asyncio included).
@@ -30,6 +32,7 @@ def _settings(args: argparse.Namespace) -> Any:
         "host": getattr(args, "host", None),
         "port": getattr(args, "port", None),
         "public_url": getattr(args, "public_url", None),
+        "objectstore.s3_port": getattr(args, "s3_port", None),
     }
     return load_settings(getattr(args, "state_dir", None), overrides)
 
@@ -44,14 +47,46 @@ def _logging(level: str) -> None:
     )
 
 
+def _fail(command: str, message: object) -> int:
+    print(f"onestack {command}: {message}", file=sys.stderr)
+    return 1
+
+
+def _take_state_dir(settings: Any, host_port: tuple[str, int] | None = None) -> tuple[Any, Any]:
+    """Before anything is created: nobody else holds the state directory, the port is
+    free (bound now, served later), then the directory is created and locked.
+    (lock, socket or None); StartError says why not."""
+    from onestack.startup import StartError, StateLock, listen_socket, secure_state_dir
+
+    lock = StateLock(settings.state_dir)
+    pid = lock.holder()
+    if pid is not None:
+        raise StartError(lock.message(pid))
+    sock = listen_socket(*host_port) if host_port else None
+    try:
+        secure_state_dir(settings.state_dir)
+        lock.acquire()
+    except BaseException:
+        if sock is not None:
+            sock.close()
+        raise
+    return lock, sock
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     # Start-up allocates hundreds of thousands of long-lived objects (modules,
     # classes, mappers, routes): collecting while they are built is wasted
     # work. Collection resumes once the cloud is up.
     gc.disable()
+    from onestack.startup import StartError
+
+    try:
+        settings = _settings(args)
+        lock, sock = _take_state_dir(settings, (settings.host, settings.port))
+    except (StartError, ValueError) as exc:
+        return _fail("up", exc)
     from onestack.identity.bootstrap import prestart
 
-    settings = _settings(args)
     # A first start hashes two bootstrap passwords (bcrypt, slow on purpose):
     # begin now, in a background thread, while the rest of the cloud is imported.
     prestart(settings)
@@ -97,27 +132,42 @@ def cmd_up(args: argparse.Namespace) -> int:
             super().handle_exit(sig, frame)
 
     server = Server(config)
+    banner = _banner(settings, cloud)
+    listeners = [item for svc in cloud.services.values()
+                 for item in getattr(svc, "listeners", list)()]
 
     async def serve() -> None:
-        task = asyncio.create_task(server.serve())
+        task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started and not task.done():
             await asyncio.sleep(0.01)
+        extra = []
         if server.started:
+            # The services' own ports (S3), once the services have started.
+            lines = []
+            for listener in listeners:
+                started = await _serve_listener(listener)
+                if started is not None:
+                    extra.append(started)
+                    lines.append(f"  {listener.name + ':':9} {listener.url}\n")
+                else:
+                    lines.append(f"  {listener.name + ':':9} not served: "
+                                 f"{listener.host}:{listener.port} is in use\n")
             elapsed = time.perf_counter() - STARTED
-            clouds = settings.state_dir / "clouds.yaml"
-            print(
-                f"onestack is up at {settings.base_url} ({elapsed:.2f}s)\n"
-                f"  state:  {settings.state_dir}\n"
-                f"  use it: export OS_CLIENT_CONFIG_FILE={clouds}\n"
-                f"          openstack --os-cloud onestack-admin catalog list\n"
-                f"          openstack --os-cloud onestack server list   # the demo user",
-                flush=True,
-            )
+            print(f"onestack is up at {settings.base_url} ({elapsed:.2f}s)\n"
+                  f"{''.join(lines)}{banner}", flush=True)
         # Move everything start-up made out of the collector's sight, so that
         # later collections only walk new objects. No collection first: it
         # would hold the event loop for ~50 ms to free a few hundred objects.
         gc.freeze()
         gc.enable()
+        # The other listeners stop first, before the services do.
+        while extra and not task.done() and not server.should_exit:
+            await asyncio.sleep(0.1)
+        for other, _loop in extra:
+            other.should_exit = True
+        for other, loop in extra:
+            await loop
+            await other.shutdown()
         await task
 
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the
@@ -127,7 +177,74 @@ def cmd_up(args: argparse.Namespace) -> int:
         asyncio.run(serve())
     except KeyboardInterrupt:
         pass
+    finally:
+        lock.release()
     return 0
+
+
+def _banner(settings: Any, cloud: Any) -> str:
+    """How to use the cloud, with commands that work here: the ``openstack`` client on
+    PATH, else the one installed next to this Python, else how to install it; one
+    command per service the cloud has."""
+    import os
+    import shlex
+    import shutil
+    from pathlib import Path
+
+    clouds = settings.state_dir / "clouds.yaml"
+    client = shutil.which("openstack")
+    beside = Path(sys.executable).parent / "openstack"
+    if client is None and os.access(beside, os.X_OK):
+        client = str(beside)
+    elif client is not None:
+        client = "openstack"
+    services = sorted({e.service_type for e in cloud.catalog()})
+    lines = [
+        f"  state:    {settings.state_dir} (locked by this process, pid {os.getpid()})",
+        f"  services: {', '.join(services)}",
+        f"  stop it:  Ctrl-C here, or kill {os.getpid()}",
+        f"  use it:   export OS_CLIENT_CONFIG_FILE={shlex.quote(str(clouds))}",
+    ]
+    if client is None:
+        lines.append("            (no openstack client here: pip install python-openstackclient)")
+        client = "openstack"
+    cmd = shlex.quote(client)
+    lines.append(f"            {cmd} --os-cloud onestack-admin catalog list")
+    if "image" in services:
+        lines.append(f"            {cmd} --os-cloud onestack image list   # as the demo user")
+    else:
+        lines.append(f"            {cmd} --os-cloud onestack token issue   # as the demo user")
+    return "\n".join(lines)
+
+
+async def _serve_listener(listener: Any) -> tuple[Any, Any] | None:
+    """Serve a service's own port (no lifespan: the main server runs it, and
+    stops this one when it stops). None if the port cannot be bound."""
+    import asyncio
+    import logging
+    import socket
+
+    import uvicorn
+
+    family = socket.AF_INET6 if ":" in listener.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((listener.host, listener.port))
+    except OSError as exc:
+        sock.close()
+        logging.getLogger("onestack").error("%s listener on %s:%s: %s", listener.name,
+                                            listener.host, listener.port, exc)
+        return None
+    sock.listen(2048)
+    sock.setblocking(False)
+    config = uvicorn.Config(listener.app, log_config=None, access_log=False, lifespan="off",
+                            ws="none", timeout_graceful_shutdown=5)
+    config.load()
+    other = uvicorn.Server(config)
+    other.lifespan = config.lifespan_class(config)
+    await other.startup(sockets=[sock])
+    return other, asyncio.create_task(other.main_loop())
 
 
 def _exit_cleanly(_signum: int, _frame: Any) -> None:
@@ -137,8 +254,13 @@ def _exit_cleanly(_signum: int, _frame: Any) -> None:
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from onestack.common import migrate
     from onestack.common.db import Database
+    from onestack.startup import StartError
 
-    settings = _settings(args)
+    try:
+        settings = _settings(args)
+        _take_state_dir(settings)  # not under a running cloud's feet
+    except (StartError, ValueError) as exc:
+        return _fail("db upgrade", exc)
     db = Database(settings.db_url)
     with db.schema_lock():
         ran = migrate.upgrade(db)
@@ -229,8 +351,25 @@ def cmd_image_build_test(args: argparse.Namespace) -> int:
     return build_main(args.rest)
 
 
+def _port(text: str) -> int:
+    """--port: a TCP port number (1-65535), else argparse's one-line usage error."""
+    from onestack.startup import StartError, check_port
+
+    try:
+        return check_port(int(text))
+    except (ValueError, StartError):
+        raise argparse.ArgumentTypeError(f"{text} is not a TCP port number (1-65535)") from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line (the usage itself is one --help away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="onestack", description="An OpenStack-compatible cloud")
+    parser = _Parser(prog="onestack", description="An OpenStack-compatible cloud")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -239,8 +378,10 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="serve the all-in-one cloud")
     common(up)
     up.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    up.add_argument("--port", type=int, help="port to listen on (default 8800)")
+    up.add_argument("--port", type=_port, help="port to listen on (default 8800)")
     up.add_argument("--public-url", help="URL clients use to reach this cloud")
+    up.add_argument("--s3-port", type=int,
+                    help="port of the S3 listener (default: the port + 1; 0: no S3)")
     up.add_argument("--quiet", action="store_true", help="log warnings only")
     up.set_defaults(func=cmd_up)
 
@@ -293,6 +434,10 @@ def main(argv: list[str] | None = None) -> int:
     cred_delete.add_argument("id")
     for p in (cred_create, cred_list, cred_delete):
         p.set_defaults(func=cmd_agent_credential)
+
+    from onestack.objectstore.ringcmd import add_parser as ring_parser
+
+    ring_parser(sub, common)
 
     args, unknown = parser.parse_known_args(argv)
     if unknown:

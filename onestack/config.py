@@ -47,6 +47,64 @@ class ImageSettings:
 
 
 @dataclass
+class TasksSettings:
+    # How long a claimed task's lease lasts; the holder heartbeats every third of it.
+    lease_seconds: float = 60.0
+    # How often an idle worker looks for work when no wake-up came (the fallback).
+    poll_interval: float = 5.0
+    # Tasks the cloud's own worker runs at once (handlers registered in-process).
+    local_concurrency: int = 4
+    # The longest a remote agent's claim waits in the API for work (long poll).
+    long_poll_seconds: float = 20.0
+    # A queued task pinned to a host silent this long is failed or re-targeted
+    # (its kind's rule); a host that never reported gets this long from the task's creation.
+    dead_host_seconds: float = 300.0
+    # How often the sweeper (one API process at a time) looks for such tasks.
+    sweep_interval: float = 30.0
+    # Finished tasks are deleted this long after they finished (0 keeps them).
+    keep_finished_seconds: float = 7 * 86400.0
+
+
+@dataclass
+class HostsSettings:
+    # This host's name in the host/service table (os-services, agents); default: hostname.
+    name: str = ""
+    availability_zone: str = "nova"
+    # How often services heartbeat (Nova's report_interval).
+    report_interval: float = 10.0
+    # A service is down after this long without a heartbeat: Nova's
+    # service_down_time and Neutron's agent_down_time.
+    service_down_time: float = 60.0
+    agent_down_time: float = 75.0
+
+
+@dataclass
+class NetworkSettings:
+    # Neutron's per-project default quotas; -1 = unlimited
+    quota_network: int = 100
+    quota_subnet: int = 100
+    quota_subnetpool: int = -1
+    quota_port: int = 500
+    quota_router: int = 10
+    quota_floatingip: int = 50
+    quota_security_group: int = 10
+    quota_security_group_rule: int = 100
+    # project (VXLAN) networks: MTU leaves room for the VXLAN header between hosts
+    tenant_network_mtu: int = 1450
+    flat_network_mtu: int = 1500
+    vni_ranges: str = "1:16000"
+    physical_networks: str = "public"  # comma-separated, usable by flat networks
+    base_mac: str = "fa:16:3e:00:00:00"  # Neutron's; the last three octets are random
+    dns_domain: str = "openstacklocal."
+    max_allowed_address_pair: int = 10
+    # all-in-one defaults created at first start, as DevStack creates them
+    create_defaults: bool = True
+    public_cidr: str = "172.24.4.0/24"
+    public_gateway: str = "172.24.4.1"
+    private_cidr: str = "10.0.0.0/26"
+
+
+@dataclass
 class ComputeSettings:
     # --- the API, scheduler and agent (compute engineer) ---------------------
     # The virt driver of this host's compute agent: "qemu" (real guests) or
@@ -120,61 +178,58 @@ class ComputeSettings:
 
 
 @dataclass
-class TasksSettings:
-    # How long a claimed task's lease lasts; the holder heartbeats every third of it.
-    lease_seconds: float = 60.0
-    # How often an idle worker looks for work when no wake-up came (the fallback).
-    poll_interval: float = 5.0
-    # Tasks the cloud's own worker runs at once (handlers registered in-process).
-    local_concurrency: int = 4
-    # The longest a remote agent's claim waits in the API for work (long poll).
-    long_poll_seconds: float = 20.0
-    # A queued task pinned to a host silent this long is failed or re-targeted
-    # (its kind's rule); a host that never reported gets this long from the task's creation.
-    dead_host_seconds: float = 300.0
-    # How often the sweeper (one API process at a time) looks for such tasks.
-    sweep_interval: float = 30.0
-    # Finished tasks are deleted this long after they finished (0 keeps them).
-    keep_finished_seconds: float = 7 * 86400.0
+class ObjectStoreSettings:
+    """Object Storage (Swift v1): the all-in-one storage node and its limits."""
 
-
-@dataclass
-class HostsSettings:
-    # This host's name in the host/service table (os-services, agents); default: hostname.
-    name: str = ""
-    availability_zone: str = "nova"
-    # How often services heartbeat (Nova's report_interval).
-    report_interval: float = 10.0
-    # A service is down after this long without a heartbeat: Nova's
-    # service_down_time and Neutron's agent_down_time.
-    service_down_time: float = 60.0
-    agent_down_time: float = 75.0
-
-
-@dataclass
-class NetworkSettings:
-    # Neutron's per-project default quotas; -1 = unlimited
-    quota_network: int = 100
-    quota_subnet: int = 100
-    quota_subnetpool: int = -1
-    quota_port: int = 500
-    quota_router: int = 10
-    quota_floatingip: int = 50
-    quota_security_group: int = 10
-    quota_security_group_rule: int = 100
-    # project (VXLAN) networks: MTU leaves room for the VXLAN header between hosts
-    tenant_network_mtu: int = 1450
-    flat_network_mtu: int = 1500
-    vni_ranges: str = "1:16000"
-    physical_networks: str = "public"  # comma-separated, usable by flat networks
-    base_mac: str = "fa:16:3e:00:00:00"  # Neutron's; the last three octets are random
-    dns_domain: str = "openstacklocal."
-    max_allowed_address_pair: int = 10
-    # all-in-one defaults created at first start, as DevStack creates them
-    create_defaults: bool = True
-    public_cidr: str = "172.24.4.0/24"
-    public_gateway: str = "172.24.4.1"
-    private_cidr: str = "10.0.0.0/26"
+    # The rings the first start builds (``onestack ring`` changes them later).
+    part_power: int = 10
+    replicas: int = 3
+    devices: int = 3  # directories under <state_dir>/objectstore/devices
+    min_part_hours: int = 1
+    # Swift's [swift-constraints] defaults.
+    max_file_size: int = 5368709122
+    max_meta_name_length: int = 128
+    max_meta_value_length: int = 256
+    max_meta_count: int = 90
+    max_meta_overall_size: int = 4096
+    max_header_size: int = 8192
+    max_object_name_length: int = 1024
+    container_listing_limit: int = 10000
+    account_listing_limit: int = 10000
+    max_account_name_length: int = 256
+    max_container_name_length: int = 256
+    # Roles (keystoneauth): operator roles own their project's account.
+    operator_roles: str = "admin,member,swiftoperator"
+    reseller_admin_role: str = "ResellerAdmin"
+    # Large objects (SLO) and bulk requests.
+    max_manifest_segments: int = 1000
+    max_manifest_size: int = 8388608
+    min_segment_size: int = 1
+    max_containers_per_extraction: int = 10000
+    max_deletes_per_request: int = 10000
+    # TempURL: the digests accepted (``/info`` advertises exactly these).
+    tempurl_digests: str = "sha1,sha256,sha512"
+    # Background work (seconds between passes; 0 = off).
+    replicator_interval: float = 30.0
+    auditor_interval: float = 300.0
+    expirer_interval: float = 10.0
+    updater_interval: float = 5.0
+    # Bytes per second the auditor reads at most (Swift's files_per_second / bytes_per_second).
+    auditor_bytes_per_second: int = 10000000
+    # fsync object data before the rename (durable across a power cut).
+    fsync: bool = True
+    # S3 (its own listener: S3 clients expect buckets at the root of their
+    # endpoint). -1 = the main port + 1 (8801 by default), 0 = not served.
+    s3_port: int = -1
+    s3_public_url: str = ""  # URL S3 clients use; defaults to http://host:s3_port
+    # The region S3 clients sign for (what boto3 and the aws CLI use when told none).
+    s3_location: str = "us-east-1"
+    s3_allowable_clock_skew: int = 900  # seconds (S3's 15 minutes)
+    s3_max_bucket_listing: int = 1000
+    s3_max_parts_listing: int = 1000
+    s3_max_multi_delete_objects: int = 1000
+    s3_max_upload_part_num: int = 1000  # at most max_manifest_segments
+    s3_min_segment_size: int = 5242880  # every part but the last (S3's 5 MiB)
 
 
 @dataclass
@@ -204,10 +259,11 @@ class Settings:
     master_key_file: str = ""
     identity: IdentitySettings = field(default_factory=IdentitySettings)
     image: ImageSettings = field(default_factory=ImageSettings)
-    compute: ComputeSettings = field(default_factory=ComputeSettings)
     tasks: TasksSettings = field(default_factory=TasksSettings)
     hosts: HostsSettings = field(default_factory=HostsSettings)
     network: NetworkSettings = field(default_factory=NetworkSettings)
+    compute: ComputeSettings = field(default_factory=ComputeSettings)
+    objectstore: ObjectStoreSettings = field(default_factory=ObjectStoreSettings)
 
     @property
     def base_url(self) -> str:
@@ -250,11 +306,21 @@ def _apply(obj: Any, values: dict[str, Any], prefix: str, env: dict[str, str]) -
         if dataclasses.is_dataclass(current):
             _apply(current, values.get(f.name, {}) or {}, f"{prefix}{f.name.upper()}_", env)
             continue
-        if f.name in values:
-            setattr(obj, f.name, _coerce(values[f.name], f.type))
         env_name = f"{prefix}{f.name.upper()}"
+        if f.name in values:
+            setattr(obj, f.name, _named(values[f.name], f.type, f"{f.name} in onestack.toml"))
         if env_name in env:
-            setattr(obj, f.name, _coerce(env[env_name], f.type))
+            setattr(obj, f.name, _named(env[env_name], f.type, env_name))
+
+
+def _named(value: Any, target_type: Any, name: str) -> Any:
+    """``_coerce``, with a ValueError that names the setting (one line for the user)."""
+    try:
+        return _coerce(value, target_type)
+    except (TypeError, ValueError):
+        kind = {"int": "an integer", "float": "a number"}.get(getattr(target_type, "__name__", str(target_type)),
+                                                             str(target_type))
+        raise ValueError(f"{name}={value!r}: not {kind}") from None
 
 
 def load_settings(

@@ -42,6 +42,7 @@ class CloudInfo:
     state_dir: Path
     clouds_yaml: Path
     process: subprocess.Popen[bytes] | None = None
+    s3_url: str = ""  # the S3 listener (a free port of its own)
 
     def cloud(self, name: str = "onestack-admin") -> dict[str, Any]:
         return yaml.safe_load(self.clouds_yaml.read_text())["clouds"][name]
@@ -57,10 +58,12 @@ class CloudInfo:
 
 def start_cloud(state_dir: Path, extra_env: dict[str, str] | None = None) -> CloudInfo:
     port = free_port()
+    s3_port = free_port()
     env = dict(os.environ, **TEST_ENV, **(extra_env or {}))
     log = open(state_dir.parent / f"onestack-{port}.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "onestack.cli", "up", "--port", str(port), "--state-dir", str(state_dir)],
+        [sys.executable, "-m", "onestack.cli", "up", "--port", str(port), "--s3-port", str(s3_port),
+         "--state-dir", str(state_dir)],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -79,7 +82,8 @@ def start_cloud(state_dir: Path, extra_env: dict[str, str] | None = None) -> Clo
     else:
         proc.kill()
         raise RuntimeError("onestack up did not answer within 60 s")
-    return CloudInfo(url=url, state_dir=state_dir, clouds_yaml=state_dir / "clouds.yaml", process=proc)
+    return CloudInfo(url=url, state_dir=state_dir, clouds_yaml=state_dir / "clouds.yaml", process=proc,
+                     s3_url=f"http://127.0.0.1:{s3_port}")
 
 
 def stop_cloud(info: CloudInfo) -> None:

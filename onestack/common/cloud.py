@@ -30,6 +30,28 @@ class CatalogEntry:
     name: str  # "keystone", "glance", "nova" ...
     path: str  # URL path of the endpoint, e.g. "/identity" or "/compute/v2.1"
     description: str = ""
+    # A whole URL for an endpoint served on a listener of its own (S3); empty
+    # for the usual endpoint under the cloud's base URL.
+    url: str = ""
+
+    def url_for(self, base: str) -> str:
+        """The endpoint's URL, given the cloud's base URL."""
+        return self.url or base + self.path
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A port of its own that a service serves besides the main one (S3's).
+
+    ``onestack up`` binds each one next to the main listener, in the same
+    event loop; a listener whose port is taken is reported and left out.
+    """
+
+    name: str  # "s3"
+    host: str
+    port: int
+    url: str  # what clients use (printed by ``onestack up``)
+    app: ASGIApp
 
 
 class Service(Protocol):

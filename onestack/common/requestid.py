@@ -1,6 +1,7 @@
 """Request ids and the access log: one pure-ASGI middleware.
 
-Every response carries ``X-OpenStack-Request-ID`` (``req-<uuid>``); every
+Every response carries ``X-OpenStack-Request-ID`` (``req-<uuid>``, or the id a
+service put in ``scope["state"]["request_id"]``, e.g. Swift's ``tx...``); every
 request is logged once, with its id, method, path, status and duration.
 
 The access log sits on the hot path of every request, so it bypasses the
@@ -86,17 +87,19 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = new_request_id()
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
         started = time.perf_counter()
         status = 0
-        header = (b"x-openstack-request-id", request_id.encode())
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, request_id
             if message["type"] == "http.response.start":
                 status = message["status"]
+                # a service may name the request its own way (Swift's transaction id)
+                request_id = state.get("request_id", request_id)
                 headers: list[Any] = list(message.get("headers", []))
-                headers.append(header)
+                headers.append((b"x-openstack-request-id", request_id.encode()))
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -8,6 +8,10 @@
 * ``service_app`` builds a service's Starlette sub-application with its error
   renderer, so every ``ApiError`` - and every unexpected exception - comes out
   in that service's own error format.
+
+No NUL character gets past the edge: not in a path, a query string or a JSON
+body. No resource can hold one (PostgreSQL text cannot store it at all), so a
+request carrying one is answered 400 on every database alike.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from onestack.common.db import RetryUnit, retrying
 from onestack.common.errors import (
@@ -88,9 +93,27 @@ async def read_json(
     if ctype and ctype not in content_types and not ctype.endswith("+json"):
         raise UnsupportedMediaType(f"Content type {ctype} is not supported.")
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"Malformed request body: {exc}") from None
+    # JSON can only carry a NUL as the escape \u0000: a cheap scan first.
+    if b"\\u0000" in raw and _holds_nul(body):
+        raise BadRequest(NUL_IN_BODY)
+    return body
+
+
+NUL_IN_BODY = "Malformed request body: a string holds a NUL character (\\u0000)."
+NUL_IN_URL = "The request URL holds a NUL character (%00)."
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 async def run(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
@@ -173,7 +196,22 @@ def service_app(
     )
     for key, value in (state or {}).items():
         setattr(app.state, key, value)
+    app.add_middleware(_RejectNul, render_error=render_error)
     return app
+
+
+class _RejectNul:
+    """400 in the service's error format for a NUL in the path or the query string."""
+
+    def __init__(self, app: ASGIApp, render_error: ErrorRenderer) -> None:
+        self.app = app
+        self.render_error = render_error
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and ("\x00" in scope["path"] or b"%00" in scope["query_string"]):
+            await self.render_error(BadRequest(NUL_IN_URL))(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 # --- error renderers for the wire formats the services use -------------------

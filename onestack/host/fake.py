@@ -25,7 +25,7 @@ from onestack.host.base import Host
 from onestack.host.dnsmasq import DnsmasqSpec, Lease
 from onestack.host.errors import HostError, NotFound
 from onestack.host.fake_guests import FakeGuests, FakeQMP
-from onestack.host.links import Link, Route, check_ifname
+from onestack.host.links import COUNTERS, Link, Route, check_ifname
 from onestack.host.nft import Table
 from onestack.host.qemu_img import FORMATS, ImageInfo
 
@@ -45,6 +45,7 @@ class _Link:
     master: str | None = None
     peer: tuple[str | None, str] | None = None  # (namespace, name) of a veth's other end
     addresses: list[str] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)  # what a test wants it to show
 
 
 @dataclass
@@ -108,6 +109,12 @@ class FakeNetlink:
 
     def link(self, name: str) -> Link | None:
         return next((x for x in self.links() if x.name == name), None)
+
+    def counters(self, name: str) -> dict[str, int] | None:
+        link = self._space.links.get(check_ifname(name))
+        if link is None:
+            return None
+        return {key: link.counters.get(key, 0) for key in COUNTERS}
 
     def ensure_bridge(self, name: str, *, mtu: int | None = None, mac: str | None = None,
                       up: bool | None = True) -> bool:

@@ -44,6 +44,10 @@ class Link:
     master: str | None  # the bridge it is a port of
 
 
+COUNTERS = ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_errors", "tx_errors",
+            "rx_dropped", "tx_dropped")
+
+
 @dataclass(frozen=True)
 class Route:
     dst: str  # "10.0.0.0/24", "default" or "::/0" is written "default" too
@@ -158,6 +162,17 @@ class Netlink:
             if other is not None:
                 names[master] = other.get_attr("IFLA_IFNAME")
         return self._to_link(msg, names)
+
+    def counters(self, name: str) -> dict[str, int] | None:
+        """The link's packet and byte counters as the kernel keeps them
+        (rx_/tx_ packets, bytes, errors, dropped), or None if there is no such link."""
+        msg = self._get_msg(ifname=check_ifname(name))
+        if msg is None:
+            return None
+        stats = msg.get_attr("IFLA_STATS64") or msg.get_attr("IFLA_STATS")
+        if stats is None:
+            return dict.fromkeys(COUNTERS, 0)
+        return {key: int(stats[key]) for key in COUNTERS}
 
     def _index(self, name: str) -> int:
         link = self.link(name)

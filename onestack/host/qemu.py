@@ -43,6 +43,10 @@ from onestack.host.qmp import QMP, connect
 __all__ = ["MACHINE_Q35", "Disk", "Guest", "GuestSpec", "Guests", "Nic", "command", "validate"]
 
 SOCKET_PATH_MAX = 107
+# The console log is appended to across starts; at a start, a log over
+# CONSOLE_LOG_MAX keeps its last CONSOLE_LOG_KEEP bytes (virtlogd rolls at 2 MB).
+CONSOLE_LOG_MAX = 2 << 20
+CONSOLE_LOG_KEEP = 1 << 20
 RUNTIME_FILES = ("pid", "qmp.sock", "serial.sock", "vnc.sock")
 
 
@@ -129,6 +133,7 @@ class Guests:
         d.chmod(0o700)
         for stale in RUNTIME_FILES:
             (d / stale).unlink(missing_ok=True)
+        trim_log(d / "console.log")
         accel = kvm.accelerator(spec.accel)
         (d / "spec.json").write_text(spec.to_json())
         (d / "accel").write_text(accel + "\n")
@@ -258,6 +263,22 @@ class Guests:
     def _cleanup_runtime(d: Path) -> None:
         for name in RUNTIME_FILES:
             (d / name).unlink(missing_ok=True)
+
+
+def trim_log(path: Path, limit: int = CONSOLE_LOG_MAX, keep: int = CONSOLE_LOG_KEEP) -> bool:
+    """Cuts a log over ``limit`` bytes to its last ``keep``; True if it did."""
+    try:
+        if path.stat().st_size <= limit:
+            return False
+        with path.open("rb") as f:
+            f.seek(-keep, 2)
+            tail = f.read()
+    except FileNotFoundError:
+        return False
+    tmp = path.with_name(path.name + ".trim")
+    tmp.write_bytes(tail)
+    tmp.replace(path)
+    return True
 
 
 async def _wait_all_gone(pids: list[int], timeout: float) -> None:

@@ -325,7 +325,7 @@ def reconcile_catalog(identity: Identity, s: Session, *, follow: bool = True) ->
             s.flush()
             services.append(svc)
             changed = True
-        url = base + entry.path
+        url = entry.url_for(base)
         endpoints = list(s.scalars(select(Endpoint).where(Endpoint.service_id == svc.id)))
         for interface in INTERFACES:
             ep = next(
@@ -337,7 +337,8 @@ def reconcile_catalog(identity: Identity, s: Session, *, follow: bool = True) ->
                     region_id=settings.region, enabled=True, extra={},
                 ))
                 changed = True
-            elif follow and ep.url != url and urlparse(ep.url).path.rstrip("/") == entry.path.rstrip("/"):
+            elif follow and ep.url != url and (
+                    urlparse(ep.url).path.rstrip("/") == urlparse(url).path.rstrip("/")):
                 # Same service path, the host or port moved: follow it.
                 ep.url = url
                 changed = True
@@ -491,7 +492,7 @@ def _nothing_to_do(identity: Identity) -> bool:
             for interface in INTERFACES
         )
     return all(
-        (entry.service_type, entry.name, interface, settings.region, base + entry.path) in have
+        (entry.service_type, entry.name, interface, settings.region, entry.url_for(base)) in have
         for entry in identity.cloud.catalog()
         for interface in INTERFACES
     )

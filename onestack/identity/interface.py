@@ -43,6 +43,19 @@ class UserRef:
     enabled: bool
 
 
+@dataclass(frozen=True)
+class Ec2Credential:
+    """An EC2-style credential (``openstack ec2 credentials create``): what S3
+    signatures are checked with, and whose requests they are."""
+
+    access: str
+    secret: str
+    user_id: str
+    project_id: str | None
+    trust_id: str | None = None
+    app_cred_id: str | None = None
+
+
 def _identity(cloud: Cloud) -> Identity | None:
     svc = cloud.services.get(Identity.name)
     return svc if isinstance(svc, Identity) else None
@@ -108,3 +121,37 @@ def get_user(cloud: Cloud, user_id: str) -> UserRef | None:
     if info is None:
         return None
     return UserRef(info["id"], info["name"], info["domain"]["id"], bool(info["_enabled"]))
+
+
+def find_ec2_credential(cloud: Cloud, access: str) -> Ec2Credential | None:
+    """The EC2 credential with this access key, or None (blocking: call from a thread)."""
+    identity = _identity(cloud)
+    if identity is None or not access or len(access) > 255:
+        return None
+    from onestack.identity.service.credentials import ec2_credential
+
+    found = ec2_credential(identity, access)
+    if found is None:
+        return None
+    return Ec2Credential(
+        access=str(found["access"]), secret=str(found["secret"] or ""),
+        user_id=found["user_id"], project_id=found["tenant_id"],
+        trust_id=found.get("trust_id"), app_cred_id=found.get("app_cred_id"),
+    )
+
+
+def ec2_token(cloud: Cloud, credential: Ec2Credential) -> AuthContext:
+    """A token for the credential's user on its project (Keystone's
+    ``ec2tokens``/``s3tokens``, after the caller checked the signature), as a
+    validated context whose ``token`` other services accept. ``Unauthorized``
+    when the user, the project or the user's roles on it no longer hold
+    (blocking: call from a thread)."""
+    identity = _identity(cloud)
+    if identity is None or not credential.project_id:
+        raise Unauthorized("The request you have made requires authentication.")
+    tokens = identity.tokens
+    token, _data = tokens.issue(
+        credential.user_id, ("ec2credential",), project_id=credential.project_id,
+        trust_id=credential.trust_id, app_cred_id=credential.app_cred_id,
+    )
+    return tokens.validate_context(token)

@@ -72,8 +72,12 @@ def test_root_must_be_object(api: Any, collection: str) -> None:
 
 @pytest.mark.parametrize("collection", list(KEYS))
 def test_unsupported_content_type(api: Any, collection: str) -> None:
+    """Keystone answers a body that is not JSON with a 400 naming the header (not a 415)."""
     r = api.post(f"{V3}/{collection}", content=b"name=x", headers={"Content-Type": "text/plain"})
-    _error(r, 415)
+    assert r.status_code == 400
+    assert r.json() == {"error": {"code": 400, "title": "Bad Request", "message": (
+        "Expecting to find application/json in Content-Type header. The server could not comply with the "
+        "request since it is either malformed or otherwise incorrect. The client is assumed to be in error.")}}
 
 
 # --- fields -------------------------------------------------------------------------

@@ -241,10 +241,6 @@ def test_sql_list_equals_the_rules(api: Api, rows: list[dict[str, Any]], who: st
         ("size_min=99999999999999999999999999", 0),  # beyond any 64-bit size: nothing
         ("size_max=99999999999999999999999999", None),  # everything with a size
         ("size_min=-99999999999999999999999999", None),
-        ("name=%00", 0),
-        ("name=in:alpha,%00", None),
-        ("tag=%00", 0),
-        ("x%00y=a", 0),
         ("odd.key%22%27%24x=a", None),
         ("%5B%2A%5D=a", 0),
         ("created_at=gt:9999-12-31T23:59:59Z", 0),
@@ -260,7 +256,16 @@ def test_inputs_sql_could_trip_on(api: Api, rows: list[dict[str, Any]], query: s
         assert got
 
 
-@pytest.mark.parametrize("marker", ["not-a-uuid", "%00", "'; DROP TABLE image; --", str(uuid.UUID(int=5))])
+@pytest.mark.parametrize("query", ["name=%00", "name=in:alpha,%00", "tag=%00", "x%00y=a", "marker=%00"])
+def test_a_nul_in_the_query_is_400(api: Api, rows: list[dict[str, Any]], query: str) -> None:
+    """No image can hold a NUL (PostgreSQL cannot store one): the edge refuses it for every
+    service alike (common/web.py)."""
+    r = api.get(f"{V2}/images?{query}&limit=1000")
+    assert_glance_error(r, 400)
+    assert r.json()["message"] == "The request URL holds a NUL character (%00)."
+
+
+@pytest.mark.parametrize("marker", ["not-a-uuid", "'; DROP TABLE image; --", str(uuid.UUID(int=5))])
 def test_bad_markers(api: Api, rows: list[dict[str, Any]], marker: str) -> None:
     r = api.get(f"{V2}/images?marker={marker}")
     assert_glance_error(r, 400)

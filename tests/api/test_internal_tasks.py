@@ -23,7 +23,7 @@ from onestack.common.tasks import credentials
 from onestack.common.tasks.errors import BrokerError, LeaseLost, TaskCancelled, TaskFailed
 from onestack.common.tasks.http_broker import HttpBroker
 from onestack.common.tasks.kinds import KindRule
-from onestack.common.tasks.worker import TaskContext, Worker
+from onestack.common.tasks.worker import LEASE_LOST, LEASE_RAN_OUT, TaskContext, Worker
 from onestack.config import load_settings
 from tests.conftest import TEST_ENV, free_port
 
@@ -142,6 +142,7 @@ def test_claim_report_and_fencing_over_http(live: Live) -> None:
     r = live.post("/tasks/claim", claim_body(live, ["http-a"]))
     assert r.status_code == 200
     task = r.json()["task"]
+    assert 0 <= task.pop("waited") < 5  # seconds the long poll waited before claiming
     assert task == {"id": mine, "kind": "http-a", "claim_token": 1, "owner": "compute-7/w1",
                     "attempts": 1, "max_attempts": 3, "payload": {"n": 1},
                     "resource_key": None, "target_host": "compute-7"}
@@ -367,7 +368,9 @@ def test_a_remote_holder_whose_lease_was_taken_is_stopped(live: Live) -> None:
         return "stopped" in outcome
 
     run(live, {"http-lost": steps}, steal, lease_seconds=3, heartbeat_interval=0.1)
-    assert outcome["stopped"] == "The task's lease was lost; another holder may run it."
+    # told by a refused heartbeat - or, on a busy machine, by its own deadline
+    # when no heartbeat got through in time: stopped either way
+    assert outcome["stopped"] in (LEASE_LOST, LEASE_RAN_OUT)
     assert live.task(task_id).lease_owner == "thief"
 
 

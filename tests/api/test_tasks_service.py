@@ -24,8 +24,8 @@ async def echo(ctx: TaskContext) -> dict[str, Any]:
     return {"echo": ctx.payload.get("text"), "attempt": ctx.attempt}
 
 
-def new_cloud(state: Path, database_url: str) -> Cloud:
-    env = dict(TEST_ENV, ONESTACK_TASKS_SWEEP_INTERVAL="0.2",
+def new_cloud(state: Path, database_url: str, **extra: str) -> Cloud:
+    env = dict(TEST_ENV, **extra, ONESTACK_TASKS_SWEEP_INTERVAL="0.2",
                ONESTACK_TASKS_DEAD_HOST_SECONDS="1", ONESTACK_HOSTS_REPORT_INTERVAL="0.2",
                ONESTACK_HOSTS_NAME="aio-host", ONESTACK_TASKS_POLL_INTERVAL="0.2")
     if database_url:
@@ -111,3 +111,19 @@ def test_a_task_left_running_by_a_dead_process_runs_after_a_restart(
         task = until(lambda: (t := again.tasks.get(task_id)) is not None
                      and t.state == SUCCEEDED and t)
     assert task.result == {"echo": "again", "attempt": 2}
+
+
+def test_the_object_stores_periodic_jobs_run_as_tasks(tmp_path: Path) -> None:
+    """The object store's scheduler enqueues its jobs under one resource key
+    each; its worker runs them through the queue."""
+    cloud = new_cloud(tmp_path / "state", "",
+                      ONESTACK_OBJECTSTORE_UPDATER_INTERVAL="0.3",
+                      ONESTACK_OBJECTSTORE_REPLICATOR_INTERVAL="0",
+                      ONESTACK_OBJECTSTORE_EXPIRER_INTERVAL="0",
+                      ONESTACK_OBJECTSTORE_AUDITOR_INTERVAL="0")
+    with TestClient(build_app(cloud), base_url="http://127.0.0.1:8800"):
+        done = until(lambda: len(cloud.tasks.find(kind="objectstore.update",
+                                                  states=[SUCCEEDED])) >= 2 and
+                     cloud.tasks.find(kind="objectstore.update", states=[SUCCEEDED]), timeout=4)
+    assert done[0].resource_key == "objectstore:objectstore.update"
+    assert done[0].result is not None

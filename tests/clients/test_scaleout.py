@@ -39,6 +39,7 @@ class Node:
     url: str
     state: Path
     log: Path
+    s3_url: str = ""
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -46,15 +47,16 @@ class Node:
 
 def launch(state: Path, database_url: str, master_key: str, public_url: str | None = None) -> Node:
     """Start a node: nodes on one database share its URL and the master key."""
-    port = free_port()
+    port, s3_port = free_port(), free_port()
     state.parent.mkdir(parents=True, exist_ok=True)
     log = state.parent / f"{state.name}-{port}.log"
     env = dict(os.environ, **TEST_ENV, ONESTACK_DATABASE_URL=database_url, ONESTACK_MASTER_KEY=master_key)
-    cmd = [sys.executable, "-m", "onestack.cli", "up", "--port", str(port), "--state-dir", str(state)]
+    cmd = [sys.executable, "-m", "onestack.cli", "up", "--port", str(port), "--s3-port", str(s3_port),
+           "--state-dir", str(state)]
     if public_url:
         cmd += ["--public-url", public_url]
     proc = subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    return Node(proc, f"http://127.0.0.1:{port}", state, log)
+    return Node(proc, f"http://127.0.0.1:{port}", state, log, f"http://127.0.0.1:{s3_port}")
 
 
 def wait_up(node: Node, timeout: float = 90) -> None:
@@ -113,13 +115,20 @@ def test_two_nodes_started_together_on_an_empty_database(tmp_path: Path, pg_serv
                           headers={"X-Auth-Token": token, "X-Subject-Token": token})
             assert r.status_code == 200, r.text
             catalog = r.json()["token"]["catalog"]
-            assert sorted(s["type"] for s in catalog) == ["identity", "image"]  # once each
+            assert sorted(s["type"] for s in catalog) == [
+                "identity", "image", "network", "object-store", "s3"]  # once each
             for service in catalog:
                 assert sorted(e["interface"] for e in service["endpoints"]) == ["admin", "internal", "public"]
-                assert {e["url"].split("/")[2] for e in service["endpoints"]} == {owner.url.split("/")[2]}
+                at = owner.s3_url if service["type"] == "s3" else owner.url  # S3: a port of its own
+                assert {e["url"].split("/")[2] for e in service["endpoints"]} == {at.split("/")[2]}
             r = httpx.get(node.url + "/identity/v3/users", params={"name": "admin"},
                           headers={"X-Auth-Token": token})
             assert len(r.json()["users"]) == 1
+            # the all-in-one networks were made once, by the node that bootstrapped
+            r = httpx.get(node.url + "/networking/v2.0/networks", headers={"X-Auth-Token": token})
+            assert sorted(n["name"] for n in r.json()["networks"]) == ["private", "public"]
+            r = httpx.get(node.url + "/networking/v2.0/routers", headers={"X-Auth-Token": token})
+            assert [x["name"] for x in r.json()["routers"]] == ["router1"]
         for node in (a, b):
             out = node.output()
             assert "Traceback" not in out and "duplicate key" not in out, out[-3000:]

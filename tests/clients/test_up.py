@@ -47,10 +47,10 @@ class Up:
         return code, time.monotonic() - t0
 
 
-def up(state_dir: Path, port: int | None = None) -> Up:
+def up(state_dir: Path, port: int | None = None, extra_env: dict[str, str] | None = None) -> Up:
     port = port or free_port()
     log = state_dir.parent / f"up-{port}-{time.monotonic_ns()}.log"
-    env = dict(os.environ, **TEST_ENV)
+    env = dict(os.environ, **TEST_ENV, **(extra_env or {}))
     t0 = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "onestack.cli", "up", "--port", str(port),
@@ -243,3 +243,123 @@ def test_signal_shuts_down_cleanly(tmp_path: Path, sig: int) -> None:
     with socket.socket() as s:  # nothing listens on the port any more
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
+
+
+# --- what `onestack up` refuses, before it creates anything -------------------------------
+
+
+def run_up(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "onestack.cli", "up", *args], capture_output=True,
+                          text=True, timeout=60, env=dict(os.environ, **TEST_ENV, **(env or {})))
+
+
+def snapshot(state: Path) -> dict[str, tuple[int, int, bytes]]:
+    """Every file under the state directory: size, mtime and (for small files) content."""
+    out = {}
+    for path in sorted(state.rglob("*")):
+        if path.is_file():
+            st = path.stat()
+            out[str(path.relative_to(state))] = (st.st_size, st.st_mtime_ns,
+                                                 path.read_bytes() if st.st_size < 65536 else b"")
+    return out
+
+
+def test_a_second_up_on_the_same_state_dir_is_refused(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    first = up(state)
+    try:
+        before = snapshot(state)
+        other_port = free_port()
+        r = run_up("--port", str(other_port), "--state-dir", str(state))
+        assert r.returncode == 1
+        assert r.stdout == ""
+        assert r.stderr == (f"onestack up: the state directory {state} is in use by process {first.proc.pid} "
+                            "(another onestack up); stop it first, or give this one its own --state-dir\n")
+        assert snapshot(state) == before
+        with socket.socket() as s:  # the refused process did not keep the other port
+            s.bind(("127.0.0.1", other_port))
+        # the first cloud still hands out a catalog pointing at itself
+        r2 = password_token(first.url, clouds(state)["onestack-admin"]["auth"])
+        urls = {e["url"] for s in r2.json()["token"]["catalog"] for e in s["endpoints"]}
+        assert urls and all(u.startswith(first.url + "/") for u in urls), urls
+    finally:
+        code, _ = first.stop()
+    assert_clean_exit(first, code, signal.SIGTERM)
+
+
+def test_the_lock_goes_with_the_process_however_it_ends(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    port = free_port()
+    first = up(state, port)
+    first.proc.kill()  # no clean-up ran: the kernel drops the lock
+    first.proc.wait()
+    second = up(state, port)
+    code, _ = second.stop()
+    assert_clean_exit(second, code, signal.SIGTERM)
+
+
+@pytest.mark.parametrize(("args", "env", "code", "message"), [
+    (["--port", "99999"], {}, 2,
+     "onestack up: argument --port: 99999 is not a TCP port number (1-65535) (see onestack up --help)"),
+    (["--port", "0"], {}, 2,
+     "onestack up: argument --port: 0 is not a TCP port number (1-65535) (see onestack up --help)"),
+    (["--port", "http"], {}, 2,
+     "onestack up: argument --port: http is not a TCP port number (1-65535) (see onestack up --help)"),
+    ([], {"ONESTACK_PORT": "70000"}, 1, "onestack up: port 70000 is not a TCP port number (1-65535)"),
+    ([], {"ONESTACK_PORT": "many"}, 1, "onestack up: ONESTACK_PORT='many': not an integer"),
+])
+def test_a_bad_address_is_one_line_and_creates_nothing(
+        tmp_path: Path, args: list[str], env: dict[str, str], code: int, message: str) -> None:
+    state = tmp_path / "state"
+    r = run_up(*args, "--state-dir", str(state), env=env)
+    assert (r.returncode, r.stdout, r.stderr) == (code, "", message + "\n")
+    assert not state.exists()
+
+
+def test_a_busy_port_is_one_line_and_creates_nothing(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = run_up("--port", str(port), "--state-dir", str(state))
+    assert r.returncode == 1
+    assert r.stdout == ""
+    assert r.stderr == (f"onestack up: 127.0.0.1:{port} is already in use (another onestack or another "
+                        "program); choose another with --port\n")
+    assert not state.exists()
+
+
+def test_the_banner_commands_work_as_printed(tmp_path: Path) -> None:
+    """The start banner names this process, how to stop it, and commands that work when
+    pasted into the shell it was started from, here one whose PATH does not have the
+    virtual environment (so the banner must name the client's full path)."""
+    state = tmp_path / "state"
+    shell_path = "/usr/bin:/bin"
+    cloud = up(state, extra_env={"PATH": shell_path})
+    try:
+        deadline = time.monotonic() + 5
+        while "as the demo user" not in cloud.output() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        banner = cloud.output()[cloud.output().index("onestack is up at"):].splitlines()
+        pid = cloud.proc.pid
+        assert banner[0].startswith(f"onestack is up at {cloud.url} (")
+        assert banner[1] == f"  state:    {state} (locked by this process, pid {pid})"
+        types = {e["type"] for e in password_token(cloud.url, clouds(state)["onestack-admin"]["auth"])
+                 .json()["token"]["catalog"]}
+        assert banner[2] == f"  services: {', '.join(sorted(types))}"
+        assert banner[3] == f"  stop it:  Ctrl-C here, or kill {pid}"
+        assert banner[4] == f"  use it:   export OS_CLIENT_CONFIG_FILE={state / 'clouds.yaml'}"
+        commands = [line.strip().split("   # ")[0] for line in banner[5:7]]
+        client = str(Path(sys.executable).parent / "openstack")
+        assert commands[0] == f"{client} --os-cloud onestack-admin catalog list"
+        assert commands[1] == f"{client} --os-cloud onestack image list"
+        shell_env = {"PATH": shell_path, "HOME": str(tmp_path)}
+        script = f"{banner[4].split('use it:')[1].strip()}\n" + "\n".join(commands)
+        r = subprocess.run(["bash", "-euc", script], capture_output=True, text=True, env=shell_env,
+                           timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert "identity" in r.stdout and "image" in r.stdout
+    finally:
+        code, _ = cloud.stop()
+    assert_clean_exit(cloud, code, signal.SIGTERM)

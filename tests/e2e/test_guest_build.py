@@ -8,6 +8,7 @@ reads the modes back out of the ext4 root with debugfs.
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
 import shutil
@@ -52,3 +53,11 @@ def test_build_under_a_private_umask(tmp_path: Path) -> None:
     for directory in ("/etc", "/usr", "/usr/bin", "/usr/lib", "/home"):
         assert _mode(fs, directory) == 0o755, directory
     assert _mode(fs, "/home/cirros") == 0o755
+    # the kernel, initramfs and command line for direct kernel boot come with it
+    from onestack.guest import boot_files
+    from onestack.guest.kernel import has_pvh_note
+
+    kernel, initrd, cmdline = boot_files(out)
+    assert has_pvh_note(kernel.read_bytes()), "the kernel is the PVH vmlinux"
+    assert gzip.decompress(initrd.read_bytes())[:6] == b"070701"  # a gzipped newc cpio
+    assert cmdline.read_text() == build.KERNEL_ARGS

@@ -101,8 +101,10 @@ def test_guest_life_through_the_driver(guest_disk: Path, guest_net: TestNetwork,
         assert control(lambda q: q.status()) == "running"
         until("an answer after restore", lambda: pings(IP0), 60)
         until("an answer on the hot-plugged NIC after restore", lambda: pings(IP1), 30)
-        # the serial console's log runs on across the restore
-        assert f"eth0={IP0}/24" in guests.console_output("vm1")
+        # the serial console's log runs on across the restore (the banner may
+        # still have been printing when the guest was saved: it ends after)
+        until("the banner on the console", lambda: f"eth0={IP0}/24" in
+              guests.console_output("vm1"), 60)
 
         # stopped: the process and its sockets are gone; removed: the directory too
         assert asyncio.run(guests.stop("vm1")) is True

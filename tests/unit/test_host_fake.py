@@ -187,3 +187,16 @@ def test_iso_images_are_recorded() -> None:
             await host.images.make_iso(Path("/i/x"), "config 2", {"a": b""})
 
     run(body)
+
+
+def test_image_copies_keep_format_and_backing() -> None:
+    async def body(host: FakeHost) -> None:
+        await host.images.create(Path("/b.qcow2"), "qcow2", 1 << 20)
+        await host.images.create_overlay(Path("/o.qcow2"), Path("/b.qcow2"), "qcow2")
+        await host.images.copy(Path("/o.qcow2"), Path("/k/o.qcow2"))
+        info = await host.images.info(Path("/k/o.qcow2"), "qcow2")
+        assert (info.backing_file, info.virtual_size) == ("/b.qcow2", 1 << 20)
+        with pytest.raises(HostError, match="No such file"):
+            await host.images.copy(Path("/missing"), Path("/x"))
+
+    run(body)

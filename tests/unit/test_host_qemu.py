@@ -179,3 +179,13 @@ def test_q35_sata_disks_turn_the_ahci_on() -> None:
     assert after(argv, "-device") == [
         "ide-hd,drive=disk0-fmt,id=disk0,bus=ide.0,bootindex=1",
         "ide-hd,drive=b-fmt,id=b,bus=ide.1"]
+
+
+def test_a_long_console_log_keeps_its_end(tmp_path: Path) -> None:
+    log = tmp_path / "console.log"
+    assert not qemu.trim_log(log)  # none yet
+    log.write_bytes(b"a" * 100 + b"b" * 50)
+    assert not qemu.trim_log(log, limit=200, keep=60)
+    assert qemu.trim_log(log, limit=120, keep=60)
+    assert log.read_bytes() == b"a" * 10 + b"b" * 50
+    assert [p.name for p in tmp_path.iterdir()] == ["console.log"]

@@ -86,3 +86,15 @@ def test_real_qemu_img_without_blocking_the_loop(tmp_path: Path) -> None:
     import asyncio
 
     asyncio.run(_roundtrip(tmp_path))
+
+
+def test_copy_is_complete_or_absent(tmp_path: Path) -> None:
+    import asyncio
+
+    src = tmp_path / "o.qcow2"
+    qemu_img.run(qemu_img.create_argv(src, "qcow2", 1 << 20))
+    asyncio.run(qemu_img.copy(src, tmp_path / "c.qcow2"))
+    assert (tmp_path / "c.qcow2").read_bytes() == src.read_bytes()
+    with pytest.raises(HostError):
+        asyncio.run(qemu_img.copy(tmp_path / "missing", tmp_path / "d.qcow2"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.qcow2", "o.qcow2"]

@@ -127,17 +127,17 @@ def test_worker_retries_unexpected_errors_after_a_backoff(
 
 def test_worker_heartbeats_during_long_handlers(queue: TaskQueue) -> None:
     async def slow(ctx: TaskContext) -> dict[str, bool]:
-        await asyncio.sleep(1.2)
+        await asyncio.sleep(3.0)
         return {"done": True}
 
     async def main() -> None:
-        worker = Worker(queue, "h1", {"slow": slow}, lease_seconds=0.4, poll_interval=0.05)
+        worker = Worker(queue, "h1", {"slow": slow}, lease_seconds=1.5, poll_interval=0.05)
         task_id = add(queue, "slow")
         await worker.start()
         try:
             await wait_for(lambda: state(queue, task_id) == RUNNING)
             stolen = 0
-            for _ in range(10):  # without heartbeats the 0.4 s lease would expire
+            for _ in range(25):  # without heartbeats the 1.5 s lease would expire
                 await asyncio.sleep(0.1)
                 if await asyncio.to_thread(queue.claim, "thief", "h1", ["slow"]):
                     stolen += 1
@@ -146,6 +146,29 @@ def test_worker_heartbeats_during_long_handlers(queue: TaskQueue) -> None:
             await worker.stop()
         task = queue.get(task_id)
         assert stolen == 0
+        assert task is not None and (task.state, task.attempts) == (SUCCEEDED, 1)
+
+    asyncio.run(main())
+
+
+def test_a_claim_made_after_a_long_wait_keeps_its_lease(queue: TaskQueue) -> None:
+    """The worker's lease deadline starts at the claim, not at the start of
+    the wait that preceded it (a claim waits up to poll_interval)."""
+    async def slow(ctx: TaskContext) -> dict[str, bool]:
+        await asyncio.sleep(1.5)
+        return {"done": True}
+
+    async def main() -> None:
+        worker = Worker(queue, "h1", {"slow": slow}, lease_seconds=1.2,
+                        heartbeat_interval=0.3, poll_interval=10)
+        await worker.start()
+        try:
+            await asyncio.sleep(2.0)  # the claim has waited longer than the lease by now
+            task_id = add(queue, "slow")
+            await wait_for(lambda: queue.get(task_id).done)  # type: ignore[union-attr]
+        finally:
+            await worker.stop()
+        task = queue.get(task_id)
         assert task is not None and (task.state, task.attempts) == (SUCCEEDED, 1)
 
     asyncio.run(main())

@@ -268,6 +268,12 @@ def test_a_stray_guest_is_listed_and_destroyed(tmp_path: Path) -> None:
         await r.driver.destroy(UUID)
         r.assert_gone()  # its tap too, found in the running guest's own spec
         assert await r.driver.list_instances() == []
+        # a QEMU directory alone (a console log) is listed and removed too
+        await r.host.guests.start(GuestSpec(name=UUID))
+        await r.host.guests.stop(UUID)
+        r.host.guests.console[UUID] = "log"
+        r.host.guests.names = lambda: _names([UUID])  # type: ignore[method-assign]
+        assert await r.driver.list_instances() == [UUID]
 
     run(tmp_path, body)
 
@@ -276,7 +282,8 @@ def test_power_off_and_on(tmp_path: Path) -> None:
     async def body(r: Rig) -> None:
         await r.driver.spawn(r.spec())
         await r.driver.power_off(UUID, timeout=3)
-        assert ("guest.stop", UUID, 3) in r.host.calls
+        assert "system_powerdown" in r.qmp()
+        assert r.host.guests.exits[-1] == (UUID, "guest-shutdown")
         assert await r.driver.power_state(UUID) == PowerState.SHUTDOWN
         assert r.taps() == []  # the taps go with the process, as libvirt's do
         with pytest.raises(InvalidInstanceState):
@@ -309,19 +316,21 @@ def test_reboots(tmp_path: Path) -> None:
     run(tmp_path, body)
 
 
-def test_a_soft_reboot_the_guest_ignores_turns_hard(tmp_path: Path) -> None:
+def test_a_soft_reboot_the_guest_ignores_turns_hard(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from onestack.host.fake_guests import FakeQMP
+
+    async def ignore(self: FakeQMP) -> None:
+        self._rec("system_powerdown")
+
+    monkeypatch.setattr(FakeQMP, "powerdown", ignore)
+    monkeypatch.setattr("onestack.compute.virt.qemu.machine.POWER_BUTTON_RETRY", 0.3)
+
     async def body(r: Rig) -> None:
         await r.driver.spawn(r.spec())
-        from onestack.host.fake_guests import FakeQMP
-
-        async def ignore(self: FakeQMP) -> None:
-            self._rec("system_powerdown")
-
-        FakeQMP.powerdown = ignore  # type: ignore[method-assign]
-        try:
-            await r.driver.reboot(r.spec(), hard=False)
-        finally:
-            del FakeQMP.powerdown
+        await r.driver.reboot(r.spec(), hard=False)
+        # pressed again while it did not go (a guest still booting), then stopped
+        assert r.qmp().count("system_powerdown") >= 3
         assert ("guest.stop", UUID, 0) in r.host.calls
         assert await r.driver.power_state(UUID) == PowerState.RUNNING
 
@@ -534,5 +543,68 @@ def test_resources(tmp_path: Path) -> None:
         assert (res.hypervisor_type, res.hypervisor_hostname, res.accelerator) == (
             "QEMU", "compute1", "tcg")
         assert res.vcpus >= 1 and res.memory_mb > 0 and res.local_gb > 0
+
+    run(tmp_path, body)
+
+
+def test_a_retried_spawn_adopts_a_guest_that_started(tmp_path: Path) -> None:
+    """Killed after QEMU started but before the spawn returned: the retry keeps it."""
+    async def body(r: Rig) -> None:
+        await r.driver.spawn(r.spec())
+        record = read_record(r.driver.instances.files(UUID))
+        assert record is not None
+        (r.inst_dir / "record.json").write_text(
+            record.to_json().replace('"building": false', '"building": true'))
+        pid = r.host.guests.guests[UUID].pid
+        await r.driver.spawn(r.spec())
+        assert r.host.guests.guests[UUID].pid == pid
+        record = read_record(r.driver.instances.files(UUID))
+        assert record is not None and not record.building
+
+    run(tmp_path, body)
+
+
+async def _names(names: list[str]) -> list[str]:
+    return names
+
+
+def test_init_host_does_not_wait_for_the_accelerator_probe(tmp_path: Path) -> None:
+    async def body(r: Rig) -> None:
+        gate = asyncio.Event()
+
+        async def slow_probe() -> str:
+            await gate.wait()
+            return "kvm"
+
+        r.host.guests.accelerator = slow_probe  # type: ignore[method-assign]
+        driver = QemuDriver(r.host, r.settings)
+        await asyncio.wait_for(driver.init_host("compute1"), 5)  # the probe still runs
+        spawn = asyncio.create_task(driver.spawn(r.spec()))
+        await asyncio.sleep(0.05)
+        assert not spawn.done()  # the first spawn waits for it
+        gate.set()
+        await spawn
+        assert r.guest().accel == "kvm"
+        assert (await driver.resources()).accelerator == "kvm"
+
+    run(tmp_path, body)
+
+
+def test_diagnostics(tmp_path: Path) -> None:
+    async def body(r: Rig) -> None:
+        await r.driver.spawn(r.spec())
+        r.host.net.spaces[NS].links["tap8a7c2d1e-00"].counters.update(
+            rx_packets=5, rx_bytes=500, tx_packets=7, tx_bytes=700, tx_dropped=1)
+        d = await r.driver.diagnostics(UUID)
+        assert (d.state, d.num_cpus, d.memory_max_mb, d.config_drive) == (
+            PowerState.RUNNING, 1, 128, True)
+        assert len(d.disk_details) == 2  # (no such process here: no uptime)
+        (nic,) = d.nic_details
+        # the host's tx is the guest's rx
+        assert (nic.mac_address, nic.rx_packets, nic.rx_octets, nic.rx_drop, nic.tx_packets,
+                nic.tx_octets) == ("fa:16:3e:00:00:01", 7, 700, 1, 5, 500)
+        await r.driver.power_off(UUID, 0)
+        with pytest.raises(InvalidInstanceState):
+            await r.driver.diagnostics(UUID)
 
     run(tmp_path, body)

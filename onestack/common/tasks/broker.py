@@ -48,9 +48,12 @@ class Claim:
     payload: dict[str, Any] = field(default_factory=dict)
     resource_key: str | None = None
     target_host: str | None = None
+    # Seconds the broker waited for work before this claim was made: the
+    # lease began no earlier than the claim request's start plus this.
+    waited: float = 0.0
 
     @classmethod
-    def from_task(cls, task: Task, owner: str) -> Claim:
+    def from_task(cls, task: Task, owner: str, waited: float = 0.0) -> Claim:
         return cls(
             id=task.id,
             kind=task.kind,
@@ -61,6 +64,7 @@ class Claim:
             payload=dict(task.payload or {}),
             resource_key=task.resource_key,
             target_host=task.target_host,
+            waited=waited,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -78,6 +82,7 @@ class Claim:
             payload=dict(body.get("payload") or {}),
             resource_key=body.get("resource_key"),
             target_host=body.get("target_host"),
+            waited=max(float(body.get("waited") or 0.0), 0.0),
         )
 
 
@@ -179,14 +184,16 @@ class LocalBroker:
         listener = self.queue.listen(kind_list)
         with self._lock:
             self._waiting[owner] = listener
+        begun = loop.time()
         try:
             while True:
+                attempt = loop.time()
                 task = await shielded_claim(
                     lambda: self.queue.claim(owner, host, kind_list, lease_seconds),
                     lambda t: self.queue.release(t.id, t.claim_token, owner),
                 )
                 if task is not None:
-                    return Claim.from_task(task, owner)
+                    return Claim.from_task(task, owner, waited=attempt - begun)
                 remaining = deadline - loop.time()
                 if remaining <= 0 or self._take_interrupt(owner):
                     return None

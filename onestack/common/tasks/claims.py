@@ -100,7 +100,8 @@ def claim(
         # resource's tasks keep their order: one of them at most is a
         # candidate at a time).
         start = zlib.crc32(owner.encode()) % len(found) if round_ else 0
-        with queue.db.write() as session:
+        # The claim locks what it takes itself (SKIP LOCKED, compare-and-set).
+        with queue.db.write(auto_lock=False) as session:
             for row in found[start:] + found[:start]:
                 if row.state == RUNNING and (row.attempts >= row.max_attempts
                                              or row.cancel_requested):
@@ -235,7 +236,7 @@ def _take(queue: TaskQueue, session: Session, plan: _Plan, task_id: str,
                               {"id": key_lock_id(resource_key)}).scalar()
         if not got:
             return None  # another claimer is deciding about this key now
-    row = session.execute(plan.take, {"tid": task_id, "owner": owner}).first()
+    row = session.connection().execute(plan.take, {"tid": task_id, "owner": owner}).first()
     if row is None:
         return None  # taken, finished, blocked or locked meanwhile
     task = Task(**row._mapping)

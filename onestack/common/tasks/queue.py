@@ -256,8 +256,9 @@ class TaskQueue:
             .values(lease_expires_at=self.now(lease_seconds), updated_at=self.now())
             .returning(_TABLE.c.cancel_requested)
         ))
-        with self.db.write() as session:
-            row = session.execute(stmt, self._held_params(task_id, claim_token, owner)).first()
+        with self.db.write(auto_lock=False) as session:  # one compare-and-set UPDATE
+            row = session.connection().execute(
+                stmt, self._held_params(task_id, claim_token, owner)).first()
         if row is None:
             raise LeaseLost(f"task {task_id}: lease {claim_token} is not held")
         return bool(row[0])
@@ -326,7 +327,9 @@ class TaskQueue:
         params = self._held_params(task_id, claim_token, owner)
         params["result"] = dict(result) if result is not None else None
         with self.db.write() as session:
-            row = session.execute(stmt, params).first()
+            # On the connection: the UPDATE's own row lock and WHERE are the
+            # check (db.py's lock probe cannot take this statement's parameters).
+            row = session.connection().execute(stmt, params).first()
             if row is None:
                 LOG.warning("task %s: completed under lease %s, which is not held",
                             task_id, claim_token)
@@ -464,7 +467,9 @@ class TaskQueue:
             .order_by(t.c.seq, t.c.id)
             .limit(1)
         ))
-        following = session.execute(stmt, {"key": resource_key}).scalar()
+        # on the connection: a look, not a read to lock (db.py's write units
+        # would lock the next task's row)
+        following = session.connection().execute(stmt, {"key": resource_key}).scalar()
         if following is not None:
             notify_on_commit(session, self.db, [following])
 

@@ -202,7 +202,7 @@ def take_job_lease(
     ``holder`` has it already). True if this holder runs the job now."""
     insert = dialect_insert(db.is_sqlite)
     now = clock.now(db.is_sqlite)
-    with db.write() as session:
+    with db.write(auto_lock=False) as session:  # one row, compare-and-set
         session.execute(
             insert(PeriodicJob).values(name=name).on_conflict_do_nothing(index_elements=["name"])
         )

@@ -49,6 +49,7 @@ LOG = logging.getLogger(__name__)
 __all__ = ["Handler", "TaskCancelled", "TaskContext", "TaskFailed", "Worker"]
 
 LEASE_LOST = "The task's lease was lost; another holder may run it."
+LEASE_RAN_OUT = "Heartbeats failed until the lease ran out; the task may run elsewhere."
 
 
 class TaskContext:
@@ -290,7 +291,9 @@ class Worker:
         ctx = TaskContext(claim, self.broker, asyncio.get_running_loop())
         threaded = not inspect.iscoroutinefunction(handler)
         work: asyncio.Future[Any] = asyncio.ensure_future(self._call(handler, ctx, threaded))
-        beat = asyncio.create_task(self._heartbeat(ctx, work, threaded, claimed))
+        # The lease began no earlier than the claim request plus the broker's wait.
+        beat = asyncio.create_task(
+            self._heartbeat(ctx, work, threaded, claimed + claim.waited))
         try:
             result = await work
         except asyncio.CancelledError:
@@ -358,14 +361,13 @@ class Worker:
         before the lease would run out - also while a heartbeat call hangs
         (errors are not swallowed: an unconfirmed lease is a lost one)."""
         loop = asyncio.get_running_loop()
-        margin = min(self.heartbeat_interval, self.lease_seconds / 4)
+        margin = min(self.heartbeat_interval, self.lease_seconds / 10)
         deadline: asyncio.TimerHandle | None = None
 
         def expire() -> None:
             if not work.done():
                 LOG.warning("task %s: its lease could not be renewed in time", ctx.task_id)
-                ctx._lose("Heartbeats failed until the lease ran out; the task may run "
-                          "elsewhere.")
+                ctx._lose(LEASE_RAN_OUT)
                 work.cancel()
 
         def arm(sent: float) -> None:

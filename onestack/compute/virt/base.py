@@ -139,6 +139,55 @@ class CachedImage:
     virtual_size: int  # bytes the guest sees
 
 
+@dataclass(frozen=True)
+class CpuDiagnostics:
+    id: int
+    time: int | None  # nanoseconds of host CPU the vCPU used
+    utilisation: int | None = None  # percent, where known
+
+
+@dataclass(frozen=True)
+class NicDiagnostics:
+    """A NIC's counters as the guest sees them (its rx is what it received)."""
+
+    mac_address: str
+    rx_octets: int | None = None
+    rx_errors: int | None = None
+    rx_drop: int | None = None
+    rx_packets: int | None = None
+    rx_rate: int | None = None
+    tx_octets: int | None = None
+    tx_errors: int | None = None
+    tx_drop: int | None = None
+    tx_packets: int | None = None
+    tx_rate: int | None = None
+
+
+@dataclass(frozen=True)
+class DiskDiagnostics:
+    read_bytes: int | None = None
+    read_requests: int | None = None
+    write_bytes: int | None = None
+    write_requests: int | None = None
+    errors_count: int | None = None
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """What ``GET /servers/{id}/diagnostics`` shows (Nova's ``nova.virt.diagnostics``,
+    the 2.48 format; the API makes the older one from it)."""
+
+    state: PowerState
+    uptime: int | None  # seconds since the guest's process started
+    config_drive: bool
+    num_cpus: int
+    memory_max_mb: int
+    memory_used_mb: int | None
+    cpu_details: tuple[CpuDiagnostics, ...] = ()
+    nic_details: tuple[NicDiagnostics, ...] = ()
+    disk_details: tuple[DiskDiagnostics, ...] = ()
+
+
 class Driver(Protocol):
     async def init_host(self, host: str) -> None:
         """Prepare the host (directories, probes) before the agent claims tasks."""
@@ -232,6 +281,11 @@ class Driver(Protocol):
     async def unrescue(self, spec: InstanceSpec) -> None: ...
 
     async def console_output(self, uuid: str, max_bytes: int = 1 << 20) -> str: ...
+
+    async def diagnostics(self, uuid: str) -> Diagnostics:
+        """Usage counters of a running guest (``InvalidInstanceState`` when it
+        does not run, as Nova's 409 for os-server-diagnostics)."""
+        ...
 
     async def serial_console(self, uuid: str) -> Path:
         """The unix socket of the guest's serial port (for the console proxy)."""

@@ -9,10 +9,30 @@ from typing import Any
 from starlette.requests import Request
 
 from onestack.common.auth import AuthContext, authenticate
-from onestack.common.errors import ValidationError
-from onestack.common.web import read_json, run
+from onestack.common.errors import BadRequest, UnsupportedMediaType, ValidationError
+from onestack.common.web import NUL_IN_BODY, run
+from onestack.common.web import read_json as read_any_json
 from onestack.identity.service._resources import expecting, member
 from onestack.identity.wire import self_link
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    """The request's JSON body by Keystone's rules (its json_body request processing): no
+    body is ``{}``; a body that does not say it is JSON is a 400 naming the Content-Type
+    header; malformed JSON, or JSON that is not an object, a 400 "valid JSON"."""
+    try:
+        body = await read_any_json(request, required=False)
+    except UnsupportedMediaType:
+        raise expecting("application/json", "Content-Type header") from None
+    except BadRequest as exc:
+        if exc.message == NUL_IN_BODY:
+            raise
+        raise expecting("valid JSON", "request body") from None
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise expecting("valid JSON", "request body")
+    return body
 
 
 def identity_of(request: Request) -> Any:

@@ -18,9 +18,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from onestack.common.auth import AuthContext, enforce_access_rules, service_path
 from onestack.common.errors import BadRequest, Forbidden, NotFound, Unauthorized
-from onestack.common.web import json_response, query_flag, read_json, run
+from onestack.common.web import json_response, query_flag, run
 from onestack.identity import wire
-from onestack.identity.api._resources import identity_of
+from onestack.identity.api._resources import identity_of, read_json
 from onestack.identity.service import auth as svc
 from onestack.identity.tokens import TokenNotFound, ValidatedToken
 

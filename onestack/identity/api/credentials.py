@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from onestack.common.web import empty, json_response, read_json, run
+from onestack.common.web import empty, json_response, run
 from onestack.identity.api._resources import (
     call,
     call_with_object,
@@ -16,6 +16,7 @@ from onestack.identity.api._resources import (
     identity_of,
     linked,
     query,
+    read_json,
 )
 from onestack.identity.service import credentials as svc
 from onestack.identity.wire import collection, self_link

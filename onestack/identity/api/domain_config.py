@@ -11,8 +11,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from onestack.common.errors import ValidationError
-from onestack.common.web import empty, json_response, read_json
-from onestack.identity.api._resources import call
+from onestack.common.web import empty, json_response
+from onestack.identity.api._resources import call, read_json
 from onestack.identity.service import domain_config as svc
 
 

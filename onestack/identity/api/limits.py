@@ -8,9 +8,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from onestack.common.web import empty, json_response, read_json
+from onestack.common.web import empty, json_response
 from onestack.identity import wire
-from onestack.identity.api._resources import call, filters
+from onestack.identity.api._resources import call, filters, read_json
 from onestack.identity.service import limits as svc
 
 REGISTERED_FILTERS = ("service_id", "region_id", "resource_name")

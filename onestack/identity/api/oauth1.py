@@ -8,9 +8,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from onestack.common.web import empty, json_response, read_json, run
+from onestack.common.web import empty, json_response, run
 from onestack.identity import wire
-from onestack.identity.api._resources import call, call_with_root
+from onestack.identity.api._resources import call, call_with_root, read_json
 from onestack.identity.service import oauth1 as svc
 
 OA = "/v3/OS-OAUTH1"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -103,8 +104,9 @@ async def check_tag(request: Request) -> Response:
 
 async def add_tag(request: Request) -> Response:
     p = request.path_params
-    await call(request, svc.add_tag, p["project_id"], p["tag"])
-    location = f"{base_url(request)}/v3/projects/{p['project_id']}/tags/{p['tag']}"
+    tag = await call(request, svc.add_tag, p["project_id"], p["tag"])
+    # A tag may hold any character but "," and "/": percent-encoded, as a URL path must be.
+    location = f"{base_url(request)}/v3/projects/{quote(p['project_id'], safe='')}/tags/{quote(tag, safe='')}"
     return empty(201, headers={"Location": location})
 
 

@@ -6,13 +6,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from onestack.common.web import empty, json_response, read_json, run
+from onestack.common.web import empty, json_response, run
 from onestack.identity import wire
 from onestack.identity.api._resources import (
     call,
     call_with_json,
     filters,
     identity_and_caller,
+    read_json,
     with_link,
 )
 from onestack.identity.service import regions as svc

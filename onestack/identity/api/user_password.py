@@ -11,7 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from onestack.common.web import empty, read_json, run
+from onestack.common.web import empty, run
+from onestack.identity.api._resources import read_json
 from onestack.identity.service.user_password import change_password
 
 

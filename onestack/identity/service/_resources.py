@@ -195,10 +195,16 @@ def merge_options(current: dict[str, Any] | None, update: dict[str, Any]) -> dic
     return merged
 
 
-def check_fixed_ids(ref: dict[str, Any], row: Any, entity: str, *, domain: bool = True) -> None:
+def require_matching_id(ref: dict[str, Any], path_id: str) -> None:
+    """Keystone's rule for every update (``ResourceBase._require_matching_id``): the body
+    may repeat the resource's ``id``, or send it as null, but never name another one."""
+    if ref.get("id") is not None and ref["id"] != path_id:
+        raise invalid("Cannot change ID")
+
+
+def check_fixed_ids(ref: dict[str, Any], row: Any, *, domain: bool = True) -> None:
     """An update may repeat the entity's ``id`` (and ``domain_id``) but not change them."""
-    if "id" in ref and ref["id"] != row.id:
-        raise invalid(f"Cannot change {entity} ID")
+    require_matching_id(ref, row.id)
     if domain and "domain_id" in ref and ref["domain_id"] not in (None, row.domain_id):
         raise invalid("Cannot change Domain ID")
 

@@ -23,7 +23,7 @@ from onestack.common.ids import new_id, utcnow
 from onestack.identity.models import AccessRule, ApplicationCredential
 from onestack.identity.passwords import hash_password
 from onestack.identity.service._resources import parse_expiry
-from onestack.identity.service.roles import brief_refs, resolve_refs
+from onestack.identity.service.roles import brief_refs, check_role_refs, resolve_refs
 
 if TYPE_CHECKING:
     from onestack.identity.core import Identity
@@ -83,10 +83,8 @@ def _parse_expiry(value: Any) -> datetime | None:
 
 
 def _access_rules(s: Session, user_id: str, value: Any) -> list[dict[str, str]]:
-    if value is None:
-        return []
     if not isinstance(value, list):
-        raise BadRequest("Invalid input for field 'access_rules': the value must be a list.")
+        raise BadRequest(f"Invalid input for field 'access_rules': {value!r} is not of type 'array'")
     out: list[dict[str, str]] = []
     for ref in value:
         if not isinstance(ref, dict):
@@ -146,12 +144,16 @@ def create(identity: Identity, ctx: AuthContext, user_id: str, ref: Any) -> dict
     elif not isinstance(secret, str) or not secret or len(secret) > 4096:
         raise BadRequest("Invalid input for field 'secret': a non-empty string is required.")
     expires_at = _parse_expiry(ref.get("expires_at"))
+    if "roles" in ref:  # Keystone's schema: an array when given (null is not one)
+        check_role_refs(ref["roles"])
+    if "access_rules" in ref and not isinstance(ref["access_rules"], list):
+        raise BadRequest(f"Invalid input for field 'access_rules': {ref['access_rules']!r} is not of type 'array'")
     if not ctx.project_id:
         raise BadRequest("Application credentials can only be created with a project-scoped token.")
     secret_hash = hash_password(identity.settings, secret)
     with identity.db.write() as s:
         held = identity.tokens.effective_roles(s, user_id, project_id=ctx.project_id)
-        if ref.get("roles") is not None and ref["roles"] != []:
+        if ref.get("roles"):
             role_ids = resolve_refs(s, ref["roles"], by_domain=True)
         else:
             role_ids = [r for r in ctx.role_ids if r in held]
@@ -167,7 +169,7 @@ def create(identity: Identity, ctx: AuthContext, user_id: str, ref: Any) -> dict
         if dup is not None:
             raise Conflict("Conflict occurred attempting to store application_credential - "
                            "Duplicate entry.")
-        rules = _access_rules(s, user_id, ref.get("access_rules"))
+        rules = _access_rules(s, user_id, ref.get("access_rules", []))
         ac = ApplicationCredential(
             id=new_id(), name=name, secret_hash=secret_hash, description=description,
             user_id=user_id, project_id=ctx.project_id, system=None, expires_at=expires_at,

@@ -39,6 +39,7 @@ from onestack.identity.effective import user_domain_ids, user_project_ids
 from onestack.identity.models import ApplicationCredential, Project, Trust, User
 from onestack.identity.passwords import check_password, check_secret, current_password
 from onestack.identity.service._resources import expecting
+from onestack.identity.service.auth_request import AUTH_REQUIRED, AuthRequest, parse_auth
 from onestack.identity.tokens import TokenData, TokenNotFound, ValidatedToken
 
 if TYPE_CHECKING:
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-AUTH_REQUIRED = "The request you have made requires authentication."
 
 POLICIES = {
     "admin_required": "role:admin or is_admin:1",
@@ -61,17 +61,6 @@ POLICIES = {
     "identity:get_auth_system": "",
     "identity:get_auth_catalog": "",
 }
-
-
-@dataclass
-class AuthRequest:
-    """The whole ``auth`` object, parsed; plugins may look at the scope."""
-
-    body: dict[str, Any]
-    methods: list[str]
-    scope: dict[str, Any] | None
-    # The HTTP request (``method``, ``url``, ``headers``) for methods that sign it (oauth1).
-    http: Any = None
 
 
 @dataclass
@@ -96,18 +85,13 @@ AuthMethod = Callable[["Identity", dict[str, Any], AuthRequest], AuthResult]
 AUTH_METHODS: dict[str, AuthMethod] = {}
 
 
-def _expect(value: Any, kind: type | tuple[type, ...], name: str, target: str) -> Any:
-    if not isinstance(value, kind):
-        raise BadRequest(f"Invalid input for field '{name}' in '{target}'.")
-    return value
-
-
 # --- user lookups ---------------------------------------------------------------
 
 
-def find_domain(s: Any, ref: Any, *, for_user: bool = True) -> Project:
+def find_domain(s: Any, ref: Any) -> Project:
     """A domain by ``{"id"}`` or ``{"name"}``; 401 if absent (as Keystone)."""
-    ref = _expect(ref, dict, "domain", "user" if for_user else "scope")
+    if not isinstance(ref, dict):
+        raise BadRequest(f"Invalid input for field 'domain': {ref!r} is not of type 'object'")
     if "id" in ref:
         dom = s.get(Project, str(ref["id"]))
     elif "name" in ref:
@@ -123,12 +107,14 @@ def find_domain(s: Any, ref: Any, *, for_user: bool = True) -> Project:
 
 def find_user(s: Any, ref: Any, method: str) -> User:
     """A user by ``{"id"}`` or ``{"name", "domain"}``; 401 if unknown."""
-    ref = _expect(ref, dict, "user", method)
-    if "id" in ref:
+    if not isinstance(ref, dict):
+        raise BadRequest(f"Invalid input for field 'identity/{method}/user': {ref!r} is not of type 'object'")
+    # Keystone tests truthiness: an empty or null id is no id (then a name needs a domain).
+    if ref.get("id"):
         user = s.get(User, str(ref["id"]))
-    elif "name" in ref:
-        if "domain" not in ref:
-            raise expecting("domain", "user")
+    elif "domain" not in ref:
+        raise expecting("domain", "user")
+    elif ref.get("name"):
         dom = find_domain(s, ref["domain"])
         user = s.scalars(select(User).where(User.domain_id == dom.id, User.name == str(ref["name"]))).first()
     else:
@@ -224,15 +210,12 @@ def token_method(identity: Identity, body: dict[str, Any], req: AuthRequest) -> 
 
 
 def application_credential_method(identity: Identity, body: dict[str, Any], req: AuthRequest) -> AuthResult:
-    secret = body.get("secret")
-    if not isinstance(secret, str):
-        raise expecting("secret", "application_credential")
     with identity.db.read() as s:
-        if "id" in body:
+        if body.get("id"):
             ac = s.get(ApplicationCredential, str(body["id"]))
-        elif "name" in body:
-            if "user" not in body:
-                raise expecting("user", "application_credential")
+        elif body.get("name"):
+            if not body.get("user"):
+                raise expecting("user", "application credential")
             user = find_user(s, body["user"], "application_credential")
             ac = s.scalars(
                 select(ApplicationCredential).where(
@@ -240,7 +223,7 @@ def application_credential_method(identity: Identity, body: dict[str, Any], req:
                 )
             ).first()
         else:
-            raise expecting("id or name", "application_credential")
+            raise expecting("name or ID", "application credential")
         if ac is None:
             raise Unauthorized(AUTH_REQUIRED)
         owner = s.get(User, ac.user_id)
@@ -253,13 +236,12 @@ def application_credential_method(identity: Identity, body: dict[str, Any], req:
             disabled = exc
         ac_id, user_id, project_id, system = ac.id, ac.user_id, ac.project_id, ac.system
         expires_at, secret_hash = ac.expires_at, ac.secret_hash
-    if not check_secret(secret_hash, secret):
+    secret = body.get("secret")
+    if not isinstance(secret, str) or not check_secret(secret_hash, secret):
         raise Unauthorized(AUTH_REQUIRED)
     if disabled is not None:
         raise disabled
     if expires_at is not None and expires_at <= utcnow():
-        raise Unauthorized(AUTH_REQUIRED)
-    if req.scope:
         raise Unauthorized(AUTH_REQUIRED)
     return AuthResult(
         user_id=user_id,
@@ -292,43 +274,27 @@ class Scope:
 
 
 def parse_scope(s: Any, scope: Any) -> Scope:
-    """Resolve ``auth.scope`` to ids (401 for unknown targets, 400 if malformed)."""
-    if scope is None:
+    """Resolve ``auth.scope`` (its shape checked by ``auth_request``) to ids: 401 for unknown
+    targets, as Keystone."""
+    if scope is None or isinstance(scope, str) or "unscoped" in scope:
         return Scope()
-    if scope == "unscoped":
-        return Scope()
-    scope = _expect(scope, dict, "scope", "auth")
-    kinds = [k for k in ("project", "domain", "system", "OS-TRUST:trust") if k in scope]
-    if len(kinds) != 1 or len(scope) != 1:
-        raise BadRequest(
-            "Invalid input for field 'scope': exactly one of project, domain, system and "
-            "OS-TRUST:trust may be given."
-        )
-    kind = kinds[0]
-    ref = scope[kind]
-    if kind == "system":
-        if ref != {"all": True}:
+    if "system" in scope:
+        if scope["system"] != {"all": True}:
             raise BadRequest("Invalid input for field 'system': only {\"all\": true} is supported.")
         return Scope(system=True)
-    ref = _expect(ref, dict, kind, "scope")
-    if kind == "OS-TRUST:trust":
-        if not isinstance(ref.get("id"), str):
-            raise expecting("id", "OS-TRUST:trust")
-        return Scope(trust_id=ref["id"])
-    if kind == "domain":
-        return Scope(domain_id=find_domain(s, ref, for_user=False).id)
-    if "id" in ref:
-        proj = s.get(Project, str(ref["id"]))
-    elif "name" in ref:
-        if "domain" not in ref:
-            raise expecting("domain", "project")
-        dom = find_domain(s, _expect(ref["domain"], dict, "domain", "project"))
+    if "OS-TRUST:trust" in scope:
+        return Scope(trust_id=scope["OS-TRUST:trust"]["id"])
+    if "domain" in scope:
+        return Scope(domain_id=find_domain(s, scope["domain"]).id)
+    ref = scope["project"]
+    if ref.get("name"):
+        dom = find_domain(s, ref["domain"])
         proj = s.scalars(
-            select(Project).where(Project.domain_id == dom.id, Project.name == str(ref["name"]),
+            select(Project).where(Project.domain_id == dom.id, Project.name == ref["name"],
                                   Project.is_domain.is_(False))
         ).first()
     else:
-        raise expecting("id or name", "project")
+        proj = s.get(Project, ref.get("id") or "")
     if proj is None or proj.is_domain:
         raise Unauthorized(AUTH_REQUIRED)
     return Scope(project_id=proj.id)
@@ -378,39 +344,12 @@ def _use_trust(identity: Identity, trust_id: str, user_id: str) -> Trust:
 # --- the token request ---------------------------------------------------------------
 
 
-def parse_auth(body: Any) -> AuthRequest:
-    if not isinstance(body, dict) or "auth" not in body:
-        raise expecting("auth", "request body")
-    auth = body["auth"]
-    if not isinstance(auth, dict):
-        raise BadRequest("Invalid input for field 'auth': the value must be an object.")
-    if "identity" not in auth:
-        raise expecting("identity", "auth")
-    ident = auth["identity"]
-    if not isinstance(ident, dict):
-        raise BadRequest("Invalid input for field 'identity': the value must be an object.")
-    methods = ident.get("methods")
-    if not isinstance(methods, list) or not methods or not all(isinstance(m, str) for m in methods):
-        raise BadRequest("Invalid input for field 'identity/methods': a non-empty list of strings is required.")
-    for m in methods:
-        if m not in ident:
-            raise expecting(m, "identity")
-        if not isinstance(ident[m], dict):
-            raise BadRequest(f"Invalid input for field 'identity/{m}': the value must be an object.")
-    return AuthRequest(body=auth, methods=list(dict.fromkeys(methods)), scope=auth.get("scope"))
-
-
 def issue_token(identity: Identity, body: Any, http: Any = None) -> ValidatedToken:
     """Authenticate ``{"auth": ...}`` and return the new, validated token."""
-    req = parse_auth(body)
-    req.http = http
     identity.enforcer  # noqa: B018 - imports every service module, so plugins are registered
-    results: list[AuthResult] = []
-    for name in req.methods:
-        method = AUTH_METHODS.get(name)
-        if method is None:
-            raise Unauthorized("Attempted to authenticate with an unsupported method.")
-        results.append(method(identity, req.body["identity"][name], req))
+    req = parse_auth(body, AUTH_METHODS)
+    req.http = http
+    results = [AUTH_METHODS[name](identity, req.body["identity"][name], req) for name in req.methods]
     user_ids = {r.user_id for r in results}
     if len(user_ids) != 1:
         raise Unauthorized(AUTH_REQUIRED)

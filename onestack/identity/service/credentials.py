@@ -31,7 +31,6 @@ from onestack.identity.service._resources import (
     allowed,
     authorize,
     authorized_row,
-    check_fixed_ids,
     check_id,
     check_min_properties,
     check_string,
@@ -151,11 +150,18 @@ def _credential(identity: Any, ctx: AuthContext, session: Session, credential_id
 # --- validation ---------------------------------------------------------------------
 
 
+_UPDATABLE = ("blob", "project_id", "type", "user_id")
+
+
 def _check(ref: Mapping[str, Any], *, create: bool) -> None:
     if create:
         for key in ("blob", "type", "user_id"):
             if key not in ref:
                 raise invalid(f"'{key}' is a required property")
+    else:  # Keystone's update schema: these four and nothing else (an ``id`` neither)
+        for key in ref:
+            if key not in _UPDATABLE:
+                raise invalid(f"Additional properties are not allowed ({key!r} was unexpected)")
     if "blob" in ref:
         check_string(ref["blob"], "blob", nullable=False)
     if "type" in ref:
@@ -256,7 +262,6 @@ def update_credential(
         row = _credential(identity, ctx, session, credential_id, "identity:update_credential")
         check_min_properties(ref)
         _check(ref, create=False)
-        check_fixed_ids(ref, row, "credential", domain=False)
         current = credential_dict(identity, session, row)
         new_type = ref.get("type", row.type)
         if row.type.lower() == "ec2" and "blob" in ref:
@@ -373,6 +378,17 @@ def _ec2_row(session: Session, user_id: str, access: str) -> Credential | None:
     if row is None or row.user_id != user_id or row.type != "ec2":
         return None
     return row
+
+
+def ec2_credential(identity: Any, access: str) -> dict[str, Any] | None:
+    """The OS-EC2 view of the credential with this access key, or None (no
+    policy: for services checking a signature made with it, in-process)."""
+    with identity.db.read() as session:
+        row = session.get(Credential, hashlib.sha256(access.encode("utf-8")).hexdigest())
+        if row is None or row.type.lower() != "ec2":
+            return None
+        view = ec2_view(identity, session, row)
+        return view if view["access"] == access and view["secret"] else None
 
 
 def ec2_get(identity: Any, ctx: AuthContext, user_id: str, access: str) -> dict[str, Any]:

@@ -186,7 +186,7 @@ def update_domain(
         authorize(identity, ctx, rule, _target(domain_id, row.name if row else None, rule))
         if row is None:
             raise not_found("domain", domain_id)
-        check_fixed_ids(ref, row, "domain", domain=False)
+        check_fixed_ids(ref, row, domain=False)
         if (row.options or {}).get("immutable"):
             opts = ref.get("options") or {}
             if not ("immutable" in opts and not opts["immutable"]):

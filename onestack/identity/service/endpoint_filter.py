@@ -115,7 +115,7 @@ def matches(filters: dict[str, Any], endpoint: Endpoint) -> bool:
 
 
 def group_dict(g: EndpointGroup) -> dict[str, Any]:
-    return {"id": g.id, "name": g.name, "description": g.description or "", "filters": dict(g.filters or {})}
+    return {"id": g.id, "name": g.name, "description": g.description, "filters": dict(g.filters or {})}
 
 
 # --- lookups ---------------------------------------------------------------------

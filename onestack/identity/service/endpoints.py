@@ -17,7 +17,12 @@ from onestack.common.auth import AuthContext
 from onestack.common.errors import BadRequest
 from onestack.common.ids import new_id
 from onestack.identity.models import Endpoint, PolicyAssociation, ProjectEndpoint, Region, Service
-from onestack.identity.service._resources import expecting, filter_rows, get_row
+from onestack.identity.service._resources import (
+    expecting,
+    filter_rows,
+    get_row,
+    require_matching_id,
+)
 from onestack.identity.service.roles import check_bool, check_string, require_object
 
 if TYPE_CHECKING:
@@ -149,8 +154,7 @@ def update_endpoint(
 ) -> dict[str, Any]:
     identity.enforcer.authorize("identity:update_endpoint", ctx, {})
     ref = require_object(body, "endpoint")
-    if "id" in ref and ref["id"] != endpoint_id:
-        raise BadRequest("Invalid input for field 'id': the id of an endpoint cannot be changed")
+    require_matching_id(ref, endpoint_id)
     region_id = _validate(ref, create=False)
     with identity.db.write() as s:
         ep = load_endpoint(s, endpoint_id)

@@ -146,7 +146,7 @@ def update_group(identity: Any, ctx: AuthContext, group_id: str, ref: dict[str, 
     _check(ref)
     with identity.db.write() as session:
         row = _group(identity, ctx, session, group_id, "identity:update_group")
-        check_fixed_ids(ref, row, "group")
+        check_fixed_ids(ref, row)
         if "name" in ref:
             name = ref["name"].strip()
             if name != row.name:

@@ -39,11 +39,18 @@ from onestack.identity.models import (
     Project,
     Role,
 )
-from onestack.identity.service._resources import authorize_action, expecting, get_row, merge_extra
+from onestack.identity.service._resources import (
+    authorize_action,
+    expecting,
+    get_row,
+    merge_extra,
+    require_matching_id,
+)
 
 if TYPE_CHECKING:
     from onestack.identity.core import Identity
-    from onestack.identity.service.auth import AuthRequest, AuthResult
+    from onestack.identity.service.auth import AuthResult
+    from onestack.identity.service.auth_request import AuthRequest
 
 ADMIN = "rule:admin_required"
 ADMIN_OR_SYSTEM_READER = "rule:admin_required or (role:reader and system_scope:all)"
@@ -240,8 +247,7 @@ def list_consumers(identity: Identity, ctx: AuthContext) -> list[dict[str, Any]]
 def update_consumer(identity: Identity, ctx: AuthContext, consumer_id: str, body: Any) -> dict[str, Any]:
     authorize_action(identity, ctx, "update_consumer")
     fields = _check_consumer(body, create=False)
-    if "id" in fields and fields["id"] != consumer_id:
-        raise ValidationError("Cannot change consumer ID.")
+    require_matching_id(fields, consumer_id)
     with identity.db.write() as s:
         c = _consumer(s, consumer_id)
         if "description" in fields:

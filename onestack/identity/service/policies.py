@@ -45,7 +45,8 @@ POLICIES: dict[str, str] = {
     "identity:list_endpoints_for_policy": ADMIN_OR_SYSTEM_READER,
 }
 
-_RESERVED = ("id", "links")
+# Keystone assigns the id and the links itself: a body's are ignored.
+_IGNORED = ("id", "links")
 
 
 def policy_dict(p: Policy) -> dict[str, Any]:
@@ -63,9 +64,6 @@ def _check(body: Any, *, create: bool) -> dict[str, Any]:
         for required in ("type", "blob"):
             if required not in body:
                 raise ValidationError(f"'{required}' is a required property.")
-    for key in _RESERVED:
-        if key in body:
-            raise ValidationError(f"Additional properties are not allowed ('{key}' was unexpected).")
     if "type" in body:
         if not isinstance(body["type"], str) or not body["type"]:
             raise ValidationError("Invalid input for field 'type': it must be a non-empty string.")
@@ -83,7 +81,7 @@ def _policy(session: Session, policy_id: str) -> Policy:
 def create_policy(identity: Identity, ctx: AuthContext, body: Any) -> dict[str, Any]:
     authorize_action(identity, ctx, "create_policy")
     fields = _check(body, create=True)
-    extra = {k: v for k, v in fields.items() if k not in ("type", "blob")}
+    extra = {k: v for k, v in fields.items() if k not in ("type", "blob", *_IGNORED)}
     with identity.db.write() as s:
         p = Policy(id=new_id(), type=fields["type"], blob=fields["blob"], extra=extra)
         s.add(p)
@@ -109,13 +107,15 @@ def list_policies(identity: Identity, ctx: AuthContext, type_: str | None = None
 def update_policy(identity: Identity, ctx: AuthContext, policy_id: str, body: Any) -> dict[str, Any]:
     authorize_action(identity, ctx, "update_policy")
     fields = _check(body, create=False)
+    if "id" in fields and fields["id"] != policy_id:  # Keystone's policy manager
+        raise ValidationError("Cannot change policy ID")
     with identity.db.write() as s:
         p = _policy(s, policy_id)
         if "type" in fields:
             p.type = fields["type"]
         if "blob" in fields:
             p.blob = fields["blob"]
-        merge_extra(p, fields, ("type", "blob"))
+        merge_extra(p, fields, ("type", "blob", *_IGNORED))
         s.flush()
         return policy_dict(p)
 

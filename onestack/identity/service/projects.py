@@ -409,7 +409,7 @@ def update_project(identity: Any, ctx: AuthContext, project_id: str, ref: dict[s
         return update_domain(identity, ctx, project_id, dom, as_project=True)
     with identity.db.write() as session:
         row = _project(identity, ctx, session, project_id, "identity:update_project")
-        check_fixed_ids(ref, row, "project")
+        check_fixed_ids(ref, row)
         if "parent_id" in ref and (ref["parent_id"] or row.domain_id) != (row.parent_id or row.domain_id):
             raise forbidden("Update of `parent_id` is not allowed.")
         if ref.get("is_domain") is True:
@@ -483,14 +483,19 @@ def list_tags(identity: Any, ctx: AuthContext, project_id: str) -> list[str]:
 
 def _tag_project(identity: Any, ctx: AuthContext, session: Session, project_id: str, rule: str) -> Project:
     row = session.get(Project, project_id)
+    _authorize_tags(identity, ctx, row, project_id, rule)
+    if row is None:
+        raise not_found("project", project_id)
+    return row
+
+
+def _authorize_tags(identity: Any, ctx: AuthContext, row: Project | None, project_id: str, rule: str) -> None:
     if row is None:
         authorize(identity, ctx, rule, target(project={"id": project_id}))
-        raise not_found("project", project_id)
-    if row.is_domain:
+    elif row.is_domain:
         authorize(identity, ctx, rule, target(project={"id": row.id, "domain_id": row.id}))
     else:
         authorize(identity, ctx, rule, _target(row))
-    return row
 
 
 def has_tag(identity: Any, ctx: AuthContext, project_id: str, tag: str) -> None:
@@ -512,18 +517,22 @@ def replace_tags(identity: Any, ctx: AuthContext, project_id: str, tags: Any) ->
     return result
 
 
-def add_tag(identity: Any, ctx: AuthContext, project_id: str, tag: str) -> None:
-    check_tag(tag, "tags")
+def add_tag(identity: Any, ctx: AuthContext, project_id: str, tag: str) -> str:
+    """PUT /v3/projects/{id}/tags/{tag}, in Keystone's order: policy, the tag, the project,
+    then the project's whole tag list (unique, at most 80). Keystone stores the tag with
+    surrounding white space stripped; the stored tag is returned."""
+    tag = tag.strip()
     with identity.db.write() as session:
-        row = _tag_project(identity, ctx, session, project_id, "identity:create_project_tag")
-        db.lock(session, "project-tags", row.id)  # the count below must not race another add
-        current = tags_of(session, [row.id])[row.id]
-        if tag in current:
-            return
-        if len(current) >= 80:
-            raise invalid("Invalid input for field 'tags': the maximum of 80 tags is reached")
+        row = session.get(Project, project_id)
+        _authorize_tags(identity, ctx, row, project_id, "identity:create_project_tag")
+        check_tag(tag, "tags")
+        if row is None:
+            raise not_found("project", project_id)
+        db.lock(session, "project-tags", row.id)  # the list checked below must not race another add
+        check_tags([*tags_of(session, [row.id])[row.id], tag])
         session.add(ProjectTag(project_id=row.id, name=tag))
     identity.touch()
+    return tag
 
 
 def delete_tag(identity: Any, ctx: AuthContext, project_id: str, tag: str) -> None:

@@ -13,7 +13,7 @@ from onestack.common.auth import AuthContext
 from onestack.common.errors import BadRequest, Conflict, Forbidden
 from onestack.common.ids import new_id
 from onestack.identity.models import Endpoint, PolicyAssociation, Region
-from onestack.identity.service._resources import filter_rows, get_row
+from onestack.identity.service._resources import filter_rows, get_row, require_matching_id
 from onestack.identity.service.roles import check_string, require_object
 
 if TYPE_CHECKING:
@@ -117,8 +117,8 @@ def update_region(
 ) -> dict[str, Any]:
     identity.enforcer.authorize("identity:update_region", ctx, {})
     ref = require_object(body, "region")
-    if "id" in ref and ref["id"] != region_id:
-        raise BadRequest("Invalid input for field 'id': the id of a region cannot be changed")
+    check_string(ref, "id", nullable=True)
+    require_matching_id(ref, region_id)
     description = check_string(ref, "description", nullable=True, max_length=255)
     parent = check_string(ref, "parent_region_id", nullable=True, max_length=255)
     with identity.db.write() as s:

@@ -29,6 +29,7 @@ from onestack.identity.service._resources import (
     merge_extra,
     name_taken,
     not_found,
+    require_matching_id,
 )
 
 if TYPE_CHECKING:
@@ -95,7 +96,8 @@ def check_string(
     if value is None and nullable:
         return None
     if not isinstance(value, str):
-        raise BadRequest(f"Invalid input for field '{field}': {value!r} is not of type 'string'")
+        kinds = "'string', 'null'" if nullable else "'string'"
+        raise BadRequest(f"Invalid input for field '{field}': {value!r} is not of type {kinds}")
     if len(value) > max_length:
         raise BadRequest(f"Invalid input for field '{field}': {value!r} is too long")
     if len(value) < min_length or (non_blank and not value.strip()):
@@ -140,16 +142,26 @@ def brief_refs(s: Session, role_ids: list[str]) -> list[dict[str, Any]]:
     ]
 
 
+def check_role_refs(value: Any) -> list[dict[str, Any]]:
+    """A body's ``roles``: a list of objects naming an ``id`` or a ``name`` each."""
+    if not isinstance(value, list):
+        raise BadRequest(f"Invalid input for field 'roles': {value!r} is not of type 'array'")
+    for ref in value:
+        if not isinstance(ref, dict) or not ({"id", "name"} & set(ref)):
+            raise BadRequest("Invalid input for field 'roles': each role needs an id or a name.")
+        for key in ("id", "name"):
+            if key in ref and not isinstance(ref[key], str):
+                raise BadRequest(f"Invalid input for field '{key}': {ref[key]!r} is not of type 'string'")
+    return value
+
+
 def resolve_refs(s: Session, value: Any, *, by_domain: bool) -> list[str]:
     """The ids of a body's ``roles`` list (``{"id"}`` or ``{"name"}`` each; 404 when one is
     unknown), without repeats. A name is looked up among the global roles, or with
     ``by_domain`` in the ref's ``domain_id``."""
-    if not isinstance(value, list):
-        raise BadRequest("Invalid input for field 'roles': the value must be a list.")
+    check_role_refs(value)
     ids: list[str] = []
     for ref in value:
-        if not isinstance(ref, dict) or not ({"id", "name"} & set(ref)):
-            raise BadRequest("Invalid input for field 'roles': each role needs an id or a name.")
         if "id" in ref:
             role = s.get(Role, str(ref["id"]))
         else:
@@ -283,8 +295,8 @@ def update_role(identity: Identity, ctx: AuthContext, role_id: str, body: Any) -
     ref = require_object(body, "role")
     name = check_string(ref, "name", max_length=NAME_MAX, min_length=1, non_blank=True)
     description = check_string(ref, "description", nullable=True, max_length=65535)
-    if "id" in ref and ref["id"] != role_id:
-        raise BadRequest("Invalid input for field 'id': the id of a role cannot be changed")
+    check_string(ref, "domain_id", nullable=True, max_length=64)
+    require_matching_id(ref, role_id)
     with identity.db.write() as s:
         role = _authorized_role(identity, ctx, s, role_id, "update")
         if "domain_id" in ref:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from onestack.common.auth import AuthContext
 from onestack.common.ids import new_id
 from onestack.identity.models import Endpoint, Service
-from onestack.identity.service._resources import filter_rows, get_row
+from onestack.identity.service._resources import filter_rows, get_row, require_matching_id
 from onestack.identity.service.roles import check_bool, check_string, require_object
 
 if TYPE_CHECKING:
@@ -88,6 +88,7 @@ def update_service(
     identity.enforcer.authorize("identity:update_service", ctx, {})
     ref = require_object(body, "service")
     _validate(ref, create=False)
+    require_matching_id(ref, service_id)
     with identity.db.write() as s:
         service = load_service(s, service_id)
         if "type" in ref:

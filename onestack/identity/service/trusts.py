@@ -23,7 +23,7 @@ from onestack.identity import revoke
 from onestack.identity.models import Project, Trust, User
 from onestack.identity.service._resources import parse_expiry
 from onestack.identity.service.app_creds import is_restricted_app_cred
-from onestack.identity.service.roles import brief_refs, resolve_refs
+from onestack.identity.service.roles import brief_refs, check_role_refs, resolve_refs
 
 if TYPE_CHECKING:
     from onestack.identity.core import Identity
@@ -102,6 +102,7 @@ def create(identity: Identity, ctx: AuthContext, ref: Any) -> dict[str, Any]:
     if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
         raise BadRequest("Invalid input for field 'redelegation_count': a non-negative integer is required.")
     expires_at = parse_expiry(ref.get("expires_at"))
+    roles = check_role_refs(ref.get("roles", []))
     identity.enforcer.authorize(
         "identity:create_trust", ctx,
         {"target": {"trust": {"trustor_user_id": ref["trustor_user_id"],
@@ -120,7 +121,7 @@ def create(identity: Identity, ctx: AuthContext, ref: Any) -> dict[str, Any]:
             proj = s.get(Project, project_id)
             if proj is None or proj.is_domain:
                 raise NotFound(f"Could not find project: {project_id}.")
-        role_ids = resolve_refs(s, ref.get("roles") or [], by_domain=False)
+        role_ids = resolve_refs(s, roles, by_domain=False)
         if role_ids and not project_id:
             raise BadRequest("Invalid input for field 'project_id': trusts with roles need a project.")
         if project_id and not ctx.trust_id:

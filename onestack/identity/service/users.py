@@ -223,7 +223,9 @@ def update_user(identity: Any, ctx: AuthContext, user_id: str, ref: dict[str, An
         prehashed = _prehash(identity, ref["password"])
     with identity.db.write() as session:
         row = _user(identity, ctx, session, user_id, "identity:update_user")
-        check_fixed_ids(ref, row, "user")
+        check_fixed_ids(ref, row)
+        if "id" in ref and ref["id"] is None:  # Keystone's identity manager: any other id
+            raise invalid("Cannot change user ID")
         was_enabled = bool(row.enabled)
         if "name" in ref:
             name = ref["name"].strip()

@@ -27,6 +27,9 @@ def check_attribute_names(keys: Iterable[str]) -> None:
             raise Forbidden(f"Attribute '{key}' is reserved.")
 
 
+DB_INT_MAX = 2**31 - 1
+
+
 def validate_value(key: str, value: Any) -> Any:
     """Validate one attribute against the image schema; returns the value to store."""
     if key == "name":
@@ -44,6 +47,8 @@ def validate_value(key: str, value: Any) -> Any:
     if key in ("min_ram", "min_disk"):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise BadRequest(f"Invalid value for '{key}': {value!r} must be a non-negative integer.")
+        if value > DB_INT_MAX:  # Glance's own check: the column is a 4-byte INTEGER
+            raise BadRequest(f"'{key}' value out of range, must not exceed {DB_INT_MAX}.")
         return value
     if key == "disk_format":
         if value is not None and value not in schemas.DISK_FORMATS:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from onestack.common.db import lock as db_lock
 from onestack.common.errors import Conflict
 from onestack.network import dataplane
 from onestack.network.models import FloatingIP, IPAllocation, Network, Port, PortForwarding, Subnet
@@ -246,6 +247,8 @@ def _associate(net: Net, s: Session, caller: Caller, row: FloatingIP, port_id: s
         raise FipInUseByPortForwarding(id=row.id)
     port, address, router_id = _association(net, s, caller, row, port_id, fixed_ip)
     if port.id != row.fixed_port_id or address != row.fixed_ip_address:
+        # One floating IP per fixed address: serialize the units that check it.
+        db_lock(s, "floatingip-port", port.id)
         taken = s.scalar(
             select(FloatingIP.id).where(
                 FloatingIP.fixed_port_id == port.id, FloatingIP.floating_network_id == row.floating_network_id,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
+from onestack.common.db import lock as db_lock
 from onestack.network import dataplane, models
 from onestack.network.models import Network, Port, Subnet
 from onestack.network.service import quotas, teardown
@@ -244,6 +245,7 @@ def _free_vni(net: Net, session: Session) -> int:
     """The VNI after the highest in use (one indexed read); only when the range's
     end is reached, the lowest gap."""
     low, high = _vni_range(net)
+    db_lock(session, "network-segments", VXLAN)  # one allocation at a time
     top = session.scalar(
         select(func.max(Network.segmentation_id)).where(
             Network.network_type == VXLAN, Network.segmentation_id >= low, Network.segmentation_id <= high

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from onestack.common.db import lock as db_lock
 from onestack.network import dataplane
 from onestack.network.models import FloatingIP, PortForwarding, Subnet
 from onestack.network.service import floatingips, port_views
@@ -178,6 +179,7 @@ def _check(net: Net, s: Session, caller: Caller, fip: FloatingIP, values: dict[s
                 f"There is a port collision with the external_port_range. The following ranges collide: "
                 f"{_range(other.external_port_start, other.external_port_end)} and {_range(e0, e1)}",
             )
+    db_lock(s, "port-forwarding-internal", port.id)  # internal ranges of any floating IP
     for other in s.scalars(select(PortForwarding).where(
             PortForwarding.internal_port_id == port.id, PortForwarding.protocol == values["protocol"],
             PortForwarding.internal_ip_address == values["internal_ip_address"])):

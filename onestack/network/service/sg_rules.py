@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from onestack.common.db import lock as db_lock
 from onestack.common.errors import BadRequest, Conflict
 from onestack.network import dataplane
 from onestack.network.models import SecurityGroup, SecurityGroupRule
@@ -299,6 +300,7 @@ def create(net: Net, caller: Caller, bodies: list[dict[str, Any]]) -> list[dict[
             if k in seen:
                 raise DuplicateSecurityGroupRuleInPost()
             seen.add(k)
+            db_lock(s, "security-group-rules", group.id)  # no duplicate, even racing
             for existing in s.scalars(
                 select(SecurityGroupRule).where(SecurityGroupRule.security_group_id == group.id)
             ):

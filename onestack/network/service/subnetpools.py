@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from onestack.common.db import lock as db_lock
+from onestack.common.db import lock_row
 from onestack.common.errors import BadRequest, Conflict
 from onestack.network.models import AddressScope, Subnet, SubnetPool
 from onestack.network.service import quotas
@@ -194,6 +196,7 @@ def delete_scope(net: NetService, caller: Caller, scope_id: str) -> None:
         row = load_scope(s, caller, scope_id)
         caller.enforce_or_hide("delete_address_scope", scope_view(row), "get_address_scope",
                                AddressScopeNotFound(address_scope_id=scope_id))
+        lock_row(s, row)  # before looking for pools in it
         if s.scalar(select(SubnetPool.id).where(SubnetPool.address_scope_id == row.id).limit(1)):
             raise AddressScopeInUse(address_scope_id=row.id)
         s.delete(row)
@@ -309,6 +312,7 @@ def _bounds(version: int, values: dict[str, Any], current: SubnetPool | None = N
 
 
 def _check_default(session: Session, version: int, exclude: str | None = None) -> None:
+    db_lock(session, "subnetpool-default", str(version))  # one default per family, even racing
     stmt = select(SubnetPool.id).where(SubnetPool.is_default.is_(True), SubnetPool.ip_version == version)
     if exclude:
         stmt = stmt.where(SubnetPool.id != exclude)
@@ -324,6 +328,7 @@ def _check_scope(session: Session, caller: Caller, scope_id: Any, pool_id: str, 
     if scope_id in (None, NOT_SPECIFIED):
         return None
     scope = load_scope(session, caller, scope_id)
+    db_lock(session, "address-scope", scope.id)  # no two pools of a scope overlap, even racing
     if scope.ip_version != version:
         raise IllegalSubnetPoolIpVersionAssociationToAddressScope(
             subnetpool_id=pool_id, address_scope_id=scope.id, ip_version=scope.ip_version)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from onestack.common.db import lock as db_lock
 from onestack.network.models import NetworkTag
 from onestack.network.service import (
     floatingips,
@@ -122,6 +123,8 @@ def _resource(net: Net, s: Session, caller: Caller, collection: str, rid: str,
     name, loader = TAGGABLE[collection]
     row, target = loader(net, s, caller, rid)
     caller.enforce(f"{action}_{name}:tags", target)
+    if action != "get":  # the set and its size limit: one change at a time per resource
+        db_lock(s, "tags", rid)
     return row
 
 

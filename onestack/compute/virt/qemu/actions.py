@@ -134,7 +134,7 @@ async def _unplug(inst: Instances, uuid: str, dev: str, kind: str) -> None:
 
 
 async def snapshot(inst: Instances, uuid: str, dest: Path) -> str:
-    record = await inst.need(uuid)
+    await inst.need(uuid)
     root = inst.files(uuid) / layout.ROOT
     pause = await inst.status(uuid) == "running"
     if pause:
@@ -148,7 +148,6 @@ async def snapshot(inst: Instances, uuid: str, dest: Path) -> str:
         if pause:
             async with inst.qmp(uuid) as q:
                 await q.resume()
-    del record
     return "qcow2"
 
 
@@ -162,7 +161,7 @@ async def rebuild(inst: Instances, spec: InstanceSpec, shutdown_timeout: float,
     files = inst.files(spec.uuid)
     await inst.stop(record, shutdown_timeout)
     await _remove_files(files, [*layout.LOCAL_DISKS, layout.RESCUE, layout.STATE])
-    fresh = replace(inst.new_record(spec), building=False)
+    fresh = replace(await inst.new_record(spec), building=False)
     await inst.save(fresh)
     try:
         await disks.make_local(inst.host, spec, files)
@@ -201,7 +200,7 @@ async def resize(inst: Instances, spec: InstanceSpec, shutdown_timeout: float,
         await disks.make_config_drive(inst.host, spec, files)
     except HostError as exc:
         raise VirtError(f"Resizing the instance failed: {exc}") from exc
-    fresh = replace(inst.new_record(spec), resize_guest=record.resize_guest,
+    fresh = replace(await inst.new_record(spec), resize_guest=record.resize_guest,
                     resize_bases=record.resize_bases, building=False)
     await inst.save(fresh)
     if power_on:
@@ -231,7 +230,7 @@ async def revert_resize(inst: Instances, spec: InstanceSpec, power_on: bool = Tr
             shutil.rmtree(kept, ignore_errors=True)
 
         await asyncio.to_thread(put_back)
-        record = replace(inst.new_record(spec), building=False)
+        record = replace(await inst.new_record(spec), building=False)
         await inst.save(record)
     if power_on and await inst.running(spec.uuid) is None:
         await inst.start(record)
@@ -268,7 +267,7 @@ async def rescue(inst: Instances, spec: InstanceSpec, rescue_image: Path, rescue
         await inst.host.images.create_overlay(files / layout.RESCUE, rescue_image, rescue_format)
     except HostError as exc:
         raise VirtError(f"Rescuing the instance failed: {exc}") from exc
-    rescued = inst.new_record(spec, rescue=rescue_image)
+    rescued = await inst.new_record(spec, rescue=rescue_image)
     await inst.start(replace(rescued, building=False, resize_guest=record.resize_guest,
                              resize_bases=record.resize_bases))
 
@@ -279,7 +278,7 @@ async def unrescue(inst: Instances, spec: InstanceSpec) -> None:
     if record.rescued:
         await inst.stop(record, 0)
         await _remove_files(files, [layout.RESCUE])
-        record = replace(inst.new_record(spec), building=False)
+        record = replace(await inst.new_record(spec), building=False)
         await inst.save(record)
         await asyncio.to_thread(inst.cache.touch, set(record.bases))
     if await inst.running(spec.uuid) is None:

@@ -32,6 +32,7 @@ from pathlib import Path
 from onestack.compute.virt.base import (
     BlockDevice,
     CachedImage,
+    Diagnostics,
     HostResources,
     ImageData,
     ImageRef,
@@ -89,24 +90,25 @@ class QemuDriver:
     # --- the host ------------------------------------------------------------------
 
     async def init_host(self, host: str) -> None:
-        """Directories, the accelerator probe (once per process, ~1.4 s here when
-        /dev/kvm cannot run a guest), temporaries a crash left, the cache's
-        housekeeping. Running guests need nothing: every call adopts them."""
+        """Directories, temporaries a crash left, the cache's housekeeping, and
+        the accelerator probe started (once per process, ~1.4 s here when
+        /dev/kvm cannot run a guest: the first spawn waits for it, nothing
+        else). Running guests need nothing: every call adopts them."""
         self._hostname = host
         await asyncio.to_thread(self.directory.mkdir, parents=True, exist_ok=True)
         await asyncio.to_thread(os.chmod, self.directory, 0o700)
-        accel = self._accel or await self.host.guests.accelerator()
+        probe = None if self._accel else asyncio.create_task(self.host.guests.accelerator())
         cfg = self.settings.compute
         netns = cfg.default_netns or None
         if netns is not None and netns not in await self.host.net.list_netns(netns):
             netns = None
-        opts = domain.Options(accel=accel, hotplug_slots=cfg.hotplug_slots,
+        opts = domain.Options(accel=self._accel or "tcg", hotplug_slots=cfg.hotplug_slots,
                               vnc=cfg.vnc_enabled, default_video=cfg.default_video_model,
                               default_netns=netns, version=_version())
-        self._instances = Instances(self.host, self.directory, self.cache, opts)
+        self._instances = Instances(self.host, self.directory, self.cache, opts, probe)
         await asyncio.to_thread(self.cache.sweep_partial)
         await self.prune_images()
-        log.info("QEMU driver on %s: %s, instances in %s", host, accel, self.directory)
+        log.info("QEMU driver on %s: instances in %s", host, self.directory)
 
     async def resources(self) -> HostResources:
         def read() -> HostResources:
@@ -118,16 +120,19 @@ class QemuDriver:
                 hypervisor_hostname=self._hostname or os.uname().nodename,
                 vcpus=os.cpu_count() or 1, memory_mb=int(m.group(1)) // 1024 if m else 0,
                 local_gb=st.f_blocks * st.f_frsize // GiB,
-                accelerator=self.instances.opts.accel)
+                accelerator=accel)
 
+        accel = (await self.instances.options()).accel
         return await asyncio.to_thread(read)
 
     async def list_instances(self) -> list[str]:
-        """Instances with files here, and QEMU processes of this host's run
-        directory (a stray whose files are gone is listed too, so the agent can
-        destroy it)."""
+        """Instances with files here, and QEMU processes and directories of this
+        host's run directory (a stray whose instance files are gone is listed
+        too, so that the agent's reconcile destroys it)."""
         names = set(await asyncio.to_thread(self.instances.names))
-        names |= {n for n in await self.host.guests.running() if layout.is_instance_name(n)}
+        names |= set(await self.host.guests.running())  # QEMU processes
+        names |= set(await self.host.guests.names())  # their directories (console logs)
+        names = {n for n in names if layout.is_instance_name(n)}
         return sorted(names)
 
     async def power_state(self, uuid: str) -> PowerState:
@@ -166,12 +171,16 @@ class QemuDriver:
         async with inst.lock(spec.uuid):
             record = await inst.record(spec.uuid)
             if record is not None and record.spec_digest == layout.spec_digest(spec) \
-                    and not record.building and await inst.running(spec.uuid) is not None:
-                return  # a retried spawn of a guest that runs
+                    and await inst.running(spec.uuid) is not None:
+                # a retried spawn of a guest that runs (QEMU starts only once
+                # everything else was made, so it is complete)
+                if record.building:
+                    await inst.save(replace(record, building=False))
+                return
             if record is not None or await asyncio.to_thread(
                     inst.files(spec.uuid).directory.exists):
                 await inst.remove(spec.uuid)  # what an earlier attempt left
-            record = inst.new_record(spec)
+            record = await inst.new_record(spec)
             files = inst.files(spec.uuid)
             await inst.save(record)  # before anything is made
             try:
@@ -197,10 +206,8 @@ class QemuDriver:
         async with inst.lock(spec.uuid):
             record = await inst.need(spec.uuid)
             if not hard and await inst.status(spec.uuid) == "running":
-                async with inst.qmp(spec.uuid) as q:
-                    await q.powerdown()
                 wait = self.settings.compute.wait_soft_reboot_seconds
-                if await inst.wait_gone(spec.uuid, wait):
+                if await inst.shut_down(spec.uuid, wait):
                     await inst.stop(record, 0)  # the taps
                     await self._boot(spec, record)
                     return
@@ -213,7 +220,7 @@ class QemuDriver:
     async def _boot(self, spec: InstanceSpec, record: layout.Record) -> None:
         """Starts the instance afresh from ``spec`` (its disks as they are)."""
         inst = self.instances
-        fresh = inst.new_record(spec)
+        fresh = await inst.new_record(spec)
         fresh = replace(fresh, resize_guest=record.resize_guest,
                         resize_bases=record.resize_bases, building=False)
         files = inst.files(spec.uuid)
@@ -339,6 +346,11 @@ class QemuDriver:
         if await inst.record(uuid) is None and await inst.running(uuid) is None:
             raise InstanceNotFound(f"Instance {uuid} could not be found.")
         return await self.host.guests.console_output(uuid, max_bytes)
+
+    async def diagnostics(self, uuid: str) -> Diagnostics:
+        from onestack.compute.virt.qemu import diagnostics
+
+        return await diagnostics.collect(self.instances, uuid, await self.power_state(uuid))
 
     async def serial_console(self, uuid: str) -> Path:
         guest = await self.instances.running(uuid)

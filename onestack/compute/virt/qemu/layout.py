@@ -29,8 +29,11 @@ from onestack.host.qemu_spec import GuestSpec
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 RECORD = "record.json"
-ROOT, EPHEMERAL, SWAP, CONFIG, RESCUE = "disk", "disk.eph0", "disk.swap", "disk.config", \
-    "disk.rescue"
+ROOT = "disk"
+EPHEMERAL = "disk.eph0"
+SWAP = "disk.swap"
+CONFIG = "disk.config"
+RESCUE = "disk.rescue"
 LOCAL_DISKS = (ROOT, EPHEMERAL, SWAP, CONFIG)
 STATE = "state.sav"
 RESIZE_DIR = "resize"

@@ -28,6 +28,8 @@ from onestack.host.base import GuestControl, Host
 from onestack.host.errors import HostError
 from onestack.host.qemu import Guest
 
+# Seconds between presses of the ACPI power button while a guest does not shut down
+POWER_BUTTON_RETRY = 3.0
 # QEMU run states (query-status) a guest counts as paused in
 PAUSED_STATES = ("paused", "suspended", "inmigrate", "postmigrate", "prelaunch",
                  "restore-vm", "finish-migrate", "save-vm", "debug", "watchdog", "colo")
@@ -39,10 +41,19 @@ class Instances:
     directory: Path  # <instances_dir>
     cache: ImageCache
     opts: domain.Options
+    # the accelerator probe, when it still runs (init_host does not wait for it)
+    accel: asyncio.Task[str] | None = None
 
     def __post_init__(self) -> None:
         self._locks: dict[str, asyncio.Lock] = {}
         self._qmp_locks: dict[str, asyncio.Lock] = {}
+
+    async def options(self) -> domain.Options:
+        """The per-host options, the accelerator known (waits for the probe once)."""
+        if self.accel is not None:
+            self.opts = replace(self.opts, accel=await self.accel)
+            self.accel = None
+        return self.opts
 
     def files(self, uuid: str) -> InstanceFiles:
         if not layout.is_instance_name(uuid):
@@ -66,9 +77,9 @@ class Instances:
     async def save(self, record: Record) -> None:
         await asyncio.to_thread(layout.write_record, self.files(record.uuid), record)
 
-    def new_record(self, spec: InstanceSpec, *, rescue: Path | None = None) -> Record:
+    async def new_record(self, spec: InstanceSpec, *, rescue: Path | None = None) -> Record:
         files = self.files(spec.uuid)
-        guest = domain.build(spec, files, self.opts, rescue=rescue is not None)
+        guest = domain.build(spec, files, await self.options(), rescue=rescue is not None)
         return Record(uuid=spec.uuid, spec_digest=layout.spec_digest(spec), guest=guest,
                       vifs=list(spec.vifs), bases=domain.bases(spec, rescue),
                       vif_model=domain.vif_model(spec), rescued=rescue is not None)
@@ -83,15 +94,18 @@ class Instances:
 
     @contextlib.asynccontextmanager
     async def qmp(self, uuid: str) -> AsyncIterator[GuestControl]:
+        """A QMP session with the instance's QEMU (one at a time per instance).
+        Failing to connect is ``InvalidInstanceState`` when no QEMU runs, else
+        a ``VirtError``; what the body raises passes through as it is."""
         lock = self._qmp_locks.setdefault(uuid, asyncio.Lock())
-        async with lock:
+        async with lock, contextlib.AsyncExitStack() as stack:
             try:
-                async with self.host.guests.qmp(uuid) as q:
-                    yield q
+                q = await stack.enter_async_context(self.host.guests.qmp(uuid))
             except HostError as exc:
                 if await self.running(uuid) is None:
                     raise InvalidInstanceState(f"Instance {uuid} is not running.") from exc
-                raise
+                raise VirtError(f"The QEMU of instance {uuid} does not answer: {exc}") from exc
+            yield q
 
     async def status(self, uuid: str) -> str | None:
         """QEMU's run state, or None when no QEMU runs for the instance."""
@@ -140,11 +154,34 @@ class Instances:
         await asyncio.to_thread(files.state.unlink, True)
         return record
 
+    async def shut_down(self, uuid: str, timeout: float) -> bool:
+        """Presses the ACPI power button, again every ``POWER_BUTTON_RETRY``
+        seconds (a guest still booting has nothing listening to it yet: Nova
+        re-sends its shutdown every 10 s), until the guest has gone or
+        ``timeout`` seconds passed; True if it went."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (left := deadline - loop.time()) > 0:
+            try:
+                async with self.qmp(uuid) as q:
+                    await q.powerdown()
+            except InvalidInstanceState:
+                return True  # gone meanwhile
+            except HostError:
+                pass  # QEMU exiting: it cannot take the command any more
+            if await self.wait_gone(uuid, min(POWER_BUTTON_RETRY, left)):
+                return True
+        return await self.running(uuid) is None
+
     async def stop(self, record: Record, graceful: float) -> bool:
-        """Stops QEMU (the ACPI power button first, waiting ``graceful``
-        seconds) and removes the taps; True if it ran."""
+        """Stops QEMU (with ``graceful`` > 0 the ACPI power button first,
+        waiting that long for the guest to shut down) and removes the taps;
+        True if it ran."""
+        running = await self.running(record.uuid) is not None
+        if running and graceful > 0:
+            await self.shut_down(record.uuid, graceful)
         try:
-            was = await self.host.guests.stop(record.uuid, graceful_timeout=graceful)
+            was = await self.host.guests.stop(record.uuid) or running
         except HostError as exc:
             raise VirtError(f"Stopping the instance failed: {exc}") from exc
         await taps.unplug_guest(self.host, record.guest)

@@ -1,0 +1,1 @@
+"""The Swift pipeline's middlewares, one per module (Swift's proxy filters)."""

@@ -1,0 +1,1 @@
+"""The Swift proxy: account, container and object controllers over the ring."""

@@ -1,0 +1,1 @@
+"""The storage node: object, container and account servers over local devices."""
