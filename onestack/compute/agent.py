@@ -31,7 +31,7 @@ from onestack.compute.virt.wire import image_ref_from_dict, spec_from_dict
 if TYPE_CHECKING:
     from onestack.common.tasks.worker import TaskContext
     from onestack.compute.core import ComputeService
-    from onestack.compute.virt.base import Driver
+    from onestack.compute.virt.base import Diagnostics, Driver
 
 LOG = logging.getLogger(__name__)
 
@@ -293,6 +293,9 @@ class ComputeAgent:
 
     async def console_output(self, uuid: str, max_bytes: int) -> str:
         return await self.driver.console_output(uuid, max_bytes)
+
+    async def diagnostics(self, uuid: str) -> Diagnostics:
+        return await self.driver.diagnostics(uuid)
 
     async def serial_console(self, uuid: str) -> Path:
         return await self.driver.serial_console(uuid)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from onestack.common.policy import Enforcer
     from onestack.compute.networking.base import Networking
     from onestack.compute.usage import ComputeQuotas
+    from onestack.compute.virt.base import Diagnostics
 
 LOG = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ class HostCalls(Protocol):
     host: str
 
     async def console_output(self, uuid: str, max_bytes: int) -> str: ...
+
+    async def diagnostics(self, uuid: str) -> Diagnostics: ...
 
     async def serial_console(self, uuid: str) -> Path: ...
 

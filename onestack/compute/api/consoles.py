@@ -12,10 +12,12 @@ from onestack.compute.core import HostCalls
 from onestack.compute.service import actions
 
 
-def local_agent(c: Call, host: str | None) -> HostCalls:
+def local_agent(c: Call, host: str | None, what: str = "console") -> HostCalls:
+    """This process's compute agent, when the server is on its host (a host's
+    consoles and counters are read from its driver, in the process that runs it)."""
     agent = c.svc.host_calls
     if agent is None or host != agent.host:
-        raise Conflict(f"The console of a server on host {host} is not reachable from here.")
+        raise Conflict(f"The {what} of a server on host {host} is not reachable from here.")
     return agent
 
 

@@ -50,10 +50,20 @@ def _one(rule: str, minimum: str) -> Any:
 
 
 async def diagnostics(request: Request) -> Response:
+    """The guest's counters, read from the driver of the server's host (this
+    process's compute agent)."""
+    from onestack.compute.api.consoles import local_agent
+    from onestack.compute.virt.base import InstanceNotFound, InvalidInstanceState
+
     c = await call(request)
-    found = await run(server_misc.diagnostics, c.svc, c.ctx, request.path_params["server_id"],
-                      c.at_least("2.48"))
-    return json_response(found)
+    server = await run(server_misc.diagnostics_target, c.svc, c.ctx,
+                       request.path_params["server_id"])
+    agent = local_agent(c, server.host, "diagnostics")
+    try:
+        found = await agent.diagnostics(server.id)
+    except (InvalidInstanceState, InstanceNotFound):
+        raise server_misc.not_running(server) from None
+    return json_response(server_misc.diagnostics_view(server, found, c.at_least("2.48")))
 
 
 # --- actions ---------------------------------------------------------------------------

@@ -7,16 +7,18 @@ diagnostics."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from onestack.common.auth import AuthContext
-from onestack.common.errors import NotFound
+from onestack.common.errors import Conflict, NotFound
 from onestack.common.ids import utcnow
 from onestack.compute.models import Server, VolumeAttachment
 from onestack.compute.service import interfaces
 from onestack.compute.service._common import find, get
+from onestack.compute.virt.base import Diagnostics
 
 if TYPE_CHECKING:
     from onestack.compute.core import ComputeService
@@ -92,40 +94,72 @@ def attach_volume(svc: ComputeService, ctx: AuthContext, server_id: str, volume_
 
 # --- diagnostics ---------------------------------------------------------------------------
 
+# Nova's power_state.STATE_MAP: the names its 409 and the 2.48 ``state`` use.
 _POWER_NAMES = {0: "pending", 1: "running", 3: "paused", 4: "shutdown", 6: "crashed",
                 7: "suspended"}
 
 
-def diagnostics(svc: ComputeService, ctx: AuthContext, server_id: str,
-                standard: bool) -> dict[str, Any]:
-    """What this cloud knows of a server's guest, in Nova's standard form
-    (2.48) or, before, libvirt's keys. The guest's counters (CPU time, disk
-    and NIC traffic) are not read from the hypervisor: they are null, as
-    Nova's standard form allows."""
+def diagnostics_target(svc: ComputeService, ctx: AuthContext, server_id: str) -> Server:
+    """The server whose guest the host's driver is asked about (policy checked;
+    Nova's 409 for a server not on a host yet)."""
     server = get(svc, ctx, server_id, "os_compute_api:os-server-diagnostics")
     if server.host is None:
-        from onestack.common.errors import Conflict
-
         raise Conflict(f"Instance {server.id} is not ready")
-    memory_kib = int(server.memory_mb or 0) * 1024
-    nics = list(server.network_info or [])
+    return server
+
+
+def not_running(server: Server) -> Conflict:
+    """Nova's answer when the guest does not run (the state the database records)."""
+    state = _POWER_NAMES.get(int(server.power_state or 0), "pending")
+    return Conflict(f"Cannot 'get_diagnostics' instance {server.id} while it is in "
+                    f"power state {state}")
+
+
+def diagnostics_view(server: Server, diag: Diagnostics, standard: bool) -> dict[str, Any]:
+    """The driver's counters in Nova's standard form (2.48) or, before, the
+    libvirt driver's flat keys (``cpu0_time``, ``vda_read``, ``tap…_rx``,
+    ``memory`` in KiB)."""
     if not standard:
-        return {"memory": memory_kib, "memory-actual": memory_kib}
-    uptime = None
-    if server.launched_at is not None and server.power_state == 1:
-        uptime = int((utcnow() - server.launched_at).total_seconds())
+        return _flat(server, diag)
     return {
-        "state": _POWER_NAMES.get(int(server.power_state or 0), "pending"),
+        "state": _POWER_NAMES.get(int(diag.state), "pending"),
         "driver": "libvirt", "hypervisor": "qemu", "hypervisor_os": "linux",
-        "uptime": uptime, "config_drive": bool(server.config_drive),
-        "num_cpus": int(server.vcpus or 0), "num_nics": len(nics), "num_disks": 1,
-        "cpu_details": [{"id": i, "time": None, "utilisation": None}
-                        for i in range(int(server.vcpus or 0))],
-        "nic_details": [{"mac_address": v.get("mac"), "rx_octets": None, "rx_errors": None,
-                         "rx_drop": None, "rx_packets": None, "rx_rate": None,
-                         "tx_octets": None, "tx_errors": None, "tx_drop": None,
-                         "tx_packets": None, "tx_rate": None} for v in nics],
-        "disk_details": [{"read_bytes": None, "read_requests": None, "write_bytes": None,
-                          "write_requests": None, "errors_count": None}],
-        "memory_details": {"maximum": int(server.memory_mb or 0), "used": None},
+        "uptime": diag.uptime, "config_drive": diag.config_drive,
+        "num_cpus": diag.num_cpus, "num_nics": len(diag.nic_details),
+        "num_disks": len(diag.disk_details),
+        "cpu_details": [{"id": c.id, "time": c.time, "utilisation": c.utilisation}
+                        for c in diag.cpu_details],
+        "nic_details": [asdict(n) for n in diag.nic_details],
+        "disk_details": [asdict(d) for d in diag.disk_details],
+        "memory_details": {"maximum": diag.memory_max_mb, "used": diag.memory_used_mb},
     }
+
+
+def _flat(server: Server, diag: Diagnostics) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for cpu in diag.cpu_details:
+        if cpu.time is not None:
+            out[f"cpu{cpu.id}_time"] = cpu.time
+    for index, disk in enumerate(diag.disk_details):
+        name = "vd" + chr(ord("a") + index) if index < 26 else f"vd{index}"
+        for key, value in (("read_req", disk.read_requests), ("read", disk.read_bytes),
+                           ("write_req", disk.write_requests), ("write", disk.write_bytes),
+                           ("errors", disk.errors_count)):
+            if value is not None:
+                out[f"{name}_{key}"] = value
+    taps = {v.get("mac"): "tap" + str(v.get("port_id"))[:11]
+            for v in server.network_info or []}
+    for nic in diag.nic_details:
+        tap = taps.get(nic.mac_address)
+        if tap is None:
+            continue
+        for key, value in (("rx", nic.rx_octets), ("rx_packets", nic.rx_packets),
+                           ("rx_errors", nic.rx_errors), ("rx_drop", nic.rx_drop),
+                           ("tx", nic.tx_octets), ("tx_packets", nic.tx_packets),
+                           ("tx_errors", nic.tx_errors), ("tx_drop", nic.tx_drop)):
+            if value is not None:
+                out[f"{tap}_{key}"] = value
+    out["memory"] = diag.memory_max_mb * 1024
+    if diag.memory_used_mb is not None:
+        out["memory-actual"] = diag.memory_used_mb * 1024
+    return out

@@ -19,17 +19,23 @@ import contextlib
 import logging
 import os
 import tempfile
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from onestack.compute.virt.base import (
     BlockDevice,
     CachedImage,
+    CpuDiagnostics,
+    Diagnostics,
+    DiskDiagnostics,
     HostResources,
     ImageData,
     ImageRef,
     InstanceNotFound,
     InstanceSpec,
+    InvalidInstanceState,
+    NicDiagnostics,
     PowerState,
     Vif,
     VirtError,
@@ -52,6 +58,7 @@ class FakeInstance:
     resize_from: InstanceSpec | None = None
     rescued: bool = False
     boots: int = 1
+    started: float = field(default_factory=time.monotonic)  # the guest's last (re)start
 
 
 class FakeDriver:
@@ -89,6 +96,7 @@ class FakeDriver:
 
     def _boot_log(self, inst: FakeInstance) -> None:
         spec = inst.spec
+        inst.started = time.monotonic()
         inst.console.extend([
             f"[    0.000000] Linux version 6.1.0-onestack-fake (boot {inst.boots})",
             f"[    0.100000] Memory: {spec.memory_mb}M, CPUs: {spec.vcpus}",
@@ -262,6 +270,29 @@ class FakeDriver:
         inst = self._get(uuid)
         text = "\n".join(inst.console) + "\n"
         return text[-max_bytes:]
+
+    async def diagnostics(self, uuid: str) -> Diagnostics:
+        """A running guest's counters: its spec's CPUs, NICs and disks (the
+        root disk, the ephemeral and swap disks, the config drive, the volumes),
+        no traffic, the time since its last boot as uptime."""
+        inst = self._get(uuid)
+        if inst.power != PowerState.RUNNING:
+            raise InvalidInstanceState(f"Instance {uuid} is not running.")
+        spec = inst.spec
+        disks = (1 + (spec.ephemeral_gb > 0) + (spec.swap_mb > 0)
+                 + (spec.config_drive is not None) + len(inst.volumes))
+        zero = DiskDiagnostics(read_bytes=0, read_requests=0, write_bytes=0, write_requests=0,
+                               errors_count=0)
+        return Diagnostics(
+            state=inst.power, uptime=int(time.monotonic() - inst.started),
+            config_drive=spec.config_drive is not None, num_cpus=spec.vcpus,
+            memory_max_mb=spec.memory_mb, memory_used_mb=spec.memory_mb,
+            cpu_details=tuple(CpuDiagnostics(id=i, time=0) for i in range(spec.vcpus)),
+            nic_details=tuple(NicDiagnostics(mac_address=v.mac, rx_octets=0, rx_errors=0,
+                                             rx_drop=0, rx_packets=0, tx_octets=0, tx_errors=0,
+                                             tx_drop=0, tx_packets=0)
+                              for v in inst.vifs.values()),
+            disk_details=(zero,) * disks)
 
     async def serial_console(self, uuid: str) -> Path:
         """A unix socket that sends the console log, then echoes input."""
