@@ -104,7 +104,23 @@ def test_server_life_cycle_through_the_cli(running_cloud: CloudInfo, image: str,
     rest.wait(name, "ACTIVE")
 
     url = osc_json(info, "console", "url", "show", "--serial", name, cloud="onestack")
-    assert url["url"].startswith("ws://") and "token=" in url["url"]
+    assert url["url"].startswith(info.url.replace("http://", "ws://", 1)
+                                 + "/compute/console/serial?token=")
+    # the URL as given opens a websocket to the guest's serial console on
+    # the cloud's own listener (the fake guest replays its log, then echoes)
+    from websockets.sync.client import connect
+    from websockets.typing import Subprotocol
+
+    with connect(url["url"], subprotocols=[Subprotocol("binary")], open_timeout=30) as ws:
+        assert ws.subprotocol == "binary"
+        banner = b""
+        while b"login:" not in banner:
+            frame = ws.recv(timeout=30)
+            assert isinstance(frame, bytes)
+            banner += frame
+        assert f"{name} login:".encode() in banner
+        ws.send(b"root\r\n")
+        assert ws.recv(timeout=30) == b"root\r\n"
 
     osc(info, "server", "delete", "--wait", name, other, cloud="onestack")
     names = [r["Name"] for r in osc_json(info, "server", "list", cloud="onestack")]
