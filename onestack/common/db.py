@@ -109,10 +109,23 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
+def _sqlite_json_loads(value: Any) -> Any:
+    """orjson's decoder for SQLite's JSON columns. A JSON column has NUMERIC
+    affinity there, so a document that is a bare number (``5``) comes back as
+    an int or float, which orjson refuses with a ValueError; SQLAlchemy's own
+    fallback for numbers only catches the TypeError the stdlib decoder raises."""
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        if isinstance(value, int | float):
+            return value
+        raise
+
+
 def _sqlite_engine(url: str, immediate: bool) -> Engine:
     engine = create_engine(
         url,
-        json_deserializer=orjson.loads,
+        json_deserializer=_sqlite_json_loads,
         poolclass=QueuePool if not url.endswith(":memory:") else NullPool,
         pool_size=8 if not immediate else 1,
         max_overflow=32 if not immediate else 0,
