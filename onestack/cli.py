@@ -103,7 +103,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     # The routes first: on a first start the bootstrap passwords are still
     # being hashed, and prepare() waits for them last.
     app = build_app(cloud)
-    prepare(cloud)
+    try:
+        prepare(cloud)
+    except Exception as exc:
+        if getattr(exc, "start_error", False):  # a service cannot start here; it says why
+            lock.release()
+            return _fail("up", exc)
+        raise
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -203,6 +209,10 @@ def _banner(settings: Any, cloud: Any) -> str:
         f"  state:    {settings.state_dir} (locked by this process, pid {os.getpid()})",
         f"  services: {', '.join(services)}",
         f"  stop it:  Ctrl-C here, or kill {os.getpid()}",
+    ]
+    for svc in cloud.services.values():
+        lines.extend(getattr(svc, "banner_lines", list)())
+    lines += [
         f"  use it:   export OS_CLIENT_CONFIG_FILE={shlex.quote(str(clouds))}",
     ]
     if client is None:
