@@ -33,6 +33,7 @@ def _settings(args: argparse.Namespace) -> Any:
         "port": getattr(args, "port", None),
         "public_url": getattr(args, "public_url", None),
         "objectstore.s3_port": getattr(args, "s3_port", None),
+        "network.host_network": False if getattr(args, "no_host_network", False) else None,
     }
     return load_settings(getattr(args, "state_dir", None), overrides)
 
@@ -392,6 +393,9 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--public-url", help="URL clients use to reach this cloud")
     up.add_argument("--s3-port", type=int,
                     help="port of the S3 listener (default: the port + 1; 0: no S3)")
+    up.add_argument("--no-host-network", action="store_true",
+                    help="keep the data plane inside namespaces: no veth to the host for the "
+                         "external network (a namespace <prefix>-ext stands in for the host)")
     up.add_argument("--quiet", action="store_true", help="log warnings only")
     up.set_defaults(func=cmd_up)
 

@@ -327,12 +327,23 @@ class DataPlane:
             if name not in networks:
                 await self.host.dhcp.stop(name)
                 done["removed"].append(f"dnsmasq:{name}")
+        loose: list[tuple[str, str]] = []
         for pid, nid, _status, _up, owner in await self._read(reader.port_states):
+            tap = layout.tap(pid)
+            if tap in links and links[tap][0] != layout.bridge(nid) and layout.bridge(nid) in links:
+                loose.append((tap, layout.bridge(nid)))  # its bridge was made again: back on it
             if owner == reader.DHCP_OWNER and (layout.dhcp_ns(nid) not in spaces or nid not in running):
                 todo.add((notifier.L2, nid))
             if owner == reader.ROUTER_GATEWAY_OWNER or owner in reader.ROUTER_INTERFACE_OWNERS:
                 if layout.tap(pid) not in links:
                     todo.add((notifier.L2, nid))
+        if loose:
+            def enslave(nl: NetlinkOps) -> None:
+                for tap, bridge in loose:
+                    nl.set_master(tap, bridge)
+
+            await self.host.net.netlink(layout.root_ns, enslave)
+            done["replugged"] = [tap for tap, _b in loose]
         if _optional("l3") is not None:
             for rid in routers:
                 if layout.router_ns(rid) not in spaces:
