@@ -23,9 +23,10 @@ import pytest
 import yaml
 
 # bcrypt's cost is the slowest part of authenticating; tests use the minimum.
-TEST_ENV = {"ONESTACK_IDENTITY_PASSWORD_HASH_ROUNDS": "4"}
 # Test clouds run as root here, but leave the machine alone: no data plane
-# (namespaces, bridges, dnsmasq) unless a test asks for one (tests/e2e).
+# (namespaces, bridges, dnsmasq, a veth to the host) unless a test asks for
+# one (tests/e2e, with --no-host-network).
+TEST_ENV = {"ONESTACK_IDENTITY_PASSWORD_HASH_ROUNDS": "4", "ONESTACK_NETWORK_DATAPLANE": "off"}
 os.environ.setdefault("ONESTACK_NETWORK_DATAPLANE", "off")
 
 

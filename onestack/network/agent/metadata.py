@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -95,8 +94,9 @@ class MetadataProxy:
     def keys(self) -> set[str]:
         return set(self._servers)
 
-    async def ensure(self, key: str, ns: str, address: str, port: int) -> bool:
-        """Serve ``key`` on ``address:port`` inside ``ns``; True if it started now."""
+    async def ensure(self, key: str, ns: str | None, address: str, port: int) -> bool:
+        """Serve ``key`` on ``address:port`` inside ``ns`` (None: this process's own
+        namespace); True if it started now."""
         server = self._servers.get(key)
         if server is not None and server.is_serving():
             return False
@@ -183,5 +183,3 @@ def local_address(bind_host: str) -> str:
         return "::1"
     return bind_host
 
-
-__all__ = ["MetadataProxy", "Request", "forward", "local_address", "not_found", "response", "socket"]

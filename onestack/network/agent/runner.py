@@ -57,8 +57,10 @@ def _optional(name: str) -> ModuleType | None:
 class DataPlane:
     """This host's network agent, running inside the cloud's process."""
 
-    def __init__(self, net: NetworkService, host: Host | None = None) -> None:
+    def __init__(self, net: NetworkService, host: Host | None = None, *,
+                 serve_metadata: bool = True) -> None:
         self.net = net
+        self.serve_metadata = serve_metadata
         self.cloud = net.cloud
         self.config = net.config
         self.layout = Layout(cloud_prefix(self.cloud.state_dir))
@@ -143,7 +145,7 @@ class DataPlane:
         if not await l2.apply_network(self.host, self.layout, info, domain):
             await self.proxy.remove(key)
         elif dhcp.isolated(info):
-            await self.proxy.ensure(key, self.layout.dhcp_ns(network_id), METADATA_ADDRESS, 80)
+            await self._serve(key, self.layout.dhcp_ns(network_id), METADATA_ADDRESS, 80)
         else:
             await self.proxy.remove(key)
         if info.external:
@@ -219,7 +221,7 @@ class DataPlane:
         await l2.ensure_bridges(self.host, self.layout, list(info.networks))
         await asyncio.to_thread(l3.sync_router, self.layout, router_state(l3, info))
         if info.interfaces and info.admin_state_up:
-            await self.proxy.ensure(key, self.layout.router_ns(router_id), "0.0.0.0", METADATA_PORT)
+            await self._serve(key, self.layout.router_ns(router_id), "0.0.0.0", METADATA_PORT)
         else:
             await self.proxy.remove(key)
         await self.update_statuses({nid for nid, _mtu in info.networks})
@@ -405,6 +407,10 @@ class DataPlane:
             invalidate()
 
     # --- metadata -----------------------------------------------------------------------
+
+    async def _serve(self, key: str, ns: str, address: str, port: int) -> None:
+        if self.serve_metadata:
+            await self.proxy.ensure(key, ns, address, port)
 
     async def _metadata(self, key: str, request: Request) -> bytes:
         from onestack.network.agent import metadata
