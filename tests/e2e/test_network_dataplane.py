@@ -216,9 +216,8 @@ def test_dhcp_ping_metadata_and_slaac(cloud: Cloud, network: dict[str, Any], tmp
     assert all(p.status == "DOWN" for p in ports)
     vm1, vm2 = (Vm(cloud, p, net.mtu) for p in ports)
     network["vms"] += [vm1, vm2]
-    for p in ports:  # plugged: ACTIVE
-        pid = str(p.id)
-        wait_for(f"port {pid} ACTIVE", lambda: cloud.port_status(pid) == "ACTIVE")
+    # plugged: ACTIVE
+    wait_for("the ports ACTIVE", lambda: all(cloud.port_status(p.id) == "ACTIVE" for p in ports))
 
     lease = vm1.dhcp(tmp_path)
     assert lease["ip"] == vm1.ip and lease["router"] == GATEWAY and lease["mtu"] == str(net.mtu)
