@@ -59,7 +59,7 @@ class CloudInfo:
 def start_cloud(state_dir: Path, extra_env: dict[str, str] | None = None) -> CloudInfo:
     port = free_port()
     s3_port = free_port()
-    env = dict(os.environ, **TEST_ENV, **(extra_env or {}))
+    env = {**os.environ, **TEST_ENV, **(extra_env or {})}
     log = open(state_dir.parent / f"onestack-{port}.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "onestack.cli", "up", "--port", str(port), "--s3-port", str(s3_port),

@@ -188,16 +188,18 @@ def network(cloud: Cloud) -> Iterator[dict[str, Any]]:
     subnet = cloud.net.create_subnet(network_id=net.id, ip_version=4, cidr=CIDR,
                                      dns_nameservers=[], host_routes=[])
     vms: list[Vm] = []
-    made: dict[str, Any] = {"network": net, "subnet": subnet, "vms": vms}
+    made: dict[str, Any] = {"network": net, "subnet": subnet, "vms": vms, "before": [], "after": []}
     try:
         yield made
     finally:
         for vm in vms:
             vm.close()
+        for extra in made["before"]:
+            extra()
         for port in cloud.net.ports(network_id=net.id):
             if port.device_owner != "network:dhcp":
                 cloud.net.delete_port(port.id)
-        for extra in made.get("cleanup", []):
+        for extra in made["after"]:
             extra()
         cloud.net.delete_network(net.id)
 
@@ -257,7 +259,7 @@ def test_dhcp_ping_metadata_and_slaac(cloud: Cloud, network: dict[str, Any], tmp
 def test_security_groups_and_spoofing(cloud: Cloud, network: dict[str, Any], tmp_path: Path) -> None:
     net = network["network"]
     group = cloud.net.create_security_group(name=f"no-icmp-{uuid.uuid4().hex[:6]}")
-    network.setdefault("cleanup", []).append(lambda: cloud.net.delete_security_group(group.id))
+    network["after"].append(lambda: cloud.net.delete_security_group(group.id))
     open_port = cloud.net.create_port(network_id=net.id)
     closed_port = cloud.net.create_port(network_id=net.id, security_group_ids=[group.id])
     vm1, vm2 = Vm(cloud, open_port, net.mtu), Vm(cloud, closed_port, net.mtu)
@@ -289,11 +291,16 @@ def test_router_snat_floating_ip_and_metadata(cloud: Cloud, network: dict[str, A
         cloud.net.remove_interface_from_router(router, subnet_id=subnet.id)
         cloud.net.delete_router(router.id)
 
-    network.setdefault("cleanup", []).insert(0, drop_router)
+    network["before"].append(drop_router)
     interface = [p for p in cloud.net.ports(device_id=router.id)
                  if p.device_owner == "network:router_interface"][0]
     wait_for("the router interface ACTIVE", lambda: cloud.port_status(interface.id) == "ACTIVE")
-    port = cloud.net.create_port(network_id=net.id)
+    # pinging a floating IP takes a rule letting ICMP in, as on Neutron
+    group = cloud.net.create_security_group(name=f"icmp-{uuid.uuid4().hex[:6]}")
+    network["after"].append(lambda: cloud.net.delete_security_group(group.id))
+    cloud.net.create_security_group_rule(security_group_id=group.id, direction="ingress",
+                                         protocol="icmp", ethertype="IPv4")
+    port = cloud.net.create_port(network_id=net.id, security_group_ids=[group.id])
     vm = Vm(cloud, port, net.mtu)
     network["vms"].append(vm)
     vm.dhcp(tmp_path)
