@@ -65,6 +65,7 @@ class DataPlane:
         self.config = net.config
         self.layout = Layout(cloud_prefix(self.cloud.state_dir))
         self._host = host
+        self._real_host = host is None
         self._proxy: MetadataProxy | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self.host_name = self.cloud.settings.hosts.name or _hostname()
@@ -360,26 +361,57 @@ class DataPlane:
             notifier.enqueue(self.cloud.tasks, s, todo)
 
     async def _run(self) -> None:
+        """Reconcile every ``agent_resync_interval``; the ports' status at once
+        whenever a link of the root namespace changes (a tap plugged, removed)."""
         hosts = self.cloud.settings.hosts
         interval = max(0.2, float(self.config.agent_resync_interval))
         first = True
         last_beat = 0.0
-        while True:
-            try:
-                await self.reconcile(enqueue_all=first)
-                await self.update_statuses()
-                first = False
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("network agent resync failed: %s", exc, exc_info=log.isEnabledFor(logging.DEBUG))
-            if time.monotonic() - last_beat >= hosts.report_interval:
+        next_full = 0.0
+        wake = asyncio.Event()
+        watch = None
+        try:
+            while True:
                 try:
-                    await asyncio.to_thread(self._heartbeat, last_beat == 0.0)
-                    last_beat = time.monotonic()
+                    if time.monotonic() >= next_full:
+                        next_full = time.monotonic() + interval
+                        await self.reconcile(enqueue_all=first)
+                        first = False
+                    if watch is None:
+                        watch = await self._watch(wake)
+                    await self.update_statuses()
+                except asyncio.CancelledError:
+                    raise
                 except Exception as exc:
-                    log.warning("network agent heartbeat failed: %s", exc)
-            await asyncio.sleep(interval)
+                    log.warning("network agent resync failed: %s", exc,
+                                exc_info=log.isEnabledFor(logging.DEBUG))
+                if time.monotonic() - last_beat >= hosts.report_interval:
+                    try:
+                        await asyncio.to_thread(self._heartbeat, last_beat == 0.0)
+                        last_beat = time.monotonic()
+                    except Exception as exc:
+                        log.warning("network agent heartbeat failed: %s", exc)
+                try:
+                    await asyncio.wait_for(wake.wait(), max(0.0, next_full - time.monotonic()))
+                    await asyncio.sleep(0.005)  # a burst of link changes: one look
+                except TimeoutError:
+                    pass
+                wake.clear()
+        finally:
+            if watch:
+                await asyncio.to_thread(watch.close)
+
+    async def _watch(self, wake: asyncio.Event) -> Any:
+        from onestack.host.linkwatch import LinkWatch
+
+        loop = asyncio.get_running_loop()
+        if not self._real_host:  # an in-memory host: its links change only when we say
+            return False
+
+        def poke() -> None:
+            loop.call_soon_threadsafe(wake.set)
+
+        return await asyncio.to_thread(LinkWatch, self.layout.root_ns, poke)
 
     def _heartbeat(self, started: bool) -> None:
         from sqlalchemy import func, select
