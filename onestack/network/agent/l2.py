@@ -60,46 +60,41 @@ async def ensure_bridges(host: Host, layout: Layout, networks: list[tuple[str, i
     await host.net.netlink(layout.root_ns, work)
 
 
-async def apply_network(host: Host, layout: Layout, info: NetworkInfo, domain: str) -> bool:
+RootLinks = dict[str, tuple[str | None, bool]]  # name -> (its bridge, administratively up)
+
+
+def root_links(nl: NetlinkOps) -> RootLinks:
+    return {lk.name: (lk.master, lk.up) for lk in nl.links()}
+
+
+async def apply_network(host: Host, layout: Layout, info: NetworkInfo, domain: str) -> tuple[bool, RootLinks]:
     """Makes the host hold network ``info``: its bridge, and its DHCP server
-    when it has DHCP subnets (else none). True if a DHCP server runs for it."""
+    when it has DHCP subnets (else none). Returns whether a DHCP server runs for
+    it, and the root namespace's links afterwards (for the ports' status).
+    When nothing changed this is two netlink conversations and a look at dnsmasq."""
     await ensure_root(host, layout)
     bridge = layout.bridge(info.id)
-    await host.net.netlink(layout.root_ns, lambda nl: nl.ensure_bridge(bridge, mtu=info.mtu))
     port = info.dhcp_port()
     if port is None or not info.admin_state_up or not dhcp.served(info, port):
         await remove_dhcp(host, layout, info.id)
-        return False
-    await _apply_dhcp(host, layout, info, port, domain)
-    return True
+
+        def only_bridge(nl: NetlinkOps) -> RootLinks:
+            nl.ensure_bridge(bridge, mtu=info.mtu)
+            return root_links(nl)
+
+        return False, await host.net.netlink(layout.root_ns, only_bridge)
+    links = await _apply_dhcp(host, layout, info, port, domain)
+    return True, links
 
 
-async def _apply_dhcp(host: Host, layout: Layout, info: NetworkInfo, port: PortInfo, domain: str) -> None:
+async def _apply_dhcp(host: Host, layout: Layout, info: NetworkInfo, port: PortInfo,
+                      domain: str) -> RootLinks:
     ns = layout.dhcp_ns(info.id)
     made = await host.net.ensure_netns(ns)
     device = layout.dhcp_device(port.id)
     tap = layout.tap(port.id)
     bridge = layout.bridge(info.id)
     cidrs = dhcp.interface_cidrs(info, port)
-
-    def inside(nl: NetlinkOps) -> list[str]:
-        if made:
-            for key, value in DHCP_SYSCTLS:
-                nl.set_sysctl(key, value)
-        stale = [link.name for link in nl.links()
-                 if link.name.startswith(DHCP_DEVICE_PREFIX) and link.name != device]
-        for name in stale:
-            nl.delete(name)
-        return stale
-
-    stale = await host.net.netlink(ns, inside)
-
-    def root(nl: NetlinkOps) -> None:
-        for name in stale:  # the bridge ends of a former DHCP port's veth
-            nl.delete(TAP_PREFIX + name[len(DHCP_DEVICE_PREFIX):])
-        nl.ensure_veth(tap, device, peer_netns=ns, mtu=info.mtu, master=bridge)
-
-    await host.net.netlink(layout.root_ns, root)
 
     def settle(nl: NetlinkOps) -> None:
         link = nl.link(device)
@@ -110,15 +105,44 @@ async def _apply_dhcp(host: Host, layout: Layout, info: NetworkInfo, port: PortI
         nl.set_up(device)
         nl.sync_addresses(device, cidrs)
 
-    await host.net.netlink(ns, settle)
+    def inside(nl: NetlinkOps) -> tuple[list[str], bool]:
+        if made:
+            for key, value in DHCP_SYSCTLS:
+                nl.set_sysctl(key, value)
+        stale = [link.name for link in nl.links()
+                 if link.name.startswith(DHCP_DEVICE_PREFIX) and link.name != device]
+        for name in stale:
+            nl.delete(name)
+        if nl.link(device) is None:
+            return stale, False
+        settle(nl)
+        return stale, True
+
+    stale, settled = await host.net.netlink(ns, inside)
+
+    def root(nl: NetlinkOps) -> RootLinks:
+        nl.ensure_bridge(bridge, mtu=info.mtu)
+        for name in stale:  # the bridge ends of a former DHCP port's veth
+            nl.delete(TAP_PREFIX + name[len(DHCP_DEVICE_PREFIX):])
+        nl.ensure_veth(tap, device, peer_netns=ns, mtu=info.mtu, master=bridge)
+        return root_links(nl)
+
+    links = await host.net.netlink(layout.root_ns, root)
+    if not settled:  # its veth was made just now
+        await host.net.netlink(ns, settle)
     result = await host.dhcp.ensure(dhcp.spec(layout, info, port, domain))
     if result != "unchanged":
         log.debug("dnsmasq of network %s: %s", info.id, result)
+    return links
 
 
 async def remove_dhcp(host: Host, layout: Layout, network_id: str) -> bool:
-    """No DHCP server for this network (its dnsmasq, namespace and veth gone)."""
-    stopped = await host.dhcp.stop(network_id)
+    """No DHCP server for this network (its dnsmasq, namespace and veth gone).
+    Cheap when there is none (no look through every process: a dnsmasq of ours
+    has a directory; a stray one is found by the agent's periodic reconcile)."""
+    stopped = False
+    if network_id in await host.dhcp.names():
+        stopped = await host.dhcp.stop(network_id)
     removed = await host.net.delete_netns(layout.dhcp_ns(network_id))
     return stopped or removed
 

@@ -13,9 +13,9 @@ kind                resource key         applies
 ``network.fw``      ``firewall``         the security groups of every port (``firewall.sync``)
 ==================  ===================  ============================================
 
-One task per key runs at a time, in order; a newer task cancels the queued
-(not yet running) one of the same kind and key (``supersedes``), so a burst of
-writes collapses into a few applications.
+One task per key runs at a time, in order; a write that finds a task of the
+same kind and key still queued adds none (that one reads the database when it
+runs), so a burst of writes collapses into a few applications.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from onestack.common.models import QUEUED, Task
 from onestack.network import dataplane
 from onestack.network.dataplane import Change
 from onestack.network.models import FloatingIP, Port, Router
@@ -40,6 +41,10 @@ ROUTER = "network.router"
 FIREWALL = "network.fw"
 KINDS = (L2, ROUTER, FIREWALL)
 FIREWALL_KEY = "firewall"
+
+# A task waits this long before it may run, so that the writes of a burst
+# (a client creating ports one after another) are applied together.
+DEBOUNCE = {L2: 0.05, FIREWALL: 0.05, ROUTER: 0.0}
 
 ROUTER_OWNERS = ("network:router_interface", "network:router_gateway",
                  "network:router_interface_distributed", "network:ha_router_replicated_interface")
@@ -92,9 +97,20 @@ def plan(session: Session, changes: Sequence[Change]) -> set[tuple[str, str]]:
 
 
 def enqueue(queue: TaskQueue, session: Session, todo: set[tuple[str, str]]) -> None:
+    """One task per (kind, key) unless one is already queued: the handlers read
+    the database when they run, so a queued task applies this change too. The
+    queued row is locked until this transaction ends (PostgreSQL): a worker
+    cannot take it (its claim skips locked rows) before the change is visible."""
     for kind, ident in sorted(todo):
-        queue.enqueue(session, kind, {"id": ident} if ident else {},
-                      resource_key=resource_key(kind, ident), supersedes=(kind,))
+        key = resource_key(kind, ident)
+        waiting = select(Task.id).where(Task.resource_key == key, Task.kind == kind,
+                                        Task.state == QUEUED).limit(1)
+        if not queue.db.is_sqlite:
+            waiting = waiting.with_for_update()
+        if session.scalar(waiting) is not None:
+            continue
+        queue.enqueue(session, kind, {"id": ident} if ident else {}, resource_key=key,
+                      delay=DEBOUNCE.get(kind, 0.0))
 
 
 class TaskNotifier:

@@ -88,12 +88,15 @@ class NetworkInfo:
         return None
 
 
-def _fixed_ips(s: Session, port_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
+def _fixed_ips(s: Session, port_ids: list[str], network_id: str | None = None
+               ) -> dict[str, list[tuple[str, str]]]:
     out: dict[str, list[tuple[str, str]]] = defaultdict(list)
     if not port_ids:
         return out
     stmt = select(IPAllocation.port_id, IPAllocation.subnet_id, IPAllocation.ip_address)
-    if len(port_ids) <= 500:
+    if network_id is not None:
+        stmt = stmt.where(IPAllocation.network_id == network_id)
+    elif len(port_ids) <= 500:
         stmt = stmt.where(IPAllocation.port_id.in_(port_ids))
     wanted = set(port_ids)
     for pid, sid, ip in s.execute(stmt):
@@ -119,7 +122,7 @@ def network(s: Session, network_id: str) -> NetworkInfo | None:
     cols = (Port.id, Port.mac_address, Port.device_owner, Port.device_id, Port.project_id,
             Port.admin_state_up, Port.status, Port.dns_name)
     rows = s.execute(select(*cols).where(Port.network_id == network_id).order_by(Port.id)).all()
-    ips = _fixed_ips(s, [r[0] for r in rows])
+    ips = _fixed_ips(s, [r[0] for r in rows], network_id)
     ports = tuple(PortInfo(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7] or "", tuple(ips.get(r[0], ())))
                   for r in rows)
     return NetworkInfo(
@@ -296,9 +299,13 @@ def _pairs(value: Any) -> list[dict[str, Any]]:
 # --- ports and their devices ------------------------------------------------------------------
 
 
-def port_states(s: Session) -> list[tuple[str, str, str, bool, str]]:
-    """(port id, network id, status, admin_state_up, device_owner) of every port."""
-    rows = s.execute(select(Port.id, Port.network_id, Port.status, Port.admin_state_up, Port.device_owner))
+def port_states(s: Session, network_ids: list[str] | None = None) -> list[tuple[str, str, str, bool, str]]:
+    """(port id, network id, status, admin_state_up, device_owner) of every port
+    (of these networks)."""
+    stmt = select(Port.id, Port.network_id, Port.status, Port.admin_state_up, Port.device_owner)
+    if network_ids is not None:
+        stmt = stmt.where(Port.network_id.in_(network_ids))
+    rows = s.execute(stmt)
     return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
 

@@ -143,7 +143,9 @@ class DataPlane:
             if info is None:
                 return
         domain = dhcp.domain_of(info, self.config.dns_domain)
-        if not await l2.apply_network(self.host, self.layout, info, domain):
+        serving, applied = await l2.apply_network(self.host, self.layout, info, domain)
+        links: l2.RootLinks | None = applied
+        if not serving:
             await self.proxy.remove(key)
         elif dhcp.isolated(info):
             await self._serve(key, self.layout.dhcp_ns(network_id), METADATA_ADDRESS, 80)
@@ -156,7 +158,8 @@ class DataPlane:
                 await external.attach(self.host, self.layout, info.id, info.mtu, cidrs, self.host_network)
             else:
                 await external.detach(self.host, self.layout, info.id, self.host_network)
-        await self.update_statuses({network_id})
+            links = None
+        await self.update_statuses({network_id}, links)
 
     def _dhcp_port(self, info: reader.NetworkInfo) -> bool:
         """Makes the network's DHCP port what its subnets need (blocking); True if changed."""
@@ -165,11 +168,12 @@ class DataPlane:
 
         port = info.dhcp_port()
         wanted = [s for s in info.dhcp_subnets] if info.admin_state_up and not info.external else []
+        if not wanted and port is None:
+            return False
         caller = self._caller()
         try:
             if not wanted:
-                if port is None:
-                    return False
+                assert port is not None
                 ports.delete(self.net, caller, port.id)
                 return True
             if port is None:
@@ -259,20 +263,20 @@ class DataPlane:
 
     # --- status, drift, heartbeats ------------------------------------------------------
 
-    async def _root_links(self) -> dict[str, tuple[str | None, bool]]:
+    async def _root_links(self) -> l2.RootLinks:
         if self.layout.root_ns not in await self.host.net.list_netns(self.layout.root_ns):
             return {}
-        return await self.host.net.netlink(
-            self.layout.root_ns, lambda nl: {lk.name: (lk.master, lk.up) for lk in nl.links()})
+        return await self.host.net.netlink(self.layout.root_ns, l2.root_links)
 
-    async def update_statuses(self, network_ids: set[str] | None = None) -> list[str]:
-        """Ports ``ACTIVE`` whose device is on their bridge and up, else ``DOWN``."""
-        links = await self._root_links()
-        rows = await self._read(reader.port_states)
+    async def update_statuses(self, network_ids: set[str] | None = None,
+                              links: l2.RootLinks | None = None) -> list[str]:
+        """Ports ``ACTIVE`` whose device is on their bridge and up, else ``DOWN``
+        (``links``: the root namespace's, if just read)."""
+        if links is None:
+            links = await self._root_links()
+        rows = await self._read(reader.port_states, None if network_ids is None else sorted(network_ids))
         wanted: dict[str, str] = {}
         for pid, nid, status, admin_up, owner in rows:
-            if network_ids is not None and nid not in network_ids:
-                continue
             if owner == reader.FLOATINGIP_OWNER:
                 continue
             want = "ACTIVE" if admin_up and l2.wired(links, self.layout, nid, pid) else "DOWN"
