@@ -17,6 +17,7 @@ from __future__ import annotations
 import http.client
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import time
@@ -383,3 +384,31 @@ def test_deleting_everything_leaves_nothing(cloud: Cloud) -> None:
     wait_for("no dnsmasq", lambda: not cloud.dnsmasq())
     wait_for("no device in the root namespace", lambda: set(cloud.root_links()) == {"lo"})
     assert set(nl(layout.external_ns, lambda n: [lk.name for lk in n.links()])) == {"lo"}
+
+
+def test_host_access_to_a_range_already_held_is_refused(tmp_path: Path) -> None:
+    """`onestack up` (data plane on, host access) run in a namespace standing in
+    for the host, where another device already holds 172.24.4.1: a clear error,
+    nothing made."""
+    reason = e2e_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    host_ns = f"{testnet.OWN_PREFIX}host-{uuid.uuid4().hex[:6]}"
+    netns.ensure(host_ns)
+    state = tmp_path / "state"
+    try:
+        def other_cloud(n: links.Netlink) -> None:
+            n.ensure_veth("otherpub", "otherpub-p", peer_netns="")
+            n.ensure_address("otherpub", "172.24.4.1/24")
+
+        nl(host_ns, other_cloud)
+        env = {**os.environ, "ONESTACK_NETWORK_DATAPLANE": "on", "ONESTACK_IDENTITY_PASSWORD_HASH_ROUNDS": "4"}
+        done = netns.run(host_ns, [sys.executable, "-m", "onestack.cli", "up", "--port", "18999",
+                                   "--state-dir", str(state)], timeout=120, env=env)
+        assert done.returncode == 1
+        assert ("onestack up: 172.24.4.0/24 is already on this host's otherpub (172.24.4.1/24): another "
+                "onestack cloud (or something else) reaches it. Start this cloud with --no-host-network, "
+                "or give it another [network] public_cidr / public_gateway.") in done.stderr
+        assert not netns.names(cloud_prefix(state))  # nothing was made
+    finally:
+        netns.delete(host_ns)
