@@ -210,10 +210,6 @@ def _banner(settings: Any, cloud: Any) -> str:
         f"  state:    {settings.state_dir} (locked by this process, pid {os.getpid()})",
         f"  services: {', '.join(services)}",
         f"  stop it:  Ctrl-C here, or kill {os.getpid()}",
-    ]
-    for svc in cloud.services.values():
-        lines.extend(getattr(svc, "banner_lines", list)())
-    lines += [
         f"  use it:   export OS_CLIENT_CONFIG_FILE={shlex.quote(str(clouds))}",
     ]
     if client is None:
@@ -225,6 +221,8 @@ def _banner(settings: Any, cloud: Any) -> str:
         lines.append(f"            {cmd} --os-cloud onestack image list   # as the demo user")
     else:
         lines.append(f"            {cmd} --os-cloud onestack token issue   # as the demo user")
+    for svc in cloud.services.values():  # what a service says of itself (the data plane's state)
+        lines.extend(getattr(svc, "banner_lines", list)())
     return "\n".join(lines)
 
 
