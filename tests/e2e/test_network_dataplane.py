@@ -119,8 +119,10 @@ class Vm:
     def __init__(self, cloud: Cloud, port: Any, mtu: int) -> None:
         self.ns = f"{testnet.OWN_PREFIX}vm-{port.id[:8]}"
         self.port = port
-        netns.ensure(self.ns)
         layout = cloud.layout
+        # as Compute does: the network's bridge first (made moments after the network)
+        wait_for("the network's bridge", lambda: layout.bridge(port.network_id) in cloud.root_links())
+        netns.ensure(self.ns)
         nl(layout.root_ns, lambda n: n.ensure_veth(layout.tap(port.id), "eth0", peer_netns=self.ns,
                                                    mtu=mtu, master=layout.bridge(port.network_id)))
 

@@ -96,7 +96,15 @@ def plan(session: Session, changes: Sequence[Change]) -> set[tuple[str, str]]:
     return todo
 
 
-def enqueue(queue: TaskQueue, session: Session, todo: set[tuple[str, str]]) -> None:
+def urgent(changes: Sequence[Change]) -> set[tuple[str, str]]:
+    """What must not wait the debounce: a new or changed network's bridge (Compute
+    plugs taps on it), a router's namespace."""
+    return {(L2, ch.network_id) for ch in changes
+            if ch.kind in (dataplane.NETWORK, dataplane.SUBNET) and ch.network_id}
+
+
+def enqueue(queue: TaskQueue, session: Session, todo: set[tuple[str, str]],
+            now: set[tuple[str, str]] | None = None) -> None:
     """One task per (kind, key) unless one is already queued: the handlers read
     the database when they run, so a queued task applies this change too. The
     queued row is locked until this transaction ends (PostgreSQL): a worker
@@ -109,8 +117,8 @@ def enqueue(queue: TaskQueue, session: Session, todo: set[tuple[str, str]]) -> N
             waiting = waiting.with_for_update()
         if session.scalar(waiting) is not None:
             continue
-        queue.enqueue(session, kind, {"id": ident} if ident else {}, resource_key=key,
-                      delay=DEBOUNCE.get(kind, 0.0))
+        delay = 0.0 if now and (kind, ident) in now else DEBOUNCE.get(kind, 0.0)
+        queue.enqueue(session, kind, {"id": ident} if ident else {}, resource_key=key, delay=delay)
 
 
 class TaskNotifier:
@@ -120,7 +128,7 @@ class TaskNotifier:
         self.cloud = cloud
 
     def in_transaction(self, session: Session, changes: Sequence[Change]) -> None:
-        enqueue(self.cloud.tasks, session, plan(session, changes))
+        enqueue(self.cloud.tasks, session, plan(session, changes), urgent(changes))
 
     def after_commit(self, changes: Sequence[Change]) -> None:
         # The queue wakes this process's worker once the enqueueing commits.
