@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from onestack.network.models import (
     FloatingIP,
@@ -299,12 +299,15 @@ def _pairs(value: Any) -> list[dict[str, Any]]:
 # --- ports and their devices ------------------------------------------------------------------
 
 
-def port_states(s: Session, network_ids: list[str] | None = None) -> list[tuple[str, str, str, bool, str]]:
+def port_states(s: Session, network_ids: list[str] | None = None, id_prefixes: list[str] | None = None
+                ) -> list[tuple[str, str, str, bool, str]]:
     """(port id, network id, status, admin_state_up, device_owner) of every port
-    (of these networks)."""
+    (of these networks; whose id starts with one of these prefixes)."""
     stmt = select(Port.id, Port.network_id, Port.status, Port.admin_state_up, Port.device_owner)
     if network_ids is not None:
         stmt = stmt.where(Port.network_id.in_(network_ids))
+    if id_prefixes is not None:
+        stmt = stmt.where(or_(*[Port.id.startswith(p, autoescape=True) for p in id_prefixes]))
     rows = s.execute(stmt)
     return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 

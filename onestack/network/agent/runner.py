@@ -31,6 +31,7 @@ from onestack.network.agent.layout import (
     BRIDGE_PREFIX,
     METADATA_ADDRESS,
     METADATA_PORT,
+    TAP_PREFIX,
     Layout,
     cloud_prefix,
 )
@@ -269,12 +270,15 @@ class DataPlane:
         return await self.host.net.netlink(self.layout.root_ns, l2.root_links)
 
     async def update_statuses(self, network_ids: set[str] | None = None,
-                              links: l2.RootLinks | None = None) -> list[str]:
+                              links: l2.RootLinks | None = None,
+                              id_prefixes: list[str] | None = None) -> list[str]:
         """Ports ``ACTIVE`` whose device is on their bridge and up, else ``DOWN``
-        (``links``: the root namespace's, if just read)."""
+        (``links``: the root namespace's, if just read; ``id_prefixes``: only the
+        ports whose device is one of these)."""
         if links is None:
             links = await self._root_links()
-        rows = await self._read(reader.port_states, None if network_ids is None else sorted(network_ids))
+        rows = await self._read(reader.port_states, None if network_ids is None else sorted(network_ids),
+                                id_prefixes)
         wanted: dict[str, str] = {}
         for pid, nid, status, admin_up, owner in rows:
             if owner == reader.FLOATINGIP_OWNER:
@@ -374,6 +378,7 @@ class DataPlane:
         next_full = 0.0
         wake = asyncio.Event()
         watch = None
+        seen: l2.RootLinks = {}
         try:
             while True:
                 try:
@@ -381,9 +386,18 @@ class DataPlane:
                         next_full = time.monotonic() + interval
                         await self.reconcile(enqueue_all=first)
                         first = False
+                        seen = await self._root_links()
+                        await self.update_statuses(links=seen)
+                    else:  # woken by a link change: only the ports whose device changed
+                        links = await self._root_links()
+                        changed = sorted(name[len(TAP_PREFIX):] for name in set(links) ^ set(seen)
+                                         | {n for n in links if n in seen and links[n] != seen[n]}
+                                         if name.startswith(TAP_PREFIX))
+                        seen = links
+                        if changed:
+                            await self.update_statuses(links=links, id_prefixes=changed)
                     if watch is None:
                         watch = await self._watch(wake)
-                    await self.update_statuses()
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
