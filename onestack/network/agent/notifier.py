@@ -86,7 +86,7 @@ def plan(session: Session, changes: Sequence[Change]) -> set[tuple[str, str]]:
                 todo.add((ROUTER, router_id))
             if ch.network_id:  # a disassociation names no router: all behind that network
                 gateway_networks.add(ch.network_id)
-        elif ch.kind in (dataplane.SECURITY_GROUP, dataplane.NETWORK):
+        elif ch.kind == dataplane.SECURITY_GROUP:
             todo.add((FIREWALL, ""))
     if gateway_networks:
         stmt = select(Router.id).join(Port, Port.id == Router.gw_port_id).where(
