@@ -414,3 +414,41 @@ def test_host_access_to_a_range_already_held_is_refused(tmp_path: Path) -> None:
         assert not netns.names(cloud_prefix(state))  # nothing was made
     finally:
         netns.delete(host_ns)
+
+
+def test_host_access_through_a_veth(tmp_path: Path) -> None:
+    """With host access (the default as root), `public` is reached from the host
+    through a veth holding 172.24.4.1, and the host forwards nothing from or to
+    it. Run in a namespace standing in for the host."""
+    reason = e2e_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    host_ns = f"{testnet.OWN_PREFIX}host-{uuid.uuid4().hex[:6]}"
+    netns.ensure(host_ns)
+    state = tmp_path / "state"
+    prefix = cloud_prefix(state)
+    env = {**os.environ, "ONESTACK_NETWORK_DATAPLANE": "on", "ONESTACK_IDENTITY_PASSWORD_HASH_ROUNDS": "4"}
+    log = open(tmp_path / "up.log", "wb")  # noqa: SIM115
+    proc = netns.popen(host_ns, [sys.executable, "-m", "onestack.cli", "up", "--port", "18998",
+                                 "--state-dir", str(state)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        def veth() -> list[str]:
+            found = nl(host_ns, lambda n: [(lk.name, n.addresses(lk.name)) for lk in n.links()
+                                           if lk.name.startswith(prefix + "-")])
+            return [name for name, cidrs in found if "172.24.4.1/24" in cidrs]
+
+        names = wait_for("the host's veth into public", veth, 60)
+        table = netns.run(host_ns, ["nft", "-j", "list", "table", "inet", f"{prefix}_host"])
+        assert table.returncode == 0, table.stderr
+        rules = [item["rule"] for item in json.loads(table.stdout)["nftables"] if "rule" in item]
+        assert [(r["chain"], r["expr"][0]["match"]["left"]["meta"]["key"], r["expr"][0]["match"]["right"],
+                 list(r["expr"][1])) for r in rules] == [
+            ("forward", "iifname", names[0], ["drop"]), ("forward", "oifname", names[0], ["drop"])]
+        assert f"{prefix}-ext" not in netns.names(prefix)  # no stand-in: the host is reached itself
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()
+        remove_all(state)
+        netns.delete(host_ns)
+    assert not netns.names(prefix)
