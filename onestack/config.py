@@ -111,7 +111,7 @@ class NetworkSettings:
     host_network: bool = True
     # How often the agent re-reads which ports are plugged (their status) and
     # repairs what drifted (a bridge or namespace removed under it).
-    agent_resync_interval: float = 2.0
+    agent_resync_interval: float = 5.0
 
 
 @dataclass

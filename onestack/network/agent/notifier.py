@@ -44,7 +44,7 @@ FIREWALL_KEY = "firewall"
 
 # A task waits this long before it may run, so that the writes of a burst
 # (a client creating ports one after another) are applied together.
-DEBOUNCE = {L2: 0.05, FIREWALL: 0.05, ROUTER: 0.0}
+DEBOUNCE = {L2: 0.05, FIREWALL: 0.2, ROUTER: 0.0}
 
 ROUTER_OWNERS = ("network:router_interface", "network:router_gateway",
                  "network:router_interface_distributed", "network:ha_router_replicated_interface")

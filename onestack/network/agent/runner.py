@@ -72,6 +72,7 @@ class DataPlane:
         self.host_name = self.cloud.settings.hosts.name or _hostname()
         self.started = False
         self._warned: set[str] = set()
+        self._states: tuple[list[tuple[str, str, str, bool, str]], l2.RootLinks] = ([], {})
 
     # --- wiring -------------------------------------------------------------------------
 
@@ -271,14 +272,16 @@ class DataPlane:
 
     async def update_statuses(self, network_ids: set[str] | None = None,
                               links: l2.RootLinks | None = None,
-                              id_prefixes: list[str] | None = None) -> list[str]:
+                              id_prefixes: list[str] | None = None,
+                              rows: list[tuple[str, str, str, bool, str]] | None = None) -> list[str]:
         """Ports ``ACTIVE`` whose device is on their bridge and up, else ``DOWN``
         (``links``: the root namespace's, if just read; ``id_prefixes``: only the
-        ports whose device is one of these)."""
+        ports whose device is one of these; ``rows``: the ports' states, if just read)."""
         if links is None:
             links = await self._root_links()
-        rows = await self._read(reader.port_states, None if network_ids is None else sorted(network_ids),
-                                id_prefixes)
+        if rows is None:
+            rows = await self._read(reader.port_states, None if network_ids is None else sorted(network_ids),
+                                    id_prefixes)
         wanted: dict[str, str] = {}
         for pid, nid, status, admin_up, owner in rows:
             if owner == reader.FLOATINGIP_OWNER:
@@ -339,7 +342,8 @@ class DataPlane:
                 await self.host.dhcp.stop(name)
                 done["removed"].append(f"dnsmasq:{name}")
         loose: list[tuple[str, str]] = []
-        for pid, nid, _status, _up, owner in await self._read(reader.port_states):
+        states = await self._read(reader.port_states)
+        for pid, nid, _status, _up, owner in states:
             tap = layout.tap(pid)
             if tap in links and links[tap][0] != layout.bridge(nid) and layout.bridge(nid) in links:
                 loose.append((tap, layout.bridge(nid)))  # its bridge was made again: back on it
@@ -355,6 +359,8 @@ class DataPlane:
 
             await self.host.net.netlink(layout.root_ns, enslave)
             done["replugged"] = [tap for tap, _b in loose]
+            links = await self._root_links()
+        self._states = states, links  # for the status pass that follows
         if _optional("l3") is not None:
             for rid in routers:
                 if layout.router_ns(rid) not in spaces:
@@ -386,8 +392,8 @@ class DataPlane:
                         next_full = time.monotonic() + interval
                         await self.reconcile(enqueue_all=first)
                         first = False
-                        seen = await self._root_links()
-                        await self.update_statuses(links=seen)
+                        states, seen = self._states
+                        await self.update_statuses(links=seen, rows=states)
                     else:  # woken by a link change: only the ports whose device changed
                         links = await self._root_links()
                         changed = sorted(name[len(TAP_PREFIX):] for name in set(links) ^ set(seen)
