@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 
+# How long a boot waits for this process's agent to start (its first report).
+AGENT_START_WAIT = 60.0
+
 
 class ComputeApp(ComputeService):
     def __init__(self, cloud: Cloud) -> None:
@@ -49,6 +52,12 @@ class ComputeApp(ComputeService):
         svc = self
 
         async def build(tctx: TaskContext) -> Mapping[str, Any] | None:
+            # A boot asked for while this process's own agent is still starting
+            # (the first seconds after `onestack up`) is scheduled once the host
+            # has reported, not failed with "No valid host" meanwhile.
+            ready = svc._agent_ready
+            if ready is not None and not ready.is_set():
+                await asyncio.wait_for(ready.wait(), AGENT_START_WAIT)
             return await asyncio.to_thread(conductor.build, svc, tctx)
 
         async def release_network(tctx: TaskContext) -> Mapping[str, Any] | None:
