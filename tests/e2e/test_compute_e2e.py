@@ -227,6 +227,8 @@ def test_two_servers_ping_each_other_groups_and_power_actions(cloud: Cloud) -> N
     sg = cloud.js("security", "group", "create", "pingable")["id"]
     rule = cloud.js("security", "group", "rule", "create", sg, "--protocol", "icmp",
                     "--remote-ip", "0.0.0.0/0")["id"]
+    cloud.os("security", "group", "rule", "create", sg, "--protocol", "tcp", "--dst-port", "22",
+             "--remote-ip", "0.0.0.0/0")  # b is reached by SSH too, and is not in "default"
     cloud.os("server", "create", "--image", "onestack-test-guest", "--flavor", "m1.nano",
              "--network", "private", "--key-name", "k", "--wait", "a")
     cloud.os("server", "create", "--image", "onestack-test-guest", "--flavor", "m1.nano",
