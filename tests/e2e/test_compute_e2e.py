@@ -321,3 +321,26 @@ def test_killed_while_servers_boot_restart_settles_each_and_nothing_leaks(
         assert cloud.js("port", "list", "--device-id", sid) == []
     assert cloud.qemu_pids() == []
     assert [p.name for p in (cloud.state / "instances").iterdir()] in ([], ["_base"])
+
+
+def test_openstacksdk_create_server_with_auto_ip_and_ssh(cloud: Cloud) -> None:
+    """openstacksdk as a user writes it: the cloud layer's create_server with
+    auto_ip (a floating IP from the external network), then the proxy's
+    wait_for_server; SSH through the address it picked."""
+    import openstack.config
+    import openstack.connection
+
+    region = openstack.config.OpenStackConfig(config_files=[str(cloud.info.clouds_yaml)]).get_one(
+        cloud="onestack")
+    conn = openstack.connection.Connection(config=region)
+    server = conn.create_server("sdk", image="onestack-test-guest", flavor="m1.nano", network="private",
+                                key_name="k", auto_ip=True, wait=True, timeout=180)
+    try:
+        assert conn.compute.wait_for_server(conn.compute.get_server(server.id), wait=60).status == "ACTIVE"
+        public = server.public_v4 or conn.get_server_public_ip(server)
+        assert public and public.startswith("172.24.4."), server.addresses
+        assert cloud.ssh(cloud.layout.external_ns, public, "hostname").strip() == "sdk"
+    finally:
+        conn.delete_server(server.id, wait=True, delete_ips=True, timeout=120)
+    assert conn.compute.find_server("sdk") is None
+    assert cloud.qemu_pids(server.id) == []
