@@ -26,7 +26,12 @@ import yaml
 # Test clouds run as root here, but leave the machine alone: no data plane
 # (namespaces, bridges, dnsmasq, a veth to the host) unless a test asks for
 # one (tests/e2e, with --no-host-network).
-TEST_ENV = {"ONESTACK_IDENTITY_PASSWORD_HASH_ROUNDS": "4", "ONESTACK_NETWORK_DATAPLANE": "off"}
+TEST_ENV = {
+    "ONESTACK_IDENTITY_PASSWORD_HASH_ROUNDS": "4",
+    # Compute's agent runs the in-memory driver (tests/e2e boot real guests).
+    "ONESTACK_COMPUTE_DRIVER": "fake",
+    "ONESTACK_NETWORK_DATAPLANE": "off",
+}
 os.environ.setdefault("ONESTACK_NETWORK_DATAPLANE", "off")
 
 
