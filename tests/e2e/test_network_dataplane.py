@@ -437,7 +437,10 @@ def test_host_access_through_a_veth(tmp_path: Path) -> None:
                                            if lk.name.startswith(prefix + "-")])
             return [name for name, cidrs in found if "172.24.4.1/24" in cidrs]
 
-        names = wait_for("the host's veth into public", veth, 60)
+        try:
+            names = wait_for("the host's veth into public", veth, 120)
+        except AssertionError:
+            raise AssertionError((tmp_path / "up.log").read_text()[-3000:]) from None
         table = netns.run(host_ns, ["nft", "-j", "list", "table", "inet", f"{prefix}_host"])
         assert table.returncode == 0, table.stderr
         rules = [item["rule"] for item in json.loads(table.stdout)["nftables"] if "rule" in item]
