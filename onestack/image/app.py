@@ -9,13 +9,14 @@ from the API routes, recover after a restart, wait for imports on stop.
 
 from __future__ import annotations
 
-import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from onestack.image.core import ImageService
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
+
+    from onestack.common.tasks.worker import TaskContext
 
 
 class ImageApp(ImageService):
@@ -30,6 +31,17 @@ class ImageApp(ImageService):
                    "auth_uri": self.settings.base_url + "/identity"},
         )
 
+    def handle_tasks(self) -> None:
+        """Imports run as ``image.import`` tasks in this process's worker."""
+        from onestack.image.service import import_task
+
+        self.cloud.handle_tasks(import_task.KIND, self._run_import, import_task.rule(self))
+
+    def _run_import(self, ctx: TaskContext) -> dict[str, Any]:
+        from onestack.image.service import import_task
+
+        return import_task.run(self, ctx)
+
     def prepare(self) -> None:
         """Runs before serving (schema already upgraded): left-overs of a crash."""
         from onestack.image.service import guest, imports
@@ -43,5 +55,4 @@ class ImageApp(ImageService):
         return None
 
     async def stop(self) -> None:
-        if self.tasks:
-            await asyncio.gather(*list(self.tasks), return_exceptions=True)
+        return None

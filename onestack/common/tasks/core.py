@@ -23,8 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -36,6 +34,7 @@ if TYPE_CHECKING:
     from onestack.common.db import Database
     from onestack.common.tasks.broker import LocalBroker
     from onestack.common.tasks.hosts import HostRegistry
+    from onestack.common.tasks.processes import ProcessRegistry
     from onestack.common.tasks.queue import TaskQueue
     from onestack.common.tasks.worker import Worker
     from onestack.config import Settings
@@ -53,6 +52,15 @@ class Cloud(Protocol):
 
     @property
     def hosts(self) -> HostRegistry: ...
+
+    @property
+    def processes(self) -> ProcessRegistry: ...
+
+    @property
+    def host_name(self) -> str: ...
+
+    @property
+    def process_identity(self) -> str: ...
 
 
 LOG = logging.getLogger(__name__)
@@ -81,8 +89,8 @@ class TasksService:
         self.cloud = cloud
         self.settings = cloud.settings
         self.catalog: list[Any] = []  # internal: not in the service catalog
-        self.host_name = self.settings.hosts.name or socket.gethostname()
-        self.identity = f"{self.host_name}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.host_name = cloud.host_name
+        self.identity = cloud.process_identity
         self.closing = False
         self._broker: LocalBroker | None = None
         self._loops: list[asyncio.Task[None]] = []
@@ -120,6 +128,22 @@ class TasksService:
             return build_api(self)
 
         return _Lazy(build)
+
+    def prepare(self) -> None:
+        """Before serving (``app.prepare``): this process is alive (its uploads
+        and leases are its own), and the leases of processes gone are
+        released at once, so that their tasks run again now."""
+        self.register_process()
+
+    def register_process(self) -> None:
+        """Before serving: this process is alive (its uploads and leases are
+        its own), and the leases of processes gone are released at once."""
+        processes = self.cloud.processes
+        processes.beat(self.identity, self.host_name, os.getpid(), started=True)
+        released = processes.release_leases_of_gone(
+            down_after=self.settings.hosts.service_down_time, here=self.host_name)
+        if released:
+            LOG.info("released %d task lease(s) of processes that are gone", released)
 
     async def start(self) -> None:
         self.closing = False
@@ -162,6 +186,10 @@ class TasksService:
         if self._remote:
             self._remote = False
             self.queue.hub.release_remote()
+        try:
+            await asyncio.to_thread(self.cloud.processes.forget, self.identity)
+        except Exception as exc:  # its heartbeat ages instead
+            LOG.warning("could not unregister process %s: %s", self.identity, exc)
 
     # --- periodic work ----------------------------------------------------------
 
@@ -178,6 +206,8 @@ class TasksService:
                     availability_zone=hosts.availability_zone, version=__version__,
                     started=started,
                 )
+                await asyncio.to_thread(self.cloud.processes.beat, self.identity,
+                                        self.host_name, os.getpid())
                 started = False
             except Exception as exc:  # the database is away: say so, try again
                 LOG.warning("host heartbeat of %s failed: %s", self.host_name, exc)
