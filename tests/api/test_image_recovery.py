@@ -141,3 +141,26 @@ def test_a_clean_stop_unregisters_the_process(tmp_path: Path) -> None:
     assert time.monotonic() < deadline
     with api.cloud.db.read() as s:
         assert s.get(Process, me) is None
+
+
+def test_uploads_of_a_replica_that_dies_while_this_one_runs_are_reset(tmp_path: Path) -> None:
+    """Without a restart here: every down time, uploads whose owner stopped
+    heartbeating are reset; a live owner's are not."""
+    gen = make_api(tmp_path / "state", extra_env={"ONESTACK_HOSTS_SERVICE_DOWN_TIME": "1"})
+    api = next(gen)
+    try:
+        registry = api.cloud.processes
+        registry.beat("elsewhere:7:dies", "elsewhere", 7, started=True)
+        registry.beat("elsewhere:8:lives", "elsewhere", 8, started=True)
+        dies, lives = create(api), create(api)
+        set_saving(api, dies["id"], "elsewhere:7:dies")
+        set_saving(api, lives["id"], "elsewhere:8:lives")
+        deadline = time.monotonic() + 15
+        while api.get(f"{V2}/images/{dies['id']}").json()["status"] == "saving":
+            registry.beat("elsewhere:8:lives", "elsewhere", 8)  # only this one heartbeats
+            assert time.monotonic() < deadline, "the dead replica's upload was never reset"
+            time.sleep(0.1)
+        assert api.get(f"{V2}/images/{dies['id']}").json()["status"] == "queued"
+        assert api.get(f"{V2}/images/{lives['id']}").json()["status"] == "saving"
+    finally:
+        gen.close()

@@ -119,6 +119,7 @@ def recover_interrupted(svc: ImageService) -> int:
     cloud = svc.cloud
     gone = cloud.processes.gone({o for o in owners if o}, here=cloud.host_name,
                                 down_after=svc.settings.hosts.service_down_time)
+    gone.discard(cloud.process_identity)  # this process's own uploads are in flight
     stale = in_flight & (Image.upload_owner.is_(None) | Image.upload_owner.in_(sorted(gone)))
     count = 0
     with svc.db.write() as s:
