@@ -164,3 +164,25 @@ def test_uploads_of_a_replica_that_dies_while_this_one_runs_are_reset(tmp_path: 
         assert api.get(f"{V2}/images/{lives['id']}").json()["status"] == "saving"
     finally:
         gen.close()
+
+
+def test_an_import_left_without_a_task_goes_back_to_uploading(tmp_path: Path) -> None:
+    """A cloud upgraded from before imports were tasks: an image left importing with
+    no task is put back where the user can import it again."""
+    state = tmp_path / "state"
+    gen = make_api(state)
+    api = next(gen)
+    img = create(api)
+    assert api.put(f"{V2}/images/{img['id']}/stage", content=b"y" * 4096, headers=OCTET).status_code == 204
+    gen.close()
+    with api.cloud.db.write() as s:
+        s.execute(update(Image).where(Image.id == img["id"]).values(status="importing"))
+    gen = make_api(state)
+    api = next(gen)
+    try:
+        assert api.get(f"{V2}/images/{img['id']}").json()["status"] == "uploading"
+        r = api.post(f"{V2}/images/{img['id']}/import", json={"method": {"name": "glance-direct"}})
+        assert r.status_code == 202, r.text
+        assert wait_status(api, img["id"], {"active", "queued"})["status"] == "active"
+    finally:
+        gen.close()
