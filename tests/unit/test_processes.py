@@ -55,7 +55,7 @@ def test_leases_of_gone_processes_are_released_and_no_others(db: Database, queue
         "agent": "here:1:eeee/3",  # a remote agent's loop: left to its lease
     }
     ids = {name: add(queue, "boot", resource_key=name) for name in owners}
-    for name, owner in owners.items():
+    for owner in owners.values():
         assert queue.claim(owner, None, ["boot"], lease_seconds=3600) is not None
     # the killed process's pid is gone although its row is fresh
     released = reg.release_leases_of_gone(down_after=60, here="here")
