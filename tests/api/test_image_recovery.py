@@ -13,10 +13,10 @@ import hashlib
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import update
 
@@ -66,8 +66,9 @@ def set_saving(api: Api, image_id: str, owner: str) -> None:
         s.execute(update(Image).where(Image.id == image_id).values(status="saving", upload_owner=owner))
 
 
-def started(state: Path) -> Iterator[Api]:
-    return make_api(state)
+def started(state: Path, extra_env: dict[str, str] | None = None) -> Generator[Api, None, None]:
+    """A cloud on ``state``: ``next()`` starts it, ``close()`` stops it."""
+    return cast("Generator[Api, None, None]", make_api(state, extra_env=extra_env))
 
 
 def test_work_of_a_dead_process_is_recovered_and_a_live_ones_is_not(tmp_path: Path) -> None:
@@ -146,7 +147,7 @@ def test_a_clean_stop_unregisters_the_process(tmp_path: Path) -> None:
 def test_uploads_of_a_replica_that_dies_while_this_one_runs_are_reset(tmp_path: Path) -> None:
     """Without a restart here: every down time, uploads whose owner stopped
     heartbeating are reset; a live owner's are not."""
-    gen = make_api(tmp_path / "state", extra_env={"ONESTACK_HOSTS_SERVICE_DOWN_TIME": "1"})
+    gen = started(tmp_path / "state", extra_env={"ONESTACK_HOSTS_SERVICE_DOWN_TIME": "1"})
     api = next(gen)
     try:
         registry = api.cloud.processes
@@ -170,14 +171,14 @@ def test_an_import_left_without_a_task_goes_back_to_uploading(tmp_path: Path) ->
     """A cloud upgraded from before imports were tasks: an image left importing with
     no task is put back where the user can import it again."""
     state = tmp_path / "state"
-    gen = make_api(state)
+    gen = started(state)
     api = next(gen)
     img = create(api)
     assert api.put(f"{V2}/images/{img['id']}/stage", content=b"y" * 4096, headers=OCTET).status_code == 204
     gen.close()
     with api.cloud.db.write() as s:
         s.execute(update(Image).where(Image.id == img["id"]).values(status="importing"))
-    gen = make_api(state)
+    gen = started(state)
     api = next(gen)
     try:
         assert api.get(f"{V2}/images/{img['id']}").json()["status"] == "uploading"

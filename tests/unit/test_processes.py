@@ -63,7 +63,8 @@ def test_leases_of_gone_processes_are_released_and_no_others(db: Database, queue
     claim = queue.claim("here:9:ffff/local/0", None, ["boot"], lease_seconds=60)
     assert claim is not None and claim.id == ids["killed"] and claim.attempts == 2
     with db.read() as s:
-        states = {name: (s.get(Task, i).state, s.get(Task, i).lease_owner) for name, i in ids.items()}
+        rows = {name: s.get(Task, i) for name, i in ids.items()}
+        states = {name: (row.state, row.lease_owner) for name, row in rows.items() if row is not None}
     assert states == {"killed": (RUNNING, "here:9:ffff/local/0"), "alive": (RUNNING, owners["alive"]),
                       "agent": (RUNNING, owners["agent"])}
     assert QUEUED not in {state for state, _ in states.values()}
