@@ -8,6 +8,10 @@ cross-process wake-ups and the internal API for remote agents.
 * On PostgreSQL, one LISTEN connection wakes this process's waiters.
 * ``/internal`` serves agents on other hosts (:mod:`.internal_api`), built
   on first use.
+* Before serving, this process registers its identity (``host:pid:random``)
+  in the ``process`` table, heartbeats it with its host and removes it on a
+  clean stop; the task leases of processes that are gone are released at
+  start (``processes``), so their tasks run again at once.
 * The handlers services registered with ``cloud.handle_tasks(kind, handler,
   rule)`` run in this process: one worker for this host's and host-less
   tasks. A task left running by a process that died (or was restarted) is
@@ -136,8 +140,7 @@ class TasksService:
         self.register_process()
 
     def register_process(self) -> None:
-        """Before serving: this process is alive (its uploads and leases are
-        its own), and the leases of processes gone are released at once."""
+        """See :meth:`prepare` and ``common.tasks.processes``."""
         processes = self.cloud.processes
         processes.beat(self.identity, self.host_name, os.getpid(), started=True)
         released = processes.release_leases_of_gone(
