@@ -187,3 +187,45 @@ def test_an_import_left_without_a_task_goes_back_to_uploading(tmp_path: Path) ->
         assert wait_status(api, img["id"], {"active", "queued"})["status"] == "active"
     finally:
         gen.close()
+
+
+def test_an_import_running_when_the_cloud_stops_is_never_lost(tmp_path: Path) -> None:
+    """A clean stop in the middle of an import: the worker lets the handler finish
+    (up to its stop timeout) or gives the task back unfinished (the handler, told,
+    stops at its next chunk: tests/unit/test_tasks_worker.py); either way the
+    next start leaves the image active."""
+    state = tmp_path / "state"
+    gen = started(state)
+    api = next(gen)
+    data = os.urandom(1 << 20) * 64
+    img = create(api)
+    url = f"{V2}/images/{img['id']}"
+    assert api.put(f"{url}/stage", content=data, headers=OCTET).status_code == 204
+    assert api.post(f"{url}/import", json={"method": {"name": "glance-direct"}}).status_code == 202
+    key = f"image:{img['id']}"
+    deadline = time.monotonic() + 20
+    while True:
+        with api.cloud.db.read() as s:
+            state_now = s.query(Task.state).filter(Task.resource_key == key).scalar()
+        if state_now != "queued":
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+    assert state_now == RUNNING, "the import ran before the stop: make the data bigger"
+    begun = time.monotonic()
+    gen.close()
+    assert time.monotonic() - begun < 15  # the worker's stop timeout (10 s), then it gives up
+    with api.cloud.db.read() as s:
+        left = tuple(s.query(Task.state, Task.lease_owner).filter(Task.resource_key == key).one())
+        status = s.query(Image.status).filter(Image.id == img["id"]).scalar()
+        assert (left, status) in ((("succeeded", None), "active"), (("queued", None), "importing"))
+    if status == "importing":
+        assert (state / "images" / "staging" / img["id"]).exists()  # kept until the task is done
+    gen = started(state)
+    api = next(gen)
+    try:
+        got = wait_status(api, img["id"], {"active", "queued"}, timeout=60)
+        assert got["status"] == "active" and got["os_hash_value"] == hashlib.sha512(data).hexdigest()
+        assert os.listdir(state / "images" / "staging") == []
+    finally:
+        gen.close()
