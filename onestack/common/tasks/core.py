@@ -155,6 +155,7 @@ class TasksService:
             self._remote = True
         self._loops = [
             asyncio.create_task(self._heartbeats(), name="tasks-host-heartbeat"),
+            asyncio.create_task(self._process_heartbeats(), name="tasks-process-heartbeat"),
             asyncio.create_task(self._sweeps(), name="tasks-sweeper"),
         ]
         if self.cloud.task_handlers:
@@ -209,12 +210,22 @@ class TasksService:
                     availability_zone=hosts.availability_zone, version=__version__,
                     started=started,
                 )
-                await asyncio.to_thread(self.cloud.processes.beat, self.identity,
-                                        self.host_name, os.getpid())
                 started = False
             except Exception as exc:  # the database is away: say so, try again
                 LOG.warning("host heartbeat of %s failed: %s", self.host_name, exc)
             await asyncio.sleep(hosts.report_interval)
+
+    async def _process_heartbeats(self) -> None:
+        """This process's own row (registered in ``prepare``): its uploads and
+        leases stay its own while it beats."""
+        interval = self.settings.hosts.report_interval
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.to_thread(self.cloud.processes.beat, self.identity,
+                                        self.host_name, os.getpid())
+            except Exception as exc:
+                LOG.warning("process heartbeat of %s failed: %s", self.identity, exc)
 
     async def _sweeps(self) -> None:
         tasks = self.settings.tasks
