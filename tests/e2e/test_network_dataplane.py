@@ -261,6 +261,39 @@ def test_dhcp_ping_metadata_and_slaac(cloud: Cloud, network: dict[str, Any], tmp
         a.startswith(v6_address + "/64") for a in nl(vm1.ns, lambda n: n.addresses("eth0"))), 30)
 
 
+def test_metadata_answered_by_compute(cloud: Cloud, network: dict[str, Any], tmp_path: Path) -> None:
+    """A server (Compute's in-memory driver) on a port; a namespace standing in
+    for it on that port asks 169.254.169.254: the proxy finds the instance by
+    network and address and Compute answers with its metadata."""
+    net = network["network"]
+    conn = cloud.conn
+    image = conn.image.create_image(name=f"dp-{uuid.uuid4().hex[:6]}", data=b"\0" * 4096,
+                                    disk_format="raw", container_format="bare")
+    port = cloud.net.create_port(network_id=net.id)
+    server = conn.compute.create_server(name="dp-vm", image_id=image.id,
+                                        flavor_id=conn.compute.find_flavor("m1.nano").id,
+                                        networks=[{"port": port.id}])
+
+    def drop_server() -> None:
+        conn.compute.delete_server(server.id)
+        conn.compute.wait_for_delete(server, wait=60, interval=0.5)
+        conn.image.delete_image(image.id)
+
+    network["before"].append(drop_server)
+    conn.compute.wait_for_server(server, wait=60, interval=0.5)
+    bound = cloud.net.get_port(port.id)
+    assert bound.device_id == server.id and bound.binding_vif_details["netns"] == cloud.layout.root_ns
+    vm = Vm(cloud, bound, net.mtu)
+    network["vms"].append(vm)
+    vm.dhcp(tmp_path)
+    nl(vm.ns, lambda n: n.ensure_route("169.254.169.254/32", gateway="10.90.0.2"))
+    status, body = http_get(vm.ns, "169.254.169.254", "/openstack/latest/meta_data.json")
+    assert status == 200, body
+    assert json.loads(body)["uuid"] == server.id
+    status, body = http_get(vm.ns, "169.254.169.254", "/latest/meta-data/local-ipv4")
+    assert (status, body.decode()) == (200, vm.ip)
+
+
 @pytest.mark.skipif(not has("firewall"), reason="onestack.network.agent.firewall is not installed yet")
 def test_security_groups_and_spoofing(cloud: Cloud, network: dict[str, Any], tmp_path: Path) -> None:
     net = network["network"]
@@ -437,7 +470,10 @@ def test_host_access_through_a_veth(tmp_path: Path) -> None:
                                            if lk.name.startswith(prefix + "-")])
             return [name for name, cidrs in found if "172.24.4.1/24" in cidrs]
 
-        names = wait_for("the host's veth into public", veth, 60)
+        try:
+            names = wait_for("the host's veth into public", veth, 120)
+        except AssertionError:
+            raise AssertionError((tmp_path / "up.log").read_text()[-3000:]) from None
         table = netns.run(host_ns, ["nft", "-j", "list", "table", "inet", f"{prefix}_host"])
         assert table.returncode == 0, table.stderr
         rules = [item["rule"] for item in json.loads(table.stdout)["nftables"] if "rule" in item]

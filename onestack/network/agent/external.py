@@ -87,9 +87,9 @@ async def attach(host: Host, layout: Layout, network_id: str, mtu: int, cidrs: l
         nl.set_up(outer)
         nl.sync_addresses(outer, cidrs)
 
-    await host.net.netlink(outside_ns, settle)
-    if host_network:
+    if host_network:  # the host forwards nothing from it before it is up
         await _host_table(host, layout)
+    await host.net.netlink(outside_ns, settle)
 
 
 async def _host_table(host: Host, layout: Layout) -> None:

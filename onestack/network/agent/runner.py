@@ -481,10 +481,12 @@ class DataPlane:
         if found is None or compute is None:
             return metadata.not_found()
         _port, instance_id, project_id = found
+        # Compute's interface is looked up, not imported: Compute imports
+        # Networking's interface, and the packages stay acyclic (lint-imports).
+        compute = importlib.import_module("onestack.compute.interface")
         try:
-            iface = importlib.import_module("onestack.compute.interface")
-            signature = str(iface.sign_instance_id(self.cloud, instance_id))
-        except (ImportError, AttributeError, LookupError):
+            signature = str(compute.sign_instance_id(self.cloud, instance_id))
+        except LookupError:  # Compute does not run in this process
             return metadata.not_found()
         settings = self.cloud.settings
         return await metadata.forward(metadata.local_address(settings.host), settings.port,
