@@ -25,12 +25,12 @@ import yaml
 # bcrypt's cost is the slowest part of authenticating; tests use the minimum.
 # Test clouds run as root here, but leave the machine alone: no data plane
 # (namespaces, bridges, dnsmasq, a veth to the host) unless a test asks for
-# one (tests/e2e, with --no-host-network).
+# one (tests/e2e, with --no-host-network); Compute's agent runs the in-memory
+# driver (tests/e2e boot real guests).
 TEST_ENV = {
     "ONESTACK_IDENTITY_PASSWORD_HASH_ROUNDS": "4",
-    # Compute's agent runs the in-memory driver (tests/e2e boot real guests).
-    "ONESTACK_COMPUTE_DRIVER": "fake",
     "ONESTACK_NETWORK_DATAPLANE": "off",
+    "ONESTACK_COMPUTE_DRIVER": "fake",
 }
 os.environ.setdefault("ONESTACK_NETWORK_DATAPLANE", "off")
 

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 
+# How long a boot waits for this process's agent to start (its first report).
+AGENT_START_WAIT = 60.0
+
 
 class ComputeApp(ComputeService):
     def __init__(self, cloud: Cloud) -> None:
@@ -49,6 +52,12 @@ class ComputeApp(ComputeService):
         svc = self
 
         async def build(tctx: TaskContext) -> Mapping[str, Any] | None:
+            # A boot asked for while this process's own agent is still starting
+            # (the first seconds after `onestack up`) is scheduled once the host
+            # has reported, not failed with "No valid host" meanwhile.
+            ready = svc._agent_ready
+            if ready is not None and not ready.is_set():
+                await asyncio.wait_for(ready.wait(), AGENT_START_WAIT)
             return await asyncio.to_thread(conductor.build, svc, tctx)
 
         async def release_network(tctx: TaskContext) -> Mapping[str, Any] | None:
@@ -111,9 +120,46 @@ class ComputeApp(ComputeService):
         self._agent_ready = asyncio.Event()
         self._agent_start = asyncio.create_task(self._start_agent(), name="compute-agent-start")
 
+    def driver_unavailable(self) -> str | None:
+        """Why this host's driver cannot run here (None: it can). QEMU guests need
+        root (their taps go on the data plane's bridges, in its namespaces) and
+        qemu-system-x86_64; without them the agent does not start, the host is
+        not reported, and a boot fails with Nova's "No valid host" fault."""
+        if self.conf.driver != "qemu":
+            return None
+        import os
+
+        from onestack.host import kvm
+
+        if os.geteuid() != 0:
+            return "the QEMU driver needs root (taps on the data plane's bridges)"
+        if kvm.qemu_binary() is None:
+            return "the QEMU driver needs qemu-system-x86_64 (scripts/setup installs it)"
+        return None
+
+    def banner_lines(self) -> list[str]:
+        """What ``onestack up`` says of this host's guests."""
+        driver = self.conf.driver
+        if driver == "none":
+            return ["  compute:  no agent in this process ([compute] driver = \"none\")"]
+        if driver == "fake":
+            return ["  compute:  fake driver: servers go ACTIVE in memory, no guest runs"]
+        reason = self.driver_unavailable()
+        if reason:
+            return [f"  compute:  no guests on this host: {reason} "
+                    "(the fake driver: [compute] driver = \"fake\")"]
+        accel = self.conf.accelerator
+        return [f"  compute:  QEMU guests on this host (accelerator {accel}; "
+                f"instances in {self.conf.instances_dir or self.settings.state_dir / 'instances'})"]
+
     async def _start_agent(self) -> None:
         assert self.agent is not None and self._agent_ready is not None
         try:
+            reason = self.driver_unavailable()
+            if reason is not None:
+                LOG.warning("the compute agent of %s does not start: %s", self.this_host, reason)
+                self.agent_error = reason
+                return
             await self.agent.start()
         except Exception as exc:
             LOG.exception("the compute agent of %s could not start", self.this_host)

@@ -12,6 +12,7 @@ import pytest
 from tests.api.compute_support import (
     Env,
     S,
+    V,
     action,
     boot,
     eventually,
@@ -119,6 +120,35 @@ def test_floating_ips_through_the_proxy(env: Env) -> None:
         f"Floating IP not found for ID {fip['id']}"
     assert action(env, sid, {"addFloatingIp": {"address": "1.2.3.4"}}, who="demo",
                   headers=version("2.44")).status_code == 404
+    api.delete(f"{S}/{sid}", who="demo")
+
+
+def test_a_floating_ip_associated_through_networking_shows_in_the_servers_addresses(env: Env) -> None:
+    """As Neutron's network-changed event refreshes Nova's cache: openstacksdk's
+    auto_ip (and `server add floating ip`) associate through the Networking API
+    and wait for the server's addresses to show the floating IP."""
+    api = env.api
+    server = boot(env, who="demo", name="fip-neutron")
+    sid = server["id"]
+    wait(env, sid, "ACTIVE", who="demo")
+    public = api.get("/networking/v2.0/networks?name=public", who="demo").json()["networks"][0]
+    port = api.get(f"/networking/v2.0/ports?device_id={sid}", who="demo").json()["ports"][0]
+    r = api.post("/networking/v2.0/floatingips", who="demo", json={"floatingip": {
+        "floating_network_id": public["id"], "port_id": port["id"]}})
+    assert r.status_code == 201, r.text
+    fip = r.json()["floatingip"]
+    fixed = port["fixed_ips"][0]["ip_address"]
+    addresses = show(env, sid, who="demo")["addresses"]
+    assert [(a["addr"], a["OS-EXT-IPS:type"]) for a in addresses["private"]] == [
+        (fixed, "fixed"), (fip["floating_ip_address"], "floating")]
+    # the list shows the cache the show brought up to date
+    listed = api.get(f"{S}/detail?name=fip-neutron", who="demo", headers=V).json()["servers"]
+    assert listed[0]["addresses"] == addresses
+    r = api.put(f"/networking/v2.0/floatingips/{fip['id']}", who="demo",
+                json={"floatingip": {"port_id": None}})
+    assert r.status_code == 200, r.text
+    assert [a["addr"] for a in show(env, sid, who="demo")["addresses"]["private"]] == [fixed]
+    api.delete(f"/networking/v2.0/floatingips/{fip['id']}", who="demo")
     api.delete(f"{S}/{sid}", who="demo")
 
 

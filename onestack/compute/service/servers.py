@@ -4,6 +4,7 @@ caller (extended attributes, host status, flavor extra specs by policy)."""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from onestack.common.auth import AuthContext
@@ -22,6 +23,8 @@ from onestack.compute.service._common import (
     target,
 )
 from onestack.compute.views.servers import Context, Links
+
+LOG = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -50,8 +53,43 @@ def view_context(svc: ComputeService, ctx: AuthContext, version: APIVersion, lin
     return view
 
 
+# States in which no task of the server changes its ports (their addresses may
+# be read again from Networking without racing a boot or an attach/detach).
+_SETTLED = (states.ACTIVE, states.STOPPED, states.PAUSED, states.SUSPENDED)
+
+
 def show(svc: ComputeService, ctx: AuthContext, server_id: str) -> Server:
-    return get(svc, ctx, server_id, SERVERS + "show")
+    return with_current_addresses(svc, get(svc, ctx, server_id, SERVERS + "show"))
+
+
+def with_current_addresses(svc: ComputeService, server: Server) -> Server:
+    """The server with its ports' addresses as Networking has them now.
+
+    Nova's network cache follows Networking through Neutron's
+    ``network-changed`` events (a floating IP associated through the Networking
+    API shows in the server's ``addresses``; openstacksdk's ``auto_ip`` waits
+    for it). Networking here does not send them, so a server shown while
+    settled reads its ports again and keeps what changed (list views show the
+    cache, brought up to date by any show)."""
+    if server.deleted or server.task_state is not None or server.vm_state not in _SETTLED \
+            or not server.network_info:
+        return server
+    from onestack.compute.service import netinfo
+
+    try:
+        info = netinfo.refresh(svc, server)
+    except Exception:  # Networking unreachable: the cache, as Nova shows it
+        LOG.warning("the addresses of server %s could not be read again", server.id, exc_info=True)
+        return server
+    if info == server.network_info:
+        return server
+    with svc.db.write() as s:
+        current = s.get(Server, server.id)
+        if current is None or current.deleted or current.task_state is not None:
+            return server
+        current.network_info = info
+    server.network_info = info
+    return server
 
 
 def update(svc: ComputeService, ctx: AuthContext, server_id: str,
