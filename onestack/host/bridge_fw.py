@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from onestack.host import netns
+from onestack.host import libnft, netns
 from onestack.host.errors import HostError, NotFound
 from onestack.host.nft import Table, _nft, _tables_here
 
@@ -55,6 +55,15 @@ def transaction(tables: Iterable[Table]) -> str:
     return json.dumps({"nftables": [cmd for table in tables for cmd in table.commands()]})
 
 
+def run_document(document: str) -> None:
+    """One JSON transaction in the calling thread's namespace: through libnftables
+    when it loads (no process started), else ``nft -j -f -``."""
+    if libnft.available():
+        libnft.run_json(document)
+    else:
+        _nft(["-f", "-"], document)
+
+
 def apply(ns: str, build: Callable[[Mapping[str, int]], Sequence[Table]]) -> None:
     """In namespace ``ns``: enables bridge netfilter, calls ``build(bridges)``
     (bridge name -> ifindex) and replaces the tables it returns atomically."""
@@ -62,7 +71,7 @@ def apply(ns: str, build: Callable[[Mapping[str, int]], Sequence[Table]]) -> Non
         enable_bridge_netfilter()
         tables = build(bridges_here())
         if tables:
-            _nft(["-f", "-"], transaction(tables))
+            run_document(transaction(tables))
 
     netns.call(ns, work)
 
@@ -77,7 +86,7 @@ def delete(ns: str, tables: Sequence[tuple[str, str]]) -> bool:
         present = set(_tables_here())
         doomed = [t for t in tables if t in present]
         if doomed:
-            _nft(["-f", "-"], json.dumps({"nftables": [
+            run_document(json.dumps({"nftables": [
                 {"delete": {"table": {"family": f, "name": n}}} for f, n in doomed]}))
         return bool(doomed)
 
