@@ -48,11 +48,11 @@ class Vm:
         return Layout.tap(self.port_id)
 
     def port(self, rules: tuple[firewall.SecurityGroupRule, ...] = (), *,
-             pairs: tuple[tuple[str, str], ...] = (),
-             port_security: bool = True) -> firewall.FirewallPort:
+             pairs: tuple[tuple[str, str], ...] = (), port_security: bool = True,
+             fixed_ips: tuple[str, ...] | None = None) -> firewall.FirewallPort:
         return firewall.FirewallPort(
             port_id=self.port_id, device=self.device, mac=self.mac,
-            fixed_ips=(self.ip, self.ip6), allowed_address_pairs=pairs,
+            fixed_ips=fixed_ips or (self.ip, self.ip6), allowed_address_pairs=pairs,
             port_security_enabled=port_security, rules=rules)
 
     # --- traffic ---------------------------------------------------------------------------
@@ -97,6 +97,9 @@ class Vm:
 
         netns.call(self.ns, work)
 
+    def addresses(self) -> list[str]:
+        return nl(self.ns, lambda n: n.addresses("eth0"))
+
     def add_address(self, cidr: str) -> None:
         nl(self.ns, lambda n: n.ensure_address("eth0", cidr))
 
@@ -111,7 +114,9 @@ class Lab:
     vms: dict[str, Vm] = field(default_factory=dict)
     servers: list[socket.socket] = field(default_factory=list)
 
-    def vm(self, name: str, n: int) -> Vm:
+    def vm(self, name: str, n: int, *, addresses: bool = True) -> Vm:
+        """An instance with port number ``n`` (its MAC and addresses follow from it);
+        without ``addresses`` it has none until DHCP and SLAAC give them."""
         ns = f"{self.layout.prefix}-{name}"
         vm = Vm(name, ns, port_id=f"{n:08x}-7e57-4000-8000-{n:012x}",
                 mac=f"fa:16:3e:00:00:{n:02x}", ip=f"10.66.0.{n}", ip6=f"fd66::{n:x}")
@@ -125,8 +130,9 @@ class Lab:
             n_.set_mac("eth0", vm.mac)
             n_.set_up("lo")
             n_.set_up("eth0")
-            n_.ensure_address("eth0", f"{vm.ip}/24")
-            n_.ensure_address("eth0", f"{vm.ip6}/64")
+            if addresses:
+                n_.ensure_address("eth0", f"{vm.ip}/24")
+                n_.ensure_address("eth0", f"{vm.ip6}/64")
 
         nl(ns, inside)
         return vm

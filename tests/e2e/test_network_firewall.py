@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from onestack.host import netns, nft
+from onestack.host import dnsmasq, netns, nft
 from onestack.network.agent import firewall
 from onestack.network.agent.firewall import SecurityGroupRule
 from tests.e2e import fwlab
 from tests.e2e.conftest import e2e_skip_reason
 
 pytestmark = pytest.mark.e2e
+# udhcpc's script: put the address it was given on the interface
+DHCP_SCRIPT = '#!/bin/sh\n[ "$1" = bound ] && busybox ip addr add "$ip/$mask" dev "$interface"\nexit 0\n'
 
 EGRESS_ANY = (SecurityGroupRule("egress", "IPv4", None, None, None, None, None),
               SecurityGroupRule("egress", "IPv6", None, None, None, None, None))
@@ -176,6 +179,37 @@ def test_port_security_off_passes_everything(lab: fwlab.Lab) -> None:
     b.send_udp(spoofed, a.ip, 5001, b"spoofed by b")
     assert fwlab.received(a_sink) == b"spoofed by b"
     del sink
+
+
+def test_dhcp_and_slaac_reach_a_port_without_ingress_rules(lab: fwlab.Lab,
+                                                          tmp_path: Path) -> None:
+    """As Neutron allows them: DHCP out and its replies in, router advertisements in."""
+    server = lab.vm("dhcp", 200)  # the DHCP namespace's port: not filtered
+    c = lab.vm("c", 3, addresses=False)
+    slaac = "fd66::f816:3eff:fe00:3"  # the address SLAAC makes of c's MAC
+    lab.sync(c.port(EGRESS_ANY, fixed_ips=(c.ip, slaac)))
+    dhcp = dnsmasq.Dnsmasq(tmp_path / "dnsmasq")
+    try:
+        assert dhcp.ensure(dnsmasq.DnsmasqSpec(
+            name="net", interface="eth0", netns=server.ns,
+            ranges=(dnsmasq.DhcpRange("v4", "10.66.0.0/24"),
+                    dnsmasq.DhcpRange("v6", "fd66::/64", mode="slaac")),
+            hosts=(dnsmasq.DhcpHost(c.mac, (c.ip,)),), router_advertisements=True)) == "started"
+        script = tmp_path / "udhcpc.sh"
+        script.write_text(DHCP_SCRIPT)
+        script.chmod(0o755)
+        res = netns.run(c.ns, ["busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "5",
+                               "-T", "1", "-s", str(script)], timeout=30)
+        assert f"lease of {c.ip} obtained" in res.stderr, res.stderr
+        fwlab.nl(c.ns, lambda n: (n.set_down("eth0"), n.set_up("eth0")))  # solicits a router
+        deadline = time.monotonic() + 15
+        while f"{slaac}/64" not in c.addresses() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert f"{slaac}/64" in c.addresses()
+        assert c.ping(server.ip) and c.ping(server.ip6)  # out, and the replies back in
+        assert not server.ping(c.ip)  # nothing else comes in
+    finally:
+        dhcp.stop("net")
 
 
 def test_remove_leaves_nothing(lab: fwlab.Lab) -> None:
