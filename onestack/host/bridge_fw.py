@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from onestack.host import libnft, netns
 from onestack.host.errors import HostError, NotFound
-from onestack.host.nft import Table, _nft, _tables_here
+from onestack.host.nft import Table, _tables_here
 
 BRIDGE_NETFILTER_SYSCTLS = ("net.bridge.bridge-nf-call-iptables",
                             "net.bridge.bridge-nf-call-ip6tables")
@@ -56,12 +56,9 @@ def transaction(tables: Iterable[Table]) -> str:
 
 
 def run_document(document: str) -> None:
-    """One JSON transaction in the calling thread's namespace: through libnftables
-    when it loads (no process started), else ``nft -j -f -``."""
-    if libnft.available():
-        libnft.run_json(document)
-    else:
-        _nft(["-f", "-"], document)
+    """One JSON transaction in the calling thread's namespace (libnftables: no
+    process started; ``nft -j -f -`` where the library is missing)."""
+    libnft.apply_document(document)
 
 
 def apply(ns: str, build: Callable[[Mapping[str, int]], Sequence[Table]]) -> None:
