@@ -292,3 +292,17 @@ def test_sync_applies_in_the_root_namespace(monkeypatch: pytest.MonkeyPatch) -> 
     fw.sync(Layout("osabc123"), [port(1)], {DEFAULT: ["10.0.0.1"]})
     assert seen[0][0] == "osabc123-dp"
     assert [(t.family, t.name) for t in seen[0][1]] == [("bridge", fw.TABLE), ("inet", fw.TABLE)]
+
+
+def test_a_rule_or_address_that_cannot_be_expressed_is_skipped_not_fatal() -> None:
+    bad = rule(ethertype="IPv6", prefix="10.0.0.0/8")  # the API refuses it; never fatal here
+    good = rule(protocol="tcp", low=22, high=22)
+    p = port(1, EGRESS_ANY + (bad, good), ips=("10.0.0.1", "not-an-ip"),
+             pairs=(("10.9.9.9", "zz:zz"),))
+    bridge, inet = fw.render([p, port(2)], {}, {})
+    chain = items(inet, "map")["ingress"]["elem"][0][1]["jump"]["target"]
+    assert [r[-1] for r in rules_of(inet, chain)] == [{"accept": None}] * 2 + [{"drop": None}]
+    assert rules_of(inet, chain)[1][:-1] == fw.rule_match(good)
+    assert items(bridge, "set")["sources4"]["elem"] == [
+        {"concat": [p.device, p.mac, "10.0.0.1"]},
+        {"concat": [port(2).device, port(2).mac, "10.0.0.2"]}]

@@ -37,6 +37,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import ipaddress
+import logging
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -44,7 +46,10 @@ from onestack.host import nft
 from onestack.host.nft import Json, Table
 from onestack.network.agent.layout import Layout
 
+log = logging.getLogger(__name__)
+
 TABLE = "onestack_sg"
+MAC_RE = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 MARK_SRC = 0x0000FFFF
 MARK_DST = 0xFFFF0000
 MAX_PORTS = 0xFFFF
@@ -324,14 +329,22 @@ def allowed_sources(port: FirewallPort) -> list[tuple[str, ipaddress.IPv4Network
     the port's if none, and that MAC's link-local address)."""
     mac = port.mac.lower()
     out: list[tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network]] = []
-    for ip in port.fixed_ips:
-        out.append((mac, ipaddress.ip_network(ip, strict=False)))
-    macs = [mac]
-    for ip, pair_mac in port.allowed_address_pairs:
-        pair_mac = (pair_mac or port.mac).lower()
-        out.append((pair_mac, ipaddress.ip_network(ip, strict=False)))
-        if pair_mac not in macs:
-            macs.append(pair_mac)
+    wanted = [(mac, ip) for ip in port.fixed_ips]
+    wanted += [((pair_mac or port.mac).lower(), ip) for ip, pair_mac in port.allowed_address_pairs]
+    macs: list[str] = []
+    for m, ip in wanted:
+        if not MAC_RE.fullmatch(m):
+            log.warning("port %s: MAC %r ignored", port.port_id, m)
+            continue
+        try:
+            out.append((m, ipaddress.ip_network(ip, strict=False)))
+        except ValueError:
+            log.warning("port %s: address %r ignored", port.port_id, ip)
+            continue
+        if m not in macs:
+            macs.append(m)
+    if mac not in macs and MAC_RE.fullmatch(mac):
+        macs.insert(0, mac)
     for m in macs:
         out.append((m, ipaddress.ip_network(link_local(m))))
     return list(dict.fromkeys(out))
@@ -356,7 +369,9 @@ def egress_chain(name: str, rules: Iterable[SecurityGroupRule]) -> list[Json]:
         nft.rule(name, _udp_pairs([(68, 67), (546, 547)]), _return(), comment="DHCP client"),
     ]
     for rule in rules:
-        items.append(nft.rule(name, *rule_match(rule), _return()))
+        match = _checked_match(rule)
+        if match is not None:
+            items.append(nft.rule(name, *match, _return()))
     items.append(nft.rule(name, nft.drop()))
     return items
 
@@ -368,9 +383,21 @@ def ingress_chain(name: str, rules: Iterable[SecurityGroupRule]) -> list[Json]:
         nft.rule(name, _udp_pairs([(67, 68), (547, 546)]), nft.accept(), comment="DHCP server"),
     ]
     for rule in rules:
-        items.append(nft.rule(name, *rule_match(rule), nft.accept()))
+        match = _checked_match(rule)
+        if match is not None:
+            items.append(nft.rule(name, *match, nft.accept()))
     items.append(nft.rule(name, nft.drop()))
     return items
+
+
+def _checked_match(rule: SecurityGroupRule) -> list[Json] | None:
+    """A rule's conditions, or None (logged) for one that cannot be expressed: it
+    admits nothing, and the other ports' firewall is still applied."""
+    try:
+        return rule_match(rule)
+    except (ValueError, TypeError) as exc:
+        log.warning("security group rule %s skipped: %s", rule, exc)
+        return None
 
 
 def _unique(rules: Iterable[SecurityGroupRule], direction: str) -> list[SecurityGroupRule]:
