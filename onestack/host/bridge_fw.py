@@ -44,10 +44,19 @@ def enable_bridge_netfilter() -> bool:
 
 def bridges_here() -> dict[str, int]:
     """The bridges of the calling thread's namespace: name -> ifindex."""
+    return links_here()[0]
+
+
+def links_here() -> tuple[dict[str, int], dict[str, str]]:
+    """One link dump of the calling thread's namespace: its bridges (name ->
+    ifindex) and the bridge of each bridge port (port name -> bridge name)."""
     from onestack.host.links import Netlink
 
     with Netlink() as nl:
-        return {link.name: link.index for link in nl.links() if link.kind == "bridge"}
+        links = nl.links()
+    bridges = {link.name: link.index for link in links if link.kind == "bridge"}
+    masters = {link.name: link.master for link in links if link.master in bridges}
+    return bridges, masters  # type: ignore[return-value]
 
 
 def transaction(tables: Iterable[Table]) -> str:
@@ -61,14 +70,21 @@ def run_document(document: str) -> None:
     libnft.apply_document(document)
 
 
-def apply(ns: str, build: Callable[[Mapping[str, int]], Sequence[Table]]) -> None:
+def apply(ns: str, build: Callable[[Mapping[str, int]], Sequence[Table]],
+          after: Callable[[Mapping[str, int], Mapping[str, str]], object] | None = None
+          ) -> None:
     """In namespace ``ns``: enables bridge netfilter, calls ``build(bridges)``
-    (bridge name -> ifindex) and replaces the tables it returns atomically."""
+    (bridge name -> ifindex) and replaces the tables it returns atomically; then,
+    in the same thread, ``after(bridges, masters)`` (port name -> its bridge), e.g.
+    to tidy conntrack."""
     def work() -> None:
         enable_bridge_netfilter()
-        tables = build(bridges_here())
+        bridges, masters = links_here()
+        tables = build(bridges)
         if tables:
             run_document(transaction(tables))
+        if after is not None:
+            after(bridges, masters)
 
     netns.call(ns, work)
 

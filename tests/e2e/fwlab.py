@@ -200,6 +200,16 @@ def _echo(conn: socket.socket) -> None:
             conn.sendall(data)
 
 
+def alive(conn: socket.socket, timeout: float = 1.0) -> bool:
+    """Whether the connection still carries data both ways (the server echoes)."""
+    conn.settimeout(timeout)
+    try:
+        conn.sendall(b"ping")
+        return conn.recv(16) == b"ping"
+    except OSError:
+        return False
+
+
 def received(s: socket.socket) -> bytes | None:
     try:
         return s.recv(1024)

@@ -128,6 +128,31 @@ def test_an_established_connection_survives_a_resync(lab: fwlab.Lab) -> None:
         conn.close()
 
 
+def test_a_connection_goes_with_the_rule_that_admitted_it(lab: fwlab.Lab) -> None:
+    """As Neutron's conntrack -D: removing a rule (or a remote group's member) ends the
+    connections it admitted; the others carry on."""
+    a, b, c = lab.vm("a", 1), lab.vm("b", 2), lab.vm("c", 3)
+    lab.serve_tcp(b, 8080)
+    lab.serve_tcp(b, 22)
+    group = "0a0a0a0a-6709-4a2c-9e6b-00000000000c"
+    web, ssh = ingress("tcp", 8080, 8080), ingress("tcp", 22, 22, group=group)
+    members = {group: [a.ip, c.ip]}
+    ports = (a.port(EGRESS_ANY), c.port(EGRESS_ANY))
+    lab.sync(*ports, b.port(EGRESS_ANY + (web, ssh)), members=members)
+    to_web, a_ssh, c_ssh = (a.open_connection(b.ip, 8080), a.open_connection(b.ip, 22),
+                            c.open_connection(b.ip, 22))
+    try:
+        lab.sync(*ports, b.port(EGRESS_ANY + (ssh,)), members=members)  # web rule gone
+        assert not fwlab.alive(to_web)
+        assert fwlab.alive(a_ssh) and fwlab.alive(c_ssh)
+        lab.sync(*ports, b.port(EGRESS_ANY + (ssh,)), members={group: [c.ip]})  # a leaves
+        assert not fwlab.alive(a_ssh)
+        assert fwlab.alive(c_ssh)
+    finally:
+        for conn in (to_web, a_ssh, c_ssh):
+            conn.close()
+
+
 def test_spoofed_source_ip_and_mac_are_dropped_and_allowed_pairs_pass(lab: fwlab.Lab) -> None:
     a, b = lab.vm("a", 1), lab.vm("b", 2)
     sink = lab.udp_socket(b, 5000)

@@ -285,7 +285,7 @@ def test_one_transaction_replaces_both_tables_and_names_come_before_use() -> Non
 def test_sync_applies_in_the_root_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[tuple[str, list[Any]]] = []
 
-    def fake_apply(ns: str, build: Any) -> None:
+    def fake_apply(ns: str, build: Any, after: Any = None) -> None:
         seen.append((ns, build({"brq1": 2})))
 
     monkeypatch.setattr(bridge_fw, "apply", fake_apply)

@@ -29,7 +29,10 @@ The ``bridge`` family has no conntrack on this kernel (``nf_conntrack_bridge``
 is not built), hence the two tables and the mark between them. Ports not
 listed, or with port security off, are in no map: they pass unfiltered.
 Conntrack entries outlive a table's replacement, so connections the new rules
-still allow carry on.
+still allow carry on; after a sync that took something away, the connections no
+rule admits any more are forgotten (``firewall_ct``, as Neutron's ``conntrack -D``).
+The interface's types and the pure facts (protocols, a port's allowed sources)
+are in ``secgroups``.
 """
 
 from __future__ import annotations
@@ -38,32 +41,38 @@ import functools
 import hashlib
 import ipaddress
 import logging
-import re
+import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
 from onestack.host import nft
 from onestack.host.nft import Json, Table
+from onestack.network.agent import firewall_ct
 from onestack.network.agent.layout import Layout
+from onestack.network.agent.secgroups import (  # the interface's types live there
+    ICMP,
+    ICMPV6,
+    PORT_HEADERS,
+    PROTOCOLS,
+    FirewallPort,
+    SecurityGroupRule,
+    allowed_sources,
+    link_local,
+    protocol_number,
+)
 
+__all__ = ["FirewallPort", "SecurityGroupRule", "PROTOCOLS", "link_local", "protocol_number",
+           "remove", "render", "rule_match", "sync"]
 log = logging.getLogger(__name__)
 
+# What the last sync of each root namespace put in force (to tell what a sync takes away).
+_applied: dict[str, firewall_ct.Applied] = {}
+_applied_lock = threading.Lock()
+
 TABLE = "onestack_sg"
-MAC_RE = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 MARK_SRC = 0x0000FFFF
 MARK_DST = 0xFFFF0000
 MAX_PORTS = 0xFFFF
 
-# Neutron's protocol names (neutron_lib.constants.IP_PROTOCOL_MAP).
-PROTOCOLS: dict[str, int] = {
-    "ah": 51, "dccp": 33, "egp": 8, "esp": 50, "gre": 47, "hopopt": 0, "icmp": 1, "igmp": 2,
-    "ip": 0, "ipip": 4, "ipv6-encap": 41, "ipv6-frag": 44, "ipv6-icmp": 58, "icmpv6": 58,
-    "ipv6-nonxt": 59, "ipv6-opts": 60, "ipv6-route": 43, "ospf": 89, "pgm": 113, "rsvp": 46,
-    "sctp": 132, "tcp": 6, "udp": 17, "udplite": 136, "vrrp": 112,
-}
-# Protocols with ports, by number: nftables' header names.
-PORT_HEADERS = {6: "tcp", 17: "udp", 132: "sctp", 33: "dccp", 136: "udplite"}
-ICMP, ICMPV6 = 1, 58
 # ICMPv6 a port may always send / receive (Neutron's ICMPV6_ALLOWED_EGRESS_TYPES and
 # ICMPV6_ALLOWED_INGRESS_TYPES plus router advertisements): MLD, RS, RA, NS, NA.
 ICMPV6_EGRESS = (130, 131, 132, 143, 133, 135, 136)
@@ -72,38 +81,47 @@ ICMPV6_FROM_UNSPECIFIED = (131, 135, 143)  # MLD reports and DAD before an addre
 ROUTER_ADVERTISEMENT = 134
 
 
-@dataclass(frozen=True)
-class SecurityGroupRule:
-    direction: str                   # "ingress" | "egress"
-    ethertype: str                   # "IPv4" | "IPv6"
-    protocol: str | None             # name or number as the API shows it, None = any
-    port_range_min: int | None
-    port_range_max: int | None
-    remote_ip_prefix: str | None
-    remote_group_id: str | None
-
-
-@dataclass(frozen=True)
-class FirewallPort:
-    port_id: str
-    device: str                      # layout.tap(port_id): the device on the bridge in layout.root_ns
-    mac: str
-    fixed_ips: tuple[str, ...]
-    allowed_address_pairs: tuple[tuple[str, str], ...]   # (ip_address or CIDR, mac)
-    port_security_enabled: bool
-    rules: tuple[SecurityGroupRule, ...]                 # all rules of all its groups
-
-
 # --- effects ---------------------------------------------------------------------------
 
 
 def sync(layout: Layout, ports: Sequence[FirewallPort],
          group_members: Mapping[str, Sequence[str]]) -> None:
     """Makes the cloud's firewall exactly these ports, in one atomic nft transaction
-    in ``layout.root_ns`` (which must exist). Blocking: call it from a thread."""
+    in ``layout.root_ns`` (which must exist); then, if it took anything away (a
+    rule, a group member, a newly filtered port), forgets the tracked connections
+    no rule admits any more. Blocking: call it from a thread."""
     from onestack.host import bridge_fw
 
-    bridge_fw.apply(layout.root_ns, lambda bridges: render(ports, group_members, bridges))
+    ports = list(ports)
+    now = firewall_ct.Applied.of(ports, group_members)
+    with _applied_lock:
+        before = _applied.pop(layout.root_ns, None)
+
+    def tidy(bridges: Mapping[str, int], masters: Mapping[str, str]) -> None:
+        if firewall_ct.takes_away(before, now):
+            try:
+                forget_stale(ports, group_members, bridges, masters)
+            except Exception:  # the rules are in force; only old connections linger
+                log.exception("could not forget the connections the security groups "
+                              "no longer allow")
+
+    bridge_fw.apply(layout.root_ns, lambda bridges: render(ports, group_members, bridges),
+                    after=tidy)
+    with _applied_lock:
+        _applied[layout.root_ns] = now
+
+
+def forget_stale(ports: Sequence[FirewallPort], group_members: Mapping[str, Sequence[str]],
+                 bridges: Mapping[str, int], masters: Mapping[str, str]) -> int:
+    """In the root namespace's thread: deletes the conntrack entries of connections
+    that no filtered port at either end admits any more (as Neutron's
+    ``conntrack -D``); how many went."""
+    from onestack.host import ctzones
+
+    zones = {dev: zone_of(bridges[bridge]) for dev, bridge in masters.items()}
+    found = ctzones.connections(set(zones.values()))
+    doomed = firewall_ct.stale(found, ports, group_members, zones)
+    return ctzones.forget(doomed) if doomed else 0
 
 
 def remove(layout: Layout) -> None:
@@ -111,6 +129,8 @@ def remove(layout: Layout) -> None:
     from onestack.host import bridge_fw
 
     bridge_fw.delete(layout.root_ns, [("bridge", TABLE), ("inet", TABLE)])
+    with _applied_lock:
+        _applied.pop(layout.root_ns, None)
 
 
 # --- rendering (pure) ----------------------------------------------------------------------
@@ -320,44 +340,6 @@ def _element(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> Json | str:
     return {"prefix": {"addr": str(net.network_address), "len": net.prefixlen}}
 
 
-# --- anti-spoofing: what a port may send from ---------------------------------------------
-
-
-def allowed_sources(port: FirewallPort) -> list[tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network]]:
-    """(MAC, network) pairs the port may send from: its fixed IPs and IPv6 link-local
-    address with its own MAC, and each allowed address pair (with the pair's MAC,
-    the port's if none, and that MAC's link-local address)."""
-    mac = port.mac.lower()
-    out: list[tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network]] = []
-    wanted = [(mac, ip) for ip in port.fixed_ips]
-    wanted += [((pair_mac or port.mac).lower(), ip) for ip, pair_mac in port.allowed_address_pairs]
-    macs: list[str] = []
-    for m, ip in wanted:
-        if not MAC_RE.fullmatch(m):
-            log.warning("port %s: MAC %r ignored", port.port_id, m)
-            continue
-        try:
-            out.append((m, ipaddress.ip_network(ip, strict=False)))
-        except ValueError:
-            log.warning("port %s: address %r ignored", port.port_id, ip)
-            continue
-        if m not in macs:
-            macs.append(m)
-    if mac not in macs and MAC_RE.fullmatch(mac):
-        macs.insert(0, mac)
-    for m in macs:
-        out.append((m, ipaddress.ip_network(link_local(m))))
-    return list(dict.fromkeys(out))
-
-
-def link_local(mac: str) -> str:
-    """The IPv6 link-local address of a MAC (modified EUI-64)."""
-    octets = [int(x, 16) for x in mac.split(":")]
-    octets[0] ^= 0x02
-    eui = octets[:3] + [0xFF, 0xFE] + octets[3:]
-    return str(ipaddress.IPv6Address(b"\xfe\x80" + bytes(6) + bytes(eui)))
-
-
 # --- security group rules (inet table) ----------------------------------------------------
 
 
@@ -402,21 +384,6 @@ def _checked_match(rule: SecurityGroupRule) -> list[Json] | None:
 
 def _unique(rules: Iterable[SecurityGroupRule], direction: str) -> list[SecurityGroupRule]:
     return list(dict.fromkeys(r for r in rules if r.direction == direction))
-
-
-def protocol_number(rule: SecurityGroupRule) -> int | None:
-    """The rule's IP protocol number; None for any. ``icmp`` in an IPv6 rule is
-    ICMPv6, as Neutron reads it."""
-    proto = rule.protocol
-    if proto is None or str(proto).lower() in ("", "any"):
-        return None
-    text = str(proto).lower()
-    number = PROTOCOLS[text] if text in PROTOCOLS else int(text)
-    if rule.ethertype == "IPv6" and number == ICMP:
-        number = ICMPV6
-    if not 0 <= number <= 255:
-        raise ValueError(f"invalid protocol {proto!r}")
-    return number
 
 
 def rule_match(rule: SecurityGroupRule) -> list[Json]:
