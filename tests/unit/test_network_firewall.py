@@ -67,7 +67,9 @@ def l4(n: int) -> dict[str, Any]:
     (None, "IPv4", None), ("any", "IPv4", None), ("tcp", "IPv4", 6), ("6", "IPv4", 6),
     ("udp", "IPv6", 17), ("icmp", "IPv4", 1), ("icmp", "IPv6", 58), ("1", "IPv6", 58),
     ("ipv6-icmp", "IPv6", 58), ("icmpv6", "IPv6", 58), ("58", "IPv6", 58), ("gre", "IPv4", 47),
-    ("vrrp", "IPv4", 112), ("132", "IPv4", 132), ("0", "IPv4", 0), ("255", "IPv4", 255),
+    ("vrrp", "IPv4", 112), ("132", "IPv4", 132), ("255", "IPv4", 255),
+    # protocol 0 is any protocol, as in Neutron's iptables driver (no "-p")
+    ("0", "IPv4", None), ("ip", "IPv4", None), ("hopopt", "IPv6", None),
 ])
 def test_protocols_by_name_or_number(protocol: str | None, ethertype: str,
                                      number: int | None) -> None:

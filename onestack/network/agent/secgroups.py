@@ -51,8 +51,9 @@ class FirewallPort:
 
 
 def protocol_number(rule: SecurityGroupRule) -> int | None:
-    """The rule's IP protocol number; None for any. ``icmp`` in an IPv6 rule is
-    ICMPv6, as Neutron reads it."""
+    """The rule's IP protocol number; None for any. As Neutron's iptables driver
+    reads it: ``icmp`` in an IPv6 rule is ICMPv6, and protocol 0 (``0``, ``ip``,
+    ``hopopt``) is any protocol."""
     proto = rule.protocol
     if proto is None or str(proto).lower() in ("", "any"):
         return None
@@ -62,7 +63,7 @@ def protocol_number(rule: SecurityGroupRule) -> int | None:
         number = ICMPV6
     if not 0 <= number <= 255:
         raise ValueError(f"invalid protocol {proto!r}")
-    return number
+    return number or None
 
 
 def allowed_sources(port: FirewallPort) -> list[tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network]]:
