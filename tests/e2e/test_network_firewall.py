@@ -55,6 +55,12 @@ def test_a_ping_needs_an_icmp_rule_and_gets_through_within_a_second(lab: fwlab.L
     assert waited is not None, "the ICMP rule did not apply within a second"
     print(f"\nsync {took * 1000:.1f} ms, first ping through {waited * 1000:.0f} ms after it")
     assert not b.ping(a.ip)  # a still admits nothing
+    # IPv6: neighbour discovery passes, the echo needs its own rule
+    assert not a.ping(b.ip6)
+    lab.sync(a.port(EGRESS_ANY), b.port(EGRESS_ANY + (
+        ingress("icmp"), ingress("ipv6-icmp", 128, None, ethertype="IPv6"))))
+    assert a.ping(b.ip6)
+    assert not b.ping(a.ip6)
 
 
 def test_tcp_is_allowed_to_one_port_only(lab: fwlab.Lab) -> None:
