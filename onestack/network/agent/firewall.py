@@ -6,24 +6,28 @@ namespace (``layout.root_ns``), in two tables of the same name replaced
 together in one transaction by every :func:`sync`:
 
 ``bridge`` table (sees the bridge ports: ``iifname``/``oifname`` are taps)
-    ``prerouting`` (priority -200): a frame from a filtered port jumps to the
-    port's ``from-`` chain: its number goes into the packet mark's low 16 bits,
-    then anti-spoofing — source MAC, IPv4/IPv6 source and ARP sender among the
-    port's fixed IPs, its IPv6 link-local address and its allowed address pairs
-    (each pair with its own MAC); DHCP discovery from 0.0.0.0 and IPv6 DAD/MLD
-    from :: allowed; DHCP/DHCPv6 server replies and router advertisements from
-    the port dropped.
+    ``prerouting`` (priority -200): a frame from a filtered port (set ``ports``)
+    gets the port's number in the packet mark's low 16 bits (map
+    ``port_numbers``), then anti-spoofing against the sets ``macs``,
+    ``sources4`` and ``sources6`` (``ifname . ether_addr [. address]``: the
+    port's fixed IPs, its IPv6 link-local address and its allowed address pairs,
+    each pair with its own MAC) in the chains ``spoof4``, ``arp4``, ``spoof6``;
+    DHCP discovery from 0.0.0.0 and IPv6 DAD/MLD from :: allowed; DHCP/DHCPv6
+    server replies and router advertisements from the port dropped.
     ``forward`` (priority -200, before br_netfilter's own hook at -1): a frame
-    to a filtered port ORs the port's number into the mark's high 16 bits.
+    to a filtered port ORs the port's number into the mark's high 16 bits
+    (verdict map ``to_port``, a ``to-<tap>`` chain per port).
 ``inet`` table (bridged IP seen through br_netfilter: conntrack works here)
     ``zone`` (prerouting, raw priority): conntrack zone per bridge (its
     ifindex), so equal addresses on two networks never share a connection.
-    ``forward``: the source port's ``egress-`` chain (verdict map on the mark's
-    low half), then the destination port's ``ingress-`` chain (high half).
-    Each: DHCP/ND as Neutron allows them, established/related accepted, invalid
-    dropped, the security group rules, and a final drop (default deny). Remote
-    groups are matched against named sets of their members' addresses, one per
-    group and IP version, rewritten in the same transaction.
+    ``forward``: established/related accepted, unmarked (no filtered port)
+    accepted, invalid dropped, ICMPv6 ND/MLD/RS/RA accepted; then the source
+    port's rules (verdict map ``egress`` on the mark's low half; admitted:
+    ``return``) and the destination port's (``ingress``, high half; admitted:
+    ``accept``), each a chain shared by every port with the same rules:
+    DHCP as Neutron allows it, the security group rules, and a final drop
+    (default deny). Remote groups are matched against named sets of their
+    members' addresses, one per group and IP version.
 
 The ``bridge`` family has no conntrack on this kernel (``nf_conntrack_bridge``
 is not built), hence the two tables and the mark between them. Ports not
