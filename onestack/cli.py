@@ -153,8 +153,8 @@ def cmd_up(args: argparse.Namespace) -> int:
                     lines.append(f"  {listener.name + ':':9} not served: "
                                  f"{listener.host}:{listener.port} is in use\n")
             elapsed = time.perf_counter() - STARTED
-            print(f"onestack is up at {settings.base_url} ({elapsed:.2f}s)\n"
-                  f"{''.join(lines)}{banner}", flush=True)
+            print(f"onestack is up at {settings.base_url} ({elapsed:.2f}s)\n{banner}\n"
+                  f"{''.join(lines)}", end="", flush=True)
         # Move everything start-up made out of the collector's sight, so that
         # later collections only walk new objects. No collection first: it
         # would hold the event loop for ~50 ms to free a few hundred objects.
