@@ -139,14 +139,14 @@ def test_the_default_group_shares_one_chain_pair_between_its_ports() -> None:
                              {"brqnet1": 7})
     egress = items(inet, "map")["egress"]["elem"]
     ingress = items(inet, "map")["ingress"]["elem"]
-    assert [k for k, _ in egress] == [1, 2] and [k for k, _ in ingress] == [1 << 16, 2 << 16]
+    assert [k for k, _ in egress] == [1, 2] and [k for k, _ in ingress] == [1, 2]
     assert egress[0][1] == egress[1][1] and ingress[0][1] == ingress[1][1]
     out, into = egress[0][1]["jump"]["target"], ingress[0][1]["jump"]["target"]
     dhcp = {"concat": [payload("udp", "sport"), payload("udp", "dport")]}
     assert rules_of(inet, out) == [
-        [match(dhcp, {"set": [{"concat": [68, 67]}, {"concat": [546, 547]}]}), {"return": None}],
-        [NFPROTO4, {"return": None}],
-        [NFPROTO6, {"return": None}],
+        [match(dhcp, {"set": [{"concat": [68, 67]}, {"concat": [546, 547]}]}), {"accept": None}],
+        [NFPROTO4, {"accept": None}],
+        [NFPROTO6, {"accept": None}],
         [{"drop": None}],
     ]
     assert rules_of(inet, into) == [
@@ -161,22 +161,25 @@ def test_the_default_group_shares_one_chain_pair_between_its_ports() -> None:
     assert items(bridge, "set")["ports"]["elem"] == [port(1).device, port(2).device]
 
 
-def test_the_forward_chain_is_stateful_and_default_deny_is_per_port() -> None:
+def test_egress_in_prerouting_ingress_in_forward_stateful_default_deny_per_port() -> None:
     _, inet = fw.render([port(1)], {}, {})
     mark = {"meta": {"key": "mark"}}
-    assert rules_of(inet, "forward") == [
-        [match({"ct": {"key": "state"}}, ["established", "related"], op="in"), {"accept": None}],
-        [match(mark, 0), {"accept": None}],
-        [match({"ct": {"key": "state"}}, "invalid", op="in"), {"drop": None}],
-        [NFPROTO6, l4(58), match(payload("icmpv6", "type"),
-                                 {"set": [130, 131, 132, 133, 134, 135, 136, 143]}),
-         {"accept": None}],
-        [{"vmap": {"key": {"&": [mark, 0xFFFF]}, "data": "@egress"}}],
-        [{"vmap": {"key": {"&": [mark, 0xFFFF0000]}, "data": "@ingress"}}],
-    ]
+    for hook, rules_map in (("prerouting", "@egress"), ("forward", "@ingress")):
+        assert rules_of(inet, hook) == [
+            [match(mark, 0), {"accept": None}],
+            [match({"ct": {"key": "state"}}, ["established", "related"], op="in"),
+             {"accept": None}],
+            [match({"ct": {"key": "state"}}, "invalid", op="in"), {"drop": None}],
+            [NFPROTO6, l4(58), match(payload("icmpv6", "type"),
+                                     {"set": [130, 131, 132, 133, 134, 135, 136, 143]}),
+             {"accept": None}],
+            [{"vmap": {"key": mark, "data": rules_map}}],
+        ], hook
     chains = items(inet, "chain")
-    assert chains["forward"]["hook"] == "forward" and chains["forward"]["policy"] == "accept"
-    assert chains["zone"]["prio"] == -300
+    assert (chains["prerouting"]["hook"], chains["prerouting"]["prio"]) == ("prerouting", 0)
+    assert (chains["forward"]["hook"], chains["forward"]["prio"]) == ("forward", 0)
+    assert chains["forward"]["policy"] == "accept"  # unfiltered ports pass
+    assert chains["zone"]["prio"] == -300  # before conntrack (-200)
 
 
 def test_conntrack_zone_per_bridge() -> None:
@@ -238,10 +241,14 @@ def test_anti_spoofing_chains() -> None:
     spoof6 = rules_of(bridge, "spoof6")
     assert spoof6[0] == [match(payload("icmpv6", "type"), 134), {"drop": None}]
     assert rules_of(bridge, "arp4")[-1] == [{"drop": None}]
-    dev = port(1).device
-    assert rules_of(bridge, f"to-{dev}") == [[{"mangle": {"key": {"meta": {"key": "mark"}},
-                                                          "value": {"|": [{"meta": {"key": "mark"}},
-                                                                          1 << 16]}}}]]
+    # in forward, the mark becomes the destination's number (0 if not filtered)
+    assert rules_of(bridge, "forward") == [
+        [{"mangle": {"key": {"meta": {"key": "mark"}}, "value": 0}}],
+        [{"mangle": {"key": {"meta": {"key": "mark"}}, "value": {"map": {
+            "key": {"meta": {"key": "oifname"}}, "data": "@port_numbers"}}}}]]
+    chains = items(bridge, "chain")
+    assert (chains["forward"]["hook"], chains["forward"]["prio"]) == ("forward", -200)
+    assert (chains["prerouting"]["hook"], chains["prerouting"]["prio"]) == ("prerouting", -200)
 
 
 def test_rules_are_deduplicated_and_order_independent() -> None:

@@ -7,27 +7,26 @@ together in one transaction by every :func:`sync`:
 
 ``bridge`` table (sees the bridge ports: ``iifname``/``oifname`` are taps)
     ``prerouting`` (priority -200): a frame from a filtered port (set ``ports``)
-    gets the port's number in the packet mark's low 16 bits (map
-    ``port_numbers``), then anti-spoofing against the sets ``macs``,
-    ``sources4`` and ``sources6`` (``ifname . ether_addr [. address]``: the
-    port's fixed IPs, its IPv6 link-local address and its allowed address pairs,
-    each pair with its own MAC) in the chains ``spoof4``, ``arp4``, ``spoof6``;
-    DHCP discovery from 0.0.0.0 and IPv6 DAD/MLD from :: allowed; DHCP/DHCPv6
-    server replies and router advertisements from the port dropped.
-    ``forward`` (priority -200, before br_netfilter's own hook at -1): a frame
-    to a filtered port ORs the port's number into the mark's high 16 bits
-    (verdict map ``to_port``, a ``to-<tap>`` chain per port).
+    gets the port's number as its packet mark (map ``port_numbers``), then
+    anti-spoofing against the sets ``macs``, ``sources4`` and ``sources6``
+    (``ifname . ether_addr [. address]``: the port's fixed IPs, its IPv6
+    link-local address and its allowed address pairs, each pair with its own
+    MAC) in the chains ``spoof4``, ``arp4``, ``spoof6``; DHCP discovery from
+    0.0.0.0 and IPv6 DAD/MLD from :: allowed; DHCP/DHCPv6 server replies and
+    router advertisements from the port dropped.
+    ``forward`` (priority -200, before br_netfilter's own hook at -1): the mark
+    becomes the destination port's number (0: not filtered).
 ``inet`` table (bridged IP seen through br_netfilter: conntrack works here)
     ``zone`` (prerouting, raw priority): conntrack zone per bridge (its
     ifindex), so equal addresses on two networks never share a connection.
-    ``forward``: established/related accepted, unmarked (no filtered port)
-    accepted, invalid dropped, ICMPv6 ND/MLD/RS/RA accepted; then the source
-    port's rules (verdict map ``egress`` on the mark's low half; admitted:
-    ``return``) and the destination port's (``ingress``, high half; admitted:
-    ``accept``), each a chain shared by every port with the same rules:
-    DHCP as Neutron allows it, the security group rules, and a final drop
-    (default deny). Remote groups are matched against named sets of their
-    members' addresses, one per group and IP version.
+    ``prerouting`` (after conntrack) applies the source port's egress rules,
+    ``forward`` the destination port's ingress rules: unmarked (not a filtered
+    port) accepted, established/related accepted, invalid dropped, ICMPv6
+    ND/MLD/RS/RA accepted; then a verdict map on the mark (``egress``,
+    ``ingress``) jumps to the port's rules, a chain shared by every port with
+    the same rules: DHCP as Neutron allows it, the security group rules, and a
+    final drop (default deny). Remote groups are matched against named sets of
+    their members' addresses, one per group and IP version.
 
 The ``bridge`` family has no conntrack on this kernel (``nf_conntrack_bridge``
 is not built), hence the two tables and the mark between them. Ports not
@@ -73,9 +72,7 @@ _applied: dict[str, firewall_ct.Applied] = {}
 _applied_lock = threading.Lock()
 
 TABLE = "onestack_sg"
-MARK_SRC = 0x0000FFFF
-MARK_DST = 0xFFFF0000
-MAX_PORTS = 0xFFFF
+MAX_PORTS = 0xFFFFFFFF
 
 # ICMPv6 a port may always send / receive (Neutron's ICMPV6_ALLOWED_EGRESS_TYPES and
 # ICMPV6_ALLOWED_INGRESS_TYPES plus router advertisements): MLD, RS, RA, NS, NA.
@@ -169,8 +166,6 @@ def _bridge_table(numbered: Sequence[tuple[int, FirewallPort]]) -> Table:
     l2.add(
         nft.named_set("ports", "ifname", [p.device for _, p in numbered]),
         _named_map("port_numbers", "ifname", "mark", [[p.device, n] for n, p in numbered]),
-        _named_map("to_port", "ifname", "verdict",
-                   [[p.device, nft.jump(f"to-{p.device}")] for _, p in numbered]),
         nft.named_set("macs", ["ifname", "ether_addr"], macs),
         nft.named_set("sources4", ["ifname", "ether_addr", "ipv4_addr"], sources4,
                       flags=["interval"]),
@@ -215,11 +210,12 @@ def _bridge_table(numbered: Sequence[tuple[int, FirewallPort]]) -> Table:
         nft.rule("spoof6", nft.match({"concat": [iifname, ether_src, nft.payload("ip6", "saddr")]},
                                      "@sources6"), nft.accept()),
         nft.rule("spoof6", nft.drop(), comment="IPv6 spoofing"),
-        nft.rule("forward", {"vmap": {"key": nft.meta("oifname"), "data": "@to_port"}}),
+        # the mark now names the destination (the source's rules were applied in
+        # the inet table's prerouting): 0 if it is not filtered
+        nft.rule("forward", _set_mark(0)),
+        nft.rule("forward", _set_mark({"map": {"key": nft.meta("oifname"),
+                                               "data": "@port_numbers"}})),
     )
-    for n, port in numbered:
-        l2.add(nft.chain(f"to-{port.device}"),
-               nft.rule(f"to-{port.device}", _set_mark({"|": [nft.meta("mark"), n << 16]})))
     return _ordered(l2)
 
 
@@ -249,10 +245,10 @@ def _inet_table(numbered: Sequence[tuple[int, FirewallPort]],
     egress: list[list[object]] = []
     ingress: list[list[object]] = []
     for n, port in numbered:
-        for direction, entries, key in (("egress", egress, n), ("ingress", ingress, n << 16)):
+        for direction, entries in (("egress", egress), ("ingress", ingress)):
             rules, name = _chain_of(direction, port.rules)
             chains[direction, rules] = name
-            entries.append([key, nft.jump(name)])
+            entries.append([n, nft.jump(name)])
     groups = sorted({r.remote_group_id for (_, rules) in chains for r in rules
                      if r.remote_group_id is not None})
     for group in groups:
@@ -262,22 +258,23 @@ def _inet_table(numbered: Sequence[tuple[int, FirewallPort]],
     l3.add(_named_map("egress", "mark", "verdict", egress),
            _named_map("ingress", "mark", "verdict", ingress),
            nft.chain("zone", hook="prerouting", priority=-300, policy="accept"),
+           nft.chain("prerouting", hook="prerouting", priority=0, policy="accept"),
            nft.chain("forward", hook="forward", priority=0, policy="accept"))
     zones = sorted([name, zone_of(index)] for name, index in bridges.items())
     if zones:
         l3.add(nft.rule("zone", {"mangle": {"key": nft.ct("zone"), "value": {"map": {
             "key": nft.meta("iifname"), "data": {"set": zones}}}}}))
-    l3.add(
-        nft.rule("forward", nft.ct_state("established", "related"), nft.accept()),
-        nft.rule("forward", nft.match(nft.meta("mark"), 0), nft.accept(),
-                 comment="no filtered port"),
-        nft.rule("forward", nft.ct_state("invalid"), nft.drop()),
-        nft.rule("forward", _nfproto("ipv6"), _l4proto(ICMPV6),
-                 _icmpv6_types(sorted(set(ICMPV6_EGRESS) | set(ICMPV6_INGRESS))), nft.accept(),
-                 comment="neighbour discovery, MLD, router advertisements"),
-        nft.rule("forward", {"vmap": {"key": _masked_mark(MARK_SRC), "data": "@egress"}}),
-        nft.rule("forward", {"vmap": {"key": _masked_mark(MARK_DST), "data": "@ingress"}}),
-    )
+    mark = nft.meta("mark")
+    for hook, rules_map in (("prerouting", "@egress"), ("forward", "@ingress")):
+        l3.add(
+            nft.rule(hook, nft.match(mark, 0), nft.accept(), comment="not a filtered port"),
+            nft.rule(hook, nft.ct_state("established", "related"), nft.accept()),
+            nft.rule(hook, nft.ct_state("invalid"), nft.drop()),
+            nft.rule(hook, _nfproto("ipv6"), _l4proto(ICMPV6),
+                     _icmpv6_types(sorted(set(ICMPV6_EGRESS) | set(ICMPV6_INGRESS))),
+                     nft.accept(), comment="neighbour discovery, MLD, router advertisements"),
+            nft.rule(hook, {"vmap": {"key": mark, "data": rules_map}}),
+        )
     for (direction, rules), name in chains.items():
         l3.add(*_rules_chain_items(direction, name, rules))
     return _ordered(l3)
@@ -348,16 +345,16 @@ def _element(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> Json | str:
 
 
 def egress_chain(name: str, rules: Iterable[SecurityGroupRule]) -> list[Json]:
-    """From a port: DHCP client traffic, then the egress rules ("return": the
-    destination's ingress chain follows), else drop."""
+    """From a port (prerouting: the destination's ingress rules come in forward):
+    DHCP client traffic, then the egress rules, else drop."""
     items: list[Json] = [
         nft.chain(name),
-        nft.rule(name, _udp_pairs([(68, 67), (546, 547)]), _return(), comment="DHCP client"),
+        nft.rule(name, _udp_pairs([(68, 67), (546, 547)]), nft.accept(), comment="DHCP client"),
     ]
     for rule in rules:
         match = _checked_match(rule)
         if match is not None:
-            items.append(nft.rule(name, *match, _return()))
+            items.append(nft.rule(name, *match, nft.accept()))
     items.append(nft.rule(name, nft.drop()))
     return items
 
@@ -429,10 +426,6 @@ def _vmap(key: Json, entries: Sequence[tuple[object, Json]]) -> Json:
     return {"vmap": {"key": key, "data": {"set": [[k, v] for k, v in entries]}}}
 
 
-def _masked_mark(mask: int) -> Json:
-    return {"&": [nft.meta("mark"), mask]}
-
-
 def _set_mark(value: Json | int) -> Json:
     return {"mangle": {"key": nft.meta("mark"), "value": value}}
 
@@ -477,5 +470,3 @@ def _address(family: str, field: str,
     return [nft.match(nft.payload(family, field), nft.prefix(str(net)))]
 
 
-def _return() -> Json:
-    return {"return": None}
