@@ -24,6 +24,7 @@ from tests.e2e import testnet
 
 T = TypeVar("T")
 NETWORK_ID = "5e7c0b1a-0000-4000-8000-00000000f00d"
+OTHER_NETWORK_ID = "5e7c0b1b-0000-4000-8000-00000000beef"
 
 
 def nl(ns: str, fn: Callable[[links.Netlink], T]) -> T:
@@ -70,11 +71,13 @@ class Vm:
                 return time.monotonic() - start
         return None
 
-    def connect(self, ip: str, port: int, timeout: float = 1.0) -> bool:
+    def connect(self, ip: str, port: int, timeout: float = 1.0,
+                source_port: int = 0) -> bool:
         """A TCP connection answered with the server's greeting."""
         def work() -> bool:
             try:
-                with socket.create_connection((ip, port), timeout=timeout) as conn:
+                with socket.create_connection((ip, port), timeout=timeout,
+                                              source_address=(self.ip, source_port)) as conn:
                     return conn.recv(16) == b"ok"
             except OSError:
                 return False
@@ -114,16 +117,22 @@ class Lab:
     vms: dict[str, Vm] = field(default_factory=dict)
     servers: list[socket.socket] = field(default_factory=list)
 
-    def vm(self, name: str, n: int, *, addresses: bool = True) -> Vm:
-        """An instance with port number ``n`` (its MAC and addresses follow from it);
-        without ``addresses`` it has none until DHCP and SLAAC give them."""
+    def vm(self, name: str, n: int, *, addresses: bool = True, other_network: bool = False,
+           host: int | None = None) -> Vm:
+        """An instance with port number ``n`` (its MAC and addresses follow from it,
+        or the addresses from ``host``); without ``addresses`` it has none until
+        DHCP and SLAAC give them. ``other_network``: on a second bridge."""
         ns = f"{self.layout.prefix}-{name}"
+        host = n if host is None else host
+        bridge = Layout.bridge(OTHER_NETWORK_ID) if other_network else self.bridge
+        if other_network:
+            nl(self.layout.root_ns, lambda r: r.ensure_bridge(bridge))
         vm = Vm(name, ns, port_id=f"{n:08x}-7e57-4000-8000-{n:012x}",
-                mac=f"fa:16:3e:00:00:{n:02x}", ip=f"10.66.0.{n}", ip6=f"fd66::{n:x}")
+                mac=f"fa:16:3e:00:00:{n:02x}", ip=f"10.66.0.{host}", ip6=f"fd66::{host:x}")
         netns.ensure(ns)
         self.vms[name] = vm
         nl(self.layout.root_ns, lambda r: r.ensure_veth(
-            vm.device, "eth0", peer_netns=ns, master=self.bridge))
+            vm.device, "eth0", peer_netns=ns, master=bridge))
 
         def inside(n_: links.Netlink) -> None:
             n_.set_sysctl("net/ipv6/conf/eth0/accept_dad", 0)

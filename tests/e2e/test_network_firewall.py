@@ -159,6 +159,28 @@ def test_a_connection_goes_with_the_rule_that_admitted_it(lab: fwlab.Lab) -> Non
             conn.close()
 
 
+def test_equal_addresses_on_two_networks_never_share_a_connection(lab: fwlab.Lab) -> None:
+    """Conntrack zones per bridge: a connection on one network does not make the
+    same addresses and ports on another one "established"."""
+    a1, b1 = lab.vm("a1", 1), lab.vm("b1", 2)
+    a2, b2 = lab.vm("a2", 3, other_network=True, host=1), lab.vm("b2", 4, other_network=True,
+                                                                  host=2)
+    assert (a1.ip, b1.ip) == (a2.ip, b2.ip)
+    lab.serve_tcp(b1, 8080)
+    lab.serve_tcp(b2, 8080)
+    web = ingress("tcp", 8080, 8080)
+    lab.sync(a1.port(EGRESS_ANY), b1.port(EGRESS_ANY + (web,)), a2.port(EGRESS_ANY),
+             b2.port(EGRESS_ANY))
+    conn = a1.open_connection(b1.ip, 8080)
+    try:
+        source_port = conn.getsockname()[1]
+        # the same 5-tuple on the other network: b2 admits no tcp, so it is refused
+        assert not a2.connect(b2.ip, 8080, source_port=source_port)
+        assert fwlab.alive(conn)
+    finally:
+        conn.close()
+
+
 def test_spoofed_source_ip_and_mac_are_dropped_and_allowed_pairs_pass(lab: fwlab.Lab) -> None:
     a, b = lab.vm("a", 1), lab.vm("b", 2)
     sink = lab.udp_socket(b, 5000)
