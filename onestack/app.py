@@ -29,8 +29,8 @@ log = logging.getLogger("onestack")
 __all__ = ["CatalogEntry", "Cloud", "Service", "build_app", "build_cloud", "prepare", "secure_state_dir"]
 
 # The services of the all-in-one cloud, in start order (identity first).
-SERVICE_MODULES = ("onestack.identity", "onestack.image", "onestack.network", "onestack.objectstore",
-                   "onestack.common.tasks.core")
+SERVICE_MODULES = ("onestack.identity", "onestack.image", "onestack.network", "onestack.compute",
+                   "onestack.objectstore", "onestack.common.tasks.core")
 
 
 def build_cloud(settings: Settings, modules: tuple[str, ...] = SERVICE_MODULES) -> Cloud:

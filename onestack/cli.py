@@ -73,6 +73,14 @@ def _take_state_dir(settings: Any, host_port: tuple[str, int] | None = None) -> 
     return lock, sock
 
 
+def _websocket_protocol(**kwargs: Any) -> Any:
+    """uvicorn's WebSocket protocol (websockets' Sans-I/O core), made for each
+    upgrade request: a cloud whose consoles nobody opens never imports it."""
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+    return WebSocketsSansIOProtocol(**kwargs)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     # Start-up allocates hundreds of thousands of long-lived objects (modules,
     # classes, mappers, routes): collecting while they are built is wasted
@@ -111,7 +119,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         log_config=None,
         access_log=False,
         lifespan="on",
-        ws="none",  # no service speaks WebSocket; saves importing a WebSocket library
+        # Compute's console proxy speaks WebSocket on this listener; the
+        # protocol (and its library) is imported at the first upgrade request.
+        # (uvicorn calls ``ws`` like a protocol class: a factory serves.)
+        ws=_websocket_protocol,  # type: ignore[arg-type]
         loop="auto",
         http="auto",
         timeout_graceful_shutdown=5,

@@ -106,6 +106,42 @@ class NetworkSettings:
 
 @dataclass
 class ComputeSettings:
+    # --- the API, scheduler and agent (compute engineer) ---------------------
+    # The virt driver of this host's compute agent: "qemu" (real guests) or
+    # "fake" (in memory: API and scale tests only); "none" runs no agent here.
+    driver: str = "qemu"
+    # Host resources kept from guests (Nova's reserved_host_*); the
+    # allocation ratios are in the QEMU driver's block below.
+    reserved_host_memory_mb: int = 512
+    reserved_host_disk_mb: int = 0
+    default_availability_zone: str = "nova"
+    # The fake driver's host (what it reports to the scheduler).
+    fake_vcpus: int = 64
+    fake_memory_mb: int = 262144
+    fake_local_gb: int = 4096
+    # Nova's [api] max_limit: the longest page of any list.
+    max_limit: int = 1000
+    # Per-project quota defaults (Nova's [quota]); -1 = unlimited.
+    quota_instances: int = 10
+    quota_cores: int = 20
+    quota_ram: int = 51200
+    quota_metadata_items: int = 128
+    quota_key_pairs: int = 100
+    quota_server_groups: int = 10
+    quota_server_group_members: int = 10
+    # The shared secret that signs the Networking metadata proxy's
+    # X-Instance-ID headers (Nova's metadata_proxy_shared_secret); empty: one
+    # is generated in the state directory on first use.
+    metadata_proxy_shared_secret: str = ""
+    # Console tokens live this long (Nova's [consoleauth] token_ttl).
+    console_token_ttl: int = 600
+    # How often the compute agent reports its host and syncs power states.
+    report_interval: float = 10.0
+    sync_power_state_interval: float = 60.0
+    # A server in ERROR or being deleted keeps its row (soft delete) for
+    # changes-since and os-instance-actions; purged after this many seconds.
+    deleted_server_retention: float = 7 * 86400.0
+
     # --- the QEMU driver and the host's image cache (onestack/compute/virt/qemu) ---
     # QEMU's accelerator: "auto" (KVM where /dev/kvm really runs a guest, else
     # TCG), "kvm" or "tcg".

@@ -23,7 +23,11 @@ import pytest
 import yaml
 
 # bcrypt's cost is the slowest part of authenticating; tests use the minimum.
-TEST_ENV = {"ONESTACK_IDENTITY_PASSWORD_HASH_ROUNDS": "4"}
+TEST_ENV = {
+    "ONESTACK_IDENTITY_PASSWORD_HASH_ROUNDS": "4",
+    # Compute's agent runs the in-memory driver (tests/e2e boot real guests).
+    "ONESTACK_COMPUTE_DRIVER": "fake",
+}
 
 
 def free_port() -> int:

@@ -79,6 +79,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import JSON, MetaData, create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -108,9 +109,23 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
+def _sqlite_json_loads(value: Any) -> Any:
+    """orjson's decoder for SQLite's JSON columns. A JSON column has NUMERIC
+    affinity there, so a document that is a bare number (``5``) comes back as
+    an int or float, which orjson refuses with a ValueError; SQLAlchemy's own
+    fallback for numbers only catches the TypeError the stdlib decoder raises."""
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        if isinstance(value, int | float):
+            return value
+        raise
+
+
 def _sqlite_engine(url: str, immediate: bool) -> Engine:
     engine = create_engine(
         url,
+        json_deserializer=_sqlite_json_loads,
         poolclass=QueuePool if not url.endswith(":memory:") else NullPool,
         pool_size=8 if not immediate else 1,
         max_overflow=32 if not immediate else 0,
@@ -149,7 +164,8 @@ class Database:
             self.engine = _sqlite_engine(url, immediate=False)
             self.write_engine = _sqlite_engine(url, immediate=True)
         else:
-            self.engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+            self.engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True,
+                                        json_deserializer=orjson.loads)
             self.write_engine = self.engine
         self._read_factory = sessionmaker(self.engine, expire_on_commit=False)
         self._write_factory = sessionmaker(self.write_engine, expire_on_commit=False)

@@ -8,6 +8,7 @@ MODEL_MODULES = (
     "onestack.common.models",
     "onestack.identity.models",
     "onestack.image.models",
+    "onestack.compute.models",
     "onestack.network.models",
 )
 

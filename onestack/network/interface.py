@@ -4,7 +4,10 @@ Compute reaches Networking through this module only (an import-linter
 contract holds it): a port for a server on the user's behalf (the user's
 policy and quota apply, as through ``POST /v2.0/ports``), bound to the host
 that runs the server, unbound and deleted; the networks a user may boot on.
-The data plane reports a port's status here. Functions take the ``Cloud``,
+The data plane reports a port's status here. Compute's proxy APIs of
+before 2.36 (``os-security-groups``, ``os-security-group-rules``,
+``os-floating-ips``) go through the security group, rule and floating IP
+calls at the end. Functions take the ``Cloud``,
 return the resource as the API shows it to that caller (blocking: call them
 in a thread), and raise the same ``ApiError`` subclasses as the API (404,
 403, 409 ...). A ``ctx`` of None means the cloud's own services acting
@@ -117,3 +120,109 @@ def list_networks(cloud: Cloud, ctx: AuthContext, **filters: str) -> list[dict[s
     net = _network(cloud)
     q = query.parse(NETWORKS, list(filters.items()))
     return networks.list_networks(net, _caller(net, ctx), q)[0]
+
+
+def list_floating_ips(cloud: Cloud, ctx: AuthContext | None, **filters: str) -> list[dict[str, Any]]:
+    """Floating IPs matching API filters (``port_id=...``): the public addresses
+    Compute shows among a server's."""
+    from onestack.network.service import floatingips
+    from onestack.network.service.resources import FLOATINGIPS
+
+    net = _network(cloud)
+    q = query.parse(FLOATINGIPS, list(filters.items()))
+    return floatingips.list_fips(net, _caller(net, ctx), q)[0]
+
+
+def list_security_groups(cloud: Cloud, ctx: AuthContext, **filters: str) -> list[dict[str, Any]]:
+    """Security groups the caller sees matching API filters (``name=...``): the
+    groups a server's ports are given by name."""
+    from onestack.network.service import security_groups
+    from onestack.network.service.resources import SECURITY_GROUPS
+
+    net = _network(cloud)
+    security_groups.ensure_default_for(net, ctx.project_id)
+    q = query.parse(SECURITY_GROUPS, list(filters.items()))
+    return security_groups.list_groups(net, _caller(net, ctx), q)[0]
+
+
+# --- for Compute's proxy APIs (os-security-groups, os-floating-ips, to 2.35) ---------------
+# Each acts as the same call of the REST API does for ``ctx`` (the body is the
+# resource's, as in ``POST /v2.0/<collection>``).
+
+
+def show_security_group(cloud: Cloud, ctx: AuthContext, group_id: str) -> dict[str, Any]:
+    from onestack.network.service import security_groups
+
+    net = _network(cloud)
+    return security_groups.show(net, _caller(net, ctx), group_id)
+
+
+def create_security_group(cloud: Cloud, ctx: AuthContext, body: dict[str, Any]) -> dict[str, Any]:
+    from onestack.network.service import security_groups
+
+    net = _network(cloud)
+    return security_groups.create(net, _caller(net, ctx), [body])[0]
+
+
+def update_security_group(cloud: Cloud, ctx: AuthContext, group_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    from onestack.network.service import security_groups
+
+    net = _network(cloud)
+    return security_groups.update(net, _caller(net, ctx), group_id, body)
+
+
+def delete_security_group(cloud: Cloud, ctx: AuthContext, group_id: str) -> None:
+    from onestack.network.service import security_groups
+
+    net = _network(cloud)
+    security_groups.delete(net, _caller(net, ctx), group_id)
+
+
+def show_security_group_rule(cloud: Cloud, ctx: AuthContext, rule_id: str) -> dict[str, Any]:
+    from onestack.network.service import sg_rules
+
+    net = _network(cloud)
+    return sg_rules.show(net, _caller(net, ctx), rule_id)
+
+
+def create_security_group_rule(cloud: Cloud, ctx: AuthContext, body: dict[str, Any]) -> dict[str, Any]:
+    from onestack.network.service import sg_rules
+
+    net = _network(cloud)
+    return sg_rules.create(net, _caller(net, ctx), [body])[0]
+
+
+def delete_security_group_rule(cloud: Cloud, ctx: AuthContext, rule_id: str) -> None:
+    from onestack.network.service import sg_rules
+
+    net = _network(cloud)
+    sg_rules.delete(net, _caller(net, ctx), rule_id)
+
+
+def show_floating_ip(cloud: Cloud, ctx: AuthContext, fip_id: str) -> dict[str, Any]:
+    from onestack.network.service import floatingips
+
+    net = _network(cloud)
+    return floatingips.show(net, _caller(net, ctx), fip_id)
+
+
+def create_floating_ip(cloud: Cloud, ctx: AuthContext, body: dict[str, Any]) -> dict[str, Any]:
+    from onestack.network.service import floatingips
+
+    net = _network(cloud)
+    return floatingips.create(net, _caller(net, ctx), [body])[0]
+
+
+def update_floating_ip(cloud: Cloud, ctx: AuthContext, fip_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """As ``PUT /v2.0/floatingips/{id}``: ``{"port_id": ...}`` associates, None dissociates."""
+    from onestack.network.service import floatingips
+
+    net = _network(cloud)
+    return floatingips.update(net, _caller(net, ctx), fip_id, body)
+
+
+def delete_floating_ip(cloud: Cloud, ctx: AuthContext, fip_id: str) -> None:
+    from onestack.network.service import floatingips
+
+    net = _network(cloud)
+    floatingips.delete(net, _caller(net, ctx), fip_id)

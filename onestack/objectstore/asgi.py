@@ -15,9 +15,17 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from onestack.objectstore.http import Handler, HTTPError, Request, Response, error
+from onestack.objectstore.http import (
+    Handler,
+    HTTPError,
+    Request,
+    Response,
+    default_page,
+    error,
+)
 
 log = logging.getLogger("onestack.objectstore")
+HTML = "text/html; charset=UTF-8"
 
 
 def new_trans_id(suffix: str = "") -> str:
@@ -36,8 +44,9 @@ class AsgiAdapter:
         state["request_id"] = trans_id
         method = scope["method"]
         resp = await self._respond(scope, receive, trans_id)
-        headers = [(k.encode("latin-1"), v.encode("latin-1", "replace"))
-                   for k, v in _out_headers(resp)]
+        if method == "HEAD" and resp.status >= 400 and resp.body == default_page(resp.status):
+            resp.headers["Content-Length"] = "0"  # swob makes that page for a GET only
+        headers = [(k.encode("latin-1"), _header_value(v)) for k, v in _out_headers(resp)]
         headers.append((b"x-trans-id", trans_id.encode()))
         try:
             await send({"type": "http.response.start", "status": resp.status, "headers": headers})
@@ -85,9 +94,10 @@ def _request(scope: dict[str, Any], receive: Any, trans_id: str) -> Request:
             try:
                 path = unquote_to_bytes(raw[len(root):]).decode("utf-8")
             except UnicodeDecodeError:
-                raise HTTPError(error(412, "Invalid UTF8 or contains NULL")) from None
+                raise HTTPError(error(412, "Invalid UTF8 or contains NULL", content_type=HTML)) \
+                    from None
     if "\x00" in path:
-        raise HTTPError(error(412, "Invalid UTF8 or contains NULL"))
+        raise HTTPError(error(412, "Invalid UTF8 or contains NULL", content_type=HTML))
     headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
     client = scope.get("client") or ("", 0)
     host = ""
@@ -120,6 +130,15 @@ def _out_headers(resp: Response) -> list[tuple[str, str]]:
             continue
         out.append((_title(k), v))
     return out
+
+
+def _header_value(value: str) -> bytes:
+    """Header values go out as latin-1; text beyond it as its UTF-8 bytes (what
+    Swift's WSGI strings carry, e.g. an object name in Content-Location)."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "replace")
 
 
 _TITLES: dict[str, str] = {}

@@ -169,13 +169,17 @@ class Response:
         return f"<Response {self.status}>"
 
 
+def default_page(status: int) -> bytes:
+    """The HTML page swob makes for an error status that has no body of its own."""
+    title, explanation = REASONS.get(status, ("Unknown", ""))
+    return f"<html><h1>{title}</h1><p>{explanation}</p></html>".encode() if explanation else b""
+
+
 def error(status: int, body: str | bytes | None = None, *, headers: Mapping[str, str] | None = None,
           content_type: str | None = None, method: str = "GET") -> Response:
     """Swift's error response: its HTML page, or ``body`` as plain text."""
-    title, explanation = REASONS.get(status, ("Unknown", ""))
     if body is None:
-        text = f"<html><h1>{title}</h1><p>{explanation}</p></html>" if explanation else ""
-        payload = text.encode()
+        payload = default_page(status)
         ctype = content_type or "text/html; charset=UTF-8"
     else:
         payload = body.encode() if isinstance(body, str) else body
@@ -285,7 +289,8 @@ class Request:
         """A sub-request made by a middleware (pre-authorized unless told not to)."""
         environ: dict[str, Any] = {"swift.source": source,
                                    "swift.trans_id": self.environ.get("swift.trans_id", ""),
-                                   "swift.info_cache": self.environ.get("swift.info_cache")}
+                                   "swift.info_cache": self.environ.setdefault(
+                                       "swift.info_cache", {})}
         for key in ("keystone.identity", "swift.auth_ctx", "reseller_request", "swift.owner"):
             if key in self.environ:
                 environ[key] = self.environ[key]

@@ -2,8 +2,9 @@
 
 Top to bottom (as Swift orders its proxy filters): info / healthcheck,
 gatekeeper, CORS, bulk, TempURL, keystoneauth, FormPost, staticweb, copy,
-container and account quotas, SLO, DLO, versioned writes, symlinks, and the
-proxy application. ``/info`` advertises what each of them registers.
+container and account quotas, SLO, DLO, versioned writes (the legacy modes
+above object versioning, as Swift's versioned_writes filter stacks them),
+symlinks, and the proxy application. ``/info`` advertises what each of them registers.
 """
 
 from __future__ import annotations
@@ -11,10 +12,24 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from onestack.objectstore.http import Handler
+from onestack.objectstore.http import Handler, HTTPError, Request, Response
 from onestack.objectstore.proxy.base import Proxy
 
 SWIFT_VERSION = "2.38.3"
+
+
+def answering(handler: Handler) -> Handler:
+    """A layer that answers what it raises, as each of Swift's WSGI filters does:
+    a middleware's sub-request gets a response back (a 404 from a missing
+    container, say), never an exception that would skip the middleware."""
+
+    async def call(req: Request) -> Response:
+        try:
+            return await handler(req)
+        except HTTPError as exc:
+            return exc.response
+
+    return call
 
 
 def capabilities(proxy: Proxy) -> dict[str, Any]:
@@ -60,6 +75,7 @@ def build(proxy: Proxy, validator: Any,
     from onestack.objectstore.middleware.gatekeeper import Gatekeeper
     from onestack.objectstore.middleware.info import Info
     from onestack.objectstore.middleware.keystoneauth import KeystoneAuth
+    from onestack.objectstore.middleware.object_versioning import ObjectVersioning
     from onestack.objectstore.middleware.quotas import AccountQuotas, ContainerQuotas
     from onestack.objectstore.middleware.slo import StaticLargeObject
     from onestack.objectstore.middleware.staticweb import StaticWeb
@@ -70,33 +86,46 @@ def build(proxy: Proxy, validator: Any,
 
     s = proxy.settings
     caps = capabilities(proxy)
-    app: Handler = ProxyApp(proxy)
-    app = sym = Symlink(app)
+    app: Handler = answering(ProxyApp(proxy))
+    sym = Symlink(app)
+    app = answering(sym)
     caps["symlink"] = sym.info()
-    app = vw = VersionedWrites(app, proxy)
+    ov = ObjectVersioning(app, proxy)
+    app = answering(ov)
+    caps["object_versioning"] = ov.info()
+    vw = VersionedWrites(app, proxy)
+    app = answering(vw)
     caps["versioned_writes"] = vw.info()
-    app = dlo = DynamicLargeObject(app)
+    dlo = DynamicLargeObject(app)
+    app = answering(dlo)
     caps["dlo"] = dlo.info()
-    app = slo = StaticLargeObject(app, s)
+    slo = StaticLargeObject(app, s)
+    app = answering(slo)
     caps["slo"] = slo.info()
-    app = aq = AccountQuotas(app, proxy, settle)
+    aq = AccountQuotas(app, proxy, settle)
+    app = answering(aq)
     caps["account_quotas"] = aq.info()
-    app = cq = ContainerQuotas(app, proxy)
+    cq = ContainerQuotas(app, proxy)
+    app = answering(cq)
     caps["container_quotas"] = cq.info()
-    app = Copy(app)
-    app = sw = StaticWeb(app, proxy)
+    app = answering(Copy(app))
+    sw = StaticWeb(app, proxy)
+    app = answering(sw)
     caps["staticweb"] = sw.info()
-    app = KeystoneAuth(app, proxy, validator)
+    app = answering(KeystoneAuth(app, proxy, validator))
     if entries is not None:
         entries["auth"] = app
         entries["capabilities"] = caps
-    app = fp = FormPost(app, proxy, [d.strip() for d in s.tempurl_digests.split(",")])
+    fp = FormPost(app, proxy, [d.strip() for d in s.tempurl_digests.split(",")])
+    app = answering(fp)
     caps["formpost"] = fp.info()
-    app = tu = TempURL(app, proxy, [d.strip() for d in s.tempurl_digests.split(",")])
+    tu = TempURL(app, proxy, [d.strip() for d in s.tempurl_digests.split(",")])
+    app = answering(tu)
     caps["tempurl"] = tu.info()
-    app = bulk = Bulk(app, s.max_deletes_per_request, s.max_containers_per_extraction)
+    bulk = Bulk(app, s.max_deletes_per_request, s.max_containers_per_extraction)
+    app = answering(bulk)
     caps.update(bulk.info())
-    app = Cors(app, proxy)
-    app = Gatekeeper(app)
-    app = Info(app, caps)
+    app = answering(Cors(app, proxy))
+    app = answering(Gatekeeper(app))
+    app = answering(Info(app, caps))
     return app

@@ -24,7 +24,7 @@ def glance_400(message: str) -> dict[str, Any]:
     return {"message": message, "code": "400 Bad Request", "title": "Bad Request"}
 
 
-@pytest.mark.parametrize("path", ["/foo", "/openapi.json", "/compute/v2.1", "/compute/v2.1/servers", "/x/y/z"])
+@pytest.mark.parametrize("path", ["/foo", "/openapi.json", "/volume/v3", "/volume/v3/volumes", "/x/y/z"])
 def test_paths_outside_every_service_are_json_404(api: Any, path: str) -> None:
     r = api.client.get(path)
     assert r.status_code == 404

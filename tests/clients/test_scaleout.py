@@ -116,7 +116,7 @@ def test_two_nodes_started_together_on_an_empty_database(tmp_path: Path, pg_serv
             assert r.status_code == 200, r.text
             catalog = r.json()["token"]["catalog"]
             assert sorted(s["type"] for s in catalog) == [
-                "identity", "image", "network", "object-store", "s3"]  # once each
+                "compute", "identity", "image", "network", "object-store", "s3"]  # once each
             for service in catalog:
                 assert sorted(e["interface"] for e in service["endpoints"]) == ["admin", "internal", "public"]
                 at = owner.s3_url if service["type"] == "s3" else owner.url  # S3: a port of its own

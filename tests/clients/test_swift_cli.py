@@ -170,6 +170,34 @@ def test_versioning(running_cloud: CloudInfo, tmp_path: Path) -> None:
     assert (tmp_path / "got.txt").read_text() == "two"
 
 
+def test_object_versioning_with_version_ids(running_cloud: CloudInfo, tmp_path: Path) -> None:
+    """X-Versions-Enabled through the CLI: ``list --versions``, ``download
+    --version-id``, ``delete --version-id``, and ``delete --versions`` empties all."""
+    info = running_cloud
+    c = unique("objver")
+    swift(info, "post", "-H", "X-Versions-Enabled: true", c)
+    assert "X-Versions-Enabled: True" in swift(info, "stat", c).stdout
+    for text in ("one", "two"):
+        (tmp_path / "f.txt").write_text(text)
+        swift(info, "upload", c, "f.txt", cwd=tmp_path)
+    listing = swift(info, "list", "--versions", "--lh", c).stdout.splitlines()
+    rows = [line.split() for line in listing if line.strip().endswith("f.txt")]
+    assert len(rows) == 2, listing  # newest first, each with its version id
+    newest, oldest = rows[0][3], rows[1][3]  # size, date, time, version id, type, name
+    assert newest != oldest and "null" not in (newest, oldest), listing
+    swift(info, "download", c, "f.txt", "--version-id", oldest, "-o", str(tmp_path / "old.txt"))
+    assert (tmp_path / "old.txt").read_text() == "one"
+    swift(info, "delete", c, "f.txt")  # a delete marker: the object is gone, its versions not
+    r = swift(info, "download", c, "f.txt", "-o", str(tmp_path / "gone.txt"), check=False)
+    assert r.returncode == 1 and "not found" in r.stderr
+    swift(info, "delete", c, "f.txt", "--version-id", newest)
+    listing = swift(info, "list", "--versions", c).stdout.split()
+    assert listing.count("f.txt") == 2  # the marker and the oldest
+    swift(info, "delete", "--versions", c)
+    r = swift(info, "stat", c, check=False)
+    assert r.returncode != 0  # every version, then the container, deleted
+
+
 def test_expiring_objects_go_after_their_time(running_cloud: CloudInfo, tmp_path: Path) -> None:
     info = running_cloud
     c = unique("exp")

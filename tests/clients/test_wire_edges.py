@@ -75,7 +75,7 @@ def test_a_nul_tag_is_400_and_not_stored(running_cloud: CloudInfo, project: dict
     assert "a\x00b" not in r.json()["tags"]
 
 
-@pytest.mark.parametrize("path", ["/foo", "/openapi.json", "/compute/v2.1"])
+@pytest.mark.parametrize("path", ["/foo", "/openapi.json", "/volume/v3"])
 def test_unknown_paths_are_json_404(running_cloud: CloudInfo, path: str) -> None:
     r = httpx.get(running_cloud.url + path)
     assert r.status_code == 404

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Integer, String, delete, func, select, text, update
+from sqlalchemy import JSON, Integer, String, delete, func, select, text, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from onestack.common import db as dbmod
@@ -34,6 +34,13 @@ class Entry(_Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     text: Mapped[str] = mapped_column(String(64))
+
+
+class Document(_Base):
+    __tablename__ = "document"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    body: Mapped[Any] = mapped_column(JSON)
 
 
 @pytest.fixture
@@ -568,3 +575,14 @@ def test_retrying_inside_an_open_unit_leaves_the_retry_to_the_outer_scope(db: Da
     assert calls == ["outer", "inner", "outer", "inner"]
     with db.read() as s:
         assert [e.text for e in s.scalars(select(Entry))] == ["outer 2"]
+
+
+@pytest.mark.parametrize("body", [5, 2.5, -1, "5", [1, "a"], {"k": {"n": 3}}, True, None])
+def test_json_documents_read_back_as_written(db: Database, body: Any) -> None:
+    """A bare number too: SQLite's JSON columns have NUMERIC affinity and hand it back
+    as a number, not as JSON text."""
+    with db.write() as s:
+        s.add(Document(id=1, body=body))
+    with db.read() as s:
+        found = s.get(Document, 1)
+        assert found is not None and found.body == body and type(found.body) is type(body)

@@ -58,10 +58,23 @@ class Bulk:
         body = await req.read_body(limit=self.max_deletes * MAX_PATH_LENGTH)
         paths = [unquote(line.strip()) for line in body.decode("utf-8", "replace").splitlines()
                  if line.strip()]
-        if len(paths) > self.max_deletes:
-            return error(413, f"Maximum Bulk Deletes: {self.max_deletes} per request")
         deleted = missing = 0
         errors: list[list[str]] = []
+
+        def result(status: str, message: str = "") -> Response:
+            data = {"Number Deleted": deleted, "Number Not Found": missing,
+                    "Response Body": message, "Response Status": status}
+            return Response(200, segs.result_body(ctype, data, errors, "delete"),
+                            content_type=ctype)
+
+        incoming = req.headers.get("content-type")
+        if incoming and not incoming.startswith("text/plain"):
+            return result(_status(406))  # only names, one a line
+        if len(paths) > self.max_deletes:
+            return result(_status(413), f"Maximum Bulk Deletes: {self.max_deletes} per request")
+        # objects first, then the containers they were in
+        paths = [p for p in paths if "/" in p.strip("/")] + \
+            [p for p in paths if "/" not in p.strip("/")]
         for path in paths:
             path = "/" + path.lstrip("/")
             if path.count("/") < 1 or path == "/":
@@ -77,17 +90,18 @@ class Bulk:
                 missing += 1
             else:
                 errors.append([quote(path), _status(resp.status)])
-        status = 400 if errors else 200
-        data = {"Number Deleted": deleted, "Number Not Found": missing, "Response Body": "",
-                "Response Status": _status(status)}
-        return Response(200, segs.result_body(ctype, data, errors, "delete"),
-                        content_type=ctype)
+        if errors:
+            return result(_status(400))
+        if not (deleted or missing):
+            return result(_status(400), "Invalid bulk delete.")
+        return result(_status(200))
 
     async def extract(self, req: Request, fmt: str) -> Response:
         ctype = segs.accept_format(req)
         mode = FORMATS.get(fmt.lower().strip("."))
         if mode is None:
-            return error(400, f"Unsupported archive format: {fmt}")
+            return error(400, "Unsupported archive format",
+                         content_type="text/html; charset=UTF-8")
         _v, account, container, prefix = req.split_path()
         if account is None:
             return error(400, "Invalid path")

@@ -9,7 +9,7 @@ request's own headers win. The answer names the source (``X-Copied-From``,
 
 from __future__ import annotations
 
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlencode
 
 from onestack.objectstore.http import Handler, Headers, Request, Response, error, fail
 
@@ -24,8 +24,20 @@ def split_path_header(value: str, what: str) -> tuple[str, str]:
     path = path[1:] if path.startswith("/") else path
     container, _, obj = path.partition("/")
     if not container or not obj:
-        raise fail(412, f"{what} header must be of the form <container name>/<object name>")
+        raise fail(412, f"{what} header must be of the form <container name>/<object name>",
+                   content_type="text/html; charset=UTF-8")
     return container, obj
+
+
+def check_account_name(value: str) -> str:
+    """A Destination-Account / X-Copy-From-Account value (unquoted), as Swift checks it."""
+    name = unquote(value)
+    if not name:
+        raise fail(412, "Account name cannot be empty", content_type="text/html; charset=UTF-8")
+    if "/" in name:
+        raise fail(412, "Account name cannot contain slashes",
+                   content_type="text/html; charset=UTF-8")
+    return name
 
 
 class Copy:
@@ -39,12 +51,14 @@ class Copy:
         if req.method == "COPY":
             dest = req.headers.get("destination")
             if not dest:
-                return error(412, "Destination header required")
+                return error(412, "Destination header required",
+                             content_type="text/html; charset=UTF-8")
+            dest_account = account
+            if "destination-account" in req.headers:
+                dest_account = check_account_name(req.headers.pop("destination-account") or "")
+                req.headers["X-Copy-From-Account"] = quote(account)
             dest_container, dest_obj = split_path_header(dest, "Destination")
-            dest_account = req.headers.get("destination-account") or account
             req.headers["X-Copy-From"] = quote(f"{container}/{obj}")
-            if dest_account != account:
-                req.headers["X-Copy-From-Account"] = account
             req.headers["Content-Length"] = "0"
             del req.headers["destination"]
             put = req.sub("PUT", f"/v1/{dest_account}/{dest_container}/{dest_obj}",
@@ -60,7 +74,9 @@ class Copy:
     async def copy(self, req: Request, account: str) -> Response:
         if (req.content_length or 0) != 0:
             raise fail(400, "Copy requests require a zero byte body")
-        src_account = req.headers.get("x-copy-from-account") or account
+        src_account = account
+        if req.headers.get("x-copy-from-account"):  # (empty: the request's account)
+            src_account = check_account_name(req.headers["x-copy-from-account"] or "")
         src_container, src_obj = split_path_header(req.headers["x-copy-from"], "X-Copy-From")
         get_headers = Headers()
         for key in ("x-auth-token", "if-match", "if-none-match", "if-modified-since",
@@ -68,9 +84,17 @@ class Copy:
             value = req.headers.get(key)
             if value is not None:
                 get_headers[key] = value
-        query = "multipart-manifest=get" if req.params.get("multipart-manifest") == "get" else ""
+        manifest = req.params.get("multipart-manifest") == "get"
+        # an SLO manifest is copied in the form a manifest PUT takes (format=raw)
+        source_query = {"multipart-manifest": "get", "format": "raw"} if manifest else {}
+        version_id = req.params.get("version-id")
+        if version_id is not None:  # a version of the source; the copy is a new object
+            source_query["version-id"] = version_id
+            req.set_param("version-id", None)
+        query = "multipart-manifest=get" if manifest else ""
         get = Request("GET", f"/v1/{src_account}/{src_container}/{src_obj}", headers=get_headers,
-                      query_string=query, environ=dict(req.environ), script_name=req.script_name)
+                      query_string=urlencode(source_query), environ=dict(req.environ),
+                      script_name=req.script_name)
         get.environ.pop("swift.owner", None)
         source = await self.app(get)
         if not source.is_success:
@@ -79,15 +103,13 @@ class Copy:
         fresh = req.headers.get("x-fresh-metadata", "").lower() in ("true", "1", "yes", "on")
         sink = Headers()
         for key, value in source.headers.items():
-            if key in SKIP:
+            if key in SKIP or (not manifest and key.startswith("x-object-sysmeta-slo-")):
                 continue
             if fresh and (key.startswith("x-object-meta-") or key in (
                     "content-disposition", "content-encoding", "content-language",
                     "cache-control", "expires")):
                 continue
             sink[key] = value
-        if query and "x-static-large-object" in source.headers:
-            sink["X-Static-Large-Object"] = "True"
         for key, value in req.headers.items():
             if key in ("x-copy-from", "x-copy-from-account", "x-fresh-metadata",
                        "content-length"):
@@ -98,8 +120,13 @@ class Copy:
         sink["Content-Length"] = source.headers.get("content-length", "0")
         if "x-object-manifest" in source.headers and query:
             sink["X-Object-Manifest"] = source.headers["x-object-manifest"]
-        body = source.body if not isinstance(source.body, bytes) else source.body
-        put = Request("PUT", req.path, headers=sink, body=body, environ=req.environ,
+        if query and "x-static-large-object" in source.headers:
+            req.set_param("multipart-manifest", "put")  # the manifest is checked again
+            for key in [k for k in sink if k.startswith("x-object-sysmeta-slo-")]:
+                del sink[key]
+        elif query:
+            req.set_param("multipart-manifest", None)
+        put = Request("PUT", req.path, headers=sink, body=source.body, environ=req.environ,
                       script_name=req.script_name, query_string=req.query_string)
         try:
             resp = await self.app(put)
@@ -110,9 +137,10 @@ class Copy:
                 if key.startswith("x-object-meta-"):
                     resp.headers[key] = value
             resp.headers["X-Copied-From"] = quote(f"{src_container}/{src_obj}")
-            if src_account != account:
-                resp.headers["X-Copied-From-Account"] = quote(src_account)
+            resp.headers["X-Copied-From-Account"] = quote(src_account)
             lm = source.headers.get("last-modified")
             if lm:
                 resp.headers["X-Copied-From-Last-Modified"] = lm
+            if "x-object-version-id" in source.headers:
+                resp.headers["X-Copied-From-Version-Id"] = source.headers["x-object-version-id"]
         return resp

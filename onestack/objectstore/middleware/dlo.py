@@ -35,7 +35,8 @@ class DynamicLargeObject:
             value = unquote(req.headers["x-object-manifest"])
             c, _, _p = value.lstrip("/").partition("/")
             if not c or "/" not in value.lstrip("/"):
-                raise fail(400, "X-Object-Manifest must be in the format container/prefix")
+                raise fail(400, "X-Object-Manifest must be in the format container/prefix",
+                           content_type="text/html; charset=UTF-8")
         if req.method not in ("GET", "HEAD") or req.params.get("multipart-manifest") == "get":
             return await self.app(req)
         resp = await self.app(req)
@@ -56,8 +57,8 @@ class DynamicLargeObject:
             del headers[key]
         etag = md5.hexdigest()
         headers["Etag"] = f'"{etag}"'
-        return segs.respond(req, self.app, account, headers, segments, etag,
-                            "DLO")  # type: ignore[return-value]
+        return await segs.respond(req, self.app, account, headers, segments,
+                                  etag, "DLO")
 
     async def _list(self, req: Request, account: str, container: str,
                     prefix: str) -> list[dict[str, Any]]:

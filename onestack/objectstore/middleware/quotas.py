@@ -15,6 +15,7 @@ from onestack.objectstore.http import Handler, Request, Response, error, fail
 from onestack.objectstore.proxy.base import Proxy
 
 OVER = "Upload exceeds quota."
+HTML = "text/html; charset=UTF-8"
 QUOTA_HEADERS = ("x-account-meta-quota-bytes", "x-account-quota-bytes", "x-account-quota-count")
 
 
@@ -44,7 +45,7 @@ class ContainerQuotas:
                               ("x-container-meta-quota-count", "count")):
                 value = req.headers.get(key)
                 if value and (_int(value) is None or int(value) < 0):
-                    raise fail(400, f"Invalid {what} quota.")
+                    raise fail(400, f"Invalid {what} quota.", content_type=HTML)
             return await self.app(req)
         if obj is not None and req.method == "PUT":
             info = await self.proxy.container_info(req, account, container)
@@ -55,10 +56,10 @@ class ContainerQuotas:
                 quota = _int(info.get("x-container-meta-quota-bytes"))
                 size = req.content_length or 0
                 if quota is not None and info.bytes_used + size > quota:
-                    return error(413, OVER)
+                    return error(413, OVER, content_type=HTML)
                 count = _int(info.get("x-container-meta-quota-count"))
                 if count is not None and info.object_count + 1 > count:
-                    return error(413, OVER)
+                    return error(413, OVER, content_type=HTML)
         return await self.app(req)
 
 
@@ -86,12 +87,11 @@ class AccountQuotas:
             if keys:
                 if not req.environ.get("reseller_request"):
                     return error(403)
-                for key, what in (("x-account-meta-quota-bytes", "bytes"),
-                                  ("x-account-quota-bytes", "bytes"),
-                                  ("x-account-quota-count", "count")):
+                for key in ("x-account-meta-quota-bytes", "x-account-quota-bytes",
+                            "x-account-quota-count"):
                     value = req.headers.get(key)
                     if value and (_int(value) is None or int(value) < 0):
-                        raise fail(400, f"Invalid {what} quota.")
+                        raise fail(400)  # Swift's account_quotas: a bare 400
             return await self.app(req)
         if obj is not None and req.method == "PUT" and container is not None:
             info = await self.proxy.account_info(req, account)
@@ -105,7 +105,7 @@ class AccountQuotas:
             info = await self.proxy.account_info(req, account, fresh=True)
             if quota_bytes is not None and info.bytes_used + (req.content_length or 0) > \
                     quota_bytes:
-                return error(413, OVER)
+                return error(413, OVER, content_type=HTML)
             if quota_count is not None and info.object_count + 1 > quota_count:
-                return error(413, OVER)
+                return error(413, OVER, content_type=HTML)
         return await self.app(req)

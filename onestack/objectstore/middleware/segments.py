@@ -9,7 +9,7 @@ from xml.sax.saxutils import escape
 
 import orjson
 
-from onestack.objectstore.http import Headers, Request, fail
+from onestack.objectstore.http import Headers, HTTPError, Request, Response, error, fail
 from onestack.objectstore.proxy import ranges
 
 
@@ -18,6 +18,7 @@ class Segment:
     path: str  # /container/object (in the manifest's account)
     start: int  # first byte of the segment object used
     length: int  # bytes used from it
+    data: bytes | None = None  # an SLO's inline bytes (no object)
 
 
 CONDITIONAL = ("range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since")
@@ -42,7 +43,7 @@ def plan(segments: list[Segment], start: int, end: int) -> list[Segment]:
         if seg_end > start and pos < end:
             a = max(start, pos) - pos
             b = min(end, seg_end) - pos
-            out.append(Segment(seg.path, seg.start + a, b - a))
+            out.append(Segment(seg.path, seg.start + a, b - a, seg.data))
         pos = seg_end
         if pos >= end:
             break
@@ -54,6 +55,9 @@ async def stream(req: Request, app: object, account: str, segments: list[Segment
     """GET each slice down the pipeline and yield its bytes."""
     for seg in segments:
         if seg.length <= 0:
+            continue
+        if seg.data is not None:
+            yield seg.data[seg.start:seg.start + seg.length]
             continue
         headers = Headers({"Range": f"bytes={seg.start}-{seg.start + seg.length - 1}"})
         sub = req.sub("GET", f"/v1/{account}{seg.path}", headers=headers, source=source)
@@ -91,14 +95,41 @@ async def stream(req: Request, app: object, account: str, segments: list[Segment
             raise fail(409, f"Segment {seg.path} changed size")
 
 
-def respond(req: Request, app: object, account: str, headers: Headers, segments: list[Segment],
-            etag: str, source: str) -> object:
+async def respond(req: Request, app: object, account: str, headers: Headers,
+                  segments: list[Segment], etag: str, source: str) -> Response:
+    """The large object's response. Its first segment is fetched before the
+    status goes out (Swift's validate_first_segment): if that one is gone the
+    answer is a 409; a later segment that is gone cuts the body short."""
     total = sum(s.length for s in segments)
 
     def body_range(start: int, end: int) -> AsyncIterator[bytes]:
         return stream(req, app, account, plan(segments, start, end), source)
 
-    return ranges.respond(req, headers, total, etag, body_range)
+    resp = ranges.respond(req, headers, total, etag, body_range)
+    if req.method != "GET" or isinstance(resp.body, bytes):
+        return resp
+    chunks = resp.body.__aiter__()
+    try:
+        first = await chunks.__anext__()
+    except StopAsyncIteration:
+        first = b""
+    except HTTPError:
+        resp.close()
+        return error(409)
+    resp.body = _then(first, chunks)
+    return resp
+
+
+async def _then(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        if first:
+            yield first
+        async for chunk in rest:
+            yield chunk
+    finally:
+        close = getattr(rest, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def result_body(ctype: str, data: dict[str, object], errors: list[list[str]], root: str) -> bytes:

@@ -17,23 +17,25 @@ import hashlib
 import mimetypes
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 import orjson
 
 from onestack.config import ObjectStoreSettings
-from onestack.objectstore.http import REASONS, Handler, Headers, Request, Response, error, fail
+from onestack.objectstore.http import Handler, Headers, Request, Response, fail
 from onestack.objectstore.middleware import segments as segs
+from onestack.objectstore.middleware.slo_manifest import (
+    HTML,
+    SLO_ETAG,
+    SLO_SIZE,
+    check_segment,
+    parse_manifest,
+)
+from onestack.objectstore.middleware.slo_manifest import status_line as _status_line
 from onestack.objectstore.proxy import ranges
 
-SLO_ETAG = "x-object-sysmeta-slo-etag"
-SLO_SIZE = "x-object-sysmeta-slo-size"
 OVERRIDE_ETAG = "x-object-sysmeta-container-update-override-etag"
 MAX_NESTING = 10
-
-
-def _status_line(status: int) -> str:
-    return f"{status} {REASONS.get(status, ('Unknown', ''))[0]}"
 
 
 class StaticLargeObject:
@@ -59,6 +61,10 @@ class StaticLargeObject:
             return await self.delete_manifest(req, account, container or "", obj)
         if req.method in ("GET", "HEAD") and mm != "get":
             return await self.get(req, account)
+        if "x-static-large-object" in req.headers and req.method not in ("GET", "HEAD"):
+            raise fail(400, "X-Static-Large-Object is a reserved header. To create a static "
+                            "large object add query param multipart-manifest=put.",
+                       content_type=HTML)
         resp = await self.app(req)
         if req.method == "GET" and mm == "get" and "x-static-large-object" in resp.headers:
             return await self.manifest_view(req, resp)
@@ -69,35 +75,36 @@ class StaticLargeObject:
     async def put_manifest(self, req: Request, account: str, container: str,
                            obj: str) -> Response:
         if "x-copy-from" in req.headers:
-            raise fail(405, "Multipart Manifest PUTs cannot be COPY requests")
+            raise fail(405, "Multipart Manifest PUTs cannot be COPY requests",
+                       content_type=HTML)
         length = req.content_length
         if length is None and req.headers.get("transfer-encoding", "").lower() != "chunked":
             raise fail(411)
         if length is not None and length > self.max_size:
-            raise fail(413, f"Manifest File > {self.max_size} bytes")
+            raise fail(413, f"Manifest File > {self.max_size} bytes", content_type=HTML)
         raw = await req.read_body(limit=self.max_size)
-        items = parse_manifest(raw)
-        paths = [i for i in items if "path" in i]
-        if len(paths) > self.max_segments:
-            raise fail(413, f"Number of object-backed segments must be <= {self.max_segments}")
+        items = parse_manifest(raw, container, obj)
+        if sum(1 for i in items if "path" in i) > self.max_segments:
+            raise fail(413, f"Number of object-backed segments must be <= {self.max_segments}",
+                       content_type=HTML)
         problems: list[list[str]] = []
         stored: list[dict[str, Any]] = []
         total = 0
         heads: dict[str, Response] = {}
         for index, item in enumerate(items):
             if "data" in item:
-                data = base64.b64decode(item["data"])
                 stored.append({"data": item["data"]})
-                total += len(data)
+                total += len(base64.b64decode(item["data"]))
                 continue
-            path = "/" + item["path"].lstrip("/")
-            if path not in heads:
-                head = req.sub("HEAD", f"/v1/{account}{path}", source="SLO", authorized=False)
-                heads[path] = await self.app(head)
-            head_resp = heads[path]
-            last = index == len(items) - 1
-            length_used, seg = self._validate(item, path, head_resp, last, problems)
-            total += length_used
+            path = item["path"]
+            if path not in heads:  # as the caller, through this middleware (a sub-SLO's size)
+                head = req.sub("HEAD", f"/v1/{account}/{path.lstrip('/')}", source="SLO",
+                               authorized=False)
+                heads[path] = await self(head)
+                heads[path].close()
+            used, seg = check_segment(item, heads[path], index == len(items) - 1,
+                                      self.min_segment_size, problems)
+            total += used
             stored.append(seg)
         if problems:
             ctype = segs.accept_format(req)
@@ -129,47 +136,14 @@ class StaticLargeObject:
         put = Request("PUT", req.path, headers=headers, body=body, environ=req.environ,
                       script_name=req.script_name)
         # Parameters a middleware above wants in the listing (s3api's ``s3_etag``).
-        extra = "".join(f";{p.strip()}" for p in headers.get(OVERRIDE_ETAG, "").split(";")
+        extra = "".join(f"; {p.strip()}" for p in headers.get(OVERRIDE_ETAG, "").split(";")
                         if "=" in p)
         put.environ["swift.container_update_override"] = {
-            "content_type": f"{ctype};swift_bytes={total};slo_etag={slo_etag}{extra}"}
+            "etag_params": f"swift_bytes={total}; slo_etag={slo_etag}{extra}"}
         resp = await self.app(put)
         if resp.is_success:
             resp.headers["Etag"] = f'"{slo_etag}"'
         return resp
-
-    def _validate(self, item: dict[str, Any], path: str, head: Response, last: bool,
-                  problems: list[list[str]]) -> tuple[int, dict[str, Any]]:
-        name = quote(path.lstrip("/"))
-        if not head.is_success:
-            problems.append([name, _status_line(head.status)])
-            return 0, {}
-        size = int(head.headers.get("content-length", "0"))
-        etag = (head.headers.get("etag") or "").strip('"')
-        used = size
-        rng = item.get("range")
-        seg: dict[str, Any] = {"name": path, "bytes": size, "hash": etag,
-                               "content_type": head.headers.get("content-type", ""),
-                               "last_modified": head.headers.get("last-modified", "")}
-        if rng:
-            spans = ranges.ranges_for_length(ranges.parse_range(f"bytes={rng}") or [], size)
-            if not spans:
-                problems.append([name, "Unsatisfiable Range"])
-            elif spans != [(0, size)]:
-                a, b = spans[0]
-                seg["range"] = f"{a}-{b - 1}"
-                used = b - a
-        if used < max(self.min_segment_size, 1) and not last:
-            problems.append([name, "Too small; each segment must be at least 1 byte."])
-        if item.get("size_bytes") is not None and int(item["size_bytes"]) != size:
-            problems.append([name, "Size Mismatch"])
-        if item.get("etag") is not None and item["etag"] != etag:
-            problems.append([name, "Etag Mismatch"])
-        if head.headers.get("x-static-large-object", "").lower() == "true":
-            seg["sub_slo"] = True
-            seg["bytes"] = int(head.headers.get(SLO_SIZE, str(size)))
-            used = seg["bytes"] if not rng else used
-        return used, seg
 
     # ---------------------------------------------------------------- GET
 
@@ -180,15 +154,20 @@ class StaticLargeObject:
             return resp
         resp.close()
         # the manifest itself; the request's range and conditions are for the whole object
-        sub = req.sub("GET", req.path, query_string="multipart-manifest=get", source="SLO")
+        query = "multipart-manifest=get"
+        if "version-id" in req.params:  # that version's manifest
+            query += f"&version-id={quote(req.params['version-id'], safe='')}"
+        sub = req.sub("GET", req.path, query_string=query, source="SLO")
         manifest_resp = await self.app(sub)
         if not manifest_resp.is_success:
             return manifest_resp
         headers = manifest_resp.headers.copy()
         slo_etag = headers.get(SLO_ETAG, "")
+        manifest_etag = headers.get("etag", "")
         for key in ("content-range", "content-length", "etag", "accept-ranges"):
             del headers[key]
         headers["Etag"] = f'"{slo_etag}"'
+        headers["X-Manifest-Etag"] = manifest_etag.strip('"')
         if req.method == "HEAD" and SLO_SIZE in headers:
             manifest_resp.close()
             size = int(headers[SLO_SIZE])
@@ -200,8 +179,8 @@ class StaticLargeObject:
             return ranges.respond(req, headers, size, slo_etag, nothing)
         manifest = orjson.loads(await manifest_resp.read())
         segments = await self._expand(req, account, manifest, 0)
-        return segs.respond(req, self.app, account, headers, segments, slo_etag,
-                            "SLO")  # type: ignore[return-value]
+        return await segs.respond(req, self.app, account, headers, segments,
+                                  slo_etag, "SLO")
 
     async def _expand(self, req: Request, account: str, manifest: list[dict[str, Any]],
                       depth: int) -> list[segs.Segment]:
@@ -210,7 +189,9 @@ class StaticLargeObject:
         out: list[segs.Segment] = []
         for seg in manifest:
             if "data" in seg:
-                raise fail(501, "Inline data segments are not served")
+                data = base64.b64decode(seg["data"])
+                out.append(segs.Segment("", 0, len(data), data))
+                continue
             start, length = 0, int(seg["bytes"])
             if seg.get("range"):
                 a, _, b = str(seg["range"]).partition("-")
@@ -250,11 +231,17 @@ class StaticLargeObject:
         deleted = 0
         missing = 0
         errors: list[list[str]] = []
-        todo = [f"/{container}/{obj}"]
+        top = f"/{container}/{obj}"
+        # ?version-id: that version of the manifest (and its segments) goes
+        version = req.params.get("version-id")
+        top_query = f"version-id={quote(version, safe='')}" if version else ""
+        todo = [top]
         manifests: list[str] = []
         while todo:
             path = todo.pop()
-            sub = req.sub("GET", f"/v1/{account}{path}", query_string="multipart-manifest=get",
+            query = "multipart-manifest=get" + (f"&{top_query}" if path == top and top_query
+                                                else "")
+            sub = req.sub("GET", f"/v1/{account}{path}", query_string=query,
                           source="SLO", authorized=False)
             resp = await self.app(sub)
             if resp.status == 404:
@@ -264,12 +251,12 @@ class StaticLargeObject:
                 continue
             if not resp.is_success:
                 resp.close()
-                errors.append([quote(path.lstrip("/")), _status_line(resp.status)])
+                errors.append([quote(path), _status_line(resp.status)])
                 continue
             if resp.headers.get("x-static-large-object", "").lower() != "true":
                 resp.close()
                 if path == f"/{container}/{obj}":
-                    return error(400, "Not an SLO manifest")
+                    errors.append([quote(path), "Not an SLO manifest"])
                 continue
             manifests.append(path)
             for seg in orjson.loads(await resp.read()):
@@ -284,74 +271,27 @@ class StaticLargeObject:
                 elif status // 100 == 2:
                     deleted += 1
                 else:
-                    errors.append([quote(unquote(seg["name"]).lstrip("/")),
-                                   _status_line(status)])
+                    errors.append([quote(seg["name"]), _status_line(status)])
         for path in reversed(manifests):
-            status = await self._delete(req, account, path, manifest=True)
+            status = await self._delete(req, account, path,
+                                        query=top_query if path == top else "")
             if status // 100 == 2:
                 deleted += 1
             elif status == 404:
                 missing += 1
             else:
-                errors.append([quote(path.lstrip("/")), _status_line(status)])
+                errors.append([quote(path), _status_line(status)])
         status = 400 if errors else 200
         data = {"Number Deleted": deleted, "Number Not Found": missing,
                 "Response Body": "", "Response Status": _status_line(status)}
         return Response(200, segs.result_body(ctype, data, errors, "delete"),
                         content_type=ctype)
 
-    async def _delete(self, req: Request, account: str, path: str,
-                      manifest: bool = False) -> int:
+    async def _delete(self, req: Request, account: str, path: str, query: str = "") -> int:
         sub = req.sub("DELETE", f"/v1/{account}{path}", source="SLO", authorized=False,
-                      headers=Headers())
+                      headers=Headers(), query_string=query)
         resp = await self.app(sub)
         resp.close()
         return resp.status
 
 
-def parse_manifest(raw: bytes) -> list[dict[str, Any]]:
-    try:
-        items = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise fail(400, "Manifest must be valid JSON.\n") from None
-    if not isinstance(items, list):
-        raise fail(400, "Manifest must be a list.\n")
-    errors = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict):
-            errors.append(f"Index {i}: not a JSON object")
-            continue
-        if "data" in item:
-            if set(item) != {"data"}:
-                errors.append(f"Index {i}: data segments may not have other keys")
-            else:
-                try:
-                    base64.b64decode(item["data"], validate=True)
-                except (ValueError, TypeError):
-                    errors.append(f"Index {i}: data must be valid base64")
-            continue
-        extra = set(item) - {"path", "etag", "size_bytes", "range"}
-        if "path" not in item:
-            errors.append(f'Index {i}: expected keys to include path')
-            continue
-        if extra:
-            errors.append(f"Index {i}: extraneous keys {', '.join(sorted(repr(k) for k in extra))}")
-        path = item["path"]
-        if not isinstance(path, str) or path.strip("/").count("/") < 1:
-            errors.append(f'Index {i}: path does not refer to an object. Path must be of the '
-                          f'form /container/object.')
-        if item.get("etag") is not None and not isinstance(item["etag"], str):
-            errors.append(f'Index {i}: "etag" must be a string or null (if provided)')
-        size = item.get("size_bytes")
-        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
-            errors.append(f"Index {i}: invalid size_bytes")
-        rng = item.get("range")
-        if rng is not None:
-            parsed = ranges.parse_range(f"bytes={rng}") if isinstance(rng, str) else None
-            if not parsed or len(parsed) != 1:
-                errors.append(f"Index {i}: invalid range")
-    if errors:
-        raise fail(400, "\n".join(errors) + "\n")
-    if not items:
-        raise fail(400, "Manifest must have at least one segment.\n")
-    return items

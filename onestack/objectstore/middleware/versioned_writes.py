@@ -15,7 +15,7 @@ from urllib.parse import quote
 import orjson
 
 from onestack.objectstore import timestamp
-from onestack.objectstore.http import Handler, Headers, Request, Response, error, fail
+from onestack.objectstore.http import Handler, Headers, HTTPError, Request, Response, error, fail
 from onestack.objectstore.proxy.base import Proxy
 
 DELETE_MARKER = "application/x-deleted;swift_versions_deleted=1"
@@ -23,6 +23,17 @@ DELETE_MARKER = "application/x-deleted;swift_versions_deleted=1"
 
 def version_prefix(obj: str) -> str:
     return f"{len(obj.encode()):03x}{obj}/"
+
+
+AS_STORED = "multipart-manifest=get&symlink=get"  # the object itself, not what it names
+OV_LINK = "x-object-sysmeta-versions-symlink"  # (object_versioning's link to a version)
+
+
+def _versioning_failed(status: int) -> HTTPError:
+    """Swift's answer when the current version could not be read or kept: a
+    client error (a missing or forbidden versions container) is a bare 412,
+    anything else a 503."""
+    return fail(412 if 400 <= status < 500 else 503)
 
 
 class VersionedWrites:
@@ -63,28 +74,33 @@ class VersionedWrites:
     def _check_container_headers(self, req: Request) -> None:
         if "x-versions-location" in req.headers and "x-history-location" in req.headers:
             if req.headers["x-versions-location"] and req.headers["x-history-location"]:
-                raise fail(400, "Only one of X-Versions-Location or X-History-Location may be "
+                raise fail(400, "Only one of x-versions-location or x-history-location may be "
                                 "specified")
         for key, other in (("x-versions-location", "x-remove-history-location"),
                            ("x-history-location", "x-remove-versions-location")):
             value = req.headers.get(key)
             if value:
-                if "/" in value.strip("/") or len(value) > 256:
-                    raise fail(412, "Container name cannot contain slashes")
+                if "/" in value:
+                    raise fail(412, "Container name cannot contain slashes",
+                               content_type="text/html; charset=UTF-8")
                 req.headers[other] = "1"  # one mode at a time
 
     async def _archive(self, req: Request, account: str, container: str, obj: str,
                        location: str) -> None:
-        """Copy the current object (if any) into the versions container."""
+        """Copy the current object (if any) into the versions container: a
+        symlink or a manifest as itself, not what it points at (as Swift does)."""
         get = req.sub("GET", f"/v1/{account}/{container}/{obj}", source="VW",
-                      query_string="multipart-manifest=get")
+                      query_string=AS_STORED)
         current = await self.app(get)
         if current.status == 404:
             current.close()
             return
-        if not current.is_success:
+        if not current.is_success or current.headers.get(OV_LINK) == "true":
+            # (a link of X-Versions-Enabled versioning cannot be archived: Swift's
+            # legacy filter fails to copy it, so a container given a legacy location
+            # after new-style versioning refuses writes to its versioned objects)
             current.close()
-            raise fail(503)
+            raise _versioning_failed(current.status if not current.is_success else 412)
         ts = current.headers.get("x-timestamp") or timestamp.now()
         headers = Headers()
         for key, value in current.headers.items():
@@ -99,10 +115,8 @@ class VersionedWrites:
         finally:
             current.close()
         resp.close()
-        if resp.status == 404:
-            raise fail(412, f"Versions container {location} does not exist")
-        if not resp.is_success:
-            raise fail(503)
+        if not resp.is_success:  # (a missing versions container: 412)
+            raise _versioning_failed(resp.status)
 
     async def _marker(self, req: Request, account: str, location: str, obj: str) -> None:
         dest = f"/v1/{account}/{location}/{version_prefix(obj)}{timestamp.now()}"
@@ -110,6 +124,8 @@ class VersionedWrites:
                                             "Content-Length": "0"}, body=b"", source="VW")
         resp = await self.app(put)
         resp.close()
+        if not resp.is_success:
+            raise _versioning_failed(resp.status)
 
     async def _delete_stack(self, req: Request, account: str, container: str, obj: str,
                             location: str) -> Response:
@@ -125,8 +141,7 @@ class VersionedWrites:
             if entry.get("content_type") == DELETE_MARKER.split(";")[0]:
                 continue
             src = f"/v1/{account}/{location}/{name}"
-            got = await self.app(req.sub("GET", src, source="VW",
-                                         query_string="multipart-manifest=get"))
+            got = await self.app(req.sub("GET", src, source="VW", query_string=AS_STORED))
             if got.status == 404:
                 got.close()
                 continue

@@ -8,6 +8,7 @@ from onestack.objectstore.proxy.container import AccountController, ContainerCon
 from onestack.objectstore.proxy.obj import ObjectController
 
 ALLOWED = ("GET", "HEAD", "PUT", "POST", "DELETE")
+ALLOW = "DELETE, GET, HEAD, OPTIONS, POST, PUT"
 
 
 class ProxyApp:
@@ -20,9 +21,9 @@ class ProxyApp:
     async def __call__(self, req: Request) -> Response:
         version, account, container, obj = req.split_path()
         if version not in ("v1", "v1.0") or account is None:
-            return error(412, "Invalid path")
+            return error(400)
         if req.method not in ALLOWED:
-            return error(405, headers={"Allow": ", ".join(ALLOWED)})
+            return error(405, headers={"Allow": ALLOW})
         authorize = req.environ.get("swift.authorize")
         if authorize is not None:
             denied = await authorize(req)

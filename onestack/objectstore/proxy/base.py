@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from onestack.config import ObjectStoreSettings
 from onestack.objectstore import timestamp
 from onestack.objectstore.cluster import Cluster
-from onestack.objectstore.http import Headers, Request, fail
+from onestack.objectstore.http import Headers, Request, fail, title_case
 from onestack.objectstore.ring import Device, Ring
 from onestack.objectstore.storage.client import NodeClient, NodeDown
 
@@ -60,7 +60,9 @@ class Info:
 def info_from_stat(status: int, stat: dict[str, Any] | None) -> Info:
     if stat is None:
         return Info(status, {})
-    meta = {k: v[0] for k, v in stat["metadata"].items() if v[0] != ""}
+    # a deleted container or account shows no metadata (as Swift's servers answer)
+    meta = {k: v[0] for k, v in stat["metadata"].items() if v[0] != ""} \
+        if 200 <= status < 300 else {}
     return Info(status, meta, object_count=stat["object_count"] if stat["container"] is None
                 else stat["item_count"], bytes_used=stat["bytes_used"],
                 container_count=stat["item_count"] if stat["container"] is None else 0,
@@ -207,7 +209,8 @@ def check_metadata(req: Request, target: str, s: ObjectStoreSettings) -> None:
     size = 0
     for key, value in req.headers.items():
         if len(value) > s.max_header_size:
-            raise fail(400, f"Header value too long: {key[:s.max_meta_name_length]}")
+            raise fail(400, f"Header value too long: "
+                            f"{title_case(key)[:s.max_meta_name_length]}")
         if not key.startswith(prefix):
             continue
         name = key[len(prefix):]
@@ -217,11 +220,11 @@ def check_metadata(req: Request, target: str, s: ObjectStoreSettings) -> None:
             raise fail(400, "Metadata must be valid UTF-8")
         count += 1
         size += len(name) + len(value)
-        if len(name) > s.max_meta_name_length:
-            raise fail(400, f"Metadata name too long: {prefix}{name}")
+        if len(name) > s.max_meta_name_length:  # (the name as Swift shows it: Title-Case)
+            raise fail(400, f"Metadata name too long: {prefix}{title_case(name)}")
         if len(value) > s.max_meta_value_length:
             raise fail(400, f"Metadata value longer than {s.max_meta_value_length}: "
-                            f"{prefix}{name}")
+                            f"{prefix}{title_case(name)}")
         if count > s.max_meta_count:
             raise fail(400, f"Too many metadata items; max {s.max_meta_count}")
         if size > s.max_meta_overall_size:

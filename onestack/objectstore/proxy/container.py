@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlparse
 
 from onestack.objectstore import timestamp
 from onestack.objectstore.http import Headers, Request, Response, error, fail, title_case
@@ -19,15 +20,16 @@ from onestack.objectstore.proxy.base import (
 )
 
 POLICY = "Policy-0"
+HTML = "text/html; charset=UTF-8"
 
 
 def meta_headers(info: Info, owner: bool) -> Headers:
+    """Metadata headers of an account or container (system metadata too, for the
+    middlewares: the gatekeeper keeps it from clients, as Swift's does)."""
     h = Headers()
     for key, value in info.meta.items():
         if not owner and key in ("x-container-read", "x-container-write",
                                  "x-container-sync-key", "x-container-sync-to"):
-            continue
-        if "-sysmeta-" in key:
             continue
         h[title_case(key)] = value
     return h
@@ -81,11 +83,49 @@ def clean_acls(req: Request) -> None:
         if value is None:
             continue
         if clean is None:
-            raise fail(400, "This server does not support ACLs")
+            raise fail(400, "This server does not support ACLs", content_type=HTML)
         try:
             req.headers[header] = clean(header, value)
         except ValueError as exc:
-            raise fail(400, str(exc)) from None
+            raise fail(400, str(exc), content_type=HTML) from None
+
+
+SYNC_HOSTS = ("127.0.0.1",)  # Swift's allowed_sync_hosts default
+
+
+def check_sync_to(req: Request) -> None:
+    """X-Container-Sync-To as Swift's container server checks it (the value is
+    kept; container sync itself is not run here)."""
+    value = req.headers.get("x-container-sync-to")
+    if value is None:
+        return
+    problem = sync_to_problem(value)
+    if problem:
+        raise fail(400, problem, content_type=HTML)
+
+
+def sync_to_problem(value: str) -> str | None:
+    """Swift's message for a value it refuses (names shown as Python's ``%r``)."""
+    _r = repr
+    stripped = value.rstrip("/")
+    if not stripped:
+        return None
+    if stripped.startswith("//"):  # //realm/cluster/account/container: no realms here
+        parts = stripped[2:].split("/")
+        if len(parts) != 4:
+            return f"Invalid X-Container-Sync-To format {_r(value)}"
+        return f"No realm key for {_r(parts[0])}"
+    p = urlparse(stripped)
+    if p.scheme not in ("http", "https"):
+        return (f"Invalid scheme {_r(p.scheme)} in X-Container-Sync-To, must be \"//\", "
+                f"\"http\", or \"https\".")
+    if not p.path:
+        return "Path required in X-Container-Sync-To"
+    if p.params or p.query or p.fragment:
+        return "Params, queries, and fragments not allowed in X-Container-Sync-To"
+    if p.hostname not in SYNC_HOSTS:
+        return f"Invalid host {_r(p.hostname)} in X-Container-Sync-To"
+    return None
 
 
 class AccountController:
@@ -109,7 +149,8 @@ class AccountController:
         """Account auto-create (on a first write by its owner)."""
         if len(account) > self.proxy.settings.max_account_name_length:
             limit = self.proxy.settings.max_account_name_length
-            raise fail(400, f"Account name length of {len(account)} longer than {limit}")
+            raise fail(400, f"Account name length of {len(account)} longer than {limit}",
+                       content_type=HTML)
         ring, part, name_hash = self._where(account)
         ts = timestamp.now()
         client = self.proxy.client
@@ -139,7 +180,8 @@ class AccountController:
         async def one(node: Any) -> tuple[int, Any]:
             status, stat, rows = await client.db_list(
                 "account", node, part, name_hash, params.limit, params.marker,
-                params.end_marker, params.prefix, params.delimiter, params.reverse)
+                params.end_marker, params.prefix, params.delimiter, params.reverse, False,
+                bool(req.environ.get("swift.allow_reserved_names")))
             return status, (stat, rows)
 
         status, value = await self.proxy.first_success(ring, part, one)
@@ -227,7 +269,8 @@ class ContainerController:
         async def one(node: Any) -> tuple[int, Any]:
             status, stat, rows = await client.db_list(
                 "container", node, part, name_hash, params.limit, params.marker,
-                params.end_marker, params.prefix, params.delimiter, params.reverse, names_only)
+                params.end_marker, params.prefix, params.delimiter, params.reverse, names_only,
+                bool(req.environ.get("swift.allow_reserved_names")))
             return status, (stat, rows)
 
         status, value = await self.proxy.first_success(ring, part, one)
@@ -255,9 +298,10 @@ class ContainerController:
         s = self.proxy.settings
         if len(container) > s.max_container_name_length:
             raise fail(400, f"Container name length of {len(container)} longer than "
-                            f"{s.max_container_name_length}")
+                            f"{s.max_container_name_length}", content_type=HTML)
         check_metadata(req, "container", s)
         clean_acls(req)
+        check_sync_to(req)
         await self._account_ready(req, account)
         ts = timestamp.now()
         updates = db_metadata_updates(req.headers, "container", ts, CONTAINER_HEADERS)
@@ -291,6 +335,7 @@ class ContainerController:
     async def post(self, req: Request, account: str, container: str) -> Response:
         check_metadata(req, "container", self.proxy.settings)
         clean_acls(req)
+        check_sync_to(req)
         ts = timestamp.now()
         updates = db_metadata_updates(req.headers, "container", ts, CONTAINER_HEADERS)
         ring, part, name_hash = self._where(account, container)

@@ -11,7 +11,7 @@ from onestack.objectstore.http import Headers, Request, Response, error, fail, t
 from onestack.objectstore.proxy import putter, ranges
 from onestack.objectstore.proxy.base import Proxy, best_status, check_metadata, quorum_size
 from onestack.objectstore.storage.client import ObjectBody
-from onestack.objectstore.storage.server import ContainerUpdate, Target
+from onestack.objectstore.storage.server import CTYPE_TS, LISTING_PARAMS, ContainerUpdate, Target
 
 # request headers an object keeps besides x-object-meta-* / sysmeta
 KEPT_HEADERS = frozenset({
@@ -19,7 +19,7 @@ KEPT_HEADERS = frozenset({
     "x-delete-at", "x-object-manifest", "x-static-large-object", "x-robots-tag",
 })
 META_PREFIXES = ("x-object-meta-", "x-object-sysmeta-", "x-object-transient-sysmeta-")
-INTERNAL_META = frozenset({"name", "Content-Length", "X-Timestamp"})
+INTERNAL_META = frozenset({"name", "Content-Length", "X-Timestamp", CTYPE_TS, LISTING_PARAMS})
 
 
 def stored_headers(headers: Headers) -> dict[str, str]:
@@ -31,14 +31,26 @@ def stored_headers(headers: Headers) -> dict[str, str]:
 
 
 def response_headers(metadata: dict[str, Any], ts: str) -> Headers:
+    """An object's headers: ``X-Timestamp`` and ``Last-Modified`` say when it last
+    changed (its data, or a later POST), ``X-Backend-Timestamp`` when its data did."""
     h = Headers()
     for key, value in metadata.items():
         if key in INTERNAL_META or key.lower().startswith("x-object-transient-sysmeta-"):
             continue
         h[key] = str(value)
-    h["X-Timestamp"] = ts
-    h["Last-Modified"] = timestamp.http_date(ts)
+    changed = str(metadata.get("X-Timestamp") or ts)
+    h["X-Timestamp"] = changed
+    h["X-Backend-Timestamp"] = ts
+    h["Last-Modified"] = timestamp.http_date(changed)
     return h
+
+
+def _valid_utf8(value: str) -> bool:
+    """A header value (latin-1 text of its bytes) that is UTF-8 without NUL."""
+    try:
+        return "\x00" not in value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return False
 
 
 def check_delete_headers(req: Request, now: float) -> None:
@@ -162,23 +174,31 @@ class ObjectController:
                 body.close()
                 raise fail(412)
         ctype = req.headers.get("content-type")
+        if ctype and not _valid_utf8(ctype):
+            raise fail(400, "Invalid Content-Type")
         detect = req.headers.get("x-detect-content-type", "").lower() in ("true", "1", "yes", "on")
         if not ctype or detect:
             ctype = mimetypes.guess_type(obj)[0] or "application/octet-stream"
+            req.headers["Content-Type"] = ctype  # what was stored, for the middlewares above
         ts = req.environ.get("swift.put_timestamp") or timestamp.now()
         meta = stored_headers(req.headers)
+        meta.pop(LISTING_PARAMS, None)
         meta.update({"name": f"/{account}/{container}/{obj}", "X-Timestamp": ts,
                      "Content-Type": ctype})
         part, name_hash, targets = self._updates(account, container, obj)
+        # what a middleware wants the listing to say besides the object's own
+        # size and etag: {"size": n, "etag_params": "swift_bytes=...; ..."}
         override: dict[str, Any] = req.environ.get("swift.container_update_override") or {}
+        params = override.get("etag_params")
+        if params:
+            meta[LISTING_PARAMS] = str(params)
         expected = req.headers.get("etag")
         result = await putter.store(self.proxy, req, part, name_hash, ts, meta, length,
                                     expected.strip('"').lower() if expected else None,
                                     lambda size, etag: ContainerUpdate(
                                         account, container, obj, ts,
-                                        int(override.get("size", size)),
-                                        str(override.get("content_type", ctype)),
-                                        str(override.get("etag", etag))),
+                                        int(override.get("size", size)), ctype,
+                                        f"{etag}; {params}" if params else etag),
                                     targets)
         if result.status == 201:
             resp = Response(201, b"", {"Content-Type": "text/html; charset=UTF-8",
@@ -198,11 +218,12 @@ class ObjectController:
         if "content-type" in req.headers:
             meta["Content-Type"] = req.headers["content-type"]
         meta["X-Timestamp"] = ts
-        part, name_hash, _ = self._updates(account, container, obj)
+        part, name_hash, targets = self._updates(account, container, obj)
         ring = self.proxy.cluster.object_ring
         client = self.proxy.client
         statuses = await self.proxy.write_all(
-            ring, part, lambda node, _i: client.object_post(node, part, name_hash, ts, meta))
+            ring, part, lambda node, i: client.object_post(node, part, name_hash, ts, meta,
+                                                           targets[i]))
         best = best_status(statuses, ring.replicas)
         if best is None:
             return error(503)

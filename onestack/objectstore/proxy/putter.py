@@ -154,8 +154,8 @@ async def _store_streamed(proxy: Proxy, req: Request, part: int, name_hash: str,
     try:
         async for chunk in req.body:
             size += len(chunk)
-            if size > max_size:
-                raise fail(413, "Your request is too large.")
+            if size > max_size:  # a chunked body: Swift's plain 413 page, not the
+                raise fail(413)   # "Your request is too large." of a Content-Length
             buf += chunk
             if len(buf) >= CHUNK:
                 data = bytes(buf)

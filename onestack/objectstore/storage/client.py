@@ -60,7 +60,7 @@ class NodeClient(Protocol):
                             target: Target | None) -> Writer: ...
 
     async def object_post(self, node: RingDevice, part: int, name_hash: str, ts: str,
-                          metadata: dict[str, Any]) -> int: ...
+                          metadata: dict[str, Any], target: Target | None = None) -> int: ...
 
     async def object_delete(self, node: RingDevice, part: int, name_hash: str, ts: str,
                             update: ContainerUpdate | None, target: Target | None,
@@ -75,7 +75,7 @@ class NodeClient(Protocol):
 
     async def db_list(self, kind: str, node: RingDevice, part: int, name_hash: str, limit: int,
                       marker: str, end_marker: str, prefix: str, delimiter: str, reverse: bool,
-                      names_only: bool = False,
+                      names_only: bool = False, reserved: bool = False,
                       ) -> tuple[int, dict[str, Any] | None, list[tuple[Any, ...]]]: ...
 
     async def db_post(self, kind: str, node: RingDevice, part: int, name_hash: str,
@@ -186,10 +186,10 @@ class LocalClient:
         return _LocalWriter(self.server, node, writer, target)
 
     async def object_post(self, node: RingDevice, part: int, name_hash: str, ts: str,
-                          metadata: dict[str, Any]) -> int:
+                          metadata: dict[str, Any], target: Target | None = None) -> int:
         self._local(node)
         status: int = await _thread(self.server.object_post, node.device, part, name_hash, ts,
-                                    metadata)
+                                    metadata, target)
         return status
 
     async def object_delete(self, node: RingDevice, part: int, name_hash: str, ts: str,
@@ -219,12 +219,12 @@ class LocalClient:
 
     async def db_list(self, kind: str, node: RingDevice, part: int, name_hash: str, limit: int,
                       marker: str, end_marker: str, prefix: str, delimiter: str, reverse: bool,
-                      names_only: bool = False,
+                      names_only: bool = False, reserved: bool = False,
                       ) -> tuple[int, dict[str, Any] | None, list[tuple[Any, ...]]]:
         self._local(node)
         result: tuple[int, dict[str, Any] | None, list[tuple[Any, ...]]] = await _thread(
             self.server.db_list, kind, node.device, part, name_hash, limit, marker, end_marker,
-            prefix, delimiter, reverse, names_only)
+            prefix, delimiter, reverse, names_only, reserved)
         return result
 
     async def db_post(self, kind: str, node: RingDevice, part: int, name_hash: str,

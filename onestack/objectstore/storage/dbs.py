@@ -5,6 +5,15 @@ holding its object rows (name, timestamp, size, type, etag, deleted) and one
 stat row (counts kept by triggers, so they stay right however many updates
 race). An account replica is the same for its containers.
 
+An object row keeps three times, as Swift's does: ``created_at`` (the data: a
+PUT or DELETE; size, etag and deleted go with it), ``ctype_timestamp`` (the
+content type, which a POST may change) and ``meta_timestamp`` (the last POST:
+the listing's ``last_modified``). Each part of a row is merged by its own
+time, so a POST's update and a newer PUT's land right in either order. The
+etag column may carry parameters bound to the data (``; swift_bytes=N``,
+``; slo_etag=...``, ``; symlink_target=...``): they change only with it.
+A row that changes gets a new ROWID, so the replicator's sync points see it.
+
 Updates from object servers are appended to ``<hash>.db.pending`` (one line
 each, cheap) and merged into the database in one transaction when the file
 grows, before any read, and by the updater: Swift's design, which keeps a
@@ -50,7 +59,9 @@ CREATE TABLE object (
     size INTEGER NOT NULL,
     content_type TEXT NOT NULL,
     etag TEXT NOT NULL,
-    deleted INTEGER NOT NULL DEFAULT 0
+    deleted INTEGER NOT NULL DEFAULT 0,
+    ctype_timestamp TEXT NOT NULL DEFAULT '',
+    meta_timestamp TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX ix_object_deleted_name ON object (deleted, name);
 CREATE TRIGGER object_insert AFTER INSERT ON object BEGIN
@@ -138,8 +149,12 @@ class Broker:
                                    timeout=30)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            self.migrate(conn)
             self._conn = conn
         return self._conn
+
+    def migrate(self, conn: sqlite3.Connection) -> None:
+        """Bring a database made by an older release up to the current schema."""
 
     def close(self) -> None:
         with self.lock:
@@ -305,16 +320,19 @@ class Broker:
     # ---------------------------------------------------------------- listing
 
     def list_names(self, limit: int, marker: str, end_marker: str, prefix: str,
-                   delimiter: str, reverse: bool, columns: str) -> list[tuple[Any, ...]]:
-        """Swift's listing walk: rows (name first) or ``(subdir,)`` for a delimiter."""
+                   delimiter: str, reverse: bool, columns: str,
+                   reserved: bool = False) -> list[tuple[Any, ...]]:
+        """Swift's listing walk: rows (name first) or ``(subdir,)`` for a delimiter;
+        names in the reserved namespace (starting with ``\x00``) only if ``reserved``."""
         with self.lock:
             self.commit_pending()
             return _walk(self.conn(), self.table, columns, limit, marker, end_marker, prefix,
-                         delimiter, reverse)
+                         delimiter, reverse, reserved)
 
 
 def _walk(conn: sqlite3.Connection, table: str, columns: str, limit: int, marker: str,
-          end_marker: str, prefix: str, delimiter: str, reverse: bool) -> list[tuple[Any, ...]]:
+          end_marker: str, prefix: str, delimiter: str, reverse: bool,
+          reserved: bool = False) -> list[tuple[Any, ...]]:
     if reverse:
         marker, end_marker = end_marker, marker
     end_prefix = prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else ""
@@ -322,7 +340,7 @@ def _walk(conn: sqlite3.Connection, table: str, columns: str, limit: int, marker
     results: list[tuple[Any, ...]] = []
     force_gte = False
     while len(results) < limit:
-        conds = ["deleted = 0"]
+        conds = ["deleted = 0"] if reserved else ["deleted = 0", "name >= '\x01'"]
         args: list[Any] = []
         if end_marker and (not prefix or end_marker < end_prefix):
             conds.append("name < ?")
@@ -380,31 +398,32 @@ class ContainerBroker(Broker):
     table = "object"
 
     def put_object(self, name: str, timestamp: str, size: int, content_type: str, etag: str,
-                   deleted: int = 0) -> None:
-        self.put_pending((name, timestamp, size, content_type, etag, deleted))
+                   deleted: int = 0, ctype_timestamp: str = "", meta_timestamp: str = "") -> None:
+        self.put_pending((name, timestamp, size, content_type, etag, deleted, ctype_timestamp,
+                          meta_timestamp))
+
+    def migrate(self, conn: sqlite3.Connection) -> None:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(object)")}
+        for column in ("ctype_timestamp", "meta_timestamp"):
+            if column not in columns:
+                conn.execute(f"ALTER TABLE object ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
 
     def merge_items(self, records: Iterable[Sequence[Any]]) -> None:
-        """Rows ``(name, created_at, size, content_type, etag, deleted)``; newest wins."""
-        newest: dict[str, Sequence[Any]] = {}
+        """Rows ``(name, created_at, size, content_type, etag, deleted[, ctype_timestamp,
+        meta_timestamp])``, a ROWID first for a replicated row: each part of a row
+        is taken from the record whose time for it is newest."""
+        newest: dict[str, tuple[Any, ...]] = {}
         for rec in records:
-            if len(rec) == 7:  # a replicated row with its ROWID first
-                rec = rec[1:]
-            old = newest.get(rec[0])
-            if old is None or old[1] < rec[1]:
-                newest[rec[0]] = rec
+            row = _object_row(rec)
+            old = newest.get(row[0])
+            newest[row[0]] = row if old is None else _merge_rows(old, row)
         if not newest:
             return
         with self.lock:
             conn = self.conn()
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany(
-                    "INSERT INTO object (name, created_at, size, content_type, etag, deleted)"
-                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET"
-                    " created_at = excluded.created_at, size = excluded.size,"
-                    " content_type = excluded.content_type, etag = excluded.etag,"
-                    " deleted = excluded.deleted WHERE excluded.created_at > object.created_at",
-                    [tuple(r[:6]) for r in newest.values()])
+                conn.executemany(_MERGE_OBJECT, list(newest.values()))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -413,7 +432,7 @@ class ContainerBroker(Broker):
     def list_objects(self, limit: int, marker: str = "", end_marker: str = "", prefix: str = "",
                      delimiter: str = "", reverse: bool = False) -> list[tuple[Any, ...]]:
         return self.list_names(limit, marker, end_marker, prefix, delimiter, reverse,
-                               "name, created_at, size, content_type, etag")
+                               LISTING_COLUMNS)
 
     def reclaim(self, before: str) -> int:
         """Drop deleted rows older than ``before`` (replicas had time to see them)."""
@@ -421,6 +440,49 @@ class ContainerBroker(Broker):
             cur = self.conn().execute("DELETE FROM object WHERE deleted = 1 AND created_at < ?",
                                       (before,))
             return cur.rowcount
+
+
+# the listing's columns: last_modified is the time of the row's newest part
+LISTING_COLUMNS = ("name, max(created_at, ctype_timestamp, meta_timestamp), size, content_type,"
+                   " etag")
+
+# An update's parts win by their own times (Swift's update_new_item_from_existing);
+# max(created_at, ctype_timestamp) is the content type's time ('' = the data's).
+_CTYPE_TS = "max({t}.created_at, {t}.ctype_timestamp)"
+_META_TS = "max({t}.created_at, {t}.ctype_timestamp, {t}.meta_timestamp)"
+_NEW, _OLD = "excluded", "object"
+_DATA_NEWER = "excluded.created_at > object.created_at"
+_CTYPE_NEWER = f"{_CTYPE_TS.format(t=_NEW)} > {_CTYPE_TS.format(t=_OLD)}"
+_META_NEWER = f"{_META_TS.format(t=_NEW)} > {_META_TS.format(t=_OLD)}"
+_MERGE_OBJECT = (
+    "INSERT INTO object (name, created_at, size, content_type, etag, deleted, ctype_timestamp,"
+    " meta_timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET"
+    f" size = CASE WHEN {_DATA_NEWER} THEN excluded.size ELSE object.size END,"
+    f" etag = CASE WHEN {_DATA_NEWER} THEN excluded.etag ELSE object.etag END,"
+    f" deleted = CASE WHEN {_DATA_NEWER} THEN excluded.deleted ELSE object.deleted END,"
+    f" content_type = CASE WHEN {_CTYPE_NEWER} THEN excluded.content_type"
+    " ELSE object.content_type END,"
+    " created_at = max(excluded.created_at, object.created_at),"
+    f" ctype_timestamp = max({_CTYPE_TS.format(t=_NEW)}, {_CTYPE_TS.format(t=_OLD)}),"
+    f" meta_timestamp = max({_META_TS.format(t=_NEW)}, {_META_TS.format(t=_OLD)}),"
+    " ROWID = (SELECT MAX(ROWID) FROM object) + 1"
+    f" WHERE {_DATA_NEWER} OR {_CTYPE_NEWER} OR {_META_NEWER}")
+
+
+def _object_row(rec: Sequence[Any]) -> tuple[Any, ...]:
+    """An update record or a replicated row (ROWID first) as the 8 columns."""
+    if len(rec) in (7, 9):  # a replicated row: its ROWID first
+        rec = rec[1:]
+    row = tuple(rec[:8])
+    return row + ("",) * (8 - len(row))
+
+
+def _merge_rows(a: tuple[Any, ...], b: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Two updates of one name in a batch, merged part by part (as the SQL does)."""
+    data = a if a[1] >= b[1] else b
+    ctype = a if max(a[1], a[6]) >= max(b[1], b[6]) else b
+    return (data[0], max(a[1], b[1]), data[2], ctype[3], data[4], data[5],
+            max(a[1], a[6], b[1], b[6]), max(a[1], a[6], a[7], b[1], b[6], b[7]))
 
 
 class AccountBroker(Broker):

@@ -172,16 +172,23 @@ class Found:
 
 
 # user metadata a POST replaces, and the few headers it may set too (Swift's
-# object server allowed_headers)
+# object server allowed_headers); an SLO's X-Static-Large-Object and the
+# system metadata stay the data's (Swift's DATAFILE_SYSTEM_META)
 POST_HEADERS = frozenset({
     "content-disposition", "content-encoding", "x-delete-at", "x-object-manifest",
-    "x-static-large-object", "cache-control", "content-language", "expires", "x-robots-tag",
+    "cache-control", "content-language", "expires", "x-robots-tag",
 })
 
 
 def is_post_replaceable(key: str) -> bool:
     k = key.lower()
     return k.startswith("x-object-meta-") or k.startswith("x-object-transient-sysmeta-") or k in POST_HEADERS
+
+
+def is_data_only(key: str) -> bool:
+    """Metadata a POST's ``.meta`` never overrides."""
+    k = key.lower()
+    return k == "x-static-large-object" or k.startswith("x-object-sysmeta-")
 
 
 class Device:
@@ -245,7 +252,7 @@ class Device:
                 extra = self._small(f"{directory}/{state.meta}")
                 if extra is not None:
                     meta = {k: v for k, v in meta.items() if not is_post_replaceable(k)}
-                    meta.update(extra)
+                    meta.update((k, v) for k, v in extra.items() if not is_data_only(k))
             ts = _ts_of(state.data)
             return Found(200, ts, OpenObject(fd, path, meta, length, ts), meta)
         return Found(404)

@@ -41,6 +41,11 @@ from onestack.objectstore.storage.diskfile import (
 log = logging.getLogger(__name__)
 
 EXPIRING_ACCOUNT = ".expiring_objects"
+# metadata kept with an object for its container row: the content type's time
+# (when a POST set it) and the etag parameters bound to the data (an SLO's
+# swift_bytes and slo_etag, a symlink's target), sent again with every update
+CTYPE_TS = "Content-Type-Timestamp"
+LISTING_PARAMS = "X-Object-Sysmeta-Listing-Etag-Params"
 EXPIRING_DIVISOR = 86400
 
 
@@ -62,11 +67,14 @@ class ContainerUpdate:
     timestamp: str
     size: int = 0
     content_type: str = ""
-    etag: str = ""
+    etag: str = ""  # may carry parameters bound to the data ("<md5>; swift_bytes=N")
     deleted: int = 0
+    ctype_timestamp: str = ""  # when the content type was set, if not with the data
+    meta_timestamp: str = ""  # the last POST's time, if any
 
     def record(self) -> tuple[Any, ...]:
-        return (self.name, self.timestamp, self.size, self.content_type, self.etag, self.deleted)
+        return (self.name, self.timestamp, self.size, self.content_type, self.etag, self.deleted,
+                self.ctype_timestamp, self.meta_timestamp)
 
 
 def expiring_container(delete_at: int) -> str:
@@ -159,27 +167,46 @@ class StorageServer:
         return self.object_commit(writer, metadata, update, target)
 
     def object_post(self, device: str, part: int, name_hash: str, ts: str,
-                    metadata: dict[str, Any]) -> int:
-        """New user metadata (a ``.meta``): 202, 404, 409."""
+                    metadata: dict[str, Any], target: Target | None = None) -> int:
+        """New user metadata (a ``.meta``): 202, 404, 409. A content type set by a
+        POST is kept by later POSTs that set none; the container replica ``target``
+        is told the row's new content type and time (as Swift's object server does)."""
         dev = self.device(device)
         found = self.object_get(device, part, name_hash)
         if found.obj is None:
             return 404
         old_meta = found.metadata
+        data_ts = found.timestamp or ""
+        size = found.obj.length
         found.obj.close()
-        if (found.timestamp or "") >= ts:
+        if data_ts >= ts:
             return 409
+        metadata = dict(metadata)
+        if "Content-Type" in metadata:
+            metadata[CTYPE_TS] = ts
+        elif CTYPE_TS in old_meta:  # an earlier POST's content type stays
+            metadata["Content-Type"] = old_meta.get("Content-Type", "")
+            metadata[CTYPE_TS] = old_meta[CTYPE_TS]
         try:
             dev.write_small(part, name_hash, ts, META, metadata)
         except Conflict:
             return 409
         except DiskError:
             return 507
+        name = str(old_meta.get("name", ""))
         old_at = old_meta.get("X-Delete-At")
         new_at = metadata.get("X-Delete-At")
         if old_at != new_at:
-            name = str(old_meta.get("name", ""))
             self._expirer_updates(dev, name_hash, name, ts, new_at, old_at)
+        if target is not None and name.count("/") >= 3:
+            _, account, container, obj = name.split("/", 3)
+            etag = str(old_meta.get("ETag", ""))
+            params = old_meta.get(LISTING_PARAMS)
+            ctype = str(metadata.get("Content-Type") or old_meta.get("Content-Type", ""))
+            update = ContainerUpdate(account, container, obj, data_ts, size, ctype,
+                                     f"{etag}; {params}" if params else etag, 0,
+                                     str(metadata.get(CTYPE_TS) or data_ts), ts)
+            self._send_or_save(dev, name_hash, target, update)
         return 202
 
     def object_delete(self, device: str, part: int, name_hash: str, ts: str,
@@ -320,16 +347,18 @@ class StorageServer:
 
     def db_list(self, kind: str, device: str, part: int, name_hash: str, limit: int,
                 marker: str, end_marker: str, prefix: str, delimiter: str,
-                reverse: bool, names_only: bool = False,
+                reverse: bool, names_only: bool = False, reserved: bool = False,
                 ) -> tuple[int, dict[str, Any] | None, list[tuple[Any, ...]]]:
+        """A listing page; names in the reserved namespace (``\x00...``, e.g.
+        versions containers) only when ``reserved`` (a middleware's sub-request)."""
         status, info = self.db_info(kind, device, part, name_hash)
         if status != 200:
             return status, info, []
         broker = self._broker(kind, device, part, name_hash)
-        columns = "name" if names_only else ("name, created_at, size, content_type, etag"
-                                             if kind == "container" else
+        columns = "name" if names_only else (dbs.LISTING_COLUMNS if kind == "container" else
                                              "name, object_count, bytes_used, put_timestamp")
-        rows = broker.list_names(limit, marker, end_marker, prefix, delimiter, reverse, columns)
+        rows = broker.list_names(limit, marker, end_marker, prefix, delimiter, reverse, columns,
+                                 reserved)
         return 200, info, rows
 
     def db_post(self, kind: str, device: str, part: int, name_hash: str,

@@ -1,0 +1,64 @@
+"""What other services may ask of Compute in-process.
+
+* Networking's metadata proxy signs the instance headers it forwards with
+  ``metadata_proxy_secret`` (the shared secret of Nova's
+  ``metadata_proxy_shared_secret``) and forwards to
+  ``<base_url>/compute/metadata/<path>``; or answers in-process with
+  ``metadata_lookup``.
+* Networking tells Compute that a server's ports changed (a floating IP
+  associated, an address added) with ``network_changed`` - Neutron's
+  ``network-changed`` external event - so the server's addresses are current.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from onestack.common.cloud import Cloud
+    from onestack.compute.core import ComputeService
+
+
+def _compute(cloud: Cloud) -> ComputeService | None:
+    return cloud.services.get("compute")
+
+
+def metadata_proxy_secret(cloud: Cloud) -> bytes:
+    """The secret the proxy signs ``X-Instance-ID`` with (HMAC-SHA256, hex)."""
+    svc = _compute(cloud)
+    if svc is None:
+        raise LookupError("Compute does not run in this process")
+    return svc.metadata_secret
+
+
+def sign_instance_id(cloud: Cloud, instance_id: str) -> str:
+    """``X-Instance-ID-Signature`` for ``instance_id``."""
+    from onestack.compute.service.metadata_service import sign
+
+    return sign(metadata_proxy_secret(cloud), instance_id)
+
+
+def metadata_lookup(cloud: Cloud, instance_id: str, project_id: str,
+                    path: str) -> bytes | list[str] | None:
+    """The metadata at ``path`` for a guest (blocking: call from a thread);
+    None if there is none. Raises Compute's errors (404 for an unknown
+    instance or a project that is not the instance's)."""
+    from onestack.compute.service import metadata_service
+
+    svc = _compute(cloud)
+    if svc is None:
+        return None
+    caller = metadata_service.Caller(instance_id, project_id,
+                                     metadata_service.sign(svc.metadata_secret, instance_id))
+    return metadata_service.lookup(svc, caller, path)
+
+
+def network_changed(cloud: Cloud, server_id: str) -> bool:
+    """Refresh the server's addresses from Networking (blocking); False if
+    there is no such server."""
+    from onestack.compute.service import interfaces
+
+    svc = _compute(cloud)
+    if svc is None:
+        return False
+    return interfaces.network_changed(svc, server_id)

@@ -1,0 +1,1 @@
+"""How compute resources look on the wire, per microversion."""

@@ -1,0 +1,150 @@
+"""Nova's proxy APIs of before 2.36 (security groups and their rules,
+floating IPs and pools, images and their metadata) over the cloud's
+Networking and Image services, and the floating IP actions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.api.compute_support import (
+    Env,
+    S,
+    action,
+    boot,
+    eventually,
+    nova_error,
+    setup,
+    show,
+    version,
+    wait,
+)
+
+C = "/compute/v2.1"
+OLD = version("2.35")
+SG = f"{C}/os-security-groups"
+FIP = f"{C}/os-floating-ips"
+
+
+@pytest.fixture(scope="module")
+def env(api: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    yield setup(api, tmp_path_factory.mktemp("images"))
+
+
+def test_security_groups_and_rules(env: Env) -> None:
+    api = env.api
+    r = api.post(SG, who="demo", headers=OLD,
+                 json={"security_group": {"name": "web", "description": "web servers"}})
+    assert r.status_code == 200, r.text
+    group = r.json()["security_group"]
+    assert group["name"] == "web" and group["rules"] == [] and group["tenant_id"]
+    listed = api.get(SG, who="demo", headers=OLD).json()["security_groups"]
+    assert {"default", "web"} <= {g["name"] for g in listed}
+    r = api.post(f"{C}/os-security-group-rules", who="demo", headers=OLD, json={
+        "security_group_rule": {"parent_group_id": group["id"], "ip_protocol": "tcp",
+                                "from_port": 22, "to_port": 22, "cidr": "10.0.0.0/8"}})
+    assert r.status_code == 200, r.text
+    rule = r.json()["security_group_rule"]
+    assert rule == {"id": rule["id"], "parent_group_id": group["id"], "ip_protocol": "tcp",
+                    "from_port": 22, "to_port": 22, "group": {},
+                    "ip_range": {"cidr": "10.0.0.0/8"}}
+    r = api.post(f"{C}/os-security-group-rules", who="demo", headers=OLD, json={
+        "security_group_rule": {"parent_group_id": group["id"], "ip_protocol": "icmp",
+                                "from_port": -1, "to_port": -1, "group_id": group["id"]}})
+    assert r.json()["security_group_rule"]["group"] == {"name": "web",
+                                                        "tenant_id": group["tenant_id"]}
+    shown = api.get(f"{SG}/{group['id']}", who="demo", headers=OLD).json()["security_group"]
+    assert len(shown["rules"]) == 2  # egress rules are not Nova's to show
+    bad = {"parent_group_id": group["id"], "ip_protocol": "tcp", "from_port": 30,
+           "to_port": 20, "cidr": "10.0.0.0/8"}
+    assert nova_error(api.post(f"{C}/os-security-group-rules", who="demo", headers=OLD,
+                               json={"security_group_rule": bad}), 400) == \
+        "Invalid port range 30:20. Former value cannot be greater than the later"
+    bad = {**bad, "ip_protocol": "gre", "from_port": 1}
+    assert nova_error(api.post(f"{C}/os-security-group-rules", who="demo", headers=OLD,
+                               json={"security_group_rule": bad}), 400) == \
+        "Invalid IP protocol gre."
+    dup = {"parent_group_id": group["id"], "ip_protocol": "tcp", "from_port": 22,
+           "to_port": 22, "cidr": "10.0.0.0/8"}
+    assert api.post(f"{C}/os-security-group-rules", who="demo", headers=OLD,
+                    json={"security_group_rule": dup}).status_code == 400
+    assert api.delete(f"{C}/os-security-group-rules/{rule['id']}", who="demo",
+                      headers=OLD).status_code == 202
+    r = api.put(f"{SG}/{group['id']}", who="demo", headers=OLD,
+                json={"security_group": {"name": "web2", "description": "d"}})
+    assert r.json()["security_group"]["name"] == "web2"
+    default = [g for g in listed if g["name"] == "default"][0]
+    assert api.delete(f"{SG}/{default['id']}", who="demo", headers=OLD).status_code == 400
+    assert api.delete(f"{SG}/{group['id']}", who="demo", headers=OLD).status_code == 202
+    assert nova_error(api.get(f"{SG}/{group['id']}", who="demo", headers=OLD), 404) == \
+        f"Security group {group['id']} not found."
+    assert api.get(SG, who="demo", headers=version("2.36")).status_code == 404
+    assert nova_error(api.post(SG, who="demo", headers=OLD, json={
+        "security_group": {"name": " ", "description": "x"}}), 400).startswith(
+        "Invalid input received: name has a minimum character requirement")
+
+
+def test_floating_ips_through_the_proxy(env: Env) -> None:
+    api = env.api
+    pools = api.get(f"{C}/os-floating-ip-pools", who="demo", headers=OLD).json()
+    assert {"name": "public"} in pools["floating_ip_pools"]
+    assert nova_error(api.post(FIP, who="demo", headers=OLD, json={"pool": "nowhere"}), 404) \
+        == "Floating IP pool not found."
+    r = api.post(FIP, who="demo", headers=OLD, json={"pool": "public"})
+    assert r.status_code == 200, r.text
+    fip = r.json()["floating_ip"]
+    assert fip["pool"] == "public" and fip["instance_id"] is None and fip["fixed_ip"] is None
+    assert api.get(f"{FIP}/{fip['id']}", who="demo", headers=OLD).json()["floating_ip"] == fip
+    server = boot(env, who="demo", name="fip-vm")
+    sid = server["id"]
+    wait(env, sid, "ACTIVE", who="demo")
+    r = action(env, sid, {"addFloatingIp": {"address": fip["ip"]}}, who="demo", headers=OLD)
+    assert r.status_code == 202, r.text
+    eventually(lambda: any(a["addr"] == fip["ip"] and a["OS-EXT-IPS:type"] == "floating"
+                           for addrs in show(env, sid, who="demo")["addresses"].values()
+                           for a in addrs))
+    shown = api.get(f"{FIP}/{fip['id']}", who="demo", headers=OLD).json()["floating_ip"]
+    assert shown["instance_id"] == sid and shown["fixed_ip"]
+    assert nova_error(action(env, sid, {"addFloatingIp": {"address": "0.0.0.0"}},
+                             who="demo", headers=OLD), 404) == "floating IP not found"
+    r = action(env, sid, {"removeFloatingIp": {"address": fip["ip"]}}, who="demo", headers=OLD)
+    assert r.status_code == 202
+    assert nova_error(action(env, sid, {"removeFloatingIp": {"address": fip["ip"]}},
+                             who="demo", headers=OLD), 409).startswith(
+        f"Floating IP {fip['ip']} is not associated with instance")
+    assert api.delete(f"{FIP}/{fip['id']}", who="demo", headers=OLD).status_code == 202
+    assert nova_error(api.get(f"{FIP}/{fip['id']}", who="demo", headers=OLD), 404) == \
+        f"Floating IP not found for ID {fip['id']}"
+    assert action(env, sid, {"addFloatingIp": {"address": "1.2.3.4"}}, who="demo",
+                  headers=version("2.44")).status_code == 404
+    api.delete(f"{S}/{sid}", who="demo")
+
+
+def test_images_and_their_metadata(env: Env) -> None:
+    api = env.api
+    images = api.get(f"{C}/images", headers=OLD).json()["images"]
+    assert any(i["id"] == env.image_id and i["name"] == "cirros" for i in images)
+    detail = api.get(f"{C}/images/detail?name=cirros", headers=OLD).json()["images"]
+    mine = [i for i in detail if i["id"] == env.image_id][0]
+    assert mine["status"] == "ACTIVE" and mine["progress"] == 100
+    assert mine["OS-EXT-IMG-SIZE:size"] > 0 and mine["minRam"] == 0
+    assert api.get(f"{C}/images?limit=1", headers=OLD).json()["images"].__len__() == 1
+    url = f"{C}/images/{env.image_id}/metadata"
+    r = api.post(url, headers=OLD, json={"metadata": {"os_distro": "cirros", "a": "1"}})
+    assert r.status_code == 200 and r.json()["metadata"]["os_distro"] == "cirros"
+    assert api.get(f"{url}/a", headers=OLD).json() == {"meta": {"a": "1"}}
+    r = api.put(f"{url}/a", headers=OLD, json={"meta": {"a": "2"}})
+    assert r.json() == {"meta": {"a": "2"}}
+    assert nova_error(api.put(f"{url}/a", headers=OLD, json={"meta": {"b": "2"}}), 400) == \
+        "Request body and URI mismatch"
+    assert api.delete(f"{url}/a", headers=OLD).status_code == 204
+    assert nova_error(api.get(f"{url}/a", headers=OLD), 404) == "Invalid metadata key"
+    shown = api.get(f"{C}/images/{env.image_id}", headers=OLD).json()["image"]
+    assert shown["metadata"]["os_distro"] == "cirros" and "a" not in shown["metadata"]
+    assert nova_error(api.get(f"{C}/images/00000000-0000-0000-0000-000000000000",
+                              headers=OLD), 404) == "Image not found."
+    assert api.get(f"{C}/images", headers=version("2.36")).status_code == 404
+    assert api.get(url, headers=version("2.38")).status_code == 200
+    assert api.get(url, headers=version("2.39")).status_code == 404
