@@ -33,6 +33,7 @@ def _settings(args: argparse.Namespace) -> Any:
         "port": getattr(args, "port", None),
         "public_url": getattr(args, "public_url", None),
         "objectstore.s3_port": getattr(args, "s3_port", None),
+        "network.host_network": False if getattr(args, "no_host_network", False) else None,
     }
     return load_settings(getattr(args, "state_dir", None), overrides)
 
@@ -111,7 +112,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     # The routes first: on a first start the bootstrap passwords are still
     # being hashed, and prepare() waits for them last.
     app = build_app(cloud)
-    prepare(cloud)
+    try:
+        prepare(cloud)
+    except Exception as exc:
+        if getattr(exc, "start_error", False):  # a service cannot start here; it says why
+            lock.release()
+            return _fail("up", exc)
+        raise
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -225,6 +232,8 @@ def _banner(settings: Any, cloud: Any) -> str:
         lines.append(f"            {cmd} --os-cloud onestack image list   # as the demo user")
     else:
         lines.append(f"            {cmd} --os-cloud onestack token issue   # as the demo user")
+    for svc in cloud.services.values():  # what a service says of itself (the data plane's state)
+        lines.extend(getattr(svc, "banner_lines", list)())
     return "\n".join(lines)
 
 
@@ -393,6 +402,9 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--public-url", help="URL clients use to reach this cloud")
     up.add_argument("--s3-port", type=int,
                     help="port of the S3 listener (default: the port + 1; 0: no S3)")
+    up.add_argument("--no-host-network", action="store_true",
+                    help="keep the data plane inside namespaces: no veth to the host for the "
+                         "external network (a namespace <prefix>-ext stands in for the host)")
     up.add_argument("--quiet", action="store_true", help="log warnings only")
     up.set_defaults(func=cmd_up)
 

@@ -102,6 +102,16 @@ class NetworkSettings:
     public_cidr: str = "172.24.4.0/24"
     public_gateway: str = "172.24.4.1"
     private_cidr: str = "10.0.0.0/26"
+    # The data plane (bridges, DHCP, routers, security groups, metadata), applied
+    # by the network agent: "auto" (on when run as root), "on" or "off".
+    dataplane: str = "auto"
+    # When root: the host reaches the external networks through a veth holding
+    # their gateway (172.24.4.1), as on DevStack. Off (--no-host-network): a
+    # namespace <prefix>-ext stands in for the host; nothing touches the host.
+    host_network: bool = True
+    # How often the agent re-reads which ports are plugged (their status) and
+    # repairs what drifted (a bridge or namespace removed under it).
+    agent_resync_interval: float = 5.0
 
 
 @dataclass

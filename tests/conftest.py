@@ -23,11 +23,16 @@ import pytest
 import yaml
 
 # bcrypt's cost is the slowest part of authenticating; tests use the minimum.
+# Test clouds run as root here, but leave the machine alone: no data plane
+# (namespaces, bridges, dnsmasq, a veth to the host) unless a test asks for
+# one (tests/e2e, with --no-host-network).
 TEST_ENV = {
     "ONESTACK_IDENTITY_PASSWORD_HASH_ROUNDS": "4",
     # Compute's agent runs the in-memory driver (tests/e2e boot real guests).
     "ONESTACK_COMPUTE_DRIVER": "fake",
+    "ONESTACK_NETWORK_DATAPLANE": "off",
 }
+os.environ.setdefault("ONESTACK_NETWORK_DATAPLANE", "off")
 
 
 def free_port() -> int:
@@ -59,7 +64,7 @@ class CloudInfo:
 def start_cloud(state_dir: Path, extra_env: dict[str, str] | None = None) -> CloudInfo:
     port = free_port()
     s3_port = free_port()
-    env = dict(os.environ, **TEST_ENV, **(extra_env or {}))
+    env = {**os.environ, **TEST_ENV, **(extra_env or {})}
     log = open(state_dir.parent / f"onestack-{port}.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "onestack.cli", "up", "--port", str(port), "--s3-port", str(s3_port),

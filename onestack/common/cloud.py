@@ -21,6 +21,7 @@ from onestack.config import Settings
 if TYPE_CHECKING:
     from onestack.common.tasks.hosts import HostRegistry
     from onestack.common.tasks.kinds import KindRegistry, KindRule
+    from onestack.common.tasks.processes import ProcessRegistry
     from onestack.common.tasks.queue import TaskQueue
 
 
@@ -81,6 +82,8 @@ class Cloud:
     _task_kinds: Any = field(default=None, repr=False)
     _tasks: Any = field(default=None, repr=False)
     _hosts: Any = field(default=None, repr=False)
+    _processes: Any = field(default=None, repr=False)
+    _identity: str = field(default="", repr=False)
 
     @property
     def state_dir(self) -> Path:
@@ -124,6 +127,35 @@ class Cloud:
 
             self._hosts = HostRegistry(self.db, clock=self.tasks.clock)
         return self._hosts  # type: ignore[no-any-return]
+
+    @property
+    def host_name(self) -> str:
+        """This host's name in the host tables (``[hosts] name``, default the hostname)."""
+        if self.settings.hosts.name:
+            return self.settings.hosts.name
+        import socket
+
+        return socket.gethostname()
+
+    @property
+    def process_identity(self) -> str:
+        """This process: ``host:pid:random``, what it writes on the work it owns
+        in flight (uploads, its workers' leases; see ``common.tasks.processes``)."""
+        if not self._identity:
+            import os
+            import uuid
+
+            self._identity = f"{self.host_name}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        return self._identity
+
+    @property
+    def processes(self) -> ProcessRegistry:
+        """The running cloud processes and their heartbeats."""
+        if self._processes is None:
+            from onestack.common.tasks.processes import ProcessRegistry
+
+            self._processes = ProcessRegistry(self.db)
+        return self._processes  # type: ignore[no-any-return]
 
     def catalog(self) -> list[CatalogEntry]:
         entries: list[CatalogEntry] = []

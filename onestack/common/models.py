@@ -1,6 +1,7 @@
 """Shared tables: the durable task queue, the hosts/services that run its
-agents, agent credentials for the internal API, periodic-job leases, and the
-per-project quota limits every service's quotas read (``common.quota``)."""
+agents, agent credentials for the internal API, periodic-job leases, the
+running cloud processes (who owns work in flight), and the per-project quota
+limits every service's quotas read (``common.quota``)."""
 
 from __future__ import annotations
 
@@ -157,3 +158,22 @@ class QuotaLimit(Base):
     resource: Mapped[str] = mapped_column(String(64), primary_key=True)
     hard_limit: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Process(Base):
+    """One running cloud process (``onestack up``, an API replica), and its heartbeat.
+
+    ``id`` is the process identity (``host:pid:random``) that the process also
+    writes on the work it owns in flight: an image upload, a task's lease (its
+    workers are ``<id>/local/<n>``). Another process restarting judges that
+    work by this row (``common.tasks.processes``): it is left alone while the
+    owner heartbeats, and recovered once the owner is gone.
+    """
+
+    __tablename__ = "process"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255), index=True)
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime)

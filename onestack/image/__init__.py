@@ -12,4 +12,6 @@ if TYPE_CHECKING:
 def create(cloud: Cloud) -> ImageApp:
     from onestack.image.app import ImageApp
 
-    return ImageApp(cloud)
+    app = ImageApp(cloud)
+    app.handle_tasks()
+    return app

@@ -1,15 +1,14 @@
 """The Image service object: what the image service functions share.
 
-Settings, the database, the stores (images and staging), the policy
-enforcer, and the background jobs (imports) the service waits for on stop.
+Settings, the database, the stores (images and staging) and the policy
+enforcer. (Imports are durable tasks: ``service/import_task``.)
 Service logic lives in ``image/service/`` as functions taking this object
 first; the HTTP API and the ASGI wiring (``image/app.py``) sit above it.
 """
 
 from __future__ import annotations
 
-import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from onestack.common.cloud import CatalogEntry
 from onestack.image.stores import FileStore, Store
@@ -33,7 +32,6 @@ class ImageService:
         self._store: FileStore | None = None
         self._staging: FileStore | None = None
         self._enforcer: Enforcer | None = None
-        self.tasks: set[asyncio.Task[Any]] = set()
 
     @property
     def public_url(self) -> str:
@@ -67,9 +65,3 @@ class ImageService:
                 scope_types=scope_types(rules), enforce_scope=self.settings.enforce_scope,
             )
         return self._enforcer
-
-    def spawn(self, coro: Any) -> None:
-        """Run a background job (an import) the service waits for on stop."""
-        task = asyncio.ensure_future(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)

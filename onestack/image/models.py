@@ -39,6 +39,9 @@ class Image(Base):
     location: Mapped[str | None] = mapped_column(String(1024), default=None)
     # staged data of an interoperable import (glance-direct)
     staging: Mapped[str | None] = mapped_column(String(1024), default=None)
+    # the cloud process (``process.id``) streaming the data in (saving, or
+    # uploading while staging); never shown to users
+    upload_owner: Mapped[str | None] = mapped_column(String(255), default=None)
     tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
     properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime, index=True)

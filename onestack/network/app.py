@@ -9,6 +9,8 @@ app from the API routes and create the all-in-one defaults at first start.
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import TYPE_CHECKING
 
 from onestack.network.core import NetworkService
@@ -16,8 +18,47 @@ from onestack.network.core import NetworkService
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
 
+    from onestack.common.cloud import Cloud
+    from onestack.network.agent.runner import DataPlane
+
+log = logging.getLogger(__name__)
+
+
+def dataplane_wanted(mode: str) -> tuple[bool, str]:
+    """Whether the data plane runs here, and why (for the banner)."""
+    mode = (mode or "auto").strip().lower()
+    if mode == "off":
+        return False, "off ([network] dataplane = \"off\")"
+    root = os.geteuid() == 0
+    if mode == "on" and not root:
+        return False, "off: it needs root ([network] dataplane = \"on\" but not run as root)"
+    if mode not in ("on", "auto"):
+        return False, f"off: unknown [network] dataplane = {mode!r} (auto, on, off)"
+    if not root:
+        return False, "off (not run as root: the API works, nothing is wired)"
+    return True, "on"
+
 
 class NetworkApp(NetworkService):
+    def __init__(self, cloud: Cloud) -> None:
+        super().__init__(cloud)
+        from onestack.network.agent.agents import HostAgents
+
+        self.agent_source = HostAgents(cloud)
+        self.dataplane: DataPlane | None = None
+        on, self.dataplane_state = dataplane_wanted(self.config.dataplane)
+        if on:
+            from onestack.network.agent.runner import DataPlane
+
+            self.dataplane = DataPlane(self)
+            self.dataplane.install()
+            where = "the host reaches public through a veth" if self.config.host_network \
+                else f"no host access: {self.dataplane.layout.external_ns} stands in for the host"
+            self.dataplane_state = f"on (namespaces {self.dataplane.layout.prefix}-*; {where})"
+
+    def banner_lines(self) -> list[str]:
+        return [f"  network:  data plane {self.dataplane_state}"]
+
     def asgi(self) -> ASGIApp:
         from onestack.common.web import service_app
         from onestack.network.api import all_routes
@@ -41,14 +82,19 @@ class NetworkApp(NetworkService):
         return no_nul_in_path
 
     def prepare(self) -> None:
-        """Runs before serving (schema upgraded, identity bootstrapped)."""
+        """Runs before serving (schema upgraded, identity bootstrapped): the
+        host's range is free for this cloud (else StartError), the defaults."""
+        if self.dataplane is not None:
+            self.dataplane.check()  # HostRangeTaken: `onestack up` says why and stops
         if self.config.create_defaults:
             from onestack.network.bootstrap import create_defaults
 
             create_defaults(self)
 
     async def start(self) -> None:
-        return None
+        if self.dataplane is not None:
+            await self.dataplane.start()
 
     async def stop(self) -> None:
-        return None
+        if self.dataplane is not None:
+            await self.dataplane.stop()

@@ -40,6 +40,9 @@ class NetworkService:
         self.notifier: DataPlaneNotifier = NoDataPlane()
         self.agent_source: AgentSource = NoAgents()
         self._enforcer: NetworkEnforcer | None = None
+        # The namespace holding the bridges, where the data plane runs: bound
+        # ports name it in ``binding:vif_details`` ("netns") for Compute.
+        self.vif_netns: str | None = None
 
     @property
     def public_url(self) -> str:

@@ -3,6 +3,8 @@
 * Two processes started at the same moment on an empty database: one creates
   the schema and bootstraps, the other waits for it (the schema lock) and
   joins; nothing is made twice.
+* A process that restarts while the other streams an image upload leaves
+  that upload alone (its owner heartbeats), and the upload completes.
 * Two processes serving 200 concurrent mixed writes, many of them to the same
   rows from both processes: no 5xx, no deadlock or serialization error
   reaching a client, and no lost update (every tag, property, extra attribute,
@@ -11,6 +13,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -304,3 +307,59 @@ def check(mix: Mix, made: dict[str, Any], a: Node, b: Node) -> None:
     for node in (a, b):
         out = node.output()
         assert "Traceback" not in out and "deadlock" not in out.lower(), out[-3000:]
+
+
+# --- a replica that restarts leaves the other's upload in flight alone -----------------
+
+
+def test_a_restarting_node_leaves_the_other_nodes_upload_alone(tmp_path: Path, pg_server: Any) -> None:
+    """Node a streams an image upload (saving, owned by a's process); node b is
+    restarted meanwhile and recovers interrupted uploads at start: it must leave
+    a's alone (a heartbeats), and the upload completes."""
+    url, key = pg_server.new_database(), new_key_text()
+    a = launch(tmp_path / "a" / "state", url, key)
+    wait_up(a)
+    b = launch(tmp_path / "b" / "state", url, key)
+    nodes = [a, b]
+    try:
+        wait_up(b)
+        headers = {"X-Auth-Token": admin_token(a.url, a.state / "clouds.yaml")}
+        r = httpx.post(a.url + "/image/v2/images", headers=headers,
+                       json={"name": "in-flight", "disk_format": "raw", "container_format": "bare"})
+        image = f"/image/v2/images/{r.json()['id']}"
+        chunk = os.urandom(1 << 16)
+        halfway, finish = threading.Event(), threading.Event()
+
+        def body() -> Any:
+            for _ in range(8):
+                yield chunk
+            halfway.set()
+            finish.wait(120)
+            for _ in range(8):
+                yield chunk
+
+        answer: list[httpx.Response] = []
+        upload = threading.Thread(target=lambda: answer.append(httpx.put(
+            a.url + image + "/file", content=body(), timeout=180,
+            headers={**headers, "Content-Type": "application/octet-stream"})))
+        upload.start()
+        try:
+            assert halfway.wait(60)
+            deadline = time.monotonic() + 30
+            while httpx.get(b.url + image, headers=headers).json()["status"] != "saving":
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            stop(b)  # b restarts while a's upload is in flight
+            b = launch(tmp_path / "b" / "state", url, key)
+            nodes.append(b)
+            wait_up(b)
+            assert httpx.get(b.url + image, headers=headers).json()["status"] == "saving"
+        finally:
+            finish.set()
+            upload.join(180)
+        assert answer and answer[0].status_code == 204, answer[0].text if answer else "no answer"
+        got = httpx.get(b.url + image, headers=headers).json()
+        assert got["status"] == "active" and got["size"] == 16 * len(chunk), got
+        assert got["checksum"] == hashlib.md5(chunk * 16).hexdigest()
+    finally:
+        stop(*nodes)

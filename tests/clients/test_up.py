@@ -370,6 +370,8 @@ def test_the_banner_commands_work_as_printed(tmp_path: Path) -> None:
         client = str(Path(sys.executable).parent / "openstack")
         assert commands[0] == f"{client} --os-cloud onestack-admin catalog list"
         assert commands[1] == f"{client} --os-cloud onestack image list"
+        # the test clouds run without a data plane (TEST_ENV), and the banner says so
+        assert banner[7] == '  network:  data plane off ([network] dataplane = "off")'
         shell_env = {"PATH": shell_path, "HOME": str(tmp_path)}
         script = f"{banner[4].split('use it:')[1].strip()}\n" + "\n".join(commands)
         r = subprocess.run(["bash", "-euc", script], capture_output=True, text=True, env=shell_env,

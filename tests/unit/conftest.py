@@ -14,7 +14,7 @@ from onestack.common.tasks.hosts import HostRegistry
 from onestack.common.tasks.kinds import KindRegistry
 from onestack.common.tasks.queue import TaskQueue
 
-TABLES = ("task", "host_service", "periodic_job", "agent_credential")
+TABLES = ("task", "host_service", "periodic_job", "agent_credential", "process")
 
 
 @pytest.fixture

@@ -410,3 +410,35 @@ def test_worker_stops_cleanly_when_idle_and_busy(queue: TaskQueue) -> None:
 def test_a_worker_needs_handlers() -> None:
     with pytest.raises(ValueError, match="at least one handler"):
         Worker(object(), "h1", {})
+
+
+def test_a_thread_handler_stops_at_its_next_check_when_the_worker_stops(queue: TaskQueue) -> None:
+    """Stopping the worker gives a running task back; a handler in a thread is
+    told (its cancel flag) and stops at its next check instead of running on."""
+    steps: list[int] = []
+    stopped = threading.Event()
+
+    def long_job(ctx: TaskContext) -> None:
+        for i in range(1000):
+            try:
+                ctx.check()
+            except TaskCancelled:
+                stopped.set()
+                raise
+            steps.append(i)
+            time.sleep(0.01)
+
+    async def main() -> None:
+        worker = Worker(queue, "h1", {"long": long_job}, poll_interval=0.05, stop_timeout=0.2)
+        task_id = add(queue, "long")
+        await worker.start()
+        await wait_for(lambda: len(steps) > 3)
+        await worker.stop()
+        assert await asyncio.to_thread(stopped.wait, 2)
+        done = len(steps)
+        await asyncio.sleep(0.1)
+        assert len(steps) == done < 1000  # it stopped, well before its end
+        task = queue.get(task_id)
+        assert task is not None and (task.state, task.attempts, task.lease_owner) == (QUEUED, 0, None)
+
+    asyncio.run(main())

@@ -8,6 +8,10 @@ cross-process wake-ups and the internal API for remote agents.
 * On PostgreSQL, one LISTEN connection wakes this process's waiters.
 * ``/internal`` serves agents on other hosts (:mod:`.internal_api`), built
   on first use.
+* Before serving, this process registers its identity (``host:pid:random``)
+  in the ``process`` table, heartbeats it with its host and removes it on a
+  clean stop; the task leases of processes that are gone are released at
+  start (``processes``), so their tasks run again at once.
 * The handlers services registered with ``cloud.handle_tasks(kind, handler,
   rule)`` run in this process: one worker for this host's and host-less
   tasks. A task left running by a process that died (or was restarted) is
@@ -23,8 +27,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from onestack.common.db import Database
     from onestack.common.tasks.broker import LocalBroker
     from onestack.common.tasks.hosts import HostRegistry
+    from onestack.common.tasks.processes import ProcessRegistry
     from onestack.common.tasks.queue import TaskQueue
     from onestack.common.tasks.worker import Worker
     from onestack.config import Settings
@@ -53,6 +56,15 @@ class Cloud(Protocol):
 
     @property
     def hosts(self) -> HostRegistry: ...
+
+    @property
+    def processes(self) -> ProcessRegistry: ...
+
+    @property
+    def host_name(self) -> str: ...
+
+    @property
+    def process_identity(self) -> str: ...
 
 
 LOG = logging.getLogger(__name__)
@@ -81,8 +93,8 @@ class TasksService:
         self.cloud = cloud
         self.settings = cloud.settings
         self.catalog: list[Any] = []  # internal: not in the service catalog
-        self.host_name = self.settings.hosts.name or socket.gethostname()
-        self.identity = f"{self.host_name}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.host_name = cloud.host_name
+        self.identity = cloud.process_identity
         self.closing = False
         self._broker: LocalBroker | None = None
         self._loops: list[asyncio.Task[None]] = []
@@ -121,6 +133,21 @@ class TasksService:
 
         return _Lazy(build)
 
+    def prepare(self) -> None:
+        """Before serving (``app.prepare``): this process is alive (its uploads
+        and leases are its own), and the leases of processes gone are
+        released at once, so that their tasks run again now."""
+        self.register_process()
+
+    def register_process(self) -> None:
+        """See :meth:`prepare` and ``common.tasks.processes``."""
+        processes = self.cloud.processes
+        processes.beat(self.identity, self.host_name, os.getpid(), started=True)
+        released = processes.release_leases_of_gone(
+            down_after=self.settings.hosts.service_down_time, here=self.host_name)
+        if released:
+            LOG.info("released %d task lease(s) of processes that are gone", released)
+
     async def start(self) -> None:
         self.closing = False
         if self.cloud.db.is_postgres:
@@ -128,6 +155,7 @@ class TasksService:
             self._remote = True
         self._loops = [
             asyncio.create_task(self._heartbeats(), name="tasks-host-heartbeat"),
+            asyncio.create_task(self._process_heartbeats(), name="tasks-process-heartbeat"),
             asyncio.create_task(self._sweeps(), name="tasks-sweeper"),
         ]
         if self.cloud.task_handlers:
@@ -162,6 +190,10 @@ class TasksService:
         if self._remote:
             self._remote = False
             self.queue.hub.release_remote()
+        try:
+            await asyncio.to_thread(self.cloud.processes.forget, self.identity)
+        except Exception as exc:  # its heartbeat ages instead
+            LOG.warning("could not unregister process %s: %s", self.identity, exc)
 
     # --- periodic work ----------------------------------------------------------
 
@@ -182,6 +214,18 @@ class TasksService:
             except Exception as exc:  # the database is away: say so, try again
                 LOG.warning("host heartbeat of %s failed: %s", self.host_name, exc)
             await asyncio.sleep(hosts.report_interval)
+
+    async def _process_heartbeats(self) -> None:
+        """This process's own row (registered in ``prepare``): its uploads and
+        leases stay its own while it beats."""
+        interval = self.settings.hosts.report_interval
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.to_thread(self.cloud.processes.beat, self.identity,
+                                        self.host_name, os.getpid())
+            except Exception as exc:
+                LOG.warning("process heartbeat of %s failed: %s", self.identity, exc)
 
     async def _sweeps(self) -> None:
         tasks = self.settings.tasks

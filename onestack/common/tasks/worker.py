@@ -301,7 +301,9 @@ class Worker:
             if ctx.cancel_event.is_set() and (current is None or not current.cancelling()):
                 await self._cancelled(ctx)
                 return
-            # The worker itself is being cancelled (shutdown): give the task back.
+            # The worker itself is being cancelled (shutdown): give the task back,
+            # and a handler running in a thread stops at its next check().
+            ctx._request_stop("The worker is stopping.")
             work.cancel()
             await asyncio.shield(self._report(self.broker.release, claim))
             raise

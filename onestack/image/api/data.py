@@ -72,8 +72,7 @@ async def import_image(request: Request) -> Response:
     svc = image_service(request)
     image_id = request.path_params["image_id"]
     request_id = request.scope.get("state", {}).get("request_id")
-    staged, task_id = await run(imports.begin_import, svc, ctx, image_id, body, request_id)
-    svc.spawn(run(imports.run_import, svc, image_id, staged, task_id))
+    await run(imports.begin_import, svc, ctx, image_id, body, request_id)
     return empty(202)
 
 

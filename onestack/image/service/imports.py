@@ -1,28 +1,22 @@
-"""Interoperable import (``glance-direct``): staged data inspected, hashed and
-moved into the store in the background; interrupted transfers after a restart."""
+"""Interoperable import (``glance-direct``): the request, checked as Glance
+checks it, becomes the durable ``image.import`` task (``import_task``); and,
+when a process starts, the transfers whose owning process is gone."""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
 from onestack.common.auth import AuthContext
-from onestack.common.db import retrying
-from onestack.common.errors import (
-    BadRequest,
-    Conflict,
-)
+from onestack.common.errors import BadRequest, Conflict
 from onestack.common.ids import utcnow
 from onestack.image import schemas
 from onestack.image.models import Image, ImageTask
 from onestack.image.service._access import authorize, visible_image
-from onestack.image.service.quotas import data_limit
 
 if TYPE_CHECKING:
     from onestack.image.core import ImageService
@@ -30,29 +24,57 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def _check_body(body: Any) -> str:
+    """The import request's body, as Glance's deserializer checks it; the method name."""
+    if not isinstance(body, dict) or "method" not in body:
+        raise BadRequest("Import request requires a 'method' field.")
+    method = body["method"]
+    if not isinstance(method, dict) or "name" not in method:
+        raise BadRequest("Import request requires a 'name' field.")
+    name = method["name"]
+    if not isinstance(name, str) or name not in schemas.IMPORT_METHODS:
+        raise BadRequest(f"Unknown import method name '{name}'.")
+    for key, default in (("all_stores_must_succeed", True), ("all_stores", False)):
+        if not isinstance(body.get(key, default), bool):
+            raise BadRequest(f"'{key}' must be boolean value only")
+    if body.get("all_stores") and "stores" in body:
+        raise BadRequest("All_stores parameter can't be used with x-image-meta-store header "
+                         "or stores parameter")
+    stores = body.get("stores", [])
+    if not isinstance(stores, list) or not all(isinstance(x, str) for x in stores):
+        raise BadRequest("'stores' must be a list of store names")
+    return name
+
+
 def begin_import(
     svc: ImageService, ctx: AuthContext, image_id: str, body: Any, request_id: str | None = None
-) -> tuple[Path, str]:
-    """Validate an import request; uploading -> importing. Returns the staged file and the task id."""
-    if not isinstance(body, dict) or not isinstance(body.get("method"), dict):
-        raise BadRequest("The import request must name a method: {\"method\": {\"name\": ...}}.")
-    method = body["method"].get("name")
-    if method not in schemas.ALL_IMPORT_METHODS:
-        raise BadRequest(f"Unknown import method name '{method}'.")
-    if method not in schemas.IMPORT_METHODS:
-        raise BadRequest(f"Import method {method} is not enabled at this site.")
+) -> str:
+    """Validate an import request; uploading -> importing, and the import enqueued
+    as a durable task in the same transaction. Returns Glance's task id."""
+    from onestack.image.service import import_task
+
+    method = _check_body(body)
     with svc.db.write() as s:
         img, tgt = visible_image(svc, s, ctx, image_id)
-        authorize(svc, "import_image", ctx, tgt)
-        if img.disk_format is None or img.container_format is None:
-            raise Conflict(f"The image {image_id} has no container_format or disk_format, cannot import.")
+        if img.status == "active":
+            raise Conflict("Image with status active cannot be target for import")
         if img.status != "uploading" or not img.staging:
-            if img.status == "queued":
-                raise Conflict("Image needs to be staged before 'glance-direct' method can be used")
-            raise Conflict(f"Image status transition from {img.status} to importing is not allowed")
+            raise Conflict(f"Image needs to be staged before '{method}' method can be used")
+        if not img.container_format:
+            raise Conflict("'container_format' needs to be set before import")
+        if not img.disk_format:
+            raise Conflict("'disk_format' needs to be set before import")
+        authorize(svc, "import_image", ctx, tgt)
+        for store in body.get("stores") or ():
+            if store != svc.store.name:
+                raise Conflict(f"Unknown scheme '{store}' found in URI")
         img.status = "importing"
         now = utcnow()
         img.updated_at = now
+        props = dict(img.properties or {})
+        props.pop("os_glance_failed_import", None)
+        props["os_glance_importing_to_stores"] = svc.store.name
+        img.properties = props
         task = ImageTask(
             id=str(uuid.uuid4()), type="api_image_import", status="processing", owner=img.owner,
             image_id=img.id, request_id=request_id, user_id=ctx.user_id,
@@ -60,108 +82,59 @@ def begin_import(
             result=None, message="", created_at=now, updated_at=now, expires_at=None,
         )
         s.add(task)
-        return Path(img.staging[len("file://") :]), task.id
+        s.flush()
+        svc.cloud.tasks.enqueue(
+            s, import_task.KIND,
+            {"image_id": img.id, "image_task": task.id, "staging": img.staging},
+            host=svc.cloud.host_name,  # the staged data is on this host's disk
+            resource_key=f"image:{img.id}",
+            idempotency_key=f"{import_task.KIND}:{task.id}",
+        )
+        return task.id
 
 
-def _finish_task(s: Session, task_id: str | None, status: str, message: str = "") -> None:
-    task = s.get(ImageTask, task_id) if task_id else None
-    if task is None:
-        return
-    now = utcnow()
-    task.status = status
-    task.message = message
-    task.result = {"image_id": task.image_id} if status == "success" else None
-    task.updated_at = now
-    task.expires_at = now + timedelta(hours=48)
+def recover_interrupted(svc: ImageService) -> int:
+    """Transfers whose owning process is gone: back to where Glance would have them.
 
+    An upload (``saving``) or a stage in flight (``uploading`` with nothing
+    staged yet) is reset to ``queued`` once the process named in its
+    ``upload_owner`` is gone (``common.tasks.processes``); uploads of live
+    processes - another API replica's - are left alone. An ``importing``
+    image is its ``image.import`` task's: only one left without any task
+    (a cloud upgraded from before imports were tasks) goes back to
+    ``uploading`` (data staged) or ``queued``. Returns how many were reset.
+    """
+    from onestack.common.models import Task
 
-def run_import(svc: ImageService, image_id: str, staged: Path, task_id: str | None = None) -> None:
-    """Inspect and hash the staged data, then move it into the store (importing -> active)."""
-    from onestack.image.data import DataSink, TooLarge
-    from onestack.image.formats import FormatError, Inspector
-
+    in_flight = (Image.status == "saving") | ((Image.status == "uploading") & Image.staging.is_(None))
     with svc.db.read() as s:
-        img = s.get(Image, image_id)
-        if img is None:
-            staged.unlink(missing_ok=True)
-            return
-        disk_format, container_format = img.disk_format, img.container_format
-        limit, _ = data_limit(svc, s, img, lock=False)  # fail early; checked again below
-    try:
-        sink = DataSink(None, Inspector(disk_format, container_format), limit)
-        with open(staged, "rb") as fh:
-            while chunk := fh.read(4 << 20):
-                sink.write(chunk)
-        got = sink.finish()
-        location = svc.store.adopt(image_id, staged)
-    except (FormatError, TooLarge, OSError) as exc:
-        log.warning("import of image %s failed: %s", image_id, exc)
-        staged.unlink(missing_ok=True)
-        reason = str(exc)
-
-        def failed() -> None:
-            with svc.db.write() as s:
-                img = s.get(Image, image_id)
-                if img is not None:
-                    _failed(img)
-                _finish_task(s, task_id, "failure", reason)
-
-        retrying(failed)  # a scope of its own: the staged data is gone, the call cannot run again
-        return
-
-    def done() -> None:
-        with svc.db.write() as s:
-            img = s.get(Image, image_id)
-            if img is None or img.status != "importing":
-                svc.store.delete(location)
-                _finish_task(s, task_id, "failure", "The image was deleted during the import.")
-                return
-            limit, message = data_limit(svc, s, img)
-            if got.size > limit:  # the quota was used up while the data was inspected
-                log.warning("import of image %s failed: %s", image_id, message)
-                svc.store.delete(location)
-                _failed(img)
-                _finish_task(s, task_id, "failure", message)
-                return
-            _finish_task(s, task_id, "success")
-            img.status = "active"
-            img.staging = None
-            img.size = got.size
-            img.virtual_size = got.virtual_size
-            img.checksum = got.checksum
-            img.os_hash_algo = "sha512"
-            img.os_hash_value = got.os_hash_value
-            img.location = location
-            props = dict(img.properties or {})
-            props.pop("os_glance_failed_import", None)
-            props["os_glance_importing_to_stores"] = ""
-            img.properties = props
-            img.updated_at = utcnow()
-
-    retrying(done)  # a scope of its own: the staged data has moved into the store
-
-
-def _failed(img: Image) -> None:
-    """importing -> queued, the staged data gone, as Glance marks a failed import."""
-    img.status = "queued"
-    img.staging = None
-    props = dict(img.properties or {})
-    props["os_glance_failed_import"] = "file"
-    img.properties = props
-    img.updated_at = utcnow()
-
-
-def recover_interrupted(svc: ImageService) -> None:
-    """After a restart: transfers that were running are gone; back to queued."""
-    with svc.db.read() as s:
-        stuck = s.scalar(select(func.count(Image.id)).where(Image.status.in_(("saving", "importing"))))
-    if not stuck:
-        return
+        owners = set(s.scalars(select(Image.upload_owner).where(in_flight).distinct()))
+        importing = list(s.scalars(select(Image.id).where(Image.status == "importing")))
+        if importing:
+            keys = {f"image:{i}" for i in importing}
+            tasked = set(s.scalars(select(Task.resource_key).where(Task.resource_key.in_(keys))))
+            importing = [i for i in importing if f"image:{i}" not in tasked]
+    if not owners and not importing:
+        return 0
+    cloud = svc.cloud
+    gone = cloud.processes.gone({o for o in owners if o}, here=cloud.host_name,
+                                down_after=svc.settings.hosts.service_down_time)
+    gone.discard(cloud.process_identity)  # this process's own uploads are in flight
+    stale = in_flight & (Image.upload_owner.is_(None) | Image.upload_owner.in_(sorted(gone)))
+    count = 0
     with svc.db.write() as s:
-        for img in s.scalars(select(Image).where(Image.status.in_(("saving", "importing")))):
-            if img.status == "importing" and img.staging and Path(img.staging[len("file://"):]).exists():
-                img.status = "uploading"
+        for img in s.scalars(select(Image).where(stale | Image.id.in_(importing))):
+            if img.status == "importing":
+                if img.staging and Path(img.staging[len("file://"):]).exists():
+                    img.status = "uploading"
+                else:
+                    img.status = "queued"
+                    img.staging = None
             else:
+                log.warning("image %s: its %s by %s was interrupted", img.id,
+                            "upload" if img.status == "saving" else "stage", img.upload_owner)
                 img.status = "queued"
-                img.staging = None
+            img.upload_owner = None
             img.updated_at = utcnow()
+            count += 1
+    return count

@@ -65,6 +65,7 @@ def begin_upload(
         if content_length is not None and content_length > limit:
             raise PayloadTooLarge(message)
         img.status = new_status
+        img.upload_owner = svc.cloud.process_identity  # see recover_interrupted
         img.updated_at = utcnow()
         return Upload(img.id, img.disk_format, limit, message, "queued", img.container_format)
 
@@ -86,6 +87,7 @@ def finish_upload(svc: ImageService, up: Upload, location: str, size: int, check
                 )
             # the quota may have been used up by a concurrent upload
             limit, message = data_limit(svc, s, img)
+            img.upload_owner = None
             if size > limit:
                 img.status = "queued"
                 img.updated_at = utcnow()
@@ -118,6 +120,7 @@ def fail_upload(svc: ImageService, up: Upload, *, stage: bool = False) -> None:
         img = s.get(Image, up.image_id)
         if img is not None and img.status == expected:
             img.status = "queued"
+            img.upload_owner = None
             img.updated_at = utcnow()
 
 
@@ -131,6 +134,7 @@ def finish_stage(svc: ImageService, up: Upload, location: str) -> None:
                 "The image may have been deleted during the upload."
             )
         img.staging = location
+        img.upload_owner = None
         img.updated_at = utcnow()
 
 

@@ -21,6 +21,7 @@ class Net(Protocol):
     db: Database
     config: NetworkSettings
     agent_source: AgentSource
+    vif_netns: str | None  # the data plane's namespace of the bridges (vif_details "netns")
 
     @property
     def enforcer(self) -> NetworkEnforcer: ...

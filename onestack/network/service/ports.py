@@ -81,17 +81,22 @@ class PortBound(_Templated, Conflict):
     )
 
 
-def binding(network_id: str, host: str, vnic_type: str) -> tuple[str, dict[str, Any] | None]:
-    """(vif_type, vif_details) of a port bound to ``host`` (Linux bridge semantics)."""
+def binding(network_id: str, host: str, vnic_type: str,
+            netns: str | None = None) -> tuple[str, dict[str, Any] | None]:
+    """(vif_type, vif_details) of a port bound to ``host`` (Linux bridge semantics):
+    the bridge, and the namespace holding it where the data plane runs."""
     if not host:
         return UNBOUND, None
     if vnic_type != "normal":
         return BINDING_FAILED, None
-    return BRIDGE, {
+    details: dict[str, Any] = {
         "port_filter": True,
         "connectivity": "l2",
         "bridge_name": dataplane.bridge_name(network_id),
     }
+    if netns:
+        details["netns"] = netns
+    return BRIDGE, details
 
 
 def random_mac(net: Net, session: Session, network_id: str) -> str:
@@ -186,7 +191,7 @@ def create_one(net: Net, caller: Caller, s: Session, p: Parsed) -> Created:
     if pairs and not security:
         raise AddressPairAndPortSecurityRequired()
     host = (p["binding:host_id"] if p.specified("binding:host_id") else "") or ""
-    vif_type, vif_details = binding(network.id, host, p["binding:vnic_type"])
+    vif_type, vif_details = binding(network.id, host, p["binding:vnic_type"], net.vif_netns)
     profile = p["binding:profile"] if p.specified("binding:profile") else None
     values: dict[str, Any] = {
         "id": new_uuid(),
@@ -290,7 +295,7 @@ def update_in(net: Net, caller: Caller, s: Session, port_id: str, p: Parsed,
     if "binding:host_id" in p.values:
         row.host_id = p["binding:host_id"] or ""
     if rebind:
-        row.vif_type, row.vif_details = binding(row.network_id, row.host_id, row.vnic_type)
+        row.vif_type, row.vif_details = binding(row.network_id, row.host_id, row.vnic_type, net.vif_netns)
         if not row.host_id:
             row.status = "DOWN"
     bump(row)
@@ -335,3 +340,24 @@ def set_status(net: Net, port_id: str, status: str) -> bool:
             )
         )
         return bool(getattr(result, "rowcount", 0))
+
+
+def set_statuses(net: Net, statuses: dict[str, str]) -> list[str]:
+    """Several ports' statuses in one transaction (the agent's scan); the ids changed."""
+    changed: list[str] = []
+    if not statuses:
+        return changed
+    if any(st not in PORT_STATUSES for st in statuses.values()):
+        raise BadRequest("Invalid port status")
+    with net.db.write() as s:
+        for status in sorted(set(statuses.values())):
+            ids = sorted(pid for pid, st in statuses.items() if st == status)
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                rows = s.execute(
+                    sql_update(Port).where(Port.id.in_(chunk), Port.status != status).values(
+                        status=status, updated_at=now(), revision_number=Port.revision_number + 1
+                    ).returning(Port.id)
+                )
+                changed.extend(r[0] for r in rows)
+    return changed

@@ -1,0 +1,162 @@
+"""Layer 2 and DHCP on this host: the root namespace, a bridge per network, a
+DHCP namespace with its dnsmasq per network that has DHCP subnets.
+
+Everything goes through ``onestack.host`` (``Host``); every step is
+idempotent, so applying a network again repairs whatever drifted.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from onestack.network.agent import dhcp
+from onestack.network.agent.layout import DHCP_DEVICE_PREFIX, TAP_PREFIX, Layout
+from onestack.network.agent.reader import NetworkInfo, PortInfo
+
+if TYPE_CHECKING:
+    from onestack.host.base import Host, NetlinkOps
+
+log = logging.getLogger(__name__)
+
+# In the root namespace nothing has an address: no IPv6 on the bridges (they
+# would configure themselves from the networks' router advertisements), no
+# forwarding.
+ROOT_SYSCTLS = (
+    ("net.ipv6.conf.all.disable_ipv6", "1"),
+    ("net.ipv6.conf.default.disable_ipv6", "1"),
+    ("net.ipv4.ip_forward", "0"),
+)
+# In a DHCP namespace: addresses usable at once (no duplicate detection) and
+# no default route learnt from the routers' advertisements.
+DHCP_SYSCTLS = (
+    ("net.ipv6.conf.default.accept_dad", "0"),
+    ("net.ipv6.conf.all.accept_dad", "0"),
+    ("net.ipv6.conf.default.accept_ra", "0"),
+    ("net.ipv6.conf.all.accept_ra", "0"),
+    ("net.ipv4.ip_forward", "0"),
+)
+
+
+async def ensure_root(host: Host, layout: Layout) -> bool:
+    """The data plane's root namespace; True if it was made now."""
+    created = await host.net.ensure_netns(layout.root_ns)
+
+    def settle(nl: NetlinkOps) -> None:
+        for key, value in ROOT_SYSCTLS:
+            nl.set_sysctl(key, value)
+
+    if created:
+        await host.net.netlink(layout.root_ns, settle)
+    return created
+
+
+async def ensure_bridges(host: Host, layout: Layout, networks: list[tuple[str, int]]) -> None:
+    """The bridges of these (network id, MTU), in the root namespace."""
+    def work(nl: NetlinkOps) -> None:
+        for network_id, mtu in networks:
+            nl.ensure_bridge(layout.bridge(network_id), mtu=mtu)
+
+    await host.net.netlink(layout.root_ns, work)
+
+
+RootLinks = dict[str, tuple[str | None, bool]]  # name -> (its bridge, administratively up)
+
+
+def root_links(nl: NetlinkOps) -> RootLinks:
+    return {lk.name: (lk.master, lk.up) for lk in nl.links()}
+
+
+async def apply_network(host: Host, layout: Layout, info: NetworkInfo, domain: str) -> tuple[bool, RootLinks]:
+    """Makes the host hold network ``info``: its bridge, and its DHCP server
+    when it has DHCP subnets (else none). Returns whether a DHCP server runs for
+    it, and the root namespace's links afterwards (for the ports' status).
+    When nothing changed this is two netlink conversations and a look at dnsmasq."""
+    await ensure_root(host, layout)
+    bridge = layout.bridge(info.id)
+    port = info.dhcp_port()
+    if port is None or not info.admin_state_up or not dhcp.served(info, port):
+        await remove_dhcp(host, layout, info.id)
+
+        def only_bridge(nl: NetlinkOps) -> RootLinks:
+            nl.ensure_bridge(bridge, mtu=info.mtu)
+            return root_links(nl)
+
+        return False, await host.net.netlink(layout.root_ns, only_bridge)
+    links = await _apply_dhcp(host, layout, info, port, domain)
+    return True, links
+
+
+async def _apply_dhcp(host: Host, layout: Layout, info: NetworkInfo, port: PortInfo,
+                      domain: str) -> RootLinks:
+    ns = layout.dhcp_ns(info.id)
+    made = await host.net.ensure_netns(ns)
+    device = layout.dhcp_device(port.id)
+    tap = layout.tap(port.id)
+    bridge = layout.bridge(info.id)
+    cidrs = dhcp.interface_cidrs(info, port)
+
+    def settle(nl: NetlinkOps) -> None:
+        link = nl.link(device)
+        if link is not None and link.up and link.mac.lower() != port.mac.lower():
+            nl.set_down(device)
+        nl.set_mac(device, port.mac)
+        nl.set_mtu(device, info.mtu)
+        nl.set_up(device)
+        nl.sync_addresses(device, cidrs)
+
+    def inside(nl: NetlinkOps) -> tuple[list[str], bool]:
+        if made:
+            for key, value in DHCP_SYSCTLS:
+                nl.set_sysctl(key, value)
+        stale = [link.name for link in nl.links()
+                 if link.name.startswith(DHCP_DEVICE_PREFIX) and link.name != device]
+        for name in stale:
+            nl.delete(name)
+        if nl.link(device) is None:
+            return stale, False
+        settle(nl)
+        return stale, True
+
+    stale, settled = await host.net.netlink(ns, inside)
+
+    def root(nl: NetlinkOps) -> RootLinks:
+        nl.ensure_bridge(bridge, mtu=info.mtu)
+        for name in stale:  # the bridge ends of a former DHCP port's veth
+            nl.delete(TAP_PREFIX + name[len(DHCP_DEVICE_PREFIX):])
+        nl.ensure_veth(tap, device, peer_netns=ns, mtu=info.mtu, master=bridge)
+        return root_links(nl)
+
+    links = await host.net.netlink(layout.root_ns, root)
+    if not settled:  # its veth was made just now
+        await host.net.netlink(ns, settle)
+    result = await host.dhcp.ensure(dhcp.spec(layout, info, port, domain))
+    if result != "unchanged":
+        log.debug("dnsmasq of network %s: %s", info.id, result)
+    return links
+
+
+async def remove_dhcp(host: Host, layout: Layout, network_id: str) -> bool:
+    """No DHCP server for this network (its dnsmasq, namespace and veth gone).
+    Cheap when there is none (no look through every process: a dnsmasq of ours
+    has a directory; a stray one is found by the agent's periodic reconcile)."""
+    stopped = False
+    if network_id in await host.dhcp.names():
+        stopped = await host.dhcp.stop(network_id)
+    removed = await host.net.delete_netns(layout.dhcp_ns(network_id))
+    return stopped or removed
+
+
+async def remove_network(host: Host, layout: Layout, network_id: str) -> None:
+    """Everything of a deleted network: DHCP, then its bridge (the taps left on it
+    by instances fall off it; Compute removes them)."""
+    await remove_dhcp(host, layout, network_id)
+    if layout.root_ns in await host.net.list_netns(layout.root_ns):
+        await host.net.netlink(layout.root_ns, lambda nl: nl.delete(layout.bridge(network_id)))
+
+
+def wired(links: dict[str, tuple[str | None, bool]], layout: Layout, network_id: str, port_id: str) -> bool:
+    """Whether a port's device is on its network's bridge and up (from one dump of
+    the root namespace's links: name -> (master, up))."""
+    found = links.get(layout.tap(port_id))
+    return found is not None and found[0] == layout.bridge(network_id) and found[1]

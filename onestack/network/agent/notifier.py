@@ -1,0 +1,135 @@
+"""From the API's writes to the agent's durable tasks.
+
+Each data-plane change recorded by a write (``network/dataplane.py``) becomes,
+in the same transaction, one task per thing to apply again - never a diff:
+the handlers read the database and make the host match it, so a task may run
+late, twice, or after a later one without harm.
+
+==================  ===================  ============================================
+kind                resource key         applies
+==================  ===================  ============================================
+``network.l2``      ``network:<id>``     a network's bridge, DHCP server, port status
+``network.router``  ``router:<id>``      a router's namespace (``l3.sync_router``)
+``network.fw``      ``firewall``         the security groups of every port (``firewall.sync``)
+==================  ===================  ============================================
+
+One task per key runs at a time, in order; a write that finds a task of the
+same kind and key still queued adds none (that one reads the database when it
+runs), so a burst of writes collapses into a few applications.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from onestack.common.models import QUEUED, Task
+from onestack.network import dataplane
+from onestack.network.dataplane import Change
+from onestack.network.models import FloatingIP, Port, Router
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from onestack.common.cloud import Cloud
+    from onestack.common.tasks.queue import TaskQueue
+
+L2 = "network.l2"
+ROUTER = "network.router"
+FIREWALL = "network.fw"
+KINDS = (L2, ROUTER, FIREWALL)
+FIREWALL_KEY = "firewall"
+
+# A task waits this long before it may run, so that the writes of a burst
+# (a client creating ports one after another) are applied together.
+DEBOUNCE = {L2: 0.05, FIREWALL: 0.2, ROUTER: 0.0}
+
+ROUTER_OWNERS = ("network:router_interface", "network:router_gateway",
+                 "network:router_interface_distributed", "network:ha_router_replicated_interface")
+
+
+def resource_key(kind: str, ident: str) -> str:
+    if kind == L2:
+        return f"network:{ident}"
+    if kind == ROUTER:
+        return f"router:{ident}"
+    return FIREWALL_KEY
+
+
+def plan(session: Session, changes: Sequence[Change]) -> set[tuple[str, str]]:
+    """The (kind, id) pairs to apply again for these changes (id "" for the firewall)."""
+    todo: set[tuple[str, str]] = set()
+    gateway_networks: set[str] = set()
+    for ch in changes:
+        if ch.network_id and ch.kind not in (dataplane.FLOATING_IP, dataplane.PORT_FORWARDING):
+            todo.add((L2, ch.network_id))
+        if ch.kind == dataplane.ROUTER:
+            todo.add((ROUTER, ch.id))
+        elif ch.kind == dataplane.PORT:
+            todo.add((FIREWALL, ""))
+            owner = ch.details.get("device_owner")
+            row = session.get(Port, ch.id)
+            if row is not None:
+                owner = row.device_owner
+                if owner in ROUTER_OWNERS and row.device_id:
+                    todo.add((ROUTER, row.device_id))
+            # a port with floating IPs: its routers' NAT follows its addresses
+            for rid in session.scalars(select(FloatingIP.router_id).where(
+                    FloatingIP.fixed_port_id == ch.id, FloatingIP.router_id.is_not(None))):
+                if rid:
+                    todo.add((ROUTER, rid))
+        elif ch.kind in (dataplane.FLOATING_IP, dataplane.PORT_FORWARDING):
+            router_id = ch.details.get("router_id")
+            if router_id:
+                todo.add((ROUTER, router_id))
+            if ch.network_id:  # a disassociation names no router: all behind that network
+                gateway_networks.add(ch.network_id)
+        elif ch.kind == dataplane.SECURITY_GROUP:
+            todo.add((FIREWALL, ""))
+    if gateway_networks:
+        stmt = select(Router.id).join(Port, Port.id == Router.gw_port_id).where(
+            Port.network_id.in_(sorted(gateway_networks)))
+        for rid in session.scalars(stmt):
+            todo.add((ROUTER, rid))
+    return todo
+
+
+def urgent(changes: Sequence[Change]) -> set[tuple[str, str]]:
+    """What must not wait the debounce: a new or changed network's bridge (Compute
+    plugs taps on it), a router's namespace."""
+    return {(L2, ch.network_id) for ch in changes
+            if ch.kind in (dataplane.NETWORK, dataplane.SUBNET) and ch.network_id}
+
+
+def enqueue(queue: TaskQueue, session: Session, todo: set[tuple[str, str]],
+            now: set[tuple[str, str]] | None = None) -> None:
+    """One task per (kind, key) unless one is already queued: the handlers read
+    the database when they run, so a queued task applies this change too. The
+    queued row is locked until this transaction ends (PostgreSQL): a worker
+    cannot take it (its claim skips locked rows) before the change is visible."""
+    for kind, ident in sorted(todo):
+        key = resource_key(kind, ident)
+        waiting = select(Task.id).where(Task.resource_key == key, Task.kind == kind,
+                                        Task.state == QUEUED).limit(1)
+        if not queue.db.is_sqlite:
+            waiting = waiting.with_for_update()
+        if session.scalar(waiting) is not None:
+            continue
+        delay = 0.0 if now and (kind, ident) in now else DEBOUNCE.get(kind, 0.0)
+        queue.enqueue(session, kind, {"id": ident} if ident else {}, resource_key=key, delay=delay)
+
+
+class TaskNotifier:
+    """The ``DataPlaneNotifier`` of a cloud whose data plane is on."""
+
+    def __init__(self, cloud: Cloud) -> None:
+        self.cloud = cloud
+
+    def in_transaction(self, session: Session, changes: Sequence[Change]) -> None:
+        enqueue(self.cloud.tasks, session, plan(session, changes), urgent(changes))
+
+    def after_commit(self, changes: Sequence[Change]) -> None:
+        # The queue wakes this process's worker once the enqueueing commits.
+        return None

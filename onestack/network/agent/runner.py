@@ -1,0 +1,546 @@
+"""The network agent of the all-in-one cloud: its task handlers and its loop.
+
+* ``network.l2`` (per network): the bridge, the DHCP port (made, given an
+  address on each DHCP subnet, or deleted, as Neutron's DHCP agent does), the
+  DHCP namespace and dnsmasq, the metadata proxy of an isolated network, the
+  veth to the outside of an external network, the status of its ports;
+* ``network.router`` (per router): its bridges, then ``l3.sync_router`` (or
+  ``remove_router``), its metadata proxy on 9697, its ports' and floating
+  IPs' status;
+* ``network.fw`` (one key): ``firewall.sync`` of every port.
+
+The loop: at start, every network and router is applied again (tasks) and
+what the database no longer has is removed; then every
+``[network] agent_resync_interval`` the ports' devices are read (one netlink
+dump) for their status (``ACTIVE`` once on their bridge and up), drift is
+repaired (a bridge, namespace or dnsmasq gone comes back; a leftover goes),
+and every ``[hosts] report_interval`` the agents heartbeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import time
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from onestack.network.agent import dhcp, external, l2, notifier, reader
+from onestack.network.agent.layout import (
+    BRIDGE_PREFIX,
+    METADATA_ADDRESS,
+    METADATA_PORT,
+    TAP_PREFIX,
+    Layout,
+    cloud_prefix,
+)
+
+if TYPE_CHECKING:
+    from onestack.common.tasks.worker import TaskContext
+    from onestack.host.base import Host, NetlinkOps
+    from onestack.network.agent.metadata import MetadataProxy, Request
+    from onestack.network.core import NetworkService
+
+log = logging.getLogger(__name__)
+
+
+def _optional(name: str) -> ModuleType | None:
+    """``l3`` and ``firewall`` (built beside this module); None until they exist."""
+    try:
+        return importlib.import_module(f"onestack.network.agent.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"onestack.network.agent.{name}":
+            raise
+        return None
+
+
+class DataPlane:
+    """This host's network agent, running inside the cloud's process."""
+
+    def __init__(self, net: NetworkService, host: Host | None = None, *,
+                 serve_metadata: bool = True) -> None:
+        self.net = net
+        self.serve_metadata = serve_metadata
+        self.cloud = net.cloud
+        self.config = net.config
+        self.layout = Layout(cloud_prefix(self.cloud.state_dir))
+        self._host = host
+        self._real_host = host is None
+        self._proxy: MetadataProxy | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+        self.host_name = self.cloud.settings.hosts.name or _hostname()
+        self.started = False
+        self._warned: set[str] = set()
+        self._states: tuple[list[tuple[str, str, str, bool, str]], l2.RootLinks] = ([], {})
+
+    # --- wiring -------------------------------------------------------------------------
+
+    @property
+    def host(self) -> Host:
+        if self._host is None:
+            from onestack.host.base import linux_host
+
+            self._host = linux_host(self.cloud.state_dir / "run")
+        return self._host
+
+    @property
+    def host_network(self) -> bool:
+        return bool(self.config.host_network)
+
+    @property
+    def proxy(self) -> MetadataProxy:
+        if self._proxy is None:
+            from onestack.network.agent.metadata import MetadataProxy
+
+            self._proxy = MetadataProxy(self._metadata)
+        return self._proxy
+
+    def install(self) -> None:
+        """Handlers into the cloud's worker, the notifier into the service."""
+        from onestack.common.tasks.kinds import KindRule
+
+        rule = KindRule(max_attempts=1000, backoff_base=0.5, backoff_cap=30.0, agents=False)
+        self.cloud.handle_tasks(notifier.L2, self.handle_l2, rule)
+        self.cloud.handle_tasks(notifier.ROUTER, self.handle_router, rule)
+        self.cloud.handle_tasks(notifier.FIREWALL, self.handle_firewall, rule)
+        self.net.notifier = notifier.TaskNotifier(self.cloud)
+        self.net.vif_netns = self.layout.root_ns
+
+    def check(self) -> None:
+        """Before serving: the host's range is not another cloud's (raises HostRangeTaken)."""
+        if self.host_network:
+            external.check_host_range(self.config.public_cidr, self.layout)
+
+    async def start(self) -> None:
+        self.started = True
+        self._loop_task = asyncio.create_task(self._run(), name="network-agent")
+
+    async def stop(self) -> None:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+            self._loop_task = None
+        if self._proxy is not None:
+            await self._proxy.close()
+        self.started = False
+
+    # --- the handlers -------------------------------------------------------------------
+
+    async def handle_l2(self, ctx: TaskContext) -> dict[str, Any]:
+        network_id = str(ctx.payload["id"])
+        await self.apply_network(network_id)
+        return {}
+
+    async def apply_network(self, network_id: str) -> None:
+        info = await self._read(reader.network, network_id)
+        key = f"network:{network_id}"
+        if info is None:
+            await self.proxy.remove(key)
+            await external.detach(self.host, self.layout, network_id, self.host_network)
+            await l2.remove_network(self.host, self.layout, network_id)
+            return
+        if await asyncio.to_thread(self._dhcp_port, info):
+            info = await self._read(reader.network, network_id)
+            if info is None:
+                return
+        domain = dhcp.domain_of(info, self.config.dns_domain)
+        serving, applied = await l2.apply_network(self.host, self.layout, info, domain)
+        links: l2.RootLinks | None = applied
+        if not serving:
+            await self.proxy.remove(key)
+        elif dhcp.isolated(info):
+            await self._serve(key, self.layout.dhcp_ns(network_id), METADATA_ADDRESS, 80)
+        else:
+            await self.proxy.remove(key)
+        if info.external:
+            cidrs = [f"{s.gateway_ip}/{s.prefixlen}" for s in info.subnets
+                     if s.ip_version == 4 and s.gateway_ip]
+            if cidrs:
+                await external.attach(self.host, self.layout, info.id, info.mtu, cidrs, self.host_network)
+            else:
+                await external.detach(self.host, self.layout, info.id, self.host_network)
+            links = None
+        await self.update_statuses({network_id}, links)
+
+    def _dhcp_port(self, info: reader.NetworkInfo) -> bool:
+        """Makes the network's DHCP port what its subnets need (blocking); True if changed."""
+        from onestack.common.errors import ApiError
+        from onestack.network.service import ports
+
+        port = info.dhcp_port()
+        wanted = [s for s in info.dhcp_subnets] if info.admin_state_up and not info.external else []
+        if not wanted and port is None:
+            return False
+        caller = self._caller()
+        try:
+            if not wanted:
+                assert port is not None
+                ports.delete(self.net, caller, port.id)
+                return True
+            if port is None:
+                ports.create(self.net, caller, [{
+                    "network_id": info.id, "project_id": info.project_id, "name": "",
+                    "device_owner": reader.DHCP_OWNER,
+                    "device_id": f"dhcp-{self.host_name}-{info.id}"[:255],
+                    "fixed_ips": [{"subnet_id": s.id} for s in wanted],
+                    "binding:host_id": self.host_name,
+                }])
+                return True
+            have = {sid for sid, _ip in port.fixed_ips}
+            missing = [s.id for s in wanted if s.id not in have]
+            if not missing:
+                return False
+            fixed = [{"subnet_id": sid, "ip_address": ip} for sid, ip in port.fixed_ips]
+            ports.update(self.net, caller, port.id,
+                         {"fixed_ips": fixed + [{"subnet_id": sid} for sid in missing]})
+            return True
+        except ApiError as exc:  # e.g. no address left: serve the subnets it has
+            if f"dhcp:{info.id}" not in self._warned:
+                self._warned.add(f"dhcp:{info.id}")
+                log.warning("DHCP port of network %s: %s", info.id, exc)
+            return False
+
+    def _caller(self) -> Any:
+        from onestack.common.auth import AuthContext
+        from onestack.network.service.policy import caller_for
+
+        return caller_for(self.net, AuthContext(
+            token="", user_id="onestack-network-agent", project_id="onestack-service",
+            roles=("service", "admin", "member", "reader")))
+
+    async def handle_router(self, ctx: TaskContext) -> dict[str, Any]:
+        await self.apply_router(str(ctx.payload["id"]))
+        return {}
+
+    async def apply_router(self, router_id: str) -> None:
+        l3 = _optional("l3")
+        key = f"router:{router_id}"
+        info = await self._read(reader.router, router_id)
+        if l3 is None:
+            self._warn_once("l3", "routers are not applied: onestack.network.agent.l3 is not installed")
+            return
+        if info is None:
+            await self.proxy.remove(key)
+            await asyncio.to_thread(l3.remove_router, self.layout, router_id)
+            return
+        await l2.ensure_root(self.host, self.layout)
+        await l2.ensure_bridges(self.host, self.layout, list(info.networks))
+        await asyncio.to_thread(l3.sync_router, self.layout, router_state(l3, info))
+        if info.interfaces and info.admin_state_up:
+            await self._serve(key, self.layout.router_ns(router_id), "0.0.0.0", METADATA_PORT)
+        else:
+            await self.proxy.remove(key)
+        await self.update_statuses({nid for nid, _mtu in info.networks})
+        await asyncio.to_thread(self._floating_statuses, router_id, info)
+
+    def _floating_statuses(self, router_id: str, info: reader.RouterInfo) -> None:
+        from sqlalchemy import update
+
+        from onestack.network.models import FloatingIP
+
+        active = list(info.floating_ip_ids) if info.admin_state_up and info.gateway else []
+        with self.net.db.write() as s:
+            if active:
+                s.execute(update(FloatingIP).where(FloatingIP.id.in_(active), FloatingIP.status != "ACTIVE")
+                          .values(status="ACTIVE"))
+            s.execute(update(FloatingIP).where(FloatingIP.router_id == router_id,
+                                               FloatingIP.id.not_in(active), FloatingIP.status == "ACTIVE")
+                      .values(status="DOWN"))
+
+    async def handle_firewall(self, ctx: TaskContext) -> dict[str, Any]:
+        await self.apply_firewall()
+        return {}
+
+    async def apply_firewall(self) -> None:
+        fw = _optional("firewall")
+        if fw is None:
+            self._warn_once("firewall", "security groups are not applied: "
+                                        "onestack.network.agent.firewall is not installed")
+            return
+        info = await self._read(reader.firewall)
+        await l2.ensure_root(self.host, self.layout)
+        ports, members = firewall_ports(fw, self.layout, info)
+        await asyncio.to_thread(fw.sync, self.layout, ports, members)
+
+    # --- status, drift, heartbeats ------------------------------------------------------
+
+    async def _root_links(self) -> l2.RootLinks:
+        if self.layout.root_ns not in await self.host.net.list_netns(self.layout.root_ns):
+            return {}
+        return await self.host.net.netlink(self.layout.root_ns, l2.root_links)
+
+    async def update_statuses(self, network_ids: set[str] | None = None,
+                              links: l2.RootLinks | None = None,
+                              id_prefixes: list[str] | None = None,
+                              rows: list[tuple[str, str, str, bool, str]] | None = None) -> list[str]:
+        """Ports ``ACTIVE`` whose device is on their bridge and up, else ``DOWN``
+        (``links``: the root namespace's, if just read; ``id_prefixes``: only the
+        ports whose device is one of these; ``rows``: the ports' states, if just read)."""
+        if links is None:
+            links = await self._root_links()
+        if rows is None:
+            rows = await self._read(reader.port_states, None if network_ids is None else sorted(network_ids),
+                                    id_prefixes)
+        wanted: dict[str, str] = {}
+        for pid, nid, status, admin_up, owner in rows:
+            if owner == reader.FLOATINGIP_OWNER:
+                continue
+            want = "ACTIVE" if admin_up and l2.wired(links, self.layout, nid, pid) else "DOWN"
+            if want != status:
+                wanted[pid] = want
+        if not wanted:
+            return []
+        from onestack.network.service import ports
+
+        return await asyncio.to_thread(ports.set_statuses, self.net, wanted)
+
+    async def reconcile(self, enqueue_all: bool = False) -> dict[str, list[str]]:
+        """Removes what the database no longer has; applies again (through tasks)
+        what is missing. Returns what it did, by kind."""
+        layout = self.layout
+        done: dict[str, list[str]] = {"removed": [], "queued": []}
+        await l2.ensure_root(self.host, layout)
+        networks = set(await self._read(reader.network_ids))
+        routers = set(await self._read(reader.router_ids))
+        spaces = set(await self.host.net.list_netns(layout.prefix + "-"))
+        links = await self._root_links()
+        running = await self.host.dhcp.running()
+        todo: set[tuple[str, str]] = set()
+        if enqueue_all:
+            todo |= {(notifier.L2, n) for n in networks} | {(notifier.ROUTER, r) for r in routers}
+            todo.add((notifier.FIREWALL, ""))
+        bridges = {layout.bridge(n): n for n in networks}
+        extra = [name for name in links if name.startswith(BRIDGE_PREFIX) and name not in bridges]
+        if extra:
+            def drop(nl: NetlinkOps) -> None:
+                for name in extra:
+                    nl.delete(name)
+
+            await self.host.net.netlink(layout.root_ns, drop)
+            done["removed"] += extra
+        for bridge, nid in bridges.items():
+            if bridge not in links:
+                todo.add((notifier.L2, nid))
+        dhcp_prefix, router_prefix = layout.dhcp_ns(""), layout.router_ns("")
+        for space in sorted(spaces):
+            if space.startswith(dhcp_prefix) and space[len(dhcp_prefix):] not in networks:
+                await self.proxy.remove(f"network:{space[len(dhcp_prefix):]}")
+                await l2.remove_dhcp(self.host, layout, space[len(dhcp_prefix):])
+                done["removed"].append(space)
+            elif space.startswith(router_prefix) and space[len(router_prefix):] not in routers:
+                l3 = _optional("l3")
+                rid = space[len(router_prefix):]
+                await self.proxy.remove(f"router:{rid}")
+                if l3 is not None:
+                    await asyncio.to_thread(l3.remove_router, layout, rid)
+                else:
+                    await self.host.net.delete_netns(space)
+                done["removed"].append(space)
+        for name in running:
+            if name not in networks:
+                await self.host.dhcp.stop(name)
+                done["removed"].append(f"dnsmasq:{name}")
+        loose: list[tuple[str, str]] = []
+        states = await self._read(reader.port_states)
+        for pid, nid, _status, _up, owner in states:
+            tap = layout.tap(pid)
+            if tap in links and links[tap][0] != layout.bridge(nid) and layout.bridge(nid) in links:
+                loose.append((tap, layout.bridge(nid)))  # its bridge was made again: back on it
+            if owner == reader.DHCP_OWNER and (layout.dhcp_ns(nid) not in spaces or nid not in running):
+                todo.add((notifier.L2, nid))
+            if owner == reader.ROUTER_GATEWAY_OWNER or owner in reader.ROUTER_INTERFACE_OWNERS:
+                if layout.tap(pid) not in links:
+                    todo.add((notifier.L2, nid))
+        if loose:
+            def enslave(nl: NetlinkOps) -> None:
+                for tap, bridge in loose:
+                    nl.set_master(tap, bridge)
+
+            await self.host.net.netlink(layout.root_ns, enslave)
+            done["replugged"] = [tap for tap, _b in loose]
+            links = await self._root_links()
+        self._states = states, links  # for the status pass that follows
+        if _optional("l3") is not None:
+            for rid in routers:
+                if layout.router_ns(rid) not in spaces:
+                    todo.add((notifier.ROUTER, rid))
+        if todo:
+            await asyncio.to_thread(self._enqueue, todo)
+            done["queued"] = sorted(f"{k}:{i}" for k, i in todo)
+        return done
+
+    def _enqueue(self, todo: set[tuple[str, str]]) -> None:
+        with self.net.db.write() as s:
+            notifier.enqueue(self.cloud.tasks, s, todo)
+
+    async def _run(self) -> None:
+        """Reconcile every ``agent_resync_interval``; the ports' status at once
+        whenever a link of the root namespace changes (a tap plugged, removed)."""
+        hosts = self.cloud.settings.hosts
+        interval = max(0.2, float(self.config.agent_resync_interval))
+        first = True
+        last_beat = 0.0
+        next_full = 0.0
+        wake = asyncio.Event()
+        watch = None
+        seen: l2.RootLinks = {}
+        try:
+            while True:
+                try:
+                    if time.monotonic() >= next_full:
+                        next_full = time.monotonic() + interval
+                        await self.reconcile(enqueue_all=first)
+                        first = False
+                        states, seen = self._states
+                        await self.update_statuses(links=seen, rows=states)
+                    else:  # woken by a link change: only the ports whose device changed
+                        links = await self._root_links()
+                        changed = sorted(name[len(TAP_PREFIX):] for name in set(links) ^ set(seen)
+                                         | {n for n in links if n in seen and links[n] != seen[n]}
+                                         if name.startswith(TAP_PREFIX))
+                        seen = links
+                        if changed:
+                            await self.update_statuses(links=links, id_prefixes=changed)
+                    if watch is None:
+                        watch = await self._watch(wake)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("network agent resync failed: %s", exc,
+                                exc_info=log.isEnabledFor(logging.DEBUG))
+                if time.monotonic() - last_beat >= hosts.report_interval:
+                    try:
+                        await asyncio.to_thread(self._heartbeat, last_beat == 0.0)
+                        last_beat = time.monotonic()
+                    except Exception as exc:
+                        log.warning("network agent heartbeat failed: %s", exc)
+                try:
+                    await asyncio.wait_for(wake.wait(), max(0.0, next_full - time.monotonic()))
+                    await asyncio.sleep(0.005)  # a burst of link changes: one look
+                except TimeoutError:
+                    pass
+                wake.clear()
+        finally:
+            if watch:
+                await asyncio.to_thread(watch.close)
+
+    async def _watch(self, wake: asyncio.Event) -> Any:
+        from onestack.host.linkwatch import LinkWatch
+
+        loop = asyncio.get_running_loop()
+        if not self._real_host:  # an in-memory host: its links change only when we say
+            return False
+
+        def poke() -> None:
+            loop.call_soon_threadsafe(wake.set)
+
+        return await asyncio.to_thread(LinkWatch, self.layout.root_ns, poke)
+
+    def _heartbeat(self, started: bool) -> None:
+        from sqlalchemy import func, select
+
+        from onestack.network.agent.agents import heartbeat
+        from onestack.network.models import FloatingIP, Port, Router
+
+        with self.net.db.read() as s:
+            def count(stmt: Any) -> int:
+                return int(s.scalar(stmt) or 0)
+
+            counts = {
+                "ports": count(select(func.count()).select_from(Port)),
+                "dhcp_networks": count(select(func.count()).select_from(Port)
+                                       .where(Port.device_owner == reader.DHCP_OWNER)),
+                "routers": count(select(func.count()).select_from(Router)),
+                "floating_ips": count(select(func.count()).select_from(FloatingIP)
+                                      .where(FloatingIP.router_id.is_not(None))),
+            }
+        extra = {"external": "host" if self.host_network else self.layout.external_ns}
+        heartbeat(self.cloud, self.host_name, self.cloud.settings.hosts.availability_zone,
+                  counts, extra, started)
+        invalidate = getattr(self.net.agent_source, "invalidate", None)
+        if invalidate is not None:
+            invalidate()
+
+    # --- metadata -----------------------------------------------------------------------
+
+    async def _serve(self, key: str, ns: str, address: str, port: int) -> None:
+        if self.serve_metadata:
+            await self.proxy.ensure(key, ns, address, port)
+
+    async def _metadata(self, key: str, request: Request) -> bytes:
+        from onestack.network.agent import metadata
+
+        kind, _sep, ident = key.partition(":")
+        if kind == "router":
+            networks = await self._read(reader.router_networks, ident)
+        else:
+            networks = [ident]
+        found = await self._read(reader.port_for_address, networks, request.source) if networks else None
+        compute = self.cloud.services.get("compute")
+        if found is None or compute is None:
+            return metadata.not_found()
+        _port, instance_id, project_id = found
+        # Compute's interface is looked up, not imported: Compute imports
+        # Networking's interface, and the packages stay acyclic (lint-imports).
+        compute = importlib.import_module("onestack.compute.interface")
+        try:
+            signature = str(compute.sign_instance_id(self.cloud, instance_id))
+        except LookupError:  # Compute does not run in this process
+            return metadata.not_found()
+        settings = self.cloud.settings
+        return await metadata.forward(metadata.local_address(settings.host), settings.port,
+                                      "/compute/metadata", request, instance_id, project_id, signature)
+
+    # --- helpers ------------------------------------------------------------------------
+
+    async def _read(self, fn: Any, *args: Any) -> Any:
+        def work() -> Any:
+            with self.net.db.read() as s:
+                return fn(s, *args)
+
+        return await asyncio.to_thread(work)
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(message)
+
+
+def router_state(l3: ModuleType, info: reader.RouterInfo) -> Any:
+    def port(entry: tuple[str, str, str, tuple[str, ...], int]) -> Any:
+        return l3.RouterPort(port_id=entry[0], network_id=entry[1], mac=entry[2], cidrs=entry[3],
+                             mtu=entry[4])
+
+    return l3.RouterState(
+        router_id=info.id, admin_state_up=info.admin_state_up,
+        gateway=port(info.gateway) if info.gateway else None, gateway_ip=info.gateway_ip,
+        enable_snat=info.enable_snat, interfaces=tuple(port(e) for e in info.interfaces),
+        routes=info.routes,
+        floating_ips=tuple(l3.FloatingIp(floating_ip=f, fixed_ip=x) for f, x in info.floating_ips),
+        port_forwardings=tuple(l3.PortForwarding(floating_ip=a, protocol=b, external_port=c,
+                                                 internal_ip=d, internal_port=e)
+                               for a, b, c, d, e in info.port_forwardings),
+    )
+
+
+def firewall_ports(fw: ModuleType, layout: Layout, info: reader.FirewallInfo) -> tuple[list[Any], dict[str, list[str]]]:
+    ports = []
+    for p in info.ports:
+        rules = tuple(
+            fw.SecurityGroupRule(direction=r.direction, ethertype=r.ethertype, protocol=r.protocol,
+                                 port_range_min=r.port_range_min, port_range_max=r.port_range_max,
+                                 remote_ip_prefix=r.remote_ip_prefix, remote_group_id=r.remote_group_id)
+            for gid in p.groups for r in info.rules.get(gid, ())
+        )
+        ports.append(fw.FirewallPort(
+            port_id=p.id, device=layout.tap(p.id), mac=p.mac, fixed_ips=p.fixed_ips,
+            allowed_address_pairs=p.allowed_address_pairs, port_security_enabled=p.port_security_enabled,
+            rules=rules))
+    return ports, {k: list(v) for k, v in info.members.items()}
+
+
+def _hostname() -> str:
+    import socket
+
+    return socket.gethostname()

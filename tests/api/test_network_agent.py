@@ -1,0 +1,166 @@
+"""The network agent against the real API and database, on an in-memory host
+(``FakeHost``): what each write enqueues, what the handlers make of it, the
+DHCP port, port status, ``binding:vif_details`` and the agents list."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from onestack.common.models import Task
+from onestack.host.fake import FakeHost
+from onestack.network.agent import notifier
+from onestack.network.agent.runner import DataPlane
+from tests.api._network import N, neutron_error, ok
+from tests.api.conftest import Api, make_api
+
+
+@pytest.fixture
+def agent(tmp_path: Path) -> Iterator[tuple[Api, DataPlane, FakeHost]]:
+    for api in make_api(tmp_path / "state"):
+        net = api.cloud.services["network"]
+        host = FakeHost()
+        dp = DataPlane(net, host, serve_metadata=False)
+        # the notifier and the binding's namespace, but no handler in the cloud's
+        # worker: the tests run the handlers themselves and see the queued tasks
+        net.notifier = notifier.TaskNotifier(api.cloud)
+        net.vif_netns = dp.layout.root_ns
+        yield api, dp, host
+
+
+def queued(api: Api) -> set[tuple[str, str | None]]:
+    with api.cloud.db.read() as s:
+        return {(t.kind, t.resource_key) for t in s.scalars(select(Task).where(Task.state == "queued"))}
+
+
+def clear(api: Api) -> None:
+    with api.cloud.db.write() as s:
+        for t in s.scalars(select(Task)):
+            s.delete(t)
+
+
+def test_writes_enqueue_one_task_per_thing_to_apply(agent: tuple[Api, DataPlane, FakeHost]) -> None:
+    api, _dp, _host = agent
+    clear(api)
+    net = ok(api.post(f"{N}/networks", json={"network": {"name": "n1"}}), 201)["network"]
+    assert queued(api) == {(notifier.L2, f"network:{net['id']}")}
+    sub = ok(api.post(f"{N}/subnets", json={"subnet": {"network_id": net["id"], "ip_version": 4,
+                                                        "cidr": "10.5.0.0/24"}}), 201)["subnet"]
+    for _ in range(3):  # a burst collapses: one queued task per key and kind
+        ok(api.post(f"{N}/ports", json={"port": {"network_id": net["id"]}}), 201)
+    assert queued(api) == {(notifier.L2, f"network:{net['id']}"), (notifier.FIREWALL, "firewall")}
+    clear(api)
+    router = ok(api.post(f"{N}/routers", json={"router": {"name": "r"}}), 201)["router"]
+    ok(api.put(f"{N}/routers/{router['id']}/add_router_interface", json={"subnet_id": sub["id"]}))
+    assert (notifier.ROUTER, f"router:{router['id']}") in queued(api)
+    clear(api)
+    group = ok(api.post(f"{N}/security-groups", json={"security_group": {"name": "g"}}), 201)
+    ok(api.post(f"{N}/security-group-rules", json={"security_group_rule": {
+        "security_group_id": group["security_group"]["id"], "direction": "ingress", "protocol": "icmp"}}), 201)
+    assert queued(api) == {(notifier.FIREWALL, "firewall")}
+    # a refused write enqueues nothing
+    clear(api)
+    r = api.post(f"{N}/ports", json={"port": {"network_id": net["id"],
+                                                "fixed_ips": [{"ip_address": "10.6.0.9"}]}})
+    assert r.status_code == 400
+    assert queued(api) == set()
+
+
+def test_a_network_applied_bridge_dhcp_port_and_status(agent: tuple[Api, DataPlane, FakeHost]) -> None:
+    api, dp, host = agent
+    layout = dp.layout
+    net = ok(api.post(f"{N}/networks", json={"network": {"name": "n2"}}), 201)["network"]
+    sub = ok(api.post(f"{N}/subnets", json={"subnet": {
+        "network_id": net["id"], "ip_version": 4, "cidr": "10.6.0.0/24",
+        "dns_nameservers": ["10.6.0.53"]}}), 201)["subnet"]
+    port = ok(api.post(f"{N}/ports", json={"port": {"network_id": net["id"]}}), 201)["port"]
+    asyncio.run(dp.apply_network(net["id"]))
+    ports = ok(api.get(f"{N}/ports?network_id={net['id']}&device_owner=network:dhcp"))["ports"]
+    assert len(ports) == 1
+    dhcp_port = ports[0]
+    assert dhcp_port["fixed_ips"] == [{"subnet_id": sub["id"], "ip_address": "10.6.0.3"}]
+    assert dhcp_port["status"] == "ACTIVE"  # its veth is on the bridge
+    spaces = host.net.spaces
+    assert {layout.root_ns, layout.dhcp_ns(net["id"])} <= set(spaces)
+    root = {lk.name: lk for lk in asyncio.run(host.net.netlink(layout.root_ns, lambda n: n.links()))}
+    assert root[layout.bridge(net["id"])].kind == "bridge"
+    assert root[layout.bridge(net["id"])].mtu == net["mtu"]
+    assert root[layout.tap(dhcp_port["id"])].master == layout.bridge(net["id"])
+    inside = asyncio.run(host.net.netlink(layout.dhcp_ns(net["id"]),
+                                          lambda n: n.addresses(layout.dhcp_device(dhcp_port["id"]))))
+    assert sorted(inside) == ["10.6.0.3/24", "169.254.169.254/32"]  # isolated: metadata here
+    spec = host.dhcp.instances[net["id"]][0]
+    assert spec.netns == layout.dhcp_ns(net["id"])
+    assert [(h.mac, h.addresses) for h in spec.hosts] == [(port["mac_address"], ("10.6.0.2",))]
+    assert f"tag:subnet-{sub['id']},option:dns-server,10.6.0.53" in spec.options
+    # the instance's port: DOWN until its device is on the bridge
+    assert ok(api.get(f"{N}/ports/{port['id']}"))["port"]["status"] == "DOWN"
+    asyncio.run(host.net.netlink(layout.root_ns, lambda n: n.ensure_tap(
+        layout.tap(port["id"]), master=layout.bridge(net["id"]))))
+    assert asyncio.run(dp.update_statuses()) == [port["id"]]
+    assert ok(api.get(f"{N}/ports/{port['id']}"))["port"]["status"] == "ACTIVE"
+    # DHCP off: the DHCP port, its namespace and dnsmasq go
+    ok(api.put(f"{N}/subnets/{sub['id']}", json={"subnet": {"enable_dhcp": False}}))
+    asyncio.run(dp.apply_network(net["id"]))
+    assert ok(api.get(f"{N}/ports?network_id={net['id']}&device_owner=network:dhcp"))["ports"] == []
+    assert layout.dhcp_ns(net["id"]) not in host.net.spaces
+    assert net["id"] not in asyncio.run(host.dhcp.running())
+    # the network deleted: its bridge goes
+    ok(api.delete(f"{N}/ports/{port['id']}"), 204)
+    ok(api.delete(f"{N}/networks/{net['id']}"), 204)
+    asyncio.run(dp.apply_network(net["id"]))
+    assert layout.bridge(net["id"]) not in [
+        lk.name for lk in asyncio.run(host.net.netlink(layout.root_ns, lambda n: n.links()))]
+
+
+def test_reconcile_removes_leftovers_and_queues_the_missing(agent: tuple[Api, DataPlane, FakeHost]) -> None:
+    api, dp, host = agent
+    layout = dp.layout
+    net = ok(api.post(f"{N}/networks", json={"network": {"name": "n3"}}), 201)["network"]
+    stray = "0f0f0f0f-0000-4000-8000-000000000000"
+
+    async def leftovers() -> None:
+        await host.net.ensure_netns(layout.root_ns)
+        await host.net.ensure_netns(layout.dhcp_ns(stray))
+        await host.net.netlink(layout.root_ns, lambda n: n.ensure_bridge(layout.bridge(stray)))
+
+    asyncio.run(leftovers())
+    clear(api)
+    done = asyncio.run(dp.reconcile())
+    assert layout.bridge(stray) in done["removed"] and layout.dhcp_ns(stray) in done["removed"]
+    assert layout.dhcp_ns(stray) not in host.net.spaces
+    assert (notifier.L2, f"network:{net['id']}") in queued(api)  # its bridge is missing
+
+
+def test_vif_details_name_the_bridge_and_namespace(agent: tuple[Api, DataPlane, FakeHost]) -> None:
+    api, dp, _host = agent
+    net = ok(api.post(f"{N}/networks", json={"network": {"name": "n4"}}), 201)["network"]
+    port = ok(api.post(f"{N}/ports", json={"port": {"network_id": net["id"],
+                                                     "binding:host_id": "h1"}}), 201)["port"]
+    assert port["binding:vif_type"] == "bridge"
+    assert port["binding:vif_details"] == {"port_filter": True, "connectivity": "l2",
+                                           "bridge_name": dp.layout.bridge(net["id"]),
+                                           "netns": dp.layout.root_ns}
+
+
+def test_agents_listed_from_heartbeats(agent: tuple[Api, DataPlane, FakeHost]) -> None:
+    api, dp, _host = agent
+    assert ok(api.get(f"{N}/agents"))["agents"] == []
+    dp._heartbeat(True)
+    agents: list[dict[str, Any]] = ok(api.get(f"{N}/agents"))["agents"]
+    assert sorted((a["binary"], a["agent_type"], a["alive"], a["availability_zone"]) for a in agents) == [
+        ("neutron-dhcp-agent", "DHCP agent", True, "nova"),
+        ("neutron-l3-agent", "L3 agent", True, "nova"),
+        ("neutron-linuxbridge-agent", "Linux bridge agent", True, None),
+        ("neutron-metadata-agent", "Metadata agent", True, None),
+    ]
+    assert ok(api.get(f"{N}/agents", who="demo"))["agents"] == []
+    zones = ok(api.get(f"{N}/availability_zones"))["availability_zones"]
+    assert {(z["name"], z["resource"], z["state"]) for z in zones} == {
+        ("nova", "network", "available"), ("nova", "router", "available")}
+    neutron_error(api.get(f"{N}/agents/nope"), 404, "AgentNotFound", "Agent nope could not be found.")
