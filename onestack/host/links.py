@@ -209,9 +209,16 @@ class Netlink:
         """A bridge without STP and with no forwarding delay (ports forward at once)."""
         created = False
         if not self._existing(name, "bridge"):
-            self._nl("link", "add", ifname=name, kind="bridge", br_stp_state=0,
-                     br_forward_delay=0)
-            created = True
+            try:
+                self._nl("link", "add", ifname=name, kind="bridge", br_stp_state=0,
+                         br_forward_delay=0)
+                created = True
+            except HostError:
+                # Another agent task made it between our look and our add (two
+                # tasks of one network may both ensure its bridge): fine if it
+                # is a bridge now; anything else is a real failure.
+                if not self._existing(name, "bridge"):
+                    raise
         self._settle(name, mtu, mac, None, up)
         return created
 

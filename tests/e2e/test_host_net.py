@@ -215,3 +215,36 @@ def test_the_real_host_seam_from_an_event_loop(spaces: dict[str, str], tmp_path:
 
     asyncio.run(agent())
     assert procs.find(str(tmp_path)) == []
+
+
+def test_two_creators_of_one_bridge_both_succeed(spaces: dict[str, str]) -> None:
+    """Two agent tasks may ensure the same bridge at once: neither fails, one made it."""
+    import threading
+
+    dp = spaces["dp"]
+    netns.ensure(dp)
+
+    def race(name: str) -> list[object]:
+        barrier = threading.Barrier(2)
+        results: list[object] = []
+
+        def work(link: links.Netlink) -> bool:
+            barrier.wait()
+            return link.ensure_bridge(name)
+
+        def make() -> None:
+            try:
+                results.append(nl(dp, work))
+            except Exception as exc:  # noqa: BLE001 - the assertion shows it
+                results.append(exc)
+
+        threads = [threading.Thread(target=make) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        return results
+
+    for round_ in range(20):
+        results = race(f"brrace{round_}")
+        assert sorted(map(repr, results)) == ["False", "True"], results
