@@ -211,16 +211,7 @@ def uuid_or_none(data: Any) -> str | None:
 
 
 def uuid_list(data: Any) -> str | None:
-    if not isinstance(data, list):
-        return f"'{_q(data)}' is not a list"
-    dups = _duplicates(data)
-    if dups:
-        return "Duplicate items in the list: '{}'".format(", ".join(str(d) for d in dups))
-    for item in data:
-        msg = uuid(item)
-        if msg:
-            return msg
-    return None
+    return _unique_list_of(uuid, data)
 
 
 def boolean(data: Any) -> str | None:
@@ -341,17 +332,23 @@ def _duplicates(items: list[Any]) -> list[Any]:
     return dups
 
 
-def subnet_list(data: Any) -> str | None:
+def _unique_list_of(item: Validator, data: Any) -> str | None:
+    """A list without duplicates whose every item passes ``item`` (Neutron's
+    ``_validate_list_of_items``): the first problem's message, or None."""
     if not isinstance(data, list):
         return f"'{_q(data)}' is not a list"
     dups = _duplicates(data)
     if dups:
         return "Duplicate items in the list: '{}'".format(", ".join(str(d) for d in dups))
-    for item in data:
-        msg = subnet(item)
+    for entry in data:
+        msg = item(entry)
         if msg:
             return msg
     return None
+
+
+def subnet_list(data: Any) -> str | None:
+    return _unique_list_of(subnet, data)
 
 
 def dict_keys(expected: Iterable[str], target: Any, strict: bool = True) -> str | None:
@@ -468,16 +465,7 @@ def list_of_dicts(spec: Mapping[str, tuple[Validator | None, bool]]) -> Validato
     def check(data: Any) -> str | None:
         if not data:
             return None
-        if not isinstance(data, list):
-            return f"'{_q(data)}' is not a list"
-        dups = _duplicates(data)
-        if dups:
-            return "Duplicate items in the list: '{}'".format(", ".join(str(d) for d in dups))
-        for entry in data:
-            msg = item(entry)
-            if msg:
-                return msg
-        return None
+        return _unique_list_of(item, data)
 
     return check
 
@@ -486,15 +474,6 @@ def list_of_strings(max_len: int | None = None) -> Validator:
     inner = string(max_len)
 
     def check(data: Any) -> str | None:
-        if not isinstance(data, list):
-            return f"'{_q(data)}' is not a list"
-        dups = _duplicates(data)
-        if dups:
-            return "Duplicate items in the list: '{}'".format(", ".join(str(d) for d in dups))
-        for entry in data:
-            msg = inner(entry)
-            if msg:
-                return msg
-        return None
+        return _unique_list_of(inner, data)
 
     return check
