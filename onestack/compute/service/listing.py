@@ -194,8 +194,9 @@ def _sort(params: Any, version: APIVersion, admin: bool) -> tuple[list[str], lis
 def list_servers(svc: ComputeService, ctx: AuthContext, params: Any, *, detail: bool,
                  version: APIVersion,
                  session: Session | None = None) -> tuple[list[Server], int | None]:
-    """One page of servers (plain rows of ``LIST_COLUMNS``) and the page's limit;
-    read in ``session`` if given (the rest of the page's reads share it)."""
+    """One page of servers (``Listed`` rows; only ``id`` and ``name`` without
+    ``detail``) and the page's limit; read in ``session`` if given (the rest of
+    the page's reads share it)."""
     if session is not None:
         return _list_servers(svc, ctx, params, detail, version, session)
     with svc.db.read() as s:
@@ -300,6 +301,9 @@ def _list_servers(svc: ComputeService, ctx: AuthContext, params: Any, detail: bo
     for name, ip_version in (("ip", 4), ("ip6", 6)):
         if name in first:
             stmt = stmt.where(Server.id.in_(_ip_ids(s, stmt, first[name], ip_version)))
+    if not detail:  # the brief list shows the id and name only
+        return page_rows(s, stmt, Server, page, sort_keys=sort_keys, sort_dirs=sort_dirs,
+                         columns=[Server.id, Server.name]), page.limit
     rows = page_rows(s, stmt, Server, page, sort_keys=sort_keys, sort_dirs=sort_dirs,
                      columns=LIST_COLUMNS)
     return listed(rows), page.limit
