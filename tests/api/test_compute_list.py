@@ -168,3 +168,23 @@ def test_changes_since_shows_deleted_servers(env: Env) -> None:
     assert gone[sid]["status"] == "DELETED"
     r = env.api.get(f"{S}/detail?changes-since=yesterday", headers=V)
     assert nova_error(r, 400).startswith("Invalid input for query parameters changes-since.")
+
+
+def test_an_unpaginated_list_stops_at_max_limit_with_a_next_link(
+        env: Env, servers: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nova's ``[api] max_limit`` (1000): a list without ``limit`` is cut there
+    and links to the rest (``server list`` follows it)."""
+    whole = [s["id"] for s in detail(env)["servers"]]
+    assert len(whole) >= 3
+    monkeypatch.setattr(env.compute.conf, "max_limit", 2)
+    first = detail(env)
+    assert [s["id"] for s in first["servers"]] == whole[:2]
+    (link,) = first["servers_links"]
+    assert link["rel"] == "next"
+    assert parse_qs(urlsplit(link["href"]).query) == {"marker": [whole[1]]}
+    r = env.api.get(S, headers=V)  # the brief list alike
+    assert [s["id"] for s in r.json()["servers"]] == whole[:2]
+    assert parse_qs(urlsplit(r.json()["servers_links"][0]["href"]).query) == {
+        "marker": [whole[1]]}
+    # a larger limit is clamped to it
+    assert len(detail(env, "?limit=50")["servers"]) == 2
