@@ -309,7 +309,7 @@ def ra_sources(s: Session) -> dict[str, tuple[str, ...]]:
     out: dict[str, set[str]] = defaultdict(set)
     gateways = s.execute(select(Subnet.network_id, Subnet.gateway_ip)
                          .where(Subnet.ip_version == 6, Subnet.gateway_ip.is_not(None))).all()
-    wanted = {(nid, str(ipaddress.ip_address(gw))) for nid, gw in gateways}
+    wanted = {(nid, str(ipaddress.ip_address(gw))) for nid, gw in gateways if gw}
     for nid, gw in wanted:
         if ipaddress.ip_address(gw).is_link_local:
             out[nid].add(gw)
