@@ -135,9 +135,19 @@ class Netlink:
         )
 
     def links(self) -> list[Link]:
-        msgs = list(self._nl("get_links"))
-        by_index = {m["index"]: m.get_attr("IFLA_IFNAME") for m in msgs}
-        return sorted((self._to_link(m, by_index) for m in msgs), key=lambda x: x.index)
+        """Every link, from one dump read without pyroute2's decoding (``linkdump``:
+        a hundred times cheaper, which a namespace of many bridges needs)."""
+        from onestack.host import linkdump
+
+        try:
+            raw = linkdump.dump()
+        except OSError as exc:
+            raise HostError(f"netlink link dump: {exc}") from exc
+        by_index = {r.index: r.name for r in raw}
+        return sorted((Link(name=r.name, index=r.index, kind=r.kind, mac=r.mac, mtu=r.mtu,
+                            up=bool(r.flags & IFF_UP), operstate=r.operstate,
+                            master=by_index.get(r.master) if r.master else None) for r in raw),
+                      key=lambda x: x.index)
 
     def _get_msg(self, **key: Any) -> Any | None:
         """One link's message, asked of the kernel by name or index (no dump)."""

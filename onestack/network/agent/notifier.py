@@ -69,12 +69,15 @@ def plan(session: Session, changes: Sequence[Change]) -> set[tuple[str, str]]:
             todo.add((ROUTER, ch.id))
         elif ch.kind == dataplane.PORT:
             todo.add((FIREWALL, ""))
-            owner = ch.details.get("device_owner")
+            if ch.action == dataplane.CREATED and "device_id" in ch.details:
+                # a new port: its owner is in the change, no floating IP points at it yet
+                # (no query per port: a bulk create of 250 ports made 500 of them)
+                if ch.details["device_owner"] in ROUTER_OWNERS and ch.details["device_id"]:
+                    todo.add((ROUTER, str(ch.details["device_id"])))
+                continue
             row = session.get(Port, ch.id)
-            if row is not None:
-                owner = row.device_owner
-                if owner in ROUTER_OWNERS and row.device_id:
-                    todo.add((ROUTER, row.device_id))
+            if row is not None and row.device_owner in ROUTER_OWNERS and row.device_id:
+                todo.add((ROUTER, row.device_id))
             # a port with floating IPs: its routers' NAT follows its addresses
             for rid in session.scalars(select(FloatingIP.router_id).where(
                     FloatingIP.fixed_port_id == ch.id, FloatingIP.router_id.is_not(None))):
