@@ -44,7 +44,7 @@ _ATTR = struct.Struct("=HH")  # rtattr
 
 class RawLink(NamedTuple):
     name: str
-    index: int
+    ifindex: int
     kind: str
     mac: str
     mtu: int
@@ -93,7 +93,7 @@ def _parse(data: bytes, pos: int, length: int) -> RawLink:
     operstate = OPERSTATES[state[0]] if state is not None and state[0] < len(OPERSTATES) else "UNKNOWN"
     return RawLink(
         name=_text(attrs[IFLA_IFNAME]) if IFLA_IFNAME in attrs else "",
-        index=index, kind=kind,
+        ifindex=index, kind=kind,
         mac=":".join(f"{b:02x}" for b in mac) if mac is not None else "",
         mtu=struct.unpack("=I", mtu)[0] if mtu is not None and len(mtu) >= 4 else 0,
         flags=flags, operstate=operstate,

@@ -143,8 +143,8 @@ class Netlink:
             raw = linkdump.dump()
         except OSError as exc:
             raise HostError(f"netlink link dump: {exc}") from exc
-        by_index = {r.index: r.name for r in raw}
-        return sorted((Link(name=r.name, index=r.index, kind=r.kind, mac=r.mac, mtu=r.mtu,
+        by_index = {r.ifindex: r.name for r in raw}
+        return sorted((Link(name=r.name, index=r.ifindex, kind=r.kind, mac=r.mac, mtu=r.mtu,
                             up=bool(r.flags & IFF_UP), operstate=r.operstate,
                             master=by_index.get(r.master) if r.master else None) for r in raw),
                       key=lambda x: x.index)
