@@ -148,12 +148,19 @@ def render(ports: Sequence[FirewallPort], group_members: Mapping[str, Sequence[s
 
     Per-port facts are set elements (cheap to load); rules are shared: one pair of
     chains per distinct set of security group rules, whatever the number of ports."""
+    from onestack.common import gcpause
+
     filtered = sorted({p.device: p for p in ports if p.port_security_enabled}.values(),
                       key=lambda p: p.device)
     if len(filtered) > MAX_PORTS:
         raise ValueError(f"at most {MAX_PORTS} filtered ports per host")
     numbered = list(enumerate(filtered, start=1))
-    return [_bridge_table(numbered), _inet_table(numbered, group_members, bridges)]
+    # Nothing built here is cyclic: without the pause, the collector walks the
+    # growing document again every few thousand objects (half of a 10,000-port render).
+    with gcpause.paused():
+        _elements.turn()
+        _addresses.turn()
+        return [_bridge_table(numbered), _inet_table(numbered, group_members, bridges)]
 
 
 def _bridge_table(numbered: Sequence[tuple[int, FirewallPort]]) -> Table:
@@ -223,10 +230,47 @@ def _bridge_table(numbered: Sequence[tuple[int, FirewallPort]]) -> Table:
     return _ordered(l2)
 
 
-@functools.lru_cache(maxsize=8192)
+class _Memo:
+    """What the last two renders computed, by key: a port that did not change costs a
+    look-up at the next sync, whatever the number of ports (an LRU cache smaller than
+    the cloud would miss every time), and what is no longer asked for goes."""
+
+    def __init__(self) -> None:
+        self.current: dict[object, object] = {}
+        self.previous: dict[object, object] = {}
+
+    def turn(self) -> None:
+        """A new render begins: what the one before last used, and this one does not, goes."""
+        self.previous, self.current = self.current, {}
+
+    def get(self, key: object) -> object | None:
+        found = self.current.get(key)
+        if found is None:
+            found = self.previous.get(key)
+            if found is not None:
+                self.current[key] = found
+        return found
+
+    def put(self, key: object, value: object) -> None:
+        self.current[key] = value
+
+
+_elements = _Memo()  # port facts -> its set elements
+_addresses = _Memo()  # address text -> (version, integer, normalized text) or False
+
+
 def _port_elements(port: FirewallPort) -> tuple[tuple[Json, ...], tuple[Json, ...], tuple[Json, ...]]:
     """The port's elements of the ``macs``, ``sources4`` and ``sources6`` sets
-    (cached: a port that did not change costs nothing at the next sync)."""
+    (remembered: a port that did not change costs nothing at the next sync)."""
+    key = (port.device, port.mac, port.fixed_ips, port.allowed_address_pairs)
+    found = _elements.get(key)
+    if found is None:
+        found = _compute_elements(port)
+        _elements.put(key, found)
+    return found  # type: ignore[return-value]
+
+
+def _compute_elements(port: FirewallPort) -> tuple[tuple[Json, ...], tuple[Json, ...], tuple[Json, ...]]:
     pairs = allowed_sources(port)
     macs: list[Json] = []
     v4: list[Json] = []
@@ -261,19 +305,31 @@ def _inet_table(numbered: Sequence[tuple[int, FirewallPort]],
     chains: dict[tuple[str, tuple[SecurityGroupRule, ...]], str] = {}
     egress: list[list[object]] = []
     ingress: list[list[object]] = []
+    # ports of the same groups share one rules tuple (runner.firewall_ports): looked up
+    # by identity first, as hashing 10,000 tuples of rules is most of this loop
+    jumps: dict[int, tuple[Json, Json]] = {}
     for n, port in numbered:
-        for direction, entries in (("egress", egress), ("ingress", ingress)):
-            rules, name = _chain_of(direction, port.rules)
-            chains[direction, rules] = name
-            entries.append([n, nft.jump(name)])
+        pair = jumps.get(id(port.rules))
+        if pair is None:
+            out = []
+            for direction in ("egress", "ingress"):
+                rules, name = _chain_of(direction, port.rules)
+                chains[direction, rules] = name
+                out.append(nft.jump(name))
+            pair = jumps[id(port.rules)] = (out[0], out[1])
+        egress.append([n, pair[0]])
+        ingress.append([n, pair[1]])
     groups = sorted({r.remote_group_id for (_, rules) in chains for r in rules
                      if r.remote_group_id is not None})
     for group in groups:
         v4, v6 = split_addresses(group_members.get(group, ()))
         l3.add(nft.named_set(group_set(group, 4), "ipv4_addr", v4, flags=["interval"]),
                nft.named_set(group_set(group, 6), "ipv6_addr", v6, flags=["interval"]))
-    ra_sources = [{"concat": [n, str(address)]} for n, port in numbered
-                  for address in _ra_addresses(port)]
+    ra_texts: dict[tuple[str, ...], list[str]] = {}
+    for _, port in numbered:
+        if port.ra_sources not in ra_texts:
+            ra_texts[port.ra_sources] = [str(a) for a in _ra_addresses(port)]
+    ra_sources = [{"concat": [n, text]} for n, port in numbered for text in ra_texts[port.ra_sources]]
     l3.add(_named_map("egress", "mark", "verdict", egress),
            _named_map("ingress", "mark", "verdict", ingress),
            nft.named_set("ra_sources", ["mark", "ipv6_addr"], ra_sources),
@@ -349,7 +405,60 @@ def group_set(group_id: str, version: int) -> str:
 
 
 def split_addresses(addresses: Iterable[str]) -> tuple[list[Json | str], list[Json | str]]:
-    """IPv4 and IPv6 elements of an interval set: merged, no overlaps (nft refuses them)."""
+    """IPv4 and IPv6 elements of an interval set: merged, no overlaps (nft refuses them).
+    The same as ``ipaddress.collapse_addresses``; plain addresses (the usual members:
+    fixed IPs) are merged as integers, 30 times cheaper for a group of 10,000."""
+    addresses = list(addresses)
+    hosts: list[tuple[int, int, str]] = []
+    for text in addresses:
+        found = _addresses.get(text)
+        if found is None:
+            found = _host(text)
+            _addresses.put(text, found)
+        if found is False:
+            return _split_networks(addresses)
+        hosts.append(found)  # type: ignore[arg-type]
+    out: tuple[list[Json | str], list[Json | str]] = ([], [])
+    for version, side in ((4, out[0]), (6, out[1])):
+        texts = {number: text for v, number, text in hosts if v == version}
+        side.extend(_ranges(version, sorted(texts), texts))
+    return out
+
+
+def _host(text: str) -> tuple[int, int, str] | bool:
+    """(version, integer, normalized text) of a plain address; False otherwise."""
+    if "/" in text:
+        return False
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return address.version, int(address), str(address)
+
+
+def _ranges(version: int, numbers: list[int], texts: Mapping[int, str]) -> Iterable[Json | str]:
+    """Sorted distinct addresses as the fewest aligned prefixes covering exactly them."""
+    bits = 32 if version == 4 else 128
+    make = ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address
+    i = 0
+    while i < len(numbers):
+        j = i
+        while j + 1 < len(numbers) and numbers[j + 1] == numbers[j] + 1:
+            j += 1
+        low, high = numbers[i], numbers[j]
+        while low <= high:
+            size = (low & -low) if low else 1 << bits
+            while size > high - low + 1:
+                size >>= 1
+            if size == 1:
+                yield texts[low]
+            else:
+                yield {"prefix": {"addr": str(make(low)), "len": bits - size.bit_length() + 1}}
+            low += size
+        i = j + 1
+
+
+def _split_networks(addresses: Iterable[str]) -> tuple[list[Json | str], list[Json | str]]:
     nets4: list[ipaddress.IPv4Network] = []
     nets6: list[ipaddress.IPv6Network] = []
     for text in addresses:

@@ -161,7 +161,9 @@ class DataPlane:
             else:
                 await external.detach(self.host, self.layout, info.id, self.host_network)
             links = None
-        await self.update_statuses({network_id}, links)
+        # the ports' states as just read with the network (no second read of its ports)
+        rows = [(p.id, info.id, p.status, p.admin_state_up, p.device_owner) for p in info.ports]
+        await self.update_statuses({network_id}, links, rows=rows)
 
     def _dhcp_port(self, info: reader.NetworkInfo) -> bool:
         """Makes the network's DHCP port what its subnets need (blocking); True if changed."""
@@ -260,8 +262,15 @@ class DataPlane:
             return
         info = await self._read(reader.firewall)
         await l2.ensure_root(self.host, self.layout)
-        ports, members = firewall_ports(fw, self.layout, info)
-        await asyncio.to_thread(fw.sync, self.layout, ports, members)
+
+        def apply() -> None:  # 10,000 ports: not on the event loop
+            from onestack.common import gcpause
+
+            with gcpause.paused():
+                ports, members = firewall_ports(fw, self.layout, info)
+            fw.sync(self.layout, ports, members)
+
+        await asyncio.to_thread(apply)
 
     # --- status, drift, heartbeats ------------------------------------------------------
 
@@ -496,7 +505,9 @@ class DataPlane:
 
     async def _read(self, fn: Any, *args: Any) -> Any:
         def work() -> Any:
-            with self.net.db.read() as s:
+            from onestack.common import gcpause
+
+            with gcpause.paused(), self.net.db.read() as s:  # 10,000 ports, nothing cyclic
                 return fn(s, *args)
 
         return await asyncio.to_thread(work)
@@ -526,13 +537,17 @@ def router_state(l3: ModuleType, info: reader.RouterInfo) -> Any:
 
 def firewall_ports(fw: ModuleType, layout: Layout, info: reader.FirewallInfo) -> tuple[list[Any], dict[str, list[str]]]:
     ports = []
+    # one rules tuple per set of groups, shared by its ports (the firewall looks
+    # them up by identity: 10,000 ports of the default group are one tuple)
+    by_groups: dict[tuple[str, ...], tuple[Any, ...]] = {}
     for p in info.ports:
-        rules = tuple(
-            fw.SecurityGroupRule(direction=r.direction, ethertype=r.ethertype, protocol=r.protocol,
-                                 port_range_min=r.port_range_min, port_range_max=r.port_range_max,
-                                 remote_ip_prefix=r.remote_ip_prefix, remote_group_id=r.remote_group_id)
-            for gid in p.groups for r in info.rules.get(gid, ())
-        )
+        rules = by_groups.get(p.groups)
+        if rules is None:
+            rules = by_groups[p.groups] = tuple(
+                fw.SecurityGroupRule(direction=r.direction, ethertype=r.ethertype, protocol=r.protocol,
+                                     port_range_min=r.port_range_min, port_range_max=r.port_range_max,
+                                     remote_ip_prefix=r.remote_ip_prefix, remote_group_id=r.remote_group_id)
+                for gid in p.groups for r in info.rules.get(gid, ()))
         ports.append(fw.FirewallPort(
             port_id=p.id, device=layout.tap(p.id), mac=p.mac, fixed_ips=p.fixed_ips,
             allowed_address_pairs=p.allowed_address_pairs, port_security_enabled=p.port_security_enabled,
