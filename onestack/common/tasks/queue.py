@@ -159,7 +159,7 @@ class TaskQueue:
             return existing
         if superseded and resource_key is not None:
             self._supersede(session, resource_key, superseded, interrupt, kind, task_id)
-        notify_on_commit(session, self.db, [kind])
+        notify_on_commit(session, self.db, [kind], delay)
         task = session.get(Task, task_id)
         assert task is not None
         return task

@@ -51,10 +51,13 @@ class Listener:
     def wants(self, kind: str | None) -> bool:
         return kind is None or self.kinds is None or kind in self.kinds
 
-    def wake(self) -> None:
-        """Wake this listener (any thread)."""
+    def wake(self, delay: float = 0.0) -> None:
+        """Wake this listener (any thread), now or in ``delay`` seconds."""
         try:
-            self._loop.call_soon_threadsafe(self._event.set)
+            if delay > 0:
+                self._loop.call_soon_threadsafe(self._loop.call_later, delay, self._event.set)
+            else:
+                self._loop.call_soon_threadsafe(self._event.set)
         except RuntimeError:  # the loop is closed
             pass
 
@@ -103,12 +106,14 @@ class Hub:
         with self.lock:
             self.listeners.discard(listener)
 
-    def notify(self, kind: str | None = None) -> None:
-        """Wake the local listeners of ``kind`` (all of them if None)."""
+    def notify(self, kind: str | None = None, delay: float = 0.0) -> None:
+        """Wake the local listeners of ``kind`` (all of them if None), now or in
+        ``delay`` seconds. A listener that starts waiting later looks at the
+        queue itself (when the next task is due) first."""
         with self.lock:
             targets = [item for item in self.listeners if item.wants(kind)]
         for listener in targets:
-            listener.wake()
+            listener.wake(delay)
 
     # -- PostgreSQL LISTEN ------------------------------------------------------
 
@@ -150,13 +155,25 @@ def hub_for(db: Database) -> Hub:
         return hub
 
 
-def notify_on_commit(session: Session, db: Database, kinds: Iterable[str]) -> None:
+def notify_on_commit(session: Session, db: Database, kinds: Iterable[str], delay: float = 0.0) -> None:
     """Wake the workers of ``kinds`` once ``session``'s transaction commits:
-    in this process, and through PostgreSQL's NOTIFY in every other."""
+    in this process, and through PostgreSQL's NOTIFY in every other. With a
+    ``delay`` (a task that may not run before then), this process's workers are
+    woken when it is due rather than at once, when each of them would only find
+    nothing to run and look again (two queries per worker and write)."""
     from sqlalchemy import event, text
 
     new = set(kinds)
     if not new:
+        return
+    if delay > 0 and not db.is_postgres:
+        later = hub_for(db)
+
+        def wake_later(sess: Session) -> None:
+            for kind in sorted(new):
+                later.notify(kind, delay)
+
+        event.listen(session, "after_commit", wake_later, once=True)
         return
     pending: set[str] | None = session.info.get(_PENDING_KEY)
     fresh = new if pending is None else new - pending

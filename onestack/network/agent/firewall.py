@@ -51,8 +51,10 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from onestack.host import nft
 from onestack.host.nft import Json, Table
-from onestack.network.agent import firewall_ct
+from onestack.network.agent import firewall_ct, nftsets
 from onestack.network.agent.layout import Layout
+from onestack.network.agent.nftsets import Memo, split_addresses
+from onestack.network.agent.nftsets import element as _element
 from onestack.network.agent.secgroups import (  # the interface's types live there
     ICMP,
     ICMPV6,
@@ -159,7 +161,7 @@ def render(ports: Sequence[FirewallPort], group_members: Mapping[str, Sequence[s
     # growing document again every few thousand objects (half of a 10,000-port render).
     with gcpause.paused():
         _elements.turn()
-        _addresses.turn()
+        nftsets.turn()
         return [_bridge_table(numbered), _inet_table(numbered, group_members, bridges)]
 
 
@@ -230,33 +232,9 @@ def _bridge_table(numbered: Sequence[tuple[int, FirewallPort]]) -> Table:
     return _ordered(l2)
 
 
-class _Memo:
-    """What the last two renders computed, by key: a port that did not change costs a
-    look-up at the next sync, whatever the number of ports (an LRU cache smaller than
-    the cloud would miss every time), and what is no longer asked for goes."""
-
-    def __init__(self) -> None:
-        self.current: dict[object, object] = {}
-        self.previous: dict[object, object] = {}
-
-    def turn(self) -> None:
-        """A new render begins: what the one before last used, and this one does not, goes."""
-        self.previous, self.current = self.current, {}
-
-    def get(self, key: object) -> object | None:
-        found = self.current.get(key)
-        if found is None:
-            found = self.previous.get(key)
-            if found is not None:
-                self.current[key] = found
-        return found
-
-    def put(self, key: object, value: object) -> None:
-        self.current[key] = value
 
 
-_elements = _Memo()  # port facts -> its set elements
-_addresses = _Memo()  # address text -> (version, integer, normalized text) or False
+_elements = Memo()  # port facts -> its set elements
 
 
 def _port_elements(port: FirewallPort) -> tuple[tuple[Json, ...], tuple[Json, ...], tuple[Json, ...]]:
@@ -402,82 +380,6 @@ def zone_of(ifindex: int) -> int:
 
 def group_set(group_id: str, version: int) -> str:
     return f"group{version}-{group_id}"
-
-
-def split_addresses(addresses: Iterable[str]) -> tuple[list[Json | str], list[Json | str]]:
-    """IPv4 and IPv6 elements of an interval set: merged, no overlaps (nft refuses them).
-    The same as ``ipaddress.collapse_addresses``; plain addresses (the usual members:
-    fixed IPs) are merged as integers, 30 times cheaper for a group of 10,000."""
-    addresses = list(addresses)
-    hosts: list[tuple[int, int, str]] = []
-    for text in addresses:
-        found = _addresses.get(text)
-        if found is None:
-            found = _host(text)
-            _addresses.put(text, found)
-        if found is False:
-            return _split_networks(addresses)
-        hosts.append(found)  # type: ignore[arg-type]
-    out: tuple[list[Json | str], list[Json | str]] = ([], [])
-    for version, side in ((4, out[0]), (6, out[1])):
-        texts = {number: text for v, number, text in hosts if v == version}
-        side.extend(_ranges(version, sorted(texts), texts))
-    return out
-
-
-def _host(text: str) -> tuple[int, int, str] | bool:
-    """(version, integer, normalized text) of a plain address; False otherwise."""
-    if "/" in text:
-        return False
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return address.version, int(address), str(address)
-
-
-def _ranges(version: int, numbers: list[int], texts: Mapping[int, str]) -> Iterable[Json | str]:
-    """Sorted distinct addresses as the fewest aligned prefixes covering exactly them."""
-    bits = 32 if version == 4 else 128
-    make = ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address
-    i = 0
-    while i < len(numbers):
-        j = i
-        while j + 1 < len(numbers) and numbers[j + 1] == numbers[j] + 1:
-            j += 1
-        low, high = numbers[i], numbers[j]
-        while low <= high:
-            size = (low & -low) if low else 1 << bits
-            while size > high - low + 1:
-                size >>= 1
-            if size == 1:
-                yield texts[low]
-            else:
-                yield {"prefix": {"addr": str(make(low)), "len": bits - size.bit_length() + 1}}
-            low += size
-        i = j + 1
-
-
-def _split_networks(addresses: Iterable[str]) -> tuple[list[Json | str], list[Json | str]]:
-    nets4: list[ipaddress.IPv4Network] = []
-    nets6: list[ipaddress.IPv6Network] = []
-    for text in addresses:
-        try:
-            net = ipaddress.ip_network(text, strict=False)
-        except ValueError:
-            continue
-        if isinstance(net, ipaddress.IPv4Network):
-            nets4.append(net)
-        else:
-            nets6.append(net)
-    return ([_element(n) for n in ipaddress.collapse_addresses(nets4)],
-            [_element(n) for n in ipaddress.collapse_addresses(nets6)])
-
-
-def _element(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> Json | str:
-    if net.prefixlen == net.max_prefixlen:
-        return str(net.network_address)
-    return {"prefix": {"addr": str(net.network_address), "len": net.prefixlen}}
 
 
 # --- security group rules (inet table) ----------------------------------------------------

@@ -73,6 +73,7 @@ class DataPlane:
         self.started = False
         self._warned: set[str] = set()
         self._states: tuple[list[tuple[str, str, str, bool, str]], l2.RootLinks] = ([], {})
+        self.pace = notifier.Pace()
 
     # --- wiring -------------------------------------------------------------------------
 
@@ -104,7 +105,7 @@ class DataPlane:
         self.cloud.handle_tasks(notifier.L2, self.handle_l2, rule)
         self.cloud.handle_tasks(notifier.ROUTER, self.handle_router, rule)
         self.cloud.handle_tasks(notifier.FIREWALL, self.handle_firewall, rule)
-        self.net.notifier = notifier.TaskNotifier(self.cloud)
+        self.net.notifier = notifier.TaskNotifier(self.cloud, self.pace)
         self.net.vif_netns = self.layout.root_ns
 
     def check(self) -> None:
@@ -129,21 +130,24 @@ class DataPlane:
 
     async def handle_l2(self, ctx: TaskContext) -> dict[str, Any]:
         network_id = str(ctx.payload["id"])
-        await self.apply_network(network_id)
+        began = time.monotonic()
+        gone = await self.apply_network(network_id)
+        self.pace.record(notifier.L2, network_id, None if gone else time.monotonic() - began)
         return {}
 
-    async def apply_network(self, network_id: str) -> None:
+    async def apply_network(self, network_id: str) -> bool:
+        """Applies the network; True if it is gone (and so removed)."""
         info = await self._read(reader.network, network_id)
         key = f"network:{network_id}"
         if info is None:
             await self.proxy.remove(key)
             await external.detach(self.host, self.layout, network_id, self.host_network)
             await l2.remove_network(self.host, self.layout, network_id)
-            return
+            return True
         if await asyncio.to_thread(self._dhcp_port, info):
             info = await self._read(reader.network, network_id)
             if info is None:
-                return
+                return True
         domain = dhcp.domain_of(info, self.config.dns_domain)
         serving, applied = await l2.apply_network(self.host, self.layout, info, domain)
         links: l2.RootLinks | None = applied
@@ -164,6 +168,7 @@ class DataPlane:
         # the ports' states as just read with the network (no second read of its ports)
         rows = [(p.id, info.id, p.status, p.admin_state_up, p.device_owner) for p in info.ports]
         await self.update_statuses({network_id}, links, rows=rows)
+        return False
 
     def _dhcp_port(self, info: reader.NetworkInfo) -> bool:
         """Makes the network's DHCP port what its subnets need (blocking); True if changed."""
@@ -251,7 +256,9 @@ class DataPlane:
                       .values(status="DOWN"))
 
     async def handle_firewall(self, ctx: TaskContext) -> dict[str, Any]:
+        began = time.monotonic()
         await self.apply_firewall()
+        self.pace.record(notifier.FIREWALL, "", time.monotonic() - began)
         return {}
 
     async def apply_firewall(self) -> None:
@@ -381,7 +388,7 @@ class DataPlane:
 
     def _enqueue(self, todo: set[tuple[str, str]]) -> None:
         with self.net.db.write() as s:
-            notifier.enqueue(self.cloud.tasks, s, todo)
+            notifier.enqueue(self.cloud.tasks, s, todo, pace=self.pace)
 
     async def _run(self) -> None:
         """Reconcile every ``agent_resync_interval``; the ports' status at once
