@@ -93,6 +93,28 @@ def test_a_delayed_task_wakes_the_waiter_when_it_is_due(queue: TaskQueue) -> Non
     assert not again
 
 
+def test_a_delayed_task_wakes_one_of_the_waiting_workers(queue: TaskQueue) -> None:
+    """Four workers wait (the all-in-one cloud's): a task due in 0.2 s wakes one of
+    them, which claims it; the three others, woken too, would only find nothing."""
+    async def main() -> list[bool]:
+        listeners = [queue.listen(["boot"]) for _ in range(4)]
+
+        def produce() -> None:
+            with queue.db.write() as s:
+                queue.enqueue(s, "boot", {}, delay=0.2)
+
+        await asyncio.to_thread(produce)
+        await asyncio.sleep(0.6)
+        woken = [await listener.wait(0) for listener in listeners]
+        for listener in listeners:
+            listener.close()
+        return woken
+
+    if queue.db.is_postgres:  # NOTIFY wakes every listener at commit there
+        return
+    assert sorted(asyncio.run(main())) == [False, False, False, True]
+
+
 def test_queues_on_one_database_share_wake_ups(db: Database) -> None:
     api_side, agent_side = TaskQueue(db), TaskQueue(db)
     other_db = Database(db.url)

@@ -20,7 +20,7 @@ import asyncio
 import logging
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -51,13 +51,17 @@ class Listener:
     def wants(self, kind: str | None) -> bool:
         return kind is None or self.kinds is None or kind in self.kinds
 
-    def wake(self, delay: float = 0.0) -> None:
-        """Wake this listener (any thread), now or in ``delay`` seconds."""
+    def wake(self) -> None:
+        """Wake this listener (any thread)."""
         try:
-            if delay > 0:
-                self._loop.call_soon_threadsafe(self._loop.call_later, delay, self._event.set)
-            else:
-                self._loop.call_soon_threadsafe(self._event.set)
+            self._loop.call_soon_threadsafe(self._event.set)
+        except RuntimeError:  # the loop is closed
+            pass
+
+    def call_later(self, delay: float, fn: Callable[[], object]) -> None:
+        """Call ``fn`` on this listener's loop in ``delay`` seconds (any thread)."""
+        try:
+            self._loop.call_soon_threadsafe(self._loop.call_later, delay, fn)
         except RuntimeError:  # the loop is closed
             pass
 
@@ -106,14 +110,30 @@ class Hub:
         with self.lock:
             self.listeners.discard(listener)
 
-    def notify(self, kind: str | None = None, delay: float = 0.0) -> None:
-        """Wake the local listeners of ``kind`` (all of them if None), now or in
-        ``delay`` seconds. A listener that starts waiting later looks at the
-        queue itself (when the next task is due) first."""
+    def notify(self, kind: str | None = None) -> None:
+        """Wake the local listeners of ``kind`` (all of them if None)."""
         with self.lock:
             targets = [item for item in self.listeners if item.wants(kind)]
         for listener in targets:
-            listener.wake(delay)
+            listener.wake()
+
+    def notify_later(self, kind: str, delay: float) -> None:
+        """One task of ``kind`` becomes due in ``delay`` seconds: then wake one
+        listener of ``kind`` waiting at that moment, if any (it claims the task).
+        One is enough: a worker that starts waiting meanwhile has asked the queue
+        when its next task is due, and one busy now claims again when it is done.
+        Waking every worker (four in the all-in-one cloud) made three of them
+        find nothing and ask again: six queries per task."""
+        with self.lock:
+            waiting = next((item for item in self.listeners if item.wants(kind)), None)
+        if waiting is not None:  # none: every worker is busy, and will look itself
+            waiting.call_later(delay, lambda: self._wake_one(kind))
+
+    def _wake_one(self, kind: str) -> None:
+        with self.lock:
+            waiting = next((item for item in self.listeners if item.wants(kind) and not item.closed), None)
+        if waiting is not None:
+            waiting.wake()
 
     # -- PostgreSQL LISTEN ------------------------------------------------------
 
@@ -171,7 +191,7 @@ def notify_on_commit(session: Session, db: Database, kinds: Iterable[str], delay
 
         def wake_later(sess: Session) -> None:
             for kind in sorted(new):
-                later.notify(kind, delay)
+                later.notify_later(kind, delay)
 
         event.listen(session, "after_commit", wake_later, once=True)
         return
