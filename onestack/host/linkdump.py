@@ -13,6 +13,7 @@ Only ``struct`` over the bytes the kernel sends: no ``ip`` output is parsed.
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import struct
@@ -103,11 +104,30 @@ def _parse(data: bytes, pos: int, length: int) -> RawLink:
 
 def dump() -> list[RawLink]:
     """Every link of the calling thread's namespace (the socket is made there)."""
+    return _ask(NLM_F_REQUEST | NLM_F_DUMP, 0, b"")
+
+
+def get(name: str = "", index: int = 0) -> RawLink | None:
+    """One link of the calling thread's namespace, by name or index; None if none."""
+    attr = b""
+    if name:
+        raw = name.encode() + b"\0"
+        attr = _ATTR.pack(4 + len(raw), IFLA_IFNAME) + raw + b"\0" * (-len(raw) % 4)
+    try:
+        found = _ask(NLM_F_REQUEST, index, attr)
+    except OSError as exc:
+        if exc.errno in (errno.ENODEV, errno.ENOENT):
+            return None
+        raise
+    return found[0] if found else None
+
+
+def _ask(flags: int, index: int, attrs: bytes) -> list[RawLink]:
     seq = 1
-    request = _IFINFO.pack(0, 0, 0, 0, 0) + _ATTR.pack(8, IFLA_EXT_MASK) + struct.pack(
+    request = _IFINFO.pack(0, 0, index, 0, 0) + attrs + _ATTR.pack(8, IFLA_EXT_MASK) + struct.pack(
         "=I", RTEXT_FILTER_SKIP_STATS)
-    message = _HEADER.pack(_HEADER.size + len(request), RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP,
-                           seq, 0) + request
+    message = _HEADER.pack(_HEADER.size + len(request), RTM_GETLINK, flags, seq, 0) + request
+    dumping = bool(flags & NLM_F_DUMP)
     out: list[RawLink] = []
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
@@ -130,4 +150,26 @@ def dump() -> list[RawLink]:
                         return out
                     if kind == RTM_NEWLINK:
                         out.append(_parse(data, pos, length))
+                        if not dumping:
+                            return out
                 pos += (length + 3) & ~3
+
+
+RTM_DELLINK = 17
+
+
+def names_in(data: bytes) -> set[str]:
+    """The names of the links that link events (``RTM_NEWLINK``/``RTM_DELLINK``
+    messages, as a ``RTMGRP_LINK`` socket receives them) are about."""
+    out: set[str] = set()
+    pos = 0
+    while pos + _HEADER.size <= len(data):
+        length, kind, _flags, _seq, _pid = _HEADER.unpack_from(data, pos)
+        if length < _HEADER.size or pos + length > len(data):
+            break
+        if kind in (RTM_NEWLINK, RTM_DELLINK) and length >= _HEADER.size + _IFINFO.size:
+            name = _parse(data, pos, length).name
+            if name:
+                out.add(name)
+        pos += (length + 3) & ~3
+    return out

@@ -162,16 +162,19 @@ class Netlink:
         return msgs[0] if msgs else None
 
     def link(self, name: str) -> Link | None:
-        msg = self._get_msg(ifname=check_ifname(name))
-        if msg is None:
+        """One link by name (``linkdump``: no pyroute2 decoding), None if none."""
+        from onestack.host import linkdump
+
+        try:
+            raw = linkdump.get(name=check_ifname(name))
+            master = linkdump.get(index=raw.master) if raw is not None and raw.master else None
+        except OSError as exc:
+            raise HostError(f"netlink get link {name}: {exc}") from exc
+        if raw is None:
             return None
-        master = msg.get_attr("IFLA_MASTER")
-        names = {}
-        if master:
-            other = self._get_msg(index=master)
-            if other is not None:
-                names[master] = other.get_attr("IFLA_IFNAME")
-        return self._to_link(msg, names)
+        return Link(name=raw.name, index=raw.ifindex, kind=raw.kind, mac=raw.mac, mtu=raw.mtu,
+                    up=bool(raw.flags & IFF_UP), operstate=raw.operstate,
+                    master=master.name if master is not None else None)
 
     def counters(self, name: str) -> dict[str, int] | None:
         """The link's packet and byte counters as the kernel keeps them

@@ -251,9 +251,10 @@ def test_two_creators_of_one_bridge_both_succeed(spaces: dict[str, str]) -> None
 
 
 def test_the_link_dump_reads_what_pyroute2_decodes(spaces: dict[str, str]) -> None:
-    """``Netlink.links()`` parses the kernel's dump itself (``host/linkdump.py``):
-    every field of every link as pyroute2 decodes it (bridges, a veth on a bridge
-    up and down, a tap, loopback), and a namespace of 60 links in one dump."""
+    """``Netlink.links()`` and ``link(name)`` parse the kernel's answers themselves
+    (``host/linkdump.py``): every field of every link as pyroute2 decodes it
+    (bridges, a veth on a bridge up and down, a tap, loopback), 54 links in one
+    dump, and None for a link that is not there."""
     ns = spaces["dp"]
     netns.ensure(ns)
 
@@ -273,6 +274,9 @@ def test_the_link_dump_reads_what_pyroute2_decodes(spaces: dict[str, str]) -> No
     nl(ns, build)
     ours, theirs = nl(ns, lambda link: (link.links(), decoded(link)))
     assert ours == theirs
+    # one link by name: the same, master included; none for a name not there
+    one = nl(ns, lambda link: [link.link(x.name) for x in theirs] + [link.link("nosuchlink0")])
+    assert one == [*theirs, None]
     assert len(ours) == 54  # lo, 50 bridges, the veth's two ends, the tap
     by_name = {x.name: x for x in ours}
     assert by_name["vdump-a"].master == "brdump0" and by_name["vdump-a"].up
@@ -281,3 +285,37 @@ def test_the_link_dump_reads_what_pyroute2_decodes(spaces: dict[str, str]) -> No
     assert by_name["brdump7"].mtu == 1407
     assert by_name["tdump"].kind == "tun" and by_name["tdump"].mac == "fa:16:3e:00:00:01"
     assert by_name["lo"].kind == "" and by_name["lo"].master is None
+
+
+def test_a_link_watch_names_the_links_that_changed(spaces: dict[str, str]) -> None:
+    """``LinkWatch`` calls back with the names of the links its events are about
+    (the network agent then looks only when a port's device changed)."""
+    import threading
+    import time
+
+    from onestack.host.linkwatch import LinkWatch
+
+    ns = spaces["dp"]
+    netns.ensure(ns)
+    seen: set[str] = set()
+    lock = threading.Lock()
+
+    def changed(names: set[str] | None) -> None:
+        with lock:
+            seen.update(names or {"<lost>"})
+
+    watch = LinkWatch(ns, changed)
+    try:
+        nl(ns, lambda link: link.ensure_bridge("brwatch"))
+        nl(ns, lambda link: link.ensure_veth("tapwatch", "peerwatch", master="brwatch"))
+        nl(ns, lambda link: link.delete("tapwatch"))
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with lock:
+                if {"brwatch", "tapwatch", "peerwatch"} <= seen:
+                    break
+            time.sleep(0.02)
+    finally:
+        watch.close()
+    assert {"brwatch", "tapwatch", "peerwatch"} <= seen
+    assert "<lost>" not in seen

@@ -74,6 +74,7 @@ class DataPlane:
         self._warned: set[str] = set()
         self._states: tuple[list[tuple[str, str, str, bool, str]], l2.RootLinks] = ([], {})
         self.pace = notifier.Pace()
+        self._changed: set[str] | None = set()  # links changed since the last look (None: unknown)
 
     # --- wiring -------------------------------------------------------------------------
 
@@ -411,13 +412,17 @@ class DataPlane:
                         states, seen = self._states
                         await self.update_statuses(links=seen, rows=states)
                     else:  # woken by a link change: only the ports whose device changed
-                        links = await self._root_links()
-                        changed = sorted(name[len(TAP_PREFIX):] for name in set(links) ^ set(seen)
-                                         | {n for n in links if n in seen and links[n] != seen[n]}
-                                         if name.startswith(TAP_PREFIX))
-                        seen = links
-                        if changed:
-                            await self.update_statuses(links=links, id_prefixes=changed)
+                        names, self._changed = self._changed, set()
+                        # a bridge, DHCP or router device made (a network applied): no
+                        # port's device changed, and no dump of every bridge is needed
+                        if names is None or any(n.startswith(TAP_PREFIX) for n in names):
+                            links = await self._root_links()
+                            changed = sorted(name[len(TAP_PREFIX):] for name in set(links) ^ set(seen)
+                                             | {n for n in links if n in seen and links[n] != seen[n]}
+                                             if name.startswith(TAP_PREFIX))
+                            seen = links
+                            if changed:
+                                await self.update_statuses(links=links, id_prefixes=changed)
                     if watch is None:
                         watch = await self._watch(wake)
                 except asyncio.CancelledError:
@@ -448,8 +453,15 @@ class DataPlane:
         if not self._real_host:  # an in-memory host: its links change only when we say
             return False
 
-        def poke() -> None:
-            loop.call_soon_threadsafe(wake.set)
+        def note(names: set[str] | None) -> None:  # on the loop
+            if names is None or self._changed is None:
+                self._changed = None
+            else:
+                self._changed |= names
+            wake.set()
+
+        def poke(names: set[str] | None) -> None:
+            loop.call_soon_threadsafe(note, names)
 
         return await asyncio.to_thread(LinkWatch, self.layout.root_ns, poke)
 
