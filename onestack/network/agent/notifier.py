@@ -154,7 +154,7 @@ def enqueue(queue: TaskQueue, session: Session, todo: set[tuple[str, str]],
             delay = 0.0
         else:
             delay = pace.delay(kind, ident) if pace is not None else DEBOUNCE.get(kind, 0.0)
-        queue.enqueue(session, kind, {"id": ident} if ident else {}, resource_key=key, delay=delay)
+        queue.add(session, kind, {"id": ident} if ident else {}, resource_key=key, delay=delay)
 
 
 class TaskNotifier:
