@@ -4,9 +4,10 @@ Settings, the database, the policy enforcer, the data-plane notifier, the
 agent source and the server events for Compute (the seams, see
 ``network/dataplane.py``), and ``writing()``, the one place where a write
 transaction hands its data-plane changes to the notifier and, once committed,
-its server events to Compute. Service logic lives in ``network/service/`` as functions taking
-this object first; the HTTP API and the ASGI wiring (``network/app.py``) sit
-above it; other services call it through ``network/interface.py``.
+its server events to Compute. Service logic lives in ``network/service/`` as
+functions taking this object first; the HTTP API and the ASGI wiring
+(``network/app.py``) sit above it; other services call it through
+``network/interface.py``.
 """
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from onestack.common.models import Task
 from onestack.host.fake import FakeHost
 from onestack.network.agent import firewall, notifier, reader
 from onestack.network.agent.runner import DataPlane, firewall_ports
@@ -87,3 +89,18 @@ def test_router_advertisements_allowed_from_the_gateway_port_and_dhcp_port(
     assert by_id[vm2["id"]].ra_sources == ("fe80::1",)
     ports, _members = firewall_ports(firewall, dp.layout, read(api))
     assert {p.port_id: p.ra_sources for p in ports}[vm["id"]] == by_id[vm["id"]].ra_sources
+
+
+def test_a_subnet_update_applies_the_firewall_again(agent: tuple[Api, DataPlane]) -> None:
+    """Its gateway_ip decides who may send router advertisements."""
+    api, _dp = agent
+    net = ok(api.post(f"{N}/networks", json={"network": {"name": "gw"}}), 201)["network"]
+    sub = ok(api.post(f"{N}/subnets", json={"subnet": {"network_id": net["id"], "ip_version": 6,
+                                                        "cidr": "fd09::/64", "allocation_pools": [{"start": "fd09::10", "end": "fd09::ff"}]}}), 201)["subnet"]
+    with api.cloud.db.write() as s:
+        for t in s.scalars(select(Task)):
+            s.delete(t)
+    ok(api.put(f"{N}/subnets/{sub['id']}", json={"subnet": {"gateway_ip": "fd09::fff"}}))
+    with api.cloud.db.read() as s:
+        kinds = {t.kind for t in s.scalars(select(Task).where(Task.state == "queued"))}
+    assert notifier.FIREWALL in kinds
