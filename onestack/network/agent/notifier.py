@@ -136,8 +136,16 @@ def urgent(changes: Sequence[Change]) -> set[tuple[str, str]]:
             if ch.kind in (dataplane.NETWORK, dataplane.SUBNET) and ch.network_id}
 
 
+def prompt(changes: Sequence[Change]) -> set[tuple[str, str]]:
+    """What waits only the kind's debounce, however long applying it took: the
+    firewall after a security group or rule change (running ports follow it within
+    a second)."""
+    return {(FIREWALL, "")} if any(ch.kind == dataplane.SECURITY_GROUP for ch in changes) else set()
+
+
 def enqueue(queue: TaskQueue, session: Session, todo: set[tuple[str, str]],
-            now: set[tuple[str, str]] | None = None, pace: Pace | None = None) -> None:
+            now: set[tuple[str, str]] | None = None, pace: Pace | None = None,
+            soon: set[tuple[str, str]] | None = None) -> None:
     """One task per (kind, key) unless one is already queued: the handlers read
     the database when they run, so a queued task applies this change too. The
     queued row is locked until this transaction ends (PostgreSQL): a worker
@@ -152,8 +160,10 @@ def enqueue(queue: TaskQueue, session: Session, todo: set[tuple[str, str]],
             continue
         if now and (kind, ident) in now:
             delay = 0.0
+        elif pace is None or (soon and (kind, ident) in soon):
+            delay = DEBOUNCE.get(kind, 0.0)
         else:
-            delay = pace.delay(kind, ident) if pace is not None else DEBOUNCE.get(kind, 0.0)
+            delay = pace.delay(kind, ident)
         queue.add(session, kind, {"id": ident} if ident else {}, resource_key=key, delay=delay)
 
 
@@ -165,7 +175,8 @@ class TaskNotifier:
         self.pace = pace
 
     def in_transaction(self, session: Session, changes: Sequence[Change]) -> None:
-        enqueue(self.cloud.tasks, session, plan(session, changes), urgent(changes), self.pace)
+        enqueue(self.cloud.tasks, session, plan(session, changes), urgent(changes), self.pace,
+                prompt(changes))
 
     def after_commit(self, changes: Sequence[Change]) -> None:
         # The queue wakes this process's worker once the enqueueing commits.
