@@ -7,6 +7,7 @@ idempotent, so applying a network again repairs whatever drifted.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ from onestack.network.agent.reader import NetworkInfo, PortInfo
 
 if TYPE_CHECKING:
     from onestack.host.base import Host, NetlinkOps
+    from onestack.host.dnsmasq import DnsmasqSpec
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +153,13 @@ async def _apply_dhcp(host: Host, layout: Layout, info: NetworkInfo, port: PortI
     links = await host.net.netlink(layout.root_ns, root)
     if not settled:  # its veth was made just now
         await host.net.netlink(ns, settle)
-    result = await host.dhcp.ensure(dhcp.spec(layout, info, port, domain))
+    def build() -> DnsmasqSpec:  # 10,000 ports: not on the event loop
+        from onestack.common import gcpause
+
+        with gcpause.paused():
+            return dhcp.spec(layout, info, port, domain)
+
+    result = await host.dhcp.ensure(await asyncio.to_thread(build))
     if result != "unchanged":
         log.debug("dnsmasq of network %s: %s", info.id, result)
     return links
