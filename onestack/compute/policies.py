@@ -189,6 +189,8 @@ RULES: dict[str, str] = {
     "os_compute_api:os-floating-ips:show": PROJECT_READER_OR_ADMIN,
     "os_compute_api:os-floating-ips:delete": PROJECT_MEMBER_OR_ADMIN,
     "os_compute_api:os-floating-ip-pools": ANY,
+    "os_compute_api:os-multinic:add": PROJECT_MEMBER_OR_ADMIN,
+    "os_compute_api:os-multinic:remove": PROJECT_MEMBER_OR_ADMIN,
     # Aggregates, hosts, networks, audit log, diagnostics, migrations.
     "os_compute_api:os-aggregates:set_metadata": ADMIN,
     "os_compute_api:os-aggregates:add_host": ADMIN,

@@ -145,6 +145,7 @@ FILES = {
     "etc/onestack/dhcp.sh": ("dhcp.sh", 0o755),
     "etc/onestack/udhcpc.sh": ("udhcpc.sh", 0o755),
     "etc/onestack/hotplug.sh": ("hotplug.sh", 0o755),
+    "etc/onestack/labels.sh": ("labels.sh", 0o755),
     "etc/onestack/metadata.sh": ("metadata.sh", 0o755),
     "etc/onestack/userdata.sh": ("userdata.sh", 0o755),
     "etc/onestack/banner.sh": ("banner.sh", 0o755),

@@ -178,3 +178,47 @@ def test_images_and_their_metadata(env: Env) -> None:
     assert api.get(f"{C}/images", headers=version("2.36")).status_code == 404
     assert api.get(url, headers=version("2.38")).status_code == 200
     assert api.get(url, headers=version("2.39")).status_code == 404
+
+
+def test_add_and_remove_fixed_ip(env: Env) -> None:
+    """Nova's multinic actions (2.1 - 2.43, as Tempest's AttachInterfacesUnderV243Test):
+    a second fixed IP on the server's port from its network, shown in its
+    addresses; removed again; bad bodies and later microversions refused."""
+    api = env.api
+    server = boot(env, who="demo", name="multinic-vm")
+    sid = server["id"]
+    wait(env, sid, "ACTIVE", who="demo")
+    port = api.get(f"/networking/v2.0/ports?device_id={sid}", who="demo").json()["ports"][0]
+    first = port["fixed_ips"][0]["ip_address"]
+
+    def fixed() -> list[str]:
+        return [a["addr"] for addrs in api.get(f"{S}/{sid}/ips", who="demo").json()[
+            "addresses"].values() for a in addrs]
+
+    assert fixed() == [first]
+    r = action(env, sid, {"addFixedIp": {"networkId": port["network_id"]}}, who="demo", headers=OLD)
+    assert r.status_code == 202, r.text
+    assert r.content == b""
+    port = api.get(f"/networking/v2.0/ports/{port['id']}", who="demo").json()["port"]
+    assert len(port["fixed_ips"]) == 2
+    added = port["fixed_ips"][1]["ip_address"]
+    assert fixed() == [first, added]
+    r = action(env, sid, {"removeFixedIp": {"address": added}}, who="demo", headers=OLD)
+    assert r.status_code == 202, r.text
+    assert fixed() == [first]
+    assert [f["ip_address"] for f in api.get(f"/networking/v2.0/ports/{port['id']}", who="demo")
+            .json()["port"]["fixed_ips"]] == [first]
+    # bad bodies: Nova's schema errors
+    assert nova_error(action(env, sid, {"addFixedIp": {}}, who="demo", headers=OLD), 400) == (
+        "Invalid input for field/attribute addFixedIp. Value: {}. "
+        "'networkId' is a required property")
+    assert nova_error(action(env, sid, {"removeFixedIp": {"address": "nope"}}, who="demo",
+                             headers=OLD), 400) == (
+        "Invalid input for field/attribute address. Value: nope. "
+        "'nope' is not valid under any of the given schemas")
+    # removed at 2.44
+    assert action(env, sid, {"addFixedIp": {"networkId": port["network_id"]}}, who="demo",
+                  headers=version("2.44")).status_code == 404
+    assert action(env, sid, {"removeFixedIp": {"address": first}}, who="demo",
+                  headers=version("2.44")).status_code == 404
+    api.delete(f"{S}/{sid}", who="demo")

@@ -195,3 +195,44 @@ def test_agents_listed_from_heartbeats(agent: tuple[Api, DataPlane, FakeHost]) -
     assert {(z["name"], z["resource"], z["state"]) for z in zones} == {
         ("nova", "network", "available"), ("nova", "router", "available")}
     neutron_error(api.get(f"{N}/agents/nope"), 404, "AgentNotFound", "Agent nope could not be found.")
+
+
+def test_an_instance_port_administratively_down_has_its_tap_down(
+        agent: tuple[Api, DataPlane, FakeHost]) -> None:
+    """As Neutron's Linux bridge agent: ``admin_state_up`` false sets the port's tap
+    down (no traffic; the port DOWN), true sets it up again (ACTIVE); a tap plugged
+    again while the port is down (a reboot) goes down at once."""
+    api, dp, host = agent
+    layout = dp.layout
+    net = ok(api.post(f"{N}/networks", json={"network": {"name": "n3"}}), 201)["network"]
+    ok(api.post(f"{N}/subnets", json={"subnet": {"network_id": net["id"], "ip_version": 4,
+                                                 "cidr": "10.8.0.0/24"}}), 201)
+    port = ok(api.post(f"{N}/ports", json={"port": {
+        "network_id": net["id"], "device_owner": "compute:nova", "device_id": "vm"}}), 201)["port"]
+    asyncio.run(dp.apply_network(net["id"]))
+    tap = layout.tap(port["id"])
+
+    def plug() -> None:
+        asyncio.run(host.net.netlink(layout.root_ns, lambda n: n.ensure_tap(
+            tap, master=layout.bridge(net["id"]))))
+
+    def tap_up() -> bool:
+        links = asyncio.run(host.net.netlink(layout.root_ns, lambda n: n.links()))
+        return next(lk.up for lk in links if lk.name == tap)
+
+    def status() -> str:
+        return str(ok(api.get(f"{N}/ports/{port['id']}"))["port"]["status"])
+
+    plug()
+    asyncio.run(dp.update_statuses())
+    assert (tap_up(), status()) == (True, "ACTIVE")
+    ok(api.put(f"{N}/ports/{port['id']}", json={"port": {"admin_state_up": False}}))
+    asyncio.run(dp.apply_network(net["id"]))  # the L2 task the update queued
+    assert (tap_up(), status()) == (False, "DOWN")
+    plug()  # plugged again (up) while the port is down: the next status pass downs it
+    assert tap_up()
+    asyncio.run(dp.update_statuses(id_prefixes=[port["id"][:11]]))
+    assert (tap_up(), status()) == (False, "DOWN")
+    ok(api.put(f"{N}/ports/{port['id']}", json={"port": {"admin_state_up": True}}))
+    asyncio.run(dp.apply_network(net["id"]))
+    assert (tap_up(), status()) == (True, "ACTIVE")

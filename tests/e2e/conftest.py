@@ -61,9 +61,21 @@ def guest_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ready = os.environ.get("ONESTACK_GUEST_IMAGE")
     if ready:
         return Path(ready)
-    from onestack.guest.build import BuildError, default_cache, ensure_image
+    import hashlib
 
-    out = default_cache().parent / "guest" / "onestack-test-guest.qcow2"
+    from onestack.guest.build import (
+        KERNEL_ARGS,
+        BuildError,
+        default_cache,
+        ensure_image,
+        source_digest,
+    )
+
+    # One image per recipe: checkouts whose guest differs (branches at work at
+    # once) would otherwise rebuild one shared file in turn, under each other's
+    # running guests (their overlays name it as their backing file).
+    recipe = hashlib.sha256((source_digest() + KERNEL_ARGS).encode()).hexdigest()[:12]
+    out = default_cache().parent / "guest" / recipe / "onestack-test-guest.qcow2"
     try:
         path, _built = ensure_image(out)
     except BuildError as exc:

@@ -206,6 +206,17 @@ def test_guest_boots_with_config_drive(
         guest_net.wait_ssh(IP0, key, BOOT_TIMEOUT, user="cirros")
         assert out(guest_net.ssh(IP0, "id -un", key)) == "root"
         assert out(guest_net.ssh(IP0, "hostname", key)) == "guest-two"
+        # as a user, through /dev/disk/by-label (the device node is root's; checked
+        # before root's blkid fills the cache a user's blkid reads too), mounted with
+        # sudo: what Tempest's mount_config_drive does as cirros
+        blkid = "PATH=$PATH:/sbin:/usr/sbin; blkid -L config-2 -o device"  # Tempest's PATH
+        poll(lambda: out(guest_net.ssh(IP0, blkid + " || true", key, user="cirros")) or None,
+             60, "config-2 for cirros")
+        assert out(guest_net.ssh(IP0, blkid, key, user="cirros")) == "/dev/vdb"
+        md = out(guest_net.ssh(IP0, "sudo mount /dev/vdb /mnt && "
+                               "sudo cat /mnt/openstack/latest/meta_data.json && sudo umount /mnt",
+                               key, user="cirros"))
+        assert json.loads(md)["name"] == "guest-two"
         assert out(guest_net.ssh(IP0, "blkid -L config-2 -o device", key)) == "/dev/vdb"
         poll(lambda: out(guest_net.ssh(IP0, "cat /root/user-data-ran 2>/dev/null || true", key))
              or None, 60, "user data")

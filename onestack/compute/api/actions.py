@@ -15,7 +15,13 @@ from onestack.compute import schemas
 from onestack.compute.api._common import Call, body, call
 from onestack.compute.api.consoles_proxy import legacy_console
 from onestack.compute.api.migrations import live_migrate_action, migrate_action
-from onestack.compute.api.proxies import add_floating_ip, inject_network_info, remove_floating_ip
+from onestack.compute.api.proxies import (
+    add_fixed_ip,
+    add_floating_ip,
+    inject_network_info,
+    remove_fixed_ip,
+    remove_floating_ip,
+)
 from onestack.compute.api.server_network import security_group_action
 from onestack.compute.service import actions, actions_image, servers
 from onestack.compute.validation import validate
@@ -266,6 +272,8 @@ ACTIONS: dict[str, Action] = {
     "migrate": migrate_action,
     "os-migrateLive": live_migrate_action,
     "addFloatingIp": add_floating_ip,
+    "addFixedIp": add_fixed_ip,
+    "removeFixedIp": remove_fixed_ip,
     "removeFloatingIp": remove_floating_ip,
     "injectNetworkInfo": inject_network_info,
     "shelve": _simple("shelve", actions_image.shelve),

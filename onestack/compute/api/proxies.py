@@ -164,6 +164,31 @@ async def remove_floating_ip(c: Call, sid: str, data: dict[str, Any]) -> Respons
     return empty(202)
 
 
+# Nova's multinic schemas: a network id as Nova's ``name`` parameter; an IPv4 or IPv6 address.
+_NETWORK_ID = {"type": ["string", "number"], "minLength": 1, "maxLength": 255,
+               "pattern": "^(?! )[a-zA-Z0-9. _-]+(?<! )$"}
+
+
+async def add_fixed_ip(c: Call, sid: str, data: dict[str, Any]) -> Response:
+    c.require("2.1", "2.43")
+    validate({"type": "object", "properties": {"addFixedIp": {
+        "type": "object", "properties": {"networkId": _NETWORK_ID},
+        "required": ["networkId"], "additionalProperties": False}},
+        "required": ["addFixedIp"], "additionalProperties": False}, data)
+    await run(proxy_network.add_fixed_ip, c.svc, c.ctx, sid, str(data["addFixedIp"]["networkId"]))
+    return empty(202)
+
+
+async def remove_fixed_ip(c: Call, sid: str, data: dict[str, Any]) -> Response:
+    c.require("2.1", "2.43")
+    validate({"type": "object", "properties": {"removeFixedIp": {
+        "type": "object", "properties": {"address": schemas.IP_ADDRESS},
+        "required": ["address"], "additionalProperties": False}},
+        "required": ["removeFixedIp"], "additionalProperties": False}, data)
+    await run(proxy_network.remove_fixed_ip, c.svc, c.ctx, sid, data["removeFixedIp"]["address"])
+    return empty(202)
+
+
 async def inject_network_info(c: Call, sid: str, data: dict[str, Any]) -> Response:
     """Nova's admin action; the guest reads its network from DHCP and the
     metadata service here, so there is nothing to inject (as Nova's libvirt)."""

@@ -1,13 +1,14 @@
 """Nova's proxies to Networking (removed at 2.36, still called by old
 clients and Tempest): ``os-security-groups``, ``os-security-group-rules``,
-``os-floating-ips``, ``os-floating-ip-pools``, and the ``addFloatingIp`` /
-``removeFloatingIp`` actions - each a call of ``onestack.network.interface``
+``os-floating-ips``, ``os-floating-ip-pools``, the ``addFloatingIp`` /
+``removeFloatingIp`` and the multinic ``addFixedIp`` / ``removeFixedIp`` actions - each a call of ``onestack.network.interface``
 for the caller, shaped and checked as Nova's Neutron driver does (ingress
 rules only; Nova's port and protocol checks and messages)."""
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,8 @@ from onestack.compute.service._common import get
 
 if TYPE_CHECKING:
     from onestack.compute.core import ComputeService
+
+log = logging.getLogger(__name__)
 
 _SG = "os_compute_api:os-security-groups:"
 _FIP = "os_compute_api:os-floating-ips:"
@@ -398,6 +401,63 @@ def remove_fip(svc: ComputeService, ctx: AuthContext, server_id: str, address: s
         raise Conflict(f"Floating IP {address} is not associated with instance {server_id}.")
     _api().update_floating_ip(svc.cloud, ctx, fip["id"], {"port_id": None})
     interfaces.network_changed(svc, server.id)
+
+
+# --- multinic: addFixedIp / removeFixedIp (2.1 - 2.43) --------------------------------------
+
+
+def add_fixed_ip(svc: ComputeService, ctx: AuthContext, server_id: str, network_id: str) -> None:
+    """One more fixed IP, from a subnet of ``network_id``, on the server's port on
+    that network (Nova's Neutron ``add_fixed_ip_to_instance``: the first port and
+    subnet Networking accepts). Nova does it after answering 202 (a cast to the
+    compute host): a network the server has no port on changes nothing."""
+    from onestack.compute.service._common import check_locked
+
+    server = get(svc, ctx, server_id, "os_compute_api:os-multinic:add")
+    check_locked(svc, ctx, server)
+    try:
+        subnets = list(_api().show_network(svc.cloud, ctx, network_id).get("subnets") or [])
+    except ApiError:
+        subnets = []
+    for port in _api().list_ports(svc.cloud, None, device_id=server.id, network_id=network_id):
+        for subnet_id in subnets:
+            fixed = [{"subnet_id": f["subnet_id"], "ip_address": f["ip_address"]}
+                     for f in port.get("fixed_ips") or []]
+            try:
+                _api().update_port(svc.cloud, None, port["id"],
+                                   {"fixed_ips": [*fixed, {"subnet_id": subnet_id}]})
+            except ApiError as exc:
+                log.debug("addFixedIp: port %s on subnet %s: %s", port["id"], subnet_id, exc)
+                continue
+            interfaces.network_changed(svc, server.id)
+            return
+    log.warning("addFixedIp: no port of server %s on network %s took a fixed IP",
+                server.id, network_id)
+
+
+def remove_fixed_ip(svc: ComputeService, ctx: AuthContext, server_id: str, address: str) -> None:
+    """The fixed IP ``address`` off the server's port holding it (Nova's Neutron
+    ``remove_fixed_ip_from_instance``); after Nova's 202, an address the server
+    does not hold changes nothing."""
+    from onestack.compute.service._common import check_locked
+
+    server = get(svc, ctx, server_id, "os_compute_api:os-multinic:remove")
+    check_locked(svc, ctx, server)
+    wanted = ipaddress.ip_address(address)
+    for port in _api().list_ports(svc.cloud, None, device_id=server.id):
+        fixed = [{"subnet_id": f["subnet_id"], "ip_address": f["ip_address"]}
+                 for f in port.get("fixed_ips") or []]
+        kept = [f for f in fixed if ipaddress.ip_address(f["ip_address"]) != wanted]
+        if len(kept) == len(fixed):
+            continue
+        try:
+            _api().update_port(svc.cloud, None, port["id"], {"fixed_ips": kept})
+        except ApiError as exc:
+            log.warning("removeFixedIp: port %s: %s", port["id"], exc)
+            return
+        interfaces.network_changed(svc, server.id)
+        return
+    log.warning("removeFixedIp: server %s has no fixed IP %s", server.id, address)
 
 
 def server_groups(svc: ComputeService, ctx: AuthContext, server_id: str) -> list[dict[str, Any]]:

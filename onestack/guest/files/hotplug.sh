@@ -9,6 +9,12 @@ case "$ACTION/$SUBSYSTEM" in
   remove/net)
     /etc/onestack/dhcp.sh stop "$INTERFACE"
     ;;
+  add/block)
+    [ -n "$DEVNAME" ] && /etc/onestack/labels.sh "$DEVNAME" </dev/null >/dev/null 2>&1 &
+    ;;
+  remove/block)  # links left pointing at nothing
+    for l in /dev/disk/by-label/*; do [ -L "$l" ] && [ ! -e "$l" ] && rm -f "$l"; done
+    ;;
 esac
 if [ "$ACTION" = add ] && [ -n "$MODALIAS" ]; then
   modprobe -q "$MODALIAS" 2>/dev/null

@@ -49,7 +49,10 @@ stamp metadata
 stamp banner
 # The rest (CD-ROM, virtio-scsi, SATA, VFAT, balloon, RNG, power button...); acpid
 # then powers off on the ACPI power button.
+# /dev/disk/by-label links (a config drive found by its label) once the CD-ROM
+# and SCSI drivers are in.
 (modprobe -a $(cat /etc/onestack/modules.cdrom /etc/onestack/modules.late) 2>/dev/null
+ /etc/onestack/labels.sh
  acpid -l /dev/null) &
 /etc/onestack/userdata.sh
 stamp user-data

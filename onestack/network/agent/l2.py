@@ -189,3 +189,35 @@ def wired(links: dict[str, tuple[str | None, bool]], layout: Layout, network_id:
     the root namespace's links: name -> (master, up))."""
     found = links.get(layout.tap(port_id))
     return found is not None and found[0] == layout.bridge(network_id) and found[1]
+
+
+PortState = tuple[str, str, str, bool, str]  # id, network id, status, admin_state_up, device_owner
+
+
+async def follow_admin_state(host: Host, layout: Layout, rows: list[PortState],
+                             links: RootLinks) -> RootLinks:
+    """An instance's tap follows its port's ``admin_state_up``, as Neutron's
+    Linux bridge agent sets it: down (no traffic either way, the port ``DOWN``)
+    while the port is administratively down, up again after. Only devices on
+    their network's bridge; the DHCP and router ports (``network:*``) follow
+    their own rules. Returns the root namespace's links afterwards."""
+    changes: list[tuple[str, bool]] = []
+    for pid, nid, _status, admin_up, owner in rows:
+        if owner.startswith("network:"):
+            continue
+        found = links.get(layout.tap(pid))
+        if found is not None and found[0] == layout.bridge(nid) and found[1] != admin_up:
+            changes.append((layout.tap(pid), admin_up))
+    if not changes:
+        return links
+
+    def work(nl: NetlinkOps) -> RootLinks:
+        for tap, up in changes:
+            if up:
+                nl.set_up(tap)
+            else:
+                nl.set_down(tap)
+        return root_links(nl)
+
+    log.debug("taps following their ports' admin state: %s", changes)
+    return await host.net.netlink(layout.root_ns, work)

@@ -299,6 +299,7 @@ class DataPlane:
         if rows is None:
             rows = await self._read(reader.port_states, None if network_ids is None else sorted(network_ids),
                                     id_prefixes)
+        links = await l2.follow_admin_state(self.host, self.layout, rows, links)
         wanted: dict[str, str] = {}
         for pid, nid, status, admin_up, owner in rows:
             if owner == reader.FLOATINGIP_OWNER:
