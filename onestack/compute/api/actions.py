@@ -148,6 +148,9 @@ async def _rebuild(c: Call, sid: str, data: dict[str, Any]) -> Response:
                        ("trusted_image_certificates", "trusted_certs")):
         if key in params:
             changes[field] = params[key].strip() if key == "name" else params[key]
+    if "personality" in params:
+        changes["personality"] = [(str(f.get("path", "")), str(f.get("contents", "")))
+                                  for f in params["personality"]]
     if "OS-DCF:diskConfig" in params:
         changes["auto_disk_config"] = params["OS-DCF:diskConfig"] == "AUTO"
     if changes.get("access_ip_v6"):
