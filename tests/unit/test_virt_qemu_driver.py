@@ -171,7 +171,7 @@ def test_image_properties_pick_machine_buses_and_models(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("props, message", [
     ({"hw_machine_type": "microvm"}, "Machine type 'microvm' is not supported"),
-    ({"hw_disk_bus": "usb"}, "Disk bus 'usb' is not supported"),
+    ({"hw_disk_bus": "fdc"}, "Disk bus 'fdc' is not supported"),
     ({"hw_vif_model": "vmxnet3"}, "VIF model 'vmxnet3' is not supported"),
     ({"hw_rng_model": "egd"}, "RNG model 'egd' is not supported"),
 ])
@@ -519,6 +519,42 @@ def test_rescue_boots_the_rescue_disk_first(tmp_path: Path) -> None:
         await r.driver.unrescue(r.spec(config_drive=None))
         assert [d.id for d in r.guest().disks] == ["root"]
         assert await r.driver.power_state(UUID) == PowerState.RUNNING
+
+    run(tmp_path, body)
+
+
+def test_a_stable_device_rescue_keeps_every_device_in_its_place(tmp_path: Path) -> None:
+    """The rescue image's hw_rescue_device / hw_rescue_bus: the rescue disk last,
+    with the boot index (Nova's <boot order='1'>), the other devices where they
+    were; bad values fail the rescue and leave the guest as it was."""
+    async def body(r: Rig) -> None:
+        await r.driver.spawn(r.spec())
+        before = r.guest()
+        rescue_image = tmp_path / "rescue.qcow2"
+        await r.host.images.create(rescue_image, "qcow2", 64 << 20)
+        for device, rescue_bus, bus, cdrom in (("disk", "usb", "usb", False),
+                                               ("disk", "scsi", "scsi", False),
+                                               ("cdrom", "", "ide", True),
+                                               ("", "virtio", "virtio", False)):
+            asked = {k: v for k, v in (("hw_rescue_device", device), ("hw_rescue_bus", rescue_bus))
+                     if v}
+            spec = r.spec(properties=asked)
+            await r.driver.rescue(spec, rescue_image, "qcow2")
+            g = r.guest()
+            assert [d.id for d in g.disks] == [d.id for d in before.disks] + ["rescue"]
+            rescue = g.disks[-1]
+            assert (rescue.bus, rescue.cdrom, rescue.boot) == (bus, cdrom, True)
+            assert [(d.id, d.slot, d.boot) for d in g.disks[:-1]] == \
+                [(d.id, d.slot, False) for d in before.disks]
+            assert [(n.id, n.slot) for n in g.nics] == [(n.id, n.slot) for n in before.nics]
+            await r.driver.unrescue(r.spec())
+            assert r.guest().disks == before.disks
+        with pytest.raises(VirtError, match="Rescue bus 'virtio' is not supported for a cdrom"):
+            await r.driver.rescue(r.spec(properties={"hw_rescue_device": "cdrom",
+                                                     "hw_rescue_bus": "virtio"}),
+                                  rescue_image, "qcow2")
+        assert await r.driver.power_state(UUID) == PowerState.RUNNING
+        assert r.guest().disks == before.disks
 
     run(tmp_path, body)
 

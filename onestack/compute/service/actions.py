@@ -133,8 +133,11 @@ def rescue(svc: ComputeService, ctx: AuthContext, server_id: str,
         if not image_id:
             raise BadRequest("Cannot rescue a volume-backed instance")
         image = get_image(svc, ctx, image_id)
+        # a stable device rescue when the rescue image asks for one
+        stable = {k: str(image[k]) for k in ("hw_rescue_device", "hw_rescue_bus")
+                  if image.get(k) is not None}
         payload = specs.task_payload(svc, server, previous_vm_state=server.vm_state,
-                                     rescue_image=specs._image_ref(image))
+                                     rescue_image=specs._image_ref(image), rescue_devices=stable)
         _start(svc, ctx, s, server, "rescue", states.RESCUING, kinds.RESCUE, payload)
 
 
