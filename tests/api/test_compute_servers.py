@@ -16,6 +16,7 @@ from tests.api.compute_support import (
     action,
     boot,
     eventually,
+    make_image,
     nova_error,
     ports_of,
     setup,
@@ -318,6 +319,24 @@ def test_rescue_and_unrescue(env: Env, server: dict[str, Any]) -> None:
     assert action(env, sid, {"unrescue": None}).status_code == 202
     wait(env, sid, "ACTIVE")
     assert not env.driver.instances[sid].rescued
+
+
+def test_a_rescue_image_asking_for_a_stable_device_rescue(
+        env: Env, server: dict[str, Any], tmp_path: Path) -> None:
+    """The rescue image's hw_rescue_device / hw_rescue_bus reach the driver
+    (a stable device rescue), the server's own properties unchanged."""
+    sid = server["id"]
+    image = make_image(env.api, tmp_path, "rescue", hw_rescue_device="disk",
+                       hw_rescue_bus="scsi")
+    r = action(env, sid, {"rescue": {"rescue_image_ref": image}}, headers=version("2.87"))
+    assert r.status_code == 200, r.text
+    wait(env, sid, "RESCUE")
+    props = env.driver.instances[sid].rescue_spec.properties
+    assert (props["hw_rescue_device"], props["hw_rescue_bus"]) == ("disk", "scsi")
+    assert action(env, sid, {"unrescue": None}).status_code == 202
+    wait(env, sid, "ACTIVE")
+    assert "hw_rescue_bus" not in env.driver.instances[sid].spec.properties
+    assert env.api.delete(f"/image/v2/images/{image}").status_code == 204
 
 
 def test_console_output_is_the_guest_log(env: Env, server: dict[str, Any]) -> None:

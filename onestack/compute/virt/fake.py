@@ -57,6 +57,7 @@ class FakeInstance:
     console: list[str] = field(default_factory=list)
     resize_from: InstanceSpec | None = None
     rescued: bool = False
+    rescue_spec: InstanceSpec | None = None  # the spec the rescue was made with
     boots: int = 1
     started: float = field(default_factory=time.monotonic)  # the guest's last (re)start
 
@@ -255,6 +256,7 @@ class FakeDriver:
         self._record("rescue", spec.uuid)
         inst = self._get(spec.uuid)
         inst.rescued = True
+        inst.rescue_spec = spec
         inst.power = PowerState.RUNNING
         inst.console.append(f"Booting the rescue image {rescue_image.name}")
 
