@@ -8,10 +8,11 @@ host name from the config drive, SSH; pings stop while it is paused; a
 hot-plugged NIC takes DHCP and a volume shows its serial; memory survives a
 suspend; a resized guest sees more memory and a bigger disk; a snapshot boots
 (from its disk, without the kernel: the disk-boot fallback); the rescue disk
-boots with the root disk second - and a second driver object adopts what the
-first one started, as after a restart of onestack. Nothing is left behind.
+boots with the root disk second, or last with every other disk in its place
+(a stable device rescue) - and a second driver object adopts what the first
+one started, as after a restart of onestack. Nothing is left behind.
 
-Each boot costs about 3 CPU-seconds under TCG; the test boots 8 times.
+Each boot costs about 3 CPU-seconds under TCG; the test boots 10 times.
 """
 
 from __future__ import annotations
@@ -276,6 +277,21 @@ def test_an_instance_life_through_the_driver(guest_image: Path, guest_net: TestN
         loop.run(driver.unrescue(spec()))
         booted(n)
         assert ssh("cat /root/token") == token
+
+        # --- a stable device rescue (the rescue image's hw_rescue_*): every disk
+        # where it was (the config drive still vdb: the legacy rescue moves it
+        # to vdc), the rescue disk added last
+        n = banners()
+        loop.run(driver.rescue(spec(properties={**base.properties, "hw_rescue_device": "disk",
+                                                "hw_rescue_bus": "virtio"}),
+                               guest_image, "qcow2"))
+        booted(n)
+        assert ssh("lsblk -dn -o NAME").split() == ["vda", "vdb", "vdc"]
+        assert ssh("findfs LABEL=config-2") == "/dev/vdb"
+        n = banners()
+        loop.run(driver.unrescue(spec()))
+        booted(n)
+        assert ssh("lsblk -dn -o NAME").split() == ["vda", "vdb"]
 
         # --- power off (ACPI, the guest shuts down cleanly); power on is the
         # hard reboot's fresh start, seen above
