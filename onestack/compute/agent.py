@@ -299,6 +299,9 @@ class ComputeAgent:
     async def diagnostics(self, uuid: str) -> Diagnostics:
         return await self.driver.diagnostics(uuid)
 
+    async def set_admin_password(self, uuid: str, user: str, password: str) -> None:
+        await self.driver.set_admin_password(uuid, user, password)
+
     async def serial_console(self, uuid: str) -> Path:
         return await self.driver.serial_console(uuid)
 

@@ -18,7 +18,8 @@ started again with the very same PCI layout (a restore fails otherwise):
   hot-plug onto ``pcie.0``);
 * on pc, the same slot numbers are addresses on ``pci.0`` (``0x10 + slot``);
 * then the root-bus extras: a virtio-scsi, AHCI or xHCI (USB) controller when
-  a disk needs one, the RNG, the video device.
+  a disk needs one, the guest agent's virtio-serial channel when asked, the
+  RNG, the video device.
 
 The first disk boots, unless another one is marked ``boot`` (it gets the
 boot index and the first disk keeps its place on the root bus).
@@ -110,6 +111,8 @@ class GuestSpec:
     rng: bool = False  # a virtio RNG fed from the host's /dev/urandom
     vnc: bool = False  # a VNC server on the unix socket vnc.sock
     video: str = "none"  # a key of VIDEO_MODELS (what VNC shows)
+    # a virtio-serial channel for the QEMU guest agent (qemu-ga) on qga.sock
+    guest_agent: bool = False
     extra: tuple[str, ...] = field(default_factory=tuple)
 
     def to_json(self) -> str:
@@ -310,6 +313,11 @@ def command(spec: GuestSpec, directory: Path, accel: str, binary: str = "qemu-sy
         argv += ["-device", "virtio-scsi-pci,id=scsi0"]
     if usb:
         argv += ["-device", "qemu-xhci,id=usb0"]
+    if spec.guest_agent:
+        argv += ["-chardev", f"socket,id=qga0,path={d / 'qga.sock'},server=on,wait=off",
+                 "-device", "virtio-serial-pci,id=vserial0",
+                 "-device", "virtserialport,bus=vserial0.0,chardev=qga0,"
+                            "name=org.qemu.guest_agent.0"]
     if spec.rng:
         argv += ["-object", "rng-random,id=rng0,filename=/dev/urandom",
                  "-device", "virtio-rng-pci,rng=rng0"]

@@ -339,6 +339,37 @@ def test_a_rescue_image_asking_for_a_stable_device_rescue(
     assert env.api.delete(f"/image/v2/images/{image}").status_code == 204
 
 
+def test_change_password_through_the_guest_agent(
+        env: Env, server: dict[str, Any], tmp_path: Path) -> None:
+    """changePassword: 202 once the host's driver set it (root, Administrator
+    on Windows); Nova's 409 for a stopped server, 400 for a body without
+    adminPass; the task state is back to none."""
+    sid = server["id"]
+    r = action(env, sid, {"changePassword": {"adminPass": "n3w pass"}})
+    assert r.status_code == 202 and r.content == b"", r.text
+    assert env.driver.instances[sid].passwords == {"root": "n3w pass"}
+    assert show(env, sid)["OS-EXT-STS:task_state"] is None
+    actions = env.api.get(f"{S}/{sid}/os-instance-actions", headers=V).json()["instanceActions"]
+    assert actions[0]["action"] == "changePassword"
+    env.driver.fail_next["set_admin_password"] = "the agent said no"
+    assert nova_error(action(env, sid, {"changePassword": {"adminPass": "x"}}), 409) == (
+        f"Failed to set admin password on {sid} because error setting admin password")
+    assert show(env, sid)["OS-EXT-STS:task_state"] is None
+    assert nova_error(action(env, sid, {"changePassword": {}}), 400) == (
+        "Invalid input for field/attribute changePassword. Value: {}. "
+        "'adminPass' is a required property")
+    assert action(env, sid, {"os-stop": None}).status_code == 202
+    wait(env, sid, "SHUTOFF")
+    assert nova_error(action(env, sid, {"changePassword": {"adminPass": "x"}}), 409) == (
+        f"Cannot 'changePassword' instance {sid} while it is in vm_state stopped")
+    # a Windows image's administrator, or the one the image names
+    image = make_image(env.api, tmp_path, "win", os_type="windows")
+    other = wait(env, boot(env, name="w", imageRef=image)["id"], "ACTIVE")["id"]
+    assert action(env, other, {"changePassword": {"adminPass": "p"}}).status_code == 202
+    assert env.driver.instances[other].passwords == {"Administrator": "p"}
+    assert env.api.delete(f"{S}/{other}").status_code == 204
+
+
 def test_console_output_is_the_guest_log(env: Env, server: dict[str, Any]) -> None:
     r = action(env, server["id"], {"os-getConsoleOutput": {"length": 2}})
     assert r.status_code == 200, r.text

@@ -217,3 +217,15 @@ def test_a_long_console_log_keeps_its_end(tmp_path: Path) -> None:
     assert qemu.trim_log(log, limit=120, keep=60)
     assert log.read_bytes() == b"a" * 10 + b"b" * 50
     assert [p.name for p in tmp_path.iterdir()] == ["console.log"]
+
+
+def test_a_guest_agent_channel() -> None:
+    spec = GuestSpec(name="vm1", disks=(Disk("/i/root.qcow2"),), guest_agent=True)
+    argv = qemu.command(spec, D, "tcg")
+    assert f"socket,id=qga0,path={D}/qga.sock,server=on,wait=off" in after(argv, "-chardev")
+    assert after(argv, "-device")[-2:] == [
+        "virtio-serial-pci,id=vserial0",
+        "virtserialport,bus=vserial0.0,chardev=qga0,name=org.qemu.guest_agent.0"]
+    assert "qga0" not in " ".join(qemu.command(dataclasses.replace(spec, guest_agent=False),
+                                               D, "tcg"))
+    assert GuestSpec.from_json(spec.to_json()) == spec

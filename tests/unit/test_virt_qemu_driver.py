@@ -18,6 +18,8 @@ import pytest
 
 from onestack.compute.virt.base import (
     BlockDevice,
+    GuestAgentNotEnabled,
+    GuestAgentUnresponsive,
     InstanceNotFound,
     InstanceSpec,
     InvalidInstanceState,
@@ -642,5 +644,30 @@ def test_diagnostics(tmp_path: Path) -> None:
         await r.driver.power_off(UUID, 0)
         with pytest.raises(InvalidInstanceState):
             await r.driver.diagnostics(UUID)
+
+    run(tmp_path, body)
+
+
+def test_the_admin_password_through_the_guest_agent(tmp_path: Path) -> None:
+    """hw_qemu_guest_agent gives the guest qemu-ga's channel; the password goes
+    through it (base64, clear text); without the property the agent is not
+    enabled, without an agent answering it is unresponsive."""
+    async def body(r: Rig) -> None:
+        await r.driver.spawn(r.spec())
+        assert not r.guest().guest_agent
+        with pytest.raises(GuestAgentNotEnabled, match="QEMU guest agent is not enabled"):
+            await r.driver.set_admin_password(UUID, "root", "s3cret")
+        await r.driver.destroy(UUID)
+        await r.driver.spawn(r.spec(properties={"hw_qemu_guest_agent": "yes"}))
+        assert r.guest().guest_agent
+        with pytest.raises(GuestAgentUnresponsive):
+            await r.driver.set_admin_password(UUID, "root", "s3cret")
+        r.host.guests.agents.add(UUID)
+        await r.driver.set_admin_password(UUID, "root", "s3cret")
+        assert r.host.guests.agent_commands[-1] == (UUID, "guest-set-user-password", {
+            "username": "root", "password": "czNjcmV0", "crypted": False})
+        await r.driver.power_off(UUID, 0)
+        with pytest.raises(InvalidInstanceState):
+            await r.driver.set_admin_password(UUID, "root", "s3cret")
 
     run(tmp_path, body)

@@ -195,3 +195,33 @@ def console_output_target(svc: ComputeService, ctx: AuthContext, server_id: str)
         raise Conflict(f"Cannot 'get_console_output' instance {server.id} while it is in "
                        f"task_state {server.task_state}")
     return server
+
+
+# --- changePassword: the host's driver is called while the API waits ----------------------
+
+
+def change_password_begin(svc: ComputeService, ctx: AuthContext,
+                          server_id: str) -> tuple[str, str | None, str]:
+    """Nova's ``set_admin_password`` up to the host call: policy, the lock, an
+    ACTIVE server with no task, the instance action, ``updating_password``.
+    Returns the server's id and host, and the user whose password is set (the image's
+    ``os_admin_user``, else Administrator on Windows, root elsewhere)."""
+    with svc.db.write() as s:
+        server = _begin(svc, ctx, s, server_id, "os_compute_api:os-admin-password",
+                        "changePassword", vm_states=[states.ACTIVE])
+        start_action(s, server, "changePassword", ctx)
+        server.task_state = states.UPDATING_PASSWORD
+        server.updated_at = utcnow()
+        sysmeta = server.system_metadata or {}
+        user = sysmeta.get("image_os_admin_user") or (
+            "Administrator" if sysmeta.get("image_os_type") == "windows" else "root")
+        return server.id, server.host, str(user)
+
+
+def change_password_end(svc: ComputeService, server_id: str) -> None:
+    """The task state back to none, whatever the host call gave."""
+    with svc.db.write() as s:
+        server = s.get(Server, server_id)
+        if server is not None and server.task_state == states.UPDATING_PASSWORD:
+            server.task_state = None
+            server.updated_at = utcnow()

@@ -18,6 +18,8 @@ properties Nova's libvirt driver honours:
 * ``hw_rng_model``: ``virtio`` adds a virtio RNG (unless the flavor's
   ``hw_rng:allowed`` is false);
 * ``hw_video_model``: the VNC console's video device (``none`` for none);
+* ``hw_qemu_guest_agent``: a virtio-serial channel for qemu-ga (what
+  ``changePassword`` goes through);
 * ``os_command_line``: the kernel command line of direct kernel boot;
 * ``hw_rescue_device`` (``disk``, ``cdrom``) and ``hw_rescue_bus`` of a rescue
   image (the agent copies them into the spec): a stable device rescue, as
@@ -53,6 +55,7 @@ SMBIOS_MANUFACTURER = "OpenStack Foundation"
 SMBIOS_PRODUCT = "OpenStack Nova"
 SMBIOS_FAMILY = "Virtual Machine"
 FALSE = ("false", "0", "no", "off")
+TRUE = ("1", "t", "true", "on", "y", "yes")  # oslo strutils.TRUE_STRINGS
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,12 @@ def wants_rng(spec: InstanceSpec) -> bool:
     if model and model != "virtio":
         raise VirtError(f"RNG model {model!r} is not supported (virtio).")
     return model == "virtio" and allowed
+
+
+def wants_agent(spec: InstanceSpec) -> bool:
+    """``hw_qemu_guest_agent`` (a flexible boolean, as Nova reads it): a
+    virtio-serial channel for qemu-ga."""
+    return spec.properties.get("hw_qemu_guest_agent", "").strip().lower() in TRUE
 
 
 def kernel_cmdline(spec: InstanceSpec, accel: str) -> str:
@@ -218,7 +227,7 @@ def build(spec: InstanceSpec, files: InstanceFiles, opts: Options, *,
         initrd=str(spec.ramdisk_path) if kernel and spec.ramdisk_path else None,
         append=kernel_cmdline(spec, opts.accel) if kernel else None,
         uuid=spec.uuid, smbios=smbios, hotplug_slots=opts.hotplug_slots, accel=opts.accel,
-        machine=machine(spec), rng=wants_rng(spec), vnc=opts.vnc,
+        machine=machine(spec), rng=wants_rng(spec), vnc=opts.vnc, guest_agent=wants_agent(spec),
         video=video_model(spec, opts))
     if stable is not None and stable == (False, "virtio"):
         # the last slot of the machine's devices: the others keep theirs
