@@ -370,6 +370,29 @@ def test_change_password_through_the_guest_agent(
     assert env.api.delete(f"{S}/{other}").status_code == 204
 
 
+def test_a_changed_password_is_kept_encrypted_with_the_rsa_key(env: Env) -> None:
+    """As Nova's libvirt driver: the new password, encrypted with the server's
+    SSH RSA key, is what os-server-password gives."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = private.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    r = env.api.post("/compute/v2.1/os-keypairs", headers=V,
+                     json={"keypair": {"name": "pw-rsa", "public_key": public}})
+    assert r.status_code == 201, r.text
+    sid = wait(env, boot(env, name="pw", key_name="pw-rsa")["id"], "ACTIVE")["id"]
+    assert env.api.get(f"{S}/{sid}/os-server-password", headers=V).json() == {"password": ""}
+    assert action(env, sid, {"changePassword": {"adminPass": "0p3n s3same"}}).status_code == 202
+    shown = env.api.get(f"{S}/{sid}/os-server-password", headers=V).json()["password"]
+    assert private.decrypt(base64.b64decode(shown), padding.PKCS1v15()) == b"0p3n s3same"
+    assert env.api.delete(f"{S}/{sid}").status_code == 204
+    assert env.api.delete("/compute/v2.1/os-keypairs/pw-rsa", headers=V).status_code == 204
+
+
 def test_console_output_is_the_guest_log(env: Env, server: dict[str, Any]) -> None:
     r = action(env, server["id"], {"os-getConsoleOutput": {"length": 2}})
     assert r.status_code == 200, r.text

@@ -255,9 +255,12 @@ async def _change_password(c: Call, sid: str, data: dict[str, Any]) -> Response:
         "required": ["changePassword"], "additionalProperties": False}, data)
     server_id, host, user = await run(actions.change_password_begin, c.svc, c.ctx, sid)
     failed = f"Failed to set admin password on {server_id} because "
+    password = data["changePassword"]["adminPass"]
+    done = None
     try:
         agent = local_agent(c, host, "guest agent")
-        await agent.set_admin_password(server_id, user, data["changePassword"]["adminPass"])
+        await agent.set_admin_password(server_id, user, password)
+        done = password
     except GuestAgentNotEnabled as exc:
         raise Conflict(str(exc)) from None
     except GuestAgentUnresponsive:
@@ -267,7 +270,7 @@ async def _change_password(c: Call, sid: str, data: dict[str, Any]) -> Response:
     except VirtError:
         raise Conflict(failed + "error setting admin password") from None
     finally:
-        await run(actions.change_password_end, c.svc, server_id)
+        await run(actions.change_password_end, c.svc, server_id, done)
     return empty(202)
 
 

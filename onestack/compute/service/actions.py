@@ -218,10 +218,23 @@ def change_password_begin(svc: ComputeService, ctx: AuthContext,
         return server.id, server.host, str(user)
 
 
-def change_password_end(svc: ComputeService, server_id: str) -> None:
-    """The task state back to none, whatever the host call gave."""
+def change_password_end(svc: ComputeService, server_id: str, password: str | None) -> None:
+    """The task state back to none, whatever the host call gave; a password
+    that was set is kept encrypted with the server's SSH RSA key, for
+    ``os-server-password`` (Nova's libvirt driver does so)."""
     with svc.db.write() as s:
         server = s.get(Server, server_id)
-        if server is not None and server.task_state == states.UPDATING_PASSWORD:
+        if server is None:
+            return
+        if server.task_state == states.UPDATING_PASSWORD:
             server.task_state = None
             server.updated_at = utcnow()
+        key = server.key_data or ""
+        if password is not None and key.startswith("ssh-rsa"):
+            import base64
+
+            from onestack.compute.keys import ssh_encrypt_text
+
+            encrypted = ssh_encrypt_text(key, password)
+            if encrypted is not None:
+                server.password = base64.b64encode(encrypted).decode()
