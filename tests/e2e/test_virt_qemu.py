@@ -33,7 +33,13 @@ from typing import Any, TypeVar
 
 import pytest
 
-from onestack.compute.virt.base import BlockDevice, InstanceSpec, PowerState, Vif
+from onestack.compute.virt.base import (
+    BlockDevice,
+    GuestAgentUnresponsive,
+    InstanceSpec,
+    PowerState,
+    Vif,
+)
 from onestack.compute.virt.qemu.driver import QemuDriver
 from onestack.config import load_settings
 from onestack.guest import boot_files
@@ -427,7 +433,9 @@ def test_killed_while_spawning_guests_keep_running_and_nothing_leaks(
 def test_image_properties_shape_the_machine(guest_image: Path, guest_net: TestNetwork,
                                             short_dir: Path) -> None:
     """An image asking for the i440FX machine and IDE disks boots (from its disk,
-    SeaBIOS reading IDE) and still finds its config drive and its address."""
+    SeaBIOS reading IDE) and still finds its config drive and its address; one
+    asking for the guest agent gets its channel (the test guest runs no agent:
+    setting a password finds nobody answering)."""
     guest_net.open({MAC0: IP0})
     loop = Loop()
     driver = QemuDriver.for_settings(load_settings(short_dir / "s", {}, env={}))
@@ -437,7 +445,8 @@ def test_image_properties_shape_the_machine(guest_image: Path, guest_net: TestNe
         root_gb=1, image_path=guest_image,
         vifs=(Vif(port, MAC0, "tap" + port[:11], "br0", guest_net.name),),
         config_drive={"openstack/latest/meta_data.json": b'{"hostname": "vm-two"}'},
-        properties={"hw_machine_type": "pc", "hw_disk_bus": "ide", "hw_video_model": "cirrus"})
+        properties={"hw_machine_type": "pc", "hw_disk_bus": "ide", "hw_video_model": "cirrus",
+                    "hw_qemu_guest_agent": "yes"})
     try:
         loop.run(driver.init_host("compute-e2e"))
         loop.run(driver.spawn(spec))
@@ -450,6 +459,9 @@ def test_image_properties_shape_the_machine(guest_image: Path, guest_net: TestNe
         assert b"pc,smm=off,hpet=off,smbus=off,vmport=off,usb=off,sata=off" in argv
         assert any(a.startswith(b"ide-hd,drive=root-fmt") for a in argv)
         assert b"cirrus-vga" in argv
+        assert b"virtserialport,bus=vserial0.0,chardev=qga0,name=org.qemu.guest_agent.0" in argv
+        with pytest.raises(GuestAgentUnresponsive):
+            loop.run(driver.set_admin_password(inst, "root", "s3cret"))
         loop.run(driver.destroy(inst))
         assert procs.find(str(short_dir)) == [] and links(guest_net) == ["br0", "lo"]
     finally:
