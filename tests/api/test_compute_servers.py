@@ -3,6 +3,7 @@ durable tasks, what a server shows, its actions and their states, delete."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,34 @@ def test_boot_goes_active_with_its_port_address_flavor_and_host(env: Env) -> Non
     assert r.status_code == 204
     wait_gone(env, created["id"])
     assert created["id"] not in env.driver.instances
-    eventually(lambda: ports_of(env, created["id"]) == [])
+    assert ports_of(env, created["id"]) == []  # released before the server went
+
+
+def test_a_deleted_server_stays_until_its_ports_are_released(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As Nova (the network deallocated, then the instance destroyed): a client
+    that sees the server gone can delete its network at once."""
+    import threading
+
+    from onestack.compute.service import netinfo
+
+    gate = threading.Event()
+    release = netinfo.release
+
+    def held(*args: Any, **kwargs: Any) -> None:
+        gate.wait(30)
+        release(*args, **kwargs)
+
+    monkeypatch.setattr(netinfo, "release", held)
+    sid = wait(env, boot(env, name="held")["id"], "ACTIVE")["id"]
+    assert env.api.delete(f"{S}/{sid}", headers=V).status_code == 204
+    eventually(lambda: sid not in env.driver.instances)  # the guest is destroyed
+    time.sleep(0.3)
+    shown = show(env, sid)
+    assert shown["OS-EXT-STS:task_state"] == "deleting" and len(ports_of(env, sid)) == 1
+    gate.set()
+    wait_gone(env, sid)
+    assert ports_of(env, sid) == []
 
 
 def test_embedded_flavor_before_and_after_2_47(env: Env, server: dict[str, Any]) -> None:
