@@ -152,20 +152,18 @@ class Hooks:
         server = _server(s, task)
         if server is None or server.deleted:
             return
-        if server.network_info:
-            # Nova deallocates the network before the instance is gone (its
-            # _shutdown_instance, then _complete_deletion): the server stays,
-            # deleting, until its ports are released, so that a client that
-            # sees it gone can delete the network and subnet at once.
-            server.power_state = int(PowerState.NOSTATE)
-            server.updated_at = utcnow()
-            self.svc.cloud.tasks.enqueue(
-                s, kinds.RELEASE_NETWORK, {"server": server.id,
-                                           "network_info": list(server.network_info),
-                                           "finish_delete": True},
-                resource_key=kinds.resource_key(server.id))
-            return
-        self._finish_delete(s, server)
+        # Nova deallocates the network before the instance is gone (its
+        # _shutdown_instance, then _complete_deletion): the server stays,
+        # deleting, until its ports are released (also those a build that the
+        # delete interrupted made and did not record: found by device id), so
+        # that a client that sees it gone can delete the network at once.
+        server.power_state = int(PowerState.NOSTATE)
+        server.updated_at = utcnow()
+        self.svc.cloud.tasks.enqueue(
+            s, kinds.RELEASE_NETWORK, {"server": server.id,
+                                       "network_info": list(server.network_info or []),
+                                       "finish_delete": True},
+            resource_key=kinds.resource_key(server.id))
 
     def network_released(self, s: Session, task: Task,
                          result: Mapping[str, Any] | None) -> None:
