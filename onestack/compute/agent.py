@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -136,8 +137,6 @@ class ComputeAgent:
         return opener
 
     async def _with_images(self, spec: InstanceSpec, payload: Mapping[str, Any]) -> InstanceSpec:
-        from dataclasses import replace
-
         refs = payload.get("images") or {}
         owner = payload.get("owner") or {}
         changes: dict[str, Any] = {}
@@ -272,6 +271,9 @@ class ComputeAgent:
 
     async def rescue(self, tctx: TaskContext) -> dict[str, Any] | None:
         spec = await self._spec(tctx)
+        stable = tctx.payload.get("rescue_devices") or {}
+        if stable:  # the rescue image's hw_rescue_device / hw_rescue_bus
+            spec = replace(spec, properties={**spec.properties, **stable})
         ref = image_ref_from_dict(tctx.payload["rescue_image"])
         cached = await self.driver.fetch_image(
             ref, self._data(ref.id, tctx.payload.get("owner") or {}))
@@ -296,6 +298,9 @@ class ComputeAgent:
 
     async def diagnostics(self, uuid: str) -> Diagnostics:
         return await self.driver.diagnostics(uuid)
+
+    async def set_admin_password(self, uuid: str, user: str, password: str) -> None:
+        await self.driver.set_admin_password(uuid, user, password)
 
     async def serial_console(self, uuid: str) -> Path:
         return await self.driver.serial_console(uuid)

@@ -31,6 +31,24 @@ LOG = logging.getLogger(__name__)
 AGENT_START_WAIT = 60.0
 
 
+def _method_not_routed_is_404(app: Any) -> None:
+    """Nova routes on the path and the method together (each route has its
+    method condition), so a method a path does not serve matches no route:
+    404 "The resource could not be found.", not 405 (``DELETE /images/`` of
+    Tempest's blank-id tests)."""
+    from starlette.exceptions import HTTPException
+
+    handlers = app.exception_handlers
+    original = handlers[HTTPException]
+
+    async def on_http_error(request: Any, exc: Exception) -> Any:
+        if isinstance(exc, HTTPException) and exc.status_code == 405:
+            exc = HTTPException(404)
+        return await original(request, exc)
+
+    handlers[HTTPException] = on_http_error
+
+
 class ComputeApp(ComputeService):
     def __init__(self, cloud: Cloud) -> None:
         super().__init__(cloud)
@@ -112,6 +130,7 @@ class ComputeApp(ComputeService):
             state={"compute": self, "validator": self.cloud.cached_validator,
                    "service_type": "compute"},
         )
+        _method_not_routed_is_404(app)
         return VersionMiddleware(app, self)
 
     def prepare(self) -> None:

@@ -49,6 +49,8 @@ class HostCalls(Protocol):
 
     async def vnc_console(self, uuid: str) -> Path: ...
 
+    async def set_admin_password(self, uuid: str, user: str, password: str) -> None: ...
+
 
 class ComputeService:
     name = "compute"

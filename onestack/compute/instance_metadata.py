@@ -52,6 +52,9 @@ class InstanceData:
     network_info: list[dict[str, Any]] = field(default_factory=list)
     security_groups: tuple[str, ...] = ()
     password: str = ""
+    # personality files (path, decoded contents): on the config drive only, as
+    # Nova's metadata service is built without them
+    files: tuple[tuple[str, bytes], ...] = ()
 
 
 def _ec2_id(prefix: str, number: int) -> str:
@@ -91,6 +94,9 @@ class InstanceMetadata:
             out["devices"] = []
         if version >= "2020-10-14" or version == "latest":
             out["dedicated_cpus"] = []
+        if d.files:
+            out["files"] = [{"path": path, "content_path": f"/content/{index:04d}"}
+                            for index, (path, _) in enumerate(d.files)]
         return out
 
     def network_data(self) -> dict[str, Any]:
@@ -253,4 +259,6 @@ class InstanceMetadata:
             out[f"ec2/{version}/meta-data.json"] = json.dumps(meta).encode()
             if self.data.user_data is not None:
                 out[f"ec2/{version}/user-data"] = self.data.user_data
+        for index, (_, content) in enumerate(self.data.files):
+            out[f"openstack/content/{index:04d}"] = content
         return out

@@ -89,3 +89,19 @@ def _self_signed(key: object, user_id: str) -> str:
     )
     cert = builder.sign(key, hashes.SHA256())  # type: ignore[arg-type]
     return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def ssh_encrypt_text(public_key: str, text: str) -> bytes | None:
+    """Nova's ``ssh_encrypt_text``: ``text`` encrypted with an SSH RSA public
+    key (PKCS#1 v1.5), what ``os-server-password`` gives back; None when the key
+    cannot encrypt."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    try:
+        key = serialization.load_ssh_public_key(public_key.encode())
+    except (ValueError, TypeError):
+        return None
+    if not isinstance(key, rsa.RSAPublicKey):
+        return None
+    return key.encrypt(text.encode(), padding.PKCS1v15())

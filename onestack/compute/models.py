@@ -32,6 +32,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from onestack.common.db import Base
 
+# system_metadata key of a server's personality files (see Server.system_metadata)
+INJECTED_FILES = "injected_files"
+
 
 class Flavor(Base):
     __tablename__ = "compute_flavor"
@@ -121,7 +124,8 @@ class Server(Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     # What Nova keeps in system_metadata: the image's properties at boot
     # (image_*), the image a shelved server was offloaded to, the vm_state a
-    # rescue returns to ...
+    # rescue returns to, the personality files of the boot or the last rebuild
+    # (INJECTED_FILES: [[path, base64 contents], ...], for the config drive) ...
     system_metadata: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
     security_groups: Mapped[list[Any]] = mapped_column(JSON, default=list)

@@ -142,6 +142,8 @@ class GuestHost(Protocol):
     async def stop(self, name: str, graceful_timeout: float = 0.0) -> bool: ...
     async def remove(self, name: str) -> bool: ...
     async def console_output(self, name: str, max_bytes: int = 1 << 20) -> str: ...
+    async def guest_agent(self, name: str, command: str, arguments: dict[str, Any] | None = None,
+                          timeout: float = 5.0) -> Any: ...
     async def accelerator(self) -> str: ...
 
 
@@ -325,6 +327,10 @@ class LinuxGuests:
 
     async def console_output(self, name: str, max_bytes: int = 1 << 20) -> str:
         return self._g.console_output(name, max_bytes)
+
+    async def guest_agent(self, name: str, command: str, arguments: dict[str, Any] | None = None,
+                          timeout: float = 5.0) -> Any:
+        return await self._g.guest_agent(name, command, arguments, timeout)
 
     async def accelerator(self) -> str:
         import asyncio

@@ -170,6 +170,8 @@ class FakeGuests:
         self.console: dict[str, str] = {}
         self.saved: dict[Path, str] = {}  # state file -> guest name
         self.exits: list[tuple[str, str]] = []  # (guest, reason)
+        self.agents: set[str] = set()  # guests whose qemu-ga answers
+        self.agent_commands: list[tuple[str, str, dict[str, Any]]] = []
         self.accel = "tcg"
 
     def exit(self, name: str, reason: str) -> None:
@@ -237,6 +239,24 @@ class FakeGuests:
 
     async def console_output(self, name: str, max_bytes: int = 1 << 20) -> str:
         return self.console.get(name, "")[-max_bytes:]
+
+    async def guest_agent(self, name: str, command: str, arguments: dict[str, Any] | None = None,
+                          timeout: float = 5.0) -> Any:
+        """A guest's agent: answers when the spec has its channel and the test
+        put the guest's name in ``agents``; else unresponsive, as a guest
+        without qemu-ga."""
+        from onestack.host.qga import AgentUnresponsive
+
+        guest = self.guests.get(name)
+        if guest is None:
+            raise NotFound(f"guest {name} is not running")
+        if not guest.spec.guest_agent:
+            raise HostError(f"guest {name} has no guest agent channel")
+        self.calls.append(("guest.agent", name, command))
+        if name not in self.agents:
+            raise AgentUnresponsive(f"the guest agent did not answer within {timeout:g} s")
+        self.agent_commands.append((name, command, dict(arguments or {})))
+        return {}
 
     async def accelerator(self) -> str:
         return self.accel

@@ -47,7 +47,7 @@ SOCKET_PATH_MAX = 107
 # CONSOLE_LOG_MAX keeps its last CONSOLE_LOG_KEEP bytes (virtlogd rolls at 2 MB).
 CONSOLE_LOG_MAX = 2 << 20
 CONSOLE_LOG_KEEP = 1 << 20
-RUNTIME_FILES = ("pid", "qmp.sock", "serial.sock", "vnc.sock")
+RUNTIME_FILES = ("pid", "qmp.sock", "serial.sock", "vnc.sock", "qga.sock")
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,11 @@ class Guest:
     @property
     def console_log(self) -> Path:
         return self.directory / "console.log"
+
+    @property
+    def qga_path(self) -> Path:
+        """The guest agent's channel (when the spec asked for ``guest_agent``)."""
+        return self.directory / "qga.sock"
 
     @property
     def vnc_path(self) -> Path:
@@ -209,6 +214,18 @@ class Guests:
             raise NotFound(f"guest {name} is not running")
         async with connect(guest.qmp_path, timeout) as client:
             yield client
+
+    async def guest_agent(self, name: str, command: str, arguments: dict[str, Any] | None = None,
+                          timeout: float = 5.0) -> Any:
+        """One command of the guest agent of guest ``name`` (``onestack.host.qga``)."""
+        from onestack.host import qga
+
+        guest = self.get(name)
+        if guest is None:
+            raise NotFound(f"guest {name} is not running")
+        if not guest.spec.guest_agent:
+            raise HostError(f"guest {name} has no guest agent channel")
+        return await qga.execute(guest.qga_path, command, arguments, timeout)
 
     async def stop(self, name: str, graceful_timeout: float = 0.0) -> bool:
         """Ends guest ``name``: with ``graceful_timeout`` > 0 the ACPI power

@@ -17,8 +17,12 @@ started again with the very same PCI layout (a restore fails otherwise):
   unplugged, and the empty ones take hot-plugged devices (q35 cannot
   hot-plug onto ``pcie.0``);
 * on pc, the same slot numbers are addresses on ``pci.0`` (``0x10 + slot``);
-* then the root-bus extras: a virtio-scsi or AHCI controller when a disk
-  needs one, the RNG, the video device.
+* then the root-bus extras: a virtio-scsi, AHCI or xHCI (USB) controller when
+  a disk needs one, the guest agent's virtio-serial channel when asked, the
+  RNG, the video device.
+
+The first disk boots, unless another one is marked ``boot`` (it gets the
+boot index and the first disk keeps its place on the root bus).
 
 A config drive should be a read-only virtio disk: the test image's Debian
 cloud kernel has no ``ahci`` driver at all, so a SATA CD-ROM on q35 goes
@@ -52,7 +56,7 @@ SERIAL_RE = re.compile(r"^[A-Za-z0-9_.-]{1,20}$")  # virtio-blk keeps 20 bytes
 # NIC models (Nova's hw_vif_model names) -> QEMU devices
 NIC_MODELS = {"virtio": "virtio-net-pci", "e1000": "e1000", "e1000e": "e1000e",
               "rtl8139": "rtl8139", "pcnet": "pcnet", "ne2k_pci": "ne2k_pci"}
-DISK_BUSES = ("virtio", "scsi", "sata", "ide")
+DISK_BUSES = ("virtio", "scsi", "sata", "ide", "usb")
 # video models (Nova's hw_video_model names) -> QEMU devices
 VIDEO_MODELS = {"none": None, "vga": "VGA", "cirrus": "cirrus-vga", "vmvga": "vmware-svga",
                 "qxl": "qxl-vga", "virtio": "virtio-vga", "bochs": "bochs-display"}
@@ -69,8 +73,11 @@ class Disk:
     cdrom: bool = False  # an IDE/SATA CD-ROM (slower to boot from; see the module's note)
     serial: str | None = None  # /dev/disk/by-id/virtio-<serial> for virtio disks
     cache: str = "none"  # "none" (O_DIRECT), "writeback" or "unsafe" (throwaway test disks)
-    bus: str = "virtio"  # "virtio" | "scsi" | "sata" | "ide"
+    bus: str = "virtio"  # "virtio" | "scsi" | "sata" | "ide" | "usb" (usb-storage on an xHCI)
     slot: int | None = None  # the root port (q35) or pci.0 slot (pc) of a virtio disk
+    # boots first (bootindex) though it is not the first disk: a stable device
+    # rescue's rescue disk, added last so that every other device keeps its place
+    boot: bool = False
 
 
 @dataclass(frozen=True)
@@ -104,6 +111,8 @@ class GuestSpec:
     rng: bool = False  # a virtio RNG fed from the host's /dev/urandom
     vnc: bool = False  # a VNC server on the unix socket vnc.sock
     video: str = "none"  # a key of VIDEO_MODELS (what VNC shows)
+    # a virtio-serial channel for the QEMU guest agent (qemu-ga) on qga.sock
+    guest_agent: bool = False
     extra: tuple[str, ...] = field(default_factory=tuple)
 
     def to_json(self) -> str:
@@ -175,6 +184,8 @@ def validate(spec: GuestSpec) -> None:
             raise HostError(f"a disk path may not contain ',': {disk.path!r}")
         if disk.serial is not None and not SERIAL_RE.fullmatch(disk.serial):
             raise HostError(f"invalid disk serial {disk.serial!r} (1-20 of A-Z a-z 0-9 _ . -)")
+    if sum(d.boot for d in spec.disks) > 1:
+        raise HostError("only one disk can be the boot disk")
     if len(_ide_disks(spec)) > (6 if spec.q35 else 4):
         raise HostError("too many IDE/SATA disks for the machine")
     for nic in spec.nics:
@@ -253,9 +264,10 @@ def command(spec: GuestSpec, directory: Path, accel: str, binary: str = "qemu-sy
         argv += ["-smbios", "type=1," + ",".join(f"{k}={v}" for k, v in spec.smbios)]
     slots = assign_slots(spec)
     devices: list[str] = []  # in the order they are made: the root bus's layout
-    boot = spec.disks[0].id if spec.disks and not spec.disks[0].cdrom else None
+    first = spec.disks[0].id if spec.disks and not spec.disks[0].cdrom else None
+    boot = next((d.id for d in spec.disks if d.boot), first)
     ide_unit = 0
-    scsi = False
+    scsi = usb = False
     for disk in spec.disks:
         node = f"{disk.id}-fmt"
         ro = ",read-only=on" if disk.readonly or disk.cdrom else ""
@@ -274,7 +286,10 @@ def command(spec: GuestSpec, directory: Path, accel: str, binary: str = "qemu-sy
         elif disk.bus == "scsi":
             scsi = True
             device = f"scsi-hd,drive={node},id={disk.id},bus=scsi0.0"
-        elif disk.id == boot:
+        elif disk.bus == "usb":
+            usb = True
+            device = f"usb-storage,drive={node},id={disk.id},bus=usb0.0"
+        elif disk.id == first:
             device = f"virtio-blk-pci,drive={node},id={disk.id}"
         else:
             device = f"virtio-blk-pci,drive={node},id={disk.id},{slot_bus(spec, slots[disk.id])}"
@@ -282,7 +297,7 @@ def command(spec: GuestSpec, directory: Path, accel: str, binary: str = "qemu-sy
             device += f",serial={disk.serial}"
         if disk.id == boot and not spec.kernel:
             device += ",bootindex=1"
-        if disk.id == boot and disk.bus == "virtio":
+        if disk.id == first and disk.bus == "virtio":
             argv += ["-device", device]  # first on the root bus
         else:
             devices.append(device)
@@ -296,6 +311,13 @@ def command(spec: GuestSpec, directory: Path, accel: str, binary: str = "qemu-sy
             argv += ["-device", f"pcie-root-port,id=rp{port},chassis={port},slot={port}"]
     if scsi:
         argv += ["-device", "virtio-scsi-pci,id=scsi0"]
+    if usb:
+        argv += ["-device", "qemu-xhci,id=usb0"]
+    if spec.guest_agent:
+        argv += ["-chardev", f"socket,id=qga0,path={d / 'qga.sock'},server=on,wait=off",
+                 "-device", "virtio-serial-pci,id=vserial0",
+                 "-device", "virtserialport,bus=vserial0.0,chardev=qga0,"
+                            "name=org.qemu.guest_agent.0"]
     if spec.rng:
         argv += ["-object", "rng-random,id=rng0,filename=/dev/urandom",
                  "-device", "virtio-rng-pci,rng=rng0"]

@@ -1,8 +1,9 @@
 """First-start set-up of Identity, and the cheap reconciliation of later starts.
 
 First start (no ``default`` domain yet): fernet keys; domain ``default``
-("Default"); roles admin, member, reader (admin implies member implies reader)
-and service; project ``admin`` (the admin project) with user ``admin`` holding
+("Default"); roles admin, manager, member, reader (admin implies manager
+implies member implies reader, as keystone-manage bootstrap makes them) and
+service; project ``admin`` (the admin project) with user ``admin`` holding
 admin on it and on the system; project ``demo`` with user ``demo`` holding
 member; the region; the catalog. Every start: the catalog is reconciled with
 the running services (new services added, endpoint URLs moved when the host or
@@ -270,6 +271,7 @@ def _first_start(identity: Identity, s: Session, hashes: Callable[[], dict[str, 
         enabled=True, domain_id=ROOT_DOMAIN, parent_id=None, is_domain=True, options={}, extra={},
     ))
     admin, member, reader = _role(s, "admin"), _role(s, "member"), _role(s, "reader")
+    manager = _role(s, "manager")
     _role(s, "service")
     admin_project = _project(s, "admin", "Bootstrap project for initializing the cloud.")
     demo_project = _project(s, "demo", "Demo project")
@@ -283,7 +285,8 @@ def _first_start(identity: Identity, s: Session, hashes: Callable[[], dict[str, 
         "ignore_password_expiry": True,
     })
     s.flush()  # the rows the rest refer to (the flush has no relationships to order by)
-    _imply(s, admin, member)
+    _imply(s, admin, manager)
+    _imply(s, manager, member)
     _imply(s, member, reader)
     _grant(s, USER_PROJECT, admin_user.id, admin_project.id, admin)
     _grant(s, USER_SYSTEM, admin_user.id, SYSTEM_TARGET, admin)

@@ -52,7 +52,7 @@ def test_project_scoped_token_body(api: Api) -> None:
     assert body["project"]["domain"] == {"id": "default", "name": "Default"}
     assert body["is_domain"] is False
     assert body["is_admin_project"] is True
-    assert {r["name"] for r in body["roles"]} == {"admin", "member", "reader"}
+    assert {r["name"] for r in body["roles"]} == {"admin", "manager", "member", "reader"}
     assert body["expires_at"].endswith(".000000Z")
     assert len(body["issued_at"]) == len("2026-01-01T00:00:00.000000Z") and body["issued_at"].endswith("Z")
     assert len(body["audit_ids"]) == 1 and len(body["audit_ids"][0]) == 22

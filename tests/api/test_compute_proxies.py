@@ -87,6 +87,33 @@ def test_security_groups_and_rules(env: Env) -> None:
         "Invalid input received: name has a minimum character requirement")
 
 
+def test_a_security_group_name_keeps_its_spaces(env: Env) -> None:
+    """Nova checks the stripped name's length but stores the name as given."""
+    api = env.api
+    r = api.post(SG, who="demo", headers=OLD,
+                 json={"security_group": {"name": " two words ", "description": " d "}})
+    assert r.status_code == 200, r.text
+    group = r.json()["security_group"]
+    assert (group["name"], group["description"]) == (" two words ", " d ")
+    assert api.get(f"{SG}/{group['id']}", who="demo", headers=OLD).json()["security_group"] \
+        == group
+    assert nova_error(api.post(SG, who="demo", headers=OLD, json={
+        "security_group": {"name": " " + "x" * 256 + " ", "description": "d"}}), 400) == \
+        "Invalid input received: name has more than 255 characters."
+    assert api.delete(f"{SG}/{group['id']}", who="demo", headers=OLD).status_code == 202
+
+
+def test_a_method_a_path_does_not_serve_is_not_found(env: Env) -> None:
+    """Nova routes on path and method together: no route, 404 (Tempest deletes
+    ``/images/`` and ``/os-security-groups/`` to check a blank id)."""
+    api = env.api
+    for path in ("/images", "/os-security-groups", "/servers", "/os-keypairs"):
+        assert nova_error(api.delete(C + path, who="demo", headers=OLD), 404) == \
+            "The resource could not be found.", path
+    assert nova_error(api.put(f"{C}/os-keypairs", who="demo"), 404) == \
+        "The resource could not be found."
+
+
 def test_floating_ips_through_the_proxy(env: Env) -> None:
     api = env.api
     pools = api.get(f"{C}/os-floating-ip-pools", who="demo", headers=OLD).json()

@@ -3,6 +3,7 @@ durable tasks, what a server shows, its actions and their states, delete."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from tests.api.compute_support import (
     action,
     boot,
     eventually,
+    make_image,
     nova_error,
     ports_of,
     setup,
@@ -67,7 +69,34 @@ def test_boot_goes_active_with_its_port_address_flavor_and_host(env: Env) -> Non
     assert r.status_code == 204
     wait_gone(env, created["id"])
     assert created["id"] not in env.driver.instances
-    eventually(lambda: ports_of(env, created["id"]) == [])
+    assert ports_of(env, created["id"]) == []  # released before the server went
+
+
+def test_a_deleted_server_stays_until_its_ports_are_released(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As Nova (the network deallocated, then the instance destroyed): a client
+    that sees the server gone can delete its network at once."""
+    import threading
+
+    from onestack.compute.service import netinfo
+
+    gate = threading.Event()
+    release = netinfo.release
+
+    def held(*args: Any, **kwargs: Any) -> None:
+        gate.wait(30)
+        release(*args, **kwargs)
+
+    monkeypatch.setattr(netinfo, "release", held)
+    sid = wait(env, boot(env, name="held")["id"], "ACTIVE")["id"]
+    assert env.api.delete(f"{S}/{sid}", headers=V).status_code == 204
+    eventually(lambda: sid not in env.driver.instances)  # the guest is destroyed
+    time.sleep(0.3)
+    shown = show(env, sid)
+    assert shown["OS-EXT-STS:task_state"] == "deleting" and len(ports_of(env, sid)) == 1
+    gate.set()
+    wait_gone(env, sid)
+    assert ports_of(env, sid) == []
 
 
 def test_embedded_flavor_before_and_after_2_47(env: Env, server: dict[str, Any]) -> None:
@@ -318,6 +347,78 @@ def test_rescue_and_unrescue(env: Env, server: dict[str, Any]) -> None:
     assert action(env, sid, {"unrescue": None}).status_code == 202
     wait(env, sid, "ACTIVE")
     assert not env.driver.instances[sid].rescued
+
+
+def test_a_rescue_image_asking_for_a_stable_device_rescue(
+        env: Env, server: dict[str, Any], tmp_path: Path) -> None:
+    """The rescue image's hw_rescue_device / hw_rescue_bus reach the driver
+    (a stable device rescue), the server's own properties unchanged."""
+    sid = server["id"]
+    image = make_image(env.api, tmp_path, "rescue", hw_rescue_device="disk",
+                       hw_rescue_bus="scsi")
+    r = action(env, sid, {"rescue": {"rescue_image_ref": image}}, headers=version("2.87"))
+    assert r.status_code == 200, r.text
+    wait(env, sid, "RESCUE")
+    props = env.driver.instances[sid].rescue_spec.properties
+    assert (props["hw_rescue_device"], props["hw_rescue_bus"]) == ("disk", "scsi")
+    assert action(env, sid, {"unrescue": None}).status_code == 202
+    wait(env, sid, "ACTIVE")
+    assert "hw_rescue_bus" not in env.driver.instances[sid].spec.properties
+    assert env.api.delete(f"/image/v2/images/{image}").status_code == 204
+
+
+def test_change_password_through_the_guest_agent(
+        env: Env, server: dict[str, Any], tmp_path: Path) -> None:
+    """changePassword: 202 once the host's driver set it (root, Administrator
+    on Windows); Nova's 409 for a stopped server, 400 for a body without
+    adminPass; the task state is back to none."""
+    sid = server["id"]
+    r = action(env, sid, {"changePassword": {"adminPass": "n3w pass"}})
+    assert r.status_code == 202 and r.content == b"", r.text
+    assert env.driver.instances[sid].passwords == {"root": "n3w pass"}
+    assert show(env, sid)["OS-EXT-STS:task_state"] is None
+    actions = env.api.get(f"{S}/{sid}/os-instance-actions", headers=V).json()["instanceActions"]
+    assert actions[0]["action"] == "changePassword"
+    env.driver.fail_next["set_admin_password"] = "the agent said no"
+    assert nova_error(action(env, sid, {"changePassword": {"adminPass": "x"}}), 409) == (
+        f"Failed to set admin password on {sid} because error setting admin password")
+    assert show(env, sid)["OS-EXT-STS:task_state"] is None
+    assert nova_error(action(env, sid, {"changePassword": {}}), 400) == (
+        "Invalid input for field/attribute changePassword. Value: {}. "
+        "'adminPass' is a required property")
+    assert action(env, sid, {"os-stop": None}).status_code == 202
+    wait(env, sid, "SHUTOFF")
+    assert nova_error(action(env, sid, {"changePassword": {"adminPass": "x"}}), 409) == (
+        f"Cannot 'changePassword' instance {sid} while it is in vm_state stopped")
+    # a Windows image's administrator, or the one the image names
+    image = make_image(env.api, tmp_path, "win", os_type="windows")
+    other = wait(env, boot(env, name="w", imageRef=image)["id"], "ACTIVE")["id"]
+    assert action(env, other, {"changePassword": {"adminPass": "p"}}).status_code == 202
+    assert env.driver.instances[other].passwords == {"Administrator": "p"}
+    assert env.api.delete(f"{S}/{other}").status_code == 204
+
+
+def test_a_changed_password_is_kept_encrypted_with_the_rsa_key(env: Env) -> None:
+    """As Nova's libvirt driver: the new password, encrypted with the server's
+    SSH RSA key, is what os-server-password gives."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = private.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    r = env.api.post("/compute/v2.1/os-keypairs", headers=V,
+                     json={"keypair": {"name": "pw-rsa", "public_key": public}})
+    assert r.status_code == 201, r.text
+    sid = wait(env, boot(env, name="pw", key_name="pw-rsa")["id"], "ACTIVE")["id"]
+    assert env.api.get(f"{S}/{sid}/os-server-password", headers=V).json() == {"password": ""}
+    assert action(env, sid, {"changePassword": {"adminPass": "0p3n s3same"}}).status_code == 202
+    shown = env.api.get(f"{S}/{sid}/os-server-password", headers=V).json()["password"]
+    assert private.decrypt(base64.b64decode(shown), padding.PKCS1v15()) == b"0p3n s3same"
+    assert env.api.delete(f"{S}/{sid}").status_code == 204
+    assert env.api.delete("/compute/v2.1/os-keypairs/pw-rsa", headers=V).status_code == 204
 
 
 def test_console_output_is_the_guest_log(env: Env, server: dict[str, Any]) -> None:

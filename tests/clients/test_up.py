@@ -136,12 +136,11 @@ def test_first_start_bootstraps_and_writes_clouds_yaml(tmp_path: Path) -> None:
         assert "RegionOne" in {reg["id"] for reg in regions["regions"]}
         roles = httpx.get(cloud.url + "/identity/v3/roles", headers=headers).json()["roles"]
         by_name = {role["name"]: role["id"] for role in roles}
-        implies = httpx.get(cloud.url + f"/identity/v3/roles/{by_name['admin']}/implies",
-                            headers=headers).json()["role_inference"]
-        assert [r["name"] for r in implies["implies"]] == ["member"]
-        implies = httpx.get(cloud.url + f"/identity/v3/roles/{by_name['member']}/implies",
-                            headers=headers).json()["role_inference"]
-        assert [r["name"] for r in implies["implies"]] == ["reader"]
+        # keystone-manage bootstrap's chain: admin > manager > member > reader
+        for prior, implied in (("admin", "manager"), ("manager", "member"), ("member", "reader")):
+            implies = httpx.get(cloud.url + f"/identity/v3/roles/{by_name[prior]}/implies",
+                                headers=headers).json()["role_inference"]
+            assert [r["name"] for r in implies["implies"]] == [implied]
 
         # the state (token keys, password hashes, passwords in clouds.yaml) is the owner's only
         assert state.stat().st_mode & 0o077 == 0, oct(state.stat().st_mode)

@@ -8,10 +8,11 @@ host name from the config drive, SSH; pings stop while it is paused; a
 hot-plugged NIC takes DHCP and a volume shows its serial; memory survives a
 suspend; a resized guest sees more memory and a bigger disk; a snapshot boots
 (from its disk, without the kernel: the disk-boot fallback); the rescue disk
-boots with the root disk second - and a second driver object adopts what the
-first one started, as after a restart of onestack. Nothing is left behind.
+boots with the root disk second, or last with every other disk in its place
+(a stable device rescue) - and a second driver object adopts what the first
+one started, as after a restart of onestack. Nothing is left behind.
 
-Each boot costs about 3 CPU-seconds under TCG; the test boots 8 times.
+Each boot costs about 3 CPU-seconds under TCG; the test boots 10 times.
 """
 
 from __future__ import annotations
@@ -32,7 +33,13 @@ from typing import Any, TypeVar
 
 import pytest
 
-from onestack.compute.virt.base import BlockDevice, InstanceSpec, PowerState, Vif
+from onestack.compute.virt.base import (
+    BlockDevice,
+    GuestAgentUnresponsive,
+    InstanceSpec,
+    PowerState,
+    Vif,
+)
 from onestack.compute.virt.qemu.driver import QemuDriver
 from onestack.config import load_settings
 from onestack.guest import boot_files
@@ -277,6 +284,21 @@ def test_an_instance_life_through_the_driver(guest_image: Path, guest_net: TestN
         booted(n)
         assert ssh("cat /root/token") == token
 
+        # --- a stable device rescue (the rescue image's hw_rescue_*): every disk
+        # where it was (the config drive still vdb: the legacy rescue moves it
+        # to vdc), the rescue disk added last
+        n = banners()
+        loop.run(driver.rescue(spec(properties={**base.properties, "hw_rescue_device": "disk",
+                                                "hw_rescue_bus": "virtio"}),
+                               guest_image, "qcow2"))
+        booted(n)
+        assert ssh("lsblk -dn -o NAME").split() == ["vda", "vdb", "vdc"]
+        assert ssh("findfs LABEL=config-2") == "/dev/vdb"
+        n = banners()
+        loop.run(driver.unrescue(spec()))
+        booted(n)
+        assert ssh("lsblk -dn -o NAME").split() == ["vda", "vdb"]
+
         # --- power off (ACPI, the guest shuts down cleanly); power on is the
         # hard reboot's fresh start, seen above
         loop.run(driver.power_off(inst, 60))
@@ -411,7 +433,9 @@ def test_killed_while_spawning_guests_keep_running_and_nothing_leaks(
 def test_image_properties_shape_the_machine(guest_image: Path, guest_net: TestNetwork,
                                             short_dir: Path) -> None:
     """An image asking for the i440FX machine and IDE disks boots (from its disk,
-    SeaBIOS reading IDE) and still finds its config drive and its address."""
+    SeaBIOS reading IDE) and still finds its config drive and its address; one
+    asking for the guest agent gets its channel (the test guest runs no agent:
+    setting a password finds nobody answering)."""
     guest_net.open({MAC0: IP0})
     loop = Loop()
     driver = QemuDriver.for_settings(load_settings(short_dir / "s", {}, env={}))
@@ -421,7 +445,8 @@ def test_image_properties_shape_the_machine(guest_image: Path, guest_net: TestNe
         root_gb=1, image_path=guest_image,
         vifs=(Vif(port, MAC0, "tap" + port[:11], "br0", guest_net.name),),
         config_drive={"openstack/latest/meta_data.json": b'{"hostname": "vm-two"}'},
-        properties={"hw_machine_type": "pc", "hw_disk_bus": "ide", "hw_video_model": "cirrus"})
+        properties={"hw_machine_type": "pc", "hw_disk_bus": "ide", "hw_video_model": "cirrus",
+                    "hw_qemu_guest_agent": "yes"})
     try:
         loop.run(driver.init_host("compute-e2e"))
         loop.run(driver.spawn(spec))
@@ -434,6 +459,9 @@ def test_image_properties_shape_the_machine(guest_image: Path, guest_net: TestNe
         assert b"pc,smm=off,hpet=off,smbus=off,vmport=off,usb=off,sata=off" in argv
         assert any(a.startswith(b"ide-hd,drive=root-fmt") for a in argv)
         assert b"cirrus-vga" in argv
+        assert b"virtserialport,bus=vserial0.0,chardev=qga0,name=org.qemu.guest_agent.0" in argv
+        with pytest.raises(GuestAgentUnresponsive):
+            loop.run(driver.set_admin_password(inst, "root", "s3cret"))
         loop.run(driver.destroy(inst))
         assert procs.find(str(short_dir)) == [] and links(guest_net) == ["br0", "lo"]
     finally:

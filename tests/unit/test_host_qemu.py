@@ -80,6 +80,32 @@ def test_kvm_direct_kernel_cdrom_and_restore() -> None:
     assert not any(a.startswith("pcie-root-port") for a in after(argv, "-device"))
 
 
+def test_a_disk_marked_boot_boots_and_the_first_keeps_its_place() -> None:
+    """A stable device rescue: the rescue disk last (USB, SCSI or virtio) with
+    the boot index; the root disk first on the root bus, without one."""
+    root = Disk("/i/root.qcow2", id="root")
+    nic = Nic("tap1", "fa:16:3e:00:00:01", "nic1")
+    for bus, rescue_device in (
+            ("usb", "usb-storage,drive=rescue-fmt,id=rescue,bus=usb0.0,bootindex=1"),
+            ("scsi", "scsi-hd,drive=rescue-fmt,id=rescue,bus=scsi0.0,bootindex=1")):
+        spec = GuestSpec(name="vm1", disks=(root, Disk("/i/rescue", id="rescue", bus=bus,
+                                                       boot=True)), nics=(nic,))
+        devices = after(qemu.command(spec, D, "tcg"), "-device")
+        assert devices[0] == "virtio-blk-pci,drive=root-fmt,id=root"
+        assert rescue_device in devices
+        assert ("qemu-xhci,id=usb0" in devices) == (bus == "usb")
+        assert ("virtio-scsi-pci,id=scsi0" in devices) == (bus == "scsi")
+    # a virtio rescue disk on the last port: the NIC keeps the slot it had
+    plain = GuestSpec(name="vm1", disks=(root,), nics=(nic,), hotplug_slots=1)
+    assert "bus=rp1" in after(qemu.command(plain, D, "tcg"), "-device")[-1]
+    spec = dataclasses.replace(plain, disks=(root, Disk("/i/rescue", id="rescue", boot=True,
+                                                        slot=3)))
+    devices = after(qemu.command(spec, D, "tcg"), "-device")
+    assert devices[0] == "virtio-blk-pci,drive=root-fmt,id=root"
+    assert "virtio-blk-pci,drive=rescue-fmt,id=rescue,bus=rp3,bootindex=1" in devices
+    assert [d for d in devices if d.startswith("virtio-net-pci")][0].endswith("bus=rp1")
+
+
 @pytest.mark.parametrize("change", [
     {"name": "../etc"}, {"name": ""}, {"name": "vm1\n"}, {"memory_mb": 8}, {"cpus": 0}, {"hotplug_slots": 33},
     {"disks": (Disk("/a,b"),)}, {"disks": (Disk("/a", "iso"),)},
@@ -89,7 +115,9 @@ def test_kvm_direct_kernel_cdrom_and_restore() -> None:
     {"nics": (Nic("tap0", "fa:16:3e:00:00:01", "n" * 27),)},  # its node names would pass 31
     {"smbios": (("serial", "a,b"),)},
     {"machine": "microvm"}, {"machine": "q35,accel=kvm"}, {"video": "3dfx"},
-    {"disks": (Disk("/a", bus="usb"),)}, {"nics": (Nic("tap0", "fa:16:3e:00:00:01", model="x"),)},
+    {"disks": (Disk("/a", bus="floppy"),)},
+    {"disks": (Disk("/a", boot=True), Disk("/b", id="d1", boot=True))},  # two boot disks
+    {"nics": (Nic("tap0", "fa:16:3e:00:00:01", model="x"),)},
     {"kernel": "/k,x"},
     {"disks": (Disk("/a"), Disk("/b", id="d1", slot=3)), "hotplug_slots": 1},  # slot 3 of 2
     {"disks": (Disk("/a"), Disk("/b", id="d1", slot=1)),
@@ -189,3 +217,15 @@ def test_a_long_console_log_keeps_its_end(tmp_path: Path) -> None:
     assert qemu.trim_log(log, limit=120, keep=60)
     assert log.read_bytes() == b"a" * 10 + b"b" * 50
     assert [p.name for p in tmp_path.iterdir()] == ["console.log"]
+
+
+def test_a_guest_agent_channel() -> None:
+    spec = GuestSpec(name="vm1", disks=(Disk("/i/root.qcow2"),), guest_agent=True)
+    argv = qemu.command(spec, D, "tcg")
+    assert f"socket,id=qga0,path={D}/qga.sock,server=on,wait=off" in after(argv, "-chardev")
+    assert after(argv, "-device")[-2:] == [
+        "virtio-serial-pci,id=vserial0",
+        "virtserialport,bus=vserial0.0,chardev=qga0,name=org.qemu.guest_agent.0"]
+    assert "qga0" not in " ".join(qemu.command(dataclasses.replace(spec, guest_agent=False),
+                                               D, "tcg"))
+    assert GuestSpec.from_json(spec.to_json()) == spec

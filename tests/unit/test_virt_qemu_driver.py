@@ -18,6 +18,8 @@ import pytest
 
 from onestack.compute.virt.base import (
     BlockDevice,
+    GuestAgentNotEnabled,
+    GuestAgentUnresponsive,
     InstanceNotFound,
     InstanceSpec,
     InvalidInstanceState,
@@ -171,7 +173,7 @@ def test_image_properties_pick_machine_buses_and_models(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("props, message", [
     ({"hw_machine_type": "microvm"}, "Machine type 'microvm' is not supported"),
-    ({"hw_disk_bus": "usb"}, "Disk bus 'usb' is not supported"),
+    ({"hw_disk_bus": "fdc"}, "Disk bus 'fdc' is not supported"),
     ({"hw_vif_model": "vmxnet3"}, "VIF model 'vmxnet3' is not supported"),
     ({"hw_rng_model": "egd"}, "RNG model 'egd' is not supported"),
 ])
@@ -523,6 +525,42 @@ def test_rescue_boots_the_rescue_disk_first(tmp_path: Path) -> None:
     run(tmp_path, body)
 
 
+def test_a_stable_device_rescue_keeps_every_device_in_its_place(tmp_path: Path) -> None:
+    """The rescue image's hw_rescue_device / hw_rescue_bus: the rescue disk last,
+    with the boot index (Nova's <boot order='1'>), the other devices where they
+    were; bad values fail the rescue and leave the guest as it was."""
+    async def body(r: Rig) -> None:
+        await r.driver.spawn(r.spec())
+        before = r.guest()
+        rescue_image = tmp_path / "rescue.qcow2"
+        await r.host.images.create(rescue_image, "qcow2", 64 << 20)
+        for device, rescue_bus, bus, cdrom in (("disk", "usb", "usb", False),
+                                               ("disk", "scsi", "scsi", False),
+                                               ("cdrom", "", "ide", True),
+                                               ("", "virtio", "virtio", False)):
+            asked = {k: v for k, v in (("hw_rescue_device", device), ("hw_rescue_bus", rescue_bus))
+                     if v}
+            spec = r.spec(properties=asked)
+            await r.driver.rescue(spec, rescue_image, "qcow2")
+            g = r.guest()
+            assert [d.id for d in g.disks] == [d.id for d in before.disks] + ["rescue"]
+            rescue = g.disks[-1]
+            assert (rescue.bus, rescue.cdrom, rescue.boot) == (bus, cdrom, True)
+            assert [(d.id, d.slot, d.boot) for d in g.disks[:-1]] == \
+                [(d.id, d.slot, False) for d in before.disks]
+            assert [(n.id, n.slot) for n in g.nics] == [(n.id, n.slot) for n in before.nics]
+            await r.driver.unrescue(r.spec())
+            assert r.guest().disks == before.disks
+        with pytest.raises(VirtError, match="Rescue bus 'virtio' is not supported for a cdrom"):
+            await r.driver.rescue(r.spec(properties={"hw_rescue_device": "cdrom",
+                                                     "hw_rescue_bus": "virtio"}),
+                                  rescue_image, "qcow2")
+        assert await r.driver.power_state(UUID) == PowerState.RUNNING
+        assert r.guest().disks == before.disks
+
+    run(tmp_path, body)
+
+
 def test_consoles(tmp_path: Path) -> None:
     async def body(r: Rig) -> None:
         await r.driver.spawn(r.spec())
@@ -606,5 +644,30 @@ def test_diagnostics(tmp_path: Path) -> None:
         await r.driver.power_off(UUID, 0)
         with pytest.raises(InvalidInstanceState):
             await r.driver.diagnostics(UUID)
+
+    run(tmp_path, body)
+
+
+def test_the_admin_password_through_the_guest_agent(tmp_path: Path) -> None:
+    """hw_qemu_guest_agent gives the guest qemu-ga's channel; the password goes
+    through it (base64, clear text); without the property the agent is not
+    enabled, without an agent answering it is unresponsive."""
+    async def body(r: Rig) -> None:
+        await r.driver.spawn(r.spec())
+        assert not r.guest().guest_agent
+        with pytest.raises(GuestAgentNotEnabled, match="QEMU guest agent is not enabled"):
+            await r.driver.set_admin_password(UUID, "root", "s3cret")
+        await r.driver.destroy(UUID)
+        await r.driver.spawn(r.spec(properties={"hw_qemu_guest_agent": "yes"}))
+        assert r.guest().guest_agent
+        with pytest.raises(GuestAgentUnresponsive):
+            await r.driver.set_admin_password(UUID, "root", "s3cret")
+        r.host.guests.agents.add(UUID)
+        await r.driver.set_admin_password(UUID, "root", "s3cret")
+        assert r.host.guests.agent_commands[-1] == (UUID, "guest-set-user-password", {
+            "username": "root", "password": "czNjcmV0", "crypted": False})
+        await r.driver.power_off(UUID, 0)
+        with pytest.raises(InvalidInstanceState):
+            await r.driver.set_admin_password(UUID, "root", "s3cret")
 
     run(tmp_path, body)

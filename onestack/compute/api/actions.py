@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from onestack.common.errors import BadRequest, NotImplementedYet
+from onestack.common.errors import BadRequest, Conflict, NotImplementedYet
 from onestack.common.web import empty, json_response, run
 from onestack.compute import schemas
 from onestack.compute.api._common import Call, body, call
@@ -154,6 +154,9 @@ async def _rebuild(c: Call, sid: str, data: dict[str, Any]) -> Response:
                        ("trusted_image_certificates", "trusted_certs")):
         if key in params:
             changes[field] = params[key].strip() if key == "name" else params[key]
+    if "personality" in params:
+        changes["personality"] = [(str(f.get("path", "")), str(f.get("contents", "")))
+                                  for f in params["personality"]]
     if "OS-DCF:diskConfig" in params:
         changes["auto_disk_config"] = params["OS-DCF:diskConfig"] == "AUTO"
     if changes.get("access_ip_v6"):
@@ -240,11 +243,41 @@ async def _unshelve(c: Call, sid: str, data: dict[str, Any]) -> Response:
     return empty(202)
 
 
-async def _not_offered(c: Call, sid: str, data: dict[str, Any]) -> Response:
-    from onestack.compute.service._common import SERVERS, get
+async def _change_password(c: Call, sid: str, data: dict[str, Any]) -> Response:
+    """Nova's changePassword: the host's driver sets it through the guest's
+    agent while the API waits (an RPC call in Nova), 202 once it is set."""
+    from onestack.compute.api.consoles import local_agent
+    from onestack.compute.virt.base import (
+        GuestAgentNotEnabled,
+        GuestAgentUnresponsive,
+        InstanceNotFound,
+        InvalidInstanceState,
+        VirtError,
+    )
 
-    await run(get, c.svc, c.ctx, sid, SERVERS + "show")
-    raise NotImplementedYet("Unable to set password on instance")
+    validate({"type": "object", "properties": {"changePassword": {
+        "type": "object", "properties": {"adminPass": {"type": "string"}},
+        "required": ["adminPass"], "additionalProperties": False}},
+        "required": ["changePassword"], "additionalProperties": False}, data)
+    server_id, host, user = await run(actions.change_password_begin, c.svc, c.ctx, sid)
+    failed = f"Failed to set admin password on {server_id} because "
+    password = data["changePassword"]["adminPass"]
+    done = None
+    try:
+        agent = local_agent(c, host, "guest agent")
+        await agent.set_admin_password(server_id, user, password)
+        done = password
+    except GuestAgentNotEnabled as exc:
+        raise Conflict(str(exc)) from None
+    except GuestAgentUnresponsive:
+        raise NotImplementedYet("Unable to set password on instance") from None
+    except (InvalidInstanceState, InstanceNotFound):
+        raise Conflict(failed + f"instance {server_id} is not running") from None
+    except VirtError:
+        raise Conflict(failed + "error setting admin password") from None
+    finally:
+        await run(actions.change_password_end, c.svc, server_id, done)
+    return empty(202)
 
 
 ACTIONS: dict[str, Action] = {
@@ -279,7 +312,7 @@ ACTIONS: dict[str, Action] = {
     "shelve": _simple("shelve", actions_image.shelve),
     "shelveOffload": _simple("shelveOffload", actions_image.shelve_offload),
     "unshelve": _unshelve,
-    "changePassword": _not_offered,
+    "changePassword": _change_password,
     "addSecurityGroup": security_group_action,
     "os-getSerialConsole": legacy_console,
     "os-getVNCConsole": legacy_console,

@@ -113,6 +113,8 @@ def _boot_request(c: Call, data: dict[str, Any]) -> boot.BootRequest:
         trusted_certs=srv.get("trusted_image_certificates"),
         requested_host=srv.get("host"), requested_node=srv.get("hypervisor_hostname"),
         block_device_mapping=volume_bdms,
+        personality=[(str(f.get("path", "")), str(f.get("contents", "")))
+                     for f in srv.get("personality") or []],
     )
 
 

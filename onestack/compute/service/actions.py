@@ -133,8 +133,11 @@ def rescue(svc: ComputeService, ctx: AuthContext, server_id: str,
         if not image_id:
             raise BadRequest("Cannot rescue a volume-backed instance")
         image = get_image(svc, ctx, image_id)
+        # a stable device rescue when the rescue image asks for one
+        stable = {k: str(image[k]) for k in ("hw_rescue_device", "hw_rescue_bus")
+                  if image.get(k) is not None}
         payload = specs.task_payload(svc, server, previous_vm_state=server.vm_state,
-                                     rescue_image=specs._image_ref(image))
+                                     rescue_image=specs._image_ref(image), rescue_devices=stable)
         _start(svc, ctx, s, server, "rescue", states.RESCUING, kinds.RESCUE, payload)
 
 
@@ -192,3 +195,46 @@ def console_output_target(svc: ComputeService, ctx: AuthContext, server_id: str)
         raise Conflict(f"Cannot 'get_console_output' instance {server.id} while it is in "
                        f"task_state {server.task_state}")
     return server
+
+
+# --- changePassword: the host's driver is called while the API waits ----------------------
+
+
+def change_password_begin(svc: ComputeService, ctx: AuthContext,
+                          server_id: str) -> tuple[str, str | None, str]:
+    """Nova's ``set_admin_password`` up to the host call: policy, the lock, an
+    ACTIVE server with no task, the instance action, ``updating_password``.
+    Returns the server's id and host, and the user whose password is set (the image's
+    ``os_admin_user``, else Administrator on Windows, root elsewhere)."""
+    with svc.db.write() as s:
+        server = _begin(svc, ctx, s, server_id, "os_compute_api:os-admin-password",
+                        "changePassword", vm_states=[states.ACTIVE])
+        start_action(s, server, "changePassword", ctx)
+        server.task_state = states.UPDATING_PASSWORD
+        server.updated_at = utcnow()
+        sysmeta = server.system_metadata or {}
+        user = sysmeta.get("image_os_admin_user") or (
+            "Administrator" if sysmeta.get("image_os_type") == "windows" else "root")
+        return server.id, server.host, str(user)
+
+
+def change_password_end(svc: ComputeService, server_id: str, password: str | None) -> None:
+    """The task state back to none, whatever the host call gave; a password
+    that was set is kept encrypted with the server's SSH RSA key, for
+    ``os-server-password`` (Nova's libvirt driver does so)."""
+    with svc.db.write() as s:
+        server = s.get(Server, server_id)
+        if server is None:
+            return
+        if server.task_state == states.UPDATING_PASSWORD:
+            server.task_state = None
+            server.updated_at = utcnow()
+        key = server.key_data or ""
+        if password is not None and key.startswith("ssh-rsa"):
+            import base64
+
+            from onestack.compute.keys import ssh_encrypt_text
+
+            encrypted = ssh_encrypt_text(key, password)
+            if encrypted is not None:
+                server.password = base64.b64encode(encrypted).decode()

@@ -17,7 +17,7 @@ from onestack.common.auth import AuthContext
 from onestack.common.errors import ApiError, BadRequest, Conflict
 from onestack.common.ids import utcnow
 from onestack.compute import kinds, states
-from onestack.compute.models import Server
+from onestack.compute.models import INJECTED_FILES, Server
 from onestack.compute.scheduler import claims
 from onestack.compute.service import boot_checks as checks
 from onestack.compute.service import migrations, scheduling, specs
@@ -52,6 +52,8 @@ def rebuild(svc: ComputeService, ctx: AuthContext, server_id: str, image_ref: st
             checks.check_metadata(svc, s, server.project_id, changes["metadata"])
         if "user_data" in changes:
             checks.check_user_data(changes["user_data"])
+        personality = changes.pop("personality", None) or []
+        checks.check_injected_files(svc, s, server.project_id, personality)
         if "key_name" in changes:
             key_name = changes.pop("key_name")
             if key_name is None:
@@ -64,8 +66,11 @@ def rebuild(svc: ComputeService, ctx: AuthContext, server_id: str, image_ref: st
         for field, value in changes.items():
             setattr(server, "metadata_" if field == "metadata" else field, value)
         props = checks.image_properties(image)
+        # the rebuilt server's config drive has the files given now, if any
         sysmeta = {k: v for k, v in (server.system_metadata or {}).items()
-                   if not k.startswith("image_")}
+                   if not k.startswith("image_") and k != INJECTED_FILES}
+        if personality:
+            sysmeta[INJECTED_FILES] = [list(f) for f in personality]
         if auto_disk_config is not None:
             sysmeta["auto_disk_config"] = auto_disk_config
         sysmeta.update({f"image_{k}": v for k, v in props.items()})

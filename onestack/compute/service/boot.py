@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from onestack.common.auth import AuthContext
 from onestack.common.ids import utcnow
 from onestack.compute import kinds, states
-from onestack.compute.models import Server, ServerGroupMember
+from onestack.compute.models import INJECTED_FILES, Server, ServerGroupMember
 from onestack.compute.service import boot_checks as checks
 from onestack.compute.service._common import SERVERS, start_action
 from onestack.compute.views.flavors import snapshot
@@ -55,6 +55,8 @@ class BootRequest:
     requested_host: str | None = None
     requested_node: str | None = None
     block_device_mapping: list[dict[str, Any]] = field(default_factory=list)
+    # personality (before 2.57): (path, base64 contents), for the config drive
+    personality: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _reservation_id() -> str:
@@ -140,6 +142,9 @@ def create_servers(svc: ComputeService, ctx: AuthContext, req: BootRequest) -> t
         if req.key_name is not None:
             key_data = checks.find_keypair(s, ctx.user_id, req.key_name).public_key
         checks.check_metadata(svc, s, ctx.project_id, req.metadata)
+        checks.check_injected_files(svc, s, ctx.project_id, req.personality)
+        if req.personality:
+            system_metadata[INJECTED_FILES] = [list(f) for f in req.personality]
         group = checks.find_group(svc, ctx, s, hints)
         count = checks.instances_allowed(svc, s, ctx.project_id, flavor, req.min_count,
                                          req.max_count)

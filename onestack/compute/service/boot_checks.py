@@ -118,6 +118,24 @@ def check_metadata(svc: ComputeService, s: Session, project_id: str | None,
         raise Forbidden(f"Maximum number of metadata items exceeds {limit}")
 
 
+def check_injected_files(svc: ComputeService, s: Session, project_id: str | None,
+                         files: list[tuple[str, str]]) -> None:
+    """Nova's ``_check_injected_file_quota`` for personality files (before
+    2.57): their number, then the longest path and the longest (base64)
+    content; a path over its limit is reported before a content."""
+    if not files:
+        return
+    limits = svc.quotas.limits(s, project_id)
+    if 0 <= limits["injected_files"] < len(files):
+        raise Forbidden("Personality file limit exceeded")
+    path_limit = limits["injected_file_path_bytes"]
+    if 0 <= path_limit < max(len(path) for path, _ in files):
+        raise Forbidden(f"Personality file path exceeds maximum {path_limit}")
+    content_limit = limits["injected_file_content_bytes"]
+    if 0 <= content_limit < max(len(content) for _, content in files):
+        raise Forbidden(f"Personality file content exceeds maximum {content_limit}")
+
+
 def sanitize_hostname(name: str, default: str | None = None) -> str:
     """Nova's ``sanitize_hostname``: RFC 952/1123 characters, lower case."""
     hostname = name.encode("latin-1", "ignore").decode("latin-1")[:63]

@@ -152,6 +152,41 @@ class Hooks:
         server = _server(s, task)
         if server is None or server.deleted:
             return
+        # Nova deallocates the network before the instance is gone (its
+        # _shutdown_instance, then _complete_deletion): the server stays,
+        # deleting, until its ports are released (also those a build that the
+        # delete interrupted made and did not record: found by device id), so
+        # that a client that sees it gone can delete the network at once.
+        server.power_state = int(PowerState.NOSTATE)
+        server.updated_at = utcnow()
+        self.svc.cloud.tasks.enqueue(
+            s, kinds.RELEASE_NETWORK, {"server": server.id,
+                                       "network_info": list(server.network_info or []),
+                                       "finish_delete": True},
+            resource_key=kinds.resource_key(server.id))
+
+    def network_released(self, s: Session, task: Task,
+                         result: Mapping[str, Any] | None) -> None:
+        """The ports of a server being deleted are gone: the deletion completes."""
+        if not (task.payload or {}).get("finish_delete"):
+            return
+        server = _server(s, task)
+        if server is not None and not server.deleted:
+            self._finish_delete(s, server)
+
+    def release_failed(self, s: Session, task: Task) -> None:
+        """Nova's _try_deallocate_network: the server goes to ERROR (a delete
+        can be asked again)."""
+        if not (task.payload or {}).get("finish_delete"):
+            return
+        server = _server(s, task)
+        if server is None or server.deleted:
+            return
+        reason = f"Failed to deallocate network for instance. Error: {task.reason or task.error}"
+        _finish_event(s, server, "compute_terminate_instance", error=reason)
+        self._error(s, server, reason)
+
+    def _finish_delete(self, s: Session, server: Server) -> None:
         now = utcnow()
         _finish_event(s, server, "compute_terminate_instance")
         server.deleted = True
@@ -166,7 +201,6 @@ class Hooks:
         s.execute(delete(ServerGroupMember).where(ServerGroupMember.server_id == server.id))
         s.execute(delete(VolumeAttachment).where(VolumeAttachment.server_id == server.id))
         s.execute(delete(ConsoleToken).where(ConsoleToken.server_id == server.id))
-        self._release_network(s, server)
 
     def delete_failed(self, s: Session, task: Task) -> None:
         server = _server(s, task)
@@ -246,7 +280,9 @@ def rules(svc: ComputeService) -> dict[str, KindRule]:
     out: dict[str, KindRule] = {
         kinds.BUILD: KindRule(max_attempts=3, backoff_base=1.0, agents=False,
                               on_give_up=hooks.build_failed),
-        kinds.RELEASE_NETWORK: KindRule(max_attempts=5, backoff_base=2.0, agents=False),
+        kinds.RELEASE_NETWORK: KindRule(max_attempts=5, backoff_base=2.0, agents=False,
+                                        on_complete=hooks.network_released,
+                                        on_give_up=hooks.release_failed),
         kinds.UPLOAD_IMAGE: KindRule(max_attempts=3, backoff_base=2.0, agents=False,
                                      on_complete=hooks.uploaded, on_give_up=hooks.upload_failed),
         kinds.SPAWN: KindRule(max_attempts=2, backoff_base=1.0, binary=binary,

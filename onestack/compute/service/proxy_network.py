@@ -50,11 +50,13 @@ def _check_id(group_id: Any, what: str = "Security group") -> str:
 def _check_property(value: Any, name: str) -> str:
     if not isinstance(value, str):
         raise BadRequest(f"Security group {name} is not a string or unicode")
-    value = value.strip()
-    if not value:
+    # Nova checks the stripped value's length but keeps the value as given
+    # (leading and trailing spaces included), as Neutron stores it.
+    stripped = value.strip()
+    if not stripped:
         raise BadRequest(f"Invalid input received: {name} has a minimum character requirement "
                          "of 1.")
-    if len(value) > 255:
+    if len(stripped) > 255:
         raise BadRequest(f"Invalid input received: {name} has more than 255 characters.")
     return value
 

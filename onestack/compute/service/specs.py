@@ -8,7 +8,7 @@ import base64
 from typing import TYPE_CHECKING, Any
 
 from onestack.compute.instance_metadata import InstanceData, InstanceMetadata
-from onestack.compute.models import Server
+from onestack.compute.models import INJECTED_FILES, Server
 from onestack.compute.virt.base import InstanceSpec, Vif
 from onestack.compute.virt.wire import spec_to_dict
 
@@ -25,8 +25,13 @@ def instance_name(server: Server) -> str:
     return f"instance-{server.internal_id:08x}"
 
 
-def instance_data(server: Server, flavor: dict[str, Any] | None = None) -> InstanceData:
+def instance_data(server: Server, flavor: dict[str, Any] | None = None, *,
+                  config_drive: bool = False) -> InstanceData:
     user_data = base64.b64decode(server.user_data) if server.user_data else None
+    files: tuple[tuple[str, bytes], ...] = ()
+    if config_drive:  # Nova's compute manager decodes the files for the drive
+        files = tuple((str(path), base64.b64decode(content)) for path, content
+                      in (server.system_metadata or {}).get(INJECTED_FILES) or ())
     return InstanceData(
         uuid=server.id, name=server.name, hostname=server.hostname,
         internal_id=server.internal_id, project_id=server.project_id,
@@ -37,6 +42,7 @@ def instance_data(server: Server, flavor: dict[str, Any] | None = None) -> Insta
         key_name=server.key_name, key_data=server.key_data, user_data=user_data,
         network_info=list(server.network_info or []),
         security_groups=tuple(server.security_groups or ()), password=server.password or "",
+        files=files,
     )
 
 
@@ -76,7 +82,7 @@ def build_spec(svc: ComputeService, server: Server, *, flavor: dict[str, Any] | 
     drive = None
     if server.config_drive or (server.system_metadata or {}).get("image_img_config_drive") \
             == "mandatory":
-        drive = InstanceMetadata(instance_data(server, flavor)).files()
+        drive = InstanceMetadata(instance_data(server, flavor, config_drive=True)).files()
     props = properties(server, flavor)
     if image_ref is not None:
         props["image_id"] = image_ref

@@ -38,6 +38,17 @@ class InvalidInstanceState(VirtError):
     ``pause`` of a guest that does not run)."""
 
 
+class GuestAgentNotEnabled(VirtError):
+    """The image did not ask for a guest agent (``hw_qemu_guest_agent``): what
+    needs one (setting the admin password) is refused, as Nova's
+    ``QemuGuestAgentNotEnabled``."""
+
+
+class GuestAgentUnresponsive(VirtError):
+    """The guest agent's channel is there but no agent answers in the guest
+    (Nova's libvirt driver raises NotImplementedError then)."""
+
+
 class PowerState(enum.IntEnum):
     NOSTATE = 0
     RUNNING = 1
@@ -289,6 +300,12 @@ class Driver(Protocol):
 
     async def serial_console(self, uuid: str) -> Path:
         """The unix socket of the guest's serial port (for the console proxy)."""
+        ...
+
+    async def set_admin_password(self, uuid: str, user: str, password: str) -> None:
+        """Sets ``user``'s password inside the running guest through its agent
+        (``InvalidInstanceState`` when it does not run, ``GuestAgentNotEnabled``
+        without an agent channel, ``GuestAgentUnresponsive`` when none answers)."""
         ...
 
     async def vnc_console(self, uuid: str) -> Path:

@@ -57,6 +57,8 @@ class FakeInstance:
     console: list[str] = field(default_factory=list)
     resize_from: InstanceSpec | None = None
     rescued: bool = False
+    rescue_spec: InstanceSpec | None = None  # the spec the rescue was made with
+    passwords: dict[str, str] = field(default_factory=dict)  # set through its "agent"
     boots: int = 1
     started: float = field(default_factory=time.monotonic)  # the guest's last (re)start
 
@@ -255,6 +257,7 @@ class FakeDriver:
         self._record("rescue", spec.uuid)
         inst = self._get(spec.uuid)
         inst.rescued = True
+        inst.rescue_spec = spec
         inst.power = PowerState.RUNNING
         inst.console.append(f"Booting the rescue image {rescue_image.name}")
 
@@ -270,6 +273,14 @@ class FakeDriver:
         inst = self._get(uuid)
         text = "\n".join(inst.console) + "\n"
         return text[-max_bytes:]
+
+    async def set_admin_password(self, uuid: str, user: str, password: str) -> None:
+        """A fake guest always has an agent that answers (as Nova's fake driver)."""
+        self._record("set_admin_password", uuid)
+        inst = self._get(uuid)
+        if inst.power != PowerState.RUNNING:
+            raise InvalidInstanceState(f"Instance {uuid} is not running.")
+        inst.passwords[user] = password
 
     async def diagnostics(self, uuid: str) -> Diagnostics:
         """A running guest's counters: its spec's CPUs, NICs and disks (the

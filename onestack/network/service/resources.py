@@ -341,7 +341,9 @@ SECURITY_GROUPS = Resource(
     "security_groups",
     {
         "id": ID,
-        "name": Attr(post=True, put=True, default="", validate=v.name_string(255), filter=True, sort=True),
+        # Neutron's own name_not_default: any string (leading and trailing spaces
+        # kept, as Nova's os-security-groups proxy passes them), "default" refused
+        "name": Attr(post=True, put=True, default="", validate=v.string(255), filter=True, sort=True),
         "stateful": Attr(post=True, put=True, default=True, convert=v.to_bool, filter=True, sort=True),
         "shared": Attr(filter=True, convert=v.to_bool),
         "security_group_rules": READ,

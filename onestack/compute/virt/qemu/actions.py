@@ -260,6 +260,7 @@ async def rescue(inst: Instances, spec: InstanceSpec, rescue_image: Path, rescue
         return
     if spec.image_path is None:
         raise InvalidInstanceState("An instance booted from a volume cannot be rescued here.")
+    domain.stable_rescue(spec)  # a bad hw_rescue_* fails before the guest stops
     files = inst.files(spec.uuid)
     await inst.stop(record, shutdown_timeout)
     await _remove_files(files, [layout.RESCUE])

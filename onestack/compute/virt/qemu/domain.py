@@ -18,7 +18,14 @@ properties Nova's libvirt driver honours:
 * ``hw_rng_model``: ``virtio`` adds a virtio RNG (unless the flavor's
   ``hw_rng:allowed`` is false);
 * ``hw_video_model``: the VNC console's video device (``none`` for none);
-* ``os_command_line``: the kernel command line of direct kernel boot.
+* ``hw_qemu_guest_agent``: a virtio-serial channel for qemu-ga (what
+  ``changePassword`` goes through);
+* ``os_command_line``: the kernel command line of direct kernel boot;
+* ``hw_rescue_device`` (``disk``, ``cdrom``) and ``hw_rescue_bus`` of a rescue
+  image (the agent copies them into the spec): a stable device rescue, as
+  Nova's libvirt driver does it - every device keeps its place and the rescue
+  disk comes last, with the first boot index (without them, the legacy
+  rescue: the rescue disk first, the root disk second).
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from onestack.host.qemu_spec import (
     Nic,
     assign_slots,
     root_ports,
+    slotted,
 )
 
 # Nova's default kernel command line for direct kernel boot (libvirt driver)
@@ -47,6 +55,7 @@ SMBIOS_MANUFACTURER = "OpenStack Foundation"
 SMBIOS_PRODUCT = "OpenStack Nova"
 SMBIOS_FAMILY = "Virtual Machine"
 FALSE = ("false", "0", "no", "off")
+TRUE = ("1", "t", "true", "on", "y", "yes")  # oslo strutils.TRUE_STRINGS
 
 
 @dataclass(frozen=True)
@@ -124,6 +133,12 @@ def wants_rng(spec: InstanceSpec) -> bool:
     return model == "virtio" and allowed
 
 
+def wants_agent(spec: InstanceSpec) -> bool:
+    """``hw_qemu_guest_agent`` (a flexible boolean, as Nova reads it): a
+    virtio-serial channel for qemu-ga."""
+    return spec.properties.get("hw_qemu_guest_agent", "").strip().lower() in TRUE
+
+
 def kernel_cmdline(spec: InstanceSpec, accel: str) -> str:
     custom = spec.properties.get("os_command_line", "").strip()
     if custom:
@@ -150,14 +165,37 @@ def volume_disk(device: BlockDevice, slot: int | None = None) -> Disk:
                 readonly=device.readonly, serial=volume_serial(device), slot=slot)
 
 
+def stable_rescue(spec: InstanceSpec) -> tuple[bool, str] | None:
+    """(a CD-ROM?, its bus) of a stable device rescue, or None for the legacy
+    one: the rescue image's ``hw_rescue_device`` (default ``disk``) and
+    ``hw_rescue_bus`` (default: the instance's bus for that kind of device)."""
+    device = spec.properties.get("hw_rescue_device", "").strip()
+    bus = spec.properties.get("hw_rescue_bus", "").strip()
+    if not device and not bus:
+        return None
+    device = device or "disk"
+    if device not in ("disk", "cdrom"):
+        raise VirtError(f"Rescue device {device!r} is not supported (disk, cdrom).")
+    cdrom = device == "cdrom"
+    if not bus:
+        bus = (spec.properties.get("hw_cdrom_bus", "").strip() or "ide") if cdrom \
+            else disk_bus(spec)
+    if bus not in DISK_BUSES or (cdrom and bus not in ("ide", "sata")):
+        raise VirtError(f"Rescue bus {bus!r} is not supported for a {device} "
+                        f"({', '.join(('ide', 'sata') if cdrom else DISK_BUSES)}).")
+    return cdrom, bus
+
+
 def build(spec: InstanceSpec, files: InstanceFiles, opts: Options, *,
           rescue: bool = False) -> GuestSpec:
     """The machine for ``spec`` with its disks in ``files`` (``rescue``: the
-    rescue disk boots, the root disk second)."""
+    rescue disk boots - first and the root disk second, or last with the
+    other devices in their places for a stable device rescue)."""
     bus = disk_bus(spec)
+    stable = stable_rescue(spec) if rescue and spec.image_path is not None else None
     disks: list[Disk] = []
     if spec.image_path is not None:
-        if rescue:
+        if rescue and stable is None:
             disks.append(Disk(str(files / layout.RESCUE), "qcow2", "rescue", bus=bus))
         disks.append(Disk(str(files / layout.ROOT), "qcow2", "root", bus=bus))
     elif not spec.block_devices:
@@ -172,6 +210,10 @@ def build(spec: InstanceSpec, files: InstanceFiles, opts: Options, *,
         disks.append(Disk(str(files / layout.CONFIG), "raw", "config", readonly=True,
                           cdrom=cdrom, cache="writeback"))
     disks += [volume_disk(d) for d in spec.block_devices]
+    if stable is not None:
+        cdrom, rescue_bus = stable
+        disks.append(Disk(str(files / layout.RESCUE), "qcow2", "rescue", bus=rescue_bus,
+                          cdrom=cdrom, readonly=cdrom, boot=True))
     model = vif_model(spec)
     smbios = (("manufacturer", SMBIOS_MANUFACTURER), ("product", SMBIOS_PRODUCT),
               ("version", opts.version or "onestack"), ("serial", spec.uuid),
@@ -185,8 +227,13 @@ def build(spec: InstanceSpec, files: InstanceFiles, opts: Options, *,
         initrd=str(spec.ramdisk_path) if kernel and spec.ramdisk_path else None,
         append=kernel_cmdline(spec, opts.accel) if kernel else None,
         uuid=spec.uuid, smbios=smbios, hotplug_slots=opts.hotplug_slots, accel=opts.accel,
-        machine=machine(spec), rng=wants_rng(spec), vnc=opts.vnc,
+        machine=machine(spec), rng=wants_rng(spec), vnc=opts.vnc, guest_agent=wants_agent(spec),
         video=video_model(spec, opts))
+    if stable is not None and stable == (False, "virtio"):
+        # the last slot of the machine's devices: the others keep theirs
+        last = len(slotted(guest))
+        guest = replace(guest, disks=tuple(replace(d, slot=last) if d.id == "rescue" else d
+                                           for d in guest.disks))
     return pin_slots(guest)
 
 

@@ -22,6 +22,7 @@ are in ``actions.py``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
 import re
@@ -33,6 +34,8 @@ from onestack.compute.virt.base import (
     BlockDevice,
     CachedImage,
     Diagnostics,
+    GuestAgentNotEnabled,
+    GuestAgentUnresponsive,
     HostResources,
     ImageData,
     ImageRef,
@@ -367,6 +370,27 @@ class QemuDriver:
         if not guest.spec.vnc:
             raise VirtError("VNC consoles are not enabled on this host.")
         return guest.vnc_path
+
+    async def set_admin_password(self, uuid: str, user: str, password: str) -> None:
+        """Through the guest's qemu-ga (``guest-set-user-password``), as Nova's
+        libvirt driver does; the image must have asked for the agent."""
+        from onestack.host.qga import AgentError, AgentUnresponsive
+
+        guest = await self.instances.running(uuid)
+        if guest is None:
+            await self.instances.need(uuid)
+            raise InvalidInstanceState(f"Instance {uuid} is not running.")
+        if not guest.spec.guest_agent:
+            raise GuestAgentNotEnabled("QEMU guest agent is not enabled")
+        try:
+            await self.host.guests.guest_agent(uuid, "guest-set-user-password", {
+                "username": user, "password": base64.b64encode(password.encode()).decode(),
+                "crypted": False})
+        except AgentUnresponsive as exc:
+            raise GuestAgentUnresponsive(str(exc)) from None
+        except AgentError as exc:
+            raise VirtError(f"Error from the guest agent while setting the password for "
+                            f"username \"{user}\": {exc.desc}") from None
 
 
 _qemu_version_cache: list[int] = []
