@@ -133,12 +133,38 @@ def fixed_ip(port: dict[str, Any]) -> str:
     return str(port["Fixed IP Addresses"][0]["ip_address"])
 
 
-def assert_gone(cloud: Cloud, server_id: str, port_id: str) -> None:
-    """Nothing of a deleted server on the host: no QEMU, no files, no tap."""
+def firewall_ruleset(cloud: Cloud) -> str:
+    """The cloud's nftables (security groups, anti-spoofing), as ``nft list ruleset`` shows it."""
+    return netns.run(cloud.layout.root_ns, ["nft", "list", "ruleset"], timeout=30).stdout
+
+
+def dhcp_files(cloud: Cloud, name: str) -> str:
+    """Every network's dnsmasq file ``name`` (``hosts``, ``addn_hosts``, ``leases``), joined."""
+    return "".join(p.read_text() for p in (cloud.state / "run" / "dnsmasq").glob(f"*/{name}"))
+
+
+def assert_gone(cloud: Cloud, server_id: str, port: dict[str, Any]) -> None:
+    """Nothing of a deleted server (and its ``port``, as ``port list`` showed it)
+    on the host: no QEMU, no disk or other file, no tap, no element of the
+    port in the firewall, no DHCP host entry, and its address free."""
+    tap, mac, ip = cloud.layout.tap(port["ID"]), str(port["MAC Address"]), fixed_ip(port)
     assert cloud.qemu_pids(server_id) == []
-    assert not (cloud.state / "instances" / server_id).exists()
-    assert not (cloud.state / "run" / "qemu" / server_id).exists()
-    assert cloud.layout.tap(port_id) not in cloud.root_links()
+    assert not (cloud.state / "instances" / server_id).exists()  # disks, record
+    assert not (cloud.state / "run" / "qemu" / server_id).exists()  # sockets, pid file, console log
+    assert tap not in cloud.root_links()
+    assert cloud.js("port", "list", "--device-id", server_id) == []
+    assert cloud.js("port", "list", "--fixed-ip", f"ip-address={ip}") == []  # the address is free
+
+    def firewall_forgot() -> bool:
+        rules = firewall_ruleset(cloud)
+        return tap not in rules and mac not in rules and f"{ip} " not in rules.replace(",", " ")
+
+    def dhcp_forgot() -> bool:
+        hosts = dhcp_files(cloud, "hosts")
+        return mac not in hosts and ip not in hosts and ip not in dhcp_files(cloud, "addn_hosts").split()
+
+    wait_for(f"port {port['ID']}'s firewall elements removed", firewall_forgot, 30)
+    wait_for(f"port {port['ID']}'s DHCP host entry removed", dhcp_forgot, 30)
 
 
 def has_firewall() -> bool:

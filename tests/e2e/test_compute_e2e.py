@@ -10,13 +10,16 @@ inside the guest is read over SSH with the keypair's private key.
 
 Guests cost about 3 host CPU-seconds each to boot under TCG on a loaded
 machine: the tests boot 1, then 2, then 3 guests (the issue's kill -9 test
-says 5; 3 keeps it bounded). At the end the cloud's whole data plane is
+says 5; 3 keeps the suite bounded, ``ONESTACK_TEST_KILL_SERVERS=5`` runs the
+5). The actions on a running guest are in ``test_compute_actions_e2e.py``;
+the shared cloud is ``computecloud.py``. At the end the cloud's whole data plane is
 removed and no process of its state directory may be left.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,7 +95,7 @@ def test_a_server_boots_gets_dhcp_metadata_floating_ip_ssh_and_leaves_nothing(cl
     assert len(pid) == 1
     cloud.os("server", "delete", "--wait", "vm1")
     assert procs.wait_gone(pid[0], 10)
-    assert_gone(cloud, sid, port["ID"])
+    assert_gone(cloud, sid, port)
     assert cloud.js("port", "list", "--device-id", sid) == []
     assert cloud.js("floating", "ip", "show", fip)["port_id"] is None
 
@@ -140,7 +143,12 @@ def test_two_servers_ping_each_other_groups_and_power_actions(cloud: Cloud) -> N
     cloud.os("security", "group", "delete", sg)
 
 
-@pytest.mark.parametrize(("when", "count"), [("first-qemu", 3), ("at-once", 2)])
+# The issue asks for 5 servers booting at kill -9; the suite boots 3 (each TCG boot
+# costs ~3 CPU-s on a shared 2-CPU machine): ONESTACK_TEST_KILL_SERVERS=5 runs the 5.
+KILL_COUNT = int(os.environ.get("ONESTACK_TEST_KILL_SERVERS", "3"))
+
+
+@pytest.mark.parametrize(("when", "count"), [("first-qemu", KILL_COUNT), ("at-once", 2)])
 def test_killed_while_servers_boot_restart_settles_each_and_nothing_leaks(
         cloud: Cloud, when: str, count: int) -> None:
     """kill -9 of onestack while servers boot - as soon as a first QEMU runs, or
@@ -182,16 +190,24 @@ def test_killed_while_servers_boot_restart_settles_each_and_nothing_leaks(
         if states[sid]["status"] == "ACTIVE":  # kept running through the restart: the same QEMU
             assert cloud.qemu_pids(sid) == [pid], (sid, pid, cloud.qemu_pids(sid))
     active = [sid for sid, srv in states.items() if srv["status"] == "ACTIVE"]
+    # no QEMU but the ACTIVE servers' own, one each (none started twice, none stray)
+    qemu_dir = cloud.state / "run" / "qemu"
+    assert {d.name for d in qemu_dir.iterdir() if cloud.qemu_pids(d.name)} == set(active)
+    assert len(cloud.qemu_pids()) == len(active)
     for sid in active:  # a guest that was adopted answers on its port's address
-        assert cloud.ssh(cloud.router_ns(), fixed_ip(port_of(cloud, sid)), "hostname").strip()
-    ports = {sid: [p["ID"] for p in cloud.js("port", "list", "--device-id", sid)] for sid in servers}
+        try:
+            assert cloud.ssh(cloud.router_ns(), fixed_ip(port_of(cloud, sid)), "hostname").strip()
+        except AssertionError as exc:  # say what the guest said (metadata, key) on its console
+            log = cloud.os("console", "log", "show", "--lines", "30", sid).stdout
+            raise AssertionError(f"{exc}\n{sid}'s console:\n{log}") from None
+    ports = {sid: cloud.js("port", "list", "--device-id", sid) for sid in servers}
     print(f"\nafter kill -9 and restart: {sorted(s['status'] for s in states.values())}, "
           f"{len(running)} guest(s) had started and ran on")
 
     cloud.os("server", "delete", "--wait", *servers)
     for sid in servers:
-        for port_id in ports[sid]:
-            assert_gone(cloud, sid, port_id)
+        for port in ports[sid]:
+            assert_gone(cloud, sid, port)
         assert cloud.js("port", "list", "--device-id", sid) == []
     assert cloud.qemu_pids() == []
     assert [p.name for p in (cloud.state / "instances").iterdir()] in ([], ["_base"])
