@@ -199,7 +199,10 @@ def test_killed_while_servers_boot_restart_settles_each_and_nothing_leaks(
             assert cloud.ssh(cloud.router_ns(), fixed_ip(port_of(cloud, sid)), "hostname").strip()
         except AssertionError as exc:  # say what the guest said (metadata, key) on its console
             log = cloud.os("console", "log", "show", "--lines", "30", sid).stdout
-            raise AssertionError(f"{exc}\n{sid}'s console:\n{log}") from None
+            served = [line for f in sorted(cloud.state.parent.glob("onestack-*.log"))
+                      for line in f.read_text(errors="replace").splitlines() if "metadata" in line]
+            raise AssertionError(f"{exc}\n{sid}'s console:\n{log}\nthe cloud's metadata log:\n"
+                                 + "\n".join(served[-40:])) from None
     ports = {sid: cloud.js("port", "list", "--device-id", sid) for sid in servers}
     print(f"\nafter kill -9 and restart: {sorted(s['status'] for s in states.values())}, "
           f"{len(running)} guest(s) had started and ran on")
