@@ -66,6 +66,12 @@ class ComputeApp(ComputeService):
         async def upload_image(tctx: TaskContext) -> Mapping[str, Any] | None:
             return await conductor.upload_image(svc, tctx)
 
+        if "network" in self.cloud.services:  # built before Compute (app.SERVICE_MODULES)
+            from onestack.compute.interface import network_events
+            from onestack.network.interface import subscribe_server_events
+
+            cloud = self.cloud
+            subscribe_server_events(cloud, lambda events: network_events(cloud, events))
         self.cloud.handle_tasks(kinds.BUILD, build)
         self.cloud.handle_tasks(kinds.RELEASE_NETWORK, release_network)
         self.cloud.handle_tasks(kinds.UPLOAD_IMAGE, upload_image)

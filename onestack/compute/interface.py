@@ -7,11 +7,14 @@
   ``metadata_lookup``.
 * Networking tells Compute that a server's ports changed (a floating IP
   associated, an address added) with ``network_changed`` - Neutron's
-  ``network-changed`` external event - so the server's addresses are current.
+  ``network-changed`` external event - so the server's addresses are current;
+  ``network_events`` takes the events Networking publishes (subscribed by
+  ``ComputeApp``: a port deleted, its addresses or floating IPs changed).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -51,6 +54,18 @@ def metadata_lookup(cloud: Cloud, instance_id: str, project_id: str,
     caller = metadata_service.Caller(instance_id, project_id,
                                      metadata_service.sign(svc.metadata_secret, instance_id))
     return metadata_service.lookup(svc, caller, path)
+
+
+def network_events(cloud: Cloud, events: Sequence[tuple[str, str, str]]) -> None:
+    """Networking's events of servers' ports, ``(name, server_id, port_id)``, as
+    ``os-server-external-events`` brings them to Nova (blocking): a server whose
+    port changed (``network-changed``) or was deleted (``network-vif-deleted``)
+    has its addresses read again, once per batch; ``network-vif-plugged`` and
+    ``-unplugged`` need nothing here (no boot waits for them)."""
+    servers = dict.fromkeys(server for name, server, _port in events
+                            if name in ("network-changed", "network-vif-deleted"))
+    for server_id in servers:
+        network_changed(cloud, server_id)
 
 
 def network_changed(cloud: Cloud, server_id: str) -> bool:

@@ -1,11 +1,13 @@
 """The Networking service object: what the Networking service functions share.
 
-Settings, the database, the policy enforcer, the data-plane notifier and the
-agent source (both seams, see ``network/dataplane.py``), and ``writing()``,
-the one place where a write transaction hands its data-plane changes to the
-notifier. Service logic lives in ``network/service/`` as functions taking
-this object first; the HTTP API and the ASGI wiring (``network/app.py``) sit
-above it; other services call it through ``network/interface.py``.
+Settings, the database, the policy enforcer, the data-plane notifier, the
+agent source and the server events for Compute (the seams, see
+``network/dataplane.py``), and ``writing()``, the one place where a write
+transaction hands its data-plane changes to the notifier and, once committed,
+its server events to Compute. Service logic lives in ``network/service/`` as
+functions taking this object first; the HTTP API and the ASGI wiring
+(``network/app.py``) sit above it; other services call it through
+``network/interface.py``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,13 @@ from typing import TYPE_CHECKING
 
 from onestack.common.cloud import CatalogEntry
 from onestack.network import dataplane
-from onestack.network.dataplane import AgentSource, DataPlaneNotifier, NoAgents, NoDataPlane
+from onestack.network.dataplane import (
+    AgentSource,
+    DataPlaneNotifier,
+    NoAgents,
+    NoDataPlane,
+    ServerEvents,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -39,6 +47,8 @@ class NetworkService:
         # The seams the data plane plugs into (no-ops until it does).
         self.notifier: DataPlaneNotifier = NoDataPlane()
         self.agent_source: AgentSource = NoAgents()
+        # What Compute hears about its servers' ports (it subscribes).
+        self.server_events = ServerEvents()
         self._enforcer: NetworkEnforcer | None = None
         # The namespace holding the bridges, where the data plane runs: bound
         # ports name it in ``binding:vif_details`` ("netns") for Compute.
@@ -76,12 +86,14 @@ class NetworkService:
                 yield session
                 return
             changes = dataplane.begin(session)
+            events: list[dataplane.ServerEvent] = []
             try:
                 yield session
                 if changes:
                     session.flush()
                     self.notifier.in_transaction(session, changes)
             finally:
-                dataplane.end(session)
+                events = dataplane.end(session)
         if changes:
             self.notifier.after_commit(changes)
+        self.server_events.publish(events)

@@ -4,7 +4,8 @@ Compute reaches Networking through this module only (an import-linter
 contract holds it): a port for a server on the user's behalf (the user's
 policy and quota apply, as through ``POST /v2.0/ports``), bound to the host
 that runs the server, unbound and deleted; the networks a user may boot on.
-The data plane reports a port's status here. Compute's proxy APIs of
+The data plane reports a port's status here. Compute subscribes to the
+events of its servers' ports (``subscribe_server_events``). Compute's proxy APIs of
 before 2.36 (``os-security-groups``, ``os-security-group-rules``,
 ``os-floating-ips``) go through the security group, rule and floating IP
 calls at the end. Functions take the ``Cloud``,
@@ -21,6 +22,14 @@ from typing import TYPE_CHECKING, Any
 from onestack.common.auth import AuthContext
 from onestack.common.errors import NotFound
 from onestack.network.core import NetworkService
+from onestack.network.dataplane import (  # noqa: F401 - Compute's names for the events
+    NETWORK_CHANGED,
+    VIF_DELETED,
+    VIF_PLUGGED,
+    VIF_UNPLUGGED,
+    ServerEvent,
+    ServerEventListener,
+)
 from onestack.network.service import networks, port_views, ports, query
 from onestack.network.service.policy import Caller, caller_for
 from onestack.network.service.resources import NETWORKS, PORTS
@@ -108,6 +117,17 @@ def delete_port(cloud: Cloud, ctx: AuthContext | None, port_id: str) -> None:
 def set_port_status(cloud: Cloud, port_id: str, status: str) -> bool:
     """The data plane reports a port ``ACTIVE`` (wired) or ``DOWN``; True if it changed."""
     return ports.set_status(_network(cloud), port_id, status)
+
+
+def subscribe_server_events(cloud: Cloud, listener: ServerEventListener) -> None:
+    """``listener(events)`` is called with what happens to servers' ports, as
+    Neutron notifies Nova (``os-server-external-events``): ``ServerEvent(name,
+    server_id, port_id)`` with ``name`` ``network-changed`` (its fixed IPs changed,
+    a floating IP came or went), ``network-vif-deleted`` (the port was deleted),
+    ``network-vif-plugged`` / ``network-vif-unplugged`` (its status became
+    ``ACTIVE`` / left it). Called after the change committed, from a thread of
+    Networking's, a batch at a time and in order; a listener's error is logged."""
+    _network(cloud).server_events.subscribe(listener)
 
 
 def show_network(cloud: Cloud, ctx: AuthContext, network_id: str) -> dict[str, Any]:

@@ -7,6 +7,11 @@ the details are covered by tests/api and the openstacksdk tests.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
 import pytest
 
 from tests.clients.test_identity_cli import osc, osc_json, unique
@@ -100,3 +105,52 @@ def test_quota_enforced_and_agents(running_cloud: CloudInfo) -> None:
     osc(info, "quota", "set", "--routers", "10", demo)
     # no host runs a network agent until the data plane exists: an empty list, not an error
     assert osc_json(info, "network", "agent", "list") == []
+
+
+def test_a_servers_port_changed_through_networking_shows_in_compute(running_cloud: CloudInfo,
+                                                                     tmp_path: Path) -> None:
+    """As Neutron notifies Nova: a floating IP set on a server's port through
+    `openstack floating ip create --port` shows among the server's addresses,
+    and the port deleted with `openstack port delete` (by an admin) leaves its interfaces and
+    addresses (the server list's view: Compute's cache, which only these events
+    bring up to date)."""
+    from onestack.compute.virt.fake import _write_qcow2
+    from tests.clients.test_compute_cli import Rest
+
+    info = running_cloud
+    rest = Rest(info)
+    disk = tmp_path / "disk.qcow2"
+    _write_qcow2(disk, 1 << 30)
+    image, name = unique("guest"), unique("vm")
+    osc(info, "image", "create", "--file", str(disk), "--disk-format", "qcow2", "--container-format", "bare",
+        image, cloud="onestack")
+    try:
+        osc(info, "server", "create", "--image", image, "--flavor", "m1.nano", "--network", "private",
+            "--wait", name, cloud="onestack")
+        server = rest.server(name)
+        (port,) = osc_json(info, "port", "list", "--server", name, cloud="onestack")
+        fip = osc_json(info, "floating", "ip", "create", "--port", port["ID"], "public", cloud="onestack")
+
+        def addresses() -> list[tuple[str, str]]:
+            return [(a["addr"], a["OS-EXT-IPS:type"]) for items in rest.server(name)["addresses"].values()
+                    for a in items]
+
+        wait_until(lambda: (fip["floating_ip_address"], "floating") in addresses())
+        # (Neutron's policy lets only an admin or a service delete a server's port)
+        r = osc(info, "port", "delete", port["ID"], cloud="onestack", check=False)
+        assert r.returncode != 0 and "rule:delete_port is disallowed by policy" in r.stderr
+        osc(info, "port", "delete", port["ID"])
+        wait_until(lambda: addresses() == [])
+        r = httpx.get(f"{rest.url}/servers/{server['id']}/os-interface", headers=rest.headers, timeout=30)
+        assert r.status_code == 200 and r.json() == {"interfaceAttachments": []}, r.text
+        osc(info, "floating", "ip", "delete", fip["id"], cloud="onestack")
+    finally:
+        osc(info, "server", "delete", "--wait", name, cloud="onestack", check=False)
+        osc(info, "image", "delete", image, cloud="onestack", check=False)
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"{check} never became true"
+        time.sleep(0.1)

@@ -9,7 +9,9 @@ process: a socket opened inside a namespace (``netns.call``) stays there.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -50,11 +52,16 @@ class Vm:
 
     def port(self, rules: tuple[firewall.SecurityGroupRule, ...] = (), *,
              pairs: tuple[tuple[str, str], ...] = (), port_security: bool = True,
-             fixed_ips: tuple[str, ...] | None = None) -> firewall.FirewallPort:
+             fixed_ips: tuple[str, ...] | None = None,
+             ra_sources: tuple[str, ...] = ()) -> firewall.FirewallPort:
         return firewall.FirewallPort(
             port_id=self.port_id, device=self.device, mac=self.mac,
             fixed_ips=fixed_ips or (self.ip, self.ip6), allowed_address_pairs=pairs,
-            port_security_enabled=port_security, rules=rules)
+            port_security_enabled=port_security, rules=rules, ra_sources=ra_sources)
+
+    @property
+    def link_local(self) -> str:
+        return firewall.link_local(self.mac)
 
     # --- traffic ---------------------------------------------------------------------------
 
@@ -97,6 +104,26 @@ class Vm:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
                 s.bind((src, 0))
                 s.sendto(payload, (dst, port))
+
+        netns.call(self.ns, work)
+
+    def send_router_advertisement(self, prefix: str) -> None:
+        """One router advertisement to all nodes from eth0's link-local address: a
+        default router (30 min) with ``prefix`` (a /64) for SLAAC."""
+        net = ipaddress.IPv6Network(prefix)
+
+        def work() -> None:
+            index = socket.if_nametoindex("eth0")
+            with socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6) as s:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+                # type, code, checksum (the kernel's), hop limit, flags, router
+                # lifetime, reachable, retransmit; then a prefix option (on-link,
+                # autonomous; valid and preferred lifetimes)
+                ra = struct.pack("!BBHBBHII", 134, 0, 0, 64, 0, 1800, 0, 0)
+                ra += struct.pack("!BBBBIII", 3, 4, net.prefixlen, 0xC0, 86400, 14400, 0)
+                ra += net.network_address.packed
+                s.sendto(ra, ("ff02::1", 0, 0, index))
 
         netns.call(self.ns, work)
 

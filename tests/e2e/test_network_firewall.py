@@ -241,7 +241,7 @@ def test_dhcp_and_slaac_reach_a_port_without_ingress_rules(lab: fwlab.Lab,
     server = lab.vm("dhcp", 200)  # the DHCP namespace's port: not filtered
     c = lab.vm("c", 3, addresses=False)
     slaac = "fd66::f816:3eff:fe00:3"  # the address SLAAC makes of c's MAC
-    lab.sync(c.port(EGRESS_ANY, fixed_ips=(c.ip, slaac)))
+    lab.sync(c.port(EGRESS_ANY, fixed_ips=(c.ip, slaac), ra_sources=(server.link_local,)))
     dhcp = dnsmasq.Dnsmasq(tmp_path / "dnsmasq")
     try:
         assert dhcp.ensure(dnsmasq.DnsmasqSpec(
@@ -264,6 +264,43 @@ def test_dhcp_and_slaac_reach_a_port_without_ingress_rules(lab: fwlab.Lab,
         assert not server.ping(c.ip)  # nothing else comes in
     finally:
         dhcp.stop("net")
+
+
+def test_router_advertisements_only_from_the_ports_routers(lab: fwlab.Lab) -> None:
+    """A rogue RA from a stand-in instance reaches no filtered port (whether the rogue
+    has port security or not, and although the victim's rules admit any ICMPv6);
+    the router's RA still gives the SLAAC address and the default route."""
+    router = lab.vm("router", 200)  # a router interface: not filtered
+    rogue = lab.vm("rogue", 4)  # port security off: not filtered either
+    filtered_rogue = lab.vm("frogue", 5)
+    c = lab.vm("c", 3, addresses=False)
+    bystander = lab.vm("d", 6, addresses=False)  # port security off: takes any RA
+    icmp6_in = ingress("ipv6-icmp", ethertype="IPv6")
+    lab.sync(c.port(EGRESS_ANY + (icmp6_in,), ra_sources=(router.link_local,)),
+             filtered_rogue.port(EGRESS_ANY + (icmp6_in,), ra_sources=(router.link_local,)),
+             bystander.port(port_security=False), rogue.port(port_security=False))
+    rogue.send_router_advertisement("fd77::/64")
+    filtered_rogue.send_router_advertisement("fd78::/64")
+    router.send_router_advertisement("fd66::/64")
+
+    def slaac(vm: fwlab.Vm, prefix: str) -> str:
+        return f"{prefix}f816:3eff:fe00:{int(vm.mac[-2:], 16):x}/64"
+
+    deadline = time.monotonic() + 10
+    while slaac(c, "fd66::") not in c.addresses() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert slaac(c, "fd66::") in c.addresses()
+    while slaac(bystander, "fd77::") not in bystander.addresses() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    # the rogue's RA is a good one: the unfiltered bystander took it (and the router's)
+    assert slaac(bystander, "fd77::") in bystander.addresses()
+    assert slaac(bystander, "fd66::") in bystander.addresses()
+    assert slaac(bystander, "fd78::") not in bystander.addresses()  # dropped at its sender
+    time.sleep(0.5)
+    assert [a for a in c.addresses() if a.startswith(("fd77", "fd78"))] == []
+    assert [a for a in filtered_rogue.addresses() if a.startswith("fd77")] == []
+    routes = netns.run(c.ns, ["busybox", "ip", "-6", "route", "show", "default"], timeout=10).stdout
+    assert f"via {router.link_local}" in routes and f"via {rogue.link_local}" not in routes, routes
 
 
 def test_remove_leaves_nothing(lab: fwlab.Lab) -> None:

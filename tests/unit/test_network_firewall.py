@@ -164,15 +164,24 @@ def test_the_default_group_shares_one_chain_pair_between_its_ports() -> None:
 def test_egress_in_prerouting_ingress_in_forward_stateful_default_deny_per_port() -> None:
     _, inet = fw.render([port(1)], {}, {})
     mark = {"meta": {"key": "mark"}}
-    for hook, rules_map in (("prerouting", "@egress"), ("forward", "@ingress")):
+    ra = match(payload("icmpv6", "type"), 134)
+    for hook, rules_map, icmpv6, router_ads in (
+            # out: MLD, RS, NS, NA (a port's own RAs die in the bridge table)
+            ("prerouting", "@egress", [130, 131, 132, 133, 135, 136, 143], []),
+            # in: MLD, NS, NA; RAs only from the port's routers, whatever its rules
+            ("forward", "@ingress", [130, 131, 132, 135, 136], [
+                [NFPROTO6, l4(58), ra,
+                 match({"concat": [mark, payload("ip6", "saddr")]}, "@ra_sources"),
+                 {"accept": None}],
+                [NFPROTO6, l4(58), ra, {"drop": None}]])):
         assert rules_of(inet, hook) == [
             [match(mark, 0), {"accept": None}],
             [match({"ct": {"key": "state"}}, ["established", "related"], op="in"),
              {"accept": None}],
             [match({"ct": {"key": "state"}}, "invalid", op="in"), {"drop": None}],
-            [NFPROTO6, l4(58), match(payload("icmpv6", "type"),
-                                     {"set": [130, 131, 132, 133, 134, 135, 136, 143]}),
+            [NFPROTO6, l4(58), match(payload("icmpv6", "type"), {"set": icmpv6}),
              {"accept": None}],
+            *router_ads,
             [{"vmap": {"key": mark, "data": rules_map}}],
         ], hook
     chains = items(inet, "chain")
@@ -180,6 +189,23 @@ def test_egress_in_prerouting_ingress_in_forward_stateful_default_deny_per_port(
     assert (chains["forward"]["hook"], chains["forward"]["prio"]) == ("forward", 0)
     assert chains["forward"]["policy"] == "accept"  # unfiltered ports pass
     assert chains["zone"]["prio"] == -300  # before conntrack (-200)
+
+
+def test_router_advertisements_are_taken_only_from_each_ports_routers() -> None:
+    router_lla, dhcp_lla = "fe80::f816:3eff:fe00:aa", "fe80::f816:3eff:fe00:bb"
+    a = FirewallPort(**{**port(1).__dict__, "ra_sources": (router_lla, dhcp_lla)})
+    b = FirewallPort(**{**port(2).__dict__, "ra_sources": (dhcp_lla, "not an address", "10.0.0.1")})
+    _, inet = fw.render([a, b, port(3)], {}, {})
+    ra_set = items(inet, "set")["ra_sources"]
+    assert ra_set["type"] == ["mark", "ipv6_addr"]
+    # by the port's number (its mark): a takes both, b the DHCP port's only, port 3 none
+    assert ra_set["elem"] == [{"concat": [1, "fe80::f816:3eff:fe00:aa"]},
+                              {"concat": [1, "fe80::f816:3eff:fe00:bb"]},
+                              {"concat": [2, "fe80::f816:3eff:fe00:bb"]}]
+    # a port's own router advertisements are dropped where it sends them
+    bridge, _ = fw.render([a], {}, {})
+    assert [match(payload("icmpv6", "type"), 134), {"drop": None}] in \
+        rules_of(bridge, "spoof6")
 
 
 def test_conntrack_zone_per_bridge() -> None:

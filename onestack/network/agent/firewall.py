@@ -22,7 +22,9 @@ together in one transaction by every :func:`sync`:
     ``prerouting`` (after conntrack) applies the source port's egress rules,
     ``forward`` the destination port's ingress rules: unmarked (not a filtered
     port) accepted, established/related accepted, invalid dropped, ICMPv6
-    ND/MLD/RS/RA accepted; then a verdict map on the mark (``egress``,
+    ND/MLD (and RS out) accepted, router advertisements to a port only from its
+    ``ra_sources`` (set ``ra_sources``: mark . address), others dropped whatever
+    the rules say; then a verdict map on the mark (``egress``,
     ``ingress``) jumps to the port's rules, a chain shared by every port with
     the same rules: DHCP as Neutron allows it, the security group rules, and a
     final drop (default deny). Remote groups are matched against named sets of
@@ -75,9 +77,11 @@ TABLE = "onestack_sg"
 MAX_PORTS = 0xFFFFFFFF
 
 # ICMPv6 a port may always send / receive (Neutron's ICMPV6_ALLOWED_EGRESS_TYPES and
-# ICMPV6_ALLOWED_INGRESS_TYPES plus router advertisements): MLD, RS, RA, NS, NA.
+# ICMPV6_ALLOWED_INGRESS_TYPES): MLD, RS, NS, NA. Router advertisements are received
+# only from the port's ``ra_sources`` (Neutron's RA rule from the gateway's link-local
+# address), whatever the security group rules say.
 ICMPV6_EGRESS = (130, 131, 132, 143, 133, 135, 136)
-ICMPV6_INGRESS = (130, 131, 132, 134, 135, 136)
+ICMPV6_INGRESS = (130, 131, 132, 135, 136)
 ICMPV6_FROM_UNSPECIFIED = (131, 135, 143)  # MLD reports and DAD before an address
 ROUTER_ADVERTISEMENT = 134
 
@@ -237,6 +241,19 @@ def _port_elements(port: FirewallPort) -> tuple[tuple[Json, ...], tuple[Json, ..
     return tuple(macs), tuple(v4), tuple(v6)
 
 
+def _ra_addresses(port: FirewallPort) -> list[ipaddress.IPv6Address]:
+    out = []
+    for text in port.ra_sources:
+        try:
+            address = ipaddress.ip_address(text)
+        except ValueError:
+            log.warning("port %s: router advertisement source %r ignored", port.port_id, text)
+            continue
+        if isinstance(address, ipaddress.IPv6Address):
+            out.append(address)
+    return sorted(set(out))
+
+
 def _inet_table(numbered: Sequence[tuple[int, FirewallPort]],
                 group_members: Mapping[str, Sequence[str]], bridges: Mapping[str, int]) -> Table:
     """Connection state and the security group rules."""
@@ -255,8 +272,11 @@ def _inet_table(numbered: Sequence[tuple[int, FirewallPort]],
         v4, v6 = split_addresses(group_members.get(group, ()))
         l3.add(nft.named_set(group_set(group, 4), "ipv4_addr", v4, flags=["interval"]),
                nft.named_set(group_set(group, 6), "ipv6_addr", v6, flags=["interval"]))
+    ra_sources = [{"concat": [n, str(address)]} for n, port in numbered
+                  for address in _ra_addresses(port)]
     l3.add(_named_map("egress", "mark", "verdict", egress),
            _named_map("ingress", "mark", "verdict", ingress),
+           nft.named_set("ra_sources", ["mark", "ipv6_addr"], ra_sources),
            nft.chain("zone", hook="prerouting", priority=-300, policy="accept"),
            nft.chain("prerouting", hook="prerouting", priority=0, policy="accept"),
            nft.chain("forward", hook="forward", priority=0, policy="accept"))
@@ -266,15 +286,25 @@ def _inet_table(numbered: Sequence[tuple[int, FirewallPort]],
             "key": nft.meta("iifname"), "data": {"set": zones}}}}}))
     mark = nft.meta("mark")
     for hook, rules_map in (("prerouting", "@egress"), ("forward", "@ingress")):
+        icmpv6 = ICMPV6_EGRESS if hook == "prerouting" else ICMPV6_INGRESS
         l3.add(
             nft.rule(hook, nft.match(mark, 0), nft.accept(), comment="not a filtered port"),
             nft.rule(hook, nft.ct_state("established", "related"), nft.accept()),
             nft.rule(hook, nft.ct_state("invalid"), nft.drop()),
-            nft.rule(hook, _nfproto("ipv6"), _l4proto(ICMPV6),
-                     _icmpv6_types(sorted(set(ICMPV6_EGRESS) | set(ICMPV6_INGRESS))),
-                     nft.accept(), comment="neighbour discovery, MLD, router advertisements"),
-            nft.rule(hook, {"vmap": {"key": mark, "data": rules_map}}),
+            nft.rule(hook, _nfproto("ipv6"), _l4proto(ICMPV6), _icmpv6_types(sorted(icmpv6)),
+                     nft.accept(), comment="neighbour discovery, MLD"),
         )
+        if hook == "forward":  # to the port: router advertisements from its routers only
+            l3.add(
+                nft.rule(hook, _nfproto("ipv6"), _l4proto(ICMPV6),
+                         _icmpv6_types([ROUTER_ADVERTISEMENT]),
+                         nft.match({"concat": [mark, nft.payload("ip6", "saddr")]}, "@ra_sources"),
+                         nft.accept(), comment="router advertisement from a router of the port"),
+                nft.rule(hook, _nfproto("ipv6"), _l4proto(ICMPV6),
+                         _icmpv6_types([ROUTER_ADVERTISEMENT]), nft.drop(),
+                         comment="router advertisement not from a router of the port"),
+            )
+        l3.add(nft.rule(hook, {"vmap": {"key": mark, "data": rules_map}}))
     for (direction, rules), name in chains.items():
         l3.add(*_rules_chain_items(direction, name, rules))
     return _ordered(l3)

@@ -88,6 +88,8 @@ def plan(session: Session, changes: Sequence[Change]) -> set[tuple[str, str]]:
                 gateway_networks.add(ch.network_id)
         elif ch.kind == dataplane.SECURITY_GROUP:
             todo.add((FIREWALL, ""))
+        elif ch.kind == dataplane.SUBNET and ch.action == dataplane.UPDATED:
+            todo.add((FIREWALL, ""))  # a gateway_ip: who may send router advertisements
     if gateway_networks:
         stmt = select(Router.id).join(Port, Port.id == Router.gw_port_id).where(
             Port.network_id.in_(sorted(gateway_networks)))

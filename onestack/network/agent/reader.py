@@ -236,6 +236,7 @@ class FirewallPortInfo:
     allowed_address_pairs: tuple[tuple[str, str], ...]
     port_security_enabled: bool
     groups: tuple[str, ...]
+    ra_sources: tuple[str, ...] = ()  # link-local addresses of its network's routers
 
 
 @dataclass(frozen=True)
@@ -253,14 +254,15 @@ class RuleInfo:
 class FirewallInfo:
     ports: tuple[FirewallPortInfo, ...]
     rules: dict[str, tuple[RuleInfo, ...]]  # by security group
-    members: dict[str, tuple[str, ...]]  # group -> addresses of its ports
+    members: dict[str, tuple[str, ...]]  # group -> addresses of its ports (fixed IPs and pairs)
 
 
 def firewall(s: Session) -> FirewallInfo:
     """Every port a VM (or a namespace standing in for one) plugs: not the
     ports of routers, DHCP servers and floating IPs, which pass unfiltered."""
     infra = (DHCP_OWNER, FLOATINGIP_OWNER, ROUTER_GATEWAY_OWNER, *ROUTER_INTERFACE_OWNERS)
-    rows = s.execute(select(Port.id, Port.mac_address, Port.port_security_enabled, Port.allowed_address_pairs)
+    rows = s.execute(select(Port.id, Port.mac_address, Port.port_security_enabled, Port.allowed_address_pairs,
+                            Port.network_id)
                      .where(Port.device_owner.not_in(infra)).order_by(Port.id)).all()
     ids = [r[0] for r in rows]
     ips = _fixed_ips(s, ids)
@@ -268,17 +270,21 @@ def firewall(s: Session) -> FirewallInfo:
     if ids:
         for pid, gid in s.execute(select(PortSecurityGroup.port_id, PortSecurityGroup.security_group_id)):
             groups[pid].append(gid)
+    routers = ra_sources(s) if ids else {}
     members: dict[str, list[str]] = defaultdict(list)
     ports = []
-    for pid, mac, security, pairs in rows:
+    for pid, mac, security, pairs, network_id in rows:
         addresses = tuple(ip for _sid, ip in ips.get(pid, []))
+        allowed = tuple((str(p.get("ip_address")), str(p.get("mac_address") or mac)) for p in _pairs(pairs))
         for gid in groups.get(pid, []):
+            # as Neutron: a remote group's members are its ports' fixed IPs and
+            # allowed address pairs
             members[gid].extend(addresses)
+            members[gid].extend(ip for ip, _mac in allowed)
         ports.append(FirewallPortInfo(
-            id=pid, mac=mac, fixed_ips=addresses,
-            allowed_address_pairs=tuple((str(p.get("ip_address")), str(p.get("mac_address") or mac))
-                                        for p in _pairs(pairs)),
+            id=pid, mac=mac, fixed_ips=addresses, allowed_address_pairs=allowed,
             port_security_enabled=bool(security), groups=tuple(sorted(groups.get(pid, []))),
+            ra_sources=routers.get(network_id, ()),
         ))
     rules: dict[str, list[RuleInfo]] = defaultdict(list)
     wanted = {g for gs in groups.values() for g in gs}
@@ -290,6 +296,36 @@ def firewall(s: Session) -> FirewallInfo:
                     r.remote_ip_prefix, r.remote_group_id))
     return FirewallInfo(ports=tuple(ports), rules={k: tuple(v) for k, v in rules.items()},
                         members={k: tuple(v) for k, v in members.items()})
+
+
+def ra_sources(s: Session) -> dict[str, tuple[str, ...]]:
+    """By network: the link-local addresses its instances may take router
+    advertisements from, as Neutron's ``_select_ra_ips_for_network_ids``: the port
+    holding an IPv6 subnet's ``gateway_ip`` (the router's radvd), a ``gateway_ip``
+    that is itself link-local (a router outside the cloud); and, here, the DHCP
+    port (its dnsmasq announces the prefixes)."""
+    from onestack.network.agent.secgroups import MAC_RE, link_local
+
+    out: dict[str, set[str]] = defaultdict(set)
+    gateways = s.execute(select(Subnet.network_id, Subnet.gateway_ip)
+                         .where(Subnet.ip_version == 6, Subnet.gateway_ip.is_not(None))).all()
+    wanted = {(nid, str(ipaddress.ip_address(gw))) for nid, gw in gateways if gw}
+    for nid, gw in wanted:
+        if ipaddress.ip_address(gw).is_link_local:
+            out[nid].add(gw)
+    macs: set[tuple[str, str]] = set()
+    if wanted:
+        stmt = (select(Port.network_id, Port.mac_address, IPAllocation.ip_address)
+                .join(IPAllocation, IPAllocation.port_id == Port.id)
+                .where(IPAllocation.ip_address.in_(sorted({gw for _, gw in wanted}))))
+        macs |= {(nid, mac) for nid, mac, ip in s.execute(stmt)
+                 if (nid, str(ipaddress.ip_address(ip))) in wanted}
+    macs |= {(nid, mac) for nid, mac in s.execute(
+        select(Port.network_id, Port.mac_address).where(Port.device_owner == DHCP_OWNER))}
+    for nid, mac in macs:
+        if mac and MAC_RE.fullmatch(mac.lower()):
+            out[nid].add(link_local(mac.lower()))
+    return {nid: tuple(sorted(addresses)) for nid, addresses in out.items()}
 
 
 def _pairs(value: Any) -> list[dict[str, Any]]:

@@ -536,7 +536,7 @@ def firewall_ports(fw: ModuleType, layout: Layout, info: reader.FirewallInfo) ->
         ports.append(fw.FirewallPort(
             port_id=p.id, device=layout.tap(p.id), mac=p.mac, fixed_ips=p.fixed_ips,
             allowed_address_pairs=p.allowed_address_pairs, port_security_enabled=p.port_security_enabled,
-            rules=rules))
+            rules=rules, ra_sources=p.ra_sources))
     return ports, {k: list(v) for k, v in info.members.items()}
 
 

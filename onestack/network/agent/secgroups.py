@@ -48,6 +48,10 @@ class FirewallPort:
     allowed_address_pairs: tuple[tuple[str, str], ...]   # (ip_address or CIDR, mac)
     port_security_enabled: bool
     rules: tuple[SecurityGroupRule, ...]                 # all rules of all its groups
+    # the link-local addresses allowed to send this port router advertisements (its
+    # network's routers: the ports holding its IPv6 subnets' gateway_ip, and the DHCP
+    # port, whose dnsmasq announces the prefixes); RAs from anywhere else are dropped
+    ra_sources: tuple[str, ...] = ()
 
 
 def protocol_number(rule: SecurityGroupRule) -> int | None:

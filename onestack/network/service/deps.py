@@ -1,6 +1,6 @@
 """What the service functions need of the service object (``core.NetworkService``):
 the database, the settings, the policy enforcer, the write transaction that notifies the data
-plane, and the agent source. A protocol, so that the service layer does not
+plane, the agent source and the server events for Compute. A protocol, so that the service layer does not
 depend on the wiring above it."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
     from onestack.common.db import Database
     from onestack.config import NetworkSettings
-    from onestack.network.dataplane import AgentSource
+    from onestack.network.dataplane import AgentSource, ServerEvents
     from onestack.network.enforcer import NetworkEnforcer
 
 
@@ -21,6 +21,7 @@ class Net(Protocol):
     db: Database
     config: NetworkSettings
     agent_source: AgentSource
+    server_events: ServerEvents  # what Compute hears about its servers' ports
     vif_netns: str | None  # the data plane's namespace of the bridges (vif_details "netns")
 
     @property

@@ -238,6 +238,7 @@ def _associate(net: Net, s: Session, caller: Caller, row: FloatingIP, port_id: s
     if fixed_ip and not port_id:
         raise bad_request("floatingip", "fixed_ip_address cannot be specified without a port_id")
     if not port_id:
+        teardown.fip_changed(s, row.fixed_port_id)
         row.fixed_port_id = row.fixed_ip_address = None
         if not s.scalar(select(PortForwarding.id).where(PortForwarding.floatingip_id == row.id).limit(1)):
             row.router_id = None
@@ -260,6 +261,9 @@ def _associate(net: Net, s: Session, caller: Caller, row: FloatingIP, port_id: s
                 port_id=port.id, fip_id=row.id, floating_ip_address=row.floating_ip_address,
                 fixed_ip=address, net_id=row.floating_network_id,
             )
+    if port.id != row.fixed_port_id or address != row.fixed_ip_address:
+        teardown.fip_changed(s, row.fixed_port_id)
+        dataplane.server_event(s, dataplane.NETWORK_CHANGED, port.device_owner, port.device_id, port.id)
     row.fixed_port_id, row.fixed_ip_address, row.router_id = port.id, address, router_id
 
 

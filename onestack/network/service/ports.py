@@ -258,7 +258,10 @@ def update_in(net: Net, caller: Caller, s: Session, port_id: str, p: Parsed,
             raise MacAddressInUse(net_id=network.id, mac=p["mac_address"])
         row.mac_address = p["mac_address"]
     if "fixed_ips" in p.values:
+        before = fixed_ips.current(s, row.id)
         fixed_ips.change(s, network, row.id, p["fixed_ips"] or [], owner, row.mac_address)
+        if fixed_ips.current(s, row.id) != before:
+            dataplane.server_event(s, dataplane.NETWORK_CHANGED, row.device_owner, row.device_id, row.id)
     has_ip = bool(fixed_ips.current(s, row.id))
     security = p.get("port_security_enabled", row.port_security_enabled)
     current_groups = list(
@@ -333,13 +336,7 @@ def set_status(net: Net, port_id: str, status: str) -> bool:
     True if that changed it (False too for a port that is gone)."""
     if status not in PORT_STATUSES:
         raise BadRequest(f"Invalid port status {status!r}")
-    with net.db.write() as s:
-        result = s.execute(
-            sql_update(Port).where(Port.id == port_id, Port.status != status).values(
-                status=status, updated_at=now(), revision_number=Port.revision_number + 1
-            )
-        )
-        return bool(getattr(result, "rowcount", 0))
+    return bool(set_statuses(net, {port_id: status}))
 
 
 def set_statuses(net: Net, statuses: dict[str, str]) -> list[str]:
@@ -349,15 +346,25 @@ def set_statuses(net: Net, statuses: dict[str, str]) -> list[str]:
         return changed
     if any(st not in PORT_STATUSES for st in statuses.values()):
         raise BadRequest("Invalid port status")
+    events: list[dataplane.ServerEvent] = []
     with net.db.write() as s:
         for status in sorted(set(statuses.values())):
             ids = sorted(pid for pid, st in statuses.items() if st == status)
             for i in range(0, len(ids), 500):
                 chunk = ids[i:i + 500]
+                was_active = set() if status == "ACTIVE" else set(s.scalars(
+                    select(Port.id).where(Port.id.in_(chunk), Port.status == "ACTIVE")))
                 rows = s.execute(
                     sql_update(Port).where(Port.id.in_(chunk), Port.status != status).values(
                         status=status, updated_at=now(), revision_number=Port.revision_number + 1
-                    ).returning(Port.id)
+                    ).returning(Port.id, Port.device_owner, Port.device_id)
                 )
-                changed.extend(r[0] for r in rows)
+                for pid, owner, device_id in rows:
+                    changed.append(pid)
+                    # as Neutron's notifier: plugged when ACTIVE, unplugged when no longer
+                    name = (dataplane.VIF_PLUGGED if status == "ACTIVE"
+                            else dataplane.VIF_UNPLUGGED if pid in was_active else None)
+                    if name and dataplane.is_server_port(owner, device_id):
+                        events.append(dataplane.ServerEvent(name, device_id, pid))
+    net.server_events.publish(events)
     return changed

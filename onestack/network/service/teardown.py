@@ -27,6 +27,7 @@ def remove_port(s: Session, row: Port) -> None:
     s.execute(delete(PortForwarding).where(PortForwarding.internal_port_id == row.id))
     details = {"mac_address": row.mac_address, "fixed_ips": fixed_ips.current(s, row.id),
                "device_owner": row.device_owner}
+    dataplane.server_event(s, dataplane.VIF_DELETED, row.device_owner, row.device_id, row.id)
     drop_tags(s, [row.id])
     s.delete(row)
     s.flush()
@@ -39,6 +40,7 @@ def remove_floating_ip(s: Session, fip: FloatingIP) -> None:
     holder = s.get(Port, fip.floating_port_id)
     details = {"floating_ip_address": fip.floating_ip_address, "fixed_ip_address": fip.fixed_ip_address,
                "router_id": fip.router_id}
+    fip_changed(s, fip.fixed_port_id)
     drop_tags(s, [fip.id])
     s.delete(fip)
     s.flush()
@@ -54,3 +56,12 @@ def remove_free_floating_ips(s: Session, network_id: str) -> None:
     for fip in list(s.scalars(select(FloatingIP).where(FloatingIP.floating_network_id == network_id,
                                                         FloatingIP.fixed_port_id.is_(None)))):
         remove_floating_ip(s, fip)
+
+
+def fip_changed(s: Session, port_id: str | None) -> None:
+    """A floating IP came to or left this port: its server's addresses changed
+    (Neutron's ``network-changed``)."""
+    if port_id:
+        port = s.get(Port, port_id)
+        if port is not None:
+            dataplane.server_event(s, dataplane.NETWORK_CHANGED, port.device_owner, port.device_id, port.id)
