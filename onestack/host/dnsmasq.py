@@ -19,6 +19,7 @@ state directory, which is private to root.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
@@ -77,8 +78,7 @@ class DhcpHost:
         if self.tag:
             parts.append(f"set:{self.tag}")
         for addr in self.addresses:
-            ip = ipaddress.ip_address(addr)
-            parts.append(f"[{ip}]" if ip.version == 6 else str(ip))
+            parts.append(_written_address(addr))
         if self.hostname:
             parts.append(self.hostname)
         return ",".join(parts)
@@ -136,14 +136,7 @@ def check(spec: DnsmasqSpec) -> None:
         if not TAG_RE.fullmatch(rng.tag):
             raise HostError(f"invalid tag {rng.tag!r}")
     for host in spec.hosts:
-        if not MAC_RE.fullmatch(host.mac):
-            raise HostError(f"invalid MAC address {host.mac!r}")
-        if host.hostname is not None and not HOSTNAME_RE.fullmatch(host.hostname):
-            raise HostError(f"invalid host name {host.hostname!r}")
-        if host.tag is not None and not TAG_RE.fullmatch(host.tag):
-            raise HostError(f"invalid tag {host.tag!r}")
-        for addr in host.addresses:
-            _address(addr)
+        _host_line(host)
     for address, hostnames in spec.names:
         _address(address)
         for name in hostnames:
@@ -156,10 +149,32 @@ def check(spec: DnsmasqSpec) -> None:
 
 
 def _address(addr: str) -> None:
+    _written_address(addr)
+
+
+# A network of 10,000 ports is rendered again at each change of one of them:
+# each host entry is checked and written once (parsing its addresses was most
+# of a render), as long as it stays among the last 32,768 seen.
+@functools.lru_cache(maxsize=32768)
+def _written_address(addr: str) -> str:
+    """The address as dnsmasq reads it (IPv6 in brackets); HostError if it is none."""
     try:
-        ipaddress.ip_address(addr)
+        ip = ipaddress.ip_address(addr)
     except ValueError:
         raise HostError(f"invalid address {addr!r}") from None
+    return f"[{ip}]" if ip.version == 6 else str(ip)
+
+
+@functools.lru_cache(maxsize=32768)
+def _host_line(host: DhcpHost) -> str:
+    """The hosts-file line of a checked entry."""
+    if not MAC_RE.fullmatch(host.mac):
+        raise HostError(f"invalid MAC address {host.mac!r}")
+    if host.hostname is not None and not HOSTNAME_RE.fullmatch(host.hostname):
+        raise HostError(f"invalid host name {host.hostname!r}")
+    if host.tag is not None and not TAG_RE.fullmatch(host.tag):
+        raise HostError(f"invalid tag {host.tag!r}")
+    return host.line()
 
 
 def render(spec: DnsmasqSpec, directory: Path) -> dict[str, str]:
@@ -196,7 +211,7 @@ def render(spec: DnsmasqSpec, directory: Path) -> dict[str, str]:
     names = "".join(f"{addr}\t{' '.join(hostnames)}\n" for addr, hostnames in spec.names)
     return {
         CONF: "\n".join(lines) + "\n",
-        "hosts": "".join(h.line() + "\n" for h in spec.hosts),
+        "hosts": "".join(_host_line(h) + "\n" for h in spec.hosts),
         "opts": "".join(o + "\n" for o in spec.options),
         "addn_hosts": names,
     }

@@ -135,9 +135,19 @@ class Netlink:
         )
 
     def links(self) -> list[Link]:
-        msgs = list(self._nl("get_links"))
-        by_index = {m["index"]: m.get_attr("IFLA_IFNAME") for m in msgs}
-        return sorted((self._to_link(m, by_index) for m in msgs), key=lambda x: x.index)
+        """Every link, from one dump read without pyroute2's decoding (``linkdump``:
+        a hundred times cheaper, which a namespace of many bridges needs)."""
+        from onestack.host import linkdump
+
+        try:
+            raw = linkdump.dump()
+        except OSError as exc:
+            raise HostError(f"netlink link dump: {exc}") from exc
+        by_index = {r.ifindex: r.name for r in raw}
+        return sorted((Link(name=r.name, index=r.ifindex, kind=r.kind, mac=r.mac, mtu=r.mtu,
+                            up=bool(r.flags & IFF_UP), operstate=r.operstate,
+                            master=by_index.get(r.master) if r.master else None) for r in raw),
+                      key=lambda x: x.index)
 
     def _get_msg(self, **key: Any) -> Any | None:
         """One link's message, asked of the kernel by name or index (no dump)."""
@@ -152,16 +162,19 @@ class Netlink:
         return msgs[0] if msgs else None
 
     def link(self, name: str) -> Link | None:
-        msg = self._get_msg(ifname=check_ifname(name))
-        if msg is None:
+        """One link by name (``linkdump``: no pyroute2 decoding), None if none."""
+        from onestack.host import linkdump
+
+        try:
+            raw = linkdump.get(name=check_ifname(name))
+            master = linkdump.get(index=raw.master) if raw is not None and raw.master else None
+        except OSError as exc:
+            raise HostError(f"netlink get link {name}: {exc}") from exc
+        if raw is None:
             return None
-        master = msg.get_attr("IFLA_MASTER")
-        names = {}
-        if master:
-            other = self._get_msg(index=master)
-            if other is not None:
-                names[master] = other.get_attr("IFLA_IFNAME")
-        return self._to_link(msg, names)
+        return Link(name=raw.name, index=raw.ifindex, kind=raw.kind, mac=raw.mac, mtu=raw.mtu,
+                    up=bool(raw.flags & IFF_UP), operstate=raw.operstate,
+                    master=master.name if master is not None else None)
 
     def counters(self, name: str) -> dict[str, int] | None:
         """The link's packet and byte counters as the kernel keeps them

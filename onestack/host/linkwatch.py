@@ -2,10 +2,12 @@
 
 A netlink socket made inside the namespace (it stays that namespace's) and
 bound to ``RTMGRP_LINK`` receives a message for every link added, changed
-or removed there; a daemon thread waits on it and calls back. The messages
-are not parsed: the caller reads what it needs afterwards (one dump), so a
-burst of changes costs one look. The network agent uses it to see a port's
-device appear on its bridge (its status turns ACTIVE at once).
+or removed there; a daemon thread waits on it and calls back with the names
+of the links concerned (``None`` when messages were lost: anything may have
+changed). The caller reads what it needs afterwards, so a burst of changes
+costs one look, and changes of no interest (another network's bridge made)
+none. The network agent uses it to see a port's device appear on its bridge
+(its status turns ACTIVE at once).
 """
 
 from __future__ import annotations
@@ -33,9 +35,9 @@ def _open() -> socket.socket:
 
 
 class LinkWatch:
-    """Calls ``on_change()`` (from its own thread) after link changes in ``ns``."""
+    """Calls ``on_change(names)`` (from its own thread) after link changes in ``ns``."""
 
-    def __init__(self, ns: str | None, on_change: Callable[[], None]) -> None:
+    def __init__(self, ns: str | None, on_change: Callable[[set[str] | None], None]) -> None:
         self._sock = netns.call(ns, _open)
         self._on_change = on_change
         self._stop = threading.Event()
@@ -43,15 +45,19 @@ class LinkWatch:
         self._thread.start()
 
     def _run(self) -> None:
+        from onestack.host.linkdump import names_in
+
         while not self._stop.is_set():
+            names: set[str] | None
             try:
-                self._sock.recv(1 << 16)
+                names = names_in(self._sock.recv(1 << 16))
             except TimeoutError:
                 continue
-            except OSError:  # ENOBUFS (a burst overflowed it): still a change
+            except OSError:  # ENOBUFS (a burst overflowed it): anything may have changed
                 if self._stop.is_set():
                     break
-            self._on_change()
+                names = None
+            self._on_change(names)
 
     def close(self) -> None:
         """Stops watching (within half a second) and closes the socket, which

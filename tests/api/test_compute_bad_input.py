@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from onestack.common.models import Task
+from onestack.compute.kinds import resource_key
 from onestack.compute.models import Allocation, Server
 from tests.api.compute_support import (
     Env,
@@ -190,3 +191,99 @@ def test_other_projects_servers_are_not_found(env: Env) -> None:
     r = env.api.delete(f"{S}/{server['id']}", who="demo", headers=V)
     assert nova_error(r, 404) == f"Instance {server['id']} could not be found."
     env.api.delete(f"{S}/{server['id']}", headers=V)
+
+
+# --- over quota, actions in the wrong state, a locked server ----------------------------
+
+
+@pytest.mark.parametrize(("quota", "resource", "requested"), [
+    ("instances", "instances", "1"), ("cores", "cores", "1"), ("ram", "ram", "128")])
+def test_over_quota_is_nova_403_and_leaves_nothing(env: Env, quota: str, resource: str,
+                                                   requested: str) -> None:
+    project = env.api.get("/identity/v3/auth/tokens", headers={
+        "X-Subject-Token": env.api.token("demo")}).json()["token"]["project"]["id"]
+    settle(env)
+    r = env.api.get(f"/compute/v2.1/os-quota-sets/{project}/detail", headers=V)
+    used = r.json()["quota_set"][quota]["in_use"]
+    limit = used + (64 if quota == "ram" else 0)
+    r = env.api.put(f"/compute/v2.1/os-quota-sets/{project}", headers=V,
+                    json={"quota_set": {quota: limit}})
+    assert r.status_code == 200, r.text
+    try:
+        # with a network: the port Networking would make must not outlive the refusal
+        assert refused(env, {}, 403, who="demo") == (
+            f"Quota exceeded for {resource}: Requested {requested}, but already used {used} "
+            f"of {limit} {resource}")
+    finally:
+        env.api.delete(f"/compute/v2.1/os-quota-sets/{project}", headers=V)
+
+
+def _server_trail(env: Env, sid: str) -> tuple[int, int, str, str | None]:
+    """(tasks, instance actions, status, task_state) of one server."""
+    with env.api.cloud.db.read() as s:
+        tasks = s.scalar(select(func.count()).select_from(Task)
+                         .where(Task.resource_key == resource_key(sid)))
+    actions = env.api.get(f"{S}/{sid}/os-instance-actions", headers=V).json()
+    shown = env.api.get(f"{S}/{sid}", headers=V).json()["server"]
+    return (int(tasks or 0), len(actions["instanceActions"]), shown["status"],
+            shown["OS-EXT-STS:task_state"])
+
+
+@pytest.mark.parametrize(("body", "method"), [
+    ({"os-start": None}, "start"), ({"unpause": None}, "unpause"),
+    ({"resume": None}, "resume"), ({"revertResize": None}, "revertResize"),
+    ({"confirmResize": None}, "confirmResize"), ({"unrescue": None}, "unrescue"),
+    ({"unshelve": None}, "unshelve"),
+])
+def test_an_action_in_the_wrong_state_is_409_and_changes_nothing(
+        env: Env, active: str, body: dict[str, Any], method: str) -> None:
+    settle(env)
+    before = _server_trail(env, active)
+    r = env.api.post(f"{S}/{active}/action", json=body, headers=V)
+    assert nova_error(r, 409) == \
+        f"Cannot '{method}' instance {active} while it is in vm_state active"
+    assert _server_trail(env, active) == before == (before[0], before[1], "ACTIVE", None)
+
+
+@pytest.fixture(scope="module")
+def active(env: Env) -> Iterator[str]:
+    sid = str(boot(env, name="wrong-state")["id"])
+    wait(env, sid, "ACTIVE")
+    yield sid
+    env.api.delete(f"{S}/{sid}", headers=V)
+
+
+def test_a_locked_server_refuses_a_member_and_changes_nothing(env: Env) -> None:
+    """Nova's ``check_instance_lock`` (409); a snapshot is not among them (Nova
+    does not check the lock for ``createImage``)."""
+    sid = str(boot(env, who="demo", name="locked", metadata={"k": "v"})["id"])
+    wait(env, sid, "ACTIVE", who="demo")
+    r = env.api.post(f"{S}/{sid}/action", json={"lock": {"locked_reason": "audit"}},
+                     headers=V)
+    assert r.status_code == 202, r.text
+    settle(env)
+    before = _server_trail(env, sid)
+    locked = f"Instance {sid} is locked"
+    for method, path, body in [
+        ("POST", f"{S}/{sid}/action", {"reboot": {"type": "HARD"}}),
+        ("POST", f"{S}/{sid}/action", {"os-stop": None}),
+        ("POST", f"{S}/{sid}/action", {"pause": None}),
+        ("POST", f"{S}/{sid}/action", {"resize": {"flavorRef": "84"}}),
+        ("POST", f"{S}/{sid}/action", {"rebuild": {"imageRef": env.image_id}}),
+        ("PUT", f"{S}/{sid}/metadata", {"metadata": {"k": "changed"}}),
+        ("POST", f"{S}/{sid}/metadata", {"metadata": {"new": "x"}}),
+        ("PUT", f"{S}/{sid}/metadata/k", {"meta": {"k": "changed"}}),
+        ("DELETE", f"{S}/{sid}/metadata/k", None),
+        ("DELETE", f"{S}/{sid}", None),
+    ]:
+        r = env.api.request(method, path, who="demo", json=body, headers=V)
+        assert nova_error(r, 409) == locked, (method, path, body)
+    assert _server_trail(env, sid) == before
+    shown = env.api.get(f"{S}/{sid}", who="demo", headers=V).json()["server"]
+    assert shown["metadata"] == {"k": "v"} and shown["locked_reason"] == "audit"
+    # the admin may still change it, and may unlock it
+    r = env.api.put(f"{S}/{sid}/metadata/k", json={"meta": {"k": "admin"}}, headers=V)
+    assert r.status_code == 200, r.text
+    assert env.api.post(f"{S}/{sid}/action", json={"unlock": None}, headers=V).status_code \
+        == 202
+    assert env.api.delete(f"{S}/{sid}", who="demo", headers=V).status_code == 204

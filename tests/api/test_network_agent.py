@@ -71,6 +71,37 @@ def test_writes_enqueue_one_task_per_thing_to_apply(agent: tuple[Api, DataPlane,
     assert queued(api) == set()
 
 
+def test_a_task_waits_longer_when_its_key_was_slow_to_apply_but_a_rule_change_does_not(
+        agent: tuple[Api, DataPlane, FakeHost]) -> None:
+    """With the agent's pace: ports of a network whose L2 and firewall tasks took
+    0.3 s and 2 s wait 0.6 s and 0.5 s (the firewall's bound); a security group
+    rule waits only the firewall's 0.2 s debounce."""
+    from sqlalchemy import func
+
+    api, dp, _host = agent
+    api.cloud.services["network"].notifier = notifier.TaskNotifier(api.cloud, dp.pace)
+    net = ok(api.post(f"{N}/networks", json={"network": {"name": "paced"}}), 201)["network"]
+    ok(api.post(f"{N}/subnets", json={"subnet": {"network_id": net["id"], "ip_version": 4,
+                                                  "cidr": "10.7.0.0/24"}}), 201)
+    dp.pace.record(notifier.L2, net["id"], 0.3)
+    dp.pace.record(notifier.FIREWALL, "", 2.0)
+
+    def waits() -> dict[str, float]:
+        with api.cloud.db.read() as s:
+            rows = s.execute(select(Task.kind, func.julianday(Task.run_after) - func.julianday(Task.created_at))
+                             .where(Task.state == "queued")).all()
+        return {kind: round(days * 86400, 1) for kind, days in rows}
+
+    clear(api)
+    ok(api.post(f"{N}/ports", json={"port": {"network_id": net["id"]}}), 201)
+    assert waits() == {notifier.L2: 0.6, notifier.FIREWALL: 0.5}
+    clear(api)
+    group = ok(api.post(f"{N}/security-groups", json={"security_group": {"name": "g"}}), 201)
+    ok(api.post(f"{N}/security-group-rules", json={"security_group_rule": {
+        "security_group_id": group["security_group"]["id"], "direction": "ingress", "protocol": "icmp"}}), 201)
+    assert waits() == {notifier.FIREWALL: 0.2}
+
+
 def test_a_network_applied_bridge_dhcp_port_and_status(agent: tuple[Api, DataPlane, FakeHost]) -> None:
     api, dp, host = agent
     layout = dp.layout

@@ -248,3 +248,74 @@ def test_two_creators_of_one_bridge_both_succeed(spaces: dict[str, str]) -> None
     for round_ in range(20):
         results = race(f"brrace{round_}")
         assert sorted(map(repr, results)) == ["False", "True"], results
+
+
+def test_the_link_dump_reads_what_pyroute2_decodes(spaces: dict[str, str]) -> None:
+    """``Netlink.links()`` and ``link(name)`` parse the kernel's answers themselves
+    (``host/linkdump.py``): every field of every link as pyroute2 decodes it
+    (bridges, a veth on a bridge up and down, a tap, loopback), 54 links in one
+    dump, and None for a link that is not there."""
+    ns = spaces["dp"]
+    netns.ensure(ns)
+
+    def build(link: links.Netlink) -> None:
+        for i in range(50):
+            link.ensure_bridge(f"brdump{i}", mtu=1400 + i, up=i % 2 == 0)
+        link.ensure_veth("vdump-a", "vdump-b", mtu=1450, master="brdump0")
+        link.set_up("vdump-a")
+        link.ensure_tap("tdump")
+        link.set_mac("tdump", "fa:16:3e:00:00:01")
+
+    def decoded(link: links.Netlink) -> list[links.Link]:
+        msgs = list(link._nl("get_links"))
+        by_index = {m["index"]: m.get_attr("IFLA_IFNAME") for m in msgs}
+        return sorted((link._to_link(m, by_index) for m in msgs), key=lambda x: x.index)
+
+    nl(ns, build)
+    ours, theirs = nl(ns, lambda link: (link.links(), decoded(link)))
+    assert ours == theirs
+    # one link by name: the same, master included; none for a name not there
+    one = nl(ns, lambda link: [link.link(x.name) for x in theirs] + [link.link("nosuchlink0")])
+    assert one == [*theirs, None]
+    assert len(ours) == 54  # lo, 50 bridges, the veth's two ends, the tap
+    by_name = {x.name: x for x in ours}
+    assert by_name["vdump-a"].master == "brdump0" and by_name["vdump-a"].up
+    assert by_name["vdump-a"].kind == "veth" and by_name["vdump-a"].mtu == 1450
+    assert by_name["brdump1"].kind == "bridge" and not by_name["brdump1"].up
+    assert by_name["brdump7"].mtu == 1407
+    assert by_name["tdump"].kind == "tun" and by_name["tdump"].mac == "fa:16:3e:00:00:01"
+    assert by_name["lo"].kind == "" and by_name["lo"].master is None
+
+
+def test_a_link_watch_names_the_links_that_changed(spaces: dict[str, str]) -> None:
+    """``LinkWatch`` calls back with the names of the links its events are about
+    (the network agent then looks only when a port's device changed)."""
+    import threading
+    import time
+
+    from onestack.host.linkwatch import LinkWatch
+
+    ns = spaces["dp"]
+    netns.ensure(ns)
+    seen: set[str] = set()
+    lock = threading.Lock()
+
+    def changed(names: set[str] | None) -> None:
+        with lock:
+            seen.update(names or {"<lost>"})
+
+    watch = LinkWatch(ns, changed)
+    try:
+        nl(ns, lambda link: link.ensure_bridge("brwatch"))
+        nl(ns, lambda link: link.ensure_veth("tapwatch", "peerwatch", master="brwatch"))
+        nl(ns, lambda link: link.delete("tapwatch"))
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with lock:
+                if {"brwatch", "tapwatch", "peerwatch"} <= seen:
+                    break
+            time.sleep(0.02)
+    finally:
+        watch.close()
+    assert {"brwatch", "tapwatch", "peerwatch"} <= seen
+    assert "<lost>" not in seen

@@ -133,3 +133,28 @@ def test_metadata_proxy_forwards_with_signed_headers() -> None:
                        b"Content-Length: 52\r\nConnection: close\r\n\r\n"
                        b"404 Not Found\n\nThe resource could not be found.\n\n   ")
     assert bad.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+
+
+def test_a_task_waits_twice_what_its_key_took_last_time_within_bounds() -> None:
+    """The debounce grows with what applying a key costs (a network of 10,000
+    ports is applied at most a third of the time while writes keep coming), stays
+    the debounce for a cheap one, and the firewall never waits more than 0.5 s (a
+    rule change reaches running ports within a second)."""
+    from onestack.network.agent import notifier
+
+    pace = notifier.Pace()
+    assert pace.delay(notifier.L2, "n1") == notifier.DEBOUNCE[notifier.L2] == 0.05
+    pace.record(notifier.L2, "n1", 0.01)
+    pace.record(notifier.L2, "n2", 0.2)
+    pace.record(notifier.L2, "n3", 3.0)
+    assert pace.delay(notifier.L2, "n1") == 0.05
+    assert pace.delay(notifier.L2, "n2") == 0.4
+    assert pace.delay(notifier.L2, "n3") == 1.0
+    pace.record(notifier.L2, "n2", None)  # the network is gone
+    assert pace.delay(notifier.L2, "n2") == 0.05
+    pace.record(notifier.FIREWALL, "", 0.15)
+    assert pace.delay(notifier.FIREWALL, "") == 0.3
+    pace.record(notifier.FIREWALL, "", 2.0)
+    assert pace.delay(notifier.FIREWALL, "") == 0.5
+    pace.record(notifier.ROUTER, "r1", 1.0)
+    assert pace.delay(notifier.ROUTER, "r1") == 0.0

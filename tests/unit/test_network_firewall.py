@@ -341,3 +341,63 @@ def test_a_rule_or_address_that_cannot_be_expressed_is_skipped_not_fatal() -> No
     assert items(bridge, "set")["sources4"]["elem"] == [
         {"concat": [p.device, p.mac, "10.0.0.1"]},
         {"concat": [port(2).device, port(2).mac, "10.0.0.2"]}]
+
+
+def test_group_members_merge_as_ipaddress_collapses_them() -> None:
+    """Plain member addresses are merged as integers (a group of 10,000 fixed IPs
+    is re-rendered at every sync): exactly the prefixes ``collapse_addresses``
+    gives, runs and alignment included, duplicates and odd spellings folded."""
+    import ipaddress
+    import random
+
+    def expected(texts: list[str]) -> tuple[list[Any], list[Any]]:
+        nets = [ipaddress.ip_network(t, strict=False) for t in texts]
+        return tuple(  # type: ignore[return-value]
+            [fw._element(n) for n in ipaddress.collapse_addresses(  # type: ignore[type-var]
+                x for x in nets if x.version == v)]
+            for v in (4, 6))
+
+    rng = random.Random(7)
+    for _ in range(200):
+        texts = [str(ipaddress.IPv4Address(0x0A000000 + rng.randint(0, 70))) for _ in range(rng.randint(0, 60))]
+        texts += [str(ipaddress.IPv6Address((0xFD << 120) + rng.randint(0, 40))) for _ in range(rng.randint(0, 20))]
+        assert fw.split_addresses(texts) == expected(texts)
+    texts = ["10.0.0.4", "10.0.0.5", "10.0.0.6", "10.0.0.7", "10.0.0.8", "fd00:0::1", "fd00::1", "fd00::0"]
+    assert fw.split_addresses(texts) == ([{"prefix": {"addr": "10.0.0.4", "len": 30}}, "10.0.0.8"],
+                                         [{"prefix": {"addr": "fd00::", "len": 127}}])
+    assert fw.split_addresses(["0.0.0.0", "255.255.255.255"]) == (["0.0.0.0", "255.255.255.255"], [])
+
+
+def test_a_firewall_of_10000_ports_renders_each_port_once() -> None:
+    """The per-port set elements are remembered across renders whatever the number
+    of ports (an LRU of 8,192 missed every port of a bigger cloud): a second render
+    of 10,000 unchanged ports computes none of them again."""
+    rules = (SecurityGroupRule("ingress", "IPv4", None, None, None, None, "g"),)
+    ports = [FirewallPort(port_id=f"p{i}", device=f"tap{i:011d}", mac=f"fa:16:3e:00:{i >> 8:02x}:{i & 255:02x}",
+                          fixed_ips=(f"10.0.{i >> 8}.{i & 255}",), allowed_address_pairs=(),
+                          port_security_enabled=True, rules=rules) for i in range(10000)]
+    members = {"g": [p.fixed_ips[0] for p in ports]}
+    calls = 0
+    real = fw._compute_elements
+
+    def counting(port: FirewallPort) -> Any:
+        nonlocal calls
+        calls += 1
+        return real(port)
+
+    fw.render(ports, members, {})
+    try:
+        fw._compute_elements = counting  # type: ignore[assignment]
+        tables = fw.render(ports, members, {})
+    finally:
+        fw._compute_elements = real  # type: ignore[assignment]
+    assert calls == 0
+    doc = json.loads(bridge_fw.transaction(tables))
+    sets = {c["add"]["set"]["name"]: c["add"]["set"] for c in doc["nftables"] if "set" in c.get("add", {})}
+    assert len(sets["macs"]["elem"]) == 10000
+    # 10.0.0.0 - 10.0.39.15
+    assert sets["group4-g"]["elem"] == [{"prefix": {"addr": "10.0.0.0", "len": 19}},
+                                        {"prefix": {"addr": "10.0.32.0", "len": 22}},
+                                        {"prefix": {"addr": "10.0.36.0", "len": 23}},
+                                        {"prefix": {"addr": "10.0.38.0", "len": 24}},
+                                        {"prefix": {"addr": "10.0.39.0", "len": 28}}]

@@ -56,6 +56,65 @@ def test_enqueue_from_a_thread_wakes_the_waiter_after_commit(queue: TaskQueue) -
     assert woke and seen_committed and elapsed < 2
 
 
+def test_a_delayed_task_wakes_the_waiter_when_it_is_due(queue: TaskQueue) -> None:
+    """A task that may not run for 0.4 s wakes nobody at commit (a waiter woken then
+    finds nothing to run: two wasted queries per worker), but does when it is due;
+    a rolled-back one never does."""
+    async def main() -> tuple[bool, float, bool]:
+        listener = queue.listen(["boot"])
+        start = time.monotonic()
+
+        def produce() -> None:
+            with queue.db.write() as s:
+                queue.enqueue(s, "boot", {}, delay=0.4)
+
+        await asyncio.to_thread(produce)
+        early = await listener.wait(0.25)
+        woke = await listener.wait(5)
+        elapsed = time.monotonic() - start
+
+        def rolled_back() -> None:
+            try:
+                with queue.db.write() as s:
+                    queue.enqueue(s, "boot", {}, delay=0.1)
+                    raise RuntimeError("no")
+            except RuntimeError:
+                pass
+
+        await asyncio.to_thread(rolled_back)
+        again = await listener.wait(0.4)
+        listener.close()
+        return early or not woke, elapsed, again
+
+    if queue.db.is_postgres:  # NOTIFY goes to every process at commit, as before
+        return
+    early, elapsed, again = asyncio.run(main())
+    assert not early and 0.38 <= elapsed < 3
+    assert not again
+
+
+def test_a_delayed_task_wakes_one_of_the_waiting_workers(queue: TaskQueue) -> None:
+    """Four workers wait (the all-in-one cloud's): a task due in 0.2 s wakes one of
+    them, which claims it; the three others, woken too, would only find nothing."""
+    async def main() -> list[bool]:
+        listeners = [queue.listen(["boot"]) for _ in range(4)]
+
+        def produce() -> None:
+            with queue.db.write() as s:
+                queue.enqueue(s, "boot", {}, delay=0.2)
+
+        await asyncio.to_thread(produce)
+        await asyncio.sleep(0.6)
+        woken = [await listener.wait(0) for listener in listeners]
+        for listener in listeners:
+            listener.close()
+        return woken
+
+    if queue.db.is_postgres:  # NOTIFY wakes every listener at commit there
+        return
+    assert sorted(asyncio.run(main())) == [False, False, False, True]
+
+
 def test_queues_on_one_database_share_wake_ups(db: Database) -> None:
     api_side, agent_side = TaskQueue(db), TaskQueue(db)
     other_db = Database(db.url)

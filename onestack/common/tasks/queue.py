@@ -111,6 +111,29 @@ class TaskQueue:
         ``interrupt`` their running ones are asked to stop too. Workers of
         ``kind`` are woken once the transaction commits.
         """
+        task_id = self.add(session, kind, payload, host=host, resource_key=resource_key,
+                           idempotency_key=idempotency_key, max_attempts=max_attempts, delay=delay,
+                           supersedes=supersedes, interrupt=interrupt)
+        task = session.get(Task, task_id)
+        assert task is not None
+        return task
+
+    def add(
+        self,
+        session: Session,
+        kind: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        host: str | None = None,
+        resource_key: str | None = None,
+        idempotency_key: str | None = None,
+        max_attempts: int | None = None,
+        delay: float = 0.0,
+        supersedes: Iterable[str] = (),
+        interrupt: bool = False,
+    ) -> str:
+        """``enqueue`` returning only the task's id: no read of the row back (a
+        quarter of an enqueue, for callers in a hot path that need no row)."""
         if not kind or len(kind) > 64:
             raise ValueError("a task kind is 1 to 64 characters")
         for name, value in (("host", host), ("resource_key", resource_key),
@@ -128,7 +151,7 @@ class TaskQueue:
         if idempotency_key is not None:
             existing = self._by_idempotency_key(session, idempotency_key)
             if existing is not None:
-                return existing
+                return existing.id
         task_id = new_uuid()
         now = self.now()
         stmt = dialect_insert(self.db.is_sqlite)(Task).values(
@@ -156,13 +179,11 @@ class TaskQueue:
             assert idempotency_key is not None
             existing = self._by_idempotency_key(session, idempotency_key)
             assert existing is not None
-            return existing
+            return existing.id
         if superseded and resource_key is not None:
             self._supersede(session, resource_key, superseded, interrupt, kind, task_id)
-        notify_on_commit(session, self.db, [kind])
-        task = session.get(Task, task_id)
-        assert task is not None
-        return task
+        notify_on_commit(session, self.db, [kind], delay)
+        return task_id
 
     def _by_idempotency_key(self, session: Session, key: str) -> Task | None:
         stmt = select(Task).where(Task.idempotency_key == key)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from starlette.requests import Request
@@ -121,17 +122,27 @@ class Call:
     def params(self) -> Any:
         return self.request.query_params
 
+    @cached_property
+    def _url_base(self) -> str:
+        return self.svc.public_url
+
+    @cached_property
+    def _bookmark_base(self) -> str:
+        return self.svc.settings.base_url + self.svc.prefix
+
     def url(self, path: str) -> str:
         """The full URL of ``path`` (``/servers/x``) under ``/v2.1``."""
-        return self.svc.public_url + path
+        return self._url_base + path
 
     def bookmark(self, path: str) -> str:
-        return self.svc.settings.base_url + self.svc.prefix + path
+        return self._bookmark_base + path
 
     def links(self, collection: str, item_id: str) -> list[dict[str, str]]:
+        # built for every item of a list: the two bases are read once per call
+        tail = f"/{collection}/{item_id}"
         return [
-            {"rel": "self", "href": self.url(f"/{collection}/{item_id}")},
-            {"rel": "bookmark", "href": self.bookmark(f"/{collection}/{item_id}")},
+            {"rel": "self", "href": self._url_base + tail},
+            {"rel": "bookmark", "href": self._bookmark_base + tail},
         ]
 
 

@@ -53,13 +53,13 @@ def _view(c: Call, rows: list[Server], *, groups: bool = False) -> views.Context
 async def _list(request: Request, detail: bool) -> Response:
     c = await call(request)
     validate_query(c.params, _list_query(c), additional=not c.at_least("2.75"))
-    rows, limit = await run(listing.list_servers, c.svc, c.ctx, c.params, detail=detail,
-                            version=c.version)
     if detail:
-        view = await run(_view, c, rows)
-        items = [views.full(r, view) for r in rows]
+        items, rows, limit = await run(servers.detail_page, c.svc, c.ctx, c.params, c.version,
+                                       c.links, c.bookmark)
         path = "/servers/detail"
     else:
+        rows, limit = await run(listing.list_servers, c.svc, c.ctx, c.params, detail=detail,
+                                version=c.version)
         view = views.Context(version=c.version, links=c.links, bookmark=c.bookmark)
         items = [views.brief(r, view) for r in rows]
         path = "/servers"

@@ -33,5 +33,6 @@ def page_rows(
     query = paginate_query(stmt, model, limit=page.limit, sort_keys=sort_keys,
                            sort_dirs=sort_dirs, marker=marker, tie_breaker=tie_breaker)
     if columns is not None:
-        return list(s.execute(query.with_only_columns(*columns)).all())
+        # through Core: the ORM's row loading adds nothing to plain columns
+        return list(s.connection().execute(query.with_only_columns(*columns)).all())
     return list(s.execute(query).scalars())

@@ -38,6 +38,7 @@ class Context:
     volumes: dict[str, list[tuple[str, bool]]] = field(default_factory=dict)
     groups: dict[str, list[str]] | None = None  # 2.71: shown by show/update/rebuild only
     at: dict[str, bool] = field(default_factory=dict)  # microversion -> reached (memo)
+    _shape: Shape | None = field(default=None, repr=False)
 
     def since(self, minimum: str) -> bool:
         """``version >= minimum``, memoised (asked for every field of every server)."""
@@ -45,6 +46,36 @@ class Context:
         if found is None:
             found = self.at[minimum] = self.version.matches(minimum)
         return found
+
+    @property
+    def shape(self) -> Shape:
+        """Which optional fields the view has (decided once, not per server)."""
+        if self._shape is None:
+            since = self.since
+            self._shape = Shape(
+                v2_3=since("2.3"), v2_9=since("2.9"),
+                host_status=since("2.16") and self.host_status, v2_19=since("2.19"),
+                v2_26=since("2.26"), v2_47=since("2.47"), v2_63=since("2.63"),
+                groups=self.groups is not None and since("2.71"), v2_73=since("2.73"),
+                hostname=since("2.90") and not self.extended, v2_96=since("2.96"))
+        return self._shape
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The microversion and policy decisions of a :class:`Context`, as flags."""
+
+    v2_3: bool
+    v2_9: bool
+    host_status: bool
+    v2_19: bool
+    v2_26: bool
+    v2_47: bool
+    v2_63: bool
+    groups: bool
+    v2_73: bool
+    hostname: bool
+    v2_96: bool
 
 
 _HOST_IDS: dict[tuple[str, str], str] = {}
@@ -95,7 +126,7 @@ def brief(server: Server, ctx: Context) -> dict[str, Any]:
 
 def _flavor(server: Server, ctx: Context) -> dict[str, Any]:
     flavor = server.flavor or {}
-    if ctx.since("2.47"):
+    if ctx.shape.v2_47:
         out: dict[str, Any] = {
             "vcpus": flavor.get("vcpus"), "ram": flavor.get("memory_mb"),
             "disk": flavor.get("root_gb"), "ephemeral": flavor.get("ephemeral_gb", 0),
@@ -130,9 +161,13 @@ def _fault(server: Server, ctx: Context) -> dict[str, Any] | None:
 
 def full(server: Server, ctx: Context, *, minimal: bool = False,
          show_user_data: bool = True) -> dict[str, Any]:
-    """The full view; ``minimal`` is what ``PUT /servers/{id}`` answered before 2.75."""
-    since = ctx.since
+    """The full view; ``minimal`` is what ``PUT /servers/{id}`` answered before 2.75.
+
+    ``server`` is a model instance, or a plain row of the list's columns whose
+    times may be SQLite's text (the list does not parse them)."""
+    shape = ctx.shape
     shown = status(server)
+    sysmeta = server.system_metadata
     out: dict[str, Any] = {
         "accessIPv4": server.access_ip_v4 or "",
         "accessIPv6": server.access_ip_v6 or "",
@@ -149,7 +184,7 @@ def full(server: Server, ctx: Context, *, minimal: bool = False,
         "tenant_id": server.project_id or "",
         "user_id": server.user_id or "",
         "updated": zulu(server.updated_at),
-        "OS-DCF:diskConfig": "AUTO" if (server.system_metadata or {}).get("auto_disk_config")
+        "OS-DCF:diskConfig": "AUTO" if sysmeta and sysmeta.get("auto_disk_config")
         else "MANUAL",
     }
     if shown in _FAULT:
@@ -171,27 +206,27 @@ def full(server: Server, ctx: Context, *, minimal: bool = False,
         out["OS-EXT-STS:task_state"] = server.task_state
         out["OS-EXT-STS:vm_state"] = server.vm_state
         out["OS-EXT-STS:power_state"] = server.power_state
-        volumes = ctx.volumes.get(server.id, [])
+        volumes = ctx.volumes.get(server.id)
         out["os-extended-volumes:volumes_attached"] = [
-            {"id": vid, "delete_on_termination": dot} if since("2.3") else {"id": vid}
-            for vid, dot in volumes]
-    if since("2.9"):
+            {"id": vid, "delete_on_termination": dot} if shape.v2_3 else {"id": vid}
+            for vid, dot in volumes] if volumes else []
+    if shape.v2_9:
         out["locked"] = bool(server.locked)
-    if since("2.16") and ctx.host_status and not minimal:
+    if shape.host_status and not minimal:
         out["host_status"] = ctx.host_statuses.get(server.host or "", "")
-    if since("2.19"):
+    if shape.v2_19:
         out["description"] = server.description
-    if since("2.26"):
+    if shape.v2_26:
         out["tags"] = list(server.tags or [])
-    if since("2.63"):
+    if shape.v2_63:
         out["trusted_image_certificates"] = server.trusted_certs or None
-    if ctx.groups is not None and since("2.71"):
-        out["server_groups"] = ctx.groups.get(server.id, [])
-    if since("2.73"):
+    if shape.groups:
+        out["server_groups"] = (ctx.groups or {}).get(server.id, [])
+    if shape.v2_73:
         out["locked_reason"] = server.locked_reason
-    if since("2.90") and not ctx.extended:
+    if shape.hostname:
         out["OS-EXT-SRV-ATTR:hostname"] = server.hostname
-    if since("2.96") and not minimal:
+    if shape.v2_96 and not minimal:
         out["pinned_availability_zone"] = server.requested_availability_zone
     return out
 
@@ -200,7 +235,7 @@ def _extended(server: Server, out: dict[str, Any], ctx: Context, show_user_data:
     out["OS-EXT-SRV-ATTR:host"] = server.host
     out["OS-EXT-SRV-ATTR:instance_name"] = f"instance-{server.internal_id:08x}"
     out["OS-EXT-SRV-ATTR:hypervisor_hostname"] = server.node
-    if ctx.since("2.3"):
+    if ctx.shape.v2_3:
         sysmeta = server.system_metadata or {}
         out["OS-EXT-SRV-ATTR:hostname"] = server.hostname
         out["OS-EXT-SRV-ATTR:kernel_id"] = sysmeta.get("image_kernel_id", "")

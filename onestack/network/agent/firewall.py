@@ -51,8 +51,10 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from onestack.host import nft
 from onestack.host.nft import Json, Table
-from onestack.network.agent import firewall_ct
+from onestack.network.agent import firewall_ct, nftsets
 from onestack.network.agent.layout import Layout
+from onestack.network.agent.nftsets import Memo, split_addresses
+from onestack.network.agent.nftsets import element as _element
 from onestack.network.agent.secgroups import (  # the interface's types live there
     ICMP,
     ICMPV6,
@@ -148,12 +150,19 @@ def render(ports: Sequence[FirewallPort], group_members: Mapping[str, Sequence[s
 
     Per-port facts are set elements (cheap to load); rules are shared: one pair of
     chains per distinct set of security group rules, whatever the number of ports."""
+    from onestack.common import gcpause
+
     filtered = sorted({p.device: p for p in ports if p.port_security_enabled}.values(),
                       key=lambda p: p.device)
     if len(filtered) > MAX_PORTS:
         raise ValueError(f"at most {MAX_PORTS} filtered ports per host")
     numbered = list(enumerate(filtered, start=1))
-    return [_bridge_table(numbered), _inet_table(numbered, group_members, bridges)]
+    # Nothing built here is cyclic: without the pause, the collector walks the
+    # growing document again every few thousand objects (half of a 10,000-port render).
+    with gcpause.paused():
+        _elements.turn()
+        nftsets.turn()
+        return [_bridge_table(numbered), _inet_table(numbered, group_members, bridges)]
 
 
 def _bridge_table(numbered: Sequence[tuple[int, FirewallPort]]) -> Table:
@@ -223,10 +232,23 @@ def _bridge_table(numbered: Sequence[tuple[int, FirewallPort]]) -> Table:
     return _ordered(l2)
 
 
-@functools.lru_cache(maxsize=8192)
+
+
+_elements = Memo()  # port facts -> its set elements
+
+
 def _port_elements(port: FirewallPort) -> tuple[tuple[Json, ...], tuple[Json, ...], tuple[Json, ...]]:
     """The port's elements of the ``macs``, ``sources4`` and ``sources6`` sets
-    (cached: a port that did not change costs nothing at the next sync)."""
+    (remembered: a port that did not change costs nothing at the next sync)."""
+    key = (port.device, port.mac, port.fixed_ips, port.allowed_address_pairs)
+    found = _elements.get(key)
+    if found is None:
+        found = _compute_elements(port)
+        _elements.put(key, found)
+    return found  # type: ignore[return-value]
+
+
+def _compute_elements(port: FirewallPort) -> tuple[tuple[Json, ...], tuple[Json, ...], tuple[Json, ...]]:
     pairs = allowed_sources(port)
     macs: list[Json] = []
     v4: list[Json] = []
@@ -261,19 +283,31 @@ def _inet_table(numbered: Sequence[tuple[int, FirewallPort]],
     chains: dict[tuple[str, tuple[SecurityGroupRule, ...]], str] = {}
     egress: list[list[object]] = []
     ingress: list[list[object]] = []
+    # ports of the same groups share one rules tuple (runner.firewall_ports): looked up
+    # by identity first, as hashing 10,000 tuples of rules is most of this loop
+    jumps: dict[int, tuple[Json, Json]] = {}
     for n, port in numbered:
-        for direction, entries in (("egress", egress), ("ingress", ingress)):
-            rules, name = _chain_of(direction, port.rules)
-            chains[direction, rules] = name
-            entries.append([n, nft.jump(name)])
+        pair = jumps.get(id(port.rules))
+        if pair is None:
+            out = []
+            for direction in ("egress", "ingress"):
+                rules, name = _chain_of(direction, port.rules)
+                chains[direction, rules] = name
+                out.append(nft.jump(name))
+            pair = jumps[id(port.rules)] = (out[0], out[1])
+        egress.append([n, pair[0]])
+        ingress.append([n, pair[1]])
     groups = sorted({r.remote_group_id for (_, rules) in chains for r in rules
                      if r.remote_group_id is not None})
     for group in groups:
         v4, v6 = split_addresses(group_members.get(group, ()))
         l3.add(nft.named_set(group_set(group, 4), "ipv4_addr", v4, flags=["interval"]),
                nft.named_set(group_set(group, 6), "ipv6_addr", v6, flags=["interval"]))
-    ra_sources = [{"concat": [n, str(address)]} for n, port in numbered
-                  for address in _ra_addresses(port)]
+    ra_texts: dict[tuple[str, ...], list[str]] = {}
+    for _, port in numbered:
+        if port.ra_sources not in ra_texts:
+            ra_texts[port.ra_sources] = [str(a) for a in _ra_addresses(port)]
+    ra_sources = [{"concat": [n, text]} for n, port in numbered for text in ra_texts[port.ra_sources]]
     l3.add(_named_map("egress", "mark", "verdict", egress),
            _named_map("ingress", "mark", "verdict", ingress),
            nft.named_set("ra_sources", ["mark", "ipv6_addr"], ra_sources),
@@ -346,29 +380,6 @@ def zone_of(ifindex: int) -> int:
 
 def group_set(group_id: str, version: int) -> str:
     return f"group{version}-{group_id}"
-
-
-def split_addresses(addresses: Iterable[str]) -> tuple[list[Json | str], list[Json | str]]:
-    """IPv4 and IPv6 elements of an interval set: merged, no overlaps (nft refuses them)."""
-    nets4: list[ipaddress.IPv4Network] = []
-    nets6: list[ipaddress.IPv6Network] = []
-    for text in addresses:
-        try:
-            net = ipaddress.ip_network(text, strict=False)
-        except ValueError:
-            continue
-        if isinstance(net, ipaddress.IPv4Network):
-            nets4.append(net)
-        else:
-            nets6.append(net)
-    return ([_element(n) for n in ipaddress.collapse_addresses(nets4)],
-            [_element(n) for n in ipaddress.collapse_addresses(nets6)])
-
-
-def _element(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> Json | str:
-    if net.prefixlen == net.max_prefixlen:
-        return str(net.network_address)
-    return {"prefix": {"addr": str(net.network_address), "len": net.prefixlen}}
 
 
 # --- security group rules (inet table) ----------------------------------------------------

@@ -37,8 +37,13 @@ class Applied:
 
     @staticmethod
     def of(ports: Sequence[fw.FirewallPort], members: Mapping[str, Sequence[str]]) -> Applied:
+        # ports of the same groups share one rules tuple: one set for all of them
+        sets: dict[int, frozenset[fw.SecurityGroupRule]] = {}
+        for p in ports:
+            if id(p.rules) not in sets:
+                sets[id(p.rules)] = frozenset(p.rules)
         return Applied(
-            rules={p.device: frozenset(p.rules) for p in ports if p.port_security_enabled},
+            rules={p.device: sets[id(p.rules)] for p in ports if p.port_security_enabled},
             members={g: frozenset(m) for g, m in members.items()},
             unfiltered=frozenset(p.device for p in ports if not p.port_security_enabled))
 
@@ -49,11 +54,16 @@ def takes_away(before: Applied | None, after: Applied) -> bool:
     assume so. A port new to this host has no connections to check."""
     if before is None:
         return True
+    compared: set[tuple[int, int]] = set()  # ports share their sets: each pair once
     for device, rules in after.rules.items():
         if device in before.unfiltered:
             return True
-        if device in before.rules and not rules >= before.rules[device]:
+        had = before.rules.get(device)
+        if had is None or had is rules or (id(had), id(rules)) in compared:
+            continue
+        if not rules >= had:
             return True
+        compared.add((id(had), id(rules)))
     return any(not after.members.get(g, frozenset()) >= m for g, m in before.members.items())
 
 

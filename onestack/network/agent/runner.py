@@ -73,6 +73,8 @@ class DataPlane:
         self.started = False
         self._warned: set[str] = set()
         self._states: tuple[list[tuple[str, str, str, bool, str]], l2.RootLinks] = ([], {})
+        self.pace = notifier.Pace()
+        self._changed: set[str] | None = set()  # links changed since the last look (None: unknown)
 
     # --- wiring -------------------------------------------------------------------------
 
@@ -104,7 +106,7 @@ class DataPlane:
         self.cloud.handle_tasks(notifier.L2, self.handle_l2, rule)
         self.cloud.handle_tasks(notifier.ROUTER, self.handle_router, rule)
         self.cloud.handle_tasks(notifier.FIREWALL, self.handle_firewall, rule)
-        self.net.notifier = notifier.TaskNotifier(self.cloud)
+        self.net.notifier = notifier.TaskNotifier(self.cloud, self.pace)
         self.net.vif_netns = self.layout.root_ns
 
     def check(self) -> None:
@@ -129,21 +131,24 @@ class DataPlane:
 
     async def handle_l2(self, ctx: TaskContext) -> dict[str, Any]:
         network_id = str(ctx.payload["id"])
-        await self.apply_network(network_id)
+        began = time.monotonic()
+        gone = await self.apply_network(network_id)
+        self.pace.record(notifier.L2, network_id, None if gone else time.monotonic() - began)
         return {}
 
-    async def apply_network(self, network_id: str) -> None:
+    async def apply_network(self, network_id: str) -> bool:
+        """Applies the network; True if it is gone (and so removed)."""
         info = await self._read(reader.network, network_id)
         key = f"network:{network_id}"
         if info is None:
             await self.proxy.remove(key)
             await external.detach(self.host, self.layout, network_id, self.host_network)
             await l2.remove_network(self.host, self.layout, network_id)
-            return
+            return True
         if await asyncio.to_thread(self._dhcp_port, info):
             info = await self._read(reader.network, network_id)
             if info is None:
-                return
+                return True
         domain = dhcp.domain_of(info, self.config.dns_domain)
         serving, applied = await l2.apply_network(self.host, self.layout, info, domain)
         links: l2.RootLinks | None = applied
@@ -161,7 +166,10 @@ class DataPlane:
             else:
                 await external.detach(self.host, self.layout, info.id, self.host_network)
             links = None
-        await self.update_statuses({network_id}, links)
+        # the ports' states as just read with the network (no second read of its ports)
+        rows = [(p.id, info.id, p.status, p.admin_state_up, p.device_owner) for p in info.ports]
+        await self.update_statuses({network_id}, links, rows=rows)
+        return False
 
     def _dhcp_port(self, info: reader.NetworkInfo) -> bool:
         """Makes the network's DHCP port what its subnets need (blocking); True if changed."""
@@ -249,7 +257,9 @@ class DataPlane:
                       .values(status="DOWN"))
 
     async def handle_firewall(self, ctx: TaskContext) -> dict[str, Any]:
+        began = time.monotonic()
         await self.apply_firewall()
+        self.pace.record(notifier.FIREWALL, "", time.monotonic() - began)
         return {}
 
     async def apply_firewall(self) -> None:
@@ -260,8 +270,15 @@ class DataPlane:
             return
         info = await self._read(reader.firewall)
         await l2.ensure_root(self.host, self.layout)
-        ports, members = firewall_ports(fw, self.layout, info)
-        await asyncio.to_thread(fw.sync, self.layout, ports, members)
+
+        def apply() -> None:  # 10,000 ports: not on the event loop
+            from onestack.common import gcpause
+
+            with gcpause.paused():
+                ports, members = firewall_ports(fw, self.layout, info)
+            fw.sync(self.layout, ports, members)
+
+        await asyncio.to_thread(apply)
 
     # --- status, drift, heartbeats ------------------------------------------------------
 
@@ -372,7 +389,7 @@ class DataPlane:
 
     def _enqueue(self, todo: set[tuple[str, str]]) -> None:
         with self.net.db.write() as s:
-            notifier.enqueue(self.cloud.tasks, s, todo)
+            notifier.enqueue(self.cloud.tasks, s, todo, pace=self.pace)
 
     async def _run(self) -> None:
         """Reconcile every ``agent_resync_interval``; the ports' status at once
@@ -395,13 +412,17 @@ class DataPlane:
                         states, seen = self._states
                         await self.update_statuses(links=seen, rows=states)
                     else:  # woken by a link change: only the ports whose device changed
-                        links = await self._root_links()
-                        changed = sorted(name[len(TAP_PREFIX):] for name in set(links) ^ set(seen)
-                                         | {n for n in links if n in seen and links[n] != seen[n]}
-                                         if name.startswith(TAP_PREFIX))
-                        seen = links
-                        if changed:
-                            await self.update_statuses(links=links, id_prefixes=changed)
+                        names, self._changed = self._changed, set()
+                        # a bridge, DHCP or router device made (a network applied): no
+                        # port's device changed, and no dump of every bridge is needed
+                        if names is None or any(n.startswith(TAP_PREFIX) for n in names):
+                            links = await self._root_links()
+                            changed = sorted(name[len(TAP_PREFIX):] for name in set(links) ^ set(seen)
+                                             | {n for n in links if n in seen and links[n] != seen[n]}
+                                             if name.startswith(TAP_PREFIX))
+                            seen = links
+                            if changed:
+                                await self.update_statuses(links=links, id_prefixes=changed)
                     if watch is None:
                         watch = await self._watch(wake)
                 except asyncio.CancelledError:
@@ -432,8 +453,15 @@ class DataPlane:
         if not self._real_host:  # an in-memory host: its links change only when we say
             return False
 
-        def poke() -> None:
-            loop.call_soon_threadsafe(wake.set)
+        def note(names: set[str] | None) -> None:  # on the loop
+            if names is None or self._changed is None:
+                self._changed = None
+            else:
+                self._changed |= names
+            wake.set()
+
+        def poke(names: set[str] | None) -> None:
+            loop.call_soon_threadsafe(note, names)
 
         return await asyncio.to_thread(LinkWatch, self.layout.root_ns, poke)
 
@@ -496,7 +524,9 @@ class DataPlane:
 
     async def _read(self, fn: Any, *args: Any) -> Any:
         def work() -> Any:
-            with self.net.db.read() as s:
+            from onestack.common import gcpause
+
+            with gcpause.paused(), self.net.db.read() as s:  # 10,000 ports, nothing cyclic
                 return fn(s, *args)
 
         return await asyncio.to_thread(work)
@@ -526,13 +556,17 @@ def router_state(l3: ModuleType, info: reader.RouterInfo) -> Any:
 
 def firewall_ports(fw: ModuleType, layout: Layout, info: reader.FirewallInfo) -> tuple[list[Any], dict[str, list[str]]]:
     ports = []
+    # one rules tuple per set of groups, shared by its ports (the firewall looks
+    # them up by identity: 10,000 ports of the default group are one tuple)
+    by_groups: dict[tuple[str, ...], tuple[Any, ...]] = {}
     for p in info.ports:
-        rules = tuple(
-            fw.SecurityGroupRule(direction=r.direction, ethertype=r.ethertype, protocol=r.protocol,
-                                 port_range_min=r.port_range_min, port_range_max=r.port_range_max,
-                                 remote_ip_prefix=r.remote_ip_prefix, remote_group_id=r.remote_group_id)
-            for gid in p.groups for r in info.rules.get(gid, ())
-        )
+        rules = by_groups.get(p.groups)
+        if rules is None:
+            rules = by_groups[p.groups] = tuple(
+                fw.SecurityGroupRule(direction=r.direction, ethertype=r.ethertype, protocol=r.protocol,
+                                     port_range_min=r.port_range_min, port_range_max=r.port_range_max,
+                                     remote_ip_prefix=r.remote_ip_prefix, remote_group_id=r.remote_group_id)
+                for gid in p.groups for r in info.rules.get(gid, ()))
         ports.append(fw.FirewallPort(
             port_id=p.id, device=layout.tap(p.id), mac=p.mac, fixed_ips=p.fixed_ips,
             allowed_address_pairs=p.allowed_address_pairs, port_security_enabled=p.port_security_enabled,

@@ -221,7 +221,8 @@ def create_one(net: Net, caller: Caller, s: Session, p: Parsed) -> Created:
     tags = sorted(set(p.get("tags") or []))
     if tags:
         set_tags(s, values["id"], tags)
-    dataplane.record(s, dataplane.Change(dataplane.PORT, dataplane.CREATED, values["id"], network.id, host))
+    dataplane.record(s, dataplane.Change(dataplane.PORT, dataplane.CREATED, values["id"], network.id, host,
+                                         {"device_owner": owner, "device_id": values["device_id"]}))
     if len(fixed) > 1:
         fixed.sort(key=lambda x: (x["subnet_id"], x["ip_address"]))
     item = port_views.render(SimpleNamespace(**values), fixed, sorted(group_ids), tags, net.config.dns_domain)
