@@ -10,7 +10,9 @@ inside the guest is read over SSH with the keypair's private key.
 
 Guests cost about 3 host CPU-seconds each to boot under TCG on a loaded
 machine: the tests boot 1, then 2, then 3 guests (the issue's kill -9 test
-says 5; 3 keeps it bounded). At the end the cloud's whole data plane is
+says 5; 3 keeps the suite bounded, ``ONESTACK_TEST_KILL_SERVERS=5`` runs the
+5). The actions on a running guest are in ``test_compute_actions_e2e.py``;
+the shared cloud is ``computecloud.py``. At the end the cloud's whole data plane is
 removed and no process of its state directory may be left.
 """
 
@@ -18,118 +20,26 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pytest
 
-from onestack.guest import boot_files, image_path
-from onestack.host import links, netns, procs
-from onestack.network.agent.cleanup import remove_all
-from onestack.network.agent.layout import Layout, cloud_prefix
-from tests.conftest import CloudInfo, start_cloud, stop_cloud
+from onestack.host import procs
+from tests.e2e.computecloud import (
+    BANNER,
+    Cloud,
+    assert_gone,
+    fixed_ip,
+    has_firewall,
+    open_cloud,
+    port_of,
+    wait_for,
+)
 from tests.e2e.conftest import e2e_skip_reason
 
 pytestmark = pytest.mark.e2e
-T = TypeVar("T")
-
-ENV = {"ONESTACK_NETWORK_DATAPLANE": "on", "ONESTACK_NETWORK_HOST_NETWORK": "0",
-       "ONESTACK_COMPUTE_DRIVER": "qemu", "ONESTACK_COMPUTE_SHUTDOWN_TIMEOUT": "20",
-       "ONESTACK_COMPUTE_WAIT_SOFT_REBOOT_SECONDS": "20"}
-OPENSTACK = str(Path(os.environ.get("VIRTUAL_ENV", ".venv")) / "bin" / "openstack")
-BANNER = "=== onestack-test-guest"
-SSH_OPTS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-            "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR"]
-
-
-def wait_for(what: str, check: Callable[[], T | None], timeout: float = 60.0, every: float = 0.5) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(every)
-
-
-class Cloud:
-    """A running cloud, the CLI as its demo user, and the names of its data plane."""
-
-    def __init__(self, state: Path) -> None:
-        self.state = state
-        self.layout = Layout(cloud_prefix(state))
-        self.info: CloudInfo = start_cloud(state, ENV)
-        self.key = state.parent / "k.pem"
-
-    def restart(self) -> None:
-        self.info = start_cloud(self.state, ENV)
-
-    def os(self, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-        res = subprocess.run([OPENSTACK, "--os-cloud", "onestack", *args], env=self.info.env(),
-                             capture_output=True, text=True, timeout=timeout)
-        if check:
-            assert res.returncode == 0, f"openstack {' '.join(args)}: {res.stderr}"
-        return res
-
-    def js(self, *args: str) -> Any:
-        return json.loads(self.os(*args, "-f", "json").stdout)
-
-    def server(self, name: str) -> dict[str, Any]:
-        return dict(self.js("server", "show", name))
-
-    def qemu_pids(self, server_id: str = "") -> list[int]:
-        return procs.find(str(self.state / "run" / "qemu" / server_id))
-
-    def root_links(self) -> set[str]:
-        def names() -> set[str]:
-            with links.Netlink() as nl:
-                return {lk.name for lk in nl.links()}
-
-        return netns.call(self.layout.root_ns, names)
-
-    def router_ns(self) -> str:
-        return self.layout.router_ns(self.js("router", "show", "router1")["id"])
-
-    def ssh(self, ns: str, address: str, command: str, timeout: float = 60.0) -> str:
-        """``command`` run in the guest at ``address``, reached from inside ``ns``;
-        retried while the guest is still booting."""
-        argv = ["ssh", "-i", str(self.key), *SSH_OPTS, f"root@{address}", command]
-        last = ""
-
-        def attempt() -> str | None:
-            nonlocal last
-            res = netns.run(ns, argv, timeout=30)
-            last = res.stderr
-            return res.stdout if res.returncode == 0 else None
-
-        try:
-            return wait_for(f"ssh to {address}", attempt, timeout, every=1.0)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}: {last}") from None
-
-
-def port_of(cloud: Cloud, server: str) -> dict[str, Any]:
-    ports = cloud.js("port", "list", "--server", server, "--long")
-    assert len(ports) == 1, ports
-    return dict(ports[0])
-
-
-def fixed_ip(port: dict[str, Any]) -> str:
-    return str(port["Fixed IP Addresses"][0]["ip_address"])
-
-
-def assert_gone(cloud: Cloud, server_id: str, port_id: str) -> None:
-    """Nothing of a deleted server on the host: no QEMU, no files, no tap."""
-    assert cloud.qemu_pids(server_id) == []
-    assert not (cloud.state / "instances" / server_id).exists()
-    assert not (cloud.state / "run" / "qemu" / server_id).exists()
-    assert cloud.layout.tap(port_id) not in cloud.root_links()
 
 
 @pytest.fixture(scope="module")
@@ -137,35 +47,8 @@ def cloud(guest_image: Path) -> Iterator[Cloud]:
     reason = e2e_skip_reason()
     if reason:
         pytest.skip(reason)
-    # short: QEMU's unix socket paths (<state>/run/qemu/<uuid>/qmp.sock) stay under 108 bytes
-    top = Path(tempfile.mkdtemp(prefix="osc-", dir="/tmp"))
-    state = top / "s"
-    target = image_path(state)
-    target.parent.mkdir(parents=True)
-    for src in (guest_image, *boot_files(guest_image)):  # the cloud registers them at start
-        shutil.copyfile(src, target.parent / (target.stem + src.suffix))
-    c = Cloud(state)
-    try:
-        c.os("security", "group", "rule", "create", "default", "--protocol", "tcp",
-             "--dst-port", "22", "--remote-ip", "0.0.0.0/0")
-        c.os("security", "group", "rule", "create", "default", "--protocol", "icmp",
-             "--remote-ip", "0.0.0.0/0")
-        key = c.os("keypair", "create", "k").stdout  # generated: the private key is printed once
-        c.key.write_text(key)
-        c.key.chmod(0o600)
+    with open_cloud(guest_image) as c:
         yield c
-    finally:
-        with_servers = c.os("server", "list", "-f", "value", "-c", "ID", check=False).stdout.split()
-        for sid in with_servers:
-            c.os("server", "delete", "--wait", sid, check=False)
-        stop_cloud(c.info)
-        left = c.qemu_pids()  # guests outlive onestack on purpose: a test cloud takes them away
-        for pid in left:
-            procs.terminate(pid, str(state))
-        remove_all(state)
-        shutil.rmtree(top, ignore_errors=True)
-        assert not left, f"QEMU processes left after the servers were deleted: {left}"
-        assert not netns.names(cloud_prefix(state)), "namespaces left after removal"
 
 
 def test_a_server_boots_gets_dhcp_metadata_floating_ip_ssh_and_leaves_nothing(cloud: Cloud) -> None:
@@ -212,15 +95,9 @@ def test_a_server_boots_gets_dhcp_metadata_floating_ip_ssh_and_leaves_nothing(cl
     assert len(pid) == 1
     cloud.os("server", "delete", "--wait", "vm1")
     assert procs.wait_gone(pid[0], 10)
-    assert_gone(cloud, sid, port["ID"])
+    assert_gone(cloud, sid, port)
     assert cloud.js("port", "list", "--device-id", sid) == []
     assert cloud.js("floating", "ip", "show", fip)["port_id"] is None
-
-
-def has_firewall() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("onestack.network.agent.firewall") is not None
 
 
 def test_two_servers_ping_each_other_groups_and_power_actions(cloud: Cloud) -> None:
@@ -266,7 +143,12 @@ def test_two_servers_ping_each_other_groups_and_power_actions(cloud: Cloud) -> N
     cloud.os("security", "group", "delete", sg)
 
 
-@pytest.mark.parametrize(("when", "count"), [("first-qemu", 3), ("at-once", 2)])
+# The issue asks for 5 servers booting at kill -9; the suite boots 3 (each TCG boot
+# costs ~3 CPU-s on a shared 2-CPU machine): ONESTACK_TEST_KILL_SERVERS=5 runs the 5.
+KILL_COUNT = int(os.environ.get("ONESTACK_TEST_KILL_SERVERS", "3"))
+
+
+@pytest.mark.parametrize(("when", "count"), [("first-qemu", KILL_COUNT), ("at-once", 2)])
 def test_killed_while_servers_boot_restart_settles_each_and_nothing_leaks(
         cloud: Cloud, when: str, count: int) -> None:
     """kill -9 of onestack while servers boot - as soon as a first QEMU runs, or
@@ -308,16 +190,27 @@ def test_killed_while_servers_boot_restart_settles_each_and_nothing_leaks(
         if states[sid]["status"] == "ACTIVE":  # kept running through the restart: the same QEMU
             assert cloud.qemu_pids(sid) == [pid], (sid, pid, cloud.qemu_pids(sid))
     active = [sid for sid, srv in states.items() if srv["status"] == "ACTIVE"]
+    # no QEMU but the ACTIVE servers' own, one each (none started twice, none stray)
+    qemu_dir = cloud.state / "run" / "qemu"
+    assert {d.name for d in qemu_dir.iterdir() if cloud.qemu_pids(d.name)} == set(active)
+    assert len(cloud.qemu_pids()) == len(active)
     for sid in active:  # a guest that was adopted answers on its port's address
-        assert cloud.ssh(cloud.router_ns(), fixed_ip(port_of(cloud, sid)), "hostname").strip()
-    ports = {sid: [p["ID"] for p in cloud.js("port", "list", "--device-id", sid)] for sid in servers}
+        try:
+            assert cloud.ssh(cloud.router_ns(), fixed_ip(port_of(cloud, sid)), "hostname").strip()
+        except AssertionError as exc:  # say what the guest said (metadata, key) on its console
+            log = cloud.os("console", "log", "show", "--lines", "30", sid).stdout
+            served = [line for f in sorted(cloud.state.parent.glob("onestack-*.log"))
+                      for line in f.read_text(errors="replace").splitlines() if "metadata" in line]
+            raise AssertionError(f"{exc}\n{sid}'s console:\n{log}\nthe cloud's metadata log:\n"
+                                 + "\n".join(served[-40:])) from None
+    ports = {sid: cloud.js("port", "list", "--device-id", sid) for sid in servers}
     print(f"\nafter kill -9 and restart: {sorted(s['status'] for s in states.values())}, "
           f"{len(running)} guest(s) had started and ran on")
 
     cloud.os("server", "delete", "--wait", *servers)
     for sid in servers:
-        for port_id in ports[sid]:
-            assert_gone(cloud, sid, port_id)
+        for port in ports[sid]:
+            assert_gone(cloud, sid, port)
         assert cloud.js("port", "list", "--device-id", sid) == []
     assert cloud.qemu_pids() == []
     assert [p.name for p in (cloud.state / "instances").iterdir()] in ([], ["_base"])

@@ -5,7 +5,7 @@ The compute agent (the durable-task handlers of ``boot``, ``reboot``,
 so, through ``onestack/host/`` only. Two drivers implement this protocol:
 ``virt/qemu/`` (real QEMU guests, KVM where it really runs a guest, TCG
 otherwise) and ``virt/fake.py`` (in memory, for fast tests and for the
-``bench/compute`` scheduling figures).
+``bench/compute-scale`` scheduling figures).
 
 It follows the shape of Nova's ``nova.virt.driver.ComputeDriver``, cut down to
 what onestack serves. Every call is idempotent where Nova's is (destroying a

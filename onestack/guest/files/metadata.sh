@@ -43,13 +43,16 @@ metadata_service() {
   fetch meta_data.json=openstack/latest/meta_data.json instance-id=latest/meta-data/instance-id
   [ -f "$data/meta_data.json" ] || [ -f "$data/instance-id" ]
 }
+uptime_s() { read -r up _ < /proc/uptime; echo "${up%.*}"; }
 cdrom_drivers() {  # a config drive is an IDE CD-ROM under Nova (ISO 9660)
   modprobe -a $(cat /etc/onestack/modules.cdrom) 2>/dev/null
 }
 
 # The metadata service when it answers at once (no need for the CD-ROM drivers
 # yet: they load after the banner), else a config drive, else the metadata
-# service again - it may need a moment (a proxy starting): a few tries.
+# service again - it may need a moment (a proxy starting) or be away a while
+# (the cloud restarting: no answer, then 404s until its proxy knows the
+# ports again): tried every second for up to 60 s, as cirros tries 20 times.
 source=none
 have_ip=$(ls /run/onestack/ip.* 2>/dev/null)
 if [ -n "$have_ip" ] && metadata_service; then
@@ -59,14 +62,13 @@ else
   if config_drive; then
     source=config-drive
   elif [ -n "$have_ip" ]; then
-    i=1
-    while [ $i -lt 5 ]; do
+    give_up=$(($(uptime_s) + 60))
+    while [ "$(uptime_s)" -lt "$give_up" ]; do
       sleep 1
       if metadata_service; then
         source=metadata-service
         break
       fi
-      i=$((i + 1))
     done
   fi
 fi
