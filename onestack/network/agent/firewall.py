@@ -388,23 +388,20 @@ def group_set(group_id: str, version: int) -> str:
 def egress_chain(name: str, rules: Iterable[SecurityGroupRule]) -> list[Json]:
     """From a port (prerouting: the destination's ingress rules come in forward):
     DHCP client traffic, then the egress rules, else drop."""
-    items: list[Json] = [
-        nft.chain(name),
-        nft.rule(name, _udp_pairs([(68, 67), (546, 547)]), nft.accept(), comment="DHCP client"),
-    ]
-    for rule in rules:
-        match = _checked_match(rule)
-        if match is not None:
-            items.append(nft.rule(name, *match, nft.accept()))
-    items.append(nft.rule(name, nft.drop()))
-    return items
+    return _port_chain(name, [(68, 67), (546, 547)], "DHCP client", rules)
 
 
 def ingress_chain(name: str, rules: Iterable[SecurityGroupRule]) -> list[Json]:
     """To a port: DHCP replies, then the ingress rules, else drop."""
+    return _port_chain(name, [(67, 68), (547, 546)], "DHCP server", rules)
+
+
+def _port_chain(name: str, dhcp: list[tuple[int, int]], dhcp_comment: str,
+                 rules: Iterable[SecurityGroupRule]) -> list[Json]:
+    """A chain: DHCP's UDP port pairs accepted, then each expressible rule, else drop."""
     items: list[Json] = [
         nft.chain(name),
-        nft.rule(name, _udp_pairs([(67, 68), (547, 546)]), nft.accept(), comment="DHCP server"),
+        nft.rule(name, _udp_pairs(dhcp), nft.accept(), comment=dhcp_comment),
     ]
     for rule in rules:
         match = _checked_match(rule)
