@@ -141,13 +141,19 @@ async def list_pools(request: Request) -> Response:
     return json_response({"floating_ip_pools": await run(proxy_network.pools, c.svc, c.ctx)})
 
 
+def _action_schema(action: str, properties: dict[str, Any], required: str) -> dict[str, Any]:
+    """The body of a server action ``{action: {...}}`` with these properties, one required."""
+    return {"type": "object", "properties": {action: {
+        "type": "object", "properties": properties,
+        "required": [required], "additionalProperties": False}},
+        "required": [action], "additionalProperties": False}
+
+
 async def add_floating_ip(c: Call, sid: str, data: dict[str, Any]) -> Response:
     c.require("2.1", "2.43")
-    validate({"type": "object", "properties": {"addFloatingIp": {
-        "type": "object", "properties": {"address": schemas.IP_ADDRESS,
-                                         "fixed_address": schemas.IP_ADDRESS},
-        "required": ["address"], "additionalProperties": False}},
-        "required": ["addFloatingIp"], "additionalProperties": False}, data)
+    validate(_action_schema("addFloatingIp", {"address": schemas.IP_ADDRESS,
+                                              "fixed_address": schemas.IP_ADDRESS}, "address"),
+             data)
     params = data["addFloatingIp"]
     await run(proxy_network.add_fip, c.svc, c.ctx, sid, params["address"],
               params.get("fixed_address"))
@@ -156,10 +162,7 @@ async def add_floating_ip(c: Call, sid: str, data: dict[str, Any]) -> Response:
 
 async def remove_floating_ip(c: Call, sid: str, data: dict[str, Any]) -> Response:
     c.require("2.1", "2.43")
-    validate({"type": "object", "properties": {"removeFloatingIp": {
-        "type": "object", "properties": {"address": schemas.IP_ADDRESS},
-        "required": ["address"], "additionalProperties": False}},
-        "required": ["removeFloatingIp"], "additionalProperties": False}, data)
+    validate(_action_schema("removeFloatingIp", {"address": schemas.IP_ADDRESS}, "address"), data)
     await run(proxy_network.remove_fip, c.svc, c.ctx, sid, data["removeFloatingIp"]["address"])
     return empty(202)
 
@@ -171,20 +174,14 @@ _NETWORK_ID = {"type": ["string", "number"], "minLength": 1, "maxLength": 255,
 
 async def add_fixed_ip(c: Call, sid: str, data: dict[str, Any]) -> Response:
     c.require("2.1", "2.43")
-    validate({"type": "object", "properties": {"addFixedIp": {
-        "type": "object", "properties": {"networkId": _NETWORK_ID},
-        "required": ["networkId"], "additionalProperties": False}},
-        "required": ["addFixedIp"], "additionalProperties": False}, data)
+    validate(_action_schema("addFixedIp", {"networkId": _NETWORK_ID}, "networkId"), data)
     await run(proxy_network.add_fixed_ip, c.svc, c.ctx, sid, str(data["addFixedIp"]["networkId"]))
     return empty(202)
 
 
 async def remove_fixed_ip(c: Call, sid: str, data: dict[str, Any]) -> Response:
     c.require("2.1", "2.43")
-    validate({"type": "object", "properties": {"removeFixedIp": {
-        "type": "object", "properties": {"address": schemas.IP_ADDRESS},
-        "required": ["address"], "additionalProperties": False}},
-        "required": ["removeFixedIp"], "additionalProperties": False}, data)
+    validate(_action_schema("removeFixedIp", {"address": schemas.IP_ADDRESS}, "address"), data)
     await run(proxy_network.remove_fixed_ip, c.svc, c.ctx, sid, data["removeFixedIp"]["address"])
     return empty(202)
 
