@@ -170,12 +170,13 @@ def http_get(ns: str, host: str, path: str, port: int = 80) -> tuple[int, bytes]
     return netns.call(ns, get)
 
 
-@pytest.fixture(scope="module")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+def module_cloud(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Cloud]:
+    """A test module's cloud with its data plane on; everything it made is
+    removed after (asserted)."""
     reason = e2e_skip_reason()
     if reason:
         pytest.skip(reason)
-    state = tmp_path_factory.mktemp("dataplane") / "state"
+    state = tmp_path_factory.mktemp(name) / "state"
     c = Cloud(start_cloud(state, ENV))
     try:
         yield c
@@ -183,6 +184,11 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
         c.stop()
         remove_all(state)
         assert not netns.names(cloud_prefix(state)), "namespaces left after removal"
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    yield from module_cloud(tmp_path_factory, "dataplane")
 
 
 @pytest.fixture

@@ -21,13 +21,9 @@ from typing import Any
 import pytest
 
 from onestack.host import netns
-from onestack.network.agent.cleanup import remove_all
-from onestack.network.agent.layout import cloud_prefix
 from onestack.network.agent.secgroups import link_local
-from tests.conftest import start_cloud
-from tests.e2e.conftest import e2e_skip_reason
 from tests.e2e.fwlab import Vm as LabVm
-from tests.e2e.test_network_dataplane import ENV, Cloud, Vm, nl, ping, wait_for
+from tests.e2e.test_network_dataplane import Cloud, Vm, module_cloud, nl, ping, wait_for
 
 pytestmark = pytest.mark.e2e
 CIDR, V6_CIDR = "10.91.0.0/24", "fd00:91::/64"
@@ -35,17 +31,7 @@ CIDR, V6_CIDR = "10.91.0.0/24", "fd00:91::/64"
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
-    reason = e2e_skip_reason()
-    if reason:
-        pytest.skip(reason)
-    state = tmp_path_factory.mktemp("dpsec") / "state"
-    c = Cloud(start_cloud(state, ENV))
-    try:
-        yield c
-    finally:
-        c.stop()
-        remove_all(state)
-        assert not netns.names(cloud_prefix(state)), "namespaces left after removal"
+    yield from module_cloud(tmp_path_factory, "dpsec")
 
 
 @pytest.fixture
