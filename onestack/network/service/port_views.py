@@ -136,10 +136,7 @@ def views(
             else:
                 gs.append(sg)
     tags = load_tags(session, ids, scope) if ids else {}
-    nets: dict[str, tuple[str, bool]] = {}
-    for part in chunks(list({v[2] for v in values})):
-        for nid, pid, shared in run(_NETS, {"ids": list(part)}):
-            nets[nid] = (pid, shared)
+    nets = network_owners(session, list({v[2] for v in values}))
     items: list[dict[str, Any]] = []
     targets: list[dict[str, Any]] = []
     no_net = ("", False)
@@ -156,6 +153,16 @@ def views(
         items.append(item)
         targets.append(target(item, net_owner, shared))
     return items, targets
+
+
+def network_owners(session: Session, network_ids: Sequence[str]) -> dict[str, tuple[str, bool]]:
+    """``{network id: (its project, shared)}``: what a port's policy target adds."""
+    run = session.connection().execute
+    nets: dict[str, tuple[str, bool]] = {}
+    for part in chunks(network_ids):
+        for nid, pid, shared in run(_NETS, {"ids": list(part)}):
+            nets[nid] = (pid, shared)
+    return nets
 
 
 # The attributes of a port a view is made of, in ``COLS`` order.
