@@ -219,9 +219,10 @@ def _render(s: Any, ids: list[str], view: View, domain: str, scope: Any,
             full = list(run(select(*port_views.COLS).where(*conds)).all())
         else:
             full = [row for part in chunks(ids) for row in run(_FULL_OF, {"ids": list(part)}).all()]
-        items, _targets = port_views.views(s, full, domain, scope)
+        items, _targets = port_views.views(s, full, domain, scope, targets=False)
+        whole = bool(items) and tuple(items[0]) == view
         return {
-            item["id"]: ((row[_REVISION], row[_UPDATED]), dumps({k: item[k] for k in view}))
+            item["id"]: ((row[_REVISION], row[_UPDATED]), dumps(item if whole else {k: item[k] for k in view}))
             for row, item in zip(full, items, strict=True)
         }
 
