@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from onestack.network.core import NetworkService
-from onestack.network.service import port_views, ports, query
+from onestack.network.service import port_list, port_views, ports, query
 from onestack.network.service.policy import caller_for
 from onestack.network.service.resources import PORTS
 from tests.api._network import N, network, ok, port, project_of, subnet
@@ -198,3 +198,26 @@ def test_every_write_a_port_can_see_shows_in_the_next_list(api: Api) -> None:
 
     assert api.delete(f"{N}/ports/{pid}").status_code == 204
     assert _listed(api, nid, pid) is None
+
+
+def test_created_ports_are_listed_from_their_create(api: Api) -> None:
+    """A create keeps each new port's JSON: the next list renders none of them,
+    and answers the very bytes of the plain render (on SQLite and PostgreSQL)."""
+    net = network(api)
+    v4 = subnet(api, net["id"], "10.94.0.0/24")
+    bodies = [{"network_id": net["id"], "name": f"bulk-{i}", "tags": ["t", f"n{i}"],
+               "fixed_ips": [{"subnet_id": v4["id"], "ip_address": f"10.94.0.{10 + i}"}],
+               "allowed_address_pairs": [{"ip_address": f"10.94.0.{100 + i}"}],
+               "extra_dhcp_opts": [{"opt_name": "mtu", "opt_value": "1400"}],
+               "binding:host_id": "host-1", "device_owner": "compute:nova", "device_id": f"vm-{i}"}
+              for i in range(5)]
+    made = ok(api.post(f"{N}/ports", json={"ports": bodies}), 201)["ports"]
+    made.append(port(api, net["id"], name="single"))
+    fragments = port_list.fragments_of(_net(api))
+    whole = next(view for view in fragments._views if "binding:host_id" in view and "tags" in view)
+    store = fragments.of(whole)
+    assert {p["id"] for p in made} <= set(store)
+    assert all(store[p["id"]][0] == p["revision_number"] == 0 for p in made)
+    listed = same_as_plain(api, "admin", [("network_id", net["id"])])
+    assert sorted(p["name"] for p in listed) == ["bulk-0", "bulk-1", "bulk-2", "bulk-3", "bulk-4", "single"]
+    assert [p["id"] for p in listed if p["name"] == "single"] == [made[-1]["id"]]

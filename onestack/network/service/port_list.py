@@ -3,7 +3,7 @@
 ``GET /v2.0/ports`` of 10,000 ports spent most of its time building 100,000
 dicts and lists and serialising them again, for ports that had not changed
 since the last list. Here a page is first read as narrow rows (id, the
-port's ``revision_number`` and ``updated_at``, its network, and the columns
+port's ``revision_number``, its network, and the columns
 the ``get_port`` rule looks at); the policy is decided once per distinct
 combination of those values; and each port's JSON comes from ``Fragments``,
 the bytes of its wire shape in this view (the attributes the caller sees,
@@ -12,10 +12,11 @@ or older there are read whole and rendered, by the same code as a show
 (``port_views.views``).
 
 Why a revision is enough: every write that changes what a port shows bumps
-its ``revision_number`` and ``updated_at`` (as Neutron does, whose address,
-binding, tag and security group tables all ``revises_on_change`` their
-port), in whatever process it runs, so a cached fragment is never served for
-a port that changed. A page's answer is the same bytes as rendering every
+its ``revision_number`` (as Neutron does, whose address, binding, tag and
+security group tables all ``revises_on_change`` their port), in whatever
+process it runs, and a port id is never reused, so a cached fragment is
+never served for a port that changed. A port create adds its fragment
+(``remember``), so the first list after many creates renders nothing. A page's answer is the same bytes as rendering every
 port (``tests/api/test_network_port_list.py`` compares the two).
 
 When the ``get_port`` rule looks at something the narrow row does not hold
@@ -30,7 +31,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import String, bindparam, select, type_coerce
+from sqlalchemy import bindparam, select
 
 from onestack.common import gcpause
 from onestack.common.web import dumps
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
 LIMIT_BYTES = 128 * 2**20
 
 View = tuple[str, ...]
-Key = tuple[Any, Any]  # (revision_number, updated_at as stored)
+Key = int  # the port's revision_number
 
 
 class Fragments:
@@ -128,10 +129,9 @@ _PLAIN = {
     name: column for name, column in port_views.COLUMNS.items() if name not in ("created_at", "updated_at")
 }
 _FROM_NETWORK = ("network:project_id", "shared")
-_HEAD = (Port.id, Port.revision_number, type_coerce(Port.updated_at, String).label("updated_at"), Port.network_id)
+_HEAD = (Port.id, Port.revision_number, Port.network_id)
 _FULL_OF = select(*port_views.COLS).where(Port.id.in_(bindparam("ids", expanding=True)))
 _REVISION = len(port_views.COLS) - 1
-_UPDATED = _REVISION - 1
 
 
 def list_json(net: Net, caller: Caller, q: ListQuery) -> JsonPage:
@@ -160,7 +160,7 @@ def list_json(net: Net, caller: Caller, q: ListQuery) -> JsonPage:
         missing: list[int] = []
         for r in rows:
             found = store.get(r[0])
-            if found is not None and found[0] == (r[1], r[2]):
+            if found is not None and found[0] == r[1]:
                 parts.append(found[1])
             else:
                 missing.append(len(parts))
@@ -185,13 +185,13 @@ def _allowed(s: Any, caller: Caller, rows: list[Any], keys: list[str], plain: li
         return rows
     nets: dict[str, tuple[str, bool]] = {}
     if any(k in _FROM_NETWORK for k in keys):
-        nets = port_views.network_owners(s, list({r[3] for r in rows}))
-    at = {k: 4 + i for i, k in enumerate(plain)}
+        nets = port_views.network_owners(s, list({r[2] for r in rows}))
+    at = {k: 3 + i for i, k in enumerate(plain)}
     no_net = ("", False)
     memo: dict[tuple[Any, ...], bool] = {}
     out = []
     for r in rows:
-        owner, shared = nets.get(r[3], no_net)
+        owner, shared = nets.get(r[2], no_net)
         values = tuple(owner if k == "network:project_id" else shared if k == "shared" else r[at[k]]
                        for k in keys)
         ok = memo.get(values)
@@ -211,7 +211,7 @@ def _view(names: list[str], fields: list[str], hidden: set[str]) -> View:
 
 def _render(s: Any, ids: list[str], view: View, domain: str, scope: Any,
             conds: list[Any]) -> dict[str, tuple[Key, bytes]]:
-    """Ports read whole and rendered in ``view``: ``{id: ((revision, updated_at), json)}``."""
+    """Ports read whole and rendered in ``view``: ``{id: (revision, json)}``."""
     run = s.connection().execute
     large = len(ids) > CHUNK
     with gcpause.paused() if large else nullcontext():
@@ -222,9 +222,16 @@ def _render(s: Any, ids: list[str], view: View, domain: str, scope: Any,
         items, _targets = port_views.views(s, full, domain, scope, targets=False)
         whole = bool(items) and tuple(items[0]) == view
         return {
-            item["id"]: ((row[_REVISION], row[_UPDATED]), dumps(item if whole else {k: item[k] for k in view}))
+            item["id"]: (row[_REVISION], dumps(item if whole else {k: item[k] for k in view}))
             for row, item in zip(full, items, strict=True)
         }
+
+
+def remember(net: Net, items: list[dict[str, Any]]) -> None:
+    """Ports just created and committed (their whole wire shapes, as a list renders
+    them): the next list reuses their JSON instead of reading and rendering them."""
+    if items:
+        fragments_of(net).put(tuple(items[0]), [(i["id"], i["revision_number"], dumps(i)) for i in items])
 
 
 def _rendered(net: Net, caller: Caller, q: ListQuery) -> JsonPage:
