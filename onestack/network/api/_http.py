@@ -177,8 +177,14 @@ def listing_body(request: Request, collection: str, parts: list[bytes], first: s
                  last: str | None, page: Any) -> bytes:
     """``listing``'s JSON, byte for byte, from items already serialised (``parts``)."""
     links = links_between(request, collection, first, last, page) if parts else {}
-    tail = b"," + dumps(links)[1:-1] + b"}" if links else b"}"
-    return b"".join((b'{"', collection.encode(), b'":[', b",".join(parts), b"]", tail))
+    head = b'{"' + collection.encode() + b'":['
+    tail = b"]," + dumps(links)[1:-1] + b"}" if links else b"]}"
+    if not parts:
+        return head + tail
+    # one copy of the (large) body: the head and tail go onto the first and last item
+    ends = [head + parts[0]] if len(parts) == 1 else [head + parts[0], *parts[1:-1], parts[-1]]
+    ends[-1] = ends[-1] + tail
+    return b",".join(ends)
 
 
 # --- errors ---------------------------------------------------------------------------------------

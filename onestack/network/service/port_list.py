@@ -188,15 +188,16 @@ def _allowed(s: Any, caller: Caller, rows: list[Any], keys: list[str], plain: li
         nets = port_views.network_owners(s, list({r[2] for r in rows}))
     at = {k: 3 + i for i, k in enumerate(plain)}
     no_net = ("", False)
+    # the network and the plain columns decide every value the rule looks at
     memo: dict[tuple[Any, ...], bool] = {}
     out = []
     for r in rows:
-        owner, shared = nets.get(r[2], no_net)
-        values = tuple(owner if k == "network:project_id" else shared if k == "shared" else r[at[k]]
-                       for k in keys)
-        ok = memo.get(values)
+        sig = tuple(r[2:])
+        ok = memo.get(sig)
         if ok is None:
-            ok = memo[values] = caller.can("get_port", dict(zip(keys, values, strict=True)))
+            owner, shared = nets.get(r[2], no_net)
+            values = [owner if k == "network:project_id" else shared if k == "shared" else r[at[k]] for k in keys]
+            ok = memo[sig] = caller.can("get_port", dict(zip(keys, values, strict=True)))
         if ok:
             out.append(r)
     return out
