@@ -221,3 +221,26 @@ def test_created_ports_are_listed_from_their_create(api: Api) -> None:
     listed = same_as_plain(api, "admin", [("network_id", net["id"])])
     assert sorted(p["name"] for p in listed) == ["bulk-0", "bulk-1", "bulk-2", "bulk-3", "bulk-4", "single"]
     assert [p["id"] for p in listed if p["name"] == "single"] == [made[-1]["id"]]
+
+
+def test_a_get_port_rule_on_other_attributes_is_applied_to_every_port(fresh_api: Api) -> None:
+    """An operator's ``get_port`` that looks at what the narrow rows do not hold
+    (``dns_name``) still decides each port, and the answer is still the plain one;
+    a rule on a plain column (``name``) likewise."""
+    api = fresh_api
+    net = network(api, "demo")
+    subnet(api, net["id"], "10.95.0.0/24", "demo")
+    secret = port(api, net["id"], "demo", name="secret-port", dns_name="secret")
+    shown = port(api, net["id"], "demo", name="open-port", dns_name="open")
+    assert {p["id"] for p in same_as_plain(api, "demo", [])} >= {secret["id"], shown["id"]}
+    path = api.cloud.service("network").policy_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    member = "role:reader and project_id:%(project_id)s"
+    for rule in (f"role:admin or ({member} and not field:ports:dns_name=secret)",
+                 f"role:admin or ({member} and not field:ports:name=secret-port)"):
+        path.write_text(f'"get_port": "{rule}"\n')
+        ids = {p["id"] for p in same_as_plain(api, "demo", [])}
+        assert shown["id"] in ids and secret["id"] not in ids
+        assert secret["id"] in {p["id"] for p in same_as_plain(api, "admin", [])}
+    path.unlink()
+    assert secret["id"] in {p["id"] for p in same_as_plain(api, "demo", [])}
