@@ -93,6 +93,8 @@ class Fragments:
                 for _ in range(min(len(store), 256)):
                     _key, data = store.pop(next(iter(store)))
                     self.size -= len(data)
+                    if self.size <= target:
+                        return
 
     def clear(self) -> None:
         with self._lock:
