@@ -8,6 +8,10 @@ may have appeared, instead of at its next poll.
   runs ``pg_notify('onestack_tasks', kind)``, which PostgreSQL delivers at
   commit; each process keeps one connection that ``LISTEN``s (a thread of
   :class:`PgListener`) and wakes its local listeners.
+* To a child process on this host (SQLite, where no NOTIFY exists): a
+  forwarder registered with :meth:`Hub.forward` is told each kind woken (and
+  its delay) and passes it on (the network agent's process:
+  ``network/agent/process.py``).
 * Polling remains as the fallback (a lost connection, SQLite across
   processes): a listener's ``wait`` always has a timeout.
 
@@ -99,6 +103,28 @@ class Hub:
         self.listeners: set[Listener] = set()
         self._pg: PgListener | None = None
         self._pg_users = 0
+        # (kind or None, delay) -> None: wake-ups passed on to another process
+        self.forwarders: list[Callable[[str | None, float], None]] = []
+
+    def forward(self, forwarder: Callable[[str | None, float], None]) -> Callable[[], None]:
+        """Tell ``forwarder`` of every wake-up of this hub (from any thread; it must
+        not block). Returns the function that stops it."""
+        with self.lock:
+            self.forwarders.append(forwarder)
+
+        def stop() -> None:
+            with self.lock:
+                if forwarder in self.forwarders:
+                    self.forwarders.remove(forwarder)
+
+        return stop
+
+    def _forward(self, kind: str | None, delay: float) -> None:
+        for forwarder in list(self.forwarders):
+            try:
+                forwarder(kind, delay)
+            except Exception as exc:  # the other process is away: it polls meanwhile
+                LOG.debug("task wake-up not forwarded: %s", exc)
 
     def listen(self, kinds: Iterable[str] | None = None) -> Listener:
         listener = Listener(self, kinds)
@@ -116,6 +142,8 @@ class Hub:
             targets = [item for item in self.listeners if item.wants(kind)]
         for listener in targets:
             listener.wake()
+        if self.forwarders:
+            self._forward(kind, 0.0)
 
     def notify_later(self, kind: str, delay: float) -> None:
         """One task of ``kind`` becomes due in ``delay`` seconds: then wake one
@@ -124,6 +152,8 @@ class Hub:
         when its next task is due, and one busy now claims again when it is done.
         Waking every worker (four in the all-in-one cloud) made three of them
         find nothing and ask again: six queries per task."""
+        if self.forwarders:
+            self._forward(kind, delay)
         with self.lock:
             waiting = next((item for item in self.listeners if item.wants(kind)), None)
         if waiting is not None:  # none: every worker is busy, and will look itself

@@ -20,7 +20,7 @@ runs), so a burst of writes collapses into a few applications.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
@@ -60,6 +60,8 @@ class Pace:
 
     def __init__(self) -> None:
         self._took: dict[tuple[str, str], float] = {}
+        # told of each record (the agent's process passes them to the API's)
+        self.report: Callable[[str, str, float | None], None] | None = None
 
     def delay(self, kind: str, ident: str) -> float:
         base = DEBOUNCE.get(kind, 0.0)
@@ -73,6 +75,8 @@ class Pace:
             self._took.pop((kind, ident), None)
         else:
             self._took[(kind, ident)] = seconds
+        if self.report is not None:
+            self.report(kind, ident, seconds)
 
 ROUTER_OWNERS = ("network:router_interface", "network:router_gateway",
                  "network:router_interface_distributed", "network:ha_router_replicated_interface")
