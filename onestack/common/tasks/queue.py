@@ -172,6 +172,22 @@ class TaskQueue:
         notify_on_commit(session, self.db, [kind], delay)
         return task_id
 
+    def queued_task(self, session: Session, kind: str, resource_key: str) -> str | None:
+        """The id of a queued task of ``kind`` for ``resource_key``, if any (one
+        indexed lookup, its statement built once). On PostgreSQL the row is locked
+        until the caller's transaction ends, so no worker claims it meanwhile (claims
+        skip locked rows): a caller that finds one may rely on it to run after its
+        own changes are visible."""
+        def build() -> Any:
+            stmt = select(_TABLE.c.id).where(_TABLE.c.resource_key == bindparam("key"),
+                                             _TABLE.c.kind == bindparam("kind"),
+                                             _TABLE.c.state == QUEUED).limit(1)
+            return stmt if self.db.is_sqlite else stmt.with_for_update()
+
+        stmt = self._statement(("queued",), build)
+        found = session.execute(stmt, {"key": resource_key, "kind": kind}).scalar()
+        return None if found is None else str(found)
+
     def _insert_statement(self, idempotent: bool) -> Any:
         """The task's INSERT, built once (a quarter of its cost was building it
         again: the ORM's values, the clock's expressions, the cache key): every

@@ -20,12 +20,12 @@ runs), so a burst of writes collapses into a few applications.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
-from onestack.common.models import QUEUED, Task
 from onestack.network import dataplane
 from onestack.network.dataplane import Change
 from onestack.network.models import FloatingIP, Port, Router
@@ -147,20 +147,58 @@ def prompt(changes: Sequence[Change]) -> set[tuple[str, str]]:
     return {(FIREWALL, "")} if any(ch.kind == dataplane.SECURITY_GROUP for ch in changes) else set()
 
 
+class KnownQueued:
+    """The keys whose task this process enqueued (SQLite) and that no worker can
+    have claimed yet: a task is not claimed before its ``run_after`` (its delay
+    after the insert, on the database's clock, here the host's), and while a
+    write transaction holds SQLite's lock no claim runs at all. So a write that
+    finds its key here, before that moment, skips the look for a queued task.
+    Recorded once the enqueueing transaction commits; forgotten if the database's
+    clock is moved (tests). Not on PostgreSQL, where the look also locks the
+    queued row until the write commits (its claim may not wait for our lock)."""
+
+    MARGIN = 0.01  # seconds kept clear of the task's due time
+
+    def __init__(self, queue: TaskQueue) -> None:
+        self.queue = queue
+        self._until: dict[tuple[str, str], tuple[float, float]] = {}
+
+    def forget(self) -> None:
+        """Tasks were removed behind the queue's back (tests)."""
+        self._until.clear()
+
+    def queued(self, kind: str, key: str) -> bool:
+        until = self._until.get((kind, key))
+        return until is not None and until[1] == self.queue.clock.offset and time.monotonic() < until[0]
+
+    def added(self, session: Session, kind: str, key: str, began: float, delay: float) -> None:
+        """A task enqueued in ``session`` (``began``: the monotonic time before its insert)."""
+        if delay <= 2 * self.MARGIN:
+            return
+        until = (began + delay - self.MARGIN, self.queue.clock.offset)
+
+        def committed(_session: Session) -> None:
+            self._until[(kind, key)] = until
+            if len(self._until) > 4096:  # keys of networks long gone
+                now = time.monotonic()
+                self._until = {k: v for k, v in self._until.items() if v[0] > now}
+
+        event.listen(session, "after_commit", committed, once=True)
+
+
 def enqueue(queue: TaskQueue, session: Session, todo: set[tuple[str, str]],
             now: set[tuple[str, str]] | None = None, pace: Pace | None = None,
-            soon: set[tuple[str, str]] | None = None) -> None:
+            soon: set[tuple[str, str]] | None = None, known: KnownQueued | None = None) -> None:
     """One task per (kind, key) unless one is already queued: the handlers read
     the database when they run, so a queued task applies this change too. The
     queued row is locked until this transaction ends (PostgreSQL): a worker
-    cannot take it (its claim skips locked rows) before the change is visible."""
+    cannot take it (its claim skips locked rows) before the change is visible.
+    ``known``: keys certainly still queued, not looked up (SQLite)."""
     for kind, ident in sorted(todo):
         key = resource_key(kind, ident)
-        waiting = select(Task.id).where(Task.resource_key == key, Task.kind == kind,
-                                        Task.state == QUEUED).limit(1)
-        if not queue.db.is_sqlite:
-            waiting = waiting.with_for_update()
-        if session.scalar(waiting) is not None:
+        if known is not None and known.queued(kind, key):
+            continue
+        if queue.queued_task(session, kind, key) is not None:
             continue
         if now and (kind, ident) in now:
             delay = 0.0
@@ -168,7 +206,10 @@ def enqueue(queue: TaskQueue, session: Session, todo: set[tuple[str, str]],
             delay = DEBOUNCE.get(kind, 0.0)
         else:
             delay = pace.delay(kind, ident)
+        began = time.monotonic()
         queue.add(session, kind, {"id": ident} if ident else {}, resource_key=key, delay=delay)
+        if known is not None:
+            known.added(session, kind, key, began, delay)
 
 
 class TaskNotifier:
@@ -177,10 +218,11 @@ class TaskNotifier:
     def __init__(self, cloud: Cloud, pace: Pace | None = None) -> None:
         self.cloud = cloud
         self.pace = pace
+        self.known = KnownQueued(cloud.tasks) if cloud.db.is_sqlite else None
 
     def in_transaction(self, session: Session, changes: Sequence[Change]) -> None:
         enqueue(self.cloud.tasks, session, plan(session, changes), urgent(changes), self.pace,
-                prompt(changes))
+                prompt(changes), self.known)
 
     def after_commit(self, changes: Sequence[Change]) -> None:
         # The queue wakes this process's worker once the enqueueing commits.
