@@ -70,15 +70,15 @@ class DataPlane:
         self._real_host = host is None
         self._proxy: MetadataProxy | None = None
         self._loop_task: asyncio.Task[None] | None = None
+        # X-Instance-ID-Signature of an instance id; None: Compute's, if it runs in
+        # this process (the agent's process is given the secret: process.py)
+        self.sign_instance: Callable[[str], str] | None = None
         self.host_name = self.cloud.settings.hosts.name or _hostname()
         self.started = False
         self._warned: set[str] = set()
         self._states: tuple[list[tuple[str, str, str, bool, str]], l2.RootLinks] = ([], {})
         self.pace = notifier.Pace()
         self._changed: set[str] | None = set()  # links changed since the last look (None: unknown)
-        # X-Instance-ID-Signature of an instance id; None: Compute's, if it runs in
-        # this process (the agent's process is given the secret: process.py)
-        self.sign_instance: Callable[[str], str] | None = None
 
     # --- wiring -------------------------------------------------------------------------
 
