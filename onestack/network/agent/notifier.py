@@ -55,8 +55,9 @@ class Pace:
     handler took for that key last time, bounded. A network of 10,000 ports (read
     and rendered again whole by each task) is then applied at most a third of the
     time while a client keeps writing, instead of as often as the debounce allows;
-    a small one keeps the debounce. The handlers' process records; in the
-    all-in-one cloud that is the process that enqueues."""
+    a small one keeps the debounce. The handlers' process records; with the agent
+    in a process of its own, ``report`` sends each record to the API's process,
+    which enqueues (``process.py``)."""
 
     def __init__(self) -> None:
         self._took: dict[tuple[str, str], float] = {}
