@@ -48,13 +48,18 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.fixture
-def cloud(tmp_path: Path) -> Iterator[Cloud]:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def cloud(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cloud]:
+    """On SQLite the API's process wakes the agent's over their link; on
+    PostgreSQL the agent LISTENs for the API's NOTIFY itself."""
     reason = e2e_skip_reason()
     if reason:
         pytest.skip(reason)
+    env = dict(ENV)
+    if request.param == "postgresql":
+        env["ONESTACK_DATABASE_URL"] = request.getfixturevalue("pg_server").new_database()
     state = tmp_path / "state"
-    c = Cloud(start_cloud(state, ENV))
+    c = Cloud(start_cloud(state, env))
     try:
         yield c
     finally:
