@@ -127,6 +127,11 @@ def test_a_burst_does_not_look_for_the_task_it_knows_is_still_queued(
     clear(api)
     event.listen(api.cloud.db.write_engine, "before_cursor_execute", seen)
     try:
+        other = ok(api.post(f"{N}/networks", json={"network": {"name": "new"}}), 201)["network"]
+        assert looks == []  # a network just created: no task can be queued for it yet
+        assert (notifier.L2, f"network:{other['id']}") in queued(api)
+        clear(api)
+        looks.clear()
         ok(api.post(f"{N}/ports", json={"port": {"network_id": net["id"]}}), 201)
         assert len(looks) == 2  # the network's L2 task and the firewall's: none queued, both added
         looks.clear()

@@ -141,6 +141,13 @@ def urgent(changes: Sequence[Change]) -> set[tuple[str, str]]:
             if ch.kind in (dataplane.NETWORK, dataplane.SUBNET) and ch.network_id}
 
 
+def created(changes: Sequence[Change]) -> set[tuple[str, str]]:
+    """What this transaction created: no task can be queued for its key yet (no
+    other transaction could see the id), so the look for one is skipped."""
+    return {(L2 if ch.kind == dataplane.NETWORK else ROUTER, ch.id) for ch in changes
+            if ch.action == dataplane.CREATED and ch.kind in (dataplane.NETWORK, dataplane.ROUTER)}
+
+
 def prompt(changes: Sequence[Change]) -> set[tuple[str, str]]:
     """What waits only the kind's debounce, however long applying it took: the
     firewall after a security group or rule change (running ports follow it within
@@ -189,17 +196,19 @@ class KnownQueued:
 
 def enqueue(queue: TaskQueue, session: Session, todo: set[tuple[str, str]],
             now: set[tuple[str, str]] | None = None, pace: Pace | None = None,
-            soon: set[tuple[str, str]] | None = None, known: KnownQueued | None = None) -> None:
+            soon: set[tuple[str, str]] | None = None, known: KnownQueued | None = None,
+            new: set[tuple[str, str]] | None = None) -> None:
     """One task per (kind, key) unless one is already queued: the handlers read
     the database when they run, so a queued task applies this change too. The
     queued row is locked until this transaction ends (PostgreSQL): a worker
     cannot take it (its claim skips locked rows) before the change is visible.
-    ``known``: keys certainly still queued, not looked up (SQLite)."""
+    ``known``: keys certainly still queued, not looked up (SQLite); ``new``: keys
+    certainly without a task (created in this transaction), not looked up."""
     for kind, ident in sorted(todo):
         key = resource_key(kind, ident)
         if known is not None and known.queued(kind, key):
             continue
-        if queue.queued_task(session, kind, key) is not None:
+        if not (new and (kind, ident) in new) and queue.queued_task(session, kind, key) is not None:
             continue
         if now and (kind, ident) in now:
             delay = 0.0
@@ -223,7 +232,7 @@ class TaskNotifier:
 
     def in_transaction(self, session: Session, changes: Sequence[Change]) -> None:
         enqueue(self.cloud.tasks, session, plan(session, changes), urgent(changes), self.pace,
-                prompt(changes), self.known)
+                prompt(changes), self.known, created(changes))
 
     def after_commit(self, changes: Sequence[Change]) -> None:
         # The queue wakes this process's worker once the enqueueing commits.
