@@ -69,6 +69,7 @@ log = logging.getLogger(__name__)
 STOP_SECONDS = 15.0  # the child's worker lets running handlers finish for 10 s
 RESTART_MIN, RESTART_MAX = 1.0, 30.0
 MAX_MESSAGE = 60_000  # bytes of one datagram (below the socket's buffer)
+SWITCH_INTERVAL = 0.0005  # seconds: the agent's threads' turns on the interpreter (see serve_child)
 
 
 @dataclass
@@ -256,6 +257,11 @@ def die_with_parent(parent: int) -> None:
 async def serve_child(cloud: Cloud, net: NetworkService, dataplane: DataPlane, tasks: TasksService,
                       fd: int, init: Init) -> None:
     """Run the agent until SIGTERM, SIGINT or the API's process goes away."""
+    # A thread of this process holding SQLite's write lock (a claim, an outcome)
+    # while the loop runs a handler got the interpreter back only after the loop
+    # thread's 5 ms slice, and the API's writes waited for it (write units of
+    # 2.5-3 ms): hand the interpreter over sooner.
+    sys.setswitchinterval(SWITCH_INTERVAL)
     loop = asyncio.get_running_loop()
     sock = socket.socket(fileno=fd)
     sock.setblocking(False)
