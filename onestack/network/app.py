@@ -104,6 +104,12 @@ class NetworkApp(NetworkService):
 
     async def start(self) -> None:
         if self.agent_process is not None:
+            assert self.dataplane is not None
+            # The namespace Compute plugs taps into (``binding:vif_details``) exists
+            # from the first request, not once the agent's process has started.
+            from onestack.network.agent import l2
+
+            await l2.ensure_root(self.dataplane.host, self.dataplane.layout)
             await self.agent_process.start()
         elif self.dataplane is not None:
             await self.dataplane.start()

@@ -133,6 +133,10 @@ class AgentProcess:
         if self._unforward is not None:
             self._unforward()
             self._unforward = None
+        if self._task is not None:  # no start again from here on
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
         proc = self.proc
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
@@ -144,10 +148,14 @@ class AgentProcess:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 await proc.wait()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        self._close_link()
+
+    def _close_link(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            with contextlib.suppress(ValueError, OSError):
+                asyncio.get_running_loop().remove_reader(sock)
+            sock.close()
 
     def _forward(self, kind: str | None, delay: float) -> None:
         if kind in notifier.KINDS:
@@ -199,9 +207,7 @@ class AgentProcess:
             except (ConnectionError, OSError) as exc:
                 log.warning("network agent process: could not hand it its settings: %s", exc)
             code = await proc.wait()
-            self._sock = None
-            loop.remove_reader(ours)
-            ours.close()
+            self._close_link()
             if self._stopping:
                 return
             if time.monotonic() - began > 60:
