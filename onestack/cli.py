@@ -8,6 +8,7 @@
     onestack agent --url URL [--host H] --role R          run a host's agent (no database)
     onestack agent-credential create --host H            a credential for a host's agent
     onestack agent-credential list | delete ID
+    onestack network-agent --fd N                        (started by `up`) the network agent
     onestack ring show|build|add|rebalance ...           object storage rings
 """
 
