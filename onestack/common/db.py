@@ -156,6 +156,10 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
     return engine
 
 
+# The ``<db>-writer`` files each thread holds (several handles on one file).
+_WRITERS = threading.local()
+
+
 class Database:
     """The process's handle on its database."""
 
@@ -246,9 +250,16 @@ class Database:
         if lock is not None:
             lock.acquire()
         writer = self._writer()
+        held: set[Path] = _WRITERS.__dict__.setdefault("held", set())
+        if writer is not None and self._writer_path in held:
+            # another handle on this file, in this thread, holds it: waiting would
+            # never end (SQLite's own lock then says "database is locked")
+            writer = None
         try:
             if writer is not None:
                 fcntl.flock(writer, fcntl.LOCK_EX)
+                assert self._writer_path is not None
+                held.add(self._writer_path)
             session = self._write_factory()
             self._local.session = session
             dblocks.unit_open(1)
@@ -266,6 +277,7 @@ class Database:
                 session.close()
         finally:
             if writer is not None:
+                held.discard(self._writer_path)  # type: ignore[arg-type]
                 fcntl.flock(writer, fcntl.LOCK_UN)
             if lock is not None:
                 lock.release()

@@ -618,3 +618,28 @@ def test_sqlite_writers_of_other_processes_take_turns_on_the_writer_file(db: Dat
         raise RuntimeError("boom")
     assert not taken()
     assert value(db) == 1
+
+
+def test_a_second_handle_on_the_file_in_the_same_thread_does_not_wait_for_the_writer_file(db: Database) -> None:
+    """Another handle's write unit nested in this thread's (on SQLite) must not wait
+    on the ``<db>-writer`` flock this thread holds: it would wait forever."""
+    if not db.is_sqlite:
+        pytest.skip("SQLite only")
+    other = Database(db.url)
+    done = threading.Event()
+
+    def nested() -> None:
+        with db.write() as s:
+            s.execute(update(Counter).values(value=Counter.value + 1))
+            with other.write():  # no statement: SQLite's own lock is not asked for
+                pass
+        done.set()
+
+    try:
+        worker = threading.Thread(target=nested, daemon=True)
+        worker.start()
+        worker.join(10)
+        assert done.is_set()
+        assert value(db) == 1
+    finally:
+        other.dispose()
