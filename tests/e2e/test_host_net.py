@@ -287,6 +287,53 @@ def test_the_link_dump_reads_what_pyroute2_decodes(spaces: dict[str, str]) -> No
     assert by_name["lo"].kind == "" and by_name["lo"].master is None
 
 
+def test_a_bridge_is_made_up_in_one_request_without_pyroute2(spaces: dict[str, str]) -> None:
+    """``ensure_bridge`` sends the kernel one request of its own (``linkdump.new_bridge``):
+    the bridge is up, without STP and forwarding delay, as pyroute2 decodes it; an MTU
+    and up/down are set the same way; no pyroute2 socket is opened; a second
+    ``new_bridge`` of the name is refused with EEXIST."""
+    import errno
+
+    from onestack.host import linkdump
+
+    ns = spaces["dp"]
+    netns.ensure(ns)
+
+    def build(link: links.Netlink) -> tuple[bool, bool, object]:
+        made = link.ensure_bridge("brraw0", mtu=1450)
+        again = link.ensure_bridge("brraw0", mtu=1450)
+        link.ensure_bridge("brraw1", up=False)
+        link.set_up("brraw1")
+        link.set_down("brraw0")
+        link.set_mtu("brraw1", 1400)
+        return made, again, link._socket
+
+    assert nl(ns, build) == (True, False, None)
+
+    def bridge_data(link: links.Netlink) -> dict[str, tuple[object, ...]]:
+        out = {}
+        for m in link._nl("get_links"):
+            info = m.get_attr("IFLA_LINKINFO")
+            if info is None or info.get_attr("IFLA_INFO_KIND") != "bridge":
+                continue
+            data = info.get_attr("IFLA_INFO_DATA")
+            out[m.get_attr("IFLA_IFNAME")] = (data.get_attr("IFLA_BR_STP_STATE"),
+                                              data.get_attr("IFLA_BR_FORWARD_DELAY"),
+                                              m.get_attr("IFLA_MTU"), bool(m["flags"] & 1))
+        return out
+
+    assert nl(ns, bridge_data) == {"brraw0": (0, 0, 1450, False), "brraw1": (0, 0, 1400, True)}
+
+    def twice(_link: links.Netlink) -> int:
+        try:
+            linkdump.new_bridge("brraw0")
+        except OSError as exc:
+            return exc.errno or 0
+        return 0
+
+    assert nl(ns, twice) == errno.EEXIST
+
+
 def test_a_link_watch_names_the_links_that_changed(spaces: dict[str, str]) -> None:
     """``LinkWatch`` calls back with the names of the links its events are about
     (the network agent then looks only when a port's device changed)."""

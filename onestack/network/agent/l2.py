@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from onestack.network.agent import dhcp
 from onestack.network.agent.layout import DHCP_DEVICE_PREFIX, TAP_PREFIX, Layout
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from onestack.host.dnsmasq import DnsmasqSpec
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # In the root namespace nothing has an address: no IPv6 on the bridges (they
 # would configure themselves from the networks' router advertisements), no
@@ -90,22 +92,45 @@ def _port_devices(layout: Layout, info: NetworkInfo) -> list[str]:
     return [layout.tap(p.id) for p in info.ports]
 
 
-async def apply_network(host: Host, layout: Layout, info: NetworkInfo, domain: str) -> tuple[bool, RootLinks]:
+async def in_root(host: Host, layout: Layout, fn: Callable[[NetlinkOps], T]) -> T:
+    """``fn`` in the root namespace, made first if it is missing (no look at the
+    host's namespaces when it is there, which is nearly always)."""
+    from onestack.host.errors import NotFound
+
+    try:
+        return await host.net.netlink(layout.root_ns, fn)
+    except NotFound:
+        if not await ensure_root(host, layout):
+            raise
+        return await host.net.netlink(layout.root_ns, fn)
+
+
+def wants_dhcp(info: NetworkInfo) -> bool:
+    """Whether a DHCP server runs for this network (its DHCP port serves a subnet)."""
+    port = info.dhcp_port()
+    return port is not None and info.admin_state_up and bool(dhcp.served(info, port))
+
+
+async def apply_network(host: Host, layout: Layout, info: NetworkInfo, domain: str,
+                        dhcp_here: bool = True) -> tuple[bool, RootLinks]:
     """Makes the host hold network ``info``: its bridge, and its DHCP server
     when it has DHCP subnets (else none). Returns whether a DHCP server runs for
-    it, and its ports' links afterwards (for their status).
-    When nothing changed this is two netlink conversations and a look at dnsmasq."""
-    await ensure_root(host, layout)
+    it, and its ports' links afterwards (for their status). ``dhcp_here``: a
+    DHCP server of it may exist here (False: the caller knows none does, so a
+    network without DHCP costs one netlink conversation: its bridge, made up in
+    one request, and its ports' links)."""
     bridge = layout.bridge(info.id)
     port = info.dhcp_port()
-    if port is None or not info.admin_state_up or not dhcp.served(info, port):
-        await remove_dhcp(host, layout, info.id)
+    if port is None or not wants_dhcp(info):
+        if dhcp_here:
+            await remove_dhcp(host, layout, info.id)
 
         def only_bridge(nl: NetlinkOps) -> RootLinks:
             nl.ensure_bridge(bridge, mtu=info.mtu)
             return links_of(nl, _port_devices(layout, info))
 
-        return False, await host.net.netlink(layout.root_ns, only_bridge)
+        return False, await in_root(host, layout, only_bridge)
+    await ensure_root(host, layout)
     links = await _apply_dhcp(host, layout, info, port, domain)
     return True, links
 
