@@ -79,6 +79,8 @@ class DataPlane:
         # served, and those the reconcile found (until the first one ran: any)
         self._dhcp_here: set[str] = set()
         self._dhcp_known = False
+        # by network: its ports' (id, network, status, admin_state_up, owner) as last applied
+        self._port_rows: dict[str, dict[str, tuple[str, str, str, bool, str]]] = {}
 
     # --- wiring -------------------------------------------------------------------------
 
@@ -149,6 +151,7 @@ class DataPlane:
             await external.detach(self.host, self.layout, network_id, self.host_network)
             await l2.remove_network(self.host, self.layout, network_id)
             self._dhcp_here.discard(network_id)
+            self._port_rows.pop(network_id, None)
             return True
         if self._dhcp_port_needs(info) and await asyncio.to_thread(self._dhcp_port, info):
             info = await self._read(reader.network, network_id)
@@ -159,7 +162,14 @@ class DataPlane:
         here = network_id in self._dhcp_here or not self._dhcp_known
         if serving:
             self._dhcp_here.add(network_id)
-        serving, applied = await l2.apply_network(self.host, self.layout, info, domain, dhcp_here=here)
+        # the ports changed since this network was last applied: only their
+        # devices are looked at for their status (the link watch follows the
+        # others' taps; the periodic reconcile looks at every port)
+        rows_now = {p.id: (p.id, info.id, p.status, p.admin_state_up, p.device_owner) for p in info.ports}
+        seen = self._port_rows.get(network_id)
+        rows = [r for pid, r in rows_now.items() if seen is None or seen.get(pid) != r]
+        serving, applied = await l2.apply_network(self.host, self.layout, info, domain, dhcp_here=here,
+                                                  ports=None if seen is None else [r[0] for r in rows])
         if not serving:
             self._dhcp_here.discard(network_id)
         links: l2.RootLinks | None = applied
@@ -178,8 +188,8 @@ class DataPlane:
                 await external.detach(self.host, self.layout, info.id, self.host_network)
             links = None
         # the ports' states as just read with the network (no second read of its ports)
-        rows = [(p.id, info.id, p.status, p.admin_state_up, p.device_owner) for p in info.ports]
         await self.update_statuses({network_id}, links, rows=rows)
+        self._port_rows[network_id] = rows_now
         return False
 
     @staticmethod
