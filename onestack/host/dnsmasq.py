@@ -158,10 +158,7 @@ def check(spec: DnsmasqSpec) -> None:
     for host in spec.hosts:
         _host_line(host)
     for address, hostnames in spec.names:
-        _address(address)
-        for name in hostnames:
-            if not HOSTNAME_RE.fullmatch(name):
-                raise HostError(f"invalid host name {name!r}")
+        _names_line(address, hostnames)
     for option in spec.options:
         _one_line("a DHCP option", option)
     for line in spec.extra:
@@ -183,6 +180,16 @@ def _written_address(addr: str) -> str:
     except ValueError:
         raise HostError(f"invalid address {addr!r}") from None
     return f"[{ip}]" if ip.version == 6 else str(ip)
+
+
+@functools.lru_cache(maxsize=32768)
+def _names_line(address: str, hostnames: tuple[str, ...]) -> str:
+    """The hosts-file line of an address's names, checked."""
+    _address(address)
+    for name in hostnames:
+        if not HOSTNAME_RE.fullmatch(name):
+            raise HostError(f"invalid host name {name!r}")
+    return f"{address}\t{' '.join(hostnames)}\n"
 
 
 @functools.lru_cache(maxsize=32768)
@@ -209,13 +216,14 @@ def entries(spec: DnsmasqSpec) -> tuple[dict[str, str], dict[str, str]]:
     names: dict[str, str] = {}
     for addr, hostnames in spec.names:
         key = _written_address(addr).strip("[]").replace(":", "_")
-        names[key] = names.get(key, "") + f"{addr}\t{' '.join(hostnames)}\n"
+        names[key] = names.get(key, "") + _names_line(addr, hostnames)
     return hosts, names
 
 
-def render(spec: DnsmasqSpec, directory: Path) -> dict[str, str]:
+def render(spec: DnsmasqSpec, directory: Path, joined: bool = True) -> dict[str, str]:
     """The instance's files, by name (pure: no I/O); ``hosts`` and ``addn_hosts``
-    are what ``hosts.d`` and ``names.d`` hold, joined (see ``entries``)."""
+    (unless ``joined`` is false) are what ``hosts.d`` and ``names.d`` hold, joined
+    (see ``entries``)."""
     check(spec)
     d = directory
     lines = [
@@ -245,13 +253,11 @@ def render(spec: DnsmasqSpec, directory: Path) -> dict[str, str]:
         lines.append("log-dhcp")
     lines += [r.line() for r in spec.ranges]
     lines += list(spec.extra)
-    names = "".join(f"{addr}\t{' '.join(hostnames)}\n" for addr, hostnames in spec.names)
-    return {
-        CONF: "\n".join(lines) + "\n",
-        "hosts": "".join(_host_line(h) + "\n" for h in spec.hosts),
-        "opts": "".join(o + "\n" for o in spec.options),
-        "addn_hosts": names,
-    }
+    files = {CONF: "\n".join(lines) + "\n", "opts": "".join(o + "\n" for o in spec.options)}
+    if joined:
+        files["hosts"] = "".join(_host_line(h) + "\n" for h in spec.hosts)
+        files["addn_hosts"] = "".join(_names_line(a, names) for a, names in spec.names)
+    return files
 
 
 def _write_atomic(path: Path, text: str) -> bool:
@@ -330,7 +336,7 @@ class Dnsmasq:
         "updated" (only new DHCP entries or names: dnsmasq reads their files
         itself) or "unchanged"."""
         d = self.directory(spec.name)
-        files = render(spec, d)
+        files = render(spec, d, joined=False)
         hosts, names = entries(spec)
         d.mkdir(parents=True, exist_ok=True)
         pid = self.pid(spec.name)
