@@ -162,6 +162,11 @@ def test_ports_added_changed_and_removed_by_deltas_as_a_full_sync_would(lab: fwl
     lab.sync(a.port(rules), moved, c.port(rules), members={default: [a.ip, a.ip6, "10.66.0.42"]})
     assert handle() != tables
     assert _ruleset(ns) == delta
+    # a table deleted behind the agent's back: the next sync makes both again whole
+    netns.run(ns, ["nft", "delete", "table", "inet", firewall.TABLE])
+    lab.sync(a.port(rules), moved, c.port(rules), members={default: [a.ip, a.ip6, "10.66.0.42"]})
+    assert _ruleset(ns) == delta
+    assert a.ping(c.ip) and not c.ping(a.ip)  # in force: c admits a member, a admits none but them
 
 
 def test_egress_can_be_restricted(lab: fwlab.Lab) -> None:

@@ -121,6 +121,8 @@ def sync(layout: Layout, ports: Sequence[FirewallPort],
             after = state(numbered, group_members, bridges)
         result.append(after)
         commands = fwdelta.diff(previous, after) if previous is not None else None
+        if commands is not None and not fwdelta.tables_there():
+            commands = None  # a table gone behind our back: both made again whole
         if commands is None:
             return render(ports, group_members, bridges, after.numbers)
         if not commands:

@@ -78,6 +78,16 @@ def numbering(devices: Sequence[str], previous: Mapping[str, int] | None) -> lis
     return list(range(1, len(devices) + 1))
 
 
+def tables_there() -> bool:
+    """Both tables are in the calling thread's namespace (read through
+    libnftables: no process), so a delta has something to change."""
+    from onestack.host import libnft
+
+    listed = orjson.loads(libnft.run("list tables") or '{"nftables": []}')["nftables"]
+    have = {(x["table"]["family"], x["table"]["name"]) for x in listed if "table" in x}
+    return {(BRIDGE, TABLE), (INET, TABLE)} <= have
+
+
 def _key(element: Json | str) -> bytes:
     return orjson.dumps(element, option=orjson.OPT_SORT_KEYS)
 
