@@ -167,6 +167,12 @@ def test_ports_added_changed_and_removed_by_deltas_as_a_full_sync_would(lab: fwl
     lab.sync(a.port(rules), moved, c.port(rules), members={default: [a.ip, a.ip6, "10.66.0.42"]})
     assert _ruleset(ns) == delta
     assert a.ping(c.ip) and not c.ping(a.ip)  # in force: c admits a member, a admits none but them
+    # again, and the next change touches both tables: its transaction is refused,
+    # and the sync replaces both tables whole instead (b back on its address)
+    netns.run(ns, ["nft", "delete", "table", "inet", firewall.TABLE])
+    lab.sync(a.port(rules), b.port(rules), c.port(rules), members={default: [a.ip, a.ip6, b.ip, b.ip6]})
+    assert b.ping(a.ip) and a.ping(b.ip) and not c.ping(a.ip)
+    assert sorted(nft.list_tables(ns)) == [("bridge", firewall.TABLE), ("inet", firewall.TABLE)]
 
 
 def test_egress_can_be_restricted(lab: fwlab.Lab) -> None:

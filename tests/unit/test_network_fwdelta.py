@@ -139,3 +139,10 @@ def test_numbers_are_kept_and_new_ones_follow() -> None:
     assert fwdelta.numbering(["a", "b", "c"], None) == [1, 2, 3]
     assert fwdelta.numbering(["a", "c", "d"], {"a": 1, "b": 2, "c": 3}) == [1, 3, 4]
     assert fwdelta.numbering(["x"], {"a": fwdelta.MAX_NUMBER}) == [1]  # past the largest: afresh
+
+
+def test_the_families_a_delta_changes() -> None:
+    ports = [port(1)]
+    assert fwdelta.families(check(ports, [*ports, port(2)])) == {"bridge", "inet"}
+    assert fwdelta.families(check(ports, ports, {"brq1": 5}, {"brq2": 6})) == {"inet"}
+    assert fwdelta.families([]) == set()

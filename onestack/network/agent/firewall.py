@@ -121,8 +121,12 @@ def sync(layout: Layout, ports: Sequence[FirewallPort],
             after = state(numbered, group_members, bridges)
         result.append(after)
         commands = fwdelta.diff(previous, after) if previous is not None else None
-        if commands is not None and not fwdelta.tables_there():
-            commands = None  # a table gone behind our back: both made again whole
+        # a table gone behind our back: both made again whole (a delta touching both
+        # fails without it, and then is replaced by a full render; look for others:
+        # listing the tables costs as much as a small transaction)
+        if commands is not None and fwdelta.families(commands) != {"bridge", "inet"} \
+                and not fwdelta.tables_there():
+            commands = None
         if commands is None:
             return render(ports, group_members, bridges, after.numbers)
         if not commands:

@@ -88,6 +88,16 @@ def tables_there() -> bool:
     return {(BRIDGE, TABLE), (INET, TABLE)} <= have
 
 
+def families(commands: Iterable[Json]) -> set[str]:
+    """The families of the tables these commands change."""
+    out = set()
+    for command in commands:
+        for body in command.values():
+            for thing in body.values():
+                out.add(thing["family"])
+    return out
+
+
 def _key(element: Json | str) -> bytes:
     return orjson.dumps(element, option=orjson.OPT_SORT_KEYS)
 
