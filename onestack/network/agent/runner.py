@@ -79,6 +79,12 @@ class DataPlane:
         self._states: tuple[list[tuple[str, str, str, bool, str]], l2.RootLinks] = ([], {})
         self.pace = notifier.Pace()
         self._changed: set[str] | None = set()  # links changed since the last look (None: unknown)
+        # networks that may have a DHCP namespace or dnsmasq here: those the agent
+        # served, and those the reconcile found (until the first one ran: any)
+        self._dhcp_here: set[str] = set()
+        self._dhcp_known = False
+        # by network: its ports' (id, network, status, admin_state_up, owner) as last applied
+        self._port_rows: dict[str, dict[str, tuple[str, str, str, bool, str]]] = {}
 
     # --- wiring -------------------------------------------------------------------------
 
@@ -153,13 +159,28 @@ class DataPlane:
             await self.proxy.remove(key)
             await external.detach(self.host, self.layout, network_id, self.host_network)
             await l2.remove_network(self.host, self.layout, network_id)
+            self._dhcp_here.discard(network_id)
+            self._port_rows.pop(network_id, None)
             return True
-        if await asyncio.to_thread(self._dhcp_port, info):
+        if self._dhcp_port_needs(info) and await asyncio.to_thread(self._dhcp_port, info):
             info = await self._read(reader.network, network_id)
             if info is None:
                 return True
         domain = dhcp.domain_of(info, self.config.dns_domain)
-        serving, applied = await l2.apply_network(self.host, self.layout, info, domain)
+        serving = l2.wants_dhcp(info)
+        here = network_id in self._dhcp_here or not self._dhcp_known
+        if serving:
+            self._dhcp_here.add(network_id)
+        # the ports changed since this network was last applied: only their
+        # devices are looked at for their status (the link watch follows the
+        # others' taps; the periodic reconcile looks at every port)
+        rows_now = {p.id: (p.id, info.id, p.status, p.admin_state_up, p.device_owner) for p in info.ports}
+        seen = self._port_rows.get(network_id)
+        rows = [r for pid, r in rows_now.items() if seen is None or seen.get(pid) != r]
+        serving, applied = await l2.apply_network(self.host, self.layout, info, domain, dhcp_here=here,
+                                                  ports=None if seen is None else [r[0] for r in rows])
+        if not serving:
+            self._dhcp_here.discard(network_id)
         links: l2.RootLinks | None = applied
         if not serving:
             await self.proxy.remove(key)
@@ -176,9 +197,16 @@ class DataPlane:
                 await external.detach(self.host, self.layout, info.id, self.host_network)
             links = None
         # the ports' states as just read with the network (no second read of its ports)
-        rows = [(p.id, info.id, p.status, p.admin_state_up, p.device_owner) for p in info.ports]
         await self.update_statuses({network_id}, links, rows=rows)
+        self._port_rows[network_id] = rows_now
         return False
+
+    @staticmethod
+    def _dhcp_port_needs(info: reader.NetworkInfo) -> bool:
+        """Whether ``_dhcp_port`` has anything to look at (no thread for a network
+        without DHCP subnets and DHCP port)."""
+        return info.dhcp_port() is not None or bool(
+            info.admin_state_up and not info.external and info.dhcp_subnets)
 
     def _dhcp_port(self, info: reader.NetworkInfo) -> bool:
         """Makes the network's DHCP port what its subnets need (blocking); True if changed."""
@@ -350,6 +378,9 @@ class DataPlane:
             if bridge not in links:
                 todo.add((notifier.L2, nid))
         dhcp_prefix, router_prefix = layout.dhcp_ns(""), layout.router_ns("")
+        self._dhcp_here |= {s[len(dhcp_prefix):] for s in spaces if s.startswith(dhcp_prefix)}
+        self._dhcp_here |= set(running)
+        self._dhcp_known = True
         for space in sorted(spaces):
             if space.startswith(dhcp_prefix) and space[len(dhcp_prefix):] not in networks:
                 await self.proxy.remove(f"network:{space[len(dhcp_prefix):]}")
@@ -370,6 +401,9 @@ class DataPlane:
                 done["removed"].append(f"dnsmasq:{name}")
         loose: list[tuple[str, str]] = []
         states = await self._read(reader.port_states)
+        served = {nid for _pid, nid, _s, _up, owner in states if owner == reader.DHCP_OWNER}
+        for nid in (self._dhcp_here & networks) - served:  # DHCP left over: its network removes it
+            todo.add((notifier.L2, nid))
         for pid, nid, _status, _up, owner in states:
             tap = layout.tap(pid)
             if tap in links and links[tap][0] != layout.bridge(nid) and layout.bridge(nid) in links:
