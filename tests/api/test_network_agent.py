@@ -42,6 +42,9 @@ def clear(api: Api) -> None:
     with api.cloud.db.write() as s:
         for t in s.scalars(select(Task)):
             s.delete(t)
+    known = getattr(api.cloud.services["network"].notifier, "known", None)
+    if known is not None:  # the tasks it saw enqueued are gone
+        known.forget()
 
 
 def test_writes_enqueue_one_task_per_thing_to_apply(agent: tuple[Api, DataPlane, FakeHost]) -> None:
@@ -100,6 +103,69 @@ def test_a_task_waits_longer_when_its_key_was_slow_to_apply_but_a_rule_change_do
     ok(api.post(f"{N}/security-group-rules", json={"security_group_rule": {
         "security_group_id": group["security_group"]["id"], "direction": "ingress", "protocol": "icmp"}}), 201)
     assert waits() == {notifier.FIREWALL: 0.2}
+
+
+def test_a_burst_does_not_look_for_the_task_it_knows_is_still_queued(
+        agent: tuple[Api, DataPlane, FakeHost]) -> None:
+    """SQLite: a write right after the one that enqueued its key's tasks skips the
+    look (no worker can have claimed them before they are due); once they are due
+    it looks again, finds them still queued and adds none."""
+    import time
+
+    from sqlalchemy import event
+
+    api, _dp, _host = agent
+    net = ok(api.post(f"{N}/networks", json={"network": {"name": "burst"}}), 201)["network"]
+    ok(api.post(f"{N}/subnets", json={"subnet": {"network_id": net["id"], "ip_version": 4,
+                                                  "cidr": "10.8.0.0/24"}}), 201)
+    looks: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM task" in statement:
+            looks.append(statement)
+
+    clear(api)
+    event.listen(api.cloud.db.write_engine, "before_cursor_execute", seen)
+    try:
+        other = ok(api.post(f"{N}/networks", json={"network": {"name": "new"}}), 201)["network"]
+        assert looks == []  # a network just created: no task can be queued for it yet
+        assert (notifier.L2, f"network:{other['id']}") in queued(api)
+        clear(api)
+        looks.clear()
+        ok(api.post(f"{N}/ports", json={"port": {"network_id": net["id"]}}), 201)
+        assert len(looks) == 2  # the network's L2 task and the firewall's: none queued, both added
+        looks.clear()
+        ok(api.post(f"{N}/ports", json={"port": {"network_id": net["id"]}}), 201)
+        assert looks == []
+        time.sleep(notifier.DEBOUNCE[notifier.FIREWALL] + 0.05)  # both due: maybe claimed
+        ok(api.post(f"{N}/ports", json={"port": {"network_id": net["id"]}}), 201)
+        assert len(looks) == 2
+    finally:
+        event.remove(api.cloud.db.write_engine, "before_cursor_execute", seen)
+    assert queued(api) == {(notifier.L2, f"network:{net['id']}"), (notifier.FIREWALL, "firewall")}
+    with api.cloud.db.read() as s:
+        assert len(s.scalars(select(Task.id)).all()) == 2
+
+
+def test_known_queued_keys_are_recorded_at_commit_and_forgotten_when_the_clock_moves(
+        agent: tuple[Api, DataPlane, FakeHost]) -> None:
+    api, _dp, _host = agent
+    queue = api.cloud.tasks
+    known = notifier.KnownQueued(queue)
+    with pytest.raises(RuntimeError), api.cloud.db.write() as s:
+        notifier.enqueue(queue, s, {(notifier.FIREWALL, "")}, known=known)
+        raise RuntimeError("rolled back")
+    assert not known.queued(notifier.FIREWALL, "firewall")
+    with api.cloud.db.write() as s:
+        notifier.enqueue(queue, s, {(notifier.FIREWALL, ""), (notifier.ROUTER, "r1")}, known=known)
+        assert not known.queued(notifier.FIREWALL, "firewall")  # not before the commit
+    assert known.queued(notifier.FIREWALL, "firewall")
+    assert not known.queued(notifier.ROUTER, "router:r1")  # no delay: it may run at once
+    queue.clock.advance(1.0)
+    try:
+        assert not known.queued(notifier.FIREWALL, "firewall")
+    finally:
+        queue.clock.advance(-1.0)
 
 
 def test_a_network_applied_bridge_dhcp_port_and_status(agent: tuple[Api, DataPlane, FakeHost]) -> None:

@@ -23,6 +23,7 @@ import asyncio
 import importlib
 import logging
 import time
+from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +70,9 @@ class DataPlane:
         self._real_host = host is None
         self._proxy: MetadataProxy | None = None
         self._loop_task: asyncio.Task[None] | None = None
+        # X-Instance-ID-Signature of an instance id; None: Compute's, if it runs in
+        # this process (the agent's process is given the secret: process.py)
+        self.sign_instance: Callable[[str], str] | None = None
         self.host_name = self.cloud.settings.hosts.name or _hostname()
         self.started = False
         self._warned: set[str] = set()
@@ -104,14 +108,19 @@ class DataPlane:
             self._proxy = MetadataProxy(self._metadata)
         return self._proxy
 
-    def install(self) -> None:
-        """Handlers into the cloud's worker, the notifier into the service."""
+    def install(self, handlers: bool = True) -> None:
+        """The kinds' rules and the notifier into the service; the handlers into
+        the cloud's worker too unless ``handlers`` is false (they run in the
+        agent's process: ``process.py``)."""
         from onestack.common.tasks.kinds import KindRule
 
         rule = KindRule(max_attempts=1000, backoff_base=0.5, backoff_cap=30.0, agents=False)
-        self.cloud.handle_tasks(notifier.L2, self.handle_l2, rule)
-        self.cloud.handle_tasks(notifier.ROUTER, self.handle_router, rule)
-        self.cloud.handle_tasks(notifier.FIREWALL, self.handle_firewall, rule)
+        for kind, handler in ((notifier.L2, self.handle_l2), (notifier.ROUTER, self.handle_router),
+                              (notifier.FIREWALL, self.handle_firewall)):
+            if handlers:
+                self.cloud.handle_tasks(kind, handler, rule)
+            else:
+                self.cloud.task_kinds.register(kind, rule)
         self.net.notifier = notifier.TaskNotifier(self.cloud, self.pace)
         self.net.vif_netns = self.layout.root_ns
 
@@ -540,17 +549,21 @@ class DataPlane:
         else:
             networks = [ident]
         found = await self._read(reader.port_for_address, networks, request.source) if networks else None
-        compute = self.cloud.services.get("compute")
-        if found is None or compute is None:
+        if found is None:
             return metadata.not_found()
         _port, instance_id, project_id = found
-        # Compute's interface is looked up, not imported: Compute imports
-        # Networking's interface, and the packages stay acyclic (lint-imports).
-        compute = importlib.import_module("onestack.compute.interface")
-        try:
-            signature = str(compute.sign_instance_id(self.cloud, instance_id))
-        except LookupError:  # Compute does not run in this process
-            return metadata.not_found()
+        if self.sign_instance is not None:
+            signature = self.sign_instance(instance_id)
+        else:
+            if self.cloud.services.get("compute") is None:
+                return metadata.not_found()
+            # Compute's interface is looked up, not imported: Compute imports
+            # Networking's interface, and the packages stay acyclic (lint-imports).
+            compute = importlib.import_module("onestack.compute.interface")
+            try:
+                signature = str(compute.sign_instance_id(self.cloud, instance_id))
+            except LookupError:  # Compute does not run in this process
+                return metadata.not_found()
         settings = self.cloud.settings
         return await metadata.forward(metadata.local_address(settings.host), settings.port,
                                       "/compute/metadata", request, instance_id, project_id, signature)
