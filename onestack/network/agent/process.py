@@ -184,7 +184,8 @@ class AgentProcess:
             try:
                 proc = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "onestack.cli", "network-agent", "--fd", str(theirs.fileno()),
-                    stdin=asyncio.subprocess.PIPE, pass_fds=(theirs.fileno(),), start_new_session=True)
+                    stdin=asyncio.subprocess.PIPE, pass_fds=(theirs.fileno(),), start_new_session=True,
+                    env=_child_env())
             except Exception:
                 log.exception("network agent process: cannot start it")
                 ours.close()
@@ -234,6 +235,18 @@ class AgentProcess:
                 log.warning("network agent link: bad message %r: %s", data[:80], exc)
         if closed:
             asyncio.get_running_loop().remove_reader(sock)
+
+
+def _child_env() -> dict[str, str]:
+    """The child's environment: the API's, with glibc's malloc held to one arena.
+
+    Memory: each of the child's threads (the task workers, ``to_thread``)
+    otherwise gets an arena of its own, and the idle child held 5 MiB more
+    (RSS 78 -> 73 MiB, measured). Its threads take turns on the interpreter
+    anyway, so they do not contend for the one arena."""
+    env = dict(os.environ)
+    env.setdefault("MALLOC_ARENA_MAX", "1")
+    return env
 
 
 # --- the child's side ---------------------------------------------------------------------
