@@ -367,7 +367,7 @@ def _inet_table(numbered: Sequence[tuple[int, FirewallPort]],
     chains: dict[tuple[str, tuple[SecurityGroupRule, ...]], str] = {}
     egress: list[list[object]] = []
     ingress: list[list[object]] = []
-    # ports of the same groups share one rules tuple (runner.firewall_ports): looked up
+    # ports of the same groups share one rules tuple (states.firewall_ports): looked up
     # by identity first, as hashing 10,000 tuples of rules is most of this loop
     jumps: dict[int, tuple[Json, Json]] = {}
     for n, port in numbered:

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from onestack.network.agent import dhcp, external, l2, notifier, reader
+from onestack.network.agent import dhcp, external, l2, notifier, reader, states
 from onestack.network.agent.layout import (
     BRIDGE_PREFIX,
     METADATA_ADDRESS,
@@ -271,7 +271,7 @@ class DataPlane:
             return
         await l2.ensure_root(self.host, self.layout)
         await l2.ensure_bridges(self.host, self.layout, list(info.networks))
-        await asyncio.to_thread(l3.sync_router, self.layout, router_state(l3, info))
+        await asyncio.to_thread(l3.sync_router, self.layout, states.router_state(l3, info))
         if info.interfaces and info.admin_state_up:
             await self._serve(key, self.layout.router_ns(router_id), "0.0.0.0", METADATA_PORT)
         else:
@@ -312,7 +312,7 @@ class DataPlane:
             from onestack.common import gcpause
 
             with gcpause.paused():
-                ports, members = firewall_ports(fw, self.layout, info)
+                ports, members = states.firewall_ports(fw, self.layout, info)
             fw.sync(self.layout, ports, members)
 
         await asyncio.to_thread(apply)
@@ -583,43 +583,6 @@ class DataPlane:
         if key not in self._warned:
             self._warned.add(key)
             log.warning(message)
-
-
-def router_state(l3: ModuleType, info: reader.RouterInfo) -> Any:
-    def port(entry: tuple[str, str, str, tuple[str, ...], int]) -> Any:
-        return l3.RouterPort(port_id=entry[0], network_id=entry[1], mac=entry[2], cidrs=entry[3],
-                             mtu=entry[4])
-
-    return l3.RouterState(
-        router_id=info.id, admin_state_up=info.admin_state_up,
-        gateway=port(info.gateway) if info.gateway else None, gateway_ip=info.gateway_ip,
-        enable_snat=info.enable_snat, interfaces=tuple(port(e) for e in info.interfaces),
-        routes=info.routes,
-        floating_ips=tuple(l3.FloatingIp(floating_ip=f, fixed_ip=x) for f, x in info.floating_ips),
-        port_forwardings=tuple(l3.PortForwarding(floating_ip=a, protocol=b, external_port=c,
-                                                 internal_ip=d, internal_port=e)
-                               for a, b, c, d, e in info.port_forwardings),
-    )
-
-
-def firewall_ports(fw: ModuleType, layout: Layout, info: reader.FirewallInfo) -> tuple[list[Any], dict[str, list[str]]]:
-    ports = []
-    # one rules tuple per set of groups, shared by its ports (the firewall looks
-    # them up by identity: 10,000 ports of the default group are one tuple)
-    by_groups: dict[tuple[str, ...], tuple[Any, ...]] = {}
-    for p in info.ports:
-        rules = by_groups.get(p.groups)
-        if rules is None:
-            rules = by_groups[p.groups] = tuple(
-                fw.SecurityGroupRule(direction=r.direction, ethertype=r.ethertype, protocol=r.protocol,
-                                     port_range_min=r.port_range_min, port_range_max=r.port_range_max,
-                                     remote_ip_prefix=r.remote_ip_prefix, remote_group_id=r.remote_group_id)
-                for gid in p.groups for r in info.rules.get(gid, ()))
-        ports.append(fw.FirewallPort(
-            port_id=p.id, device=layout.tap(p.id), mac=p.mac, fixed_ips=p.fixed_ips,
-            allowed_address_pairs=p.allowed_address_pairs, port_security_enabled=p.port_security_enabled,
-            rules=rules, ra_sources=p.ra_sources))
-    return ports, {k: list(v) for k, v in info.members.items()}
 
 
 def _hostname() -> str:
