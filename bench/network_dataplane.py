@@ -49,8 +49,11 @@ def _wait(check: Callable[[], Any], timeout: float, step: float = 0.002) -> floa
     return None
 
 
-def _in_file(path: Path, text: str) -> Callable[[], bool]:
-    return lambda: text in path.read_text()
+def _entry(hosts_dir: Path, mac: str) -> Callable[[], bool]:
+    """The port's DHCP entry is in its dnsmasq's hosts.d (one file per MAC, read
+    by dnsmasq through inotify)."""
+    path = hosts_dir / mac.lower().replace(":", "")
+    return lambda: path.exists() and mac.lower() in path.read_text()
 
 
 def _active(api: Client, port_id: str) -> Callable[[], bool]:
@@ -98,7 +101,7 @@ def measure(base: str, token: str, state_dir: Path, count: int = 30) -> dict[str
         made.append(("networks", net["id"]))
         sub = api.call("POST", "/subnets", {"subnet": {"network_id": net["id"], "ip_version": 4,
                                                         "cidr": "10.123.0.0/24"}})["subnet"]
-        hosts = state_dir / "run" / "dnsmasq" / net["id"] / "hosts"
+        hosts = state_dir / "run" / "dnsmasq" / net["id"] / "hosts.d"
         if _wait(hosts.exists, 30) is None:
             raise RuntimeError("the network's dnsmasq did not start")
         creates, applied, wired = [], [], []
@@ -106,7 +109,7 @@ def measure(base: str, token: str, state_dir: Path, count: int = 30) -> dict[str
             t0 = time.monotonic()
             port = api.call("POST", "/ports", {"port": {"network_id": net["id"]}})["port"]
             creates.append(time.monotonic() - t0)
-            if _wait(_in_file(hosts, port["mac_address"]), 10) is not None:
+            if _wait(_entry(hosts, port["mac_address"]), 10) is not None:
                 applied.append(time.monotonic() - t0)
             t1 = time.monotonic()
             stand_in(port, net["mtu"])

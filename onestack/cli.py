@@ -8,6 +8,7 @@
     onestack agent --url URL [--host H] --role R          run a host's agent (no database)
     onestack agent-credential create --host H            a credential for a host's agent
     onestack agent-credential list | delete ID
+    onestack network-agent --fd N                        (started by `up`) the network agent
     onestack ring show|build|add|rebalance ...           object storage rings
 """
 
@@ -338,6 +339,12 @@ def cmd_agent(args: argparse.Namespace) -> int:
         return 2
 
 
+def cmd_network_agent(args: argparse.Namespace) -> int:
+    from onestack.network.app import run_agent_process
+
+    return run_agent_process(args.fd)
+
+
 def cmd_agent_credential(args: argparse.Namespace) -> int:
     from onestack.common import migrate
     from onestack.common.db import Database
@@ -443,6 +450,10 @@ def main(argv: list[str] | None = None) -> int:
     agent.add_argument("--availability-zone")
     agent.add_argument("--quiet", action="store_true", help="log warnings only")
     agent.set_defaults(func=cmd_agent)
+
+    netagent = sub.add_parser("network-agent", help="(started by onestack up) this host's network agent")
+    netagent.add_argument("--fd", type=int, required=True, help="the link to the API's process")
+    netagent.set_defaults(func=cmd_network_agent)
 
     cred = sub.add_parser("agent-credential", help="credentials of agents on other hosts")
     cred_sub = cred.add_subparsers(dest="credential_command", required=True)

@@ -112,6 +112,10 @@ class NetworkSettings:
     # How often the agent re-reads which ports are plugged (their status) and
     # repairs what drifted (a bridge or namespace removed under it).
     agent_resync_interval: float = 5.0
+    # The agent's handlers, link watch and metadata proxy run in a child process
+    # of `onestack up` (its own interpreter and CPU, beside the API); false: in
+    # the API's process.
+    agent_process: bool = True
 
 
 @dataclass

@@ -9,7 +9,11 @@ Rules every service follows:
   answer it would get if the units ran one after the other, per row:
 
   - **SQLite**: one writer at a time (the process-wide writer lock and
-    ``BEGIN IMMEDIATE``), as SQLite is.
+    ``BEGIN IMMEDIATE``), as SQLite is. Processes sharing the file (the API's
+    and the network agent's) also take turns on an ``flock`` of
+    ``<db>-writer``: a writer waiting for another process is woken the moment
+    the lock is released, where SQLite's busy handler sleeps 1, 2, 5, 10 ms...
+    between tries.
   - **PostgreSQL**: no global lock. Units run concurrently (READ COMMITTED)
     and lock rows (``dblocks.py`` does it, below the ORM):
 
@@ -72,7 +76,9 @@ Rules every service follows:
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -150,6 +156,10 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
     return engine
 
 
+# The ``<db>-writer`` files each thread holds (several handles on one file).
+_WRITERS = threading.local()
+
+
 class Database:
     """The process's handle on its database."""
 
@@ -157,10 +167,13 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self.is_postgres = url.startswith("postgresql")
+        self._writer_path: Path | None = None
+        self._writer_fd: int | None = None
         if self.is_sqlite:
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
+                self._writer_path = Path(path + "-writer")
             self.engine = _sqlite_engine(url, immediate=False)
             self.write_engine = _sqlite_engine(url, immediate=True)
         else:
@@ -236,7 +249,17 @@ class Database:
         lock = self._write_lock
         if lock is not None:
             lock.acquire()
+        writer = self._writer()
+        held: set[Path] = _WRITERS.__dict__.setdefault("held", set())
+        if writer is not None and self._writer_path in held:
+            # another handle on this file, in this thread, holds it: waiting would
+            # never end (SQLite's own lock then says "database is locked")
+            writer = None
         try:
+            if writer is not None:
+                fcntl.flock(writer, fcntl.LOCK_EX)
+                assert self._writer_path is not None
+                held.add(self._writer_path)
             session = self._write_factory()
             self._local.session = session
             dblocks.unit_open(1)
@@ -253,8 +276,20 @@ class Database:
                 self._local.session = None
                 session.close()
         finally:
+            if writer is not None:
+                held.discard(self._writer_path)  # type: ignore[arg-type]
+                fcntl.flock(writer, fcntl.LOCK_UN)
             if lock is not None:
                 lock.release()
+
+    def _writer(self) -> int | None:
+        """The descriptor of ``<db>-writer`` (opened once; None: in memory, or it cannot be made)."""
+        if self._writer_fd is None and self._writer_path is not None:
+            try:
+                self._writer_fd = os.open(self._writer_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError:
+                self._writer_path = None
+        return self._writer_fd
 
     def _unit(self) -> dblocks.Unit | None:
         unit: dblocks.Unit | None = getattr(self._local, "unit", None)
@@ -285,6 +320,9 @@ class Database:
         self.engine.dispose()
         if self.write_engine is not self.engine:
             self.write_engine.dispose()
+        if self._writer_fd is not None:
+            os.close(self._writer_fd)
+            self._writer_fd = None
 
 
 def lock(session: Session, *name: str) -> None:

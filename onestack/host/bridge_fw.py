@@ -73,18 +73,21 @@ def run_document(document: str) -> None:
     libnft.apply_document(document)
 
 
-def apply(ns: str, build: Callable[[Mapping[str, int]], Sequence[Table]],
+def apply(ns: str, build: Callable[[Mapping[str, int]], Sequence[Table] | str],
           after: Callable[[Mapping[str, int], Mapping[str, str]], object] | None = None
           ) -> None:
     """In namespace ``ns``: enables bridge netfilter, calls ``build(bridges)``
-    (bridge name -> ifindex) and replaces the tables it returns atomically; then,
-    in the same thread, ``after(bridges, masters)`` (port name -> its bridge), e.g.
-    to tidy conntrack."""
+    (bridge name -> ifindex) and replaces the tables it returns atomically (or
+    runs the JSON document it returns instead: a change to tables already
+    there); then, in the same thread, ``after(bridges, masters)`` (port name ->
+    its bridge), e.g. to tidy conntrack."""
     def work() -> None:
         enable_bridge_netfilter()
         bridges, masters = links_here()
         tables = build(bridges)
-        if tables:
+        if isinstance(tables, str):
+            run_document(tables)
+        elif tables:
             run_document(transaction(tables))
         if after is not None:
             after(bridges, masters)

@@ -1,10 +1,25 @@
 """One dnsmasq per network, in a namespace, with files of its own; adopted after a restart.
 
 Each instance has a directory ``<run_dir>/<name>/`` holding its configuration
-(``dnsmasq.conf``: interface, ranges, domain; a change restarts it), its
-reloadable files (``hosts``: static DHCP entries by MAC; ``opts``: DHCP options
-by tag; ``addn_hosts``: the network's own names for DNS; a change only sends
-SIGHUP, which makes dnsmasq read them again), its pid file, leases and log.
+(``dnsmasq.conf``: interface, ranges, domain; a change restarts it), ``opts``
+(DHCP options by tag; a change sends SIGHUP, which makes dnsmasq read it
+again), its pid file, leases and log, and two directories dnsmasq watches
+itself (inotify), so that one port's entry costs one file, whatever the
+network's size:
+
+* ``hosts.d/``: one static DHCP entry per file (by MAC, ``--dhcp-hostsdir``).
+  A new file is read at once without a signal; dnsmasq keeps an entry whose
+  file changed or went until SIGHUP, so a changed or removed entry sends one
+  (after all of a call's files are written). A removed entry's leases are
+  released (``dhcp_release``/``dhcp_release6`` from dnsmasq-utils, as Neutron's
+  DHCP agent does), so its address leaves the leases file at once.
+* ``names.d/``: the network's own names for DNS, one file per address
+  (``--hostsdir``): added, changed and removed files are followed without a
+  signal.
+
+The files of both directories are remembered per instance (checked against
+a listing of the directory at each call, so a file deleted behind our back is
+written again), so a call writes only what changed.
 The configuration file's path is on dnsmasq's command line: that marks the
 process as this instance's, so after a restart a running dnsmasq is adopted
 (pid file + ``/proc/<pid>/cmdline``) instead of started twice, and a stray one
@@ -21,12 +36,14 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import logging
 import os
 import re
 import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +54,10 @@ from onestack.host.links import check_ifname
 MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 
 CONF = "dnsmasq.conf"
-RELOADABLE = ("hosts", "opts", "addn_hosts")
+HOSTS_DIR = "hosts.d"
+NAMES_DIR = "names.d"
+RELOADABLE = ("opts",)
+LEGACY = ("hosts", "addn_hosts")  # the single files of before the directories
 RA_MODES = ("static", "slaac", "ra-only", "ra-stateless", "ra-names")
 
 
@@ -138,10 +158,7 @@ def check(spec: DnsmasqSpec) -> None:
     for host in spec.hosts:
         _host_line(host)
     for address, hostnames in spec.names:
-        _address(address)
-        for name in hostnames:
-            if not HOSTNAME_RE.fullmatch(name):
-                raise HostError(f"invalid host name {name!r}")
+        _names_line(address, hostnames)
     for option in spec.options:
         _one_line("a DHCP option", option)
     for line in spec.extra:
@@ -166,6 +183,16 @@ def _written_address(addr: str) -> str:
 
 
 @functools.lru_cache(maxsize=32768)
+def _names_line(address: str, hostnames: tuple[str, ...]) -> str:
+    """The hosts-file line of an address's names, checked."""
+    _address(address)
+    for name in hostnames:
+        if not HOSTNAME_RE.fullmatch(name):
+            raise HostError(f"invalid host name {name!r}")
+    return f"{address}\t{' '.join(hostnames)}\n"
+
+
+@functools.lru_cache(maxsize=32768)
 def _host_line(host: DhcpHost) -> str:
     """The hosts-file line of a checked entry."""
     if not MAC_RE.fullmatch(host.mac):
@@ -177,8 +204,26 @@ def _host_line(host: DhcpHost) -> str:
     return host.line()
 
 
-def render(spec: DnsmasqSpec, directory: Path) -> dict[str, str]:
-    """The instance's files, by name (pure: no I/O)."""
+def entries(spec: DnsmasqSpec) -> tuple[dict[str, str], dict[str, str]]:
+    """The files of ``hosts.d`` (one per DHCP entry, named by its MAC) and of
+    ``names.d`` (one per address), by name (pure; ``spec`` checked by ``render``)."""
+    hosts: dict[str, str] = {}
+    for host in spec.hosts:
+        key = host.mac.lower().replace(":", "")
+        while key in hosts:  # the same MAC twice: both entries kept
+            key += "_"
+        hosts[key] = _host_line(host) + "\n"
+    names: dict[str, str] = {}
+    for addr, hostnames in spec.names:
+        key = _written_address(addr).strip("[]").replace(":", "_")
+        names[key] = names.get(key, "") + _names_line(addr, hostnames)
+    return hosts, names
+
+
+def render(spec: DnsmasqSpec, directory: Path, joined: bool = True) -> dict[str, str]:
+    """The instance's files, by name (pure: no I/O); ``hosts`` and ``addn_hosts``
+    (unless ``joined`` is false) are what ``hosts.d`` and ``names.d`` hold, joined
+    (see ``entries``)."""
     check(spec)
     d = directory
     lines = [
@@ -192,14 +237,14 @@ def render(spec: DnsmasqSpec, directory: Path) -> dict[str, str]:
         "dhcp-authoritative",
         f"pid-file={d / 'pid'}",
         f"dhcp-leasefile={d / 'leases'}",
-        f"dhcp-hostsfile={d / 'hosts'}",
+        f"dhcp-hostsdir={d / HOSTS_DIR}",
         f"dhcp-optsfile={d / 'opts'}",
         f"log-facility={d / 'log'}",
         f"dhcp-lease-max={spec.lease_max}",
     ]
     if spec.dns:
         lines += [f"domain={spec.domain}", f"local=/{spec.domain}/", "expand-hosts",
-                  f"addn-hosts={d / 'addn_hosts'}"]
+                  f"hostsdir={d / NAMES_DIR}"]
     else:
         lines.append("port=0")
     if spec.router_advertisements:
@@ -208,13 +253,11 @@ def render(spec: DnsmasqSpec, directory: Path) -> dict[str, str]:
         lines.append("log-dhcp")
     lines += [r.line() for r in spec.ranges]
     lines += list(spec.extra)
-    names = "".join(f"{addr}\t{' '.join(hostnames)}\n" for addr, hostnames in spec.names)
-    return {
-        CONF: "\n".join(lines) + "\n",
-        "hosts": "".join(_host_line(h) + "\n" for h in spec.hosts),
-        "opts": "".join(o + "\n" for o in spec.options),
-        "addn_hosts": names,
-    }
+    files = {CONF: "\n".join(lines) + "\n", "opts": "".join(o + "\n" for o in spec.options)}
+    if joined:
+        files["hosts"] = "".join(_host_line(h) + "\n" for h in spec.hosts)
+        files["addn_hosts"] = "".join(_names_line(a, names) for a, names in spec.names)
+    return files
 
 
 def _write_atomic(path: Path, text: str) -> bool:
@@ -230,12 +273,49 @@ def _write_atomic(path: Path, text: str) -> bool:
     return True
 
 
+def _sync_dir(directory: Path, wanted: dict[str, str], known: dict[str, str]
+              ) -> tuple[list[str], list[str], dict[str, str]]:
+    """Makes ``directory`` hold exactly ``wanted`` (file name -> text). ``known``:
+    what it held at the last call (updated here); a file not listed any more is
+    written again, one not known is read. Returns (files added, files changed,
+    files removed with what they held)."""
+    directory.mkdir(exist_ok=True)
+    present = {n for n in os.listdir(directory) if not n.startswith(".")}
+    for name in list(known):
+        if name not in present:
+            del known[name]
+    for name in present - known.keys():
+        try:
+            known[name] = (directory / name).read_text()
+        except (FileNotFoundError, IsADirectoryError):
+            pass
+    added: list[str] = []
+    changed: list[str] = []
+    for name, text in wanted.items():
+        have = known.get(name)
+        if have == text:
+            continue
+        # written whole under a dot name (dnsmasq ignores those), then renamed in
+        tmp = directory / f".{name}.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, directory / name)
+        (added if have is None else changed).append(name)
+        known[name] = text
+    removed: dict[str, str] = {}
+    for name in [n for n in known if n not in wanted]:
+        (directory / name).unlink(missing_ok=True)
+        removed[name] = known.pop(name)
+    return added, changed, removed
+
+
 class Dnsmasq:
     """The dnsmasq instances under one run directory."""
 
     def __init__(self, run_dir: Path, binary: str | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.binary = binary
+        # per instance: what its hosts.d and names.d held at the last call
+        self._known: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
 
     def directory(self, name: str) -> Path:
         return self.run_dir / name
@@ -252,22 +332,68 @@ class Dnsmasq:
         """Makes instance ``spec.name`` run with exactly this configuration.
 
         Returns what it did: "started", "restarted" (the configuration changed),
-        "reloaded" (only hosts/options/names changed: SIGHUP) or "unchanged"."""
+        "reloaded" (options changed, or a DHCP entry changed or went: SIGHUP),
+        "updated" (only new DHCP entries or names: dnsmasq reads their files
+        itself) or "unchanged"."""
         d = self.directory(spec.name)
-        files = render(spec, d)
+        files = render(spec, d, joined=False)
+        hosts, names = entries(spec)
         d.mkdir(parents=True, exist_ok=True)
         pid = self.pid(spec.name)
         conf_changed = _write_atomic(d / CONF, files[CONF])
-        reload = [_write_atomic(d / n, files[n]) for n in RELOADABLE]
+        reload = any([_write_atomic(d / n, files[n]) for n in RELOADABLE])
+        for legacy in LEGACY:
+            (d / legacy).unlink(missing_ok=True)
+        known_hosts, known_names = self._known.setdefault(spec.name, ({}, {}))
+        added, changed, removed = _sync_dir(d / HOSTS_DIR, hosts, known_hosts)
+        names_done = _sync_dir(d / NAMES_DIR, names, known_names)
         if pid is not None and not conf_changed:
-            if any(reload):
+            if removed:
+                self._release(spec, pid, removed.values())
+            if reload or changed or removed:
                 os.kill(pid, signal.SIGHUP)
                 return "reloaded"
-            return "unchanged"
+            return "updated" if added or any(names_done) else "unchanged"
         if pid is not None:
             procs.terminate(pid, self._marker(spec.name))
         self._start(spec)
         return "restarted" if pid is not None else "started"
+
+    def _release(self, spec: DnsmasqSpec, pid: int, lines: Iterable[str]) -> None:
+        """Releases the leases of removed DHCP entries (their MAC and addresses),
+        as Neutron's DHCP agent does, so that their addresses leave the leases
+        file now rather than when they expire. Best effort: without dnsmasq-utils
+        the leases stay until they expire, as before."""
+        gone: set[tuple[str, str]] = set()
+        for line in lines:
+            parts = line.strip().split(",")
+            mac = parts[0].lower()
+            for part in parts[1:]:
+                address = part.strip("[]")
+                if address and (address[0].isdigit() or ":" in address) and _is_address(address):
+                    gone.add((mac, str(ipaddress.ip_address(address))))
+        if not gone:
+            return
+        commands = release_commands(self._lease_lines(spec.name), gone, spec.interface)
+        for argv in commands:
+            binary = shutil.which(argv[0])
+            if binary is None:
+                _warn_once(f"{argv[0]} is not installed (Debian package dnsmasq-utils): "
+                           "a deleted port's lease stays in the leases file until it expires")
+                return
+            try:
+                result = netns.run(spec.netns, [binary, *argv[1:]], timeout=10)
+            except (OSError, subprocess.SubprocessError, HostError) as exc:
+                _log.warning("releasing a lease of dnsmasq %s: %s", spec.name, exc)
+                continue
+            if result.returncode != 0:
+                _log.warning("%s: %s", " ".join(argv), result.stderr.strip())
+
+    def _lease_lines(self, name: str) -> list[str]:
+        try:
+            return (self.directory(name) / "leases").read_text().splitlines()
+        except FileNotFoundError:
+            return []
 
     def _start(self, spec: DnsmasqSpec) -> int:
         d = self.directory(spec.name)
@@ -308,6 +434,7 @@ class Dnsmasq:
     def stop(self, name: str, remove: bool = True) -> bool:
         """Ends instance ``name`` (and removes its directory unless ``remove`` is
         false); True if it was running."""
+        self._known.pop(name, None)
         marker = self._marker(name)
         was = False
         for pid in procs.find(marker):  # pid file or not
@@ -347,3 +474,51 @@ class Dnsmasq:
                                  None if parts[3] == "*" else parts[3]))
         return out
 
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def release_commands(lease_lines: Iterable[str], gone: set[tuple[str, str]], interface: str
+                     ) -> list[list[str]]:
+    """The ``dhcp_release``/``dhcp_release6`` commands that release the leases of
+    these (MAC, address) pairs, from the leases file's lines (pure). IPv4 lines:
+    ``expiry mac address hostname client-id``; after the ``duid <server DUID>``
+    line, IPv6 ones: ``expiry iaid address hostname client-DUID`` (an IPv6 lease
+    has no MAC: its address alone names it)."""
+    addresses = {address for _mac, address in gone}
+    out: list[list[str]] = []
+    server_id = ""
+    for line in lease_lines:
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == "duid":
+            server_id = parts[1]
+            continue
+        if len(parts) < 5 or not _is_address(parts[2]):
+            continue
+        address = str(ipaddress.ip_address(parts[2]))
+        if ipaddress.ip_address(address).version == 4:
+            if (parts[1].lower(), address) in gone:
+                argv = ["dhcp_release", interface, address, parts[1].lower()]
+                if parts[4] != "*":
+                    argv.append(parts[4])
+                out.append(argv)
+        elif address in addresses and server_id and parts[4] != "*":
+            out.append(["dhcp_release6", "--iface", interface, "--ip", address,
+                        "--server-id", server_id, "--client-id", parts[4], "--iaid", parts[1]])
+    return out
+
+
+_warned: set[str] = set()
+_log = logging.getLogger(__name__)
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        _log.warning(message)

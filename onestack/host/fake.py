@@ -399,15 +399,21 @@ class FakeDhcp:
         if spec.netns not in self._net.spaces:
             raise NotFound(f"network namespace {spec.netns!r} does not exist")
         files = dnsmasq_mod.render(spec, Path("/fake/dnsmasq") / spec.name)
+        hosts, names = dnsmasq_mod.entries(spec)
+        files.update({f"{dnsmasq_mod.HOSTS_DIR}/{k}": v for k, v in hosts.items()})
+        files.update({f"{dnsmasq_mod.NAMES_DIR}/{k}": v for k, v in names.items()})
         have = self.instances.get(spec.name)
         if have is None:
             result, pid = "started", next(_pids)
         elif have[2][dnsmasq_mod.CONF] != files[dnsmasq_mod.CONF]:
             result, pid = "restarted", next(_pids)
-        elif have[2] != files:
-            result, pid = "reloaded", have[1]
-        else:
+        elif have[2] == files:
             return "unchanged"
+        elif any(have[2].get(k) != files.get(k) for k in (*dnsmasq_mod.RELOADABLE, *have[2])
+                 if k.startswith(dnsmasq_mod.HOSTS_DIR) or k in dnsmasq_mod.RELOADABLE):
+            result, pid = "reloaded", have[1]  # an entry changed or went, or options: SIGHUP
+        else:
+            result, pid = "updated", have[1]  # new entries or names only: no signal
         self.calls.append(("dnsmasq." + result, spec.name))
         self.instances[spec.name] = (spec, pid, files)
         return result

@@ -9,6 +9,10 @@ statistics (``IFLA_EXT_MASK``) and reads only the few attributes a
 operational state, master): about 100 times cheaper.
 
 Only ``struct`` over the bytes the kernel sends: no ``ip`` output is parsed.
+The few link changes the network agent makes for every network (a bridge
+created up, an MTU or up/down set) are sent the same way (:func:`new_bridge`,
+:func:`change`): one request each, with no pyroute2 socket to open (2 ms) and
+no message objects to build.
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ NLMSG_ERROR = 2
 NLMSG_DONE = 3
 NLM_F_REQUEST = 0x1
 NLM_F_DUMP = 0x300
+NLM_F_ACK = 0x4
+NLM_F_EXCL = 0x200
+NLM_F_CREATE = 0x400
+IFF_UP = 0x1
 IFLA_ADDRESS = 1
 IFLA_IFNAME = 3
 IFLA_MTU = 4
@@ -34,6 +42,9 @@ IFLA_OPERSTATE = 16
 IFLA_LINKINFO = 18
 IFLA_EXT_MASK = 29
 IFLA_INFO_KIND = 1
+IFLA_INFO_DATA = 2
+IFLA_BR_FORWARD_DELAY = 1
+IFLA_BR_STP_STATE = 5
 RTEXT_FILTER_SKIP_STATS = 1 << 3
 NLA_TYPE_MASK = 0x3FFF  # without NLA_F_NESTED / NLA_F_NET_BYTEORDER
 OPERSTATES = ("UNKNOWN", "NOTPRESENT", "DOWN", "LOWERLAYERDOWN", "TESTING", "DORMANT", "UP")
@@ -173,3 +184,57 @@ def names_in(data: bytes) -> set[str]:
                 out.add(name)
         pos += (length + 3) & ~3
     return out
+
+
+# --- changes --------------------------------------------------------------------------
+
+
+def _attr(kind: int, payload: bytes) -> bytes:
+    return _ATTR.pack(4 + len(payload), kind) + payload + b"\0" * (-len(payload) % 4)
+
+
+def _u32(kind: int, value: int) -> bytes:
+    return _attr(kind, struct.pack("=I", value))
+
+
+def _change(flags: int, index: int, ifi_flags: int, ifi_change: int, attrs: bytes) -> None:
+    """One RTM_NEWLINK request, acknowledged; OSError with the kernel's errno if refused."""
+    seq = 1
+    request = _IFINFO.pack(0, 0, index, ifi_flags, ifi_change) + attrs
+    message = _HEADER.pack(_HEADER.size + len(request), RTM_NEWLINK,
+                           NLM_F_REQUEST | NLM_F_ACK | flags, seq, 0) + request
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE) as sock:
+        sock.bind((0, 0))
+        sock.sendto(message, (0, 0))
+        while True:
+            data = sock.recv(1 << 16)
+            pos = 0
+            while pos + _HEADER.size <= len(data):
+                length, kind, _flags, got_seq, _pid = _HEADER.unpack_from(data, pos)
+                if length < _HEADER.size:
+                    break
+                if got_seq == seq and kind == NLMSG_ERROR:
+                    code = struct.unpack_from("=i", data, pos + _HEADER.size)[0]
+                    if code:
+                        raise OSError(-code, f"netlink new link: {os.strerror(-code)}")
+                    return
+                pos += (length + 3) & ~3
+
+
+def new_bridge(name: str, up: bool = True) -> None:
+    """Creates bridge ``name`` in the calling thread's namespace: no STP, no
+    forwarding delay (its ports forward at once), up if asked; one request, as
+    ``ip link add NAME up type bridge stp_state 0 forward_delay 0``.
+    OSError ``EEXIST`` if a link of that name exists."""
+    raw = name.encode()
+    data = _u32(IFLA_BR_FORWARD_DELAY, 0) + _u32(IFLA_BR_STP_STATE, 0)
+    info = _attr(IFLA_LINKINFO, _attr(IFLA_INFO_KIND, b"bridge") + _attr(IFLA_INFO_DATA, data))
+    _change(NLM_F_CREATE | NLM_F_EXCL, 0, IFF_UP if up else 0, IFF_UP if up else 0,
+            _attr(IFLA_IFNAME, raw + b"\0") + info)
+
+
+def change(index: int, *, mtu: int | None = None, up: bool | None = None) -> None:
+    """Sets link ``index``'s MTU and/or administrative state in one request."""
+    attrs = _u32(IFLA_MTU, mtu) if mtu is not None else b""
+    mask = IFF_UP if up is not None else 0
+    _change(0, index, IFF_UP if up else 0, mask, attrs)

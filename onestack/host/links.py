@@ -96,12 +96,22 @@ class Netlink:
     """Links, addresses, routes and sysctls of the calling thread's namespace."""
 
     def __init__(self) -> None:
-        from pyroute2 import IPRoute  # 0.1 s to import: only where netlink is used
+        self._socket: Any = None
 
-        self._ipr = IPRoute()
+    @property
+    def _ipr(self) -> Any:
+        """pyroute2's socket, opened on first use (2 ms: a bridge made or found
+        through ``linkdump`` never needs it)."""
+        if self._socket is None:
+            from pyroute2 import IPRoute  # 0.1 s to import: only where netlink is used
+
+            self._socket = IPRoute()
+        return self._socket
 
     def close(self) -> None:
-        self._ipr.close()
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
 
     def __enter__(self) -> Netlink:
         return self
@@ -214,24 +224,36 @@ class Netlink:
             change["master"] = self._index(master)
         if up is not None and link.up != up:
             change["state"] = "up" if up else "down"
-        if change:
+        if change and not set(change) - {"mtu", "state"}:  # without pyroute2
+            self._raw_change(link.index, change.get("mtu"), None if "state" not in change else up)
+        elif change:
             self._nl("link", "set", index=link.index, **change)
+
+    @staticmethod
+    def _raw_change(index: int, mtu: int | None, up: bool | None) -> None:
+        from onestack.host import linkdump
+
+        try:
+            linkdump.change(index, mtu=mtu, up=up)
+        except OSError as exc:
+            raise HostError(f"netlink set link {index} mtu={mtu} up={up}: {exc}") from exc
 
     def ensure_bridge(self, name: str, *, mtu: int | None = None, mac: str | None = None,
                       up: bool | None = True) -> bool:
         """A bridge without STP and with no forwarding delay (ports forward at once)."""
+        from onestack.host import linkdump
+
         created = False
         if not self._existing(name, "bridge"):
             try:
-                self._nl("link", "add", ifname=name, kind="bridge", br_stp_state=0,
-                         br_forward_delay=0)
+                linkdump.new_bridge(name, up=bool(up))  # made up at once: one request
                 created = True
-            except HostError:
+            except OSError as exc:
                 # Another agent task made it between our look and our add (two
                 # tasks of one network may both ensure its bridge): fine if it
                 # is a bridge now; anything else is a real failure.
                 if not self._existing(name, "bridge"):
-                    raise
+                    raise HostError(f"netlink add bridge {name}: {exc}") from exc
         self._settle(name, mtu, mac, None, up)
         return created
 
@@ -307,21 +329,21 @@ class Netlink:
         link = self._get(name)
         if link.up:
             return False
-        self._nl("link", "set", index=link.index, state="up")
+        self._raw_change(link.index, None, True)
         return True
 
     def set_down(self, name: str) -> bool:
         link = self._get(name)
         if not link.up:
             return False
-        self._nl("link", "set", index=link.index, state="down")
+        self._raw_change(link.index, None, False)
         return True
 
     def set_mtu(self, name: str, mtu: int) -> bool:
         link = self._get(name)
         if link.mtu == mtu:
             return False
-        self._nl("link", "set", index=link.index, mtu=mtu)
+        self._raw_change(link.index, mtu, None)
         return True
 
     def set_mac(self, name: str, mac: str) -> bool:

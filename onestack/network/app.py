@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
 
     from onestack.common.cloud import Cloud
+    from onestack.network.agent.process import AgentProcess
     from onestack.network.agent.runner import DataPlane
 
 log = logging.getLogger(__name__)
@@ -46,15 +47,25 @@ class NetworkApp(NetworkService):
 
         self.agent_source = HostAgents(cloud)
         self.dataplane: DataPlane | None = None
+        # the child running the agent (``[network] agent_process``), else None:
+        # the agent runs in this process
+        self.agent_process: AgentProcess | None = None
         on, self.dataplane_state = dataplane_wanted(self.config.dataplane)
         if on:
             from onestack.network.agent.runner import DataPlane
 
             self.dataplane = DataPlane(self)
-            self.dataplane.install()
+            if self.config.agent_process:
+                from onestack.network.agent.process import AgentProcess
+
+                self.dataplane.install(handlers=False)
+                self.agent_process = AgentProcess(self, self.dataplane)
+            else:
+                self.dataplane.install()
             where = "the host reaches public through a veth" if self.config.host_network \
                 else f"no host access: {self.dataplane.layout.external_ns} stands in for the host"
-            self.dataplane_state = f"on (namespaces {self.dataplane.layout.prefix}-*; {where})"
+            agent = "agent in a process of its own" if self.agent_process else "agent in this process"
+            self.dataplane_state = f"on (namespaces {self.dataplane.layout.prefix}-*; {where}; {agent})"
 
     def banner_lines(self) -> list[str]:
         return [f"  network:  data plane {self.dataplane_state}"]
@@ -92,9 +103,47 @@ class NetworkApp(NetworkService):
             create_defaults(self)
 
     async def start(self) -> None:
-        if self.dataplane is not None:
+        if self.agent_process is not None:
+            assert self.dataplane is not None
+            # The namespace Compute plugs taps into (``binding:vif_details``) exists
+            # from the first request, not once the agent's process has started.
+            from onestack.network.agent import l2
+
+            await l2.ensure_root(self.dataplane.host, self.dataplane.layout)
+            await self.agent_process.start()
+        elif self.dataplane is not None:
             await self.dataplane.start()
 
     async def stop(self) -> None:
-        if self.dataplane is not None:
+        if self.agent_process is not None:
+            await self.agent_process.stop()
+        elif self.dataplane is not None:
             await self.dataplane.stop()
+
+
+def run_agent_process(fd: int) -> int:
+    """``onestack network-agent`` (started by ``onestack up``, see
+    ``agent/process.py``): this cloud's network agent, in this process, until
+    the API's process stops it or goes away."""
+    import asyncio
+    import logging as _logging
+
+    from onestack.common.cloud import Cloud
+    from onestack.common.db import Database
+    from onestack.common.tasks import core as tasks_core
+    from onestack.network.agent import process
+
+    init = process.read_init()
+    process.die_with_parent(init.parent)
+    _logging.basicConfig(level=init.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = init.settings
+    settings.network.agent_process = False  # the handlers run here
+    cloud = Cloud(settings=settings, db=Database(settings.db_url))
+    net = NetworkApp(cloud)
+    tasks = tasks_core.create(cloud)
+    cloud.services = {"network": net, "tasks": tasks}
+    if net.dataplane is None:
+        log.error("network agent: the data plane is %s", net.dataplane_state)
+        return 1
+    asyncio.run(process.serve_child(cloud, net, net.dataplane, tasks, fd, init))
+    return 0

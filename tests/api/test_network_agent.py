@@ -42,6 +42,9 @@ def clear(api: Api) -> None:
     with api.cloud.db.write() as s:
         for t in s.scalars(select(Task)):
             s.delete(t)
+    known = getattr(api.cloud.services["network"].notifier, "known", None)
+    if known is not None:  # the tasks it saw enqueued are gone
+        known.forget()
 
 
 def test_writes_enqueue_one_task_per_thing_to_apply(agent: tuple[Api, DataPlane, FakeHost]) -> None:
@@ -100,6 +103,69 @@ def test_a_task_waits_longer_when_its_key_was_slow_to_apply_but_a_rule_change_do
     ok(api.post(f"{N}/security-group-rules", json={"security_group_rule": {
         "security_group_id": group["security_group"]["id"], "direction": "ingress", "protocol": "icmp"}}), 201)
     assert waits() == {notifier.FIREWALL: 0.2}
+
+
+def test_a_burst_does_not_look_for_the_task_it_knows_is_still_queued(
+        agent: tuple[Api, DataPlane, FakeHost]) -> None:
+    """SQLite: a write right after the one that enqueued its key's tasks skips the
+    look (no worker can have claimed them before they are due); once they are due
+    it looks again, finds them still queued and adds none."""
+    import time
+
+    from sqlalchemy import event
+
+    api, _dp, _host = agent
+    net = ok(api.post(f"{N}/networks", json={"network": {"name": "burst"}}), 201)["network"]
+    ok(api.post(f"{N}/subnets", json={"subnet": {"network_id": net["id"], "ip_version": 4,
+                                                  "cidr": "10.8.0.0/24"}}), 201)
+    looks: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM task" in statement:
+            looks.append(statement)
+
+    clear(api)
+    event.listen(api.cloud.db.write_engine, "before_cursor_execute", seen)
+    try:
+        other = ok(api.post(f"{N}/networks", json={"network": {"name": "new"}}), 201)["network"]
+        assert looks == []  # a network just created: no task can be queued for it yet
+        assert (notifier.L2, f"network:{other['id']}") in queued(api)
+        clear(api)
+        looks.clear()
+        ok(api.post(f"{N}/ports", json={"port": {"network_id": net["id"]}}), 201)
+        assert len(looks) == 2  # the network's L2 task and the firewall's: none queued, both added
+        looks.clear()
+        ok(api.post(f"{N}/ports", json={"port": {"network_id": net["id"]}}), 201)
+        assert looks == []
+        time.sleep(notifier.DEBOUNCE[notifier.FIREWALL] + 0.05)  # both due: maybe claimed
+        ok(api.post(f"{N}/ports", json={"port": {"network_id": net["id"]}}), 201)
+        assert len(looks) == 2
+    finally:
+        event.remove(api.cloud.db.write_engine, "before_cursor_execute", seen)
+    assert queued(api) == {(notifier.L2, f"network:{net['id']}"), (notifier.FIREWALL, "firewall")}
+    with api.cloud.db.read() as s:
+        assert len(s.scalars(select(Task.id)).all()) == 2
+
+
+def test_known_queued_keys_are_recorded_at_commit_and_forgotten_when_the_clock_moves(
+        agent: tuple[Api, DataPlane, FakeHost]) -> None:
+    api, _dp, _host = agent
+    queue = api.cloud.tasks
+    known = notifier.KnownQueued(queue)
+    with pytest.raises(RuntimeError), api.cloud.db.write() as s:
+        notifier.enqueue(queue, s, {(notifier.FIREWALL, "")}, known=known)
+        raise RuntimeError("rolled back")
+    assert not known.queued(notifier.FIREWALL, "firewall")
+    with api.cloud.db.write() as s:
+        notifier.enqueue(queue, s, {(notifier.FIREWALL, ""), (notifier.ROUTER, "r1")}, known=known)
+        assert not known.queued(notifier.FIREWALL, "firewall")  # not before the commit
+    assert known.queued(notifier.FIREWALL, "firewall")
+    assert not known.queued(notifier.ROUTER, "router:r1")  # no delay: it may run at once
+    queue.clock.advance(1.0)
+    try:
+        assert not known.queued(notifier.FIREWALL, "firewall")
+    finally:
+        queue.clock.advance(-1.0)
 
 
 def test_a_network_applied_bridge_dhcp_port_and_status(agent: tuple[Api, DataPlane, FakeHost]) -> None:
@@ -236,3 +302,85 @@ def test_an_instance_port_administratively_down_has_its_tap_down(
     ok(api.put(f"{N}/ports/{port['id']}", json={"port": {"admin_state_up": True}}))
     asyncio.run(dp.apply_network(net["id"]))
     assert (tap_up(), status()) == (True, "ACTIVE")
+
+
+def _count_netlink(host: FakeHost) -> dict[str | None, int]:
+    """Counts the netlink conversations per namespace from now on."""
+    counts: dict[str | None, int] = {}
+    real = host.net.netlink
+
+    async def counting(ns: str | None, fn: Any) -> Any:
+        counts[ns] = counts.get(ns, 0) + 1
+        return await real(ns, fn)
+
+    host.net.netlink = counting  # type: ignore[method-assign]
+    return counts
+
+
+def test_a_network_without_dhcp_costs_one_netlink_conversation(
+        agent: tuple[Api, DataPlane, FakeHost]) -> None:
+    """Once the reconcile has listed the DHCP namespaces, a network without DHCP is
+    its bridge and nothing else: no DHCP namespace removed or looked for, no root
+    namespace look (it is made if the bridge's conversation finds it missing).
+    A DHCP namespace left over for a network without DHCP port is found by the
+    reconcile and removed by the network's handler."""
+    api, dp, host = agent
+    layout = dp.layout
+    asyncio.run(dp.reconcile())
+    net = ok(api.post(f"{N}/networks", json={"network": {"name": "plain"}}), 201)["network"]
+    del host.calls[:]
+    counts = _count_netlink(host)
+    asyncio.run(dp.apply_network(net["id"]))
+    assert counts == {layout.root_ns: 1}
+    assert host.calls[0] == ("netlink", layout.root_ns, "ensure_bridge", layout.bridge(net["id"]))
+    assert {c[:2] + c[3:4] for c in host.calls} == {("netlink", layout.root_ns, layout.bridge(net["id"]))}
+    # the root namespace gone (a restart of the host): made again by the same handler
+    asyncio.run(host.net.delete_netns(layout.root_ns))
+    asyncio.run(dp.apply_network(net["id"]))
+    assert layout.bridge(net["id"]) in asyncio.run(
+        host.net.netlink(layout.root_ns, lambda n: [lk.name for lk in n.links()]))
+    # a DHCP namespace of this network left over: the reconcile sends it to the handler
+    asyncio.run(host.net.ensure_netns(layout.dhcp_ns(net["id"])))
+    clear(api)
+    asyncio.run(dp.reconcile())
+    assert (notifier.L2, f"network:{net['id']}") in queued(api)
+    asyncio.run(dp.apply_network(net["id"]))
+    assert layout.dhcp_ns(net["id"]) not in host.net.spaces
+
+
+def test_the_dhcp_namespace_is_settled_once_and_again_when_its_veth_goes(
+        agent: tuple[Api, DataPlane, FakeHost]) -> None:
+    """A port added to a network with DHCP does not make the agent look into the
+    DHCP namespace again (its device, addresses and MTU are as last settled);
+    the DHCP port's veth deleted behind its back is made and settled again; a
+    port's tap and status follow its changes (only changed ports are looked at)."""
+    api, dp, host = agent
+    layout = dp.layout
+    net = ok(api.post(f"{N}/networks", json={"network": {"name": "d"}}), 201)["network"]
+    ok(api.post(f"{N}/subnets", json={"subnet": {
+        "network_id": net["id"], "ip_version": 4, "cidr": "10.8.0.0/24"}}), 201)
+    asyncio.run(dp.apply_network(net["id"]))
+    dhcp_port = ok(api.get(f"{N}/ports?network_id={net['id']}&device_owner=network:dhcp"))["ports"][0]
+    ns, device = layout.dhcp_ns(net["id"]), layout.dhcp_device(dhcp_port["id"])
+    counts = _count_netlink(host)
+    port = ok(api.post(f"{N}/ports", json={"port": {"network_id": net["id"]}}), 201)["port"]
+    asyncio.run(dp.apply_network(net["id"]))
+    assert counts == {layout.root_ns: 1}
+    assert [(h.mac, h.addresses) for h in host.dhcp.instances[net["id"]][0].hosts] == [
+        (port["mac_address"], (port["fixed_ips"][0]["ip_address"],))]
+    # the DHCP port's veth gone (either end takes the other): made and settled again
+    asyncio.run(host.net.netlink(layout.root_ns, lambda n: n.delete(layout.tap(dhcp_port["id"]))))
+    asyncio.run(dp.apply_network(net["id"]))
+    inside = asyncio.run(host.net.netlink(ns, lambda n: (n.link(device), n.addresses(device))))
+    assert inside[0] is not None and inside[0].up and inside[0].mac == dhcp_port["mac_address"]
+    assert sorted(inside[1]) == ["10.8.0.2/24", "169.254.169.254/32"]
+    # the instance's tap plugged (the link watch's status pass: ACTIVE); the port
+    # changed (administratively down, then up): its tap and status follow
+    tap = layout.tap(port["id"])
+    asyncio.run(host.net.netlink(layout.root_ns, lambda n: n.ensure_tap(tap, master=layout.bridge(net["id"]))))
+    assert asyncio.run(dp.update_statuses(id_prefixes=[port["id"][:11]])) == [port["id"]]
+    for up, status in ((False, "DOWN"), (True, "ACTIVE")):
+        ok(api.put(f"{N}/ports/{port['id']}", json={"port": {"admin_state_up": up}}))
+        asyncio.run(dp.apply_network(net["id"]))
+        assert ok(api.get(f"{N}/ports/{port['id']}"))["port"]["status"] == status
+        assert asyncio.run(host.net.netlink(layout.root_ns, lambda n: n.link(tap))).up is up

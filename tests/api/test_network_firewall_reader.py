@@ -14,7 +14,8 @@ from sqlalchemy import select
 from onestack.common.models import Task
 from onestack.host.fake import FakeHost
 from onestack.network.agent import firewall, notifier, reader
-from onestack.network.agent.runner import DataPlane, firewall_ports
+from onestack.network.agent.runner import DataPlane
+from onestack.network.agent.states import firewall_ports
 from tests.api._network import N, ok
 from tests.api.conftest import Api, make_api
 

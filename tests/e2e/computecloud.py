@@ -139,8 +139,10 @@ def firewall_ruleset(cloud: Cloud) -> str:
 
 
 def dhcp_files(cloud: Cloud, name: str) -> str:
-    """Every network's dnsmasq file ``name`` (``hosts``, ``addn_hosts``, ``leases``), joined."""
-    return "".join(p.read_text() for p in (cloud.state / "run" / "dnsmasq").glob(f"*/{name}"))
+    """Every network's dnsmasq file ``name`` (``hosts``: the files of ``hosts.d``,
+    ``addn_hosts``: those of ``names.d``, ``leases``), joined."""
+    pattern = {"hosts": "hosts.d/*", "addn_hosts": "names.d/*"}.get(name, name)
+    return "".join(p.read_text() for p in (cloud.state / "run" / "dnsmasq").glob(f"*/{pattern}"))
 
 
 def assert_gone(cloud: Cloud, server_id: str, port: dict[str, Any]) -> None:

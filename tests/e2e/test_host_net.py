@@ -12,6 +12,8 @@ Layout (every namespace is this test's own, named onestack-e2e-<pid>-<n>-*):
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -51,6 +53,15 @@ def spaces() -> Iterator[dict[str, str]]:
     finally:
         for name in names.values():
             netns.delete(name)
+
+
+def wait(check: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def dhcp_lease(ns: str, script: Path) -> str:
@@ -122,7 +133,8 @@ def test_bridge_dhcp_and_a_firewall_table(spaces: dict[str, str], tmp_path: Path
     assert other.returncode != 0 and "can't find example.com: REFUSED" in other.stdout
 
     both = dataclasses.replace(spec, hosts=spec.hosts + (dnsmasq.DhcpHost(MAC_B, (IP_B,)),))
-    assert server.ensure(both) == "reloaded"  # SIGHUP: the same process reads the new entry
+    # a new entry is a new file in hosts.d, which dnsmasq reads itself: no signal
+    assert server.ensure(both) == "updated"
     assert server.pid("net1") == pid
     assert f"lease of {IP_B} obtained" in dhcp_lease(b, script)
     assert {(x.mac, x.address) for x in server.leases("net1")} == {(MAC_A, IP_A), (MAC_B, IP_B)}
@@ -130,6 +142,11 @@ def test_bridge_dhcp_and_a_firewall_table(spaces: dict[str, str], tmp_path: Path
     again = dnsmasq.Dnsmasq(run_dir)
     assert again.pid("net1") == pid and again.running() == {"net1": pid}
     assert again.ensure(both) == "unchanged"
+    if shutil.which("dhcp_release"):
+        # b's entry removed: its lease released (dhcp_release), then SIGHUP
+        assert again.ensure(spec) == "reloaded" and again.pid("net1") == pid
+        assert wait(lambda: {(x.mac, x.address) for x in again.leases("net1")} == {(MAC_A, IP_A)}, 5)
+        assert again.ensure(both) == "updated"
 
     # a ping between the instances; a table on the bridge blocks it, a new
     # version of the same table lets it through again, atomically replaced
@@ -285,6 +302,53 @@ def test_the_link_dump_reads_what_pyroute2_decodes(spaces: dict[str, str]) -> No
     assert by_name["brdump7"].mtu == 1407
     assert by_name["tdump"].kind == "tun" and by_name["tdump"].mac == "fa:16:3e:00:00:01"
     assert by_name["lo"].kind == "" and by_name["lo"].master is None
+
+
+def test_a_bridge_is_made_up_in_one_request_without_pyroute2(spaces: dict[str, str]) -> None:
+    """``ensure_bridge`` sends the kernel one request of its own (``linkdump.new_bridge``):
+    the bridge is up, without STP and forwarding delay, as pyroute2 decodes it; an MTU
+    and up/down are set the same way; no pyroute2 socket is opened; a second
+    ``new_bridge`` of the name is refused with EEXIST."""
+    import errno
+
+    from onestack.host import linkdump
+
+    ns = spaces["dp"]
+    netns.ensure(ns)
+
+    def build(link: links.Netlink) -> tuple[bool, bool, object]:
+        made = link.ensure_bridge("brraw0", mtu=1450)
+        again = link.ensure_bridge("brraw0", mtu=1450)
+        link.ensure_bridge("brraw1", up=False)
+        link.set_up("brraw1")
+        link.set_down("brraw0")
+        link.set_mtu("brraw1", 1400)
+        return made, again, link._socket
+
+    assert nl(ns, build) == (True, False, None)
+
+    def bridge_data(link: links.Netlink) -> dict[str, tuple[object, ...]]:
+        out = {}
+        for m in link._nl("get_links"):
+            info = m.get_attr("IFLA_LINKINFO")
+            if info is None or info.get_attr("IFLA_INFO_KIND") != "bridge":
+                continue
+            data = info.get_attr("IFLA_INFO_DATA")
+            out[m.get_attr("IFLA_IFNAME")] = (data.get_attr("IFLA_BR_STP_STATE"),
+                                              data.get_attr("IFLA_BR_FORWARD_DELAY"),
+                                              m.get_attr("IFLA_MTU"), bool(m["flags"] & 1))
+        return out
+
+    assert nl(ns, bridge_data) == {"brraw0": (0, 0, 1450, False), "brraw1": (0, 0, 1400, True)}
+
+    def twice(_link: links.Netlink) -> int:
+        try:
+            linkdump.new_bridge("brraw0")
+        except OSError as exc:
+            return exc.errno or 0
+        return 0
+
+    assert nl(ns, twice) == errno.EEXIST
 
 
 def test_a_link_watch_names_the_links_that_changed(spaces: dict[str, str]) -> None:

@@ -4,6 +4,8 @@ and what gets through is what a user of the security groups would check."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,6 +107,72 @@ def test_the_default_group_admits_its_own_members(lab: fwlab.Lab) -> None:
     assert a.ping(b.ip6)  # IPv6, neighbour discovery included
     assert not c.ping(a.ip)
     assert c.ping(a.ip) is False and a.ping(c.ip) is False  # c admits nothing
+
+
+def _ruleset(ns: str) -> list[object]:
+    """The root namespace's ruleset as nft lists it, without handles, each set's
+    and map's elements sorted (their order is the kernel's)."""
+    def plain(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items() if k != "handle"}
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return value
+
+    out = []
+    for item in json.loads(netns.run(ns, ["nft", "-j", "list", "ruleset"]).stdout)["nftables"]:
+        item = plain(item)
+        for kind in ("set", "map"):
+            if kind in item and "elem" in item[kind]:
+                item[kind]["elem"] = sorted(item[kind]["elem"], key=json.dumps)
+        if "metainfo" not in item:
+            out.append(item)
+    return out
+
+
+def test_ports_added_changed_and_removed_by_deltas_as_a_full_sync_would(lab: fwlab.Lab) -> None:
+    """After the first sync, ports coming, changing and going are applied as their
+    own set and map elements (the tables are not replaced): traffic follows at once
+    (a new member of the default group is admitted by the others and admits them),
+    and the ruleset is the one a full sync of the same ports makes."""
+    a, b, c = lab.vm("a", 1), lab.vm("b", 2), lab.vm("c", 3)
+    default = "de7au170-0000-4000-8000-000000000000"
+    rules = EGRESS_ANY + (ingress(None, group=default), ingress(None, group=default, ethertype="IPv6"))
+    ns = lab.layout.root_ns
+
+    def handle() -> object:  # the tables' own handles: the same while they are not replaced
+        return [i["table"]["handle"] for i in json.loads(netns.run(
+            ns, ["nft", "-j", "list", "tables"]).stdout)["nftables"] if "table" in i]
+
+    lab.sync(a.port(rules), members={default: [a.ip, a.ip6]})
+    tables = handle()
+    assert not b.ping(a.ip)
+    lab.sync(a.port(rules), b.port(rules), members={default: [a.ip, a.ip6, b.ip, b.ip6]})
+    assert a.ping(b.ip) and b.ping(a.ip)
+    lab.sync(a.port(rules), b.port(rules), c.port(rules),
+             members={default: [a.ip, a.ip6, b.ip, b.ip6, c.ip, c.ip6]})
+    assert c.ping(a.ip) and a.ping(c.ip)
+    # c leaves the group (no longer a member), b's address changes
+    moved = dataclasses.replace(b.port(rules), fixed_ips=("10.66.0.42",))
+    lab.sync(a.port(rules), moved, c.port(rules), members={default: [a.ip, a.ip6, "10.66.0.42"]})
+    assert not c.ping(a.ip) and not b.ping(a.ip)  # c not a member; b spoofs its old address
+    delta = _ruleset(ns)
+    assert handle() == tables  # never replaced
+    firewall._rendered.pop(ns)  # the next sync renders whole
+    lab.sync(a.port(rules), moved, c.port(rules), members={default: [a.ip, a.ip6, "10.66.0.42"]})
+    assert handle() != tables
+    assert _ruleset(ns) == delta
+    # a table deleted behind the agent's back: the next sync makes both again whole
+    netns.run(ns, ["nft", "delete", "table", "inet", firewall.TABLE])
+    lab.sync(a.port(rules), moved, c.port(rules), members={default: [a.ip, a.ip6, "10.66.0.42"]})
+    assert _ruleset(ns) == delta
+    assert a.ping(c.ip) and not c.ping(a.ip)  # in force: c admits a member, a admits none but them
+    # again, and the next change touches both tables: its transaction is refused,
+    # and the sync replaces both tables whole instead (b back on its address)
+    netns.run(ns, ["nft", "delete", "table", "inet", firewall.TABLE])
+    lab.sync(a.port(rules), b.port(rules), c.port(rules), members={default: [a.ip, a.ip6, b.ip, b.ip6]})
+    assert b.ping(a.ip) and a.ping(b.ip) and not c.ping(a.ip)
+    assert sorted(nft.list_tables(ns)) == [("bridge", firewall.TABLE), ("inet", firewall.TABLE)]
 
 
 def test_egress_can_be_restricted(lab: fwlab.Lab) -> None:

@@ -586,3 +586,60 @@ def test_json_documents_read_back_as_written(db: Database, body: Any) -> None:
     with db.read() as s:
         found = s.get(Document, 1)
         assert found is not None and found.body == body and type(found.body) is type(body)
+
+
+def test_sqlite_writers_of_other_processes_take_turns_on_the_writer_file(db: Database) -> None:
+    """A write unit holds an flock of ``<db>-writer`` (another process's writer waits
+    on it and is woken when it is released, instead of sleeping in SQLite's busy
+    handler); none outside a unit, and none held once the unit ends, even by an error."""
+    import fcntl
+    import os
+
+    if not db.is_sqlite:
+        pytest.skip("SQLite only")
+    path = db.url.split("///", 1)[-1] + "-writer"
+
+    def taken() -> bool:  # as another process would see it: a descriptor of its own
+        fd = os.open(path, os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    with db.write() as s:
+        s.execute(update(Counter).values(value=Counter.value + 1))
+        assert taken()
+    assert not taken()
+    with pytest.raises(RuntimeError), db.write() as s:
+        s.execute(update(Counter).values(value=Counter.value + 1))
+        raise RuntimeError("boom")
+    assert not taken()
+    assert value(db) == 1
+
+
+def test_a_second_handle_on_the_file_in_the_same_thread_does_not_wait_for_the_writer_file(db: Database) -> None:
+    """Another handle's write unit nested in this thread's (on SQLite) must not wait
+    on the ``<db>-writer`` flock this thread holds: it would wait forever."""
+    if not db.is_sqlite:
+        pytest.skip("SQLite only")
+    other = Database(db.url)
+    done = threading.Event()
+
+    def nested() -> None:
+        with db.write() as s:
+            s.execute(update(Counter).values(value=Counter.value + 1))
+            with other.write():  # no statement: SQLite's own lock is not asked for
+                pass
+        done.set()
+
+    try:
+        worker = threading.Thread(target=nested, daemon=True)
+        worker.start()
+        worker.join(10)
+        assert done.is_set()
+        assert value(db) == 1
+    finally:
+        other.dispose()

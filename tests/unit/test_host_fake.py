@@ -96,8 +96,9 @@ def test_dhcp_restarts_only_when_its_configuration_changes() -> None:
         assert await host.dhcp.ensure(spec) == "unchanged"
         more = DnsmasqSpec("net1", "ns-1", "os-dhcp", spec.ranges,
                            hosts=(DhcpHost("fa:16:3e:00:00:01", ("10.0.0.5",)),))
-        assert await host.dhcp.ensure(more) == "reloaded"
+        assert await host.dhcp.ensure(more) == "updated"  # a new entry: no signal
         assert (await host.dhcp.running())["net1"] == pid
+        assert await host.dhcp.ensure(spec) == "reloaded"  # an entry gone: SIGHUP
         assert await host.dhcp.ensure(DnsmasqSpec("net1", "ns-2", "os-dhcp", spec.ranges)) \
             == "restarted"
         assert (await host.dhcp.running())["net1"] != pid

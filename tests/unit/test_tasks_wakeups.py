@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from onestack.common.db import Base, Database
 from onestack.common.models import SUCCEEDED
 from onestack.common.models_registry import import_all_models
@@ -128,6 +130,28 @@ def test_queues_on_one_database_share_wake_ups(db: Database) -> None:
         assert asyncio.run(main()) == (True, False)
     finally:
         other_db.dispose()
+
+
+def test_a_forwarder_hears_every_wake_up_with_its_delay_until_stopped(queue: TaskQueue) -> None:
+    """What the network agent's process is told by the API's (SQLite has no NOTIFY;
+    on PostgreSQL the agent LISTENs itself)."""
+    if not queue.db.is_sqlite:
+        pytest.skip("SQLite only")
+    heard: list[tuple[str | None, float]] = []
+    stop = queue.hub.forward(lambda kind, delay: heard.append((kind, delay)))
+    with queue.db.write() as s:
+        queue.add(s, "boot", {})
+        queue.add(s, "later", {}, delay=0.3)
+    assert sorted(heard) == [("boot", 0.0), ("later", 0.3)]  # at commit
+    heard.clear()
+    with pytest.raises(RuntimeError), queue.db.write() as s:
+        queue.add(s, "boot", {})
+        raise RuntimeError("rolled back")
+    assert heard == []
+    stop()
+    with queue.db.write() as s:
+        queue.add(s, "boot", {})
+    assert heard == []
 
 
 def test_notify_other_kind_does_not_wake(queue: TaskQueue) -> None:

@@ -100,6 +100,9 @@ class TasksService:
         self._loops: list[asyncio.Task[None]] = []
         self._remote = False
         self.worker: Worker | None = None
+        # False in a process that only runs handlers beside an API process on
+        # this host (the network agent's): no onestack-api heartbeat, no sweeper.
+        self.serves_api = True
 
     @property
     def db(self) -> Database:
@@ -153,11 +156,12 @@ class TasksService:
         if self.cloud.db.is_postgres:
             self.queue.hub.retain_remote(self.cloud.db)
             self._remote = True
-        self._loops = [
-            asyncio.create_task(self._heartbeats(), name="tasks-host-heartbeat"),
-            asyncio.create_task(self._process_heartbeats(), name="tasks-process-heartbeat"),
-            asyncio.create_task(self._sweeps(), name="tasks-sweeper"),
-        ]
+        self._loops = [asyncio.create_task(self._process_heartbeats(), name="tasks-process-heartbeat")]
+        if self.serves_api:
+            self._loops += [
+                asyncio.create_task(self._heartbeats(), name="tasks-host-heartbeat"),
+                asyncio.create_task(self._sweeps(), name="tasks-sweeper"),
+            ]
         if self.cloud.task_handlers:
             from onestack.common.tasks.worker import Worker
 

@@ -60,11 +60,31 @@ class DbClock:
             expr = base + literal_column("interval '1 second'") * seconds
         return type_coerce(expr, DateTime())
 
+    def after(self, sqlite: bool, name: str) -> ColumnElement[datetime]:
+        """``now(sqlite, plus)`` with ``plus`` given at execution: the bind
+        parameter ``name`` (SQLite: the text ``"+<seconds> seconds"``, see
+        :func:`seconds_modifier`; PostgreSQL: the seconds as a number), so one
+        statement serves every delay."""
+        if sqlite:
+            offset = bindparam(None, callable_=lambda: f"{self.offset:+.6f} seconds", type_=String())
+            expr = func.strftime(_SQLITE_FORMAT, "now", offset, bindparam(name, type_=String())).concat("000")
+        else:
+            seconds = bindparam(None, callable_=lambda: float(self.offset), type_=Float()) + \
+                bindparam(name, type_=Float())
+            base = func.timezone("UTC", func.statement_timestamp())
+            expr = base + literal_column("interval '1 second'") * seconds
+        return type_coerce(expr, DateTime())
+
     def read(self, session: Session, sqlite: bool) -> datetime:
         """The database's time now (for display and tests)."""
         value = session.execute(select(self.now(sqlite))).scalar_one()
         assert isinstance(value, datetime)
         return value
+
+
+def seconds_modifier(sqlite: bool, seconds: float) -> str | float:
+    """The value of an :meth:`DbClock.after` parameter for ``seconds``."""
+    return f"{seconds:+.6f} seconds" if sqlite else float(seconds)
 
 
 def dialect_insert(sqlite: bool) -> Any:

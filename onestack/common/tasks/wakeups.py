@@ -8,6 +8,10 @@ may have appeared, instead of at its next poll.
   runs ``pg_notify('onestack_tasks', kind)``, which PostgreSQL delivers at
   commit; each process keeps one connection that ``LISTEN``s (a thread of
   :class:`PgListener`) and wakes its local listeners.
+* To a child process on this host (SQLite, where no NOTIFY exists): a
+  forwarder registered with :meth:`Hub.forward` is told each kind woken (and
+  its delay) and passes it on (the network agent's process:
+  ``network/agent/process.py``).
 * Polling remains as the fallback (a lost connection, SQLite across
   processes): a listener's ``wait`` always has a timeout.
 
@@ -99,6 +103,28 @@ class Hub:
         self.listeners: set[Listener] = set()
         self._pg: PgListener | None = None
         self._pg_users = 0
+        # (kind or None, delay) -> None: wake-ups passed on to another process
+        self.forwarders: list[Callable[[str | None, float], None]] = []
+
+    def forward(self, forwarder: Callable[[str | None, float], None]) -> Callable[[], None]:
+        """Tell ``forwarder`` of every wake-up of this hub (from any thread; it must
+        not block). Returns the function that stops it."""
+        with self.lock:
+            self.forwarders.append(forwarder)
+
+        def stop() -> None:
+            with self.lock:
+                if forwarder in self.forwarders:
+                    self.forwarders.remove(forwarder)
+
+        return stop
+
+    def _forward(self, kind: str | None, delay: float) -> None:
+        for forwarder in list(self.forwarders):
+            try:
+                forwarder(kind, delay)
+            except Exception as exc:  # the other process is away: it polls meanwhile
+                LOG.debug("task wake-up not forwarded: %s", exc)
 
     def listen(self, kinds: Iterable[str] | None = None) -> Listener:
         listener = Listener(self, kinds)
@@ -116,6 +142,8 @@ class Hub:
             targets = [item for item in self.listeners if item.wants(kind)]
         for listener in targets:
             listener.wake()
+        if self.forwarders:
+            self._forward(kind, 0.0)
 
     def notify_later(self, kind: str, delay: float) -> None:
         """One task of ``kind`` becomes due in ``delay`` seconds: then wake one
@@ -124,6 +152,8 @@ class Hub:
         when its next task is due, and one busy now claims again when it is done.
         Waking every worker (four in the all-in-one cloud) made three of them
         find nothing and ask again: six queries per task."""
+        if self.forwarders:
+            self._forward(kind, delay)
         with self.lock:
             waiting = next((item for item in self.listeners if item.wants(kind)), None)
         if waiting is not None:  # none: every worker is busy, and will look itself
@@ -180,42 +210,70 @@ def notify_on_commit(session: Session, db: Database, kinds: Iterable[str], delay
     in this process, and through PostgreSQL's NOTIFY in every other. With a
     ``delay`` (a task that may not run before then), this process's workers are
     woken when it is due rather than at once, when each of them would only find
-    nothing to run and look again (two queries per worker and write)."""
-    from sqlalchemy import event, text
+    nothing to run and look again (two queries per worker and write).
+
+    What to wake is kept in ``session.info``; one listener on every session
+    (installed once) acts on it at commit, or drops it at a rollback: no
+    listener is registered per call (that was a third of an enqueue's cost)."""
+    from sqlalchemy import text
 
     new = set(kinds)
     if not new:
         return
+    _install_listeners()
+    info = session.info
+    info[_HUB_KEY] = hub_for(db)
     if delay > 0 and not db.is_postgres:
-        later = hub_for(db)
-
-        def wake_later(sess: Session) -> None:
-            for kind in sorted(new):
-                later.notify_later(kind, delay)
-
-        event.listen(session, "after_commit", wake_later, once=True)
+        info.setdefault(_LATER_KEY, []).extend((kind, delay) for kind in sorted(new))
         return
-    pending: set[str] | None = session.info.get(_PENDING_KEY)
+    pending: set[str] | None = info.get(_PENDING_KEY)
     fresh = new if pending is None else new - pending
     if db.is_postgres:
         for kind in sorted(fresh):
             session.execute(text("SELECT pg_notify(:channel, :kind)"),
                             {"channel": CHANNEL, "kind": kind})
-    if pending is not None:
+    if pending is None:
+        info[_PENDING_KEY] = set(new)
+    else:
         pending |= new
+
+
+_HUB_KEY = "onestack.tasks.hub"
+_LATER_KEY = "onestack.tasks.later_kinds"
+_installed = False
+_install_lock = threading.Lock()
+
+
+def _install_listeners() -> None:
+    global _installed
+    if _installed:
         return
-    session.info[_PENDING_KEY] = set(new)
-    hub = hub_for(db)
+    with _install_lock:
+        if not _installed:
+            from sqlalchemy import event
+            from sqlalchemy.orm import Session
 
-    def after_commit(sess: Session) -> None:
-        for kind in sess.info.pop(_PENDING_KEY, set()):
-            hub.notify(kind)
+            event.listen(Session, "after_commit", _after_commit)
+            event.listen(Session, "after_soft_rollback", _after_rollback)
+            _installed = True
 
-    def after_rollback(sess: Session, _transaction: Any) -> None:
-        sess.info.pop(_PENDING_KEY, None)
 
-    event.listen(session, "after_commit", after_commit, once=True)
-    event.listen(session, "after_soft_rollback", after_rollback, once=True)
+def _after_commit(session: Session) -> None:
+    info = session.info
+    hub: Hub | None = info.pop(_HUB_KEY, None)
+    if hub is None:
+        return
+    for kind, delay in info.pop(_LATER_KEY, ()):
+        hub.notify_later(kind, delay)
+    for kind in info.pop(_PENDING_KEY, ()):
+        hub.notify(kind)
+
+
+def _after_rollback(session: Session, _transaction: Any) -> None:
+    info = session.info
+    if _HUB_KEY in info:
+        for key in (_HUB_KEY, _LATER_KEY, _PENDING_KEY):
+            info.pop(key, None)
 
 
 class PgListener(threading.Thread):

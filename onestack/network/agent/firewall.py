@@ -50,8 +50,9 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 
 from onestack.host import nft
+from onestack.host.errors import HostError
 from onestack.host.nft import Json, Table
-from onestack.network.agent import firewall_ct, nftsets
+from onestack.network.agent import firewall_ct, fwdelta, nftsets
 from onestack.network.agent.layout import Layout
 from onestack.network.agent.nftsets import Memo, split_addresses
 from onestack.network.agent.nftsets import element as _element
@@ -71,8 +72,10 @@ __all__ = ["FirewallPort", "SecurityGroupRule", "PROTOCOLS", "link_local", "prot
            "remove", "render", "rule_match", "sync"]
 log = logging.getLogger(__name__)
 
-# What the last sync of each root namespace put in force (to tell what a sync takes away).
+# What the last sync of each root namespace put in force (to tell what a sync takes
+# away), and what its tables hold (to change only what differs at the next one).
 _applied: dict[str, firewall_ct.Applied] = {}
+_rendered: dict[str, fwdelta.Rendered] = {}
 _applied_lock = threading.Lock()
 
 TABLE = "onestack_sg"
@@ -103,6 +106,34 @@ def sync(layout: Layout, ports: Sequence[FirewallPort],
     now = firewall_ct.Applied.of(ports, group_members)
     with _applied_lock:
         before = _applied.pop(layout.root_ns, None)
+        previous = _rendered.pop(layout.root_ns, None)
+    result: list[fwdelta.Rendered] = []
+
+    def build(bridges: Mapping[str, int]) -> list[Table] | str:
+        """The change as element deltas from the last sync's state when it can be,
+        else both tables whole (then the next sync may be a delta again)."""
+        from onestack.common import gcpause
+
+        numbered = _numbered(ports, previous.numbers if previous is not None else None)
+        with gcpause.paused():
+            _elements.turn()
+            nftsets.turn()
+            after = state(numbered, group_members, bridges)
+        result.append(after)
+        commands = fwdelta.diff(previous, after) if previous is not None else None
+        # a table gone behind our back: both made again whole (a delta touching both
+        # fails without it, and then is replaced by a full render; look for others:
+        # listing the tables costs as much as a small transaction)
+        if commands is not None and fwdelta.families(commands) != {"bridge", "inet"} \
+                and not fwdelta.tables_there():
+            commands = None
+        if commands is None:
+            return render(ports, group_members, bridges, after.numbers)
+        if not commands:
+            return []
+        import orjson
+
+        return orjson.dumps({"nftables": commands}).decode()
 
     def tidy(bridges: Mapping[str, int], masters: Mapping[str, str]) -> None:
         if firewall_ct.takes_away(before, now):
@@ -112,10 +143,20 @@ def sync(layout: Layout, ports: Sequence[FirewallPort],
                 log.exception("could not forget the connections the security groups "
                               "no longer allow")
 
-    bridge_fw.apply(layout.root_ns, lambda bridges: render(ports, group_members, bridges),
-                    after=tidy)
+    try:
+        bridge_fw.apply(layout.root_ns, build, after=tidy)
+    except HostError:
+        if previous is None:
+            raise
+        # the tables are not what the last sync left (changed behind our back): whole
+        log.warning("firewall delta refused; the tables are replaced whole", exc_info=True)
+        previous = None
+        result.clear()
+        bridge_fw.apply(layout.root_ns, build, after=tidy)
     with _applied_lock:
         _applied[layout.root_ns] = now
+        if result:
+            _rendered[layout.root_ns] = result[-1]
 
 
 def forget_stale(ports: Sequence[FirewallPort], group_members: Mapping[str, Sequence[str]],
@@ -138,31 +179,74 @@ def remove(layout: Layout) -> None:
     bridge_fw.delete(layout.root_ns, [("bridge", TABLE), ("inet", TABLE)])
     with _applied_lock:
         _applied.pop(layout.root_ns, None)
+        _rendered.pop(layout.root_ns, None)
 
 
 # --- rendering (pure) ----------------------------------------------------------------------
 
 
 def render(ports: Sequence[FirewallPort], group_members: Mapping[str, Sequence[str]],
-           bridges: Mapping[str, int]) -> list[Table]:
+           bridges: Mapping[str, int], numbers: Mapping[str, int] | None = None) -> list[Table]:
     """The ``bridge`` and ``inet`` tables for these ports; ``bridges`` maps the
-    namespace's bridges to their ifindex (conntrack zones).
+    namespace's bridges to their ifindex (conntrack zones); ``numbers``: the
+    ports' numbers (marks) of the sync before, kept (``fwdelta.numbering``).
 
     Per-port facts are set elements (cheap to load); rules are shared: one pair of
     chains per distinct set of security group rules, whatever the number of ports."""
     from onestack.common import gcpause
 
-    filtered = sorted({p.device: p for p in ports if p.port_security_enabled}.values(),
-                      key=lambda p: p.device)
-    if len(filtered) > MAX_PORTS:
-        raise ValueError(f"at most {MAX_PORTS} filtered ports per host")
-    numbered = list(enumerate(filtered, start=1))
+    numbered = _numbered(ports, numbers)
     # Nothing built here is cyclic: without the pause, the collector walks the
     # growing document again every few thousand objects (half of a 10,000-port render).
     with gcpause.paused():
         _elements.turn()
         nftsets.turn()
         return [_bridge_table(numbered), _inet_table(numbered, group_members, bridges)]
+
+
+def _numbered(ports: Sequence[FirewallPort], numbers: Mapping[str, int] | None
+              ) -> list[tuple[int, FirewallPort]]:
+    filtered = sorted({p.device: p for p in ports if p.port_security_enabled}.values(),
+                      key=lambda p: p.device)
+    if len(filtered) > MAX_PORTS:
+        raise ValueError(f"at most {MAX_PORTS} filtered ports per host")
+    return list(zip(fwdelta.numbering([p.device for p in filtered], numbers), filtered, strict=True))
+
+
+def state(numbered: Sequence[tuple[int, FirewallPort]], group_members: Mapping[str, Sequence[str]],
+          bridges: Mapping[str, int]) -> fwdelta.Rendered:
+    """What ``render`` of these numbered ports puts in the tables, per port (for
+    ``fwdelta.diff``); the per-port elements and chains come from the same caches."""
+    out = fwdelta.Rendered()
+    ra_texts: dict[tuple[str, ...], tuple[str, ...]] = {}
+    chains: dict[int, tuple[tuple[str, tuple[SecurityGroupRule, ...]], ...]] = {}
+    for n, port in numbered:
+        macs, v4, v6 = _port_elements(port)
+        pair = chains.get(id(port.rules))
+        if pair is None:
+            pair = chains[id(port.rules)] = tuple(
+                (_chain_of(d, port.rules)[1], _chain_of(d, port.rules)[0]) for d in ("egress", "ingress"))
+        if port.ra_sources not in ra_texts:
+            ra_texts[port.ra_sources] = tuple(str(a) for a in _ra_addresses(port))
+        out.ports[port.device] = fwdelta.PortFacts(n, macs, v4, v6, pair[0][0], pair[1][0],
+                                                   ra_texts[port.ra_sources])
+    out.chains = frozenset(name for pair in chains.values() for name, _rules in pair)
+    groups = sorted({r.remote_group_id for pair in chains.values() for _name, rules in pair
+                     for r in rules if r.remote_group_id is not None})
+    for group in groups:
+        v4s, v6s = split_addresses(group_members.get(group, ()))
+        out.groups[group_set(group, 4)] = tuple(v4s)
+        out.groups[group_set(group, 6)] = tuple(v6s)
+    out.zone_rule = _zone_rule(bridges)
+    return out
+
+
+def _zone_rule(bridges: Mapping[str, int]) -> Json | None:
+    zones = sorted([name, zone_of(index)] for name, index in bridges.items())
+    if not zones:
+        return None
+    return nft.rule("zone", {"mangle": {"key": nft.ct("zone"), "value": {"map": {
+        "key": nft.meta("iifname"), "data": {"set": zones}}}}})
 
 
 def _bridge_table(numbered: Sequence[tuple[int, FirewallPort]]) -> Table:
@@ -283,7 +367,7 @@ def _inet_table(numbered: Sequence[tuple[int, FirewallPort]],
     chains: dict[tuple[str, tuple[SecurityGroupRule, ...]], str] = {}
     egress: list[list[object]] = []
     ingress: list[list[object]] = []
-    # ports of the same groups share one rules tuple (runner.firewall_ports): looked up
+    # ports of the same groups share one rules tuple (states.firewall_ports): looked up
     # by identity first, as hashing 10,000 tuples of rules is most of this loop
     jumps: dict[int, tuple[Json, Json]] = {}
     for n, port in numbered:
@@ -314,10 +398,9 @@ def _inet_table(numbered: Sequence[tuple[int, FirewallPort]],
            nft.chain("zone", hook="prerouting", priority=-300, policy="accept"),
            nft.chain("prerouting", hook="prerouting", priority=0, policy="accept"),
            nft.chain("forward", hook="forward", priority=0, policy="accept"))
-    zones = sorted([name, zone_of(index)] for name, index in bridges.items())
-    if zones:
-        l3.add(nft.rule("zone", {"mangle": {"key": nft.ct("zone"), "value": {"map": {
-            "key": nft.meta("iifname"), "data": {"set": zones}}}}}))
+    zone_rule = _zone_rule(bridges)
+    if zone_rule is not None:
+        l3.add(zone_rule)
     mark = nft.meta("mark")
     for hook, rules_map in (("prerouting", "@egress"), ("forward", "@ingress")):
         icmpv6 = ICMPV6_EGRESS if hook == "prerouting" else ICMPV6_INGRESS

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from onestack.network.agent import dhcp
 from onestack.network.agent.layout import DHCP_DEVICE_PREFIX, TAP_PREFIX, Layout
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from onestack.host.dnsmasq import DnsmasqSpec
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # In the root namespace nothing has an address: no IPv6 on the bridges (they
 # would configure themselves from the networks' router advertisements), no
@@ -90,34 +92,69 @@ def _port_devices(layout: Layout, info: NetworkInfo) -> list[str]:
     return [layout.tap(p.id) for p in info.ports]
 
 
-async def apply_network(host: Host, layout: Layout, info: NetworkInfo, domain: str) -> tuple[bool, RootLinks]:
+async def in_root(host: Host, layout: Layout, fn: Callable[[NetlinkOps], T]) -> T:
+    """``fn`` in the root namespace, made first if it is missing (no look at the
+    host's namespaces when it is there, which is nearly always)."""
+    from onestack.host.errors import NotFound
+
+    try:
+        return await host.net.netlink(layout.root_ns, fn)
+    except NotFound:
+        if not await ensure_root(host, layout):
+            raise
+        return await host.net.netlink(layout.root_ns, fn)
+
+
+def wants_dhcp(info: NetworkInfo) -> bool:
+    """Whether a DHCP server runs for this network (its DHCP port serves a subnet)."""
+    port = info.dhcp_port()
+    return port is not None and info.admin_state_up and bool(dhcp.served(info, port))
+
+
+async def apply_network(host: Host, layout: Layout, info: NetworkInfo, domain: str,
+                        dhcp_here: bool = True, ports: list[str] | None = None
+                        ) -> tuple[bool, RootLinks]:
     """Makes the host hold network ``info``: its bridge, and its DHCP server
     when it has DHCP subnets (else none). Returns whether a DHCP server runs for
-    it, and its ports' links afterwards (for their status).
-    When nothing changed this is two netlink conversations and a look at dnsmasq."""
-    await ensure_root(host, layout)
+    it, and its ports' links afterwards (for their status). ``dhcp_here``: a
+    DHCP server of it may exist here (False: the caller knows none does, so a
+    network without DHCP costs one netlink conversation: its bridge, made up in
+    one request, and its ports' links). ``ports``: the ids of the ports whose
+    links are wanted (None: every port of the network)."""
+    devices = [layout.tap(pid) for pid in ports] if ports is not None else _port_devices(layout, info)
     bridge = layout.bridge(info.id)
     port = info.dhcp_port()
-    if port is None or not info.admin_state_up or not dhcp.served(info, port):
-        await remove_dhcp(host, layout, info.id)
+    if port is None or not wants_dhcp(info):
+        if dhcp_here:
+            await remove_dhcp(host, layout, info.id)
 
         def only_bridge(nl: NetlinkOps) -> RootLinks:
             nl.ensure_bridge(bridge, mtu=info.mtu)
-            return links_of(nl, _port_devices(layout, info))
+            return links_of(nl, devices)
 
-        return False, await host.net.netlink(layout.root_ns, only_bridge)
-    links = await _apply_dhcp(host, layout, info, port, domain)
+        return False, await in_root(host, layout, only_bridge)
+    await ensure_root(host, layout)
+    links = await _apply_dhcp(host, layout, info, port, domain, devices)
     return True, links
 
 
+# The DHCP namespace's device as last settled, by namespace: while the port, its
+# MTU and addresses stay the same and its veth was not made again, the namespace
+# is not looked at (its links, addresses: pyroute2) at each of the network's changes.
+_settled: dict[str, tuple[str, str, int, tuple[str, ...]]] = {}
+
+
 async def _apply_dhcp(host: Host, layout: Layout, info: NetworkInfo, port: PortInfo,
-                      domain: str) -> RootLinks:
+                      domain: str, devices: list[str]) -> RootLinks:
     ns = layout.dhcp_ns(info.id)
     made = await host.net.ensure_netns(ns)
     device = layout.dhcp_device(port.id)
     tap = layout.tap(port.id)
     bridge = layout.bridge(info.id)
     cidrs = dhcp.interface_cidrs(info, port)
+    wanted = (device, port.mac.lower(), info.mtu, tuple(cidrs))
+    if made:
+        _settled.pop(ns, None)
 
     def settle(nl: NetlinkOps) -> None:
         link = nl.link(device)
@@ -141,18 +178,24 @@ async def _apply_dhcp(host: Host, layout: Layout, info: NetworkInfo, port: PortI
         settle(nl)
         return stale, True
 
-    stale, settled = await host.net.netlink(ns, inside)
+    stale: list[str] = []
+    if _settled.get(ns) == wanted:
+        settled = True
+    else:
+        _settled.pop(ns, None)
+        stale, settled = await host.net.netlink(ns, inside)
 
-    def root(nl: NetlinkOps) -> RootLinks:
+    def root(nl: NetlinkOps) -> tuple[RootLinks, bool]:
         nl.ensure_bridge(bridge, mtu=info.mtu)
         for name in stale:  # the bridge ends of a former DHCP port's veth
             nl.delete(TAP_PREFIX + name[len(DHCP_DEVICE_PREFIX):])
-        nl.ensure_veth(tap, device, peer_netns=ns, mtu=info.mtu, master=bridge)
-        return links_of(nl, _port_devices(layout, info))
+        made_veth = nl.ensure_veth(tap, device, peer_netns=ns, mtu=info.mtu, master=bridge)
+        return links_of(nl, devices), made_veth
 
-    links = await host.net.netlink(layout.root_ns, root)
-    if not settled:  # its veth was made just now
+    links, made_veth = await host.net.netlink(layout.root_ns, root)
+    if not settled or made_veth:  # its veth was made just now
         await host.net.netlink(ns, settle)
+    _settled[ns] = wanted
     def build() -> DnsmasqSpec:  # 10,000 ports: not on the event loop
         from onestack.common import gcpause
 
@@ -170,6 +213,7 @@ async def remove_dhcp(host: Host, layout: Layout, network_id: str) -> bool:
     Cheap when there is none (no look through every process: a dnsmasq of ours
     has a directory; a stray one is found by the agent's periodic reconcile)."""
     stopped = False
+    _settled.pop(layout.dhcp_ns(network_id), None)
     if network_id in await host.dhcp.names():
         stopped = await host.dhcp.stop(network_id)
     removed = await host.net.delete_netns(layout.dhcp_ns(network_id))

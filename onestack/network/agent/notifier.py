@@ -20,12 +20,12 @@ runs), so a burst of writes collapses into a few applications.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
-from onestack.common.models import QUEUED, Task
 from onestack.network import dataplane
 from onestack.network.dataplane import Change
 from onestack.network.models import FloatingIP, Port, Router
@@ -55,11 +55,14 @@ class Pace:
     handler took for that key last time, bounded. A network of 10,000 ports (read
     and rendered again whole by each task) is then applied at most a third of the
     time while a client keeps writing, instead of as often as the debounce allows;
-    a small one keeps the debounce. The handlers' process records; in the
-    all-in-one cloud that is the process that enqueues."""
+    a small one keeps the debounce. The handlers' process records; with the agent
+    in a process of its own, ``report`` sends each record to the API's process,
+    which enqueues (``process.py``)."""
 
     def __init__(self) -> None:
         self._took: dict[tuple[str, str], float] = {}
+        # told of each record (the agent's process passes them to the API's)
+        self.report: Callable[[str, str, float | None], None] | None = None
 
     def delay(self, kind: str, ident: str) -> float:
         base = DEBOUNCE.get(kind, 0.0)
@@ -73,6 +76,8 @@ class Pace:
             self._took.pop((kind, ident), None)
         else:
             self._took[(kind, ident)] = seconds
+        if self.report is not None:
+            self.report(kind, ident, seconds)
 
 ROUTER_OWNERS = ("network:router_interface", "network:router_gateway",
                  "network:router_interface_distributed", "network:ha_router_replicated_interface")
@@ -136,6 +141,13 @@ def urgent(changes: Sequence[Change]) -> set[tuple[str, str]]:
             if ch.kind in (dataplane.NETWORK, dataplane.SUBNET) and ch.network_id}
 
 
+def created(changes: Sequence[Change]) -> set[tuple[str, str]]:
+    """What this transaction created: no task can be queued for its key yet (no
+    other transaction could see the id), so the look for one is skipped."""
+    return {(L2 if ch.kind == dataplane.NETWORK else ROUTER, ch.id) for ch in changes
+            if ch.action == dataplane.CREATED and ch.kind in (dataplane.NETWORK, dataplane.ROUTER)}
+
+
 def prompt(changes: Sequence[Change]) -> set[tuple[str, str]]:
     """What waits only the kind's debounce, however long applying it took: the
     firewall after a security group or rule change (running ports follow it within
@@ -143,20 +155,60 @@ def prompt(changes: Sequence[Change]) -> set[tuple[str, str]]:
     return {(FIREWALL, "")} if any(ch.kind == dataplane.SECURITY_GROUP for ch in changes) else set()
 
 
+class KnownQueued:
+    """The keys whose task this process enqueued (SQLite) and that no worker can
+    have claimed yet: a task is not claimed before its ``run_after`` (its delay
+    after the insert, on the database's clock, here the host's), and while a
+    write transaction holds SQLite's lock no claim runs at all. So a write that
+    finds its key here, before that moment, skips the look for a queued task.
+    Recorded once the enqueueing transaction commits; forgotten if the database's
+    clock is moved (tests). Not on PostgreSQL, where the look also locks the
+    queued row until the write commits (its claim may not wait for our lock)."""
+
+    MARGIN = 0.01  # seconds kept clear of the task's due time
+
+    def __init__(self, queue: TaskQueue) -> None:
+        self.queue = queue
+        self._until: dict[tuple[str, str], tuple[float, float]] = {}
+
+    def forget(self) -> None:
+        """Tasks were removed behind the queue's back (tests)."""
+        self._until.clear()
+
+    def queued(self, kind: str, key: str) -> bool:
+        until = self._until.get((kind, key))
+        return until is not None and until[1] == self.queue.clock.offset and time.monotonic() < until[0]
+
+    def added(self, session: Session, kind: str, key: str, began: float, delay: float) -> None:
+        """A task enqueued in ``session`` (``began``: the monotonic time before its insert)."""
+        if delay <= 2 * self.MARGIN:
+            return
+        until = (began + delay - self.MARGIN, self.queue.clock.offset)
+
+        def committed(_session: Session) -> None:
+            self._until[(kind, key)] = until
+            if len(self._until) > 4096:  # keys of networks long gone
+                now = time.monotonic()
+                self._until = {k: v for k, v in self._until.items() if v[0] > now}
+
+        event.listen(session, "after_commit", committed, once=True)
+
+
 def enqueue(queue: TaskQueue, session: Session, todo: set[tuple[str, str]],
             now: set[tuple[str, str]] | None = None, pace: Pace | None = None,
-            soon: set[tuple[str, str]] | None = None) -> None:
+            soon: set[tuple[str, str]] | None = None, known: KnownQueued | None = None,
+            new: set[tuple[str, str]] | None = None) -> None:
     """One task per (kind, key) unless one is already queued: the handlers read
     the database when they run, so a queued task applies this change too. The
     queued row is locked until this transaction ends (PostgreSQL): a worker
-    cannot take it (its claim skips locked rows) before the change is visible."""
+    cannot take it (its claim skips locked rows) before the change is visible.
+    ``known``: keys certainly still queued, not looked up (SQLite); ``new``: keys
+    certainly without a task (created in this transaction), not looked up."""
     for kind, ident in sorted(todo):
         key = resource_key(kind, ident)
-        waiting = select(Task.id).where(Task.resource_key == key, Task.kind == kind,
-                                        Task.state == QUEUED).limit(1)
-        if not queue.db.is_sqlite:
-            waiting = waiting.with_for_update()
-        if session.scalar(waiting) is not None:
+        if known is not None and known.queued(kind, key):
+            continue
+        if not (new and (kind, ident) in new) and queue.queued_task(session, kind, key) is not None:
             continue
         if now and (kind, ident) in now:
             delay = 0.0
@@ -164,7 +216,10 @@ def enqueue(queue: TaskQueue, session: Session, todo: set[tuple[str, str]],
             delay = DEBOUNCE.get(kind, 0.0)
         else:
             delay = pace.delay(kind, ident)
+        began = time.monotonic()
         queue.add(session, kind, {"id": ident} if ident else {}, resource_key=key, delay=delay)
+        if known is not None:
+            known.added(session, kind, key, began, delay)
 
 
 class TaskNotifier:
@@ -173,10 +228,11 @@ class TaskNotifier:
     def __init__(self, cloud: Cloud, pace: Pace | None = None) -> None:
         self.cloud = cloud
         self.pace = pace
+        self.known = KnownQueued(cloud.tasks) if cloud.db.is_sqlite else None
 
     def in_transaction(self, session: Session, changes: Sequence[Change]) -> None:
         enqueue(self.cloud.tasks, session, plan(session, changes), urgent(changes), self.pace,
-                prompt(changes))
+                prompt(changes), self.known, created(changes))
 
     def after_commit(self, changes: Sequence[Change]) -> None:
         # The queue wakes this process's worker once the enqueueing commits.

@@ -23,10 +23,11 @@ import asyncio
 import importlib
 import logging
 import time
+from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from onestack.network.agent import dhcp, external, l2, notifier, reader
+from onestack.network.agent import dhcp, external, l2, notifier, reader, states
 from onestack.network.agent.layout import (
     BRIDGE_PREFIX,
     METADATA_ADDRESS,
@@ -69,12 +70,21 @@ class DataPlane:
         self._real_host = host is None
         self._proxy: MetadataProxy | None = None
         self._loop_task: asyncio.Task[None] | None = None
+        # X-Instance-ID-Signature of an instance id; None: Compute's, if it runs in
+        # this process (the agent's process is given the secret: process.py)
+        self.sign_instance: Callable[[str], str] | None = None
         self.host_name = self.cloud.settings.hosts.name or _hostname()
         self.started = False
         self._warned: set[str] = set()
         self._states: tuple[list[tuple[str, str, str, bool, str]], l2.RootLinks] = ([], {})
         self.pace = notifier.Pace()
         self._changed: set[str] | None = set()  # links changed since the last look (None: unknown)
+        # networks that may have a DHCP namespace or dnsmasq here: those the agent
+        # served, and those the reconcile found (until the first one ran: any)
+        self._dhcp_here: set[str] = set()
+        self._dhcp_known = False
+        # by network: its ports' (id, network, status, admin_state_up, owner) as last applied
+        self._port_rows: dict[str, dict[str, tuple[str, str, str, bool, str]]] = {}
 
     # --- wiring -------------------------------------------------------------------------
 
@@ -98,14 +108,19 @@ class DataPlane:
             self._proxy = MetadataProxy(self._metadata)
         return self._proxy
 
-    def install(self) -> None:
-        """Handlers into the cloud's worker, the notifier into the service."""
+    def install(self, handlers: bool = True) -> None:
+        """The kinds' rules and the notifier into the service; the handlers into
+        the cloud's worker too unless ``handlers`` is false (they run in the
+        agent's process: ``process.py``)."""
         from onestack.common.tasks.kinds import KindRule
 
         rule = KindRule(max_attempts=1000, backoff_base=0.5, backoff_cap=30.0, agents=False)
-        self.cloud.handle_tasks(notifier.L2, self.handle_l2, rule)
-        self.cloud.handle_tasks(notifier.ROUTER, self.handle_router, rule)
-        self.cloud.handle_tasks(notifier.FIREWALL, self.handle_firewall, rule)
+        for kind, handler in ((notifier.L2, self.handle_l2), (notifier.ROUTER, self.handle_router),
+                              (notifier.FIREWALL, self.handle_firewall)):
+            if handlers:
+                self.cloud.handle_tasks(kind, handler, rule)
+            else:
+                self.cloud.task_kinds.register(kind, rule)
         self.net.notifier = notifier.TaskNotifier(self.cloud, self.pace)
         self.net.vif_netns = self.layout.root_ns
 
@@ -144,13 +159,28 @@ class DataPlane:
             await self.proxy.remove(key)
             await external.detach(self.host, self.layout, network_id, self.host_network)
             await l2.remove_network(self.host, self.layout, network_id)
+            self._dhcp_here.discard(network_id)
+            self._port_rows.pop(network_id, None)
             return True
-        if await asyncio.to_thread(self._dhcp_port, info):
+        if self._dhcp_port_needs(info) and await asyncio.to_thread(self._dhcp_port, info):
             info = await self._read(reader.network, network_id)
             if info is None:
                 return True
         domain = dhcp.domain_of(info, self.config.dns_domain)
-        serving, applied = await l2.apply_network(self.host, self.layout, info, domain)
+        serving = l2.wants_dhcp(info)
+        here = network_id in self._dhcp_here or not self._dhcp_known
+        if serving:
+            self._dhcp_here.add(network_id)
+        # the ports changed since this network was last applied: only their
+        # devices are looked at for their status (the link watch follows the
+        # others' taps; the periodic reconcile looks at every port)
+        rows_now = {p.id: (p.id, info.id, p.status, p.admin_state_up, p.device_owner) for p in info.ports}
+        seen = self._port_rows.get(network_id)
+        rows = [r for pid, r in rows_now.items() if seen is None or seen.get(pid) != r]
+        serving, applied = await l2.apply_network(self.host, self.layout, info, domain, dhcp_here=here,
+                                                  ports=None if seen is None else [r[0] for r in rows])
+        if not serving:
+            self._dhcp_here.discard(network_id)
         links: l2.RootLinks | None = applied
         if not serving:
             await self.proxy.remove(key)
@@ -167,9 +197,16 @@ class DataPlane:
                 await external.detach(self.host, self.layout, info.id, self.host_network)
             links = None
         # the ports' states as just read with the network (no second read of its ports)
-        rows = [(p.id, info.id, p.status, p.admin_state_up, p.device_owner) for p in info.ports]
         await self.update_statuses({network_id}, links, rows=rows)
+        self._port_rows[network_id] = rows_now
         return False
+
+    @staticmethod
+    def _dhcp_port_needs(info: reader.NetworkInfo) -> bool:
+        """Whether ``_dhcp_port`` has anything to look at (no thread for a network
+        without DHCP subnets and DHCP port)."""
+        return info.dhcp_port() is not None or bool(
+            info.admin_state_up and not info.external and info.dhcp_subnets)
 
     def _dhcp_port(self, info: reader.NetworkInfo) -> bool:
         """Makes the network's DHCP port what its subnets need (blocking); True if changed."""
@@ -234,7 +271,7 @@ class DataPlane:
             return
         await l2.ensure_root(self.host, self.layout)
         await l2.ensure_bridges(self.host, self.layout, list(info.networks))
-        await asyncio.to_thread(l3.sync_router, self.layout, router_state(l3, info))
+        await asyncio.to_thread(l3.sync_router, self.layout, states.router_state(l3, info))
         if info.interfaces and info.admin_state_up:
             await self._serve(key, self.layout.router_ns(router_id), "0.0.0.0", METADATA_PORT)
         else:
@@ -275,7 +312,7 @@ class DataPlane:
             from onestack.common import gcpause
 
             with gcpause.paused():
-                ports, members = firewall_ports(fw, self.layout, info)
+                ports, members = states.firewall_ports(fw, self.layout, info)
             fw.sync(self.layout, ports, members)
 
         await asyncio.to_thread(apply)
@@ -341,6 +378,9 @@ class DataPlane:
             if bridge not in links:
                 todo.add((notifier.L2, nid))
         dhcp_prefix, router_prefix = layout.dhcp_ns(""), layout.router_ns("")
+        self._dhcp_here |= {s[len(dhcp_prefix):] for s in spaces if s.startswith(dhcp_prefix)}
+        self._dhcp_here |= set(running)
+        self._dhcp_known = True
         for space in sorted(spaces):
             if space.startswith(dhcp_prefix) and space[len(dhcp_prefix):] not in networks:
                 await self.proxy.remove(f"network:{space[len(dhcp_prefix):]}")
@@ -361,6 +401,9 @@ class DataPlane:
                 done["removed"].append(f"dnsmasq:{name}")
         loose: list[tuple[str, str]] = []
         states = await self._read(reader.port_states)
+        served = {nid for _pid, nid, _s, _up, owner in states if owner == reader.DHCP_OWNER}
+        for nid in (self._dhcp_here & networks) - served:  # DHCP left over: its network removes it
+            todo.add((notifier.L2, nid))
         for pid, nid, _status, _up, owner in states:
             tap = layout.tap(pid)
             if tap in links and links[tap][0] != layout.bridge(nid) and layout.bridge(nid) in links:
@@ -506,17 +549,21 @@ class DataPlane:
         else:
             networks = [ident]
         found = await self._read(reader.port_for_address, networks, request.source) if networks else None
-        compute = self.cloud.services.get("compute")
-        if found is None or compute is None:
+        if found is None:
             return metadata.not_found()
         _port, instance_id, project_id = found
-        # Compute's interface is looked up, not imported: Compute imports
-        # Networking's interface, and the packages stay acyclic (lint-imports).
-        compute = importlib.import_module("onestack.compute.interface")
-        try:
-            signature = str(compute.sign_instance_id(self.cloud, instance_id))
-        except LookupError:  # Compute does not run in this process
-            return metadata.not_found()
+        if self.sign_instance is not None:
+            signature = self.sign_instance(instance_id)
+        else:
+            if self.cloud.services.get("compute") is None:
+                return metadata.not_found()
+            # Compute's interface is looked up, not imported: Compute imports
+            # Networking's interface, and the packages stay acyclic (lint-imports).
+            compute = importlib.import_module("onestack.compute.interface")
+            try:
+                signature = str(compute.sign_instance_id(self.cloud, instance_id))
+            except LookupError:  # Compute does not run in this process
+                return metadata.not_found()
         settings = self.cloud.settings
         return await metadata.forward(metadata.local_address(settings.host), settings.port,
                                       "/compute/metadata", request, instance_id, project_id, signature)
@@ -536,43 +583,6 @@ class DataPlane:
         if key not in self._warned:
             self._warned.add(key)
             log.warning(message)
-
-
-def router_state(l3: ModuleType, info: reader.RouterInfo) -> Any:
-    def port(entry: tuple[str, str, str, tuple[str, ...], int]) -> Any:
-        return l3.RouterPort(port_id=entry[0], network_id=entry[1], mac=entry[2], cidrs=entry[3],
-                             mtu=entry[4])
-
-    return l3.RouterState(
-        router_id=info.id, admin_state_up=info.admin_state_up,
-        gateway=port(info.gateway) if info.gateway else None, gateway_ip=info.gateway_ip,
-        enable_snat=info.enable_snat, interfaces=tuple(port(e) for e in info.interfaces),
-        routes=info.routes,
-        floating_ips=tuple(l3.FloatingIp(floating_ip=f, fixed_ip=x) for f, x in info.floating_ips),
-        port_forwardings=tuple(l3.PortForwarding(floating_ip=a, protocol=b, external_port=c,
-                                                 internal_ip=d, internal_port=e)
-                               for a, b, c, d, e in info.port_forwardings),
-    )
-
-
-def firewall_ports(fw: ModuleType, layout: Layout, info: reader.FirewallInfo) -> tuple[list[Any], dict[str, list[str]]]:
-    ports = []
-    # one rules tuple per set of groups, shared by its ports (the firewall looks
-    # them up by identity: 10,000 ports of the default group are one tuple)
-    by_groups: dict[tuple[str, ...], tuple[Any, ...]] = {}
-    for p in info.ports:
-        rules = by_groups.get(p.groups)
-        if rules is None:
-            rules = by_groups[p.groups] = tuple(
-                fw.SecurityGroupRule(direction=r.direction, ethertype=r.ethertype, protocol=r.protocol,
-                                     port_range_min=r.port_range_min, port_range_max=r.port_range_max,
-                                     remote_ip_prefix=r.remote_ip_prefix, remote_group_id=r.remote_group_id)
-                for gid in p.groups for r in info.rules.get(gid, ()))
-        ports.append(fw.FirewallPort(
-            port_id=p.id, device=layout.tap(p.id), mac=p.mac, fixed_ips=p.fixed_ips,
-            allowed_address_pairs=p.allowed_address_pairs, port_security_enabled=p.port_security_enabled,
-            rules=rules, ra_sources=p.ra_sources))
-    return ports, {k: list(v) for k, v in info.members.items()}
 
 
 def _hostname() -> str:
