@@ -14,7 +14,7 @@ from starlette.responses import Response
 from onestack.common.auth import authenticate
 from onestack.common.errors import ApiError, MethodNotAllowed, NotFound, Unauthorized
 from onestack.common.pagination import with_query
-from onestack.common.web import json_response, run
+from onestack.common.web import dumps, json_response, run
 from onestack.network.core import NetworkService
 from onestack.network.service.errors import HTTPBadRequest, bad_request
 from onestack.network.service.policy import Caller, caller_for
@@ -142,19 +142,28 @@ def collection_url(request: Request) -> str:
 def page_links(request: Request, collection: str, items: list[dict[str, Any]], page: Any) -> dict[str, Any]:
     """Neutron's ``<collection>_links``: "next" while more rows follow, "previous"
     when the page started after a marker (reversed when paging backwards)."""
-    if page is None or page.limit is None or not items:
+    if not items:
+        return {}
+    return links_between(request, collection, items[0].get("id"), items[-1].get("id"), page)
+
+
+def links_between(request: Request, collection: str, first: str | None, last: str | None,
+                  page: Any) -> dict[str, Any]:
+    """``page_links`` of a page whose first and last items have these ids (None: the
+    items show no ``id``)."""
+    if page is None or page.limit is None:
         return {}
     url = collection_url(request)
     params = request.query_params
     links = []
     forward_more = page.has_more if not page.reverse else page.marker is not None
     backward_more = page.marker is not None if not page.reverse else page.has_more
-    if forward_more and "id" in items[-1]:
+    if forward_more and last is not None:
         links.append({"rel": "next", "href": with_query(url, params, limit=page.limit,
-                                                        marker=items[-1]["id"], page_reverse=None)})
-    if backward_more and "id" in items[0]:
+                                                        marker=last, page_reverse=None)})
+    if backward_more and first is not None:
         links.append({"rel": "previous", "href": with_query(url, params, limit=page.limit,
-                                                            marker=items[0]["id"], page_reverse="True")})
+                                                            marker=first, page_reverse="True")})
     return {f"{collection}_links": links} if links else {}
 
 
@@ -162,6 +171,20 @@ def listing(request: Request, collection: str, items: list[dict[str, Any]], page
     body: dict[str, Any] = {collection: items}
     body.update(page_links(request, collection, items, page))
     return json_response(body)
+
+
+def listing_body(request: Request, collection: str, parts: list[bytes], first: str | None,
+                 last: str | None, page: Any) -> bytes:
+    """``listing``'s JSON, byte for byte, from items already serialised (``parts``)."""
+    links = links_between(request, collection, first, last, page) if parts else {}
+    head = b'{"' + collection.encode() + b'":['
+    tail = b"]," + dumps(links)[1:-1] + b"}" if links else b"]}"
+    if not parts:
+        return head + tail
+    # one copy of the (large) body: the head and tail go onto the first and last item
+    ends = [head + parts[0]] if len(parts) == 1 else [head + parts[0], *parts[1:-1], parts[-1]]
+    ends[-1] = ends[-1] + tail
+    return b",".join(ends)
 
 
 # --- errors ---------------------------------------------------------------------------------------

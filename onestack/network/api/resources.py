@@ -22,6 +22,7 @@ from onestack.network.api._http import (
     fields_of,
     if_match,
     listing,
+    listing_body,
     net_of,
     query_pairs,
     resource_item,
@@ -30,6 +31,7 @@ from onestack.network.api._http import (
 from onestack.network.service import (
     floatingips,
     networks,
+    port_list,
     port_views,
     ports,
     query,
@@ -63,13 +65,16 @@ class Collection:
     update: Callable[..., Any] | None
     delete: Callable[..., Any]
     revisions: bool = True  # If-Match applies
+    # the list as serialised items (``port_list.JsonPage``), when the service has one
+    list_json: Callable[..., Any] | None = None
 
 
 COLLECTIONS = (
     Collection(NETWORKS, networks.list_networks, networks.show, networks.create, networks.update,
                networks.delete),
     Collection(SUBNETS, subnets.list_subnets, subnets.show, subnets.create, subnets.update, subnets.delete),
-    Collection(PORTS, port_views.list_ports, port_views.show, ports.create, ports.update, ports.delete),
+    Collection(PORTS, port_views.list_ports, port_views.show, ports.create, ports.update, ports.delete,
+               list_json=port_list.list_json),
     Collection(SUBNETPOOLS, subnetpools.list_pools, subnetpools.show_pool, subnetpools.create_pools,
                subnetpools.update_pool, subnetpools.delete_pool),
     Collection(ADDRESS_SCOPES, subnetpools.list_scopes, subnetpools.show_scope, subnetpools.create_scopes,
@@ -97,6 +102,15 @@ def _handlers(c: Collection) -> list[Route]:
             q = query.parse(resource, query_pairs(request), taggable=taggable)
             return c.list(net, caller, q)  # type: ignore[no-any-return]
 
+        if c.list_json is not None:
+            list_json = c.list_json
+
+            def work_json() -> bytes:
+                q = query.parse(resource, query_pairs(request), taggable=taggable)
+                got = list_json(net, caller, q)
+                return listing_body(request, plural, got.parts, got.first_id, got.last_id, got.page)
+
+            return Response(await run(work_json), media_type="application/json")
         items, page = await run(work)
         return listing(request, plural, items, page)
 

@@ -9,11 +9,11 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from onestack.common.ids import isotime, new_uuid, utcnow
-from onestack.network.models import NetworkTag
+from onestack.network.models import NetworkTag, Port
 from onestack.network.service import attributes
 from onestack.network.service.attributes import Parsed, Resource
 from onestack.network.service.errors import RevisionNumberConstraintFailed
@@ -69,6 +69,19 @@ def bump(row: Any) -> None:
     """A change to ``row`` (or to what it shows): next revision, new ``updated_at``."""
     row.revision_number = (row.revision_number or 0) + 1
     row.updated_at = now()
+
+
+def bump_ports(session: Session, port_ids: Sequence[str]) -> None:
+    """``bump`` for ports whose addresses changed from elsewhere (a subnet added or
+    deleted): as Neutron's addresses ``revises_on_change`` their port (and the list
+    of ports reuses a port's rendering while its revision stays)."""
+    ids = sorted(set(port_ids))
+    for start in range(0, len(ids), 500):
+        session.execute(
+            update(Port).where(Port.id.in_(ids[start:start + 500]))
+            .values(revision_number=Port.revision_number + 1, updated_at=now())
+            .execution_options(synchronize_session=False)
+        )
 
 
 def check_revision(row: Any, expected: int | None) -> None:

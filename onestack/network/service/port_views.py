@@ -104,12 +104,13 @@ def dns_assignment(dns_name: str, ips: list[dict[str, str]], domain: str) -> lis
 
 
 def views(
-    session: Session, rows: Sequence[Any], domain: str, scope: Any = None
+    session: Session, rows: Sequence[Any], domain: str, scope: Any = None, *, targets: bool = True
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Wire shapes and policy targets of port rows (``COLS`` tuples or ``Port`` objects).
 
     ``scope``: a select of the ids of exactly these ports (a whole, unpaged list):
     their addresses and groups are then read with it instead of lists of ids.
+    ``targets=False``: the wire shapes only (no policy targets; their list is empty).
     """
     values = [tuple(r) for r in rows] if rows and not isinstance(rows[0], Port) else [_values(r) for r in rows]
     ids = [v[0] for v in values]
@@ -136,12 +137,9 @@ def views(
             else:
                 gs.append(sg)
     tags = load_tags(session, ids, scope) if ids else {}
-    nets: dict[str, tuple[str, bool]] = {}
-    for part in chunks(list({v[2] for v in values})):
-        for nid, pid, shared in run(_NETS, {"ids": list(part)}):
-            nets[nid] = (pid, shared)
+    nets = network_owners(session, list({v[2] for v in values})) if targets else {}
     items: list[dict[str, Any]] = []
-    targets: list[dict[str, Any]] = []
+    out: list[dict[str, Any]] = []
     no_net = ("", False)
     for v in values:
         pid = v[0]
@@ -152,10 +150,21 @@ def views(
         if gs is not None and len(gs) > 1:
             gs.sort()
         item = _render(v, fixed, gs or [], tags.get(pid) or [], domain)
-        net_owner, shared = nets.get(v[2], no_net)
         items.append(item)
-        targets.append(target(item, net_owner, shared))
-    return items, targets
+        if targets:
+            net_owner, shared = nets.get(v[2], no_net)
+            out.append(target(item, net_owner, shared))
+    return items, out
+
+
+def network_owners(session: Session, network_ids: Sequence[str]) -> dict[str, tuple[str, bool]]:
+    """``{network id: (its project, shared)}``: what a port's policy target adds."""
+    run = session.connection().execute
+    nets: dict[str, tuple[str, bool]] = {}
+    for part in chunks(network_ids):
+        for nid, pid, shared in run(_NETS, {"ids": list(part)}):
+            nets[nid] = (pid, shared)
+    return nets
 
 
 # The attributes of a port a view is made of, in ``COLS`` order.

@@ -28,7 +28,7 @@ from onestack.network.models import (
     PortSecurityGroup,
     Router,
 )
-from onestack.network.service import fixed_ips, networks, port_views, quotas, teardown
+from onestack.network.service import fixed_ips, networks, port_list, port_views, quotas, teardown
 from onestack.network.service import security_groups as groups
 from onestack.network.service.attributes import NOT_SPECIFIED, Parsed
 from onestack.network.service.common import (
@@ -139,6 +139,7 @@ def create(net: Net, caller: Caller, bodies: list[dict[str, Any]]) -> list[dict[
     parsed = [parse_create(caller, PORTS, b) for b in bodies]
     with net.writing() as s:
         made = [create_one(net, caller, s, p) for p in parsed]
+    port_list.remember(net, [m.item for m in made])
     return finish(caller, PORTS, [m.item for m in made], (), [m.target for m in made])
 
 

@@ -23,6 +23,7 @@ from onestack.network.service.attributes import NOT_SPECIFIED, Parsed
 from onestack.network.service.common import (
     attr_rules,
     bump,
+    bump_ports,
     check_revision,
     drop_tags,
     finish,
@@ -357,13 +358,16 @@ def _add_auto_addresses(s: Session, subnet: Subnet) -> None:
             Port.network_id == subnet.network_id, ~Port.device_owner.in_(ROUTER_INTERFACE_OWNERS)
         )
     ).all()
+    changed = []
     for port_id, mac in ports:
         address = ipam.eui64(subnet.cidr, mac)
         if not ipam.taken(s, subnet.id, address):
             s.add(IPAllocation(subnet_id=subnet.id, ip_address=address, port_id=port_id,
                                network_id=subnet.network_id))
+            changed.append(port_id)
             dataplane.record(s, dataplane.Change(dataplane.PORT, dataplane.UPDATED, port_id,
                                                  subnet.network_id))
+    bump_ports(s, changed)
 
 
 def update(
@@ -419,11 +423,12 @@ def delete(net: Net, caller: Caller, subnet_id: str, if_match: int | None = None
         row, tgt = load(s, caller, subnet_id, lock=True)
         caller.enforce_or_hide("delete_subnet", tgt, "get_subnet", SubnetNotFound(subnet_id=subnet_id))
         check_revision(row, if_match)
-        holders = s.execute(
-            select(Port.device_owner)
+        held = s.execute(
+            select(Port.id, Port.device_owner)
             .join(IPAllocation, IPAllocation.port_id == Port.id)
             .where(IPAllocation.subnet_id == row.id)
-        ).scalars().all()
+        ).all()
+        holders = [owner_ for _id, owner_ in held]
         if any(owner_ in ROUTER_INTERFACE_OWNERS for owner_ in holders):
             raise SubnetInUse(subnet_id=row.id)
         if not ipam.is_auto_address(row) and any(
@@ -432,6 +437,7 @@ def delete(net: Net, caller: Caller, subnet_id: str, if_match: int | None = None
             raise SubnetInUse(subnet_id=row.id)
         network = s.get(Network, row.network_id)
         drop_tags(s, [row.id])
+        bump_ports(s, [port_id for port_id, _owner in held])
         s.delete(row)  # its allocations go with it
         if network is not None:
             bump(network)
