@@ -21,6 +21,7 @@ import errno
 import os
 import socket
 import struct
+from collections.abc import Iterator
 from typing import NamedTuple
 
 NETLINK_ROUTE = 0
@@ -133,6 +134,30 @@ def get(name: str = "", index: int = 0) -> RawLink | None:
     return found[0] if found else None
 
 
+def _replies(message: bytes, seq: int, bufsize: int) -> Iterator[tuple[int, bytes, int, int]]:
+    """Sends one netlink request on a socket of its own and yields each message
+    of the answer that carries ``seq``: (type, buffer, offset, length)."""
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        sock.bind((0, 0))
+        sock.sendto(message, (0, 0))
+        while True:
+            data = sock.recv(bufsize)
+            pos = 0
+            while pos + _HEADER.size <= len(data):
+                length, kind, _flags, got_seq, _pid = _HEADER.unpack_from(data, pos)
+                if length < _HEADER.size:
+                    break
+                if got_seq == seq:
+                    yield kind, data, pos, length
+                pos += (length + 3) & ~3
+
+
+def _error(data: bytes, pos: int) -> int:
+    """The (negative) errno of an NLMSG_ERROR message; 0 is an acknowledgement."""
+    return int(struct.unpack_from("=i", data, pos + _HEADER.size)[0])
+
+
 def _ask(flags: int, index: int, attrs: bytes) -> list[RawLink]:
     seq = 1
     request = _IFINFO.pack(0, 0, index, 0, 0) + attrs + _ATTR.pack(8, IFLA_EXT_MASK) + struct.pack(
@@ -140,30 +165,19 @@ def _ask(flags: int, index: int, attrs: bytes) -> list[RawLink]:
     message = _HEADER.pack(_HEADER.size + len(request), RTM_GETLINK, flags, seq, 0) + request
     dumping = bool(flags & NLM_F_DUMP)
     out: list[RawLink] = []
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        sock.bind((0, 0))
-        sock.sendto(message, (0, 0))
-        while True:
-            data = sock.recv(1 << 18)
-            pos = 0
-            while pos + _HEADER.size <= len(data):
-                length, kind, _flags, got_seq, _pid = _HEADER.unpack_from(data, pos)
-                if length < _HEADER.size:
-                    break
-                if got_seq == seq:
-                    if kind == NLMSG_DONE:
-                        return out
-                    if kind == NLMSG_ERROR:
-                        code = struct.unpack_from("=i", data, pos + _HEADER.size)[0]
-                        if code:
-                            raise OSError(-code, f"netlink link dump: {os.strerror(-code)}")
-                        return out
-                    if kind == RTM_NEWLINK:
-                        out.append(_parse(data, pos, length))
-                        if not dumping:
-                            return out
-                pos += (length + 3) & ~3
+    for kind, data, pos, length in _replies(message, seq, 1 << 18):
+        if kind == NLMSG_DONE:
+            return out
+        if kind == NLMSG_ERROR:
+            code = _error(data, pos)
+            if code:
+                raise OSError(-code, f"netlink link dump: {os.strerror(-code)}")
+            return out
+        if kind == RTM_NEWLINK:
+            out.append(_parse(data, pos, length))
+            if not dumping:
+                return out
+    return out
 
 
 RTM_DELLINK = 17
@@ -203,22 +217,12 @@ def _change(flags: int, index: int, ifi_flags: int, ifi_change: int, attrs: byte
     request = _IFINFO.pack(0, 0, index, ifi_flags, ifi_change) + attrs
     message = _HEADER.pack(_HEADER.size + len(request), RTM_NEWLINK,
                            NLM_F_REQUEST | NLM_F_ACK | flags, seq, 0) + request
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE) as sock:
-        sock.bind((0, 0))
-        sock.sendto(message, (0, 0))
-        while True:
-            data = sock.recv(1 << 16)
-            pos = 0
-            while pos + _HEADER.size <= len(data):
-                length, kind, _flags, got_seq, _pid = _HEADER.unpack_from(data, pos)
-                if length < _HEADER.size:
-                    break
-                if got_seq == seq and kind == NLMSG_ERROR:
-                    code = struct.unpack_from("=i", data, pos + _HEADER.size)[0]
-                    if code:
-                        raise OSError(-code, f"netlink new link: {os.strerror(-code)}")
-                    return
-                pos += (length + 3) & ~3
+    for kind, data, pos, _length in _replies(message, seq, 1 << 16):
+        if kind == NLMSG_ERROR:
+            code = _error(data, pos)
+            if code:
+                raise OSError(-code, f"netlink new link: {os.strerror(-code)}")
+            return
 
 
 def new_bridge(name: str, up: bool = True) -> None:
