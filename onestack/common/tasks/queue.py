@@ -38,7 +38,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypedDict, Unpack, cast
 
 from sqlalchemy import ColumnElement, Table, and_, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
@@ -68,6 +68,17 @@ _TABLE = cast(Table, Task.__table__)
 MAX_ERROR = 16384  # characters of an error message kept
 
 
+class EnqueueOptions(TypedDict, total=False):
+    """``TaskQueue.enqueue``'s keywords: those of ``TaskQueue.add``."""
+
+    host: str | None
+    resource_key: str | None
+    idempotency_key: str | None
+    max_attempts: int | None
+    delay: float
+    supersedes: Iterable[str]
+    interrupt: bool
+
 class TaskQueue:
     """The task table's operations (thread-safe; methods block - call via a thread)."""
 
@@ -89,20 +100,8 @@ class TaskQueue:
 
     # ------------------------------------------------------------------ enqueue
 
-    def enqueue(
-        self,
-        session: Session,
-        kind: str,
-        payload: Mapping[str, Any] | None = None,
-        *,
-        host: str | None = None,
-        resource_key: str | None = None,
-        idempotency_key: str | None = None,
-        max_attempts: int | None = None,
-        delay: float = 0.0,
-        supersedes: Iterable[str] = (),
-        interrupt: bool = False,
-    ) -> Task:
+    def enqueue(self, session: Session, kind: str, payload: Mapping[str, Any] | None = None,
+                **options: Unpack[EnqueueOptions]) -> Task:
         """Add a queued task in the caller's write transaction and return it.
 
         With an ``idempotency_key`` already used, nothing is added and the
@@ -111,10 +110,7 @@ class TaskQueue:
         ``interrupt`` their running ones are asked to stop too. Workers of
         ``kind`` are woken once the transaction commits.
         """
-        task_id = self.add(session, kind, payload, host=host, resource_key=resource_key,
-                           idempotency_key=idempotency_key, max_attempts=max_attempts, delay=delay,
-                           supersedes=supersedes, interrupt=interrupt)
-        task = session.get(Task, task_id)
+        task = session.get(Task, self.add(session, kind, payload, **options))
         assert task is not None
         return task
 
