@@ -249,17 +249,16 @@ class Database:
         lock = self._write_lock
         if lock is not None:
             lock.acquire()
-        writer = self._writer()
+        writer, path = self._writer(), self._writer_path
         held: set[Path] = _WRITERS.__dict__.setdefault("held", set())
-        if writer is not None and self._writer_path in held:
-            # another handle on this file, in this thread, holds it: waiting would
-            # never end (SQLite's own lock then says "database is locked")
+        if path is None or path in held:
+            # in memory, or another handle on this file, in this thread, holds it:
+            # waiting would never end (SQLite's own lock then says "database is locked")
             writer = None
         try:
-            if writer is not None:
+            if writer is not None and path is not None:
                 fcntl.flock(writer, fcntl.LOCK_EX)
-                assert self._writer_path is not None
-                held.add(self._writer_path)
+                held.add(path)
             session = self._write_factory()
             self._local.session = session
             dblocks.unit_open(1)
@@ -276,8 +275,8 @@ class Database:
                 self._local.session = None
                 session.close()
         finally:
-            if writer is not None:
-                held.discard(self._writer_path)  # type: ignore[arg-type]
+            if writer is not None and path is not None:
+                held.discard(path)
                 fcntl.flock(writer, fcntl.LOCK_UN)
             if lock is not None:
                 lock.release()
