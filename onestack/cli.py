@@ -120,6 +120,12 @@ def cmd_up(args: argparse.Namespace) -> int:
             lock.release()
             return _fail("up", exc)
         raise
+    # Before any event loop or worker thread: a service may fork a process
+    # here that shares what start-up made (the network agent's first one).
+    for svc in cloud.services.values():
+        pre_fork = getattr(svc, "pre_fork", None)
+        if pre_fork is not None:
+            pre_fork()
     config = uvicorn.Config(
         app,
         host=settings.host,
