@@ -88,7 +88,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     # classes, mappers, routes): collecting while they are built is wasted
     # work. Collection resumes once the cloud is up.
     gc.disable()
-    from onestack.startup import StartError
+    from onestack.startup import StartError, limit_malloc_arenas
+
+    limit_malloc_arenas()
 
     try:
         settings = _settings(args)

@@ -26,9 +26,9 @@ link closes first (``onestack up`` stopped before it served).
   to the shared objects' headers).
 * **Dies with its parent** (``PR_SET_PDEATHSIG``, SIGTERM), in a session of
   its own (a Ctrl-C on ``onestack up`` reaches only the API's process, which
-  stops the agent itself). Glibc's malloc is held to one arena
-  (``mallopt``: ``MALLOC_ARENA_MAX`` in the environment is read at start-up,
-  before this fork). Its command line reads ``onestack network-agent``.
+  stops the agent itself). Glibc's malloc stays held to one arena, as in the
+  API's process (``startup.limit_malloc_arenas``, before the fork). Its
+  command line reads ``onestack network-agent``.
 * **Only the first start is forked.** When it dies, ``AgentProcess`` executes
   ``onestack network-agent`` as before: forking again later would be from a
   process with threads and a running loop (unsafe), and a *zygote* kept
@@ -224,8 +224,6 @@ def _child(sock: socket.socket, parent: int, run: Run) -> int:
     _hold_nothing_else(sock.fileno())
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
-    with contextlib.suppress(AttributeError):
-        libc.mallopt(-8, 1)  # M_ARENA_MAX
     set_title(TITLE)
     data, fds, _flags, _addr = socket.recv_fds(sock, MAX_INIT, 1)
     sock.close()
