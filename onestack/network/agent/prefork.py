@@ -1,14 +1,14 @@
 """The network agent's first process, forked from ``onestack up`` (not executed).
 
 A second interpreter importing SQLAlchemy, the network service and the agent
-by itself costs about 60 MiB. ``onestack up`` has imported most of that by
-the time its services and routes are built, so it forks the agent's process
-there (:meth:`PreforkedAgent.fork`, from ``NetworkApp.pre_fork``): while the
-process has no event loop, no worker thread and no database connection yet
-(a first start's bootstrap-password hashing thread aside: the child never
-touches what it holds). The pages both processes imported are then shared
-copy-on-write until one of them writes to one (idle: 124 MiB PSS for the
-whole tree instead of 144 with the agent executed; measured 2026-12-05).
+by itself costs about 60 MiB. ``onestack up`` has imported most of that,
+and built its mappers, by the time it is prepared (schema, bootstrap), so it
+forks the agent's process there (:meth:`PreforkedAgent.fork`, from
+``NetworkApp.pre_fork``, right after ``prepare()``): while the process has no
+event loop and no other thread (else the agent is executed), its database
+pool closed first. The pages both processes hold are then shared
+copy-on-write until one of them writes to one (idle: 126-132 MiB PSS for the
+whole tree instead of 140-142 with the agent executed; measured 2026-12-05).
 
 The forked process waits for ``AgentProcess`` to start it: one
 ``SOCK_SEQPACKET`` message ``n <pickled Init>`` with the agent's end of its
@@ -32,10 +32,11 @@ link closes first (``onestack up`` stopped before it served).
 * **Only the first start is forked.** When it dies, ``AgentProcess`` executes
   ``onestack network-agent`` as before: forking again later would be from a
   process with threads and a running loop (unsafe), and a *zygote* kept
-  forked for restarts cost more than it saved (measured: 166 MiB PSS in all,
-  the zygote holding the original of every page that both the API and the
-  agent had since written to - CPython 3.11's reference counts and allocator
-  write to most of them).
+  forked for restarts cost more than it saved (measured: 154-156 MiB PSS in
+  all, forked at the same point, with or without pyroute2 and the handlers
+  imported in it; 166 forked before ``prepare()``): it holds the original of
+  every page that both the API and the agent have since written to, and
+  CPython 3.11's reference counts and allocator write to most of them.
 """
 
 from __future__ import annotations
