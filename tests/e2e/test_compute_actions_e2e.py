@@ -27,11 +27,10 @@ from tests.e2e.computecloud import (
     dhcp_files,
     firewall_ruleset,
     fixed_ip,
-    open_cloud,
+    module_cloud,
     port_of,
     wait_for,
 )
-from tests.e2e.conftest import e2e_skip_reason
 
 pytestmark = pytest.mark.e2e
 GUEST = "onestack-test-guest"
@@ -39,11 +38,7 @@ GUEST = "onestack-test-guest"
 
 @pytest.fixture(scope="module")
 def cloud(guest_image: Path) -> Iterator[Cloud]:
-    reason = e2e_skip_reason()
-    if reason:
-        pytest.skip(reason)
-    with open_cloud(guest_image) as c:
-        yield c
+    yield from module_cloud(guest_image)
 
 
 def boot(cloud: Cloud, name: str, image: str = GUEST, *extra: str) -> dict[str, object]:

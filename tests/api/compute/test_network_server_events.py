@@ -14,32 +14,17 @@ import pytest
 
 from onestack.network import dataplane
 from onestack.network.service import ports as port_service
-from tests.api.compute_support import (
+from tests.api.compute.support import (
     Env,
     S,
     V,
-    boot,
     create_network,
     eventually,
     ports_of,
-    setup,
     show,
-    wait,
 )
 
 N = "/networking/v2.0"
-
-
-@pytest.fixture(scope="module")
-def env(api: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    yield setup(api, tmp_path_factory.mktemp("images"))
-
-
-@pytest.fixture
-def server(env: Env) -> Iterator[dict[str, Any]]:
-    created = boot(env)
-    yield wait(env, created["id"], "ACTIVE")
-    env.api.delete(f"{S}/{created['id']}", headers=V)
 
 
 @pytest.fixture
