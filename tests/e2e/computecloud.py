@@ -66,8 +66,10 @@ class Cloud:
     def restart(self) -> None:
         self.info = start_cloud(self.state, ENV)
 
-    def os(self, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-        res = subprocess.run([OPENSTACK, "--os-cloud", "onestack", *args], env=self.info.env(),
+    def os(self, *args: str, check: bool = True, timeout: float = 180,
+           as_cloud: str = "onestack") -> subprocess.CompletedProcess[str]:
+        """``openstack`` as the demo user (``onestack``), or as ``onestack-admin``."""
+        res = subprocess.run([OPENSTACK, "--os-cloud", as_cloud, *args], env=self.info.env(),
                              capture_output=True, text=True, timeout=timeout)
         if check:
             assert res.returncode == 0, f"openstack {' '.join(args)}: {res.stderr}"

@@ -208,6 +208,21 @@ def test_interface_attach_detach_serial_console_and_delete_leaves_nothing(cloud:
                                                    "--device-owner", "compute:nova") == [], 30)
     assert cloud.layout.tap(ports[0]["ID"]) not in cloud.root_links()
 
+    # a port deleted through Networking leaves the guest too (network-vif-deleted)
+    cloud.os("server", "add", "network", "nic", "second")
+    ports = wait_for("the attached port", lambda: cloud.js(
+        "port", "list", "--server", "nic", "--network", net, "--long"), 60)
+    again = str(ports[0]["MAC Address"])
+    wait_for("the second NIC in the guest", lambda: again in nics(cloud, router, ip) or None,
+             60, every=1.0)
+    refused = cloud.os("port", "delete", ports[0]["ID"], check=False)  # Neutron's policy:
+    assert "rule:delete_port is disallowed by policy" in refused.stderr  # not a member's
+    cloud.os("port", "delete", ports[0]["ID"], as_cloud="onestack-admin")
+    wait_for("the deleted port's NIC gone from the guest",
+             lambda: again not in nics(cloud, router, ip), 60, every=1.0)
+    wait_for("its tap gone", lambda: cloud.layout.tap(ports[0]["ID"]) not in cloud.root_links(), 30)
+    assert "second" not in cloud.server("nic")["addresses"]
+
     # the serial console through the proxy's websocket: the guest's getty answers a newline
     console = cloud.js("console", "url", "show", "--serial", "nic")
     assert console["type"] == "serial" and console["url"].startswith("ws://"), console
