@@ -182,9 +182,12 @@ def test_the_forked_agent_dies_with_the_api(tmp_path: Path) -> None:
             wait_for("the port ACTIVE", lambda: c.port_status(port.id) == "ACTIVE", timeout=5)
         finally:
             vm.close()
+        wait_for("the port DOWN", lambda: c.port_status(port.id) == "DOWN", timeout=10)
         c.info.process.kill()
         c.info.process.wait()
-        wait_for("the agent gone", lambda: not alive(agent), timeout=5)
+        # SIGTERM from the kernel: it stops as when told to (a running handler
+        # gets up to 10 s to finish)
+        wait_for("the agent gone", lambda: not alive(agent), timeout=15)
     finally:
         stop_cloud(c.info)
         remove_all(state)
