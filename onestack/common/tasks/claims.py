@@ -81,19 +81,39 @@ def claim(
     (None: host-less tasks only; else that host's and host-less ones).
     Exactly one concurrent claimer wins a task; the returned row (detached)
     carries the new ``claim_token``."""
+    taken = claim_many(queue, owner, host, kinds, lease_seconds, 1, ())
+    return taken[0] if taken else None
+
+
+def claim_many(
+    queue: TaskQueue,
+    owner: str,
+    host: str | None,
+    kinds: Iterable[str] | None,
+    lease_seconds: float,
+    limit: int,
+    batched: Iterable[str],
+) -> list[Task]:
+    """:func:`claim`, and when the task taken is of a kind of ``batched``, up
+    to ``limit - 1`` more queued runnable tasks of that kind, oldest first, in
+    the same write unit: each taken by the same compare-and-set as alone (its
+    own claim token, lease and attempt; one task per resource key at a time).
+    Returns what was taken (empty: nothing runnable)."""
     if not owner or len(owner) > MAX_OWNER:
         raise ValueError(f"owner must be 1 to {MAX_OWNER} characters")
     if lease_seconds <= 0:
         raise ValueError("lease_seconds must be positive")
     kind_list = tuple(sorted(set(kinds))) if kinds is not None else None
     if kind_list is not None and not kind_list:
-        return None
-    plan = _plan(queue, host, kind_list, float(lease_seconds))
+        return []
+    limit = max(int(limit), 1)
+    together = frozenset(batched) if limit > 1 else frozenset()
+    plan = _plan(queue, host, kind_list, float(lease_seconds), max(CANDIDATES, limit))
     for round_ in range(50):
         with queue.db.read() as session:
             found = list(session.execute(plan.candidates).all())
         if not found:
-            return None
+            return []
         # Oldest first; but a claimer that lost every candidate to others
         # (they read the same ones) starts at a place of its own among them
         # next time, so that they do not all race for the first again (a
@@ -101,17 +121,26 @@ def claim(
         # candidate at a time).
         start = zlib.crc32(owner.encode()) % len(found) if round_ else 0
         # The claim locks what it takes itself (SKIP LOCKED, compare-and-set).
+        taken: list[Task] = []
         with queue.db.write(auto_lock=False) as session:
             for row in found[start:] + found[:start]:
-                if row.state == RUNNING and (row.attempts >= row.max_attempts
-                                             or row.cancel_requested):
+                if taken:  # more of the first one's kind, if it is batched
+                    if (len(taken) >= limit or row.kind != taken[0].kind
+                            or row.state != QUEUED):
+                        continue
+                elif row.state == RUNNING and (row.attempts >= row.max_attempts
+                                               or row.cancel_requested):
                     _end_expired(queue, session, row.id)
                     continue
                 task = _take(queue, session, plan, row.id, row.resource_key, owner)
                 if task is not None:
-                    return task
+                    taken.append(task)
+                    if task.kind not in together:
+                        break
+        if taken:
+            return taken
         # Every candidate went to someone else (or was ended): look again.
-    return None
+    return []
 
 
 @dataclass(frozen=True)
@@ -124,8 +153,8 @@ _PLANS_LOCK = threading.Lock()
 
 
 def _plan(queue: TaskQueue, host: str | None, kinds: tuple[str, ...] | None,
-          lease: float) -> _Plan:
-    key = (host, kinds, lease)
+          lease: float, size: int = CANDIDATES) -> _Plan:
+    key = (host, kinds, lease, size)
     plans: dict[Any, _Plan] = queue._claim_plans
     plan = plans.get(key)
     if plan is not None:
@@ -135,10 +164,10 @@ def _plan(queue: TaskQueue, host: str | None, kinds: tuple[str, ...] | None,
     free = or_(t.c.resource_key.is_(None), ~blocker(t))
     candidates = (
         select(t.c.id, t.c.state, t.c.attempts, t.c.max_attempts, t.c.cancel_requested,
-               t.c.resource_key)
+               t.c.resource_key, t.c.kind)
         .where(ready, free)
         .order_by(t.c.seq, t.c.id)
-        .limit(CANDIDATES)
+        .limit(size)
     )
     conditions = [
         t.c.id == bindparam("tid"),
