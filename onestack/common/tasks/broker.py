@@ -169,6 +169,7 @@ class LocalBroker:
         self._interrupted: set[str] = set()
         self._lock = threading.Lock()
         self._remote = False  # holding the process's LISTEN connection (PostgreSQL)
+        self._held: dict[str, float] = {}  # batched kind -> not claimed before (loop time)
 
     async def claim(
         self, owner: str, host: str | None, kinds: Iterable[str], lease_seconds: float,
@@ -185,6 +186,7 @@ class LocalBroker:
         of ``batched`` (``TaskQueue.claim_many``; empty: none within ``wait``)."""
         loop = asyncio.get_running_loop()
         together = tuple(batched)
+        windows = self.queue.hub.windows
         kind_list = sorted(set(kinds))
         deadline = loop.time() + max(wait, 0.0)
         if not self._remote:
@@ -198,19 +200,32 @@ class LocalBroker:
         try:
             while True:
                 attempt = loop.time()
+                # A batched kind with a window is claimed at most once per window
+                # (by any claimer here): its tasks due meanwhile come along then.
+                # Meanwhile nothing is claimed (other kinds wait up to a window).
+                held = max((t - attempt for k in together if (t := self._held.get(k, 0.0)) > attempt),
+                           default=0.0)
+                if held > 0:
+                    remaining = deadline - attempt
+                    if remaining <= 0 or self._take_interrupt(owner):
+                        return []
+                    await listener.wait(min(remaining, held))
+                    continue
                 tasks = await shielded_claim(
                     lambda: self.queue.claim_many(owner, host, kind_list, lease_seconds,
                                                   limit, together),
                     lambda taken: [self.queue.release(t.id, t.claim_token, owner) for t in taken],
                 )
                 if tasks:
+                    if windows.get(tasks[0].kind, 0.0) > 0 and tasks[0].kind in together:
+                        self._held[tasks[0].kind] = loop.time() + windows[tasks[0].kind]
                     return [Claim.from_task(t, owner, waited=attempt - begun) for t in tasks]
                 remaining = deadline - loop.time()
                 if remaining <= 0 or self._take_interrupt(owner):
                     return []
                 due = await asyncio.to_thread(self.queue.seconds_until_due, host, kind_list)
-                if due is not None:
-                    remaining = min(remaining, due + 0.01)
+                if due is not None:  # batched kinds: the tasks due meanwhile come along
+                    remaining = min(remaining, due + max([0.01, *(windows.get(k, 0.0) for k in together)]))
                 await listener.wait(min(remaining, self.poll_interval))
                 if self._take_interrupt(owner):
                     return []
@@ -260,6 +275,11 @@ class LocalBroker:
         return await asyncio.to_thread(
             self.queue.complete, claim.id, claim.claim_token, result, claim.owner
         )
+
+    def set_window(self, kind: str, seconds: float) -> None:
+        """The wake-ups of ``kind``'s delayed tasks come ``seconds`` after they are
+        due, one for all those due by then (``Hub.windows``: a batched kind)."""
+        self.queue.hub.windows[kind] = seconds
 
     async def complete_batch(self, done: list[tuple[Claim, Mapping[str, Any] | None]]) -> list[bool]:
         """:meth:`complete` of claims of one owner, in one write unit (each fenced)."""

@@ -141,6 +141,10 @@ Outcome = Mapping[str, Any] | None | BaseException
 class Batched:
     """A handler of a kind whose due tasks a worker may run several at once.
 
+    ``window``: a delayed task of the kind (a debounced one) is woken up to
+    that long after it is due, by one wake-up for every task due by then (a
+    LocalBroker's), so that a steady stream of them runs in batches.
+
     Called with one context, it is ``single`` (an async handler). When a claim
     finds several runnable tasks of the kind (of different resource keys: one
     task per key runs at a time), the worker takes up to ``limit`` of them in
@@ -154,12 +158,15 @@ class Batched:
 
     def __init__(self, single: Callable[[TaskContext], Awaitable[Mapping[str, Any] | None]],
                  batch: Callable[[list[TaskContext]], Awaitable[list[Outcome]]],
-                 limit: int = 32) -> None:
+                 limit: int = 32, window: float = 0.0) -> None:
         if limit < 1:
             raise ValueError("limit must be at least 1")
+        if window < 0:
+            raise ValueError("window must not be negative")
         self.single = single
         self.batch = batch
         self.limit = limit
+        self.window = window  # a delayed task is woken up to this much after it is due
 
     async def __call__(self, ctx: TaskContext) -> Mapping[str, Any] | None:
         return await self.single(ctx)
@@ -226,6 +233,9 @@ class Worker:
         if not hasattr(self.broker, "claim_batch"):
             self._batched = {}
         self._batch_limit = max((h.limit for h in self._batched.values()), default=1)
+        for kind, batched in self._batched.items():
+            if batched.window > 0 and hasattr(self.broker, "set_window"):
+                self.broker.set_window(kind, batched.window)
 
     @property
     def running(self) -> bool:
@@ -306,8 +316,7 @@ class Worker:
 
     async def _claim(self, owner: str, kinds: list[str]) -> list[Claim]:
         if self._batched:
-            claim_batch = self.broker.claim_batch  # type: ignore[attr-defined]
-            found: list[Claim] = await claim_batch(
+            found: list[Claim] = await self.broker.claim_batch(  # type: ignore[attr-defined]
                 owner, self.host, kinds, self.lease_seconds, self.poll_interval,
                 self._batch_limit, sorted(self._batched))
             return found

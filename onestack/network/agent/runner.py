@@ -38,12 +38,15 @@ from onestack.network.agent.layout import (
 )
 
 if TYPE_CHECKING:
-    from onestack.common.tasks.worker import TaskContext
+    from onestack.common.tasks.worker import Outcome, TaskContext
     from onestack.host.base import Host, NetlinkOps
     from onestack.network.agent.metadata import MetadataProxy, Request
     from onestack.network.core import NetworkService
 
 log = logging.getLogger(__name__)
+
+L2_BATCH = 64  # networks' L2 tasks claimed and applied together, at most
+L2_WINDOW = 0.025  # seconds an L2 task may wait past its due time for others to join it
 
 
 def _optional(name: str) -> ModuleType | None:
@@ -115,7 +118,13 @@ class DataPlane:
         from onestack.common.tasks.kinds import KindRule
 
         rule = KindRule(max_attempts=1000, backoff_base=0.5, backoff_cap=30.0, agents=False)
-        for kind, handler in ((notifier.L2, self.handle_l2), (notifier.ROUTER, self.handle_router),
+        l2_handler: Any = self.handle_l2
+        if handlers:  # networks' L2 tasks due together run together
+            from onestack.common.tasks.worker import Batched
+
+            l2_handler = Batched(self.handle_l2, self.handle_l2_batch, limit=L2_BATCH,
+                                 window=L2_WINDOW)
+        for kind, handler in ((notifier.L2, l2_handler), (notifier.ROUTER, self.handle_router),
                               (notifier.FIREWALL, self.handle_firewall)):
             if handlers:
                 self.cloud.handle_tasks(kind, handler, rule)
@@ -151,9 +160,70 @@ class DataPlane:
         self.pace.record(notifier.L2, network_id, None if gone else time.monotonic() - began)
         return {}
 
-    async def apply_network(self, network_id: str) -> bool:
-        """Applies the network; True if it is gone (and so removed)."""
-        info = await self._read(reader.network, network_id)
+    async def handle_l2_batch(self, ctxs: list[TaskContext]) -> list[Outcome]:
+        """Several networks' L2 tasks claimed together: their networks read in
+        one transaction; those that are only a bridge here (no DHCP, not
+        external) made in one netlink conversation, their ports' statuses in
+        one write; the others applied one after another as alone. A failure
+        fails the tasks it concerns only."""
+        began = time.monotonic()
+        ids = [str(ctx.payload["id"]) for ctx in ctxs]
+        infos: list[reader.NetworkInfo | None] = await self._read(
+            lambda s: [reader.network(s, nid) for nid in ids])
+        outcomes: list[Outcome] = [{} for _ in ids]
+        quick = [i for i, info in enumerate(infos) if info is not None and self._bridge_only(info)]
+        for i, (nid, info) in enumerate(zip(ids, infos, strict=True)):
+            if i in quick:
+                continue
+            try:
+                ctxs[i].check()
+                one = time.monotonic()
+                gone = await self.apply_network(nid, info, read=True)
+                self.pace.record(notifier.L2, nid, None if gone else time.monotonic() - one)
+            except Exception as exc:
+                outcomes[i] = exc
+        if quick:
+            try:
+                await self._apply_bridges([info for i, info in enumerate(infos) if i in quick and info])
+            except Exception as exc:
+                for i in quick:
+                    outcomes[i] = exc
+            share = (time.monotonic() - began) / len(ids)
+            for i in quick:
+                self.pace.record(notifier.L2, ids[i], share)
+        return outcomes
+
+    def _bridge_only(self, info: reader.NetworkInfo) -> bool:
+        """Whether applying the network here is its bridge and its ports' status
+        alone: no DHCP port to make, none served, none that may be left here, not external."""
+        return not (self._dhcp_port_needs(info) or l2.wants_dhcp(info) or info.external
+                    or info.id in self._dhcp_here or not self._dhcp_known)
+
+    async def _apply_bridges(self, infos: list[reader.NetworkInfo]) -> None:
+        """``apply_network`` of networks that are only a bridge here, together."""
+        wanted: list[tuple[reader.NetworkInfo, list[str] | None]] = []
+        rows: list[tuple[str, str, str, bool, str]] = []
+        now: dict[str, dict[str, tuple[str, str, str, bool, str]]] = {}
+        for info in infos:
+            rows_now = now[info.id] = {p.id: (p.id, info.id, p.status, p.admin_state_up, p.device_owner)
+                                       for p in info.ports}
+            seen = self._port_rows.get(info.id)
+            changed = [r for pid, r in rows_now.items() if seen is None or seen.get(pid) != r]
+            rows += changed
+            wanted.append((info, None if seen is None else [r[0] for r in changed]))
+        links = await l2.apply_bridges(self.host, self.layout, wanted)
+        for info in infos:
+            self._dhcp_here.discard(info.id)
+            await self.proxy.remove(f"network:{info.id}")
+        await self.update_statuses({info.id for info in infos}, links, rows=rows)
+        self._port_rows.update(now)
+
+    async def apply_network(self, network_id: str, info: reader.NetworkInfo | None = None,
+                            read: bool = False) -> bool:
+        """Applies the network; True if it is gone (and so removed). ``read``:
+        ``info`` was just read (else it is read now)."""
+        if not read:
+            info = await self._read(reader.network, network_id)
         key = f"network:{network_id}"
         if info is None:
             await self.proxy.remove(key)
