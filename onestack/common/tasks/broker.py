@@ -170,6 +170,7 @@ class LocalBroker:
         self._lock = threading.Lock()
         self._remote = False  # holding the process's LISTEN connection (PostgreSQL)
         self._held: dict[str, float] = {}  # batched kind -> not claimed before (loop time)
+        self._hold_waiter: str | None = None
 
     async def claim(
         self, owner: str, host: str | None, kinds: Iterable[str], lease_seconds: float,
@@ -209,7 +210,16 @@ class LocalBroker:
                     remaining = deadline - attempt
                     if remaining <= 0 or self._take_interrupt(owner):
                         return []
-                    await listener.wait(min(remaining, held))
+                    with self._lock:  # one claimer waits for the window's end; the
+                        first = self._hold_waiter in (None, owner)  # others for a wake-up
+                        if first:
+                            self._hold_waiter = owner
+                    try:
+                        await listener.wait(min(remaining, held if first else self.poll_interval))
+                    finally:
+                        with self._lock:
+                            if self._hold_waiter == owner:
+                                self._hold_waiter = None
                     continue
                 tasks = await shielded_claim(
                     lambda: self.queue.claim_many(owner, host, kind_list, lease_seconds,

@@ -168,8 +168,7 @@ class DataPlane:
         fails the tasks it concerns only."""
         began = time.monotonic()
         ids = [str(ctx.payload["id"]) for ctx in ctxs]
-        infos: list[reader.NetworkInfo | None] = await self._read(
-            lambda s: [reader.network(s, nid) for nid in ids])
+        infos: list[reader.NetworkInfo | None] = await self._read(reader.networks, ids)
         outcomes: list[Outcome] = [{} for _ in ids]
         quick = [i for i, info in enumerate(infos) if info is not None and self._bridge_only(info)]
         for i, (nid, info) in enumerate(zip(ids, infos, strict=True)):
