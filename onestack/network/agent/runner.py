@@ -27,7 +27,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from onestack.network.agent import dhcp, external, l2, notifier, reader, states
+from onestack.network.agent import dhcp, external, l2, l2batch, notifier, reader, states
 from onestack.network.agent.layout import (
     BRIDGE_PREFIX,
     METADATA_ADDRESS,
@@ -161,61 +161,8 @@ class DataPlane:
         return {}
 
     async def handle_l2_batch(self, ctxs: list[TaskContext]) -> list[Outcome]:
-        """Several networks' L2 tasks claimed together: their networks read in
-        one transaction; those that are only a bridge here (no DHCP, not
-        external) made in one netlink conversation, their ports' statuses in
-        one write; the others applied one after another as alone. A failure
-        fails the tasks it concerns only."""
-        began = time.monotonic()
-        ids = [str(ctx.payload["id"]) for ctx in ctxs]
-        infos: list[reader.NetworkInfo | None] = await self._read(reader.networks, ids)
-        outcomes: list[Outcome] = [{} for _ in ids]
-        quick = [i for i, info in enumerate(infos) if info is not None and self._bridge_only(info)]
-        for i, (nid, info) in enumerate(zip(ids, infos, strict=True)):
-            if i in quick:
-                continue
-            try:
-                ctxs[i].check()
-                one = time.monotonic()
-                gone = await self.apply_network(nid, info, read=True)
-                self.pace.record(notifier.L2, nid, None if gone else time.monotonic() - one)
-            except Exception as exc:
-                outcomes[i] = exc
-        if quick:
-            try:
-                await self._apply_bridges([info for i, info in enumerate(infos) if i in quick and info])
-            except Exception as exc:
-                for i in quick:
-                    outcomes[i] = exc
-            share = (time.monotonic() - began) / len(ids)
-            for i in quick:
-                self.pace.record(notifier.L2, ids[i], share)
-        return outcomes
-
-    def _bridge_only(self, info: reader.NetworkInfo) -> bool:
-        """Whether applying the network here is its bridge and its ports' status
-        alone: no DHCP port to make, none served, none that may be left here, not external."""
-        return not (self._dhcp_port_needs(info) or l2.wants_dhcp(info) or info.external
-                    or info.id in self._dhcp_here or not self._dhcp_known)
-
-    async def _apply_bridges(self, infos: list[reader.NetworkInfo]) -> None:
-        """``apply_network`` of networks that are only a bridge here, together."""
-        wanted: list[tuple[reader.NetworkInfo, list[str] | None]] = []
-        rows: list[tuple[str, str, str, bool, str]] = []
-        now: dict[str, dict[str, tuple[str, str, str, bool, str]]] = {}
-        for info in infos:
-            rows_now = now[info.id] = {p.id: (p.id, info.id, p.status, p.admin_state_up, p.device_owner)
-                                       for p in info.ports}
-            seen = self._port_rows.get(info.id)
-            changed = [r for pid, r in rows_now.items() if seen is None or seen.get(pid) != r]
-            rows += changed
-            wanted.append((info, None if seen is None else [r[0] for r in changed]))
-        links = await l2.apply_bridges(self.host, self.layout, wanted)
-        for info in infos:
-            self._dhcp_here.discard(info.id)
-            await self.proxy.remove(f"network:{info.id}")
-        await self.update_statuses({info.id for info in infos}, links, rows=rows)
-        self._port_rows.update(now)
+        """Several networks' L2 tasks claimed together (``l2batch.py``)."""
+        return await l2batch.handle(self, ctxs)
 
     async def apply_network(self, network_id: str, info: reader.NetworkInfo | None = None,
                             read: bool = False) -> bool:
