@@ -11,8 +11,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import pytest
-
 from onestack.common.models import QUEUED, RUNNING, SUCCEEDED
 from onestack.common.tasks.errors import TaskFailed
 from onestack.common.tasks.queue import TaskQueue
@@ -136,22 +134,29 @@ def test_a_batch_handler_that_raises_fails_every_task_of_the_batch_for_a_retry(q
         assert task.attempts == 2 and task.error == "OSError: netlink went away"
 
 
-def test_a_window_makes_one_wake_up_for_the_tasks_due_within_it() -> None:
+def test_a_window_makes_one_wake_up_for_a_stream_of_tasks_and_none_for_a_lone_one() -> None:
     hub = Hub()
-    hub.windows["net"] = 0.05
+    hub.windows["net"] = 0.1
     woken: list[float] = []
 
     async def main() -> None:
         listener = hub.listen(["net"])
         began = time.monotonic()
-        hub.notify_later("net", 0.0)
-        hub.notify_later("net", 0.01)  # due before the wake-up planned: no other
-        hub.notify_later("net", 0.02)
-        await listener.wait(1.0)
+        hub.notify_later("net", 0.0)  # a lone task: woken when due
+        hub.notify_later("net", 0.01)  # a stream: woken a window after it is due...
+        hub.notify_later("net", 0.05)  # ...with the tasks due by then: no wake-up of its own
+        hub.notify_later("net", 0.1)
+        for _ in range(2):
+            assert await listener.wait(1.0)
+            woken.append(time.monotonic() - began)
+        assert not await listener.wait(0.2)  # nothing else was planned
+        began = time.monotonic()
+        hub.notify_later("net", 0.05)  # long after the last one: alone again
+        assert await listener.wait(1.0)
         woken.append(time.monotonic() - began)
-        hub.notify_later("net", 0.2)  # due after it: a wake-up of its own
-        assert hub._window_wake["net"] == pytest.approx(time.monotonic() + 0.25, abs=0.02)
         listener.close()
 
     asyncio.run(main())
-    assert 0.045 <= woken[0] < 0.5
+    assert woken[0] < 0.05
+    assert 0.105 <= woken[1] < 0.2
+    assert 0.045 <= woken[2] < 0.1

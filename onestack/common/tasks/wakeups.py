@@ -107,8 +107,9 @@ class Hub:
         # (kind or None, delay) -> None: wake-ups passed on to another process
         self.forwarders: list[Callable[[str | None, float], None]] = []
         # kind -> seconds: the delayed wake-ups of a kind whose tasks a worker
-        # runs together (``worker.Batched``) come that much after the task is
-        # due, one for all the tasks due by then
+        # runs together (``worker.Batched``): a task due within that long after
+        # the last wake-up planned is woken that much after it is due, by one
+        # wake-up for all the tasks due by then (a lone task: when it is due)
         self.windows: dict[str, float] = {}
         self._window_wake: dict[str, float] = {}  # kind -> when its next one comes (monotonic)
 
@@ -170,8 +171,9 @@ class Hub:
                 coming = self._window_wake.get(kind)
                 if coming is not None and due <= coming <= due + window:
                     return  # the wake-up already planned comes after this task is due
-                self._window_wake[kind] = due + window
-                delay += window
+                if coming is not None and coming < due <= coming + window:
+                    delay += window  # one of a stream: the next ones due come along
+                self._window_wake[kind] = time.monotonic() + delay
         waiting.call_later(delay, lambda: self._wake_one(kind))
 
     def _wake_one(self, kind: str) -> None:
