@@ -141,10 +141,6 @@ Outcome = Mapping[str, Any] | None | BaseException
 class Batched:
     """A handler of a kind whose due tasks a worker may run several at once.
 
-    ``window``: a delayed task of the kind (a debounced one) is woken up to
-    that long after it is due, by one wake-up for every task due by then (a
-    LocalBroker's), so that a steady stream of them runs in batches.
-
     Called with one context, it is ``single`` (an async handler). When a claim
     finds several runnable tasks of the kind (of different resource keys: one
     task per key runs at a time), the worker takes up to ``limit`` of them in
@@ -154,6 +150,11 @@ class Batched:
     would raise it). Their successes are recorded in one write unit too, each
     fenced by its own lease; each task keeps its lease, heartbeat, attempts and
     retries, and a failure of one does not fail the others.
+
+    ``window`` (a LocalBroker's worker): in a stream of delayed tasks of the
+    kind, each is woken up to that long after it is due, by one wake-up for
+    all those due by then (``Hub.windows``), and the kind is claimed at most
+    once per window, so that the stream runs in batches.
     """
 
     def __init__(self, single: Callable[[TaskContext], Awaitable[Mapping[str, Any] | None]],
