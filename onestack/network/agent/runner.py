@@ -520,8 +520,11 @@ class DataPlane:
                 self._changed |= names
             wake.set()
 
-        def poke(names: set[str] | None) -> None:
-            loop.call_soon_threadsafe(note, names)
+        def poke(names: set[str] | None) -> None:  # in the watch's thread
+            # a bridge, DHCP or router device alone (a network applied) is
+            # nothing the loop looks at: no wake-up of the loop for it
+            if names is None or any(n.startswith(TAP_PREFIX) for n in names):
+                loop.call_soon_threadsafe(note, names)
 
         return await asyncio.to_thread(LinkWatch, self.layout.root_ns, poke)
 
