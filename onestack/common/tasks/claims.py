@@ -123,7 +123,8 @@ def claim_many(
         # The claim locks what it takes itself (SKIP LOCKED, compare-and-set).
         taken: list[Task] = []
         with queue.db.write(auto_lock=False) as session:
-            for row in found[start:] + found[:start]:
+            order = found[start:] + found[:start]
+            for i, row in enumerate(order):
                 if taken:  # more of the first one's kind, if it is batched
                     if (len(taken) >= limit or row.kind != taken[0].kind
                             or row.state != QUEUED):
@@ -137,6 +138,10 @@ def claim_many(
                     taken.append(task)
                     if task.kind not in together:
                         break
+                    if plan.take_many is not None:
+                        taken += _take_many(session, plan, order[i + 1:], task.kind, owner,
+                                            limit - 1)
+                        break
         if taken:
             return taken
         # Every candidate went to someone else (or was ended): look again.
@@ -147,6 +152,7 @@ def claim_many(
 class _Plan:
     candidates: Any
     take: Any
+    take_many: Any = None
 
 
 _PLANS_LOCK = threading.Lock()
@@ -182,20 +188,28 @@ def _plan(queue: TaskQueue, host: str | None, kinds: tuple[str, ...] | None,
         conditions.append(t.c.id == (
             select(locked.c.id).where(locked.c.id == bindparam("tid"))
             .with_for_update(skip_locked=True).scalar_subquery()))
-    take = (
-        update(t)
-        .where(*conditions)
-        .values(
-            state=RUNNING,
-            attempts=t.c.attempts + 1,
-            claim_token=t.c.claim_token + 1,
-            lease_owner=bindparam("owner"),
-            lease_expires_at=queue.now(lease),
-            updated_at=queue.now(),
+    taken = {
+        "state": RUNNING,
+        "attempts": t.c.attempts + 1,
+        "claim_token": t.c.claim_token + 1,
+        "lease_owner": bindparam("owner"),
+        "lease_expires_at": queue.now(lease),
+        "updated_at": queue.now(),
+    }
+    take = update(t).where(*conditions).values(taken).returning(*t.c)
+    take_many = None
+    if queue.db.is_sqlite:
+        # A batch's further tasks in one statement: SQLite's single writer
+        # serializes claims, and a batch's tasks are of different keys (taking
+        # one changes nothing of another's check).
+        take_many = (
+            update(t)
+            .where(t.c.id.in_(bindparam("tids", expanding=True)), t.c.state == QUEUED,
+                   t.c.kind == bindparam("of_kind"), ready, free)
+            .values(taken)
+            .returning(*t.c)
         )
-        .returning(*t.c)
-    )
-    plan = _Plan(candidates=candidates, take=take)
+    plan = _Plan(candidates=candidates, take=take, take_many=take_many)
     with _PLANS_LOCK:
         if len(plans) >= _PLANS_MAX:
             plans.clear()
@@ -272,6 +286,18 @@ def _take(queue: TaskQueue, session: Session, plan: _Plan, task_id: str,
     if task.attempts > 1:
         LOG.info("task %s (%s): attempt %d by %s", task.id, task.kind, task.attempts, owner)
     return task
+
+
+def _take_many(session: Session, plan: _Plan, rows: list[Any], kind: str, owner: str,
+               limit: int) -> list[Task]:
+    """Step 2 for a batch's further queued tasks of ``kind`` (SQLite), in one
+    statement; in the candidates' order."""
+    ids = [row.id for row in rows if row.kind == kind and row.state == QUEUED][:limit]
+    if not ids:
+        return []
+    got = {row.id: row for row in session.connection().execute(
+        plan.take_many, {"tids": ids, "of_kind": kind, "owner": owner})}
+    return [Task(**got[i]._mapping) for i in ids if i in got]
 
 
 def _end_expired(queue: TaskQueue, session: Session, task_id: str) -> None:

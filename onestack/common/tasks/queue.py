@@ -389,6 +389,7 @@ class TaskQueue:
             .returning(t.c.kind, t.c.resource_key)
         ))
         recorded: list[bool] = []
+        keys: list[str] = []
         with self.db.write() as session:
             for task_id, claim_token, result in done:
                 params = self._held_params(task_id, claim_token, owner)
@@ -406,7 +407,9 @@ class TaskQueue:
                     task = session.get(Task, task_id, populate_existing=True)
                     assert task is not None
                     hook(session, task, result)
-                self._wake_next(session, row.resource_key)
+                if row.resource_key is not None:
+                    keys.append(row.resource_key)
+            self._wake_next(session, *keys)
         return recorded
 
     def fail(
@@ -523,22 +526,23 @@ class TaskQueue:
             rule.on_cancel(session, task)
         self._wake_next(session, task.resource_key)
 
-    def _wake_next(self, session: Session, resource_key: str | None) -> None:
-        """The next task of a resource may run once this transaction commits: wake its kind."""
-        if resource_key is None:
+    def _wake_next(self, session: Session, *resource_keys: str | None) -> None:
+        """The next task of these resources may run once this transaction
+        commits: wake its kind (one look for all of them)."""
+        keys = sorted({key for key in resource_keys if key is not None})
+        if not keys:
             return
         t = _TABLE
         stmt = self._statement(("next",), lambda: (
-            select(t.c.kind)
-            .where(t.c.resource_key == bindparam("key"), t.c.state.in_(UNFINISHED))
-            .order_by(t.c.seq, t.c.id)
-            .limit(1)
+            select(t.c.kind).distinct()
+            .where(t.c.resource_key.in_(bindparam("keys", expanding=True)),
+                   t.c.state.in_(UNFINISHED))
         ))
         # on the connection: a look, not a read to lock (db.py's write units
         # would lock the next task's row)
-        following = session.connection().execute(stmt, {"key": resource_key}).scalar()
-        if following is not None:
-            notify_on_commit(session, self.db, [following])
+        following = list(session.connection().execute(stmt, {"keys": keys}).scalars())
+        if following:
+            notify_on_commit(session, self.db, following)
 
     # ------------------------------------------------------------------ reading
 
