@@ -160,6 +160,9 @@ class ComputeSettings:
     # QEMU's accelerator: "auto" (KVM where /dev/kvm really runs a guest, else
     # TCG), "kvm" or "tcg".
     accelerator: str = "auto"
+    # TCG's translated-code buffer per guest, MiB (QEMU's -accel tcg,tb-size);
+    # 0: QEMU's default (1 GiB reserved). Not used under KVM.
+    tcg_tb_size_mb: int = 0
     # Instances' disks and files (<uuid>/), and the image cache (_base/);
     # empty: <state_dir>/instances. QEMU's sockets and logs: <state_dir>/run/qemu.
     instances_dir: str = ""

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from onestack import __version__
 from onestack.compute import kinds
 from onestack.compute.service import reconcile
-from onestack.compute.virt.base import InstanceSpec, PowerState, Vif, VirtError
+from onestack.compute.virt.base import InstanceNotFound, InstanceSpec, PowerState, Vif, VirtError
 from onestack.compute.virt.wire import image_ref_from_dict, spec_from_dict
 
 if TYPE_CHECKING:
@@ -167,7 +167,7 @@ class ComputeAgent:
             kinds.CONFIRM_RESIZE: self.confirm_resize, kinds.REVERT_RESIZE: self.revert_resize,
             kinds.SNAPSHOT: self.snapshot, kinds.SHELVE: self.shelve, kinds.RESCUE: self.rescue,
             kinds.UNRESCUE: self.unrescue, kinds.ATTACH_INTERFACE: self.attach_interface,
-            kinds.DETACH_INTERFACE: self.detach_interface,
+            kinds.DETACH_INTERFACE: self.detach_interface, kinds.UNPLUG_VIF: self.unplug_vif,
         }
 
     async def spawn(self, tctx: TaskContext) -> dict[str, Any] | None:
@@ -290,6 +290,17 @@ class ComputeAgent:
     async def detach_interface(self, tctx: TaskContext) -> dict[str, Any] | None:
         return await self._act(lambda: self.driver.detach_interface(
             tctx.payload["server"], tctx.payload["port_id"]))
+
+    async def unplug_vif(self, tctx: TaskContext) -> dict[str, Any] | None:
+        """A port deleted through Networking leaves the guest (nothing to do if
+        the instance is gone meanwhile, or the NIC already)."""
+        try:
+            await self.driver.detach_interface(tctx.payload["server"], tctx.payload["port_id"])
+        except InstanceNotFound:
+            return None
+        except VirtError as exc:
+            raise _failed(_reason(exc)) from None
+        return None
 
     # --- synchronous calls of the API (this host only) ------------------------------
 

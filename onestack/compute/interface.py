@@ -60,20 +60,26 @@ def network_events(cloud: Cloud, events: Sequence[tuple[str, str, str]]) -> None
     """Networking's events of servers' ports, ``(name, server_id, port_id)``, as
     ``os-server-external-events`` brings them to Nova (blocking): a server whose
     port changed (``network-changed``) or was deleted (``network-vif-deleted``)
-    has its addresses read again, once per batch; ``network-vif-plugged`` and
-    ``-unplugged`` need nothing here (no boot waits for them)."""
-    servers = dict.fromkeys(server for name, server, _port in events
-                            if name in ("network-changed", "network-vif-deleted"))
-    for server_id in servers:
-        network_changed(cloud, server_id)
+    has its addresses read again, once per batch, and a deleted port's NIC
+    leaves the guest; ``network-vif-plugged`` and ``-unplugged`` need nothing
+    here (no boot waits for them)."""
+    servers: dict[str, set[str]] = {}
+    for name, server, port in events:
+        if name in ("network-changed", "network-vif-deleted"):
+            deleted = servers.setdefault(server, set())
+            if name == "network-vif-deleted":
+                deleted.add(port)
+    for server_id, ports in servers.items():
+        network_changed(cloud, server_id, frozenset(ports))
 
 
-def network_changed(cloud: Cloud, server_id: str) -> bool:
-    """Refresh the server's addresses from Networking (blocking); False if
-    there is no such server."""
+def network_changed(cloud: Cloud, server_id: str, deleted: frozenset[str] = frozenset()) -> bool:
+    """Refresh the server's addresses from Networking (blocking), and unplug
+    from its guest the ports of ``deleted`` it had; False if there is no such
+    server."""
     from onestack.compute.service import interfaces
 
     svc = _compute(cloud)
     if svc is None:
         return False
-    return interfaces.network_changed(svc, server_id)
+    return interfaces.network_changed(svc, server_id, deleted)

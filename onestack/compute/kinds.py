@@ -34,11 +34,14 @@ RESCUE = "compute.rescue"
 UNRESCUE = "compute.unrescue"
 ATTACH_INTERFACE = "compute.attach_interface"
 DETACH_INTERFACE = "compute.detach_interface"
+# A port deleted through Networking (``network-vif-deleted``): its NIC leaves
+# the guest, as Nova's ``_process_instance_vif_deleted_event`` detaches it.
+UNPLUG_VIF = "compute.unplug_vif"
 
 CONDUCTOR_KINDS = (BUILD, RELEASE_NETWORK, UPLOAD_IMAGE)
 HOST_KINDS = (SPAWN, DELETE, REBOOT, STOP, START, PAUSE, UNPAUSE, SUSPEND, RESUME, REBUILD,
               RESIZE, CONFIRM_RESIZE, REVERT_RESIZE, SNAPSHOT, SHELVE, UNSHELVE, RESCUE,
-              UNRESCUE, ATTACH_INTERFACE, DETACH_INTERFACE)
+              UNRESCUE, ATTACH_INTERFACE, DETACH_INTERFACE, UNPLUG_VIF)
 
 # The binary a compute host's agent heartbeats as (Nova's name, which
 # os-services shows and clients filter on).

@@ -106,6 +106,7 @@ class GuestSpec:
     hotplug_slots: int = 4
     accel: str | None = None  # None: kvm.accelerator()
     cpu_model: str | None = None  # None: host (KVM) or qemu64,+rdrand (TCG)
+    tb_size_mb: int = 0  # TCG's translated-code buffer (tb-size); 0: QEMU's default
     incoming: str | None = None  # restore the state saved to this file
     machine: str = "q35"  # q35 | pc | pc-q35-X.Y | pc-i440fx-X.Y
     rng: bool = False  # a virtio RNG fed from the host's /dev/urandom
@@ -237,6 +238,15 @@ def slot_bus(spec: GuestSpec, slot: int) -> str:
     return f"bus={bus}" + (f",addr={addr}" if addr else "")
 
 
+def accel_arg(spec: GuestSpec, accel: str) -> str:
+    """``-accel``'s value: under TCG with the size of its translated-code buffer
+    when one is set (QEMU's default reserves 1 GiB; what a guest fills of it is
+    most of QEMU's own memory under TCG)."""
+    if accel == "tcg" and spec.tb_size_mb > 0:
+        return f"tcg,tb-size={spec.tb_size_mb}"
+    return accel
+
+
 def command(spec: GuestSpec, directory: Path, accel: str, binary: str = "qemu-system-x86_64"
             ) -> list[str]:
     """QEMU's command line for ``spec`` (pure)."""
@@ -245,7 +255,7 @@ def command(spec: GuestSpec, directory: Path, accel: str, binary: str = "qemu-sy
     cpu = spec.cpu_model or ("host" if accel == "kvm" else "qemu64,+rdrand")
     argv = [
         binary, "-name", f"guest={spec.name},debug-threads=on",
-        "-machine", machine_arg(spec), "-accel", accel, "-cpu", cpu,
+        "-machine", machine_arg(spec), "-accel", accel_arg(spec, accel), "-cpu", cpu,
         "-m", str(spec.memory_mb), "-smp", str(spec.cpus),
         "-nodefaults", "-no-user-config", "-display", "none", "-msg", "timestamp=on",
         # -D: QEMU's messages after it detached (a failed restore...) go there

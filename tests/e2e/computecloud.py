@@ -23,11 +23,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
+
 from onestack.guest import boot_files, image_path
 from onestack.host import links, netns, procs
 from onestack.network.agent.cleanup import remove_all
 from onestack.network.agent.layout import Layout, cloud_prefix
 from tests.conftest import CloudInfo, start_cloud, stop_cloud
+from tests.e2e.conftest import e2e_skip_reason
 
 T = TypeVar("T")
 
@@ -63,8 +66,10 @@ class Cloud:
     def restart(self) -> None:
         self.info = start_cloud(self.state, ENV)
 
-    def os(self, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-        res = subprocess.run([OPENSTACK, "--os-cloud", "onestack", *args], env=self.info.env(),
+    def os(self, *args: str, check: bool = True, timeout: float = 180,
+           as_cloud: str = "onestack") -> subprocess.CompletedProcess[str]:
+        """``openstack`` as the demo user (``onestack``), or as ``onestack-admin``."""
+        res = subprocess.run([OPENSTACK, "--os-cloud", as_cloud, *args], env=self.info.env(),
                              capture_output=True, text=True, timeout=timeout)
         if check:
             assert res.returncode == 0, f"openstack {' '.join(args)}: {res.stderr}"
@@ -206,3 +211,13 @@ def open_cloud(guest_image: Path) -> Iterator[Cloud]:
         shutil.rmtree(top, ignore_errors=True)
         assert not left, f"QEMU processes left after the servers were deleted: {left}"
         assert not netns.names(cloud_prefix(state)), "namespaces left after removal"
+
+
+def module_cloud(guest_image: Path) -> Iterator[Cloud]:
+    """A test module's cloud (its ``cloud`` fixture yields from this), or the
+    module skipped when this machine cannot run the e2e tests."""
+    reason = e2e_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    with open_cloud(guest_image) as c:
+        yield c

@@ -27,11 +27,10 @@ from tests.e2e.computecloud import (
     dhcp_files,
     firewall_ruleset,
     fixed_ip,
-    open_cloud,
+    module_cloud,
     port_of,
     wait_for,
 )
-from tests.e2e.conftest import e2e_skip_reason
 
 pytestmark = pytest.mark.e2e
 GUEST = "onestack-test-guest"
@@ -39,11 +38,7 @@ GUEST = "onestack-test-guest"
 
 @pytest.fixture(scope="module")
 def cloud(guest_image: Path) -> Iterator[Cloud]:
-    reason = e2e_skip_reason()
-    if reason:
-        pytest.skip(reason)
-    with open_cloud(guest_image) as c:
-        yield c
+    yield from module_cloud(guest_image)
 
 
 def boot(cloud: Cloud, name: str, image: str = GUEST, *extra: str) -> dict[str, object]:
@@ -212,6 +207,21 @@ def test_interface_attach_detach_serial_console_and_delete_leaves_nothing(cloud:
     wait_for("the port deleted", lambda: cloud.js("port", "list", "--network", net,
                                                    "--device-owner", "compute:nova") == [], 30)
     assert cloud.layout.tap(ports[0]["ID"]) not in cloud.root_links()
+
+    # a port deleted through Networking leaves the guest too (network-vif-deleted)
+    cloud.os("server", "add", "network", "nic", "second")
+    ports = wait_for("the attached port", lambda: cloud.js(
+        "port", "list", "--server", "nic", "--network", net, "--long"), 60)
+    again = str(ports[0]["MAC Address"])
+    wait_for("the second NIC in the guest", lambda: again in nics(cloud, router, ip) or None,
+             60, every=1.0)
+    refused = cloud.os("port", "delete", ports[0]["ID"], check=False)  # Neutron's policy:
+    assert "rule:delete_port is disallowed by policy" in refused.stderr  # not a member's
+    cloud.os("port", "delete", ports[0]["ID"], as_cloud="onestack-admin")
+    wait_for("the deleted port's NIC gone from the guest",
+             lambda: again not in nics(cloud, router, ip), 60, every=1.0)
+    wait_for("its tap gone", lambda: cloud.layout.tap(ports[0]["ID"]) not in cloud.root_links(), 30)
+    assert "second" not in cloud.server("nic")["addresses"]
 
     # the serial console through the proxy's websocket: the guest's getty answers a newline
     console = cloud.js("console", "url", "show", "--serial", "nic")

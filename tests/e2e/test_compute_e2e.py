@@ -33,22 +33,17 @@ from tests.e2e.computecloud import (
     assert_gone,
     fixed_ip,
     has_firewall,
-    open_cloud,
+    module_cloud,
     port_of,
     wait_for,
 )
-from tests.e2e.conftest import e2e_skip_reason
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def cloud(guest_image: Path) -> Iterator[Cloud]:
-    reason = e2e_skip_reason()
-    if reason:
-        pytest.skip(reason)
-    with open_cloud(guest_image) as c:
-        yield c
+    yield from module_cloud(guest_image)
 
 
 def test_a_server_boots_gets_dhcp_metadata_floating_ip_ssh_and_leaves_nothing(cloud: Cloud) -> None:

@@ -18,6 +18,15 @@ def after(argv: list[str], flag: str) -> list[str]:
     return [argv[i + 1] for i, a in enumerate(argv) if a == flag]
 
 
+def test_tcg_gets_the_translated_code_buffer_size_and_kvm_ignores_it() -> None:
+    spec = GuestSpec(name="vm1", disks=(Disk("/i/root.qcow2"),), tb_size_mb=96)
+    assert after(qemu.command(spec, D, "tcg"), "-accel") == ["tcg,tb-size=96"]
+    assert after(qemu.command(spec, D, "kvm"), "-accel") == ["kvm"]
+    unset = dataclasses.replace(spec, tb_size_mb=0)  # QEMU's default
+    assert after(qemu.command(unset, D, "tcg"), "-accel") == ["tcg"]
+    assert GuestSpec.from_json(spec.to_json()) == spec  # kept in the instance's record
+
+
 def test_the_fast_q35_machine_with_hotplug_ports() -> None:
     spec = GuestSpec(
         name="vm1", memory_mb=512, cpus=2, netns="onestack-dp",

@@ -55,6 +55,7 @@ class Rig:
         self.settings.compute.hotplug_slots = 2
         self.settings.compute.shutdown_timeout = 5
         self.settings.compute.wait_soft_reboot_seconds = 1
+        self.settings.compute.tcg_tb_size_mb = 96
         self.driver = QemuDriver(self.host, self.settings, accel="tcg")
         self.base = tmp_path / "base.qcow2"
         self.kernel = tmp_path / "vmlinux"
@@ -116,7 +117,7 @@ def test_spawn_makes_disks_taps_and_the_guest_at_once(tmp_path: Path) -> None:
             ("root", "disk", "qcow2", False), ("config", "disk.config", "raw", True)]
         assert [(n.tap, n.mac, n.mtu, n.model, n.slot) for n in g.nics] == [
             ("tap8a7c2d1e-00", "fa:16:3e:00:00:01", 1450, "virtio", 2)]
-        assert g.disks[1].slot == 1 and g.hotplug_slots == 2
+        assert g.disks[1].slot == 1 and g.hotplug_slots == 2 and g.tb_size_mb == 96
         assert (g.kernel, g.initrd, g.append) == (str(r.kernel), str(r.ramdisk),
                                                   "root=LABEL=x quiet")
         assert g.rng and g.vnc and g.video == "vga" and g.uuid == UUID

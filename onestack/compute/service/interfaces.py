@@ -166,8 +166,12 @@ def change_security_group(svc: ComputeService, ctx: AuthContext, server_id: str,
         server.updated_at = utcnow()
 
 
-def network_changed(svc: ComputeService, server_id: str) -> bool:
-    """Refresh a server's network cache (Neutron's ``network-changed`` event)."""
+def network_changed(svc: ComputeService, server_id: str,
+                    deleted: frozenset[str] = frozenset()) -> bool:
+    """Refresh a server's network cache (Neutron's ``network-changed`` event).
+    Ports of ``deleted`` (``network-vif-deleted``) that it no longer has leave
+    its guest too, as Nova's ``_process_instance_vif_deleted_event`` detaches them;
+    False if there is no such server."""
     from onestack.compute.models import Server
     from onestack.compute.service._common import load
 
@@ -183,4 +187,13 @@ def network_changed(svc: ComputeService, server_id: str) -> bool:
             return False
         current.network_info = info
         current.updated_at = utcnow()
+        # not "the ports it had": an earlier refresh may have dropped them from
+        # the cache already; unplugging a NIC the guest does not have is a no-op
+        left = deleted - {v["port_id"] for v in info}
+        if current.host and current.task_state != states.DELETING:
+            for port_id in sorted(left):
+                svc.cloud.tasks.enqueue(s, kinds.UNPLUG_VIF, {"server": server_id,
+                                                              "port_id": port_id},
+                                        host=current.host,
+                                        resource_key=kinds.resource_key(server_id))
     return True

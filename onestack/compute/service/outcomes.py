@@ -290,6 +290,8 @@ def rules(svc: ComputeService) -> dict[str, KindRule]:
                               on_cancel=hooks.action_cancelled),
         kinds.DELETE: KindRule(max_attempts=5, backoff_base=1.0, binary=binary,
                                on_complete=hooks.deleted, on_give_up=hooks.delete_failed),
+        # host only: the port is already gone from the server's record
+        kinds.UNPLUG_VIF: KindRule(max_attempts=3, backoff_base=1.0, binary=binary),
     }
     for kind in OUTCOMES:
         out[kind] = KindRule(max_attempts=2, backoff_base=1.0, binary=binary,

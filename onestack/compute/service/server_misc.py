@@ -59,6 +59,8 @@ def external_events(svc: ComputeService, ctx: AuthContext,
             result["code"] = 200
             if event["name"] == "network-changed":
                 interfaces.network_changed(svc, event["server_uuid"])
+            elif event["name"] == "network-vif-deleted" and event.get("tag"):
+                interfaces.network_changed(svc, event["server_uuid"], frozenset([event["tag"]]))
         out.append(result)
     return out, found
 

@@ -68,6 +68,7 @@ class Options:
     default_video: str = "vga"
     default_netns: str | None = None  # where NIC-less guests run
     version: str = ""  # SMBIOS version (onestack's)
+    tb_size_mb: int = 0  # TCG's translated-code buffer ([compute] tcg_tb_size_mb)
 
 
 def device_id(prefix: str, ident: str) -> str:
@@ -228,7 +229,7 @@ def build(spec: InstanceSpec, files: InstanceFiles, opts: Options, *,
         append=kernel_cmdline(spec, opts.accel) if kernel else None,
         uuid=spec.uuid, smbios=smbios, hotplug_slots=opts.hotplug_slots, accel=opts.accel,
         machine=machine(spec), rng=wants_rng(spec), vnc=opts.vnc, guest_agent=wants_agent(spec),
-        video=video_model(spec, opts))
+        video=video_model(spec, opts), tb_size_mb=opts.tb_size_mb)
     if stable is not None and stable == (False, "virtio"):
         # the last slot of the machine's devices: the others keep theirs
         last = len(slotted(guest))

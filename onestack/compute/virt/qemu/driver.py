@@ -107,7 +107,8 @@ class QemuDriver:
             netns = None
         opts = domain.Options(accel=self._accel or "tcg", hotplug_slots=cfg.hotplug_slots,
                               vnc=cfg.vnc_enabled, default_video=cfg.default_video_model,
-                              default_netns=netns, version=_version())
+                              default_netns=netns, version=_version(),
+                              tb_size_mb=cfg.tcg_tb_size_mb)
         self._instances = Instances(self.host, self.directory, self.cache, opts, probe)
         await asyncio.to_thread(self.cache.sweep_partial)
         await self.prune_images()

@@ -4,12 +4,7 @@ Networking and Image services, and the floating IP actions."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
-import pytest
-
-from tests.api.compute_support import (
+from tests.api.compute.support import (
     Env,
     S,
     V,
@@ -17,7 +12,6 @@ from tests.api.compute_support import (
     boot,
     eventually,
     nova_error,
-    setup,
     show,
     version,
     wait,
@@ -27,11 +21,6 @@ C = "/compute/v2.1"
 OLD = version("2.35")
 SG = f"{C}/os-security-groups"
 FIP = f"{C}/os-floating-ips"
-
-
-@pytest.fixture(scope="module")
-def env(api: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    yield setup(api, tmp_path_factory.mktemp("images"))
 
 
 def test_security_groups_and_rules(env: Env) -> None:

@@ -14,32 +14,17 @@ import pytest
 
 from onestack.network import dataplane
 from onestack.network.service import ports as port_service
-from tests.api.compute_support import (
+from tests.api.compute.support import (
     Env,
     S,
     V,
-    boot,
     create_network,
     eventually,
     ports_of,
-    setup,
     show,
-    wait,
 )
 
 N = "/networking/v2.0"
-
-
-@pytest.fixture(scope="module")
-def env(api: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    yield setup(api, tmp_path_factory.mktemp("images"))
-
-
-@pytest.fixture
-def server(env: Env) -> Iterator[dict[str, Any]]:
-    created = boot(env)
-    yield wait(env, created["id"], "ACTIVE")
-    env.api.delete(f"{S}/{created['id']}", headers=V)
 
 
 @pytest.fixture
@@ -93,6 +78,47 @@ def test_deleting_a_servers_port_removes_the_interface(env: Env, server: dict[st
     assert interfaces(env, sid) == [first]
     assert "events-second" not in addresses(env, sid)  # Compute's cache was refreshed
     assert [n for n in addresses(env, sid)] == [n for n in server["addresses"]]
+    # and its NIC left the guest (Nova detaches it on network-vif-deleted)
+    eventually(lambda: port_id not in env.driver.instances[sid].vifs)
+    assert [p for p in env.driver.instances[sid].vifs] == [first]
+
+
+def test_network_vif_deleted_from_outside_unplugs_the_nic(env: Env, server: dict[str, Any]) -> None:
+    """``os-server-external-events`` as real Neutron sends it: the port is gone
+    from Networking first (here with Compute not listening), then the event
+    names it in its tag. A port the server still has is not unplugged."""
+    sid = server["id"]
+    other = create_network(env.api, "events-outside", "10.4.0.0/24")
+    r = env.api.post(f"{S}/{sid}/os-interface", headers=V,
+                     json={"interfaceAttachment": {"net_id": other["id"]}})
+    assert r.status_code == 200, r.text
+    port_id = r.json()["interfaceAttachment"]["port_id"]
+    eventually(lambda: port_id in env.driver.instances[sid].vifs)
+    (first,) = [p["id"] for p in ports_of(env, sid) if p["id"] != port_id]
+    hub = env.api.cloud.service("network").server_events
+    listening = list(hub.listeners)
+    hub.listeners.clear()
+    try:
+        assert env.api.delete(f"{N}/ports/{port_id}").status_code == 204
+        settled(env)
+    finally:
+        hub.listeners.extend(listening)
+    assert port_id in env.driver.instances[sid].vifs  # nobody told Compute yet
+
+    def event(port: str) -> Any:
+        return env.api.post("/compute/v2.1/os-server-external-events", headers=V, json={
+            "events": [{"server_uuid": sid, "name": "network-vif-deleted", "tag": port}]})
+
+    r = event(first)  # still there: the cache is read again, nothing unplugged
+    assert r.status_code == 200, r.text
+    assert r.json()["events"] == [{"server_uuid": sid, "name": "network-vif-deleted",
+                                   "tag": first, "status": "completed", "code": 200}]
+    r = event(port_id)
+    assert r.status_code == 200, r.text
+    eventually(lambda: port_id not in env.driver.instances[sid].vifs)
+    assert list(env.driver.instances[sid].vifs) == [first]
+    assert interfaces(env, sid) == [first]
+    assert env.api.delete(f"{N}/networks/{other['id']}").status_code == 204
 
 
 def test_a_fixed_ip_added_through_networking_shows_in_the_server(

@@ -15,24 +15,18 @@ from sqlalchemy import delete
 
 from onestack.common.ids import utcnow
 from onestack.compute.models import VolumeAttachment
-from tests.api.compute_support import (
+from tests.api.compute.support import (
     Env,
     S,
     V,
     action,
     boot,
     nova_error,
-    setup,
     show,
     version,
     wait,
     wait_gone,
 )
-
-
-@pytest.fixture(scope="module")
-def env(api: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    yield setup(api, tmp_path_factory.mktemp("images"))
 
 
 @pytest.fixture

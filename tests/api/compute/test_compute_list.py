@@ -12,14 +12,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.api.compute_support import (
+from tests.api.compute.support import (
     Env,
     S,
     V,
     action,
     boot,
     nova_error,
-    setup,
     show,
     version,
     wait,
@@ -28,11 +27,6 @@ from tests.api.compute_support import (
 
 VERSIONS = ["2.1", "2.3", "2.9", "2.16", "2.19", "2.26", "2.47", "2.63", "2.71", "2.73",
             "2.90", "2.96"]
-
-
-@pytest.fixture(scope="module")
-def env(api: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    yield setup(api, tmp_path_factory.mktemp("images"))
 
 
 @pytest.fixture(scope="module")

@@ -5,18 +5,14 @@ they make, and Nova's older resources still served at old microversions
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from tests.api.compute_support import (
+from tests.api.compute.support import (
     Env,
     S,
     V,
     boot,
     nova_error,
-    setup,
     version,
     wait,
     wait_gone,
@@ -24,11 +20,6 @@ from tests.api.compute_support import (
 
 C = "/compute/v2.1"
 AG = f"{C}/os-aggregates"
-
-
-@pytest.fixture(scope="module")
-def env(api: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    yield setup(api, tmp_path_factory.mktemp("images"))
 
 
 def _action(env: Env, aggregate_id: int, body: dict[str, Any]) -> Any:

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from onestack.common.models import Task
 from onestack.compute.kinds import resource_key
 from onestack.compute.models import Allocation, Server
-from tests.api.compute_support import (
+from tests.api.compute.support import (
     Env,
     S,
     V,
@@ -25,17 +25,11 @@ from tests.api.compute_support import (
     nova_error,
     port_count,
     ports_of,
-    setup,
     version,
     wait,
 )
 
 MISSING = "00000000-0000-4000-8000-000000000000"
-
-
-@pytest.fixture(scope="module")
-def env(api: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    yield setup(api, tmp_path_factory.mktemp("images"))
 
 
 def counts(env: Env) -> tuple[int, int, int, int]:

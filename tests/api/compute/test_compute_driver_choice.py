@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.compute_support import S, V, make_image
+from tests.api.compute.support import S, V, make_image
 from tests.api.conftest import make_api
 
 

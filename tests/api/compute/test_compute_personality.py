@@ -6,29 +6,20 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from tests.api.compute_support import (
+from tests.api.compute.support import (
     Env,
     S,
     action,
     boot,
     nova_error,
-    setup,
     version,
     wait,
 )
 
 C = "/compute/v2.1"
 OLD = version("2.56")
-
-
-@pytest.fixture(scope="module")
-def env(api: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    yield setup(api, tmp_path_factory.mktemp("images"))
 
 
 def _files(*items: tuple[str, bytes]) -> list[dict[str, str]]:

@@ -4,13 +4,12 @@ durable tasks, what a server shows, its actions and their states, delete."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.api.compute_support import (
+from tests.api.compute.support import (
     Env,
     S,
     V,
@@ -20,24 +19,11 @@ from tests.api.compute_support import (
     make_image,
     nova_error,
     ports_of,
-    setup,
     show,
     version,
     wait,
     wait_gone,
 )
-
-
-@pytest.fixture(scope="module")
-def env(api: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    yield setup(api, tmp_path_factory.mktemp("images"))
-
-
-@pytest.fixture
-def server(env: Env) -> Iterator[dict[str, Any]]:
-    created = boot(env)
-    yield wait(env, created["id"], "ACTIVE")
-    env.api.delete(f"{S}/{created['id']}", headers=V)
 
 
 def test_boot_goes_active_with_its_port_address_flavor_and_host(env: Env) -> None:
@@ -252,7 +238,7 @@ def test_diagnostics_read_from_the_hosts_driver(env: Env, server: dict[str, Any]
 
 def test_rebuild_replaces_the_image_and_name(env: Env, server: dict[str, Any],
                                              tmp_path: Path) -> None:
-    from tests.api.compute_support import make_image
+    from tests.api.compute.support import make_image
 
     other = make_image(env.api, tmp_path, "other")
     sid = server["id"]

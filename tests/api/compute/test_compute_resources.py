@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.api.compute_support import (
+from tests.api.compute.support import (
     Env,
     S,
     V,
@@ -21,7 +20,6 @@ from tests.api.compute_support import (
     nova_error,
     port_exists,
     ports_of,
-    setup,
     show,
     version,
     wait,
@@ -29,18 +27,6 @@ from tests.api.compute_support import (
 )
 
 C = "/compute/v2.1"
-
-
-@pytest.fixture(scope="module")
-def env(api: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    yield setup(api, tmp_path_factory.mktemp("images"))
-
-
-@pytest.fixture
-def server(env: Env) -> Iterator[dict[str, Any]]:
-    created = boot(env)
-    yield wait(env, created["id"], "ACTIVE")
-    env.api.delete(f"{S}/{created['id']}", headers=V)
 
 
 def project_of(env: Env, who: str) -> str:
