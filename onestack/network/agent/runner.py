@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 L2_BATCH = 64  # networks' L2 tasks claimed and applied together, at most
-L2_WINDOW = 0.025  # seconds an L2 task may wait past its due time for others to join it
+L2_WINDOW = 0.05  # seconds an L2 task may wait past its due time for others to join it
 
 
 def _optional(name: str) -> ModuleType | None:
