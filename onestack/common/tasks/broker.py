@@ -144,7 +144,7 @@ async def shielded_claim(call: Any, release: Any) -> Any:
             if done.cancelled() or done.exception() is not None:
                 return
             claimed = done.result()
-            if claimed is not None:
+            if claimed:  # a task, or a non-empty list of tasks
                 threading.Thread(target=release, args=(claimed,), daemon=True).start()
 
         future.add_done_callback(give_back)
@@ -169,12 +169,25 @@ class LocalBroker:
         self._interrupted: set[str] = set()
         self._lock = threading.Lock()
         self._remote = False  # holding the process's LISTEN connection (PostgreSQL)
+        self._held: dict[str, float] = {}  # batched kind -> not claimed before (loop time)
+        self._hold_waiter: str | None = None
 
     async def claim(
         self, owner: str, host: str | None, kinds: Iterable[str], lease_seconds: float,
         wait: float,
     ) -> Claim | None:
+        claims = await self.claim_batch(owner, host, kinds, lease_seconds, wait, 1, ())
+        return claims[0] if claims else None
+
+    async def claim_batch(
+        self, owner: str, host: str | None, kinds: Iterable[str], lease_seconds: float,
+        wait: float, limit: int, batched: Iterable[str],
+    ) -> list[Claim]:
+        """:meth:`claim`, with up to ``limit`` tasks when the first is of a kind
+        of ``batched`` (``TaskQueue.claim_many``; empty: none within ``wait``)."""
         loop = asyncio.get_running_loop()
+        together = tuple(batched)
+        windows = self.queue.hub.windows
         kind_list = sorted(set(kinds))
         deadline = loop.time() + max(wait, 0.0)
         if not self._remote:
@@ -188,21 +201,44 @@ class LocalBroker:
         try:
             while True:
                 attempt = loop.time()
-                task = await shielded_claim(
-                    lambda: self.queue.claim(owner, host, kind_list, lease_seconds),
-                    lambda t: self.queue.release(t.id, t.claim_token, owner),
+                # A batched kind with a window is claimed at most once per window
+                # (by any claimer here): its tasks due meanwhile come along then.
+                # Meanwhile nothing is claimed (other kinds wait up to a window).
+                held = max((t - attempt for k in together if (t := self._held.get(k, 0.0)) > attempt),
+                           default=0.0)
+                if held > 0:
+                    remaining = deadline - attempt
+                    if remaining <= 0 or self._take_interrupt(owner):
+                        return []
+                    with self._lock:  # one claimer waits for the window's end; the
+                        first = self._hold_waiter in (None, owner)  # others for a wake-up
+                        if first:
+                            self._hold_waiter = owner
+                    try:
+                        await listener.wait(min(remaining, held if first else self.poll_interval))
+                    finally:
+                        with self._lock:
+                            if self._hold_waiter == owner:
+                                self._hold_waiter = None
+                    continue
+                tasks = await shielded_claim(
+                    lambda: self.queue.claim_many(owner, host, kind_list, lease_seconds,
+                                                  limit, together),
+                    lambda taken: [self.queue.release(t.id, t.claim_token, owner) for t in taken],
                 )
-                if task is not None:
-                    return Claim.from_task(task, owner, waited=attempt - begun)
+                if tasks:
+                    if windows.get(tasks[0].kind, 0.0) > 0 and tasks[0].kind in together:
+                        self._held[tasks[0].kind] = loop.time() + windows[tasks[0].kind]
+                    return [Claim.from_task(t, owner, waited=attempt - begun) for t in tasks]
                 remaining = deadline - loop.time()
                 if remaining <= 0 or self._take_interrupt(owner):
-                    return None
+                    return []
                 due = await asyncio.to_thread(self.queue.seconds_until_due, host, kind_list)
-                if due is not None:
-                    remaining = min(remaining, due + 0.01)
+                if due is not None:  # batched kinds: the tasks due meanwhile come along
+                    remaining = min(remaining, due + max([0.01, *(windows.get(k, 0.0) for k in together)]))
                 await listener.wait(min(remaining, self.poll_interval))
                 if self._take_interrupt(owner):
-                    return None
+                    return []
         finally:
             with self._lock:
                 if self._waiting.get(owner) is listener:
@@ -249,6 +285,19 @@ class LocalBroker:
         return await asyncio.to_thread(
             self.queue.complete, claim.id, claim.claim_token, result, claim.owner
         )
+
+    def set_window(self, kind: str, seconds: float) -> None:
+        """The wake-ups of ``kind``'s delayed tasks come ``seconds`` after they are
+        due, one for all those due by then (``Hub.windows``: a batched kind)."""
+        self.queue.hub.windows[kind] = seconds
+
+    async def complete_batch(self, done: list[tuple[Claim, Mapping[str, Any] | None]]) -> list[bool]:
+        """:meth:`complete` of claims of one owner, in one write unit (each fenced)."""
+        owners = {claim.owner for claim, _ in done}
+        if len(owners) != 1:
+            raise ValueError("a batch's claims have one owner")
+        items = [(claim.id, claim.claim_token, result) for claim, result in done]
+        return await asyncio.to_thread(self.queue.complete_many, items, owners.pop())
 
     async def fail(self, claim: Claim, error: str, retry: bool | None) -> bool:
         return await asyncio.to_thread(

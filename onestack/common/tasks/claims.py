@@ -81,19 +81,39 @@ def claim(
     (None: host-less tasks only; else that host's and host-less ones).
     Exactly one concurrent claimer wins a task; the returned row (detached)
     carries the new ``claim_token``."""
+    taken = claim_many(queue, owner, host, kinds, lease_seconds, 1, ())
+    return taken[0] if taken else None
+
+
+def claim_many(
+    queue: TaskQueue,
+    owner: str,
+    host: str | None,
+    kinds: Iterable[str] | None,
+    lease_seconds: float,
+    limit: int,
+    batched: Iterable[str],
+) -> list[Task]:
+    """:func:`claim`, and when the task taken is of a kind of ``batched``, up
+    to ``limit - 1`` more queued runnable tasks of that kind, oldest first, in
+    the same write unit: each taken by the same compare-and-set as alone (its
+    own claim token, lease and attempt; one task per resource key at a time).
+    Returns what was taken (empty: nothing runnable)."""
     if not owner or len(owner) > MAX_OWNER:
         raise ValueError(f"owner must be 1 to {MAX_OWNER} characters")
     if lease_seconds <= 0:
         raise ValueError("lease_seconds must be positive")
     kind_list = tuple(sorted(set(kinds))) if kinds is not None else None
     if kind_list is not None and not kind_list:
-        return None
-    plan = _plan(queue, host, kind_list, float(lease_seconds))
+        return []
+    limit = max(int(limit), 1)
+    together = frozenset(batched) if limit > 1 else frozenset()
+    plan = _plan(queue, host, kind_list, float(lease_seconds), max(CANDIDATES, limit))
     for round_ in range(50):
         with queue.db.read() as session:
             found = list(session.execute(plan.candidates).all())
         if not found:
-            return None
+            return []
         # Oldest first; but a claimer that lost every candidate to others
         # (they read the same ones) starts at a place of its own among them
         # next time, so that they do not all race for the first again (a
@@ -101,31 +121,46 @@ def claim(
         # candidate at a time).
         start = zlib.crc32(owner.encode()) % len(found) if round_ else 0
         # The claim locks what it takes itself (SKIP LOCKED, compare-and-set).
+        taken: list[Task] = []
         with queue.db.write(auto_lock=False) as session:
-            for row in found[start:] + found[:start]:
-                if row.state == RUNNING and (row.attempts >= row.max_attempts
-                                             or row.cancel_requested):
+            order = found[start:] + found[:start]
+            for i, row in enumerate(order):
+                if taken:  # more of the first one's kind, if it is batched
+                    if (len(taken) >= limit or row.kind != taken[0].kind
+                            or row.state != QUEUED):
+                        continue
+                elif row.state == RUNNING and (row.attempts >= row.max_attempts
+                                               or row.cancel_requested):
                     _end_expired(queue, session, row.id)
                     continue
                 task = _take(queue, session, plan, row.id, row.resource_key, owner)
                 if task is not None:
-                    return task
+                    taken.append(task)
+                    if task.kind not in together:
+                        break
+                    if plan.take_many is not None:
+                        taken += _take_many(session, plan, order[i + 1:], task.kind, owner,
+                                            limit - 1)
+                        break
+        if taken:
+            return taken
         # Every candidate went to someone else (or was ended): look again.
-    return None
+    return []
 
 
 @dataclass(frozen=True)
 class _Plan:
     candidates: Any
     take: Any
+    take_many: Any = None
 
 
 _PLANS_LOCK = threading.Lock()
 
 
 def _plan(queue: TaskQueue, host: str | None, kinds: tuple[str, ...] | None,
-          lease: float) -> _Plan:
-    key = (host, kinds, lease)
+          lease: float, size: int = CANDIDATES) -> _Plan:
+    key = (host, kinds, lease, size)
     plans: dict[Any, _Plan] = queue._claim_plans
     plan = plans.get(key)
     if plan is not None:
@@ -135,10 +170,10 @@ def _plan(queue: TaskQueue, host: str | None, kinds: tuple[str, ...] | None,
     free = or_(t.c.resource_key.is_(None), ~blocker(t))
     candidates = (
         select(t.c.id, t.c.state, t.c.attempts, t.c.max_attempts, t.c.cancel_requested,
-               t.c.resource_key)
+               t.c.resource_key, t.c.kind)
         .where(ready, free)
         .order_by(t.c.seq, t.c.id)
-        .limit(CANDIDATES)
+        .limit(size)
     )
     conditions = [
         t.c.id == bindparam("tid"),
@@ -153,20 +188,28 @@ def _plan(queue: TaskQueue, host: str | None, kinds: tuple[str, ...] | None,
         conditions.append(t.c.id == (
             select(locked.c.id).where(locked.c.id == bindparam("tid"))
             .with_for_update(skip_locked=True).scalar_subquery()))
-    take = (
-        update(t)
-        .where(*conditions)
-        .values(
-            state=RUNNING,
-            attempts=t.c.attempts + 1,
-            claim_token=t.c.claim_token + 1,
-            lease_owner=bindparam("owner"),
-            lease_expires_at=queue.now(lease),
-            updated_at=queue.now(),
+    taken = {
+        "state": RUNNING,
+        "attempts": t.c.attempts + 1,
+        "claim_token": t.c.claim_token + 1,
+        "lease_owner": bindparam("owner"),
+        "lease_expires_at": queue.now(lease),
+        "updated_at": queue.now(),
+    }
+    take = update(t).where(*conditions).values(taken).returning(*t.c)
+    take_many = None
+    if queue.db.is_sqlite:
+        # A batch's further tasks in one statement: SQLite's single writer
+        # serializes claims, and a batch's tasks are of different keys (taking
+        # one changes nothing of another's check).
+        take_many = (
+            update(t)
+            .where(t.c.id.in_(bindparam("tids", expanding=True)), t.c.state == QUEUED,
+                   t.c.kind == bindparam("of_kind"), ready, free)
+            .values(taken)
+            .returning(*t.c)
         )
-        .returning(*t.c)
-    )
-    plan = _Plan(candidates=candidates, take=take)
+    plan = _Plan(candidates=candidates, take=take, take_many=take_many)
     with _PLANS_LOCK:
         if len(plans) >= _PLANS_MAX:
             plans.clear()
@@ -243,6 +286,18 @@ def _take(queue: TaskQueue, session: Session, plan: _Plan, task_id: str,
     if task.attempts > 1:
         LOG.info("task %s (%s): attempt %d by %s", task.id, task.kind, task.attempts, owner)
     return task
+
+
+def _take_many(session: Session, plan: _Plan, rows: list[Any], kind: str, owner: str,
+               limit: int) -> list[Task]:
+    """Step 2 for a batch's further queued tasks of ``kind`` (SQLite), in one
+    statement; in the candidates' order."""
+    ids = [row.id for row in rows if row.kind == kind and row.state == QUEUED][:limit]
+    if not ids:
+        return []
+    got = {row.id: row for row in session.connection().execute(
+        plan.take_many, {"tids": ids, "of_kind": kind, "owner": owner})}
+    return [Task(**got[i]._mapping) for i in ids if i in got]
 
 
 def _end_expired(queue: TaskQueue, session: Session, task_id: str) -> None:

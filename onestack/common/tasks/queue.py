@@ -251,6 +251,12 @@ class TaskQueue:
         ``claim_token``)."""
         return claims.claim(self, owner, host, kinds, lease_seconds)
 
+    def claim_many(self, owner: str, host: str | None, kinds: Iterable[str] | None,
+                   lease_seconds: float, limit: int, batched: Iterable[str]) -> list[Task]:
+        """:meth:`claim`, with up to ``limit`` tasks of the first one's kind if
+        it is one of ``batched`` (see :func:`.claims.claim_many`)."""
+        return claims.claim_many(self, owner, host, kinds, lease_seconds, limit, batched)
+
     # ------------------------------------------------------------------ holding
 
     def _statement(self, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
@@ -365,6 +371,14 @@ class TaskQueue:
     ) -> bool:
         """Record success (and run the kind's ``on_complete`` hook in the same
         transaction). False, and nothing changed, if the lease is not held."""
+        return self.complete_many([(task_id, claim_token, result)], owner)[0]
+
+    def complete_many(
+        self, done: list[tuple[str, int, Mapping[str, Any] | None]], owner: str | None = None
+    ) -> list[bool]:
+        """:meth:`complete` of several (task id, claim token, result) in one
+        write unit, each fenced by its own lease: a task whose lease is not
+        held is left as it is (False in its place) and the others recorded."""
         t = _TABLE
         stmt = self._statement(("complete", owner is not None), lambda: (
             update(t)
@@ -374,23 +388,29 @@ class TaskQueue:
                     updated_at=self.now())
             .returning(t.c.kind, t.c.resource_key)
         ))
-        params = self._held_params(task_id, claim_token, owner)
-        params["result"] = dict(result) if result is not None else None
+        recorded: list[bool] = []
+        keys: list[str] = []
         with self.db.write() as session:
-            # On the connection: the UPDATE's own row lock and WHERE are the
-            # check (db.py's lock probe cannot take this statement's parameters).
-            row = session.connection().execute(stmt, params).first()
-            if row is None:
-                LOG.warning("task %s: completed under lease %s, which is not held",
-                            task_id, claim_token)
-                return False
-            hook = self.kinds.rule(row.kind).on_complete
-            if hook is not None:
-                task = session.get(Task, task_id, populate_existing=True)
-                assert task is not None
-                hook(session, task, result)
-            self._wake_next(session, row.resource_key)
-            return True
+            for task_id, claim_token, result in done:
+                params = self._held_params(task_id, claim_token, owner)
+                params["result"] = dict(result) if result is not None else None
+                # On the connection: the UPDATE's own row lock and WHERE are the
+                # check (db.py's lock probe cannot take this statement's parameters).
+                row = session.connection().execute(stmt, params).first()
+                recorded.append(row is not None)
+                if row is None:
+                    LOG.warning("task %s: completed under lease %s, which is not held",
+                                task_id, claim_token)
+                    continue
+                hook = self.kinds.rule(row.kind).on_complete
+                if hook is not None:
+                    task = session.get(Task, task_id, populate_existing=True)
+                    assert task is not None
+                    hook(session, task, result)
+                if row.resource_key is not None:
+                    keys.append(row.resource_key)
+            self._wake_next(session, *keys)
+        return recorded
 
     def fail(
         self,
@@ -506,22 +526,23 @@ class TaskQueue:
             rule.on_cancel(session, task)
         self._wake_next(session, task.resource_key)
 
-    def _wake_next(self, session: Session, resource_key: str | None) -> None:
-        """The next task of a resource may run once this transaction commits: wake its kind."""
-        if resource_key is None:
+    def _wake_next(self, session: Session, *resource_keys: str | None) -> None:
+        """The next task of these resources may run once this transaction
+        commits: wake its kind (one look for all of them)."""
+        keys = sorted({key for key in resource_keys if key is not None})
+        if not keys:
             return
         t = _TABLE
         stmt = self._statement(("next",), lambda: (
-            select(t.c.kind)
-            .where(t.c.resource_key == bindparam("key"), t.c.state.in_(UNFINISHED))
-            .order_by(t.c.seq, t.c.id)
-            .limit(1)
+            select(t.c.kind).distinct()
+            .where(t.c.resource_key.in_(bindparam("keys", expanding=True)),
+                   t.c.state.in_(UNFINISHED))
         ))
         # on the connection: a look, not a read to lock (db.py's write units
         # would lock the next task's row)
-        following = session.connection().execute(stmt, {"key": resource_key}).scalar()
-        if following is not None:
-            notify_on_commit(session, self.db, [following])
+        following = list(session.connection().execute(stmt, {"keys": keys}).scalars())
+        if following:
+            notify_on_commit(session, self.db, following)
 
     # ------------------------------------------------------------------ reading
 

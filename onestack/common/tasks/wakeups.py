@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -105,6 +106,12 @@ class Hub:
         self._pg_users = 0
         # (kind or None, delay) -> None: wake-ups passed on to another process
         self.forwarders: list[Callable[[str | None, float], None]] = []
+        # kind -> seconds: the delayed wake-ups of a kind whose tasks a worker
+        # runs together (``worker.Batched``): a task due within that long after
+        # the last wake-up planned is woken that much after it is due, by one
+        # wake-up for all the tasks due by then (a lone task: when it is due)
+        self.windows: dict[str, float] = {}
+        self._window_wake: dict[str, float] = {}  # kind -> when its next one comes (monotonic)
 
     def forward(self, forwarder: Callable[[str | None, float], None]) -> Callable[[], None]:
         """Tell ``forwarder`` of every wake-up of this hub (from any thread; it must
@@ -154,10 +161,20 @@ class Hub:
         find nothing and ask again: six queries per task."""
         if self.forwarders:
             self._forward(kind, delay)
+        window = self.windows.get(kind, 0.0)
         with self.lock:
             waiting = next((item for item in self.listeners if item.wants(kind)), None)
-        if waiting is not None:  # none: every worker is busy, and will look itself
-            waiting.call_later(delay, lambda: self._wake_one(kind))
+            if waiting is None:  # every worker is busy, and will look itself
+                return
+            if window > 0:
+                due = time.monotonic() + delay
+                coming = self._window_wake.get(kind)
+                if coming is not None and due <= coming <= due + window:
+                    return  # the wake-up already planned comes after this task is due
+                if coming is not None and coming < due <= coming + window:
+                    delay += window  # one of a stream: the next ones due come along
+                self._window_wake[kind] = time.monotonic() + delay
+        waiting.call_later(delay, lambda: self._wake_one(kind))
 
     def _wake_one(self, kind: str) -> None:
         with self.lock:

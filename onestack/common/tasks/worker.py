@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 
-__all__ = ["Handler", "TaskCancelled", "TaskContext", "TaskFailed", "Worker"]
+__all__ = ["Batched", "Handler", "TaskCancelled", "TaskContext", "TaskFailed", "Worker"]
 
 LEASE_LOST = "The task's lease was lost; another holder may run it."
 LEASE_RAN_OUT = "Heartbeats failed until the lease ran out; the task may run elsewhere."
@@ -135,6 +135,42 @@ class TaskContext:
 
 
 Handler = Callable[[TaskContext], Awaitable[Mapping[str, Any] | None] | Mapping[str, Any] | None]
+Outcome = Mapping[str, Any] | None | BaseException
+
+
+class Batched:
+    """A handler of a kind whose due tasks a worker may run several at once.
+
+    Called with one context, it is ``single`` (an async handler). When a claim
+    finds several runnable tasks of the kind (of different resource keys: one
+    task per key runs at a time), the worker takes up to ``limit`` of them in
+    one write unit and awaits ``batch(contexts)``, which returns one outcome per
+    context, in order: its result (a mapping or None), or the exception that
+    failed it (``TaskFailed``, ``TaskCancelled`` or any other, as a handler
+    would raise it). Their successes are recorded in one write unit too, each
+    fenced by its own lease; each task keeps its lease, heartbeat, attempts and
+    retries, and a failure of one does not fail the others.
+
+    ``window`` (a LocalBroker's worker): in a stream of delayed tasks of the
+    kind, each is woken up to that long after it is due, by one wake-up for
+    all those due by then (``Hub.windows``), and the kind is claimed at most
+    once per window, so that the stream runs in batches.
+    """
+
+    def __init__(self, single: Callable[[TaskContext], Awaitable[Mapping[str, Any] | None]],
+                 batch: Callable[[list[TaskContext]], Awaitable[list[Outcome]]],
+                 limit: int = 32, window: float = 0.0) -> None:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        if window < 0:
+            raise ValueError("window must not be negative")
+        self.single = single
+        self.batch = batch
+        self.limit = limit
+        self.window = window  # a delayed task is woken up to this much after it is due
+
+    async def __call__(self, ctx: TaskContext) -> Mapping[str, Any] | None:
+        return await self.single(ctx)
 
 
 def _not_a_result(result: Any) -> str | None:
@@ -192,6 +228,15 @@ class Worker:
         self.fatal: BaseException | None = None  # why the worker gave up (a refused credential)
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
+        # the kinds whose tasks may be claimed and run several at once (where
+        # the broker can: a LocalBroker)
+        self._batched = {kind: h for kind, h in self.handlers.items() if isinstance(h, Batched)}
+        if not hasattr(self.broker, "claim_batch"):
+            self._batched = {}
+        self._batch_limit = max((h.limit for h in self._batched.values()), default=1)
+        for kind, batched in self._batched.items():
+            if batched.window > 0 and hasattr(self.broker, "set_window"):
+                self.broker.set_window(kind, batched.window)
 
     @property
     def running(self) -> bool:
@@ -239,9 +284,7 @@ class Worker:
         while not self._stopping.is_set():
             asked = loop.time()
             try:
-                claim = await self.broker.claim(
-                    owner, self.host, kinds, self.lease_seconds, self.poll_interval
-                )
+                claims = await self._claim(owner, kinds)
             except asyncio.CancelledError:
                 raise
             except BrokerError as exc:
@@ -260,13 +303,27 @@ class Worker:
                 delay = min(delay * 2, self.poll_interval)
                 continue
             delay = 0.1
-            if claim is None:
+            if not claims:
                 continue
             if self._stopping.is_set():
-                await self._report(self.broker.release, claim)
+                for claim in claims:
+                    await self._report(self.broker.release, claim)
                 return
-            await self._run(claim, asked)
-            self.processed += 1
+            if len(claims) == 1:
+                await self._run(claims[0], asked)
+            else:
+                await self._run_batch(claims, asked)
+            self.processed += len(claims)
+
+    async def _claim(self, owner: str, kinds: list[str]) -> list[Claim]:
+        if self._batched:
+            found: list[Claim] = await self.broker.claim_batch(  # type: ignore[attr-defined]
+                owner, self.host, kinds, self.lease_seconds, self.poll_interval,
+                self._batch_limit, sorted(self._batched))
+            return found
+        claim = await self.broker.claim(owner, self.host, kinds, self.lease_seconds,
+                                        self.poll_interval)
+        return [claim] if claim is not None else []
 
     async def _pause(self, seconds: float) -> None:
         try:
@@ -286,10 +343,63 @@ class Worker:
         self.processed += 1
         return True
 
+    async def _run_batch(self, claims: list[Claim], claimed: float) -> None:
+        """Several tasks of one batched kind: one call of its ``batch``, each
+        task with its own context and heartbeat, the successes recorded in one
+        write unit and each failure as a task alone would be."""
+        handler = self._batched[claims[0].kind]
+        loop = asyncio.get_running_loop()
+        ctxs = [TaskContext(claim, self.broker, loop) for claim in claims]
+        # each task's lease: cancelled by its heartbeat when lost or stopped
+        leases: list[asyncio.Future[None]] = [loop.create_future() for _ in ctxs]
+        beats = [asyncio.create_task(self._heartbeat(ctx, lease, False, claimed + ctx.claim.waited))
+                 for ctx, lease in zip(ctxs, leases, strict=True)]
+        outcomes: list[Outcome]
+        try:
+            outcomes = list(await handler.batch(ctxs))
+            if len(outcomes) != len(ctxs):
+                raise TypeError(f"the batch handler returned {len(outcomes)} outcomes "
+                                f"for {len(ctxs)} tasks")
+        except asyncio.CancelledError:  # the worker is stopping: give every task back
+            for ctx in ctxs:
+                ctx._request_stop("The worker is stopping.")
+            await asyncio.shield(asyncio.gather(
+                *(self._report(self.broker.release, claim) for claim in claims)))
+            raise
+        except Exception as exc:
+            LOG.exception("tasks %s (%s) raised", [c.id for c in claims], claims[0].kind)
+            outcomes = [exc] * len(ctxs)
+        finally:
+            for beat in beats:
+                beat.cancel()
+            for lease in leases:
+                if not lease.done():
+                    lease.set_result(None)
+        done: list[tuple[Claim, Mapping[str, Any] | None]] = []
+        for ctx, outcome in zip(ctxs, outcomes, strict=True):
+            claim = ctx.claim
+            if ctx.cancel_event.is_set() or isinstance(outcome, TaskCancelled):
+                if isinstance(outcome, TaskCancelled) and not ctx.cancel_event.is_set():
+                    ctx._request_stop(str(outcome))
+                await self._cancelled(ctx)
+            elif isinstance(outcome, TaskFailed):
+                await self._report(self.broker.fail, claim, str(outcome), outcome.retry)
+            elif isinstance(outcome, BaseException):
+                LOG.error("task %s (%s) raised: %r", claim.id, claim.kind, outcome)
+                await self._report(self.broker.fail, claim,
+                                   f"{type(outcome).__name__}: {outcome}", None)
+            elif (problem := _not_a_result(outcome)) is not None:
+                LOG.error("task %s (%s): %s", claim.id, claim.kind, problem)
+                await self._report(self.broker.fail, claim, problem, False)
+            else:
+                done.append((claim, dict(outcome) if outcome is not None else None))
+        if done:
+            await self._report(self.broker.complete_batch, done)  # type: ignore[attr-defined]
+
     async def _run(self, claim: Claim, claimed: float) -> None:
         handler = self.handlers[claim.kind]
         ctx = TaskContext(claim, self.broker, asyncio.get_running_loop())
-        threaded = not inspect.iscoroutinefunction(handler)
+        threaded = not (inspect.iscoroutinefunction(handler) or isinstance(handler, Batched))
         work: asyncio.Future[Any] = asyncio.ensure_future(self._call(handler, ctx, threaded))
         # The lease began no earlier than the claim request plus the broker's wait.
         beat = asyncio.create_task(

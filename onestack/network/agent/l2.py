@@ -138,6 +138,25 @@ async def apply_network(host: Host, layout: Layout, info: NetworkInfo, domain: s
     return True, links
 
 
+async def apply_bridges(host: Host, layout: Layout,
+                        networks: list[tuple[NetworkInfo, list[str] | None]]) -> RootLinks:
+    """``apply_network`` of several networks that have no DHCP server here, in
+    one netlink conversation: their bridges, and the links of their ports
+    (given by id, or None: every port of the network)."""
+    wanted = [(layout.bridge(info.id), info.mtu,
+               [layout.tap(pid) for pid in ports] if ports is not None else _port_devices(layout, info))
+              for info, ports in networks]
+
+    def bridges(nl: NetlinkOps) -> RootLinks:
+        devices: list[str] = []
+        for bridge, mtu, taps in wanted:
+            nl.ensure_bridge(bridge, mtu=mtu)
+            devices += taps
+        return links_of(nl, devices)
+
+    return await in_root(host, layout, bridges)
+
+
 # The DHCP namespace's device as last settled, by namespace: while the port, its
 # MTU and addresses stay the same and its veth was not made again, the namespace
 # is not looked at (its links, addresses: pyroute2) at each of the network's changes.

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from onestack.network.agent import dhcp, external, l2, notifier, reader, states
+from onestack.network.agent import dhcp, external, l2, l2batch, notifier, reader, states
 from onestack.network.agent.layout import (
     BRIDGE_PREFIX,
     METADATA_ADDRESS,
@@ -38,12 +38,15 @@ from onestack.network.agent.layout import (
 )
 
 if TYPE_CHECKING:
-    from onestack.common.tasks.worker import TaskContext
+    from onestack.common.tasks.worker import Outcome, TaskContext
     from onestack.host.base import Host, NetlinkOps
     from onestack.network.agent.metadata import MetadataProxy, Request
     from onestack.network.core import NetworkService
 
 log = logging.getLogger(__name__)
+
+L2_BATCH = 64  # networks' L2 tasks claimed and applied together, at most
+L2_WINDOW = 0.05  # seconds an L2 task may wait past its due time for others to join it
 
 
 def _optional(name: str) -> ModuleType | None:
@@ -115,7 +118,13 @@ class DataPlane:
         from onestack.common.tasks.kinds import KindRule
 
         rule = KindRule(max_attempts=1000, backoff_base=0.5, backoff_cap=30.0, agents=False)
-        for kind, handler in ((notifier.L2, self.handle_l2), (notifier.ROUTER, self.handle_router),
+        l2_handler: Any = self.handle_l2
+        if handlers:  # networks' L2 tasks due together run together
+            from onestack.common.tasks.worker import Batched
+
+            l2_handler = Batched(self.handle_l2, self.handle_l2_batch, limit=L2_BATCH,
+                                 window=L2_WINDOW)
+        for kind, handler in ((notifier.L2, l2_handler), (notifier.ROUTER, self.handle_router),
                               (notifier.FIREWALL, self.handle_firewall)):
             if handlers:
                 self.cloud.handle_tasks(kind, handler, rule)
@@ -151,9 +160,16 @@ class DataPlane:
         self.pace.record(notifier.L2, network_id, None if gone else time.monotonic() - began)
         return {}
 
-    async def apply_network(self, network_id: str) -> bool:
-        """Applies the network; True if it is gone (and so removed)."""
-        info = await self._read(reader.network, network_id)
+    async def handle_l2_batch(self, ctxs: list[TaskContext]) -> list[Outcome]:
+        """Several networks' L2 tasks claimed together (``l2batch.py``)."""
+        return await l2batch.handle(self, ctxs)
+
+    async def apply_network(self, network_id: str, info: reader.NetworkInfo | None = None,
+                            read: bool = False) -> bool:
+        """Applies the network; True if it is gone (and so removed). ``read``:
+        ``info`` was just read (else it is read now)."""
+        if not read:
+            info = await self._read(reader.network, network_id)
         key = f"network:{network_id}"
         if info is None:
             await self.proxy.remove(key)
@@ -504,8 +520,11 @@ class DataPlane:
                 self._changed |= names
             wake.set()
 
-        def poke(names: set[str] | None) -> None:
-            loop.call_soon_threadsafe(note, names)
+        def poke(names: set[str] | None) -> None:  # in the watch's thread
+            # a bridge, DHCP or router device alone (a network applied) is
+            # nothing the loop looks at: no wake-up of the loop for it
+            if names is None or any(n.startswith(TAP_PREFIX) for n in names):
+                loop.call_soon_threadsafe(note, names)
 
         return await asyncio.to_thread(LinkWatch, self.layout.root_ns, poke)
 
