@@ -169,6 +169,7 @@ def test_the_forked_agent_dies_with_the_api(tmp_path: Path) -> None:
         pytest.skip(reason)
     state = tmp_path / "state"
     c = Cloud(start_cloud(state, dict(ENV)))
+    agent = 0
     try:
         assert c.info.process is not None
         agent = wait_for("the agent's process", lambda: agent_children(c.info.process.pid))[0]
@@ -190,5 +191,8 @@ def test_the_forked_agent_dies_with_the_api(tmp_path: Path) -> None:
         wait_for("the agent gone", lambda: not alive(agent), timeout=15)
     finally:
         stop_cloud(c.info)
+        if agent and alive(agent):  # else it would make again what remove_all takes away
+            os.kill(agent, signal.SIGKILL)
+            wait_for("the agent killed", lambda: not alive(agent), timeout=5)
         remove_all(state)
         assert not netns.names(cloud_prefix(state)), "namespaces left after removal"
