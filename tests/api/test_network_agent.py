@@ -362,3 +362,31 @@ def test_the_dhcp_namespace_is_settled_once_and_again_when_its_veth_goes(
         asyncio.run(dp.apply_network(net["id"]))
         assert ok(api.get(f"{N}/ports/{port['id']}"))["port"]["status"] == status
         assert asyncio.run(host.net.netlink(layout.root_ns, lambda n: n.link(tap))).up is up
+
+
+def test_stop_ends_the_loop_even_when_a_cancel_is_lost(
+        agent: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python 3.11's ``asyncio.wait_for`` returns instead of raising when the
+    cancel meets the event it waits for (gh-86296): the agent's loop went on,
+    and its process, orphaned by a dead API, never ended."""
+    _api, dp, _host = agent
+    real = asyncio.wait_for
+    lost: list[bool] = []
+
+    async def losing_one_cancel(aw: Any, timeout: float | None) -> Any:
+        try:
+            return await real(aw, timeout)
+        except asyncio.CancelledError:
+            if not lost:  # as 3.11 does when the waited event was set at that moment
+                lost.append(True)
+                return None
+            raise
+
+    async def main() -> None:
+        monkeypatch.setattr(asyncio, "wait_for", losing_one_cancel)
+        await dp.start()
+        await asyncio.sleep(0.3)  # the first reconcile done: the loop waits
+        await real(dp.stop(), 10)
+
+    asyncio.run(main())
+    assert lost == [True] and dp._loop_task is None
