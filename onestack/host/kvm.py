@@ -61,7 +61,11 @@ def probe(timeout: float = PROBE_TIMEOUT) -> tuple[bool, str]:
         disk = Path(tmp) / "probe.img"
         disk.write_bytes(boot_sector())
         os.truncate(disk, 1 << 20)  # SeaBIOS boots no smaller disk from AHCI
-        argv = [binary, "-accel", "kvm", "-machine", "q35", "-cpu", "host", "-m", "16",
+        # QEMU dies with the probing thread (setpriv's PR_SET_PDEATHSIG, kept
+        # across its exec): a failed probe's QEMU stays alive with its guest
+        # stopped, so a process killed mid-probe would leave it running forever
+        prefix = ["setpriv", "--pdeathsig", "KILL", "--"] if shutil.which("setpriv") else []
+        argv = [*prefix, binary, "-accel", "kvm", "-machine", "q35", "-cpu", "host", "-m", "16",
                 "-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none",
                 "-serial", "none", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
                 "-drive", f"file={disk},format=raw,if=ide"]

@@ -13,24 +13,15 @@ import pytest
 from sqlalchemy import select
 
 from onestack.common.models import Task
-from onestack.host.fake import FakeHost
 from onestack.network.agent import notifier
-from onestack.network.agent.runner import DataPlane
+from tests.api._agent import Rig, agent_rig, count_netlink
 from tests.api._network import N, neutron_error, ok
-from tests.api.conftest import Api, make_api
+from tests.api.conftest import Api
 
 
 @pytest.fixture
-def agent(tmp_path: Path) -> Iterator[tuple[Api, DataPlane, FakeHost]]:
-    for api in make_api(tmp_path / "state"):
-        net = api.cloud.services["network"]
-        host = FakeHost()
-        dp = DataPlane(net, host, serve_metadata=False)
-        # the notifier and the binding's namespace, but no handler in the cloud's
-        # worker: the tests run the handlers themselves and see the queued tasks
-        net.notifier = notifier.TaskNotifier(api.cloud)
-        net.vif_netns = dp.layout.root_ns
-        yield api, dp, host
+def agent(tmp_path: Path) -> Iterator[Rig]:
+    yield from agent_rig(tmp_path)
 
 
 def queued(api: Api) -> set[tuple[str, str | None]]:
@@ -47,7 +38,7 @@ def clear(api: Api) -> None:
         known.forget()
 
 
-def test_writes_enqueue_one_task_per_thing_to_apply(agent: tuple[Api, DataPlane, FakeHost]) -> None:
+def test_writes_enqueue_one_task_per_thing_to_apply(agent: Rig) -> None:
     api, _dp, _host = agent
     clear(api)
     net = ok(api.post(f"{N}/networks", json={"network": {"name": "n1"}}), 201)["network"]
@@ -75,7 +66,7 @@ def test_writes_enqueue_one_task_per_thing_to_apply(agent: tuple[Api, DataPlane,
 
 
 def test_a_task_waits_longer_when_its_key_was_slow_to_apply_but_a_rule_change_does_not(
-        agent: tuple[Api, DataPlane, FakeHost]) -> None:
+        agent: Rig) -> None:
     """With the agent's pace: ports of a network whose L2 and firewall tasks took
     0.3 s and 2 s wait 0.6 s and 0.5 s (the firewall's bound); a security group
     rule waits only the firewall's 0.2 s debounce."""
@@ -106,7 +97,7 @@ def test_a_task_waits_longer_when_its_key_was_slow_to_apply_but_a_rule_change_do
 
 
 def test_a_burst_does_not_look_for_the_task_it_knows_is_still_queued(
-        agent: tuple[Api, DataPlane, FakeHost]) -> None:
+        agent: Rig) -> None:
     """SQLite: a write right after the one that enqueued its key's tasks skips the
     look (no worker can have claimed them before they are due); once they are due
     it looks again, finds them still queued and adds none."""
@@ -148,7 +139,7 @@ def test_a_burst_does_not_look_for_the_task_it_knows_is_still_queued(
 
 
 def test_known_queued_keys_are_recorded_at_commit_and_forgotten_when_the_clock_moves(
-        agent: tuple[Api, DataPlane, FakeHost]) -> None:
+        agent: Rig) -> None:
     api, _dp, _host = agent
     queue = api.cloud.tasks
     known = notifier.KnownQueued(queue)
@@ -168,7 +159,7 @@ def test_known_queued_keys_are_recorded_at_commit_and_forgotten_when_the_clock_m
         queue.clock.advance(-1.0)
 
 
-def test_a_network_applied_bridge_dhcp_port_and_status(agent: tuple[Api, DataPlane, FakeHost]) -> None:
+def test_a_network_applied_bridge_dhcp_port_and_status(agent: Rig) -> None:
     api, dp, host = agent
     layout = dp.layout
     net = ok(api.post(f"{N}/networks", json={"network": {"name": "n2"}}), 201)["network"]
@@ -215,7 +206,7 @@ def test_a_network_applied_bridge_dhcp_port_and_status(agent: tuple[Api, DataPla
         lk.name for lk in asyncio.run(host.net.netlink(layout.root_ns, lambda n: n.links()))]
 
 
-def test_reconcile_removes_leftovers_and_queues_the_missing(agent: tuple[Api, DataPlane, FakeHost]) -> None:
+def test_reconcile_removes_leftovers_and_queues_the_missing(agent: Rig) -> None:
     api, dp, host = agent
     layout = dp.layout
     net = ok(api.post(f"{N}/networks", json={"network": {"name": "n3"}}), 201)["network"]
@@ -234,7 +225,7 @@ def test_reconcile_removes_leftovers_and_queues_the_missing(agent: tuple[Api, Da
     assert (notifier.L2, f"network:{net['id']}") in queued(api)  # its bridge is missing
 
 
-def test_vif_details_name_the_bridge_and_namespace(agent: tuple[Api, DataPlane, FakeHost]) -> None:
+def test_vif_details_name_the_bridge_and_namespace(agent: Rig) -> None:
     api, dp, _host = agent
     net = ok(api.post(f"{N}/networks", json={"network": {"name": "n4"}}), 201)["network"]
     port = ok(api.post(f"{N}/ports", json={"port": {"network_id": net["id"],
@@ -245,7 +236,7 @@ def test_vif_details_name_the_bridge_and_namespace(agent: tuple[Api, DataPlane, 
                                            "netns": dp.layout.root_ns}
 
 
-def test_agents_listed_from_heartbeats(agent: tuple[Api, DataPlane, FakeHost]) -> None:
+def test_agents_listed_from_heartbeats(agent: Rig) -> None:
     api, dp, _host = agent
     assert ok(api.get(f"{N}/agents"))["agents"] == []
     dp._heartbeat(True)
@@ -264,7 +255,7 @@ def test_agents_listed_from_heartbeats(agent: tuple[Api, DataPlane, FakeHost]) -
 
 
 def test_an_instance_port_administratively_down_has_its_tap_down(
-        agent: tuple[Api, DataPlane, FakeHost]) -> None:
+        agent: Rig) -> None:
     """As Neutron's Linux bridge agent: ``admin_state_up`` false sets the port's tap
     down (no traffic; the port DOWN), true sets it up again (ACTIVE); a tap plugged
     again while the port is down (a reboot) goes down at once."""
@@ -304,21 +295,8 @@ def test_an_instance_port_administratively_down_has_its_tap_down(
     assert (tap_up(), status()) == (True, "ACTIVE")
 
 
-def _count_netlink(host: FakeHost) -> dict[str | None, int]:
-    """Counts the netlink conversations per namespace from now on."""
-    counts: dict[str | None, int] = {}
-    real = host.net.netlink
-
-    async def counting(ns: str | None, fn: Any) -> Any:
-        counts[ns] = counts.get(ns, 0) + 1
-        return await real(ns, fn)
-
-    host.net.netlink = counting  # type: ignore[method-assign]
-    return counts
-
-
 def test_a_network_without_dhcp_costs_one_netlink_conversation(
-        agent: tuple[Api, DataPlane, FakeHost]) -> None:
+        agent: Rig) -> None:
     """Once the reconcile has listed the DHCP namespaces, a network without DHCP is
     its bridge and nothing else: no DHCP namespace removed or looked for, no root
     namespace look (it is made if the bridge's conversation finds it missing).
@@ -329,7 +307,7 @@ def test_a_network_without_dhcp_costs_one_netlink_conversation(
     asyncio.run(dp.reconcile())
     net = ok(api.post(f"{N}/networks", json={"network": {"name": "plain"}}), 201)["network"]
     del host.calls[:]
-    counts = _count_netlink(host)
+    counts = count_netlink(host)
     asyncio.run(dp.apply_network(net["id"]))
     assert counts == {layout.root_ns: 1}
     assert host.calls[0] == ("netlink", layout.root_ns, "ensure_bridge", layout.bridge(net["id"]))
@@ -349,7 +327,7 @@ def test_a_network_without_dhcp_costs_one_netlink_conversation(
 
 
 def test_the_dhcp_namespace_is_settled_once_and_again_when_its_veth_goes(
-        agent: tuple[Api, DataPlane, FakeHost]) -> None:
+        agent: Rig) -> None:
     """A port added to a network with DHCP does not make the agent look into the
     DHCP namespace again (its device, addresses and MTU are as last settled);
     the DHCP port's veth deleted behind its back is made and settled again; a
@@ -362,7 +340,7 @@ def test_the_dhcp_namespace_is_settled_once_and_again_when_its_veth_goes(
     asyncio.run(dp.apply_network(net["id"]))
     dhcp_port = ok(api.get(f"{N}/ports?network_id={net['id']}&device_owner=network:dhcp"))["ports"][0]
     ns, device = layout.dhcp_ns(net["id"]), layout.dhcp_device(dhcp_port["id"])
-    counts = _count_netlink(host)
+    counts = count_netlink(host)
     port = ok(api.post(f"{N}/ports", json={"port": {"network_id": net["id"]}}), 201)["port"]
     asyncio.run(dp.apply_network(net["id"]))
     assert counts == {layout.root_ns: 1}
@@ -384,3 +362,31 @@ def test_the_dhcp_namespace_is_settled_once_and_again_when_its_veth_goes(
         asyncio.run(dp.apply_network(net["id"]))
         assert ok(api.get(f"{N}/ports/{port['id']}"))["port"]["status"] == status
         assert asyncio.run(host.net.netlink(layout.root_ns, lambda n: n.link(tap))).up is up
+
+
+def test_stop_ends_the_loop_even_when_a_cancel_is_lost(
+        agent: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python 3.11's ``asyncio.wait_for`` returns instead of raising when the
+    cancel meets the event it waits for (gh-86296): the agent's loop went on,
+    and its process, orphaned by a dead API, never ended."""
+    _api, dp, _host = agent
+    real = asyncio.wait_for
+    lost: list[bool] = []
+
+    async def losing_one_cancel(aw: Any, timeout: float | None) -> Any:
+        try:
+            return await real(aw, timeout)
+        except asyncio.CancelledError:
+            if not lost:  # as 3.11 does when the waited event was set at that moment
+                lost.append(True)
+                return None
+            raise
+
+    async def main() -> None:
+        monkeypatch.setattr(asyncio, "wait_for", losing_one_cancel)
+        await dp.start()
+        await asyncio.sleep(0.3)  # the first reconcile done: the loop waits
+        await real(dp.stop(), 10)
+
+    asyncio.run(main())
+    assert lost == [True] and dp._loop_task is None

@@ -13,21 +13,14 @@ from typing import Any
 import pytest
 
 from onestack.host.fake import FakeHost
-from onestack.network.agent import notifier
 from onestack.network.agent.runner import DataPlane
+from tests.api._agent import Rig, agent_rig, count_netlink
 from tests.api._network import N, ok
-from tests.api.conftest import Api, make_api
 
 
 @pytest.fixture
-def agent(tmp_path: Path) -> Iterator[tuple[Api, DataPlane, FakeHost]]:
-    for api in make_api(tmp_path / "state"):
-        net = api.cloud.services["network"]
-        host = FakeHost()
-        dp = DataPlane(net, host, serve_metadata=False)
-        net.notifier = notifier.TaskNotifier(api.cloud)
-        net.vif_netns = dp.layout.root_ns
-        yield api, dp, host
+def agent(tmp_path: Path) -> Iterator[Rig]:
+    yield from agent_rig(tmp_path)
 
 
 class Ctx:
@@ -45,20 +38,8 @@ def bridges(host: FakeHost, dp: DataPlane) -> dict[str, int]:
     return {lk.name: lk.mtu for lk in links if lk.kind == "bridge"}
 
 
-def count_netlink(host: FakeHost) -> dict[str | None, int]:
-    counts: dict[str | None, int] = {}
-    real = host.net.netlink
-
-    async def counting(ns: str | None, fn: Any) -> Any:
-        counts[ns] = counts.get(ns, 0) + 1
-        return await real(ns, fn)
-
-    host.net.netlink = counting  # type: ignore[method-assign]
-    return counts
-
-
 def test_a_batch_makes_plain_networks_in_one_conversation_and_the_others_as_alone(
-        agent: tuple[Api, DataPlane, FakeHost]) -> None:
+        agent: Rig) -> None:
     api, dp, host = agent
     layout = dp.layout
     asyncio.run(dp.reconcile())  # the DHCP namespaces listed: none here
@@ -97,7 +78,7 @@ def test_a_batch_makes_plain_networks_in_one_conversation_and_the_others_as_alon
 
 
 def test_a_failure_in_a_batch_fails_only_its_task(
-        agent: tuple[Api, DataPlane, FakeHost], monkeypatch: pytest.MonkeyPatch) -> None:
+        agent: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
     api, dp, host = agent
     layout = dp.layout
     asyncio.run(dp.reconcile())

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from onestack.host import procs, qemu
+from onestack.host import kvm, procs, qemu
 from onestack.host.qemu import Disk, GuestSpec, Nic
 from tests.e2e.testnet import SUBNET, TestNetwork
 
@@ -116,3 +118,38 @@ def test_guest_life_through_the_driver(guest_disk: Path, guest_net: TestNetwork,
         assert not (run_dir / "vm1").exists()
     finally:
         asyncio.run(guests.remove("vm1"))
+
+
+@pytest.mark.skipif(not Path("/dev/kvm").exists() or kvm.qemu_binary() is None,
+                    reason="no /dev/kvm or no QEMU: no KVM probe to run")
+def test_a_process_killed_during_the_kvm_probe_leaves_no_qemu() -> None:
+    """Where KVM cannot run a guest the probe's QEMU stays alive until told to
+    go; it dies with the process that probes when that is killed (SIGKILL)."""
+    prober = subprocess.Popen([sys.executable, "-c",
+                               "from onestack.host import kvm; kvm.probe(timeout=30)"])
+    try:
+        def probe_qemu() -> list[int]:
+            return [pid for pid in procs.find("isa-debug-exit,iobase=0xf4")
+                    if (procs.cmdline(pid) or [""])[0].endswith("qemu-system-x86_64")
+                    and _parent(pid) == prober.pid]
+
+        deadline = time.monotonic() + 20
+        while not (found := probe_qemu()):
+            if prober.poll() is not None:
+                pytest.skip("the probe ended before it could be killed (KVM runs guests here)")
+            assert time.monotonic() < deadline, "the probe's QEMU never started"
+            time.sleep(0.05)
+        prober.kill()
+        prober.wait()
+        assert procs.wait_gone(found[0], 5), "the probe's QEMU outlived the probing process"
+    finally:
+        if prober.poll() is None:
+            prober.kill()
+            prober.wait()
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None

@@ -83,17 +83,7 @@ def test_worker_runs_due_tasks_in_one_batch_and_a_failure_fails_only_its_task(qu
                 out.append({"n": c.payload["n"], "attempt": c.attempt})
         return out
 
-    async def main() -> list[str]:
-        ids = [add(queue, "net", payload={"n": i}, resource_key=f"network:{i}") for i in range(5)]
-        worker = Worker(queue, "h1", {"net": Batched(single, batch, limit=8)}, poll_interval=30)
-        await worker.start()
-        try:
-            await wait_for(lambda: all(queue.get(i).state == SUCCEEDED for i in ids))  # type: ignore[union-attr]
-        finally:
-            await worker.stop()
-        return ids
-
-    ids = asyncio.run(main())
+    ids = run_until_all_succeeded(queue, 5, Batched(single, batch, limit=8), poll_interval=30)
     assert batches[0] == [0, 1, 2, 3, 4]  # all five claimed and run together
     assert singles == [2]  # its retry was alone
     tasks = [queue.get(i) for i in ids]
@@ -116,17 +106,7 @@ def test_a_batch_handler_that_raises_fails_every_task_of_the_batch_for_a_retry(q
             raise OSError("netlink went away")
         return [None for _ in ctxs]
 
-    async def main() -> list[str]:
-        ids = [add(queue, "net", payload={"n": i}, resource_key=f"network:{i}") for i in range(3)]
-        worker = Worker(queue, "h1", {"net": Batched(single, batch)}, poll_interval=0.2)
-        await worker.start()
-        try:
-            await wait_for(lambda: all(queue.get(i).state == SUCCEEDED for i in ids))  # type: ignore[union-attr]
-        finally:
-            await worker.stop()
-        return ids
-
-    ids = asyncio.run(main())
+    ids = run_until_all_succeeded(queue, 3, Batched(single, batch), poll_interval=0.2)
     assert calls[0] == 3
     for task_id in ids:
         task = queue.get(task_id)
@@ -160,3 +140,21 @@ def test_a_window_makes_one_wake_up_for_a_stream_of_tasks_and_none_for_a_lone_on
     assert woken[0] < 0.05
     assert 0.105 <= woken[1] < 0.2
     assert 0.045 <= woken[2] < 0.1
+
+
+def run_until_all_succeeded(queue: TaskQueue, count: int, handler: Batched,
+                            poll_interval: float) -> list[str]:
+    """``count`` tasks of kind ``net`` (one network each), run by a worker with
+    ``handler`` until every one succeeded; their ids."""
+    async def main() -> list[str]:
+        ids = [add(queue, "net", payload={"n": i}, resource_key=f"network:{i}")
+               for i in range(count)]
+        worker = Worker(queue, "h1", {"net": handler}, poll_interval=poll_interval)
+        await worker.start()
+        try:
+            await wait_for(lambda: all(queue.get(i).state == SUCCEEDED for i in ids))  # type: ignore[union-attr]
+        finally:
+            await worker.stop()
+        return ids
+
+    return asyncio.run(main())

@@ -144,8 +144,15 @@ class DataPlane:
 
     async def stop(self) -> None:
         if self._loop_task is not None:
-            self._loop_task.cancel()
-            await asyncio.gather(self._loop_task, return_exceptions=True)
+            task = self._loop_task
+            # Cancelled until it ends: Python 3.11's wait_for returns instead of
+            # raising when the cancel meets the event it waits for (a link
+            # change; gh-86296), and the loop then ran on - an agent whose API
+            # had died stayed, orphaned, forever.
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=1.0)
+            await asyncio.gather(task, return_exceptions=True)
             self._loop_task = None
         if self._proxy is not None:
             await self._proxy.close()
