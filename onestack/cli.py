@@ -88,7 +88,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     # classes, mappers, routes): collecting while they are built is wasted
     # work. Collection resumes once the cloud is up.
     gc.disable()
-    from onestack.startup import StartError
+    from onestack.startup import StartError, limit_malloc_arenas
+
+    limit_malloc_arenas()
 
     try:
         settings = _settings(args)
@@ -120,6 +122,12 @@ def cmd_up(args: argparse.Namespace) -> int:
             lock.release()
             return _fail("up", exc)
         raise
+    # Before any event loop or worker thread: a service may fork a process
+    # here that shares what start-up made (the network agent's first one).
+    for svc in cloud.services.values():
+        pre_fork = getattr(svc, "pre_fork", None)
+        if pre_fork is not None:
+            pre_fork()
     config = uvicorn.Config(
         app,
         host=settings.host,

@@ -126,3 +126,20 @@ def _pid_in(fd: int) -> int | None:
         return int(os.pread(fd, 32, 0).split()[0])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def limit_malloc_arenas(count: int = 1) -> None:
+    """Hold glibc's malloc to ``count`` arenas (``mallopt(M_ARENA_MAX)``), unless
+    ``MALLOC_ARENA_MAX`` in the environment says otherwise; call it before any
+    thread starts. Each thread that allocates (the loop's executor, SQLite
+    working without the GIL) otherwise gets an arena of its own, kept
+    afterwards: the idle cloud's API process held 4 MiB more (PSS 66 -> 62 MiB,
+    measured 2026-12-05). Its threads take turns on the interpreter anyway."""
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).mallopt(-8, count)  # M_ARENA_MAX
+    except (OSError, AttributeError):  # not glibc
+        pass

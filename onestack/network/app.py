@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
 
     from onestack.common.cloud import Cloud
-    from onestack.network.agent.process import AgentProcess
+    from onestack.network.agent.process import AgentProcess, Init
     from onestack.network.agent.runner import DataPlane
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,22 @@ class NetworkApp(NetworkService):
 
         return no_nul_in_path
 
+    def pre_fork(self) -> None:
+        """``onestack up``, once prepared, before any event loop or worker thread:
+        fork the agent's first process (``agent/prefork.py``), sharing what
+        start-up made. No database connection may cross the fork: the pool's
+        are closed first (the API's process opens new ones when it needs them)."""
+        if self.agent_process is not None:
+            import threading
+
+            from onestack.network.agent.prefork import PreforkedAgent
+
+            if threading.active_count() > 1:  # not safe: executed at its start instead
+                log.info("network agent: threads running before serving; not forked")
+                return
+            self.cloud.db.dispose()
+            self.agent_process.forked = PreforkedAgent.fork(run_agent_process)
+
     def prepare(self) -> None:
         """Runs before serving (schema upgraded, identity bootstrapped): the
         host's range is free for this cloud (else StartError), the defaults."""
@@ -121,10 +137,12 @@ class NetworkApp(NetworkService):
             await self.dataplane.stop()
 
 
-def run_agent_process(fd: int) -> int:
+def run_agent_process(fd: int, init: Init | None = None, parent: int | None = None) -> int:
     """``onestack network-agent`` (started by ``onestack up``, see
     ``agent/process.py``): this cloud's network agent, in this process, until
-    the API's process stops it or goes away."""
+    the API's process stops it or goes away. ``init`` and ``parent`` when
+    forked by ``onestack up`` (``agent/prefork.py``); else the settings come on
+    standard input."""
     import asyncio
     import logging as _logging
 
@@ -133,8 +151,12 @@ def run_agent_process(fd: int) -> int:
     from onestack.common.tasks import core as tasks_core
     from onestack.network.agent import process
 
-    init = process.read_init()
-    process.die_with_parent(init.parent)
+    if init is None:
+        init = process.read_init()
+    if not isinstance(init, process.Init):
+        log.error("onestack network-agent: started by onestack up only")
+        return 1
+    process.die_with_parent(init.parent if parent is None else parent)
     _logging.basicConfig(level=init.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = init.settings
     settings.network.agent_process = False  # the handlers run here

@@ -1,9 +1,11 @@
 """The network agent in a process of its own (root): ``onestack up`` starts it
-as its child, wakes it when tasks are enqueued, starts it again if it dies, and
-takes it along when it ends. One cloud, bounded (~20 s)."""
+as its child (forked at start-up, holding nothing of the API's; executed when
+started again), wakes it when tasks are enqueued, starts it again if it dies,
+and takes it along when it ends. Bounded (~30 s)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -23,6 +25,49 @@ from tests.e2e.test_network_dataplane import ENV, Cloud, Vm, wait_for
 pytestmark = pytest.mark.e2e
 
 
+def argv(pid: int) -> list[bytes]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+    except OSError:
+        return []
+
+
+def forked(pid: int) -> bool:
+    """Forked by ``onestack up`` (named so), not executed (``-m onestack.cli network-agent --fd N``)."""
+    return argv(pid) == [b"onestack network-agent"]
+
+
+def sockets(pid: int) -> set[str]:
+    """The inodes of the sockets ``pid`` holds."""
+    found = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                found.add(target[8:-1])
+    return found
+
+
+def listening(port: int) -> str:
+    """The inode of the TCP socket listening on ``port``."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
+                return fields[9]
+    raise AssertionError(f"nothing listens on {port}")
+
+
+def holds_nothing_of(agent: int, server: int, port: int, state: Path) -> None:
+    """The agent holds no socket of the API's process (its listening one above
+    all) and not its state directory's lock."""
+    api = sockets(server)
+    assert listening(port) in api
+    assert not sockets(agent) & api, "the agent holds a socket of the API's process"
+    held = {os.readlink(fd) for fd in Path(f"/proc/{agent}/fd").iterdir()}
+    assert not {h for h in held if h.startswith(str(state)) and "lock" in h.lower()}, held
+
+
 def agent_children(pid: int) -> list[int]:
     """The pids of ``pid``'s children running ``onestack network-agent``."""
     try:
@@ -35,7 +80,7 @@ def agent_children(pid: int) -> list[int]:
             argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"network-agent" in argv:
+        if any(b"network-agent" in arg for arg in argv):
             found.append(int(child))
     return found
 
@@ -83,6 +128,9 @@ def test_the_agent_runs_beside_the_api_restarts_and_dies_with_it(cloud: Cloud) -
     server = cloud.info.process.pid
     first = wait_for("the agent's process", lambda: agent_children(server))
     assert len(first) == 1
+    assert forked(first[0]), argv(first[0])
+    api_port = int(cloud.info.url.rsplit(":", 1)[1])
+    holds_nothing_of(first[0], server, api_port, cloud.info.state_dir)
     # woken by the API's process at once: the worker's poll fallback is 5 s
     took = [dhcp_port_after(cloud, f"10.91.{i}.0/24") for i in range(3)]
     assert max(took) < 1.5, took
@@ -99,6 +147,8 @@ def test_the_agent_runs_beside_the_api_restarts_and_dies_with_it(cloud: Cloud) -
         second = wait_for("the agent started again",
                           lambda: [p for p in agent_children(server) if p != first[0]], timeout=15)
         assert len(second) == 1
+        assert not forked(second[0]) and b"--fd" in argv(second[0]), argv(second[0])
+        holds_nothing_of(second[0], server, api_port, cloud.info.state_dir)
         # the new one watches the links too: unplugged -> DOWN
         vm.close()
         wait_for("the port DOWN", lambda: cloud.port_status(port.id) == "DOWN", timeout=10)
@@ -110,3 +160,39 @@ def test_the_agent_runs_beside_the_api_restarts_and_dies_with_it(cloud: Cloud) -
     cloud.info.process.kill()
     cloud.info.process.wait()
     wait_for("the agent gone", lambda: not alive(second[0]), timeout=5)
+
+
+def test_the_forked_agent_dies_with_the_api(tmp_path: Path) -> None:
+    """The agent forked at start-up goes when the API's process is killed outright."""
+    reason = e2e_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    state = tmp_path / "state"
+    c = Cloud(start_cloud(state, dict(ENV)))
+    agent = 0
+    try:
+        assert c.info.process is not None
+        agent = wait_for("the agent's process", lambda: agent_children(c.info.process.pid))[0]
+        assert forked(agent)
+        # it serves: the link watch makes a plugged port ACTIVE
+        net = c.net.create_network(name=f"ap-{uuid.uuid4().hex[:6]}")
+        c.net.create_subnet(network_id=net.id, ip_version=4, cidr="10.91.20.0/24")
+        port = c.net.create_port(network_id=net.id)
+        vm = Vm(c, port, net.mtu)
+        try:
+            wait_for("the port ACTIVE", lambda: c.port_status(port.id) == "ACTIVE", timeout=5)
+        finally:
+            vm.close()
+        wait_for("the port DOWN", lambda: c.port_status(port.id) == "DOWN", timeout=10)
+        c.info.process.kill()
+        c.info.process.wait()
+        # SIGTERM from the kernel: it stops as when told to (a running handler
+        # gets up to 10 s to finish)
+        wait_for("the agent gone", lambda: not alive(agent), timeout=15)
+    finally:
+        stop_cloud(c.info)
+        if agent and alive(agent):  # else it would make again what remove_all takes away
+            os.kill(agent, signal.SIGKILL)
+            wait_for("the agent killed", lambda: not alive(agent), timeout=5)
+        remove_all(state)
+        assert not netns.names(cloud_prefix(state)), "namespaces left after removal"

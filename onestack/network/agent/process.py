@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from onestack.common.cloud import Cloud
     from onestack.common.tasks.core import TasksService
     from onestack.config import Settings
+    from onestack.network.agent.prefork import PreforkedAgent
     from onestack.network.agent.runner import DataPlane
     from onestack.network.core import NetworkService
 
@@ -115,7 +116,10 @@ class AgentProcess:
         self.net = net
         self.cloud = net.cloud
         self.pace = dataplane.pace
-        self.proc: asyncio.subprocess.Process | None = None
+        # the running agent: an asyncio Process, or prefork.ForkedAgent
+        self.proc: Any = None
+        # forked by `onestack up` (NetworkApp.pre_fork) for the first start
+        self.forked: PreforkedAgent | None = None
         self.starts = 0  # how many times it was started (tests)
         self._sock: socket.socket | None = None
         self._task: asyncio.Task[None] | None = None
@@ -149,6 +153,9 @@ class AgentProcess:
                     proc.kill()
                 await proc.wait()
         self._close_link()
+        forked, self.forked = self.forked, None
+        if forked is not None:  # never started
+            await forked.discard()
 
     def _close_link(self) -> None:
         sock, self._sock = self._sock, None
@@ -175,6 +182,29 @@ class AgentProcess:
                                  log_level=logging.getLogger().getEffectiveLevel(),
                                  metadata_secret=secret))
 
+    async def _spawn(self, theirs: socket.socket) -> Any:
+        """The agent: the process forked by ``onestack up`` at its first start
+        (handed its settings on its link), else executed (handed them on its
+        standard input)."""
+        forked, self.forked = self.forked, None
+        if forked is not None:  # the first start only (see prefork.py)
+            try:
+                return forked.start(self._init(), theirs)
+            except OSError as exc:
+                log.warning("network agent process: the forked one is gone (%s); executing it", exc)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "onestack.cli", "network-agent", "--fd", str(theirs.fileno()),
+            stdin=asyncio.subprocess.PIPE, pass_fds=(theirs.fileno(),), start_new_session=True,
+            env=_child_env())
+        try:
+            assert proc.stdin is not None
+            proc.stdin.write(self._init())
+            await proc.stdin.drain()
+            proc.stdin.close()
+        except (ConnectionError, OSError) as exc:
+            log.warning("network agent process: could not hand it its settings: %s", exc)
+        return proc
+
     async def _supervise(self) -> None:
         wait = RESTART_MIN
         loop = asyncio.get_running_loop()
@@ -182,14 +212,10 @@ class AgentProcess:
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             began = time.monotonic()
             try:
-                proc = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "onestack.cli", "network-agent", "--fd", str(theirs.fileno()),
-                    stdin=asyncio.subprocess.PIPE, pass_fds=(theirs.fileno(),), start_new_session=True,
-                    env=_child_env())
+                proc = await self._spawn(theirs)
             except Exception:
                 log.exception("network agent process: cannot start it")
                 ours.close()
-                theirs.close()
                 await asyncio.sleep(wait)
                 wait = min(wait * 2, RESTART_MAX)
                 continue
@@ -200,13 +226,6 @@ class AgentProcess:
             ours.setblocking(False)
             self._sock = ours
             loop.add_reader(ours, self._receive, ours)
-            try:
-                assert proc.stdin is not None
-                proc.stdin.write(self._init())
-                await proc.stdin.drain()
-                proc.stdin.close()
-            except (ConnectionError, OSError) as exc:
-                log.warning("network agent process: could not hand it its settings: %s", exc)
             code = await proc.wait()
             self._close_link()
             if self._stopping:
