@@ -17,6 +17,7 @@ from onestack.network.dataplane import AgentInfo
 
 if TYPE_CHECKING:
     from onestack.common.cloud import Cloud
+    from onestack.common.db import Database
 
 # binary -> (agent_type, topic, has an availability zone)
 AGENTS: dict[str, tuple[str, str, bool]] = {
@@ -44,6 +45,28 @@ def configurations(binary: str, counts: dict[str, int], extra: dict[str, Any]) -
                 "log_agent_heartbeats": False}
     return {"metadata_proxy_socket": "in-process", "log_agent_heartbeats": False,
             "nova_metadata_host": extra.get("metadata", ""), "nova_metadata_port": 0}
+
+
+def resource_counts(db: Database) -> dict[str, int]:
+    """What the agents' configurations report: the cloud's ports, DHCP
+    networks, routers and associated floating IPs (blocking)."""
+    from sqlalchemy import func, select
+
+    from onestack.network.agent.reader import DHCP_OWNER
+    from onestack.network.models import FloatingIP, Port, Router
+
+    with db.read() as s:
+        def count(stmt: Any) -> int:
+            return int(s.scalar(stmt) or 0)
+
+        return {
+            "ports": count(select(func.count()).select_from(Port)),
+            "dhcp_networks": count(select(func.count()).select_from(Port)
+                                   .where(Port.device_owner == DHCP_OWNER)),
+            "routers": count(select(func.count()).select_from(Router)),
+            "floating_ips": count(select(func.count()).select_from(FloatingIP)
+                                  .where(FloatingIP.router_id.is_not(None))),
+        }
 
 
 def heartbeat(cloud: Cloud, host: str, zone: str, counts: dict[str, int], extra: dict[str, Any],

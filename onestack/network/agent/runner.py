@@ -536,26 +536,11 @@ class DataPlane:
         return await asyncio.to_thread(LinkWatch, self.layout.root_ns, poke)
 
     def _heartbeat(self, started: bool) -> None:
-        from sqlalchemy import func, select
+        from onestack.network.agent.agents import heartbeat, resource_counts
 
-        from onestack.network.agent.agents import heartbeat
-        from onestack.network.models import FloatingIP, Port, Router
-
-        with self.net.db.read() as s:
-            def count(stmt: Any) -> int:
-                return int(s.scalar(stmt) or 0)
-
-            counts = {
-                "ports": count(select(func.count()).select_from(Port)),
-                "dhcp_networks": count(select(func.count()).select_from(Port)
-                                       .where(Port.device_owner == reader.DHCP_OWNER)),
-                "routers": count(select(func.count()).select_from(Router)),
-                "floating_ips": count(select(func.count()).select_from(FloatingIP)
-                                      .where(FloatingIP.router_id.is_not(None))),
-            }
         extra = {"external": "host" if self.host_network else self.layout.external_ns}
         heartbeat(self.cloud, self.host_name, self.cloud.settings.hosts.availability_zone,
-                  counts, extra, started)
+                  resource_counts(self.net.db), extra, started)
         invalidate = getattr(self.net.agent_source, "invalidate", None)
         if invalidate is not None:
             invalidate()
