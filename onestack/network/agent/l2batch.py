@@ -62,7 +62,7 @@ async def handle(dp: DataPlane, ctxs: list[TaskContext]) -> list[Outcome]:
     ids = [str(ctx.payload["id"]) for ctx in ctxs]
     infos: list[reader.NetworkInfo | None] = await dp._read(reader.networks, ids)
     outcomes: list[Outcome] = [{} for _ in ids]
-    quick = [i for i, info in enumerate(infos) if info is not None and bridge_only(dp, info)]
+    quick = {i for i, info in enumerate(infos) if info is not None and bridge_only(dp, info)}
     for i, (nid, info) in enumerate(zip(ids, infos, strict=True)):
         if i in quick:
             continue

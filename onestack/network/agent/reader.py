@@ -88,14 +88,14 @@ class NetworkInfo:
         return None
 
 
-def _fixed_ips(s: Session, port_ids: list[str], network_id: str | None = None
+def _fixed_ips(s: Session, port_ids: list[str], network_ids: list[str] | None = None
                ) -> dict[str, list[tuple[str, str]]]:
     out: dict[str, list[tuple[str, str]]] = defaultdict(list)
     if not port_ids:
         return out
     stmt = select(IPAllocation.port_id, IPAllocation.subnet_id, IPAllocation.ip_address)
-    if network_id is not None:
-        stmt = stmt.where(IPAllocation.network_id == network_id)
+    if network_ids is not None:
+        stmt = stmt.where(IPAllocation.network_id.in_(network_ids))
     elif len(port_ids) <= 500:
         stmt = stmt.where(IPAllocation.port_id.in_(port_ids))
     wanted = set(port_ids)
@@ -137,12 +137,7 @@ def networks(s: Session, network_ids: list[str]) -> list[NetworkInfo | None]:
     cols = (Port.network_id, Port.id, Port.mac_address, Port.device_owner, Port.device_id,
             Port.project_id, Port.admin_state_up, Port.status, Port.dns_name)
     rows = s.execute(select(*cols).where(Port.network_id.in_(present)).order_by(Port.id)).all()
-    ips: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    if rows:
-        for pid, sid, ip in s.execute(
-                select(IPAllocation.port_id, IPAllocation.subnet_id, IPAllocation.ip_address)
-                .where(IPAllocation.network_id.in_(present))):
-            ips[pid].append((sid, ip))
+    ips = _fixed_ips(s, [r[1] for r in rows], present)
     ports: dict[str, list[PortInfo]] = defaultdict(list)
     for r in rows:
         ports[r[0]].append(PortInfo(r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8] or "",
